@@ -1,0 +1,109 @@
+# ctxvault - durable, private storage of user context.
+#
+#   make            build the programs (bin/) and the library
+#   make deps       install missing Debian packages (apt-get; sudo if not root)
+#   make check      every test, plain and under ASan+UBSan
+#   make run        build, start the pipeline on sample events, show them
+#   make bench      the throughput and latency figures
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build/plain
+BINDIR  ?= bin
+SAN     ?=
+
+PKGS    = libczmq libzmq jansson libsodium sqlite3 libzstd
+CC      ?= cc
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
+          -Wno-format-nonliteral
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -I$(BUILD)/gen \
+          -fno-omit-frame-pointer
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lczmq -lzmq -ljansson -lsodium -lsqlite3 -lzstd)
+ifneq ($(SAN),)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
+          libsodium-dev libsqlite3-dev libzstd-dev sqlite3 shunit2 supervisor
+
+PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store
+BINS     = $(addprefix $(BINDIR)/,$(PROGRAMS))
+LIB_SRCS = $(wildcard lib/*.c)
+GEN_SRCS = $(BUILD)/gen/defaults.c
+LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/defaults.o
+LIBA     = $(BUILD)/libctxvault.a
+UNIT_SRCS = $(wildcard tests/unit/*.c)
+UNIT_BIN = $(BUILD)/unit-tests
+TOOLS    = $(BUILD)/genevents
+
+.PHONY: all deps check check-plain check-asan run bench install clean programs
+all: $(BINS) $(TOOLS)
+
+programs: $(BINS) $(UNIT_BIN) $(TOOLS)
+
+$(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
+	@mkdir -p $(@D)
+	{ sh tools/embed.sh etc/ctxvault.conf cv_default_config_text; \
+	  sh tools/embed.sh etc/policy.conf cv_default_policy_text; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/%: bin/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(UNIT_BIN): $(UNIT_SRCS) $(wildcard tests/unit/*.h) $(LIBA)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(UNIT_SRCS) $(LIBA) $(LDLIBS)
+
+$(BUILD)/genevents: tests/tools/genevents.c $(LIBA)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Every test, twice: a -Werror build, then an ASan+UBSan build. One summary.
+check: deps
+	$(MAKE) programs
+	$(MAKE) programs BUILD=build/asan BINDIR=build/asan/bin SAN=1
+	@sh tests/run.sh --label plain bin $(BUILD)/unit-tests $(BUILD) > build/check-plain.log 2>&1; \
+	  tail -n 1 build/check-plain.log | sed 's/^/plain: /'; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  sh tests/run.sh --label asan build/asan/bin build/asan/unit-tests build/asan > build/check-asan.log 2>&1; \
+	  tail -n 1 build/check-asan.log | sed 's/^/asan: /'; \
+	sh tests/summarise.sh build/check-plain.log build/check-asan.log
+
+run: deps all
+	sh tools/run-demo.sh
+
+bench: deps all
+	sh tools/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/ctxvault
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 etc/ctxvault.conf etc/policy.conf $(DESTDIR)$(PREFIX)/share/ctxvault/
+
+clean:
+	rm -rf build $(BINS)

@@ -1,0 +1,248 @@
+/* ctxvault-encrypt - apply the field policy to NDJSON events: encrypt,
+ * pseudonymise, generalise, round, drop. A line it cannot process is
+ * dead-lettered, never passed on: nothing leaves this filter unprotected. */
+#include "config.h"
+#include "deadletter.h"
+#include "fieldcrypt.h"
+#include "keyring.h"
+#include "lineread.h"
+#include "policy.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ctxvault-encrypt [--home DIR] [-c FILE] [--policy FILE]\n"
+        "\n"
+        "Read NDJSON events on stdin, apply the field policy to each and\n"
+        "write the protected events to stdout.\n"
+        "\n"
+        "  --home DIR       the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
+        "  -c FILE          configuration file (default HOME/ctxvault.conf)\n"
+        "  --policy FILE    policy file (default: the instance's, else built in)\n"
+        "  -q, --quiet      no summary on stderr\n"
+        "  -h, --help       this help\n"
+        "  -V, --version    the version\n"
+        "\n"
+        "Exit status: 0 all events processed, 65 some lines rejected (see the\n"
+        "dead-letter file), 74 input or output failed, 78 configuration,\n"
+        "policy or keyring problem.\n");
+}
+
+typedef struct {
+    const cv_policy *policy;
+    const cv_keyring *kr;
+    cv_deadletter *dl;
+    size_t max_line;
+    char *out;     /* reused serialisation buffer */
+    size_t outcap;
+    uint64_t passed;
+} filter;
+
+/* Check and protect one line. 0 when written, 1 when dead-lettered, or
+ * EX_IOERR when stdout failed. */
+static int process(filter *f, uint64_t lineno, const char *line, size_t len)
+{
+    char reason[512];
+    json_error_t je;
+    json_t *ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!ev) {
+        snprintf(reason, sizeof reason, "invalid JSON at column %d: %s",
+                 je.column, je.text);
+        goto reject;
+    }
+    json_t *id = json_object_get(ev, "id");
+    if (!json_is_object(ev)) {
+        snprintf(reason, sizeof reason, "event is not a JSON object");
+        goto reject;
+    }
+    if (!json_is_string(id) || json_string_length(id) == 0) {
+        snprintf(reason, sizeof reason, "event has no non-empty string \"id\"");
+        goto reject;
+    }
+    if (strlen(json_string_value(id)) != json_string_length(id)) {
+        snprintf(reason, sizeof reason, "event \"id\" contains a NUL");
+        goto reject;
+    }
+    char err[256];
+    if (cv_policy_apply(f->policy, f->kr, ev, err, sizeof err) < 0) {
+        snprintf(reason, sizeof reason, "cannot apply policy: %s", err);
+        goto reject;
+    }
+    size_t n = json_dumpb(ev, f->out, f->outcap, JSON_COMPACT);
+    if (n >= f->outcap) { /* too small (or first use): grow and redo */
+        while (f->outcap <= n)
+            f->outcap = f->outcap ? f->outcap * 2 : 65536;
+        f->out = cv_realloc(f->out, f->outcap);
+        n = json_dumpb(ev, f->out, f->outcap, JSON_COMPACT);
+    }
+    json_decref(ev);
+    ev = NULL;
+    if (n == 0 || n >= f->outcap) {
+        snprintf(reason, sizeof reason, "cannot serialise event");
+        goto reject;
+    }
+    f->out[n++] = '\n';
+    if (fwrite(f->out, 1, n, stdout) != n) {
+        cv_err("cannot write to stdout: %s", strerror(errno));
+        return EX_IOERR;
+    }
+    f->passed++;
+    return 0;
+reject:
+    json_decref(ev);
+    cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, false);
+    return 1;
+}
+
+static int run(filter *f)
+{
+    cv_lineread *lr = cv_lineread_new(0, f->max_line);
+    const char *line;
+    size_t len;
+    int rc, status = 0;
+    while (!cv_stop_requested &&
+           (rc = cv_lineread_next(lr, &line, &len, false)) != CV_LR_EOF) {
+        if (rc == CV_LR_ERROR) {
+            /* a stop request interrupts the read: finish what is done */
+            if (!cv_stop_requested) {
+                cv_err("cannot read stdin: %s", strerror(errno));
+                status = EX_IOERR;
+            }
+            break;
+        }
+        uint64_t lineno = cv_lineread_lineno(lr);
+        if (rc == CV_LR_TOOLONG) {
+            char reason[128];
+            snprintf(reason, sizeof reason, "line longer than %zu bytes",
+                     f->max_line);
+            cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, true);
+            continue;
+        }
+        size_t i = 0;
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == len)
+            continue; /* blank lines are not events */
+        if (process(f, lineno, line, len) == EX_IOERR) {
+            status = EX_IOERR;
+            break;
+        }
+    }
+    cv_lineread_destroy(&lr);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"policy", required_argument, NULL, 'P'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL, *conf = NULL, *policy_file = NULL;
+    bool quiet = false;
+    int c;
+
+    umask(077);
+    cv_log_init(argv[0]);
+    while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': home = optarg; break;
+        case 'c': conf = optarg; break;
+        case 'P': policy_file = optarg; break;
+        case 'q': quiet = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ctxvault-encrypt %s\n", CV_VERSION); return 0;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    if (optind != argc) {
+        cv_err("unexpected argument '%s': events are read from stdin",
+               argv[optind]);
+        usage(stderr);
+        return EX_USAGE;
+    }
+    cv_install_signals();
+
+    int status = EX_CONFIG;
+    cv_keyring *kr = NULL;
+    cv_policy *policy = NULL;
+    filter f = {0};
+    cv_config cfg;
+    if (cv_config_load(&cfg, home, conf) > 0)
+        goto out;
+    if (cv_fieldcrypt_init() < 0) {
+        cv_err("cannot initialise libsodium");
+        status = EX_SOFTWARE;
+        goto out;
+    }
+    char err[512];
+    kr = cv_keyring_load(cfg.keyring_file, err, sizeof err);
+    if (!kr) {
+        struct stat st;
+        if (stat(cfg.keyring_file, &st) < 0 && errno == ENOENT)
+            cv_err("cannot load keyring: %s; run `ctxvault init` to create "
+                   "the instance", err);
+        else
+            cv_err("cannot load keyring: %s", err);
+        goto out;
+    }
+    /* the instance's policy file may be absent (built-in rules); one named
+     * on the command line must exist */
+    int problems = 0;
+    policy = cv_policy_load(policy_file ? policy_file : cfg.policy_file,
+                            policy_file == NULL, &problems);
+    if (!policy || problems > 0) {
+        cv_err("policy %s has %d problem%s; no events processed",
+               policy_file ? policy_file : cfg.policy_file, problems,
+               problems == 1 ? "" : "s");
+        goto out;
+    }
+    f.policy = policy;
+    f.kr = kr;
+    f.max_line = (size_t)cfg.max_line;
+    f.dl = cv_deadletter_open(cfg.deadletter_dir, "encrypt");
+    if (!f.dl) {
+        cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
+               strerror(errno));
+        status = EX_CANTCREAT;
+        goto out;
+    }
+    static char outbuf[1 << 20];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+
+    status = run(&f);
+    if (fflush(stdout) != 0 && !status) {
+        cv_err("cannot write to stdout: %s", strerror(errno));
+        status = EX_IOERR;
+    }
+    uint64_t rejected = cv_deadletter_count(f.dl);
+    if (rejected && !quiet)
+        cv_warn("%llu of %llu events rejected; they are in %s",
+                (unsigned long long)rejected,
+                (unsigned long long)(f.passed + rejected),
+                cv_deadletter_path(f.dl));
+    if (!status && cv_deadletter_failed(f.dl))
+        status = EX_IOERR; /* a rejected line is not even in the file */
+    if (!status && rejected)
+        status = EX_DATAERR;
+out:
+    cv_deadletter_close(&f.dl);
+    free(f.out);
+    cv_policy_destroy(&policy);
+    cv_keyring_destroy(&kr);
+    cv_config_free(&cfg);
+    return status;
+}

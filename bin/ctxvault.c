@@ -1,0 +1,248 @@
+/* ctxvault - the operator's command: create an instance, read what is
+ * stored, check it, and check the configuration. */
+#include "config.h"
+#include "db.h"
+#include "fieldcrypt.h"
+#include "inspect.h"
+#include "instance.h"
+#include "keyring.h"
+#include "policy.h"
+#include "timefmt.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ctxvault [--home DIR] [-c FILE] COMMAND [ARGS]\n"
+        "\n"
+        "commands:\n"
+        "  init                      create the instance (keeps what exists)\n"
+        "  query --user U [--kind K] [--since T] [--until T] [--limit N]\n"
+        "        [--oldest-first] [--decrypt]\n"
+        "                            a user's events as NDJSON, newest first\n"
+        "  get ID [--decrypt]        one event\n"
+        "  stats                     counts and sizes as JSON\n"
+        "  verify                    integrity_check and every row's checksum\n"
+        "  config check              validate the configuration and policy\n"
+        "\n"
+        "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
+        "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
+        "  -h, --help    this help\n"
+        "  -V, --version the version\n"
+        "\n"
+        "Times are RFC 3339. Exit status: 0 ok, 64 usage, 65 bad data or a\n"
+        "failed verify, 66 nothing found, 78 configuration problem.\n");
+}
+
+typedef struct {
+    cv_config cfg;
+    cv_keyring *kr;
+    cv_policy *pol;
+    cv_db *db;
+} ctx;
+
+/* Load what reading needs: keyring, policy, a read-only connection. */
+static int open_reader(ctx *c, bool need_policy)
+{
+    char err[1024];
+    int code, problems = 0;
+    if (cv_fieldcrypt_init() < 0) {
+        cv_err("cannot initialise libsodium");
+        return EX_SOFTWARE;
+    }
+    c->kr = cv_keyring_load(c->cfg.keyring_file, err, sizeof err);
+    if (!c->kr) {
+        cv_err("%s", err);
+        return EX_CONFIG;
+    }
+    if (need_policy) {
+        c->pol = cv_policy_load(c->cfg.policy_file, true, &problems);
+        if (!c->pol || problems)
+            return EX_CONFIG;
+    }
+    c->db = cv_db_open_reader(c->cfg.db_file, &code, err, sizeof err);
+    if (!c->db) {
+        cv_err("%s", err);
+        return code;
+    }
+    return 0;
+}
+
+static bool parse_time_opt(const char *opt, const char *v, int64_t *ms)
+{
+    if (cv_time_parse(v, strlen(v), ms))
+        return true;
+    cv_err("%s '%s' is not an RFC 3339 time (e.g. 2026-11-22T10:00:00Z)", opt, v);
+    return false;
+}
+
+static int cmd_query(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"kind", required_argument, NULL, 'k'},
+        {"since", required_argument, NULL, 's'},
+        {"until", required_argument, NULL, 't'},
+        {"limit", required_argument, NULL, 'n'},
+        {"oldest-first", no_argument, NULL, 'o'},
+        {"decrypt", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    cv_query q = {.since = -1, .until = -1, .limit = -1};
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': q.user = optarg; break;
+        case 'k': q.kind = optarg; break;
+        case 's': if (!parse_time_opt("--since", optarg, &q.since)) return EX_USAGE; break;
+        case 't': if (!parse_time_opt("--until", optarg, &q.until)) return EX_USAGE; break;
+        case 'n':
+            if (!cv_parse_int(optarg, 0, INT64_MAX, &q.limit)) {
+                cv_err("--limit '%s' is not a number", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'o': q.oldest_first = true; break;
+        case 'd': q.decrypt = true; break;
+        default: return EX_USAGE;
+        }
+    }
+    if (!q.user || !*q.user || optind != argc) {
+        cv_err("usage: ctxvault query --user U [--kind K] [--since T] "
+               "[--until T] [--limit N] [--oldest-first] [--decrypt]");
+        return EX_USAGE;
+    }
+    int rc = open_reader(c, true);
+    return rc ? rc : cv_inspect_query(c->db, c->pol, c->kr, &q, stdout);
+}
+
+static int cmd_get(ctx *c, int argc, char **argv)
+{
+    bool decrypt = false;
+    const char *id = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--decrypt") == 0)
+            decrypt = true;
+        else if (!id && argv[i][0] != '-')
+            id = argv[i];
+        else {
+            cv_err("usage: ctxvault get ID [--decrypt]");
+            return EX_USAGE;
+        }
+    }
+    if (!id) {
+        cv_err("usage: ctxvault get ID [--decrypt]");
+        return EX_USAGE;
+    }
+    int rc = open_reader(c, false);
+    return rc ? rc : cv_inspect_get(c->db, c->kr, id, decrypt, stdout);
+}
+
+static int cmd_config(ctx *c, int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "check") != 0) {
+        cv_err("usage: ctxvault config check");
+        return EX_USAGE;
+    }
+    /* the config itself was checked when loaded; now the policy */
+    int problems = 0;
+    cv_policy *pol = cv_policy_load(c->cfg.policy_file, true, &problems);
+    cv_policy_destroy(&pol);
+    if (problems) {
+        cv_err("%d problem%s in %s", problems, problems == 1 ? "" : "s",
+               c->cfg.policy_file);
+        return EX_CONFIG;
+    }
+    printf("%s: ok\n%s: ok\n",
+           c->cfg.config_file ? c->cfg.config_file : "built-in configuration",
+           c->cfg.policy_file);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL, *conf = NULL;
+    int o;
+
+    umask(077);
+    cv_log_init(argv[0]);
+    /* "+": stop at the command; its options are its own */
+    while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+        switch (o) {
+        case 'H': home = optarg; break;
+        case 'c': conf = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ctxvault %s\n", CV_VERSION); return 0;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    const char *cmd = argv[optind];
+    argc -= optind;
+    argv += optind;
+    static const char *const known[] = {"init", "query", "get", "stats",
+                                        "verify", "config", NULL};
+    bool ok = false;
+    for (int i = 0; known[i]; i++)
+        ok = ok || strcmp(cmd, known[i]) == 0;
+    if (!ok) {
+        cv_err("unknown command '%s' (see ctxvault --help)", cmd);
+        return EX_USAGE;
+    }
+
+    ctx c = {0};
+    int rc;
+    int problems = cv_config_load(&c.cfg, home, conf);
+    if (problems) {
+        rc = EX_CONFIG;
+        goto out;
+    }
+    if (strcmp(cmd, "init") == 0) {
+        if (argc != 1) {
+            cv_err("usage: ctxvault init");
+            rc = EX_USAGE;
+        } else {
+            rc = cv_instance_init(&c.cfg);
+        }
+    } else if (strcmp(cmd, "query") == 0) {
+        rc = cmd_query(&c, argc, argv);
+    } else if (strcmp(cmd, "get") == 0) {
+        rc = cmd_get(&c, argc, argv);
+    } else if (strcmp(cmd, "stats") == 0) {
+        rc = argc != 1 ? EX_USAGE : open_reader(&c, false);
+        if (!rc)
+            rc = cv_inspect_stats(c.db, stdout);
+    } else if (strcmp(cmd, "verify") == 0) {
+        rc = argc != 1 ? EX_USAGE : open_reader(&c, false);
+        if (!rc)
+            rc = cv_inspect_verify(c.db, c.kr, stdout);
+    } else {
+        rc = cmd_config(&c, argc, argv);
+    }
+    if (fflush(stdout) != 0 && !rc) {
+        cv_err("cannot write to stdout");
+        rc = EX_IOERR;
+    }
+out:
+    cv_db_close(&c.db);
+    cv_policy_destroy(&c.pol);
+    cv_keyring_destroy(&c.kr);
+    cv_config_free(&c.cfg);
+    return rc;
+}

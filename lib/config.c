@@ -1,0 +1,226 @@
+/* config.c - load an instance's configuration over the built-in defaults.
+ * The built-in defaults are etc/ctxvault.conf itself, embedded at build
+ * time, so both are parsed by the same code. */
+#include "config.h"
+
+#include "ini.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") ||
+        !strcmp(v, "1")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") ||
+        !strcmp(v, "0")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = cv_strdup(v);
+}
+
+#define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+static int handle(void *arg, const char *sec, const char *key,
+                  const char *v, int line, char *err, size_t errlen)
+{
+    cv_config *c = arg;
+    (void)line;
+    int64_t n;
+    if (!strcmp(sec, "paths")) {
+        char **dst = !strcmp(key, "policy")       ? &c->policy_file
+                     : !strcmp(key, "keyring")    ? &c->keyring_file
+                     : !strcmp(key, "database")   ? &c->db_file
+                     : !strcmp(key, "deadletter") ? &c->deadletter_dir
+                     : !strcmp(key, "run")        ? &c->run_dir
+                     : !strcmp(key, "spool")      ? &c->spool_dir
+                     : !strcmp(key, "backups")    ? &c->backup_dir
+                                                  : NULL;
+        if (!dst)
+            return BAD("unknown setting '%s' in [paths]", key);
+        if (!*v)
+            return BAD("empty path for '%s'", key);
+        set_str(dst, v);
+        return 0;
+    }
+    if (!strcmp(sec, "ingest")) {
+        if (!strcmp(key, "max_line")) {
+            n = cv_parse_size(v);
+            if (n < 64 || n > (int64_t)1 << 30)
+                return BAD("max_line '%s' is not a size from 64B to 1GiB", v);
+            c->max_line = n;
+        } else if (!strcmp(key, "max_depth")) {
+            if (!cv_parse_int(v, 1, 2000, &n))
+                return BAD("max_depth '%s' is not a number from 1 to 2000", v);
+            c->max_depth = (int)n;
+        } else {
+            return BAD("unknown setting '%s' in [ingest]", key);
+        }
+        return 0;
+    }
+    if (!strcmp(sec, "store")) {
+        if (!strcmp(key, "synchronous")) {
+            if (!strcmp(v, "normal"))
+                c->sync_full = false;
+            else if (!strcmp(v, "full"))
+                c->sync_full = true;
+            else
+                return BAD("synchronous '%s' is not 'normal' or 'full'", v);
+        } else if (!strcmp(key, "batch_size")) {
+            if (!cv_parse_int(v, 1, 1000000, &n))
+                return BAD("batch_size '%s' is not a number from 1 to 1000000", v);
+            c->batch_size = (int)n;
+        } else if (!strcmp(key, "batch_time")) {
+            n = cv_parse_duration(v);
+            if (n < 0 || n > 60000)
+                return BAD("batch_time '%s' is not a duration up to 60s", v);
+            c->batch_ms = n;
+        } else if (!strcmp(key, "wal_autocheckpoint")) {
+            if (!cv_parse_int(v, 0, 1000000, &n))
+                return BAD("wal_autocheckpoint '%s' is not a page count", v);
+            c->wal_autocheckpoint = (int)n;
+        } else if (!strcmp(key, "journal_size_limit")) {
+            n = cv_parse_size(v);
+            if (n < 0)
+                return BAD("journal_size_limit '%s' is not a size", v);
+            c->journal_size_limit = n;
+        } else if (!strcmp(key, "busy_timeout")) {
+            n = cv_parse_duration(v);
+            if (n < 0 || n > 3600000)
+                return BAD("busy_timeout '%s' is not a duration up to 1h", v);
+            c->busy_timeout_ms = (int)n;
+        } else if (!strcmp(key, "cache_size")) {
+            n = cv_parse_size(v);
+            if (n < 65536 || n > ((int64_t)1 << 34))
+                return BAD("cache_size '%s' is not a size from 64KiB to 16GiB", v);
+            c->cache_size = n;
+        } else if (!strcmp(key, "check_integrity")) {
+            if (!parse_bool(v, &c->check_integrity))
+                return BAD("check_integrity '%s' is not yes or no", v);
+        } else if (!strcmp(key, "check_checksums")) {
+            if (!parse_bool(v, &c->check_checksums))
+                return BAD("check_checksums '%s' is not yes or no", v);
+        } else {
+            return BAD("unknown setting '%s' in [store]", key);
+        }
+        return 0;
+    }
+    if (!*sec)
+        return BAD("setting '%s' outside any [section]", key);
+    return BAD("unknown section [%s]", sec);
+}
+
+static void report_stderr(void *arg, const char *msg)
+{
+    int *count = arg;
+    (*count)++;
+    cv_err("%s", msg);
+}
+
+static char *resolve(const char *home, const char *p)
+{
+    if (p[0] == '/')
+        return cv_strdup(p);
+    return cv_fmt("%s/%s", home, p);
+}
+
+static char *default_home(void)
+{
+    const char *env = getenv("CTXVAULT_HOME");
+    if (env && *env)
+        return cv_strdup(env);
+    const char *h = getenv("HOME");
+    return cv_fmt("%s/.ctxvault", h && *h ? h : ".");
+}
+
+static char *absolute(char *p)
+{
+    if (p[0] == '/')
+        return p;
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return p;
+    char *a = cv_fmt("%s/%s", cwd, p);
+    free(p);
+    return a;
+}
+
+int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
+{
+    memset(c, 0, sizeof *c);
+    int dummy = 0;
+    /* The defaults cannot fail to parse: a test checks the shipped file. */
+    ini_parse("built-in defaults", cv_default_config_text, handle, c,
+              report_stderr, &dummy);
+    c->home = absolute(home_opt ? cv_strdup(home_opt) : default_home());
+
+    int problems = 0;
+    char *path = file_opt ? cv_strdup(file_opt)
+                          : cv_fmt("%s/ctxvault.conf", c->home);
+    size_t len;
+    char *text = cv_read_file(path, 1 << 20, &len);
+    if (text) {
+        c->config_file = path;
+        if (strlen(text) != len) {
+            cv_err("%s: contains a NUL byte", path);
+            problems++;
+        } else {
+            ini_parse(path, text, handle, c, report_stderr, &problems);
+        }
+        free(text);
+    } else if (file_opt || errno != ENOENT) {
+        cv_err("cannot read config %s: %s", path, strerror(errno));
+        problems++;
+        free(path);
+    } else {
+        free(path);
+    }
+    char **paths[] = {&c->policy_file, &c->keyring_file, &c->db_file,
+                      &c->deadletter_dir, &c->run_dir, &c->spool_dir,
+                      &c->backup_dir};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        char *r = resolve(c->home, *paths[i]);
+        free(*paths[i]);
+        *paths[i] = r;
+    }
+    return problems;
+}
+
+int cv_config_check_text(const char *source, const char *text)
+{
+    cv_config c;
+    memset(&c, 0, sizeof c);
+    int problems = 0;
+    ini_parse(source, text, handle, &c, report_stderr, &problems);
+    c.home = cv_strdup("/");
+    cv_config_free(&c);
+    return problems;
+}
+
+void cv_config_free(cv_config *c)
+{
+    free(c->home);
+    free(c->config_file);
+    free(c->policy_file);
+    free(c->keyring_file);
+    free(c->db_file);
+    free(c->deadletter_dir);
+    free(c->run_dir);
+    free(c->spool_dir);
+    free(c->backup_dir);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,49 @@
+/* config.h - an instance's settings: where its files live and how its
+ * programs behave. Defaults are built in; CTXVAULT_HOME/ctxvault.conf (or
+ * -c FILE) overrides them. */
+#ifndef CV_CONFIG_H
+#define CV_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    char *home;           /* the instance directory */
+    char *config_file;    /* the file read, or NULL for built-in defaults */
+    /* paths, absolute after loading */
+    char *policy_file;
+    char *keyring_file;
+    char *db_file;
+    char *deadletter_dir;
+    char *run_dir;
+    char *spool_dir;
+    char *backup_dir;
+    /* ingest */
+    int64_t max_line;     /* bytes */
+    int max_depth;
+    /* store */
+    bool sync_full;
+    int batch_size;
+    int64_t batch_ms;
+    int wal_autocheckpoint;
+    int64_t journal_size_limit;
+    int busy_timeout_ms;
+    int64_t cache_size;   /* bytes */
+    bool check_integrity; /* full integrity_check on start, not quick_check */
+    bool check_checksums; /* verify every row's checksum on start */
+} cv_config;
+
+/* The commented default configuration that `ctxvault init` writes. */
+extern const char cv_default_config_text[];
+
+/* Resolve the instance (home_opt, else $CTXVAULT_HOME, else ~/.ctxvault)
+ * and load file_opt, else HOME/ctxvault.conf when present, else defaults.
+ * On a problem, reports each as "FILE:LINE: reason" on stderr and returns
+ * the number of problems (the config is still usable with defaults). */
+int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt);
+void cv_config_free(cv_config *c);
+
+/* Only check a config file's text; reports problems. Used by config check. */
+int cv_config_check_text(const char *source, const char *text);
+
+#endif

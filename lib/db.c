@@ -1,0 +1,368 @@
+/* db.c - opening the database safely: lock, pragmas, schema, recovery. */
+#include "db.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STMT_CACHE 32
+
+struct cv_db {
+    sqlite3 *h;
+    char *path;
+    int lock_fd;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    int ncache;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  seq         INTEGER PRIMARY KEY,"  /* commit order */
+    "  id          TEXT NOT NULL UNIQUE,"
+    "  user_id     TEXT NOT NULL,"
+    "  kind        TEXT NOT NULL,"
+    "  type        TEXT,"
+    "  ts          INTEGER NOT NULL,"     /* ms since the epoch, UTC */
+    "  created_at  INTEGER NOT NULL,"
+    "  expires_at  INTEGER,"              /* NULL: kept until erased */
+    "  scrub_after INTEGER,"              /* NULL: expires before scrubbing */
+    "  scrubbed_at INTEGER,"
+    "  body        TEXT NOT NULL,"
+    "  checksum    BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS events_user_ts ON events(user_id, ts);"
+    "CREATE INDEX IF NOT EXISTS events_user_kind_ts ON events(user_id, kind, ts);"
+    "CREATE INDEX IF NOT EXISTS events_expires ON events(expires_at)"
+    "  WHERE expires_at IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS events_scrub ON events(scrub_after)"
+    "  WHERE scrubbed_at IS NULL AND scrub_after IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS profiles ("
+    "  user_id        TEXT PRIMARY KEY,"
+    "  privacy_level  TEXT,"
+    "  retention_days INTEGER,"           /* NULL: forever */
+    "  ts             INTEGER NOT NULL,"  /* of the profile event applied */
+    "  event_id       TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key   TEXT PRIMARY KEY,"
+    "  value TEXT) WITHOUT ROWID;";
+
+sqlite3 *cv_db_handle(cv_db *db) { return db->h; }
+const char *cv_db_path(const cv_db *db) { return db->path; }
+const char *cv_db_errmsg(cv_db *db) { return sqlite3_errmsg(db->h); }
+
+int64_t cv_db_file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+static int exec(cv_db *db, const char *sql)
+{
+    return sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+}
+
+static int exec_fmt(cv_db *db, const char *fmt, long long v)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, fmt, v);
+    return exec(db, sql);
+}
+
+sqlite3_stmt *cv_db_stmt(cv_db *db, const char *sql)
+{
+    for (int i = 0; i < db->ncache; i++)
+        if (db->cache[i].sql == sql || strcmp(db->cache[i].sql, sql) == 0) {
+            sqlite3_reset(db->cache[i].st);
+            sqlite3_clear_bindings(db->cache[i].st);
+            return db->cache[i].st;
+        }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+                           NULL) != SQLITE_OK)
+        return NULL;
+    if (db->ncache < STMT_CACHE) {
+        db->cache[db->ncache].sql = sql;
+        db->cache[db->ncache].st = st;
+        db->ncache++;
+    } else {
+        /* full: callers use at most a handful of statements */
+        cv_die(EX_SOFTWARE, "statement cache full");
+    }
+    return st;
+}
+
+int cv_db_begin(cv_db *db) { return exec(db, "BEGIN IMMEDIATE"); }
+int cv_db_commit(cv_db *db) { return exec(db, "COMMIT"); }
+void cv_db_rollback(cv_db *db) { (void)exec(db, "ROLLBACK"); }
+
+/* Take the writer lock; on contention name the holder. */
+static int take_lock(const char *dbpath, const char *program, int *fd_out,
+                     char *err, size_t errlen)
+{
+    char *lpath = cv_fmt("%s.lock", dbpath);
+    int fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open lock file %s: %s", lpath,
+                 strerror(errno));
+        free(lpath);
+        return EX_IOERR;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char holder[128] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        snprintf(err, errlen,
+                 "database %s is already open for writing by %s; only one "
+                 "writer may run (stop it, or send the work to it)",
+                 dbpath, *holder ? holder : "another process");
+        close(fd);
+        free(lpath);
+        return EX_TEMPFAIL;
+    }
+    char who[128];
+    int n = snprintf(who, sizeof who, "%s (pid %ld)\n", program, (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, who, (size_t)n, 0) != n) {
+        snprintf(err, errlen, "cannot write lock file %s: %s", lpath,
+                 strerror(errno));
+        close(fd);
+        free(lpath);
+        return EX_IOERR;
+    }
+    free(lpath);
+    *fd_out = fd;
+    return 0;
+}
+
+static void db_free(cv_db *db)
+{
+    for (int i = 0; i < db->ncache; i++)
+        sqlite3_finalize(db->cache[i].st);
+    if (db->h)
+        sqlite3_close(db->h);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd); /* releases the flock */
+    free(db->path);
+    free(db);
+}
+
+void cv_db_close(cv_db **p)
+{
+    cv_db *db = *p;
+    if (!db)
+        return;
+    if (db->lock_fd >= 0) {
+        /* the writer leaves no WAL behind on a clean stop */
+        for (int i = 0; i < db->ncache; i++)
+            sqlite3_finalize(db->cache[i].st);
+        db->ncache = 0;
+        sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                  NULL, NULL);
+    }
+    db_free(db);
+    *p = NULL;
+}
+
+/* quick_check or integrity_check: NULL when ok, else the first finding. */
+static char *check(cv_db *db, bool full)
+{
+    sqlite3_stmt *st;
+    const char *sql = full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)";
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+        return cv_strdup(sqlite3_errmsg(db->h));
+    char *finding = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (r && strcmp(r, "ok") != 0 && !finding)
+            finding = cv_strdup(r);
+    }
+    if (rc != SQLITE_DONE && !finding)
+        finding = cv_strdup(sqlite3_errmsg(db->h));
+    sqlite3_finalize(st);
+    return finding;
+}
+
+cv_db *cv_db_open_writer(const cv_config *cfg, const char *program,
+                         cv_recovery *rec, int *code, char *err, size_t errlen)
+{
+    memset(rec, 0, sizeof *rec);
+    int64_t t0 = cv_mono_ms();
+    cv_db *db = cv_calloc(1, sizeof *db);
+    db->lock_fd = -1;
+    db->path = cv_strdup(cfg->db_file);
+    char *dir = cv_strdup(cfg->db_file);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (cv_mkdir_p(dir, 0700, false) < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+            free(dir);
+            *code = EX_CANTCREAT;
+            goto fail;
+        }
+    }
+    free(dir);
+    if ((*code = take_lock(db->path, program, &db->lock_fd, err, errlen)))
+        goto fail;
+
+    char *wal = cv_fmt("%s-wal", db->path);
+    rec->wal_bytes = cv_db_file_size(wal);
+    rec->wal_present = access(wal, F_OK) == 0;
+    free(wal);
+    rec->created = access(db->path, F_OK) != 0;
+
+    if (sqlite3_open_v2(db->path, &db->h,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", db->path,
+                 db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        *code = EX_CANTCREAT;
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->h, 1);
+    sqlite3_busy_timeout(db->h, cfg->busy_timeout_ms);
+
+    /* auto_vacuum only takes effect before the first table exists */
+    int rc = exec(db, "PRAGMA auto_vacuum=INCREMENTAL");
+    if (rc == SQLITE_OK)
+        rc = exec(db, "PRAGMA journal_mode=WAL");
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
+        snprintf(err, errlen,
+                 "database %s is corrupt (%s); restore it from a backup with "
+                 "'ctxvault-backup restore', or move it aside to start empty",
+                 db->path, sqlite3_errmsg(db->h));
+        *code = EX_DATAERR;
+        goto fail;
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up database %s: %s", db->path,
+                 sqlite3_errmsg(db->h));
+        *code = EX_IOERR;
+        goto fail;
+    }
+    rc = exec(db, cfg->sync_full ? "PRAGMA synchronous=FULL"
+                                 : "PRAGMA synchronous=NORMAL");
+    if (rc == SQLITE_OK)
+        rc = exec(db, "PRAGMA secure_delete=ON");
+    if (rc == SQLITE_OK)
+        rc = exec(db, "PRAGMA temp_store=MEMORY");
+    if (rc == SQLITE_OK)
+        rc = exec_fmt(db, "PRAGMA wal_autocheckpoint=%lld", cfg->wal_autocheckpoint);
+    if (rc == SQLITE_OK)
+        rc = exec_fmt(db, "PRAGMA journal_size_limit=%lld",
+                      (long long)cfg->journal_size_limit);
+    if (rc == SQLITE_OK)
+        rc = exec_fmt(db, "PRAGMA cache_size=-%lld",
+                      (long long)(cfg->cache_size / 1024));
+    if (rc == SQLITE_OK)
+        rc = exec(db, schema_sql);
+    if (rc == SQLITE_OK)
+        rc = exec_fmt(db,
+                      "INSERT OR IGNORE INTO meta(key, value) "
+                      "VALUES('schema_version', %lld)",
+                      CV_SCHEMA_VERSION);
+    if (rc != SQLITE_OK) {
+        int ext = sqlite3_extended_errcode(db->h);
+        bool corrupt = (ext & 0xff) == SQLITE_CORRUPT || (ext & 0xff) == SQLITE_NOTADB;
+        snprintf(err, errlen, "%s %s: %s%s", corrupt ? "corrupt database" :
+                 "cannot set up database", db->path, sqlite3_errmsg(db->h),
+                 corrupt ? "; restore it with 'ctxvault-backup restore'" : "");
+        *code = corrupt ? EX_DATAERR : EX_IOERR;
+        goto fail;
+    }
+
+    char *finding = check(db, cfg->check_integrity);
+    if (finding) {
+        snprintf(err, errlen,
+                 "database %s failed its %s (%s); refusing to write to it: "
+                 "restore it from a backup with 'ctxvault-backup restore'",
+                 db->path, cfg->check_integrity ? "integrity_check" : "quick_check",
+                 finding);
+        free(finding);
+        *code = EX_DATAERR;
+        goto fail;
+    }
+    /* fold what the WAL held into the database, and truncate it */
+    sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    rec->duration_ms = cv_mono_ms() - t0;
+    *code = 0;
+    return db;
+fail:
+    db_free(db);
+    return NULL;
+}
+
+cv_db *cv_db_open_reader(const char *path, int *code, char *err, size_t errlen)
+{
+    if (access(path, F_OK) != 0) {
+        snprintf(err, errlen, "no database at %s (run 'ctxvault init' and "
+                 "store some events first)", path);
+        *code = EX_NOINPUT;
+        return NULL;
+    }
+    cv_db *db = cv_calloc(1, sizeof *db);
+    db->lock_fd = -1;
+    db->path = cv_strdup(path);
+    if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        *code = EX_NOINPUT;
+        db_free(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db->h, 5000);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key='schema_version'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        int ext = sqlite3_extended_errcode(db->h) & 0xff;
+        snprintf(err, errlen, "%s %s: %s", ext == SQLITE_NOTADB || ext == SQLITE_CORRUPT
+                 ? "corrupt database" : "cannot read database", path,
+                 sqlite3_errmsg(db->h));
+        *code = (ext == SQLITE_NOTADB || ext == SQLITE_CORRUPT) ? EX_DATAERR : EX_NOINPUT;
+        db_free(db);
+        return NULL;
+    }
+    sqlite3_finalize(st);
+    *code = 0;
+    return db;
+}
+
+int cv_db_insert(cv_db *db, const cv_row *r)
+{
+    sqlite3_stmt *st = cv_db_stmt(db,
+        "INSERT INTO events(id, user_id, kind, type, ts, created_at, expires_at,"
+        " scrub_after, body, checksum) VALUES(?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(id) DO NOTHING");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->kind, -1, SQLITE_STATIC);
+    if (r->type)
+        sqlite3_bind_text(st, 4, r->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, r->ts);
+    sqlite3_bind_int64(st, 6, r->created_at);
+    if (r->expires_at >= 0)
+        sqlite3_bind_int64(st, 7, r->expires_at);
+    if (r->scrub_after >= 0)
+        sqlite3_bind_int64(st, 8, r->scrub_after);
+    sqlite3_bind_text(st, 9, r->body, (int)r->body_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 10, r->checksum, (int)r->checksum_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes(db->h) > 0 ? 1 : 0;
+}

@@ -1,0 +1,77 @@
+/* db.h - the event database: schema, pragmas, the single-writer lock,
+ * recovery on open, and the statements every program shares.
+ *
+ * Only ctxvault-store opens it for writing (DESIGN §3): the writer holds an
+ * exclusive flock on "<db>.lock", which names the holder, so a second
+ * writer refuses with a message saying who has it. Everyone else opens
+ * read-only connections. */
+#ifndef CV_DB_H
+#define CV_DB_H
+
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_SCHEMA_VERSION 1
+
+typedef struct cv_db cv_db;
+
+/* What recovery found and did on open, for logs and metrics. */
+typedef struct {
+    bool wal_present;       /* a WAL was there: the last run did not close */
+    int64_t wal_bytes;      /* its size before the checkpoint */
+    int64_t duration_ms;
+    bool created;           /* a new database */
+    int64_t checksum_bad;   /* rows failing their checksum (when checked) */
+} cv_recovery;
+
+/* Open (creating if needed) for writing: take the lock, apply the pragmas,
+ * create the schema, then recover (quick_check or integrity_check,
+ * checkpoint). NULL with a reason in err; *code is the sysexits status
+ * (EX_TEMPFAIL when locked, EX_DATAERR when corrupt, EX_IOERR ...). */
+cv_db *cv_db_open_writer(const cv_config *cfg, const char *program,
+                         cv_recovery *rec, int *code, char *err, size_t errlen);
+/* Open an existing database read-only. */
+cv_db *cv_db_open_reader(const char *path, int *code, char *err, size_t errlen);
+void cv_db_close(cv_db **p);
+
+sqlite3 *cv_db_handle(cv_db *db);
+const char *cv_db_path(const cv_db *db);
+
+/* Transactions: BEGIN IMMEDIATE (writes never meet SQLITE_BUSY midway). */
+int cv_db_begin(cv_db *db);
+int cv_db_commit(cv_db *db);
+void cv_db_rollback(cv_db *db);
+
+/* A prepared statement cached on the connection (keyed by its text). */
+sqlite3_stmt *cv_db_stmt(cv_db *db, const char *sql);
+
+/* One row to insert. */
+typedef struct {
+    const char *id;
+    const char *user_id;
+    const char *kind;
+    const char *type;       /* may be NULL */
+    int64_t ts;
+    int64_t created_at;
+    int64_t expires_at;     /* < 0: never */
+    int64_t scrub_after;    /* < 0: never */
+    const char *body;
+    size_t body_len;
+    const uint8_t *checksum;
+    size_t checksum_len;
+} cv_row;
+
+/* Insert idempotently on id: 1 inserted, 0 a duplicate, -1 error. */
+int cv_db_insert(cv_db *db, const cv_row *row);
+
+/* Describe the last error of the connection. */
+const char *cv_db_errmsg(cv_db *db);
+
+/* Sizes of the database and its WAL in bytes (0 when absent). */
+int64_t cv_db_file_size(const char *path);
+
+#endif

@@ -1,0 +1,40 @@
+/* event.h - what makes a line an event: validation and normalisation.
+ *
+ * An accepted event is a JSON object with a non-empty string "user_id" and
+ * a string "kind", an RFC 3339 "ts" if it has one, and an "id". The
+ * normalised event is the producer's own text with "id" (and "ts", when
+ * missing) inserted at the front: the producer's bytes are kept.
+ *
+ * A missing id is derived, never random, so a replay dedupes: a ULID-style
+ * 26-character string whose first 10 characters encode the event's time
+ * (0 when it has no ts) and the rest 80 bits of keyed BLAKE2b over the
+ * canonical form of the event (keys sorted, ts normalised, no id) taken
+ * before the missing ts is filled in. Time first, so the id index grows at
+ * its end. */
+#ifndef CV_EVENT_H
+#define CV_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_ID_MAX 128
+#define CV_KIND_MAX 64
+#define CV_USER_MAX 256
+
+typedef struct {
+    int max_depth;          /* nesting limit */
+    const uint8_t *id_key;  /* 32-byte key for derived ids */
+} cv_event_rules;
+
+/* Validate one line and produce its normalised text. 0 with a malloc'ed
+ * line (no newline) in *out; -1 with a reason in reason. now_ms fills a
+ * missing ts. */
+int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
+                       int64_t now_ms, char **out, size_t *outlen,
+                       char *reason, size_t rlen);
+
+/* Is s an acceptable producer id (1..128 printable ASCII characters, no
+ * quote, backslash or space)? */
+int cv_event_id_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,342 @@
+/* inspect.c - query, get, stats and verify on a read-only connection. */
+#include "inspect.h"
+
+#include "fieldcrypt.h"
+#include "progress.h"
+#include "timefmt.h"
+#include "util.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_VERSIONS 64
+
+/* --- decryption ---------------------------------------------------------- */
+
+/* The decrypted value when v is an envelope that opens; NULL otherwise,
+ * after revealing what v contains. path is v's dotted path. */
+static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
+                      char *path, size_t plen, int *failed, int depth)
+{
+    if (json_is_string(v) && cv_is_envelope(json_string_value(v))) {
+        char *plain = NULL, err[256];
+        size_t len;
+        if (cv_unseal(kr, json_string_value(v), id, path, &plain, &len, err,
+                      sizeof err) < 0) {
+            (*failed)++;
+            return NULL;
+        }
+        json_error_t je;
+        json_t *orig = json_loadb(plain, len, JSON_DECODE_ANY, &je);
+        sodium_memzero(plain, len);
+        free(plain);
+        if (!orig)
+            (*failed)++;
+        return orig;
+    }
+    if (depth > 2048)
+        return NULL;
+    size_t base = strlen(path);
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child) {
+            size_t klen = strlen(key);
+            if (base + klen + 2 > plen)
+                continue; /* a path this long was never sealed by us */
+            if (base)
+                path[base] = '.', memcpy(path + base + 1, key, klen + 1);
+            else
+                memcpy(path, key, klen + 1);
+            json_t *r = reveal(kr, id, child, path, plen, failed, depth + 1);
+            path[base] = '\0';
+            if (r)
+                json_object_set_new(v, key, r); /* replaces in place */
+        }
+    } else if (json_is_array(v)) {
+        /* array elements share their array's path */
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *r = reveal(kr, id, json_array_get(v, i), path, plen,
+                               failed, depth + 1);
+            if (r)
+                json_array_set_new(v, i, r);
+        }
+    }
+    return NULL;
+}
+
+void cv_reveal(const cv_keyring *kr, json_t *event, int *failed)
+{
+    const char *id = json_string_value(json_object_get(event, "id"));
+    char path[4096] = "";
+    if (id)
+        (void)reveal(kr, id, event, path, sizeof path, failed, 0);
+}
+
+/* --- printing rows -------------------------------------------------------- */
+
+static int print_body(const cv_keyring *kr, const char *body, int len,
+                      bool decrypt, FILE *out, int64_t *undecryptable)
+{
+    if (decrypt) {
+        json_error_t je;
+        json_t *o = json_loadb(body, (size_t)len, 0, &je);
+        if (o) {
+            int failed = 0;
+            cv_reveal(kr, o, &failed);
+            *undecryptable += failed;
+            char *text = json_dumps(o, CV_JSON_DUMP);
+            json_decref(o);
+            if (!text)
+                return EX_SOFTWARE;
+            int rc = fputs(text, out) < 0 || fputc('\n', out) == EOF;
+            free(text);
+            return rc ? EX_IOERR : 0;
+        }
+        /* not JSON any more: verify will say so; print it as stored */
+    }
+    if (fwrite(body, 1, (size_t)len, out) != (size_t)len || fputc('\n', out) == EOF)
+        return EX_IOERR;
+    return 0;
+}
+
+int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                     const cv_query *q, FILE *out)
+{
+    /* The user's rows are stored under their pseudonym, one per key
+     * version: look under each. */
+    uint32_t versions[MAX_VERSIONS];
+    size_t nv = cv_keyring_versions(kr, versions, MAX_VERSIONS);
+    char *users[MAX_VERSIONS];
+    size_t nu = 0;
+    for (size_t i = 0; i < nv; i++) {
+        char *u = cv_policy_stored_value(pol, kr, versions[i], "user_id", q->user);
+        if (!u)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < nu && !seen; k++)
+            seen = strcmp(users[k], u) == 0;
+        if (seen)
+            free(u);
+        else
+            users[nu++] = u;
+    }
+    if (nu == 0) {
+        cv_err("the policy neither keeps nor hashes user_id: cannot look up users");
+        return EX_CONFIG;
+    }
+    char sql[2048];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT body FROM events WHERE user_id IN (");
+    for (size_t i = 0; i < nu; i++)
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s?", i ? "," : "");
+    n += (size_t)snprintf(sql + n, sizeof sql - n, ")%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
+                          q->kind ? " AND kind = ?" : "",
+                          q->since >= 0 ? " AND ts >= ?" : "",
+                          q->until >= 0 ? " AND ts < ?" : "",
+                          q->oldest_first ? "ASC" : "DESC",
+                          q->oldest_first ? "ASC" : "DESC");
+    sqlite3_stmt *st;
+    int status = 0;
+    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        status = EX_SOFTWARE;
+        goto out;
+    }
+    int b = 1;
+    for (size_t i = 0; i < nu; i++)
+        sqlite3_bind_text(st, b++, users[i], -1, SQLITE_STATIC);
+    if (q->kind)
+        sqlite3_bind_text(st, b++, q->kind, -1, SQLITE_STATIC);
+    if (q->since >= 0)
+        sqlite3_bind_int64(st, b++, q->since);
+    if (q->until >= 0)
+        sqlite3_bind_int64(st, b++, q->until);
+    sqlite3_bind_int64(st, b++, q->limit >= 0 ? q->limit : -1);
+    int64_t undecryptable = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !status)
+        status = print_body(kr, (const char *)sqlite3_column_text(st, 0),
+                            sqlite3_column_bytes(st, 0), q->decrypt, out,
+                            &undecryptable);
+    if (!status && rc != SQLITE_DONE) {
+        cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        status = EX_IOERR;
+    }
+    sqlite3_finalize(st);
+    if (undecryptable)
+        cv_warn("%lld fields could not be decrypted (unknown key version or "
+                "tampered); they are shown sealed", (long long)undecryptable);
+out:
+    for (size_t i = 0; i < nu; i++)
+        free(users[i]);
+    return status;
+}
+
+int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
+                   bool decrypt, FILE *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(db), "SELECT body FROM events WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        return EX_SOFTWARE;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int status, rc = sqlite3_step(st);
+    int64_t bad = 0;
+    if (rc == SQLITE_ROW) {
+        status = print_body(kr, (const char *)sqlite3_column_text(st, 0),
+                            sqlite3_column_bytes(st, 0), decrypt, out, &bad);
+    } else if (rc == SQLITE_DONE) {
+        cv_err("no event with id %s", id);
+        status = EX_NOINPUT;
+    } else {
+        cv_err("cannot read %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        status = EX_IOERR;
+    }
+    sqlite3_finalize(st);
+    if (bad)
+        cv_warn("%lld fields could not be decrypted", (long long)bad);
+    return status;
+}
+
+static int64_t scalar(cv_db *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+int cv_inspect_stats(cv_db *db, FILE *out)
+{
+    json_t *o = json_object();
+    json_t *kinds = json_object();
+    sqlite3_stmt *st;
+    int64_t total = 0;
+    if (sqlite3_prepare_v2(cv_db_handle(db),
+                           "SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind",
+                           -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        json_decref(o);
+        json_decref(kinds);
+        return EX_IOERR;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t c = sqlite3_column_int64(st, 1);
+        json_object_set_new(kinds, (const char *)sqlite3_column_text(st, 0),
+                            json_integer(c));
+        total += c;
+    }
+    sqlite3_finalize(st);
+    int64_t now = cv_now_ms();
+    char sql[256];
+    json_object_set_new(o, "events", json_integer(total));
+    json_object_set_new(o, "by_kind", kinds);
+    json_object_set_new(o, "users",
+                        json_integer(scalar(db, "SELECT COUNT(DISTINCT user_id) FROM events")));
+    json_object_set_new(o, "profiles",
+                        json_integer(scalar(db, "SELECT COUNT(*) FROM profiles")));
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM events WHERE expires_at <= %lld", (long long)now);
+    json_object_set_new(o, "expired_not_deleted", json_integer(scalar(db, sql)));
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM events WHERE scrubbed_at IS NULL AND "
+             "scrub_after IS NOT NULL AND scrub_after <= %lld", (long long)now);
+    json_object_set_new(o, "scrub_due", json_integer(scalar(db, sql)));
+    int64_t oldest = scalar(db, "SELECT MIN(ts) FROM events");
+    int64_t newest = scalar(db, "SELECT MAX(ts) FROM events");
+    char t[40];
+    if (total > 0) {
+        cv_time_format_ms(oldest, t);
+        json_object_set_new(o, "oldest_ts", json_string(t));
+        cv_time_format_ms(newest, t);
+        json_object_set_new(o, "newest_ts", json_string(t));
+    }
+    char *wal = cv_fmt("%s-wal", cv_db_path(db));
+    json_object_set_new(o, "db_bytes", json_integer(cv_db_file_size(cv_db_path(db))));
+    json_object_set_new(o, "wal_bytes", json_integer(cv_db_file_size(wal)));
+    free(wal);
+    json_object_set_new(o, "page_size", json_integer(scalar(db, "PRAGMA page_size")));
+    json_object_set_new(o, "pages", json_integer(scalar(db, "PRAGMA page_count")));
+    json_object_set_new(o, "freelist_pages",
+                        json_integer(scalar(db, "PRAGMA freelist_count")));
+    json_object_set_new(o, "schema_version",
+                        json_integer(scalar(db, "SELECT value FROM meta WHERE key='schema_version'")));
+    int rc = json_dumpf(o, out, JSON_INDENT(2)) < 0 || fputc('\n', out) == EOF;
+    json_decref(o);
+    return rc ? EX_IOERR : 0;
+}
+
+int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)
+{
+    int status = 0;
+    sqlite3_stmt *st;
+    int64_t problems = 0;
+    if (sqlite3_prepare_v2(cv_db_handle(db), "PRAGMA integrity_check(100)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        cv_err("cannot check %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        return EX_DATAERR;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (r && strcmp(r, "ok") != 0) {
+            cv_err("%s: integrity_check: %s", cv_db_path(db), r);
+            problems++;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        cv_err("%s: integrity_check failed: %s", cv_db_path(db), cv_db_errmsg(db));
+        problems++;
+    }
+    sqlite3_finalize(st);
+
+    int64_t rows = 0, bad = 0, unknown = 0;
+    if (sqlite3_prepare_v2(cv_db_handle(db),
+                           "SELECT seq, id, user_id, kind, ts, body, checksum FROM events",
+                           -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read rows of %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        return EX_DATAERR;
+    }
+    cv_progress pr;
+    cv_progress_init(&pr, "verify");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        int ok = cv_row_checksum_check(
+            kr, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
+            id ? id : "", (const char *)sqlite3_column_text(st, 2),
+            (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),
+            (const char *)sqlite3_column_text(st, 5),
+            (size_t)sqlite3_column_bytes(st, 5));
+        if (ok == 0) {
+            cv_err("row %lld (id %s): checksum mismatch: the row was changed "
+                   "outside ctxvault", (long long)sqlite3_column_int64(st, 0),
+                   id ? id : "(null)");
+            bad++;
+        } else if (ok < 0) {
+            cv_err("row %lld (id %s): checksum under an unknown key version",
+                   (long long)sqlite3_column_int64(st, 0), id ? id : "(null)");
+            unknown++;
+        }
+        cv_progress_update(&pr, (uint64_t)rows, NULL);
+    }
+    cv_progress_done(&pr);
+    if (rc != SQLITE_DONE) {
+        cv_err("reading rows of %s failed: %s", cv_db_path(db), cv_db_errmsg(db));
+        problems++;
+    }
+    sqlite3_finalize(st);
+    fprintf(out, "%s: %s, %lld rows, %lld bad checksums, %lld unverifiable\n",
+            cv_db_path(db), problems ? "integrity_check FAILED" : "integrity ok",
+            (long long)rows, (long long)bad, (long long)unknown);
+    if (problems || bad || unknown)
+        status = EX_DATAERR;
+    return status;
+}

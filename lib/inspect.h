@@ -1,0 +1,40 @@
+/* inspect.h - the read side for operators: query, get, stats, verify. All
+ * of it runs on a read-only connection, beside a running store. */
+#ifndef CV_INSPECT_H
+#define CV_INSPECT_H
+
+#include "db.h"
+#include "keyring.h"
+#include "policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    const char *user;    /* as the producer sent it */
+    const char *kind;    /* NULL: any */
+    int64_t since, until;/* ms; < 0: open */
+    int64_t limit;       /* < 0: no limit */
+    bool oldest_first;
+    bool decrypt;
+} cv_query;
+
+/* Print matching events as NDJSON. Returns 0 or a sysexits status. */
+int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                     const cv_query *q, FILE *out);
+/* Print one event by id; EX_NOINPUT (66) when there is none. */
+int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
+                   bool decrypt, FILE *out);
+/* Counts by kind, sizes, WAL size, as one JSON object. */
+int cv_inspect_stats(cv_db *db, FILE *out);
+/* integrity_check and every row's checksum; names the bad rows on stderr.
+ * 0 when all is well, EX_DATAERR when anything is wrong. */
+int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out);
+
+/* Decrypt every envelope in an event in place (its "id" binds them). A
+ * field that cannot be opened is left sealed and counted in *failed. */
+void cv_reveal(const cv_keyring *kr, json_t *event, int *failed);
+
+#endif

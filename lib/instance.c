@@ -1,0 +1,107 @@
+/* instance.c - `ctxvault init`. */
+#include "instance.h"
+
+#include "db.h"
+#include "keyring.h"
+#include "policy.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern const char cv_default_config_text[];
+
+static int make_dir(const char *path)
+{
+    struct stat st;
+    bool existed = stat(path, &st) == 0;
+    if (cv_mkdir_p(path, 0700, true) < 0) {
+        cv_err("cannot create directory %s: %s", path, strerror(errno));
+        return EX_CANTCREAT;
+    }
+    if (!existed)
+        printf("created %s/\n", path);
+    return 0;
+}
+
+static int dir_of(const char *file)
+{
+    char *d = cv_strdup(file);
+    char *slash = strrchr(d, '/');
+    int rc = 0;
+    if (slash && slash != d) {
+        *slash = '\0';
+        rc = make_dir(d);
+    }
+    free(d);
+    return rc;
+}
+
+static int write_new(const char *path, const char *text)
+{
+    if (access(path, F_OK) == 0) {
+        printf("kept %s\n", path);
+        return 0;
+    }
+    if (cv_write_file_atomic(path, text, strlen(text), 0600, true) < 0 &&
+        errno != EEXIST) {
+        cv_err("cannot write %s: %s", path, strerror(errno));
+        return EX_CANTCREAT;
+    }
+    printf("created %s\n", path);
+    return 0;
+}
+
+int cv_instance_init(const cv_config *cfg)
+{
+    int rc;
+    if ((rc = make_dir(cfg->home)))
+        return rc;
+    const char *dirs[] = {cfg->deadletter_dir, cfg->run_dir, cfg->spool_dir,
+                          cfg->backup_dir};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+        if ((rc = make_dir(dirs[i])))
+            return rc;
+    if ((rc = dir_of(cfg->keyring_file)) || (rc = dir_of(cfg->db_file)) ||
+        (rc = dir_of(cfg->policy_file)))
+        return rc;
+
+    char *conf = cv_fmt("%s/ctxvault.conf", cfg->home);
+    rc = write_new(cfg->config_file ? cfg->config_file : conf,
+                   cv_default_config_text);
+    free(conf);
+    if (rc || (rc = write_new(cfg->policy_file, cv_default_policy_text)))
+        return rc;
+
+    if (access(cfg->keyring_file, F_OK) == 0) {
+        printf("kept %s (keys are never overwritten)\n", cfg->keyring_file);
+    } else {
+        char err[512];
+        if (cv_keyring_create(cfg->keyring_file, err, sizeof err) < 0) {
+            cv_err("%s", err);
+            return EX_CANTCREAT;
+        }
+        printf("created %s (key version 1)\n", cfg->keyring_file);
+    }
+
+    if (access(cfg->db_file, F_OK) == 0) {
+        /* never opened for writing here: a running store holds it */
+        printf("kept %s\n", cfg->db_file);
+        return 0;
+    }
+    char err[1024];
+    cv_recovery rec;
+    int code;
+    cv_db *db = cv_db_open_writer(cfg, "ctxvault init", &rec, &code, err,
+                                  sizeof err);
+    if (!db) {
+        cv_err("%s", err);
+        return code;
+    }
+    cv_db_close(&db);
+    printf("created %s\n", cfg->db_file);
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* keyring.h - the instance's versioned keys.
+ *
+ * A keyring file (JSON, 0600) holds numbered 32-byte master keys, one of
+ * them primary, plus an id key that never rotates (event ids must stay
+ * stable across rotation). Every use derives a per-purpose subkey from a
+ * version's master key (crypto_kdf), so no two purposes share a key. Key
+ * material lives in sodium_malloc'ed memory and is never logged. */
+#ifndef CV_KEYRING_H
+#define CV_KEYRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_KEY_BYTES 32
+
+typedef struct cv_keyring cv_keyring;
+
+/* Create a keyring file holding version 1 (primary) and a fresh id key.
+ * Never overwrites: fails with EEXIST when the file exists. 0 or -1 with
+ * a reason in err. */
+int cv_keyring_create(const char *path, char *err, size_t errlen);
+
+/* Load a keyring. NULL with a reason in err (missing file, bad format,
+ * permissions wider than 0600). */
+cv_keyring *cv_keyring_load(const char *path, char *err, size_t errlen);
+void cv_keyring_destroy(cv_keyring **p);
+
+/* The version that new writes use. */
+uint32_t cv_keyring_primary(const cv_keyring *kr);
+/* Versions present, ascending; returns how many (at most max written). */
+size_t cv_keyring_versions(const cv_keyring *kr, uint32_t *out, size_t max);
+
+/* Derive the subkey for purpose (any string, e.g. "aead", "hash:email",
+ * "checksum") from version's master key. 0, or -1 when the version is
+ * unknown. */
+int cv_keyring_subkey(const cv_keyring *kr, uint32_t version,
+                      const char *purpose, uint8_t out[CV_KEY_BYTES]);
+/* The id key: keyed digests for event ids. */
+const uint8_t *cv_keyring_id_key(const cv_keyring *kr);
+
+#endif

@@ -1,0 +1,906 @@
+/* policy.c - parse the retention and field policy and apply the field
+ * rules to events.
+ *
+ * Patterns are compiled once into segment arrays and indexed by their last
+ * segment, so finding the rule for a field costs one hash lookup and, as a
+ * rule, one or two segment matches, whatever the number of rules: the
+ * policy runs on every field of every event. */
+#include "policy.h"
+
+#include "fieldcrypt.h"
+#include "ini.h"
+#include "timefmt.h"
+#include "util.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 2048   /* ingest bounds nesting lower; this guards us */
+#define MAX_SEGS 256     /* segments in a pattern or a looked-up path */
+#define PURPOSE_MAX 32
+#define HOUR_MS 3600000
+#define DAY_MS 86400000LL
+
+typedef enum { SEG_LIT, SEG_ONE, SEG_ANY } seg_kind;
+
+typedef struct {
+    const char *s; /* not NUL-terminated in paths; literal text in rules */
+    size_t len;
+} pseg;
+
+typedef struct {
+    seg_kind kind;
+    pseg text;     /* for SEG_LIT */
+} seg;
+
+typedef struct {
+    int line;
+    char *pattern; /* as written; segment texts point into it */
+    seg *segs;
+    int nseg;
+    cv_op op;
+    char *arg;     /* the hash purpose */
+} rule;
+
+typedef struct {
+    pseg key;      /* the last literal segment shared by these rules */
+    uint32_t hash;
+    int *idx;      /* rule indices, ascending */
+    int n;
+} bucket;
+
+typedef struct {
+    char *name;
+    int64_t keep_ms, scrub_ms;
+    int keep_line, scrub_line; /* 0: not set */
+} kind_entry;
+
+struct cv_policy {
+    rule *rules;
+    int nrules;
+    cv_op default_op;
+    char *default_arg;
+    int default_line;
+    kind_entry *kinds;
+    int nkinds;
+    int64_t other_keep, other_scrub, ephemeral_ms;
+    int other_keep_line, other_scrub_line, ephemeral_line;
+    bucket *buckets; /* open addressing, nbuckets a power of two */
+    size_t nbuckets;
+    int *wild;       /* rules whose last segment is a wildcard */
+    int nwild;
+};
+
+static const char *const reserved[] = {"id", "kind", "type", "ts",
+                                       "privacy_level", "retention_days"};
+
+static const char *op_name(cv_op op)
+{
+    switch (op) {
+    case CV_OP_KEEP: return "keep";
+    case CV_OP_ENCRYPT: return "encrypt";
+    case CV_OP_HASH: return "hash";
+    case CV_OP_GENERALISE: return "generalise";
+    case CV_OP_ROUND: return "round";
+    case CV_OP_DROP: return "drop";
+    case CV_OP_MASK: return "mask";
+    }
+    return "?";
+}
+
+static uint32_t fnv1a(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static bool pseg_eq(pseg a, pseg b)
+{
+    return a.len == b.len && memcmp(a.s, b.s, a.len) == 0;
+}
+
+static bool is_reserved(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+        if (strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+#define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* "OPERATOR [ARG]" */
+static int parse_op(const char *v, cv_op *op, char **arg, char *err,
+                    size_t errlen)
+{
+    static const struct {
+        const char *name;
+        cv_op op;
+    } ops[] = {{"keep", CV_OP_KEEP},       {"encrypt", CV_OP_ENCRYPT},
+               {"hash", CV_OP_HASH},       {"generalise", CV_OP_GENERALISE},
+               {"generalize", CV_OP_GENERALISE}, {"round", CV_OP_ROUND},
+               {"drop", CV_OP_DROP},       {"mask", CV_OP_MASK}};
+    size_t wl = strcspn(v, " \t");
+    const char *rest = v + wl;
+    rest += strspn(rest, " \t");
+    *arg = NULL;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        if (strlen(ops[i].name) != wl || strncmp(ops[i].name, v, wl) != 0)
+            continue;
+        *op = ops[i].op;
+        if (*op == CV_OP_HASH) {
+            if (!*rest)
+                return BAD("'hash' needs a purpose, such as 'hash email': "
+                           "values hashed for different purposes must not "
+                           "be linkable");
+            if (!valid_name(rest, PURPOSE_MAX))
+                return BAD("hash purpose '%s' must be 1 to %d characters "
+                           "of a-z, 0-9, '_' and '-'", rest, PURPOSE_MAX);
+            *arg = cv_strdup(rest);
+        } else if (*rest) {
+            return BAD("operator '%s' takes no argument (got '%s')",
+                       ops[i].name, rest);
+        }
+        return 0;
+    }
+    return BAD("unknown operator '%.*s' (expected encrypt, hash PURPOSE, "
+               "generalise, round, drop, mask or keep)", (int)wl, v);
+}
+
+static int compile_pattern(const char *pat, rule *r, char *err, size_t errlen)
+{
+    r->pattern = cv_strdup(pat);
+    r->segs = NULL;
+    r->nseg = 0;
+    const char *s = r->pattern;
+    for (;;) {
+        size_t n = strcspn(s, ".");
+        if (n == 0)
+            return BAD("pattern '%s' has an empty segment", pat);
+        if (r->nseg == MAX_SEGS)
+            return BAD("pattern '%s' has more than %d segments", pat,
+                       MAX_SEGS);
+        seg g = {SEG_LIT, {s, n}};
+        if (n == 1 && s[0] == '*')
+            g.kind = SEG_ONE;
+        else if (n == 2 && s[0] == '*' && s[1] == '*')
+            g.kind = SEG_ANY;
+        else if (memchr(s, '*', n))
+            return BAD("pattern '%s': '*' and '**' must be whole segments",
+                       pat);
+        r->segs = cv_realloc(r->segs, (size_t)(r->nseg + 1) * sizeof *r->segs);
+        r->segs[r->nseg++] = g;
+        if (!s[n])
+            break;
+        s += n + 1;
+    }
+    return 0;
+}
+
+static void free_rule(rule *r)
+{
+    free(r->pattern);
+    free(r->segs);
+    free(r->arg);
+}
+
+static int add_rule(cv_policy *p, const char *pat, const char *v, int line,
+                    char *err, size_t errlen)
+{
+    rule r = {.line = line};
+    if (compile_pattern(pat, &r, err, errlen) < 0 ||
+        parse_op(v, &r.op, &r.arg, err, errlen) < 0)
+        goto bad;
+    if (r.nseg == 1 && r.segs[0].kind == SEG_LIT &&
+        is_reserved(r.segs[0].text.s, r.segs[0].text.len)) {
+        snprintf(err, errlen, "'%s' is a top-level member that store reads; "
+                 "it is never transformed, so a rule for it is an error", pat);
+        goto bad;
+    }
+    for (int i = 0; i < p->nrules; i++) {
+        if (strcmp(p->rules[i].pattern, pat) == 0) {
+            snprintf(err, errlen,
+                     "pattern '%s' already has a rule on line %d, which wins",
+                     pat, p->rules[i].line);
+            goto bad;
+        }
+    }
+    p->rules = cv_realloc(p->rules, (size_t)(p->nrules + 1) * sizeof r);
+    p->rules[p->nrules++] = r;
+    return 0;
+bad:
+    free_rule(&r);
+    return -1;
+}
+
+static kind_entry *kind_get(cv_policy *p, const char *name)
+{
+    for (int i = 0; i < p->nkinds; i++)
+        if (strcmp(p->kinds[i].name, name) == 0)
+            return &p->kinds[i];
+    p->kinds = cv_realloc(p->kinds, (size_t)(p->nkinds + 1) * sizeof *p->kinds);
+    kind_entry *k = &p->kinds[p->nkinds++];
+    memset(k, 0, sizeof *k);
+    k->name = cv_strdup(name);
+    return k;
+}
+
+static int set_once(int *line_slot, int line, const char *what, char *err,
+                    size_t errlen)
+{
+    if (*line_slot)
+        return BAD("'%s' is already set on line %d", what, *line_slot);
+    *line_slot = line;
+    return 0;
+}
+
+static int handle(void *arg, const char *sec, const char *key, const char *v,
+                  int line, char *err, size_t errlen)
+{
+    cv_policy *p = arg;
+    int64_t ms;
+    if (!strcmp(sec, "retention") || !strcmp(sec, "scrub")) {
+        bool keep = sec[0] == 'r';
+        if (!valid_name(key, 64))
+            return BAD("kind '%s' must be a-z, 0-9, '_' or '-'", key);
+        if (!strcmp(v, "forever") || (!keep && !strcmp(v, "never"))) {
+            ms = CV_FOREVER;
+        } else if (keep && !strcmp(v, "user")) {
+            ms = CV_USER_DEFINED;
+        } else {
+            ms = cv_parse_duration(v);
+            if (ms < 0 || (keep && ms == 0))
+                return keep ? BAD("retention '%s' for '%s' is not a duration "
+                                  "(such as 30d), 'forever' or 'user'", v, key)
+                            : BAD("scrub age '%s' for '%s' is not a duration "
+                                  "(such as 90d) or 'never'", v, key);
+        }
+        int *slot;
+        int64_t *dst;
+        if (!strcmp(key, "other")) {
+            slot = keep ? &p->other_keep_line : &p->other_scrub_line;
+            dst = keep ? &p->other_keep : &p->other_scrub;
+        } else {
+            kind_entry *k = kind_get(p, key);
+            slot = keep ? &k->keep_line : &k->scrub_line;
+            dst = keep ? &k->keep_ms : &k->scrub_ms;
+        }
+        if (set_once(slot, line, key, err, errlen) < 0)
+            return -1;
+        *dst = ms;
+        return 0;
+    }
+    if (!strcmp(sec, "privacy")) {
+        if (!strcmp(key, "ephemeral")) {
+            ms = cv_parse_duration(v);
+            if (ms <= 0)
+                return BAD("ephemeral '%s' is not a duration such as 1h", v);
+            if (set_once(&p->ephemeral_line, line, key, err, errlen) < 0)
+                return -1;
+            p->ephemeral_ms = ms;
+            return 0;
+        }
+        return BAD("unknown setting '%s' in [privacy] (expected ephemeral)",
+                   key);
+    }
+    if (!strcmp(sec, "fields")) {
+        if (!strcmp(key, "default")) {
+            cv_op op;
+            char *a;
+            if (parse_op(v, &op, &a, err, errlen) < 0)
+                return -1;
+            if (set_once(&p->default_line, line, key, err, errlen) < 0) {
+                free(a);
+                return -1;
+            }
+            p->default_op = op;
+            free(p->default_arg);
+            p->default_arg = a;
+            return 0;
+        }
+        return add_rule(p, key, v, line, err, errlen);
+    }
+    if (!*sec)
+        return BAD("setting '%s' outside any [section]", key);
+    return BAD("unknown section [%s] (expected retention, scrub, privacy or "
+               "fields)", sec);
+}
+
+typedef struct {
+    int *problems;
+} report_ctx;
+
+static void report(void *arg, const char *msg)
+{
+    report_ctx *rc = arg;
+    (*rc->problems)++;
+    cv_err("%s", msg);
+}
+
+static void index_rules(cv_policy *p)
+{
+    size_t n = 16;
+    while (n < (size_t)p->nrules * 2 + 1)
+        n *= 2;
+    p->nbuckets = n;
+    p->buckets = cv_calloc(n, sizeof *p->buckets);
+    for (int i = 0; i < p->nrules; i++) {
+        const rule *r = &p->rules[i];
+        const seg *last = &r->segs[r->nseg - 1];
+        if (last->kind != SEG_LIT) {
+            p->wild = cv_realloc(p->wild, (size_t)(p->nwild + 1) * sizeof(int));
+            p->wild[p->nwild++] = i;
+            continue;
+        }
+        uint32_t h = fnv1a(last->text.s, last->text.len);
+        size_t j = h & (n - 1);
+        while (p->buckets[j].key.s &&
+               !(p->buckets[j].hash == h && pseg_eq(p->buckets[j].key, last->text)))
+            j = (j + 1) & (n - 1);
+        bucket *b = &p->buckets[j];
+        b->key = last->text;
+        b->hash = h;
+        b->idx = cv_realloc(b->idx, (size_t)(b->n + 1) * sizeof(int));
+        b->idx[b->n++] = i;
+    }
+}
+
+/* Segment-wise glob: "**" is any run of segments, "*" exactly one. The
+ * classic single-backtrack wildcard match, linear in practice. */
+static bool rule_matches(const rule *r, const pseg *path, int n)
+{
+    int pi = 0, si = 0, star = -1, mark = 0;
+    while (si < n) {
+        if (pi < r->nseg && r->segs[pi].kind == SEG_ANY) {
+            star = pi++;
+            mark = si;
+        } else if (pi < r->nseg &&
+                   (r->segs[pi].kind == SEG_ONE ||
+                    pseg_eq(r->segs[pi].text, path[si]))) {
+            pi++;
+            si++;
+        } else if (star >= 0) {
+            pi = star + 1;
+            si = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (pi < r->nseg && r->segs[pi].kind == SEG_ANY)
+        pi++;
+    return pi == r->nseg;
+}
+
+/* The first rule matching path, or NULL (the default applies). */
+static const rule *lookup(const cv_policy *p, const pseg *path, int n)
+{
+    const bucket *b = NULL;
+    if (n == 0)
+        return NULL;
+    pseg last = path[n - 1];
+    uint32_t h = fnv1a(last.s, last.len);
+    for (size_t j = h & (p->nbuckets - 1); p->buckets[j].key.s;
+         j = (j + 1) & (p->nbuckets - 1)) {
+        if (p->buckets[j].hash == h && pseg_eq(p->buckets[j].key, last)) {
+            b = &p->buckets[j];
+            break;
+        }
+    }
+    /* merge the two ascending candidate lists so rule order is kept */
+    int bi = 0, wi = 0, bn = b ? b->n : 0;
+    while (bi < bn || wi < p->nwild) {
+        int i;
+        if (wi >= p->nwild || (bi < bn && b->idx[bi] < p->wild[wi]))
+            i = b->idx[bi++];
+        else
+            i = p->wild[wi++];
+        if (rule_matches(&p->rules[i], path, n))
+            return &p->rules[i];
+    }
+    return NULL;
+}
+
+static int split_path(const char *path, pseg *out, int max)
+{
+    int n = 0;
+    const char *s = path;
+    for (;;) {
+        if (n == max)
+            return -1;
+        size_t len = strcspn(s, ".");
+        out[n++] = (pseg){s, len};
+        if (!s[len])
+            return n;
+        s += len + 1;
+    }
+}
+
+cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg)
+{
+    pseg segs[MAX_SEGS];
+    int n = split_path(path, segs, MAX_SEGS);
+    const rule *r = n > 0 ? lookup(p, segs, n) : NULL;
+    if (arg)
+        *arg = r ? r->arg : p->default_arg;
+    return r ? r->op : p->default_op;
+}
+
+/* user_id is store's index: it may be kept or pseudonymised, nothing else,
+ * whichever rule (or the default) ends up matching it. */
+static void check_user_id(cv_policy *p, const char *source, report_ctx *rc)
+{
+    pseg uid = {"user_id", 7};
+    const rule *r = lookup(p, &uid, 1);
+    cv_op op = r ? r->op : p->default_op;
+    if (op == CV_OP_KEEP || op == CV_OP_HASH)
+        return;
+    char msg[512];
+    if (r)
+        snprintf(msg, sizeof msg,
+                 "%s:%d: rule '%s = %s' matches user_id, which may only be "
+                 "kept or hashed (add 'user_id = hash user' before it)",
+                 source, r->line, r->pattern, op_name(op));
+    else
+        snprintf(msg, sizeof msg,
+                 "%s:%d: default '%s' would apply to user_id, which may only "
+                 "be kept or hashed (add 'user_id = hash user')",
+                 source, p->default_line, op_name(op));
+    report(rc, msg);
+}
+
+cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
+{
+    int dummy = 0;
+    if (!problems)
+        problems = &dummy;
+    *problems = 0;
+    if (!text) {
+        cv_err("%s: no policy text", source);
+        (*problems)++;
+        return NULL;
+    }
+    cv_policy *p = cv_calloc(1, sizeof *p);
+    p->default_op = CV_OP_KEEP;
+    /* what a policy that leaves these out gets: DESIGN §4 */
+    p->other_keep = 30 * DAY_MS;
+    p->other_scrub = 90 * DAY_MS;
+    p->ephemeral_ms = HOUR_MS;
+    report_ctx rc = {problems};
+    ini_parse(source, text, handle, p, report, &rc);
+    index_rules(p);
+    check_user_id(p, source, &rc);
+    return p;
+}
+
+cv_policy *cv_policy_load(const char *path, bool missing_ok, int *problems)
+{
+    int dummy = 0;
+    if (!problems)
+        problems = &dummy;
+    *problems = 0;
+    if (!path)
+        return cv_policy_parse("built-in policy", cv_default_policy_text,
+                               problems);
+    size_t len;
+    char *text = cv_read_file(path, 1 << 20, &len);
+    if (!text) {
+        if (errno == ENOENT && missing_ok)
+            return cv_policy_parse("built-in policy", cv_default_policy_text,
+                                   problems);
+        cv_err("cannot read policy %s: %s", path,
+               errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+        (*problems)++;
+        return NULL;
+    }
+    if (strlen(text) != len) {
+        cv_err("%s: contains a NUL byte", path);
+        (*problems)++;
+        free(text);
+        return NULL;
+    }
+    cv_policy *p = cv_policy_parse(path, text, problems);
+    free(text);
+    return p;
+}
+
+void cv_policy_destroy(cv_policy **pp)
+{
+    cv_policy *p = *pp;
+    if (!p)
+        return;
+    for (int i = 0; i < p->nrules; i++)
+        free_rule(&p->rules[i]);
+    free(p->rules);
+    for (size_t i = 0; i < p->nbuckets; i++)
+        free(p->buckets[i].idx);
+    free(p->buckets);
+    free(p->wild);
+    for (int i = 0; i < p->nkinds; i++)
+        free(p->kinds[i].name);
+    free(p->kinds);
+    free(p->default_arg);
+    free(p);
+    *pp = NULL;
+}
+
+/* ---- retention -------------------------------------------------------- */
+
+static const kind_entry *kind_find(const cv_policy *p, const char *kind)
+{
+    for (int i = 0; kind && i < p->nkinds; i++)
+        if (strcmp(p->kinds[i].name, kind) == 0)
+            return &p->kinds[i];
+    return NULL;
+}
+
+int64_t cv_policy_keep_ms(const cv_policy *p, const char *kind)
+{
+    const kind_entry *k = kind_find(p, kind);
+    return k && k->keep_line ? k->keep_ms : p->other_keep;
+}
+
+int64_t cv_policy_scrub_ms(const cv_policy *p, const char *kind)
+{
+    const kind_entry *k = kind_find(p, kind);
+    return k && k->scrub_line ? k->scrub_ms : p->other_scrub;
+}
+
+int64_t cv_policy_ephemeral_ms(const cv_policy *p) { return p->ephemeral_ms; }
+
+/* ---- applying --------------------------------------------------------- */
+
+enum { R_ERR = -1, R_SAME = 0, R_REPLACE, R_DROP };
+
+typedef struct {
+    const cv_policy *p;
+    const cv_keyring *kr;
+    const char *event_id;
+    uint32_t primary;
+    int n;      /* path length */
+    int nest;   /* recursion depth, objects and arrays */
+    char *err;
+    size_t errlen;
+    pseg path[MAX_DEPTH];
+} walk;
+
+/* The dotted path of the current field, for the AD and messages. */
+static char *path_text(const walk *w, char *buf, size_t cap)
+{
+    size_t total = 0;
+    for (int i = 0; i < w->n; i++)
+        total += w->path[i].len + 1;
+    char *s = total <= cap ? buf : cv_malloc(total);
+    size_t o = 0;
+    for (int i = 0; i < w->n; i++) {
+        if (i)
+            s[o++] = '.';
+        memcpy(s + o, w->path[i].s, w->path[i].len);
+        o += w->path[i].len;
+    }
+    s[o] = '\0';
+    return s;
+}
+
+static int fail(walk *w, const char *what)
+{
+    char buf[256];
+    char *path = path_text(w, buf, sizeof buf);
+    snprintf(w->err, w->errlen, "%s at '%s'", what, path);
+    if (path != buf)
+        free(path);
+    return R_ERR;
+}
+
+static double round1(double x)
+{
+    double t = x * 10.0;
+    if (t > 9e15 || t < -9e15) /* no fraction left to round */
+        return x;
+    int64_t r = (int64_t)(t + (t >= 0 ? 0.5 : -0.5));
+    return (double)r / 10.0;
+}
+
+static json_t *round_number(json_t *v)
+{
+    if (json_is_integer(v))
+        return json_incref(v);
+    return json_real(round1(json_real_value(v)));
+}
+
+static int op_encrypt(walk *w, json_t *v, json_t **out)
+{
+    if (json_is_string(v) && cv_is_envelope(json_string_value(v)))
+        return R_SAME; /* sealed by an earlier run */
+    char *plain = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!plain)
+        return fail(w, "cannot serialise value");
+    size_t len = strlen(plain);
+    char buf[512], e[256];
+    char *path = path_text(w, buf, sizeof buf);
+    char *env = cv_seal(w->kr, plain, len, w->event_id, path, e, sizeof e);
+    sodium_memzero(plain, len);
+    free(plain);
+    if (path != buf)
+        free(path);
+    if (!env)
+        return fail(w, e);
+    *out = json_string_nocheck(env);
+    free(env);
+    return R_REPLACE;
+}
+
+static int op_hash(walk *w, json_t *v, const char *purpose, json_t **out)
+{
+    char ps[CV_PSEUDONYM_MAX];
+    int rc;
+    if (json_is_string(v)) {
+        if (cv_is_pseudonym(json_string_value(v)))
+            return R_SAME;
+        rc = cv_pseudonym(w->kr, w->primary, purpose, json_string_value(v),
+                          json_string_length(v), ps);
+    } else {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!t)
+            return fail(w, "cannot serialise value");
+        rc = cv_pseudonym(w->kr, w->primary, purpose, t, strlen(t), ps);
+        sodium_memzero(t, strlen(t));
+        free(t);
+    }
+    if (rc < 0)
+        return fail(w, "cannot hash: primary key version missing");
+    *out = json_string_nocheck(ps);
+    return R_REPLACE;
+}
+
+static int op_generalise(json_t *v, json_t **out)
+{
+    static const char *const names[] = {"city", "region", "country"};
+    static const char *const coords[] = {"lat", "lon", "latitude",
+                                         "longitude"};
+    if (json_is_object(v)) {
+        json_t *o = json_object();
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            json_t *x = json_object_get(v, names[i]);
+            if (json_is_string(x))
+                json_object_set(o, names[i], x);
+        }
+        for (size_t i = 0; i < sizeof coords / sizeof *coords; i++) {
+            json_t *x = json_object_get(v, coords[i]);
+            if (json_is_number(x))
+                json_object_set_new(o, coords[i], round_number(x));
+        }
+        *out = o;
+        return R_REPLACE;
+    }
+    if (json_is_number(v)) {
+        *out = round_number(v);
+        return R_REPLACE;
+    }
+    if (json_is_string(v)) {
+        /* "street, city, country" -> "country": the coarsest part */
+        const char *s = json_string_value(v);
+        const char *c = memrchr(s, ',', json_string_length(v));
+        const char *b = c ? c + 1 : s;
+        const char *e = s + json_string_length(v);
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (b == e)
+            return R_DROP;
+        if (!c && b == s && e == s + json_string_length(v))
+            return R_SAME;
+        *out = json_stringn_nocheck(b, (size_t)(e - b));
+        return R_REPLACE;
+    }
+    return R_DROP;
+}
+
+static int op_round(json_t *v, json_t **out)
+{
+    int64_t t;
+    if (json_is_string(v)) {
+        if (!cv_time_parse(json_string_value(v), json_string_length(v), &t))
+            return R_DROP;
+        char buf[40];
+        cv_time_format_ms(t - t % HOUR_MS, buf);
+        *out = json_string_nocheck(buf);
+        return R_REPLACE;
+    }
+    if (json_is_integer(v)) {
+        t = (int64_t)json_integer_value(v);
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d >= 0 && d < 9e15))
+            return R_DROP;
+        t = (int64_t)d;
+    } else {
+        return R_DROP;
+    }
+    if (t < 0)
+        return R_DROP;
+    int64_t unit = t > 100000000000LL ? HOUR_MS : 3600; /* ms or s */
+    *out = json_integer((json_int_t)(t - t % unit));
+    return R_REPLACE;
+}
+
+static int op_mask(json_t *v, json_t **out)
+{
+    if (!json_is_string(v))
+        return R_DROP;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v), chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((uint8_t)s[i] & 0xC0) != 0x80;
+    size_t hide = chars <= 4 ? chars : chars - 4;
+    /* byte offset where the shown tail starts: after `hide` characters */
+    size_t off = 0, seen = 0;
+    while (off < len) {
+        if (((uint8_t)s[off] & 0xC0) != 0x80) {
+            if (seen == hide)
+                break;
+            seen++;
+        }
+        off++;
+    }
+    char stack[256];
+    size_t n = hide + (len - off);
+    char *m = n < sizeof stack ? stack : cv_malloc(n + 1);
+    memset(m, '*', hide);
+    memcpy(m + hide, s + off, len - off);
+    *out = json_stringn_nocheck(m, n);
+    if (m != stack)
+        free(m);
+    return R_REPLACE;
+}
+
+static int transform(walk *w, cv_op op, const char *arg, json_t *v,
+                     json_t **out)
+{
+    switch (op) {
+    case CV_OP_KEEP: return R_SAME;
+    case CV_OP_DROP: return R_DROP;
+    case CV_OP_ENCRYPT: return op_encrypt(w, v, out);
+    case CV_OP_HASH: return op_hash(w, v, arg, out);
+    case CV_OP_GENERALISE: return op_generalise(v, out);
+    case CV_OP_ROUND: return op_round(v, out);
+    case CV_OP_MASK: return op_mask(v, out);
+    }
+    return fail(w, "unknown operator");
+}
+
+static int walk_object(walk *w, json_t *obj);
+static int walk_array(walk *w, json_t *arr, const rule *r);
+
+/* One value at the current path, r its rule (NULL: the default). keep
+ * descends into objects and arrays; the default applies to the leaves of
+ * what no rule matched; encrypt and drop take a matched value whole;
+ * hash, generalise, round and mask take each element of an array. */
+static int visit(walk *w, json_t *v, const rule *r, json_t **out)
+{
+    cv_op op = r ? r->op : w->p->default_op;
+    const char *arg = r ? r->arg : w->p->default_arg;
+    bool descend = op == CV_OP_KEEP || !r;
+    if (json_is_object(v) && descend)
+        return walk_object(w, v);
+    if (json_is_array(v) &&
+        (descend || (op != CV_OP_ENCRYPT && op != CV_OP_DROP)))
+        return walk_array(w, v, r);
+    return transform(w, op, arg, v, out);
+}
+
+static int walk_array(walk *w, json_t *arr, const rule *r)
+{
+    if (++w->nest > MAX_DEPTH)
+        return fail(w, "nesting deeper than 2048 levels");
+    for (size_t i = 0; i < json_array_size(arr);) {
+        json_t *nv = NULL;
+        int rc = visit(w, json_array_get(arr, i), r, &nv);
+        if (rc == R_ERR)
+            return R_ERR;
+        if (rc == R_DROP) {
+            json_array_remove(arr, i);
+            continue;
+        }
+        if (rc == R_REPLACE)
+            json_array_set_new(arr, i, nv);
+        i++;
+    }
+    w->nest--;
+    return R_SAME;
+}
+
+static int walk_object(walk *w, json_t *obj)
+{
+    if (++w->nest > MAX_DEPTH || w->n >= MAX_DEPTH)
+        return fail(w, "nesting deeper than 2048 levels");
+    bool top = w->n == 0;
+    void *it = json_object_iter(obj);
+    while (it) {
+        const char *key = json_object_iter_key(it);
+        size_t klen = json_object_iter_key_len(it);
+        json_t *v = json_object_iter_value(it);
+        void *next = json_object_iter_next(obj, it);
+        if (top && is_reserved(key, klen)) {
+            it = next;
+            continue;
+        }
+        w->path[w->n++] = (pseg){key, klen};
+        json_t *nv = NULL;
+        int rc = visit(w, v, lookup(w->p, w->path, w->n), &nv);
+        w->n--;
+        if (rc == R_ERR)
+            return R_ERR;
+        if (rc == R_REPLACE)
+            json_object_iter_set_new(obj, it, nv);
+        else if (rc == R_DROP)
+            json_object_del(obj, key); /* next stays valid */
+        it = next;
+    }
+    w->nest--;
+    return R_SAME;
+}
+
+int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
+                    char *err, size_t errlen)
+{
+    json_t *id = json_object_get(event, "id");
+    if (!json_is_object(event)) {
+        snprintf(err, errlen, "event is not a JSON object");
+        return -1;
+    }
+    if (!json_is_string(id) || json_string_length(id) == 0) {
+        snprintf(err, errlen, "event has no non-empty string \"id\"");
+        return -1;
+    }
+    /* the walk's path array is large: keep it off the stack */
+    walk *w = cv_malloc(sizeof *w);
+    w->p = p;
+    w->kr = kr;
+    w->event_id = json_string_value(id);
+    w->primary = cv_keyring_primary(kr);
+    w->n = 0;
+    w->nest = 0;
+    w->err = err;
+    w->errlen = errlen;
+    int rc = walk_object(w, event);
+    free(w);
+    return rc == R_ERR ? -1 : 0;
+}
+
+char *cv_policy_stored_value(const cv_policy *p, const cv_keyring *kr,
+                             uint32_t version, const char *path,
+                             const char *value)
+{
+    const char *arg;
+    cv_op op = cv_policy_op_for(p, path, &arg);
+    if (op == CV_OP_KEEP)
+        return cv_strdup(value);
+    if (op != CV_OP_HASH)
+        return NULL;
+    if (cv_is_pseudonym(value)) /* already in stored form */
+        return cv_strdup(value);
+    char ps[CV_PSEUDONYM_MAX];
+    if (cv_pseudonym(kr, version, arg, value, strlen(value), ps) < 0)
+        return NULL;
+    return cv_strdup(ps);
+}

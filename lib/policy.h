@@ -1,0 +1,82 @@
+/* policy.h - the retention and field policy (etc/policy.conf).
+ *
+ * [retention]  kind = DURATION | forever | user    (how long rows are kept)
+ * [scrub]      kind = DURATION                    (when personal data goes)
+ * [privacy]    ephemeral = DURATION               (privacy level limits)
+ * [fields]     PATTERN = OPERATOR [ARG]           (first match wins)
+ *              default = OPERATOR [ARG]           (what no rule matches)
+ *
+ * A PATTERN is a dotted path of object keys; "*" matches one key and "**"
+ * any number (including none). Array elements take their array's path.
+ * Operators: encrypt, hash PURPOSE, generalise, round, drop, mask, keep.
+ * keep descends into objects and arrays, so rules for nested fields still
+ * apply; encrypt and drop take the matched value whole; hash, generalise,
+ * round and mask take each element of an array. The default (keep unless
+ * set) applies to the leaves of objects no rule matched.
+ * The top-level members id, kind, type, ts, privacy_level and
+ * retention_days are never transformed: store reads them. user_id may only
+ * be kept or hashed. The built-in policy is etc/policy.conf itself. */
+#ifndef CV_POLICY_H
+#define CV_POLICY_H
+
+#include "keyring.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_FOREVER (-1)    /* keep_ms: never expires */
+#define CV_USER_DEFINED (-2) /* keep_ms: as long as the user's retention */
+
+typedef struct cv_policy cv_policy;
+
+typedef enum {
+    CV_OP_KEEP,
+    CV_OP_ENCRYPT,
+    CV_OP_HASH,
+    CV_OP_GENERALISE,
+    CV_OP_ROUND,
+    CV_OP_DROP,
+    CV_OP_MASK,
+} cv_op;
+
+extern const char cv_default_policy_text[];
+
+/* Parse policy text; each problem is reported on stderr as
+ * "SOURCE:LINE: reason" and counted in *problems. NULL only when the text
+ * is unusable. */
+cv_policy *cv_policy_parse(const char *source, const char *text, int *problems);
+/* Load a policy file, or the built-in policy when path is NULL or the file
+ * does not exist and missing_ok. */
+cv_policy *cv_policy_load(const char *path, bool missing_ok, int *problems);
+void cv_policy_destroy(cv_policy **p);
+
+/* Retention of a kind in ms, CV_FOREVER or CV_USER_DEFINED. Kinds not
+ * listed take the "other" entry. */
+int64_t cv_policy_keep_ms(const cv_policy *p, const char *kind);
+/* Scrub age of a kind in ms (CV_FOREVER: never scrubbed). */
+int64_t cv_policy_scrub_ms(const cv_policy *p, const char *kind);
+/* Retention of the ephemeral privacy level in ms (default 1h). */
+int64_t cv_policy_ephemeral_ms(const cv_policy *p);
+
+/* Apply the field rules to an event object in place. The event's "id"
+ * (a string) must be present: it is bound into every encrypted field.
+ * 0 on success; -1 with a reason in err, leaving the event half-done, so
+ * the caller must drop it rather than pass it on. */
+int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
+                    char *err, size_t errlen);
+
+/* The operator that applies to a path (for example "user_id"), and its
+ * argument (the hash purpose), if any. */
+cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg);
+
+/* How a value at the top-level path is stored under key version v: the
+ * pseudonym when the rule hashes it, the value itself when kept. Used to
+ * look up `--user U`. Writes at most CV_PSEUDONYM_MAX bytes... returns a
+ * malloc'ed string, or NULL when the rule is neither keep nor hash. */
+char *cv_policy_stored_value(const cv_policy *p, const cv_keyring *kr,
+                             uint32_t version, const char *path,
+                             const char *value);
+
+#endif

@@ -1,0 +1,63 @@
+/* retention.c - the retention rules of DESIGN §4 in one place. */
+#include "retention.h"
+
+#include <string.h>
+
+static const char *const names[] = {"", "public", "private", "anonymous",
+                                    "ephemeral"};
+
+bool cv_privacy_parse(const char *s, cv_privacy *out)
+{
+    for (int i = 1; i < 5; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (cv_privacy)i;
+            return true;
+        }
+    return false;
+}
+
+const char *cv_privacy_name(cv_privacy p)
+{
+    return (p >= 0 && p <= CV_PRIVACY_EPHEMERAL) ? names[p] : "";
+}
+
+/* min over durations where CV_FOREVER (< 0) means unbounded */
+static int64_t shorter(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
+                          int64_t created_at, const cv_profile *prof,
+                          int64_t *expires_at, int64_t *scrub_after)
+{
+    int64_t user_keep = CV_FOREVER;
+    if (prof && prof->known && prof->retention_days >= 0)
+        user_keep = prof->retention_days * 86400000LL;
+
+    int64_t keep = cv_policy_keep_ms(pol, kind);
+    if (keep == CV_USER_DEFINED)
+        keep = user_keep;
+    else
+        keep = shorter(keep, user_keep);
+    if (prof && prof->known && prof->privacy == CV_PRIVACY_EPHEMERAL)
+        keep = shorter(keep, cv_policy_ephemeral_ms(pol));
+
+    int64_t base = ts < created_at ? ts : created_at;
+    *expires_at = keep < 0 ? -1 : base + keep;
+
+    if (prof && prof->known && prof->privacy == CV_PRIVACY_ANONYMOUS) {
+        *scrub_after = created_at;
+        return;
+    }
+    int64_t scrub = cv_policy_scrub_ms(pol, kind);
+    *scrub_after = scrub < 0 ? -1 : base + scrub;
+    /* a row deleted before its scrub age never needs scrubbing; leaving
+     * it out keeps the scrub index small */
+    if (*scrub_after >= 0 && *expires_at >= 0 && *expires_at <= *scrub_after)
+        *scrub_after = -1;
+}

@@ -1,0 +1,38 @@
+/* retention.h - when a row expires and when its personal data is scrubbed,
+ * from the policy's kind defaults tightened by the user's profile
+ * (DESIGN §4): a shorter retention wins, ephemeral keeps data an hour,
+ * anonymous scrubs on arrival. */
+#ifndef CV_RETENTION_H
+#define CV_RETENTION_H
+
+#include "policy.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    CV_PRIVACY_UNSET = 0,
+    CV_PRIVACY_PUBLIC,
+    CV_PRIVACY_PRIVATE,
+    CV_PRIVACY_ANONYMOUS,
+    CV_PRIVACY_EPHEMERAL,
+} cv_privacy;
+
+typedef struct {
+    bool known;             /* a profile event has been seen */
+    cv_privacy privacy;
+    int64_t retention_days; /* < 0: forever */
+} cv_profile;
+
+/* Parse a privacy level name; false when unknown. */
+bool cv_privacy_parse(const char *s, cv_privacy *out);
+const char *cv_privacy_name(cv_privacy p);
+
+/* Compute expires_at and scrub_after (ms; -1 for never) of a row of kind
+ * with event time ts that arrived at created_at. Retention counts from the
+ * earlier of the two, so a clock running ahead cannot extend it. */
+void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
+                          int64_t created_at, const cv_profile *prof,
+                          int64_t *expires_at, int64_t *scrub_after);
+
+#endif

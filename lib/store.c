@@ -1,0 +1,311 @@
+/* store.c - checking, scheduling and inserting events in batches. */
+#include "store.h"
+
+#include "fieldcrypt.h"
+#include "jscan.h"
+#include "event.h"
+#include "retention.h"
+#include "timefmt.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROFILE_CACHE 4096 /* direct-mapped: bounded memory */
+
+struct cv_store {
+    cv_db *db;
+    const cv_policy *pol;
+    const cv_keyring *kr;
+    int max_depth;
+    bool hashed_users;  /* the policy pseudonymises user_id */
+    size_t pending;
+    cv_store_stats st;
+    struct {
+        char *user;
+        cv_profile p;
+    } cache[PROFILE_CACHE];
+};
+
+cv_store *cv_store_new(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                       int max_depth)
+{
+    cv_store *s = cv_calloc(1, sizeof *s);
+    s->db = db;
+    s->pol = pol;
+    s->kr = kr;
+    s->max_depth = max_depth;
+    const char *arg;
+    s->hashed_users = cv_policy_op_for(pol, "user_id", &arg) == CV_OP_HASH;
+    return s;
+}
+
+void cv_store_destroy(cv_store **p)
+{
+    cv_store *s = *p;
+    if (!s)
+        return;
+    for (int i = 0; i < PROFILE_CACHE; i++)
+        free(s->cache[i].user);
+    free(s);
+    *p = NULL;
+}
+
+size_t cv_store_pending(const cv_store *s) { return s->pending; }
+const cv_store_stats *cv_store_stats_get(const cv_store *s) { return &s->st; }
+
+static unsigned slot_of(const char *user)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % PROFILE_CACHE;
+}
+
+/* The user's profile, from the cache or the profiles table. */
+static int profile_get(cv_store *s, const char *user, cv_profile *out)
+{
+    unsigned i = slot_of(user);
+    if (s->cache[i].user && strcmp(s->cache[i].user, user) == 0) {
+        *out = s->cache[i].p;
+        return 0;
+    }
+    sqlite3_stmt *st = cv_db_stmt(s->db,
+        "SELECT privacy_level, retention_days FROM profiles WHERE user_id = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    memset(out, 0, sizeof *out);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->known = true;
+        const char *lvl = (const char *)sqlite3_column_text(st, 0);
+        if (lvl)
+            cv_privacy_parse(lvl, &out->privacy);
+        out->retention_days = sqlite3_column_type(st, 1) == SQLITE_NULL
+                                  ? -1 : sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+    free(s->cache[i].user);
+    s->cache[i].user = cv_strdup(user);
+    s->cache[i].p = *out;
+    return 0;
+}
+
+/* Recompute expires_at and scrub_after of every row of the user. */
+static int reschedule(cv_store *s, const char *user, const cv_profile *prof)
+{
+    sqlite3_stmt *sel = cv_db_stmt(s->db,
+        "SELECT seq, kind, ts, created_at FROM events WHERE user_id = ?");
+    sqlite3_stmt *upd = cv_db_stmt(s->db,
+        "UPDATE events SET expires_at = ?, scrub_after = ? WHERE seq = ?");
+    if (!sel || !upd)
+        return -1;
+    sqlite3_bind_text(sel, 1, user, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        int64_t exp, scrub;
+        cv_retention_compute(s->pol, (const char *)sqlite3_column_text(sel, 1),
+                             sqlite3_column_int64(sel, 2),
+                             sqlite3_column_int64(sel, 3), prof, &exp, &scrub);
+        sqlite3_reset(upd);
+        if (exp >= 0)
+            sqlite3_bind_int64(upd, 1, exp);
+        else
+            sqlite3_bind_null(upd, 1);
+        if (scrub >= 0)
+            sqlite3_bind_int64(upd, 2, scrub);
+        else
+            sqlite3_bind_null(upd, 2);
+        sqlite3_bind_int64(upd, 3, sqlite3_column_int64(sel, 0));
+        if (sqlite3_step(upd) != SQLITE_DONE) {
+            sqlite3_reset(sel);
+            return -1;
+        }
+        s->st.rows_rescheduled++;
+    }
+    sqlite3_reset(sel);
+    sqlite3_reset(upd);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Apply a profile event if it is the newest for its user. */
+static int profile_apply(cv_store *s, const char *user, const char *event_id,
+                         int64_t ts, const cv_profile *p)
+{
+    sqlite3_stmt *st = cv_db_stmt(s->db,
+        "INSERT INTO profiles(user_id, privacy_level, retention_days, ts, event_id)"
+        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id) DO UPDATE SET"
+        " privacy_level = ?2, retention_days = ?3, ts = ?4, event_id = ?5"
+        " WHERE excluded.ts >= profiles.ts");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    if (p->privacy != CV_PRIVACY_UNSET)
+        sqlite3_bind_text(st, 2, cv_privacy_name(p->privacy), -1, SQLITE_STATIC);
+    if (p->retention_days >= 0)
+        sqlite3_bind_int64(st, 3, p->retention_days);
+    sqlite3_bind_int64(st, 4, ts);
+    sqlite3_bind_text(st, 5, event_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (sqlite3_changes(cv_db_handle(s->db)) == 0)
+        return 0; /* an older profile event: the newer one stands */
+    unsigned i = slot_of(user);
+    free(s->cache[i].user);
+    s->cache[i].user = cv_strdup(user);
+    s->cache[i].p = *p;
+    s->st.profiles_applied++;
+    return reschedule(s, user, p);
+}
+
+#define REJECT(...) (snprintf(reason, rlen, __VA_ARGS__), CV_STORE_REJECTED)
+
+/* The profile fields of a profile event. */
+static int parse_profile(const cv_jfield *lvl, const cv_jfield *days,
+                         cv_profile *p, char *reason, size_t rlen)
+{
+    memset(p, 0, sizeof *p);
+    p->known = true;
+    p->retention_days = -1;
+    if (lvl->type == CV_JS_STRING) {
+        char buf[32];
+        if (!cv_jfield_string(lvl, buf, sizeof buf) ||
+            !cv_privacy_parse(buf, &p->privacy))
+            return REJECT("\"privacy_level\" must be public, private, "
+                          "anonymous or ephemeral");
+    } else if (lvl->type != CV_JS_ABSENT && lvl->type != CV_JS_NULL) {
+        return REJECT("\"privacy_level\" must be a string");
+    }
+    if (days->type == CV_JS_NUMBER) {
+        char buf[24];
+        int64_t d;
+        if (days->len >= sizeof buf)
+            return REJECT("\"retention_days\" is out of range");
+        memcpy(buf, days->val, days->len);
+        buf[days->len] = '\0';
+        if (!cv_parse_int(buf, 0, 36500, &d))
+            return REJECT("\"retention_days\" must be a whole number of days "
+                          "from 0 to 36500, or null for forever");
+        p->retention_days = d;
+    } else if (days->type != CV_JS_ABSENT && days->type != CV_JS_NULL) {
+        return REJECT("\"retention_days\" must be a number or null");
+    }
+    return 0;
+}
+
+int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
+                 size_t rlen)
+{
+    enum { F_ID, F_KIND, F_USER, F_TS, F_TYPE, F_LEVEL, F_DAYS, NF };
+    cv_jfield f[NF] = {{.name = "id"}, {.name = "kind"}, {.name = "user_id"},
+                       {.name = "ts"}, {.name = "type"},
+                       {.name = "privacy_level"}, {.name = "retention_days"}};
+    char why[160];
+    if (memchr(line, '\0', len))
+        return REJECT("NUL byte in line");
+    if (cv_jscan_object(line, len, s->max_depth, false, f, NF, why,
+                        sizeof why) < 0)
+        return REJECT("invalid JSON: %s", why);
+
+    char id[CV_ID_MAX + 1], kind[CV_KIND_MAX + 1], user[CV_USER_MAX + 1];
+    char type[CV_KIND_MAX + 1], tsbuf[64];
+    if (f[F_ID].type != CV_JS_STRING || !cv_jfield_string(&f[F_ID], id, sizeof id) ||
+        !cv_event_id_valid(id, strlen(id)))
+        return REJECT("no valid \"id\" (events reach store through ctxvault-ingest)");
+    if (f[F_KIND].type != CV_JS_STRING ||
+        !cv_jfield_string(&f[F_KIND], kind, sizeof kind) || !*kind)
+        return REJECT("\"kind\" missing or not a short string");
+    if (f[F_USER].type != CV_JS_STRING ||
+        !cv_jfield_string(&f[F_USER], user, sizeof user) || !*user)
+        return REJECT("\"user_id\" missing, empty or too long");
+    if (s->hashed_users && !cv_is_pseudonym(user))
+        return REJECT("\"user_id\" is not pseudonymised: events must pass "
+                      "through ctxvault-encrypt before store");
+    bool has_type = f[F_TYPE].type == CV_JS_STRING;
+    if (has_type && !cv_jfield_string(&f[F_TYPE], type, sizeof type))
+        return REJECT("\"type\" is longer than %d bytes", CV_KIND_MAX);
+    int64_t ts;
+    if (f[F_TS].type != CV_JS_STRING ||
+        !cv_jfield_string(&f[F_TS], tsbuf, sizeof tsbuf) ||
+        !cv_time_parse(tsbuf, strlen(tsbuf), &ts))
+        return REJECT("\"ts\" missing or not an RFC 3339 timestamp");
+
+    bool is_profile = strcmp(kind, "profile") == 0;
+    cv_profile newp;
+    if (is_profile && parse_profile(&f[F_LEVEL], &f[F_DAYS], &newp, reason,
+                                    rlen) < 0)
+        return CV_STORE_REJECTED;
+
+    if (s->pending == 0) {
+        if (cv_db_begin(s->db) != SQLITE_OK) {
+            snprintf(reason, rlen, "cannot begin a transaction: %s",
+                     cv_db_errmsg(s->db));
+            return CV_STORE_FAILED;
+        }
+    }
+    s->pending++;
+
+    cv_profile prof;
+    if (profile_get(s, user, &prof) < 0)
+        goto failed;
+    int64_t now = cv_now_ms();
+    cv_row row = {.id = id, .user_id = user, .kind = kind,
+                  .type = has_type ? type : NULL, .ts = ts, .created_at = now,
+                  .body = line, .body_len = len};
+    cv_retention_compute(s->pol, kind, ts, now, is_profile ? &newp : &prof,
+                         &row.expires_at, &row.scrub_after);
+    uint8_t sum[CV_CHECKSUM_BYTES];
+    if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), id, user, kind, ts,
+                        line, len, sum) < 0) {
+        snprintf(reason, rlen, "cannot checksum: no primary key");
+        return CV_STORE_FAILED;
+    }
+    row.checksum = sum;
+    row.checksum_len = sizeof sum;
+    int rc = cv_db_insert(s->db, &row);
+    if (rc < 0)
+        goto failed;
+    if (rc == 0) {
+        s->st.duplicates++;
+        return CV_STORE_DUPLICATE;
+    }
+    s->st.inserted++;
+    if (is_profile && profile_apply(s, user, id, ts, &newp) < 0)
+        goto failed;
+    return CV_STORE_INSERTED;
+failed:
+    snprintf(reason, rlen, "database error: %s", cv_db_errmsg(s->db));
+    return CV_STORE_FAILED;
+}
+
+int cv_store_commit(cv_store *s, char *err, size_t errlen)
+{
+    if (s->pending == 0)
+        return 0;
+    if (cv_db_commit(s->db) != SQLITE_OK) {
+        snprintf(err, errlen, "commit failed: %s", cv_db_errmsg(s->db));
+        return -1;
+    }
+    s->pending = 0;
+    s->st.batches++;
+    return 0;
+}
+
+void cv_store_rollback(cv_store *s)
+{
+    if (s->pending) {
+        cv_db_rollback(s->db);
+        s->pending = 0;
+        /* the cache may hold profiles from the rolled-back batch */
+        for (int i = 0; i < PROFILE_CACHE; i++) {
+            free(s->cache[i].user);
+            s->cache[i].user = NULL;
+        }
+    }
+}

@@ -1,0 +1,50 @@
+/* store.h - committing events: the writer's side of the database.
+ *
+ * An event line is checked (one scan, no tree), given its retention from
+ * the policy and the user's profile, checksummed and inserted, idempotent
+ * on id, in batches that the caller commits. A profile event updates the
+ * user's profile and reschedules their stored rows. */
+#ifndef CV_STORE_H
+#define CV_STORE_H
+
+#include "config.h"
+#include "db.h"
+#include "keyring.h"
+#include "policy.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cv_store cv_store;
+
+typedef struct {
+    uint64_t inserted;
+    uint64_t duplicates;
+    uint64_t rejected;
+    uint64_t batches;
+    uint64_t profiles_applied;
+    uint64_t rows_rescheduled;
+} cv_store_stats;
+
+/* Takes ownership of nothing: db, policy and keyring outlive the store. */
+cv_store *cv_store_new(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                       int max_depth);
+void cv_store_destroy(cv_store **p);
+
+enum { CV_STORE_INSERTED = 1, CV_STORE_DUPLICATE = 0, CV_STORE_REJECTED = -1,
+       CV_STORE_FAILED = -2 };
+
+/* Add one event line to the open batch (opening one if needed).
+ * CV_STORE_REJECTED: the line is bad (reason filled); the batch goes on.
+ * CV_STORE_FAILED: the database failed (reason filled); the caller must
+ * roll back and stop acknowledging. */
+int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
+                 size_t rlen);
+/* Events in the open batch (0 when none is open). */
+size_t cv_store_pending(const cv_store *s);
+/* Commit the open batch. 0, or -1 with the database's reason. */
+int cv_store_commit(cv_store *s, char *err, size_t errlen);
+void cv_store_rollback(cv_store *s);
+const cv_store_stats *cv_store_stats_get(const cv_store *s);
+
+#endif
