@@ -77,12 +77,12 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
         snprintf(reason, sizeof reason, "cannot apply policy: %s", err);
         goto reject;
     }
-    size_t n = json_dumpb(ev, f->out, f->outcap, JSON_COMPACT);
+    size_t n = json_dumpb(ev, f->out, f->outcap, CV_JSON_DUMP);
     if (n >= f->outcap) { /* too small (or first use): grow and redo */
         while (f->outcap <= n)
             f->outcap = f->outcap ? f->outcap * 2 : 65536;
         f->out = cv_realloc(f->out, f->outcap);
-        n = json_dumpb(ev, f->out, f->outcap, JSON_COMPACT);
+        n = json_dumpb(ev, f->out, f->outcap, CV_JSON_DUMP);
     }
     json_decref(ev);
     ev = NULL;
@@ -204,7 +204,9 @@ int main(int argc, char **argv)
     int problems = 0;
     policy = cv_policy_load(policy_file ? policy_file : cfg.policy_file,
                             policy_file == NULL, &problems);
-    if (!policy || problems > 0) {
+    if (!policy) /* unreadable: cv_policy_load said why */
+        goto out;
+    if (problems > 0) {
         cv_err("policy %s has %d problem%s; no events processed",
                policy_file ? policy_file : cfg.policy_file, problems,
                problems == 1 ? "" : "s");

@@ -115,8 +115,7 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
                         f[F_TS].escaped ? "(escaped)" : tsbuf);
     }
 
-    char idbuf[CV_ID_MAX + 1];
-    if (scanned == 1 && f[F_ID].type != CV_JS_ABSENT) {
+    if (scanned == 1) {
         /* the scanner could not rule out duplicate keys: let jansson */
         json_error_t je;
         json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
@@ -124,6 +123,7 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
             return FAIL("invalid JSON: %s", je.text);
         json_decref(o);
     }
+    char idbuf[CV_ID_MAX + 1];
     if (f[F_ID].type != CV_JS_ABSENT) {
         if (f[F_ID].type != CV_JS_STRING || f[F_ID].escaped ||
             !cv_event_id_valid(f[F_ID].val, f[F_ID].len))
@@ -132,26 +132,16 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
         memcpy(idbuf, f[F_ID].val, f[F_ID].len);
         idbuf[f[F_ID].len] = '\0';
     } else {
-        /* Canonical form for the digest: jansson with duplicate keys
-         * rejected by the scanner already, keys sorted, ts normalised. */
-        json_error_t je;
-        json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-        if (!o)
-            return FAIL("invalid JSON: %s", je.text);
-        if (has_ts) {
-            char norm[40];
-            cv_time_format_ms(ts, norm);
-            json_object_set_new(o, "ts", json_string(norm));
-        }
-        char *canon = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS |
-                                        JSON_REAL_PRECISION(15));
-        json_decref(o);
-        if (!canon)
-            return FAIL("cannot encode event");
+        /* The digest covers the event without insignificant whitespace,
+         * so a re-sent event dedupes however it was spaced (or CRLF'd). */
+        char stackbuf[4096];
+        char *canon = len < sizeof stackbuf ? stackbuf : cv_malloc(len + 1);
+        size_t clen = cv_jscan_compact(line, len, canon);
         uint8_t digest[16];
         crypto_generichash(digest, sizeof digest, (const unsigned char *)canon,
-                           strlen(canon), r->id_key, 32);
-        free(canon);
+                           clen, r->id_key, 32);
+        if (canon != stackbuf)
+            free(canon);
         make_id(has_ts ? ts : 0, digest, idbuf);
     }
 

@@ -8,9 +8,10 @@
  * A missing id is derived, never random, so a replay dedupes: a ULID-style
  * 26-character string whose first 10 characters encode the event's time
  * (0 when it has no ts) and the rest 80 bits of keyed BLAKE2b over the
- * canonical form of the event (keys sorted, ts normalised, no id) taken
- * before the missing ts is filled in. Time first, so the id index grows at
- * its end. */
+ * event without insignificant whitespace, taken before the missing ts is
+ * filled in. Time first, so the id index grows at its end. The key order
+ * counts: a producer that re-serialises with another order and wants
+ * dedupe gives its own ids. */
 #ifndef CV_EVENT_H
 #define CV_EVENT_H
 

@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,53 @@ const char *cv_fieldcrypt_algorithm(void)
     return alg_name(chosen);
 }
 
+/* Nonces come from a per-thread pool of random bytes refilled 4 KiB at a
+ * time: one getrandom(2) per field cost more than the cipher itself. A
+ * forked child must never hand out its parent's pool (same key, same
+ * nonces), so the pool is emptied in the child at fork. */
+#define POOL_BYTES 4096
+static _Thread_local struct {
+    uint8_t buf[POOL_BYTES];
+    size_t left;
+} pool;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    sodium_memzero(pool.buf, sizeof pool.buf);
+    pool.left = 0;
+}
+
+static void pool_register(void) { pthread_atfork(NULL, NULL, pool_forget); }
+
+static void random_nonce(uint8_t *out, size_t n)
+{
+    pthread_once(&pool_once, pool_register);
+    if (pool.left < n) {
+        randombytes_buf(pool.buf, sizeof pool.buf);
+        pool.left = sizeof pool.buf;
+    }
+    uint8_t *p = pool.buf + (sizeof pool.buf - pool.left);
+    memcpy(out, p, n);
+    sodium_memzero(p, n); /* a nonce is handed out once */
+    pool.left -= n;
+}
+
+/* Decimal digits of v at out, no NUL; returns how many. snprintf costs
+ * more than the hash it would label. */
+static size_t put_u32(char *out, uint32_t v)
+{
+    char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* "<event id>\0<path>" in buf when it fits, else on the heap (*heap set). */
 static uint8_t *make_ad(const char *event_id, const char *path,
                         uint8_t *buf, size_t cap, size_t *adlen, void **heap)
@@ -110,7 +158,7 @@ char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
     const uint8_t *ad = make_ad(event_id, path, adbuf, sizeof adbuf, &adlen,
                                 &adheap);
     uint8_t *ct = len <= sizeof ctbuf ? ctbuf : (ctheap = cv_malloc(len));
-    randombytes_buf(nonce, nlen);
+    random_nonce(nonce, nlen);
     int rc;
     if (alg == ALG_AES)
         rc = crypto_aead_aes256gcm_encrypt_detached(
@@ -124,14 +172,20 @@ char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
         snprintf(err, errlen, "%s encryption failed", alg_name(alg));
         goto done;
     }
-    char hdr[64];
-    int hl = snprintf(hdr, sizeof hdr, "enc:v%u:%s:", ver, alg_name(alg));
-    size_t total = (size_t)hl + b64_len(nlen) + 1 + b64_len(len) + 1 +
-                   b64_len(TAG_BYTES) + 1;
+    const char *an = alg_name(alg);
+    size_t al = strlen(an);
+    /* "enc:v" + at most 10 digits + ":" + algorithm + ":" */
+    size_t total = 5 + 10 + 1 + al + 1 + b64_len(nlen) + 1 + b64_len(len) +
+                   1 + b64_len(TAG_BYTES) + 1;
     out = cv_malloc(total);
     char *p = out;
-    memcpy(p, hdr, (size_t)hl);
-    p += hl;
+    memcpy(p, "enc:v", 5);
+    p += 5;
+    p += put_u32(p, ver);
+    *p++ = ':';
+    memcpy(p, an, al);
+    p += al;
+    *p++ = ':';
     sodium_bin2base64(p, total - (size_t)(p - out), nonce, nlen, B64V);
     p += b64_len(nlen);
     *p++ = ':';
@@ -304,16 +358,20 @@ int cv_pseudonym(const cv_keyring *kr, uint32_t version, const char *purpose,
 {
     char sub[128];
     uint8_t key[CV_KEY_BYTES], d[DIGEST_BYTES];
-    int n = snprintf(sub, sizeof sub, "hash:%s", purpose);
-    if (n < 0 || (size_t)n >= sizeof sub)
+    size_t pl = strlen(purpose);
+    if (pl + 6 > sizeof sub)
         return -1;
+    memcpy(sub, "hash:", 5);
+    memcpy(sub + 5, purpose, pl + 1);
     if (cv_keyring_subkey(kr, version, sub, key) < 0)
         return -1;
     crypto_generichash(d, sizeof d, data, len, key, sizeof key);
     sodium_memzero(key, sizeof key);
-    n = snprintf(out, CV_PSEUDONYM_MAX, "hash:v%u:", version);
-    sodium_bin2base64(out + n, CV_PSEUDONYM_MAX - (size_t)n, d, sizeof d,
-                      B64V);
+    /* "hash:v" + at most 10 digits + ":" + 22 + NUL fits CV_PSEUDONYM_MAX */
+    memcpy(out, "hash:v", 6);
+    size_t n = 6 + put_u32(out + 6, version);
+    out[n++] = ':';
+    sodium_bin2base64(out + n, CV_PSEUDONYM_MAX - n, d, sizeof d, B64V);
     return 0;
 }
 

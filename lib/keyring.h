@@ -32,7 +32,9 @@ size_t cv_keyring_versions(const cv_keyring *kr, uint32_t *out, size_t max);
 
 /* Derive the subkey for purpose (any string, e.g. "aead", "hash:email",
  * "checksum") from version's master key. 0, or -1 when the version is
- * unknown. */
+ * unknown. Derived subkeys are cached in the keyring (secure memory,
+ * shared safely by threads): callers may ask for one per field. The
+ * caller should wipe out when done. */
 int cv_keyring_subkey(const cv_keyring *kr, uint32_t version,
                       const char *purpose, uint8_t out[CV_KEY_BYTES]);
 /* The id key: keyed digests for event ids. */

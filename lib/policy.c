@@ -9,6 +9,8 @@
 
 #include "fieldcrypt.h"
 #include "ini.h"
+#include "jscan.h"
+#include "jwalk.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -579,7 +581,7 @@ typedef struct {
     int nest;   /* recursion depth, objects and arrays */
     char *err;
     size_t errlen;
-    pseg path[MAX_DEPTH];
+    pseg *path; /* MAX_DEPTH entries (the tree walk) or fewer (the text walk) */
 } walk;
 
 /* The dotted path of the current field, for the AD and messages. */
@@ -630,15 +632,25 @@ static int op_encrypt(walk *w, json_t *v, json_t **out)
 {
     if (json_is_string(v) && cv_is_envelope(json_string_value(v)))
         return R_SAME; /* sealed by an earlier run */
-    char *plain = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!plain)
-        return fail(w, "cannot serialise value");
-    size_t len = strlen(plain);
+    /* most values fit the stack: no allocation, and wiped after */
+    char stack[1024], *plain = stack;
+    size_t len = json_dumpb(v, stack, sizeof stack,
+                            CV_JSON_DUMP | JSON_ENCODE_ANY);
+    if (len == 0 || len > sizeof stack) {
+        plain = json_dumps(v, CV_JSON_DUMP | JSON_ENCODE_ANY);
+        if (!plain)
+            return fail(w, "cannot serialise value");
+        len = strlen(plain);
+    }
     char buf[512], e[256];
     char *path = path_text(w, buf, sizeof buf);
     char *env = cv_seal(w->kr, plain, len, w->event_id, path, e, sizeof e);
-    sodium_memzero(plain, len);
-    free(plain);
+    /* json_dumpb may have filled the stack buffer before falling back */
+    sodium_memzero(stack, len < sizeof stack ? len : sizeof stack);
+    if (plain != stack) {
+        sodium_memzero(plain, len);
+        free(plain);
+    }
     if (path != buf)
         free(path);
     if (!env)
@@ -658,7 +670,7 @@ static int op_hash(walk *w, json_t *v, const char *purpose, json_t **out)
         rc = cv_pseudonym(w->kr, w->primary, purpose, json_string_value(v),
                           json_string_length(v), ps);
     } else {
-        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *t = json_dumps(v, CV_JSON_DUMP | JSON_ENCODE_ANY);
         if (!t)
             return fail(w, "cannot serialise value");
         rc = cv_pseudonym(w->kr, w->primary, purpose, t, strlen(t), ps);
@@ -874,6 +886,7 @@ int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
     }
     /* the walk's path array is large: keep it off the stack */
     walk *w = cv_malloc(sizeof *w);
+    w->path = cv_malloc(MAX_DEPTH * sizeof *w->path);
     w->p = p;
     w->kr = kr;
     w->event_id = json_string_value(id);
@@ -883,8 +896,482 @@ int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
     w->err = err;
     w->errlen = errlen;
     int rc = walk_object(w, event);
+    free(w->path);
     free(w);
     return rc == R_ERR ? -1 : 0;
+}
+
+/* ---- applying to text ------------------------------------------------- */
+
+/* The same rules as the tree walk, on the event's text: one pass with the
+ * pull tokenizer, the input copied to the output in runs, and only the
+ * values a rule changes spliced in. An explicit frame stack (no recursion)
+ * tracks each open container: whether it is an object, the rule for an
+ * array's elements, and how many elements were seen and kept, which is
+ * what dropping needs to get the commas right. */
+
+typedef struct {
+    bool obj, top;
+    const rule *r;     /* an array's elements: their rule (NULL: default) */
+    size_t seen, kept; /* elements so far, and how many of them stay */
+    const char *sep;   /* where the last element (or the bracket) ended */
+} frame;
+
+#define SMALL 32 /* frames and path segments before the heap is needed */
+
+typedef struct {
+    walk w;          /* the operators' context: path, keyring, id, err */
+    cv_jwalk jw;
+    char **out;      /* the caller's output buffer */
+    size_t *outlen, *outcap;
+    const char *cp;  /* the input is copied up to here */
+    const char *line;
+    size_t len;
+    frame *fr;
+    int nfr, frcap, pathcap;
+    char *keys;      /* decoded escaped member names, bump-allocated */
+    size_t keys_used, keys_cap;
+    char *rep;       /* the text of a replacement value */
+    size_t replen, repcap;
+    bool id_seen;
+    frame fr_small[SMALL];
+    pseg path_small[SMALL];
+} text_walk;
+
+static void out_put(text_walk *t, const char *s, size_t n)
+{
+    if (n == 0)
+        return;
+    if (*t->outcap - *t->outlen <= n) { /* room for n and a NUL */
+        size_t c = *t->outcap ? *t->outcap : 4096;
+        while (c - *t->outlen <= n)
+            c *= 2;
+        *t->out = cv_realloc(*t->out, c);
+        *t->outcap = c;
+    }
+    memcpy(*t->out + *t->outlen, s, n);
+    *t->outlen += n;
+}
+
+/* Copy the input up to upto. */
+static void flush(text_walk *t, const char *upto)
+{
+    if (upto > t->cp) {
+        out_put(t, t->cp, (size_t)(upto - t->cp));
+        t->cp = upto;
+    }
+}
+
+static frame *push_frame(text_walk *t)
+{
+    if (t->nfr == t->frcap) {
+        int nc = t->frcap * 2;
+        frame *nf = cv_malloc((size_t)nc * sizeof *nf);
+        memcpy(nf, t->fr, (size_t)t->nfr * sizeof *nf);
+        if (t->fr != t->fr_small)
+            free(t->fr);
+        t->fr = nf;
+        t->frcap = nc;
+    }
+    return &t->fr[t->nfr++];
+}
+
+static void push_key(text_walk *t, pseg k)
+{
+    if (t->w.n == t->pathcap) {
+        int nc = t->pathcap * 2;
+        pseg *np = cv_malloc((size_t)nc * sizeof *np);
+        memcpy(np, t->w.path, (size_t)t->w.n * sizeof *np);
+        if (t->w.path != t->path_small)
+            free(t->w.path);
+        t->w.path = np;
+        t->pathcap = nc;
+    }
+    t->w.path[t->w.n++] = k;
+}
+
+/* The last token (a string or key) decoded into the name arena, which
+ * holds every escaped name of the event: a decoded name and its NUL are
+ * never longer than its escaped text, so len + 8 bytes are enough. */
+static int decode_token(text_walk *t, pseg *out)
+{
+    if (!t->keys) {
+        t->keys_cap = t->len + 8;
+        t->keys = cv_malloc(t->keys_cap);
+    }
+    cv_jfield f = {.type = CV_JS_STRING, .val = t->jw.tok + 1,
+                   .len = t->jw.len - 2, .escaped = true};
+    char *d = t->keys + t->keys_used;
+    if (!cv_jfield_string(&f, d, t->keys_cap - t->keys_used)) {
+        fail(&t->w, "cannot decode a member name");
+        return -1;
+    }
+    *out = (pseg){d, strlen(d)};
+    t->keys_used += out->len + 1;
+    return 0;
+}
+
+static int key_seg(text_walk *t, pseg *out)
+{
+    if (!t->jw.escaped) {
+        *out = (pseg){t->jw.tok + 1, t->jw.len - 2};
+        return 0;
+    }
+    return decode_token(t, out);
+}
+
+/* The top-level "id" must be the event_id the fields are bound to. */
+static int check_id(text_walk *t, int tok)
+{
+    t->id_seen = true;
+    if (tok == CV_JW_STRING) {
+        pseg s = {t->jw.tok + 1, t->jw.len - 2};
+        if (t->jw.escaped && decode_token(t, &s) < 0)
+            return -1;
+        if (s.len == strlen(t->w.event_id) &&
+            memcmp(s.s, t->w.event_id, s.len) == 0)
+            return 0;
+    }
+    snprintf(t->w.err, t->w.errlen,
+             "the event's \"id\" is not the event id given");
+    return -1;
+}
+
+/* pred on a NUL-terminated copy of s (wiped after: it may be a value) */
+static bool test_cstr(const char *s, size_t n, bool (*pred)(const char *))
+{
+    char stack[256];
+    char *b = n < sizeof stack ? stack : cv_malloc(n + 1);
+    memcpy(b, s, n);
+    b[n] = '\0';
+    bool r = pred(b);
+    sodium_memzero(b, n);
+    if (b != stack)
+        free(b);
+    return r;
+}
+
+static void rep_reserve(text_walk *t, size_t n)
+{
+    if (t->repcap < n) {
+        t->repcap = n < 256 ? 256 : n;
+        t->rep = cv_realloc(t->rep, t->repcap);
+    }
+}
+
+/* The replacement is a string that needs no escaping (an envelope or a
+ * pseudonym: base64url, letters, digits and ':'). */
+static void rep_quoted(text_walk *t, const char *s, size_t n)
+{
+    rep_reserve(t, n + 2);
+    t->rep[0] = '"';
+    memcpy(t->rep + 1, s, n);
+    t->rep[n + 1] = '"';
+    t->replen = n + 2;
+}
+
+/* Seal plain, which is exactly the value's JSON text as jansson would
+ * dump it (CV_JSON_DUMP | JSON_ENCODE_ANY), as op_encrypt does. */
+static int seal_text(text_walk *t, const char *plain, size_t len,
+                     bool is_string)
+{
+    if (is_string && len >= 7 && memcmp(plain + 1, "enc:v", 5) == 0 &&
+        test_cstr(plain + 1, len - 2, cv_is_envelope))
+        return R_SAME; /* sealed by an earlier run */
+    char buf[512], e[256];
+    char *path = path_text(&t->w, buf, sizeof buf);
+    char *env = cv_seal(t->w.kr, plain, len, t->w.event_id, path, e, sizeof e);
+    if (path != buf)
+        free(path);
+    if (!env)
+        return fail(&t->w, e);
+    rep_quoted(t, env, strlen(env));
+    free(env);
+    return R_REPLACE;
+}
+
+/* op_hash on a string without escapes: its bytes are the slice. */
+static int hash_text(text_walk *t, const char *purpose, const char *s,
+                     size_t n)
+{
+    if (n >= 6 && memcmp(s, "hash:v", 6) == 0 &&
+        test_cstr(s, n, cv_is_pseudonym))
+        return R_SAME;
+    char ps[CV_PSEUDONYM_MAX];
+    if (cv_pseudonym(t->w.kr, t->w.primary, purpose, s, n, ps) < 0)
+        return fail(&t->w, "cannot hash: primary key version missing");
+    rep_quoted(t, ps, strlen(ps));
+    return R_REPLACE;
+}
+
+/* Any operator on any value: load the slice, run the tree operator, dump
+ * what it gives. */
+static int transform_json(text_walk *t, cv_op op, const char *arg,
+                          const char *vs, size_t vlen)
+{
+    json_error_t je;
+    json_t *v = json_loadb(vs, vlen, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                           &je);
+    if (!v) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "invalid value (%s)", je.text);
+        return fail(&t->w, msg);
+    }
+    json_t *nv = NULL;
+    int rc = transform(&t->w, op, arg, v, &nv);
+    if (rc == R_REPLACE) {
+        size_t n = json_dumpb(nv, t->rep, t->repcap,
+                              CV_JSON_DUMP | JSON_ENCODE_ANY);
+        if (n > t->repcap) {
+            rep_reserve(t, n);
+            n = json_dumpb(nv, t->rep, t->repcap,
+                           CV_JSON_DUMP | JSON_ENCODE_ANY);
+        }
+        if (n == 0 || n > t->repcap)
+            rc = fail(&t->w, "cannot serialise value");
+        t->replen = n;
+        json_decref(nv);
+    }
+    json_decref(v);
+    return rc;
+}
+
+/* Is the value's text what jansson dumps for it? Then it can be sealed as
+ * it is. Strings without escapes, literals and integers are (but "-0",
+ * which jansson writes as 0); reals and containers are not, in general. */
+static bool dumps_as_is(int tok, const char *vs, size_t vlen, bool escaped)
+{
+    switch (tok) {
+    case CV_JW_STRING: return !escaped;
+    case CV_JW_TRUE:
+    case CV_JW_FALSE:
+    case CV_JW_NULL: return true;
+    case CV_JW_NUMBER:
+        if (vlen == 2 && vs[0] == '-' && vs[1] == '0')
+            return false;
+        for (size_t i = 0; i < vlen; i++)
+            if (vs[i] == '.' || vs[i] == 'e' || vs[i] == 'E')
+                return false;
+        return true;
+    default: return false;
+    }
+}
+
+static int transform_text(text_walk *t, cv_op op, const char *arg, int tok,
+                          const char *vs, size_t vlen)
+{
+    t->replen = 0;
+    switch (op) {
+    case CV_OP_KEEP: return R_SAME;
+    case CV_OP_DROP: return R_DROP;
+    case CV_OP_ENCRYPT:
+        if (dumps_as_is(tok, vs, vlen, t->jw.escaped))
+            return seal_text(t, vs, vlen, tok == CV_JW_STRING);
+        break;
+    case CV_OP_HASH:
+        if (tok == CV_JW_STRING && !t->jw.escaped)
+            return hash_text(t, arg, vs + 1, vlen - 2);
+        break;
+    default: break;
+    }
+    return transform_json(t, op, arg, vs, vlen);
+}
+
+/* An element stays: when it is the first to stay after elements that were
+ * dropped, the separator before it (with its comma) goes. */
+static void keep_element(text_walk *t, frame *f, const char *el)
+{
+    if (f->kept == 0 && f->seen > 0) {
+        flush(t, f->sep);
+        t->cp = el;
+    }
+    f->seen++;
+    f->kept++;
+}
+
+/* One value (its first token is the last token read) at the current path,
+ * r its rule (NULL: the default), el where its member or element starts.
+ * Mirrors visit(): containers that keep (or no rule) covers are entered,
+ * and so are arrays whose operator takes each element. */
+static int visit_text(text_walk *t, int tok, const rule *r, const char *el)
+{
+    frame *f = &t->fr[t->nfr - 1];
+    cv_op op = r ? r->op : t->w.p->default_op;
+    const char *arg = r ? r->arg : t->w.p->default_arg;
+    bool descend = op == CV_OP_KEEP || !r;
+    if ((tok == CV_JW_OBJECT && descend) ||
+        (tok == CV_JW_ARRAY &&
+         (descend || (op != CV_OP_ENCRYPT && op != CV_OP_DROP)))) {
+        keep_element(t, f, el);
+        const char *open = t->jw.tok;
+        frame *c = push_frame(t); /* f may move */
+        *c = (frame){.obj = tok == CV_JW_OBJECT, .r = r, .sep = open + 1};
+        return 0;
+    }
+    const char *vs = t->jw.tok;
+    if ((tok == CV_JW_OBJECT || tok == CV_JW_ARRAY) &&
+        cv_jwalk_skip(&t->jw) == CV_JW_ERROR)
+        return -1;
+    const char *ve = t->jw.tok + t->jw.len;
+    int rc = transform_text(t, op, arg, tok, vs, (size_t)(ve - vs));
+    if (rc == R_ERR)
+        return -1;
+    if (rc == R_DROP) {
+        /* the member or element goes with the separator before it */
+        flush(t, f->sep);
+        t->cp = ve;
+        f->seen++;
+    } else {
+        keep_element(t, f, el);
+        if (rc == R_REPLACE) {
+            flush(t, vs);
+            out_put(t, t->rep, t->replen);
+            t->cp = ve;
+        }
+    }
+    f->sep = ve;
+    if (f->obj)
+        t->w.n--;
+    return 0;
+}
+
+static int walk_text(text_walk *t)
+{
+    cv_jwalk *jw = &t->jw;
+    int tok = cv_jwalk_next(jw);
+    if (tok == CV_JW_ERROR)
+        return -1;
+    if (tok != CV_JW_OBJECT) {
+        snprintf(t->w.err, t->w.errlen, "event is not a JSON object");
+        return -1;
+    }
+    t->cp = jw->tok; /* what is outside the object is left out */
+    *push_frame(t) = (frame){.obj = true, .top = true, .sep = jw->tok + 1};
+    while (t->nfr > 0) {
+        frame *f = &t->fr[t->nfr - 1];
+        tok = cv_jwalk_next(jw);
+        if (tok == CV_JW_ERROR)
+            return -1;
+        if (tok == CV_JW_OBJECT_END || tok == CV_JW_ARRAY_END) {
+            const char *end = jw->tok + 1;
+            if (--t->nfr == 0) {
+                flush(t, end);
+                break;
+            }
+            f = &t->fr[t->nfr - 1];
+            f->sep = end;
+            if (f->obj)
+                t->w.n--; /* the member that held the container */
+            continue;
+        }
+        const char *el = jw->tok;
+        const rule *r;
+        if (f->obj) {
+            pseg k;
+            if (key_seg(t, &k) < 0)
+                return -1;
+            tok = cv_jwalk_next(jw);
+            if (tok == CV_JW_ERROR)
+                return -1;
+            if (f->top && is_reserved(k.s, k.len)) {
+                /* store reads these: never transformed */
+                if (k.len == 2 && k.s[0] == 'i' && k.s[1] == 'd' &&
+                    check_id(t, tok) < 0)
+                    return -1;
+                if ((tok == CV_JW_OBJECT || tok == CV_JW_ARRAY) &&
+                    cv_jwalk_skip(jw) == CV_JW_ERROR)
+                    return -1;
+                keep_element(t, f, el);
+                f->sep = jw->tok + jw->len;
+                continue;
+            }
+            push_key(t, k);
+            r = lookup(t->w.p, t->w.path, t->w.n);
+        } else {
+            r = f->r;
+        }
+        if (visit_text(t, tok, r, el) < 0)
+            return -1;
+    }
+    if (cv_jwalk_next(jw) != CV_JW_EOF)
+        return -1; /* trailing data: the tokenizer said so */
+    if (!t->id_seen) {
+        snprintf(t->w.err, t->w.errlen, "event has no \"id\"");
+        return -1;
+    }
+    return 0;
+}
+
+int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
+                         const char *line, size_t len, const char *event_id,
+                         char **out, size_t *outlen, size_t *outcap,
+                         char *err, size_t errlen)
+{
+    char idstack[256], *idheap = NULL;
+    *outlen = 0;
+    if (!event_id) {
+        cv_jfield f = {.name = "id"};
+        if (cv_jscan_object(line, len, CV_JW_MAX_DEPTH, false, &f, 1, err,
+                            errlen) < 0)
+            return -1;
+        if (f.type == CV_JS_STRING && f.len > 0) {
+            size_t cap = f.len + 8;
+            char *b = cap <= sizeof idstack ? idstack
+                                            : (idheap = cv_malloc(cap));
+            if (cv_jfield_string(&f, b, cap))
+                event_id = b;
+        }
+    }
+    if (!event_id || !*event_id) {
+        snprintf(err, errlen, "event has no non-empty string \"id\"");
+        free(idheap);
+        return -1;
+    }
+    text_walk *t = cv_malloc(sizeof *t);
+    memset(&t->w, 0, sizeof t->w);
+    t->w.p = p;
+    t->w.kr = kr;
+    t->w.event_id = event_id;
+    t->w.primary = cv_keyring_primary(kr);
+    t->w.err = err;
+    t->w.errlen = errlen;
+    t->w.path = t->path_small;
+    t->pathcap = SMALL;
+    cv_jwalk_init(&t->jw, line, len, CV_JW_MAX_DEPTH, err, errlen);
+    t->out = out;
+    t->outlen = outlen;
+    t->outcap = outcap;
+    t->line = line;
+    t->len = len;
+    t->fr = t->fr_small;
+    t->nfr = 0;
+    t->frcap = SMALL;
+    t->keys = NULL;
+    t->keys_used = t->keys_cap = 0;
+    t->rep = NULL;
+    t->replen = t->repcap = 0;
+    t->id_seen = false;
+    int rc = walk_text(t);
+    if (rc == 0) {
+        out_put(t, "", 0);
+        if (*outcap == 0 || !*out) { /* cannot happen: "{}" at least */
+            *out = cv_realloc(*out, 16);
+            *outcap = 16;
+        }
+        (*out)[*outlen] = '\0';
+    }
+    if (t->fr != t->fr_small)
+        free(t->fr);
+    if (t->w.path != t->path_small)
+        free(t->w.path);
+    if (t->keys) {
+        sodium_memzero(t->keys, t->keys_cap);
+        free(t->keys);
+    }
+    free(t->rep);
+    free(t);
+    free(idheap);
+    return rc;
 }
 
 char *cv_policy_stored_value(const cv_policy *p, const cv_keyring *kr,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define PROFILE_CACHE 4096 /* direct-mapped: bounded memory */
+#define MAX_DIRTY 256       /* users to reschedule at the next commit */
 
 struct cv_store {
     cv_db *db;
@@ -22,6 +23,13 @@ struct cv_store {
     bool hashed_users;  /* the policy pseudonymises user_id */
     size_t pending;
     cv_store_stats st;
+    /* Users whose profile changed in the open batch: their stored rows are
+     * rescheduled once, at commit, however many profile events came. */
+    struct {
+        char *user;
+        cv_profile p;
+    } dirty[MAX_DIRTY];
+    int ndirty;
     struct {
         char *user;
         cv_profile p;
@@ -48,6 +56,8 @@ void cv_store_destroy(cv_store **p)
         return;
     for (int i = 0; i < PROFILE_CACHE; i++)
         free(s->cache[i].user);
+    for (int i = 0; i < s->ndirty; i++)
+        free(s->dirty[i].user);
     free(s);
     *p = NULL;
 }
@@ -95,11 +105,19 @@ static int profile_get(cv_store *s, const char *user, cv_profile *out)
     return 0;
 }
 
-/* Recompute expires_at and scrub_after of every row of the user. */
+static int64_t col_or_never(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1
+                                                     : sqlite3_column_int64(st, i);
+}
+
+/* Recompute expires_at and scrub_after of every row of the user; rewrite
+ * only the rows whose schedule changes. */
 static int reschedule(cv_store *s, const char *user, const cv_profile *prof)
 {
     sqlite3_stmt *sel = cv_db_stmt(s->db,
-        "SELECT seq, kind, ts, created_at FROM events WHERE user_id = ?");
+        "SELECT seq, kind, ts, created_at, expires_at, scrub_after FROM events"
+        " WHERE user_id = ?");
     sqlite3_stmt *upd = cv_db_stmt(s->db,
         "UPDATE events SET expires_at = ?, scrub_after = ? WHERE seq = ?");
     if (!sel || !upd)
@@ -111,6 +129,8 @@ static int reschedule(cv_store *s, const char *user, const cv_profile *prof)
         cv_retention_compute(s->pol, (const char *)sqlite3_column_text(sel, 1),
                              sqlite3_column_int64(sel, 2),
                              sqlite3_column_int64(sel, 3), prof, &exp, &scrub);
+        if (exp == col_or_never(sel, 4) && scrub == col_or_never(sel, 5))
+            continue;
         sqlite3_reset(upd);
         if (exp >= 0)
             sqlite3_bind_int64(upd, 1, exp);
@@ -132,9 +152,43 @@ static int reschedule(cv_store *s, const char *user, const cv_profile *prof)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static int flush_dirty(cv_store *s)
+{
+    int rc = 0;
+    for (int i = 0; i < s->ndirty; i++) {
+        if (rc == 0)
+            rc = reschedule(s, s->dirty[i].user, &s->dirty[i].p);
+        free(s->dirty[i].user);
+    }
+    s->ndirty = 0;
+    return rc;
+}
+
+static bool same_rules(const cv_profile *a, const cv_profile *b)
+{
+    return a->known == b->known && a->privacy == b->privacy &&
+           a->retention_days == b->retention_days;
+}
+
+/* Note that the user's rows need rescheduling under profile p. */
+static int mark_dirty(cv_store *s, const char *user, const cv_profile *p)
+{
+    for (int i = 0; i < s->ndirty; i++)
+        if (strcmp(s->dirty[i].user, user) == 0) {
+            s->dirty[i].p = *p;
+            return 0;
+        }
+    if (s->ndirty == MAX_DIRTY && flush_dirty(s) < 0)
+        return -1;
+    s->dirty[s->ndirty].user = cv_strdup(user);
+    s->dirty[s->ndirty].p = *p;
+    s->ndirty++;
+    return 0;
+}
+
 /* Apply a profile event if it is the newest for its user. */
 static int profile_apply(cv_store *s, const char *user, const char *event_id,
-                         int64_t ts, const cv_profile *p)
+                         int64_t ts, const cv_profile *old, const cv_profile *p)
 {
     sqlite3_stmt *st = cv_db_stmt(s->db,
         "INSERT INTO profiles(user_id, privacy_level, retention_days, ts, event_id)"
@@ -161,7 +215,7 @@ static int profile_apply(cv_store *s, const char *user, const char *event_id,
     s->cache[i].user = cv_strdup(user);
     s->cache[i].p = *p;
     s->st.profiles_applied++;
-    return reschedule(s, user, p);
+    return same_rules(old, p) ? 0 : mark_dirty(s, user, p);
 }
 
 #define REJECT(...) (snprintf(reason, rlen, __VA_ARGS__), CV_STORE_REJECTED)
@@ -276,7 +330,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         return CV_STORE_DUPLICATE;
     }
     s->st.inserted++;
-    if (is_profile && profile_apply(s, user, id, ts, &newp) < 0)
+    if (is_profile && profile_apply(s, user, id, ts, &prof, &newp) < 0)
         goto failed;
     return CV_STORE_INSERTED;
 failed:
@@ -288,6 +342,10 @@ int cv_store_commit(cv_store *s, char *err, size_t errlen)
 {
     if (s->pending == 0)
         return 0;
+    if (flush_dirty(s) < 0) {
+        snprintf(err, errlen, "cannot reschedule rows: %s", cv_db_errmsg(s->db));
+        return -1;
+    }
     if (cv_db_commit(s->db) != SQLITE_OK) {
         snprintf(err, errlen, "commit failed: %s", cv_db_errmsg(s->db));
         return -1;
@@ -299,6 +357,9 @@ int cv_store_commit(cv_store *s, char *err, size_t errlen)
 
 void cv_store_rollback(cv_store *s)
 {
+    for (int i = 0; i < s->ndirty; i++)
+        free(s->dirty[i].user);
+    s->ndirty = 0;
     if (s->pending) {
         cv_db_rollback(s->db);
         s->pending = 0;

@@ -40,12 +40,7 @@ command -v timeout >/dev/null || die "timeout (coreutils) is missing"
 case $(date +%3N) in *N*|'') die "date does not support %N (GNU date needed)" ;; esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ctxvault-bench.XXXXXX")
-sng_pid=
 cleanup() {
-    # only the syslog-ng this script started, by its pid
-    if [ -n "$sng_pid" ] && kill -0 "$sng_pid" 2>/dev/null; then
-        kill "$sng_pid" 2>/dev/null || :
-    fi
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         say "bench: kept $tmp"
     else
@@ -64,35 +59,54 @@ rate() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms < 1) ms = 1; printf "%d", n * 
 # mib KIB
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-# timed TAG CMD...: runs CMD under GNU time (and timeout); TAG.time gets
-# "maxrss_kib exit_status", TAG.err the command's stderr. Use in pipelines.
+# timed TAG CMD...: runs CMD under GNU time (and timeout, in the foreground
+# so ^C reaches it); TAG.time gets "maxrss_kib exit_status", TAG.err the
+# command's stderr. Use in pipelines.
 timed() {
     _tag=$1; shift
     "$GNUTIME" -f '%M %x' -o "$tmp/$_tag.time" \
-        timeout "$STAGE_TIMEOUT" "$@" 2>"$tmp/$_tag.err"
+        timeout --foreground -k 10 "$STAGE_TIMEOUT" "$@" 2>"$tmp/$_tag.err"
 }
 
 # rss TAG / status TAG: from TAG.time (the last line; GNU time puts a
 # "Command exited/terminated ..." line before it when the status is not 0)
 rss() { tail -n 1 "$tmp/$1.time" | cut -d' ' -f1; }
 status() {
-    if [ -s "$tmp/$1.time" ]; then tail -n 1 "$tmp/$1.time" | cut -d' ' -f2
-    else echo "?"; fi
+    if [ ! -s "$tmp/$1.time" ]; then
+        echo "unknown"
+    elif grep -q 'terminated by signal' "$tmp/$1.time"; then
+        sed -n 's/.*terminated by \(signal [0-9]*\).*/killed by \1/p' "$tmp/$1.time"
+    else
+        tail -n 1 "$tmp/$1.time" | cut -d' ' -f2
+    fi
 }
 
-# check TAG WHAT...: fail loudly, with the stage's stderr, unless it exited 0
-check() {
+# failed TAG WHAT...: unless TAG exited 0, say so with its stderr; status 1
+failed() {
     _tag=$1; shift
     _st=$(status "$_tag")
-    [ "$_st" = 0 ] && return 0
+    case $_st in
+    0) return 1 ;;
+    124) _st="timed out after ${STAGE_TIMEOUT}s" ;;
+    [0-9]*) _st="exit status $_st" ;;
+    esac
     {
-        printf 'bench: %s failed (exit status %s%s)\n' "$*" "$_st" \
-            "$([ "$_st" = 124 ] && echo ", timed out after ${STAGE_TIMEOUT}s")"
-        head -n 2 "$tmp/$_tag.time" | grep -i 'command' | sed 's/^/bench:   /'
-        printf 'bench: its stderr (last lines):\n'
+        printf 'bench: %s failed (%s); its stderr ends:\n' "$*" "$_st"
         tail -n 15 "$tmp/$_tag.err" | sed 's/^/    /'
     } >&2
-    exit 1
+}
+
+# check TAG WHAT...: fail loudly unless TAG exited 0
+check() { if failed "$@"; then exit 1; fi; }
+
+# check3 TAG WHY: the three stages of a pipeline, all reported (a stage that
+# dies makes the one before it fail on a broken pipe: show the cause too)
+check3() {
+    _bad=0
+    for _s in ingest encrypt store; do
+        if failed "$1.$_s" "ctxvault-$_s ($2)"; then _bad=1; fi
+    done
+    [ "$_bad" = 0 ] || exit 1
 }
 
 # new_home DIR: a fresh instance
@@ -117,9 +131,7 @@ pipeline() {
         | CTXVAULT_HOME=$_h timed "$_t.encrypt" "$BIN/ctxvault-encrypt" \
         | CTXVAULT_HOME=$_h timed "$_t.store" "$BIN/ctxvault-store"; } || :
     ms=$(( $(now_ms) - _t0 ))
-    check "$_t.ingest" "ctxvault-ingest in the pipeline"
-    check "$_t.encrypt" "ctxvault-encrypt in the pipeline"
-    check "$_t.store" "ctxvault-store in the pipeline"
+    check3 "$_t" "in the pipeline"
 }
 
 # ---- the machine ---------------------------------------------------------
@@ -249,6 +261,7 @@ EOF
     # committed by then is lost, which is part of the comparison. Persist
     # file, pid file and control socket go in the temp dir (no root needed).
     t0=$(now_ms)
+    # shellcheck disable=SC2002 # a pipe on purpose
     cat "$events" | timed sng syslog-ng -F -f "$sng/syslog-ng.conf" --no-caps \
         -R "$sng/persist" -p "$sng/pid" -c "$sng/ctl" -e >/dev/null || :
     sng_ms=$(( $(now_ms) - t0 ))
@@ -274,9 +287,7 @@ t0=$(now_ms)
     | CTXVAULT_HOME=$qhome timed q.encrypt "$BIN/ctxvault-encrypt" \
     | CTXVAULT_HOME=$qhome timed q.store "$BIN/ctxvault-store"; } || :
 q_ms=$(( $(now_ms) - t0 ))
-check q.ingest "ctxvault-ingest (building the query database)"
-check q.encrypt "ctxvault-encrypt (building the query database)"
-check q.store "ctxvault-store (building the query database)"
+check3 q "building the query database"
 q_rows=$(rows "$qhome")
 q_rate=$(rate "$QEVENTS" "$q_ms")
 say "built in $q_ms ms ($q_rate events/s, generator included): $q_rows rows," \
@@ -299,7 +310,10 @@ latency() {
     _i=0
     while [ "$_i" -lt "$QUERIES" ]; do
         _a=$(date +%s%N)
-        "$@" >/dev/null 2>>"$tmp/$_l.err" || die "$* failed during timing (see $tmp/$_l.err)"
+        "$@" >/dev/null 2>"$tmp/$_l.err" || {
+            sed 's/^/    /' "$tmp/$_l.err" >&2
+            die "$* failed during timing"
+        }
         _b=$(date +%s%N)
         echo $(( (_b - _a) / 1000 )) >>"$tmp/$_l.ms"   # microseconds
         _i=$((_i + 1))
@@ -312,9 +326,15 @@ stats() {
         printf "%.1f %.1f", m / 1000, v[NR] / 1000 }'
 }
 latency base /bin/true
-latency query env CTXVAULT_HOME="$qhome" "$BIN/ctxvault" query --user "$QUSER" --limit 100
-set -- $(stats query); q_med=$1 q_max=$2
-set -- $(stats base); b_med=$1
+export CTXVAULT_HOME="$qhome"      # not through env(1): one exec fewer
+latency query "$BIN/ctxvault" query --user "$QUSER" --limit 100
+unset CTXVAULT_HOME
+read -r q_med q_max <<EOF
+$(stats query)
+EOF
+read -r b_med _ <<EOF
+$(stats base)
+EOF
 say "latency: median $q_med ms, max $q_max ms (target < $QUERY_TARGET_MS ms;" \
     "starting /bin/true the same way takes $b_med ms)"
 rm -rf "$qhome"

@@ -20,12 +20,19 @@ setUp() {
 }
 
 tearDown() {
+    # shunit2 2.1.8 calls tearDown once more from its exit trap, after the
+    # last test, with no test running: record nothing for that call
+    if [ -z "${_shunit_test_:-}" ]; then
+        bg_cleanup
+        return 0
+    fi
     # record the test's outcome for tests/run.sh (per test, not per assert)
     if [ "${__shunit_testSuccess:-0}" -eq "${SHUNIT_TRUE:-0}" ]; then
         echo "PASS ${SUITE:-suite} ${_shunit_test_:-?}" >> "${CV_RESULTS:-/dev/null}"
     else
         echo "FAIL ${SUITE:-suite} ${_shunit_test_:-?}" >> "${CV_RESULTS:-/dev/null}"
     fi
+    bg_cleanup
     rm -rf "$TEST_TMP"
 }
 
@@ -42,4 +49,165 @@ pipeline() {
 # rows [WHERE]: count rows in the events table
 rows() {
     sqlite3 "$DB" "SELECT COUNT(*) FROM events ${1:+WHERE $1}"
+}
+
+# ---- helpers shared by the suites ---------------------------------------
+
+# distinct_ids: count the distinct ids in the events table
+distinct_ids() {
+    sqlite3 "$DB" "SELECT COUNT(DISTINCT id) FROM events"
+}
+
+# sql QUERY: run a query on the instance's database
+sql() {
+    sqlite3 "$DB" "$1"
+}
+
+# gen FILE GENEVENTS-ARGS...: generated events into FILE
+gen() {
+    _gen_out=$1
+    shift
+    "$GEN" "$@" > "$_gen_out" || fail "genevents $* failed"
+}
+
+# nonblank FILE: the number of lines of FILE that are not blank
+nonblank() {
+    grep -a -c -v '^[[:space:]]*$' "$1"
+}
+
+# conf_set KEY VALUE: change a setting (by its unique key) in the instance's
+# ctxvault.conf, which `ctxvault init` writes with every setting present
+conf_set() {
+    if ! grep -q "^$1[[:space:]]*=" "$HOME_DIR/ctxvault.conf"; then
+        fail "no setting '$1' in $HOME_DIR/ctxvault.conf"
+        return 1
+    fi
+    sed -i "s|^$1[[:space:]]*=.*|$1 = $2|" "$HOME_DIR/ctxvault.conf"
+}
+
+# json_get PATH: read one JSON document on stdin, print the value at the
+# sqlite3 JSON path (e.g. '$.line'); any size, no jq needed
+json_get() {
+    { printf "SELECT json_extract('"; sed "s/'/''/g"; printf "', '%s');\n" "$1"; } |
+        sqlite3 :memory:
+}
+
+# deadletter PROGRAM: the path of PROGRAM's dead-letter file
+deadletter() {
+    echo "$HOME_DIR/deadletter/$1.ndjson"
+}
+
+# dl_count PROGRAM: the number of records in PROGRAM's dead-letter file
+dl_count() {
+    if [ -f "$(deadletter "$1")" ]; then
+        grep -a -c . "$(deadletter "$1")"
+    else
+        echo 0
+    fi
+}
+
+# dl_field PROGRAM N PATH: a field of the Nth record of PROGRAM's dead letters
+dl_field() {
+    sed -n "$2p" "$(deadletter "$1")" | json_get "$3"
+}
+
+# event SECOND [USER] [KIND] [EXTRA]: one valid event line, at second SECOND
+# of 2026-11-01T00:00, with optional extra members (',"a":1')
+event() {
+    printf '{"kind":"%s","user_id":"%s","ts":"2026-11-01T00:%02d:%02dZ","type":"click"%s}\n' \
+        "${3:-interaction}" "${2:-user-test}" $(($1 / 60)) $(($1 % 60)) "${4:-}"
+}
+
+# wait_until SECONDS COMMAND...: retry COMMAND every 0.1 s until it succeeds
+wait_until() {
+    _wu_left=$(($1 * 10))
+    shift
+    while [ "$_wu_left" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        _wu_left=$((_wu_left - 1))
+    done
+    return 1
+}
+
+# rows_at_least N: true when the events table holds at least N rows
+rows_at_least() {
+    _ral=$(sqlite3 "$DB" "SELECT COUNT(*) FROM events" 2> /dev/null) || return 1
+    [ "${_ral:-0}" -ge "$1" ]
+}
+
+# Background processes that tearDown must not leave behind.
+BG_PIDS=
+bg_track() {
+    BG_PIDS="$BG_PIDS $1"
+}
+bg_cleanup() {
+    exec 8>&-
+    for _pid in $BG_PIDS; do
+        kill -9 "$_pid" 2> /dev/null
+    done
+    for _pid in $BG_PIDS; do
+        wait "$_pid" 2> /dev/null
+    done
+    BG_PIDS=
+    return 0
+}
+
+# store_start [ARGS...]: run ctxvault-store in the background reading a FIFO
+# that the test writes through fd 8 (store_feed FILE...), so the store stays
+# up until store_close (end of input) or a signal. Sets STORE_PID; its
+# stderr goes to $TEST_TMP/bgstore.err. Start nothing else in the background
+# while fd 8 is open: it would inherit the FIFO and hold the input open.
+store_start() {
+    rm -f "$TEST_TMP/store.fifo"
+    mkfifo "$TEST_TMP/store.fifo" || { fail "mkfifo failed"; return 1; }
+    ctxvault-store "$@" < "$TEST_TMP/store.fifo" 2> "$TEST_TMP/bgstore.err" &
+    STORE_PID=$!
+    bg_track "$STORE_PID"
+    exec 8> "$TEST_TMP/store.fifo"
+}
+store_feed() {
+    cat "$@" >&8
+}
+# store_close: end the store's input and wait for it; sets STATUS_BGSTORE
+store_close() {
+    exec 8>&-
+    store_wait
+}
+# store_wait: wait for the background store; sets STATUS_BGSTORE
+store_wait() {
+    wait "$STORE_PID"
+    STATUS_BGSTORE=$?
+}
+
+# protect FILE OUT: ingest --stdout | encrypt, the events ready for store
+protect() {
+    ctxvault-ingest --stdout "$1" 2> "$TEST_TMP/ingest.err" |
+        ctxvault-encrypt > "$2" 2> "$TEST_TMP/encrypt.err"
+}
+
+# assert_status NAME EXPECTED ACTUAL: an exit status, with the stage's stderr
+# in the failure message when there is one
+assert_status() {
+    _as_err=
+    [ -f "$TEST_TMP/$1.err" ] && _as_err=" (stderr: $(head -c 600 "$TEST_TMP/$1.err"))"
+    assertEquals "exit status of $1$_as_err" "$2" "$3"
+}
+
+# assert_grep FILE ERE [MESSAGE]: FILE has a line matching ERE (ignoring case)
+assert_grep() {
+    if grep -a -q -i -E -- "$2" "$1"; then
+        assertTrue 0
+    else
+        fail "${3:-$1 should match /$2/}; it holds: $(head -c 800 "$1" 2> /dev/null)"
+    fi
+}
+
+# assert_no_grep FILE ERE [MESSAGE]: no line of FILE matches ERE
+assert_no_grep() {
+    if grep -a -q -i -E -- "$2" "$1"; then
+        fail "${3:-$1 should not match /$2/}: $(grep -a -i -E -- "$2" "$1" | head -c 400)"
+    else
+        assertTrue 0
+    fi
 }

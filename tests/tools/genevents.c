@@ -529,13 +529,16 @@ static void body_profile(struct buf *b, uint64_t u, uint64_t *r, int first)
                                          "ephemeral"};
     static const unsigned level_w[] = {40, 35, 15, 10};
     static const int retention[] = {30, 90, 365, -1};
-    uint64_t x = first ? fact(u, 5) % 100 : below(r, 100);
+    /* Later profile events mostly update preferences; about one in twenty
+     * also changes the privacy settings, as real users rarely do. */
+    int keep = first || below(r, 20) != 0;
+    uint64_t x = keep ? fact(u, 5) % 100 : below(r, 100);
     size_t lv = 0;
     while (x >= level_w[lv]) {
         x -= level_w[lv];
         lv++;
     }
-    int days = retention[(first ? fact(u, 6) : next(r)) % 4];
+    int days = retention[(keep ? fact(u, 6) : next(r)) % 4];
     char display[80];
     snprintf(display, sizeof display, "%s %s", first_name(u), last_name(u));
     const struct city *c = home_city(u);
