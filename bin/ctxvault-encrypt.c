@@ -4,6 +4,8 @@
 #include "config.h"
 #include "deadletter.h"
 #include "fieldcrypt.h"
+#include "jscan.h"
+#include "jwalk.h"
 #include "keyring.h"
 #include "lineread.h"
 #include "policy.h"
@@ -42,55 +44,73 @@ typedef struct {
     const cv_keyring *kr;
     cv_deadletter *dl;
     size_t max_line;
-    char *out;     /* reused serialisation buffer */
+    char *out;     /* reused output buffer */
     size_t outcap;
     uint64_t passed;
 } filter;
 
+/* The event's "id", decoded into buf (or a malloc'ed *heap when longer). */
+static const char *id_text(const cv_jfield *id, char *buf, size_t cap,
+                           char **heap)
+{
+    if (id->len + 8 > cap) {
+        cap = id->len + 8;
+        buf = *heap = cv_malloc(cap);
+    }
+    return cv_jfield_string(id, buf, cap) ? buf : NULL;
+}
+
 /* Check and protect one line. 0 when written, 1 when dead-lettered, or
- * EX_IOERR when stdout failed. */
+ * EX_IOERR when stdout failed. The line is validated and its "id" found by
+ * the scanner (no tree), then rewritten as text: only the values the
+ * policy changes are replaced. */
 static int process(filter *f, uint64_t lineno, const char *line, size_t len)
 {
-    char reason[512];
-    json_error_t je;
-    json_t *ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-    if (!ev) {
-        snprintf(reason, sizeof reason, "invalid JSON at column %d: %s",
-                 je.column, je.text);
+    char reason[512], err[256], idbuf[256], *idheap = NULL;
+    const char *event_id = NULL;
+    cv_jfield id = {.name = "id"};
+    int scanned = cv_jscan_object(line, len, CV_JW_MAX_DEPTH, true, &id, 1,
+                                  err, sizeof err);
+    if (scanned < 0) {
+        snprintf(reason, sizeof reason, "invalid JSON: %s", err);
         goto reject;
     }
-    json_t *id = json_object_get(ev, "id");
-    if (!json_is_object(ev)) {
-        snprintf(reason, sizeof reason, "event is not a JSON object");
-        goto reject;
+    if (scanned == 1) {
+        /* the scanner could not rule out duplicate keys: let jansson */
+        json_error_t je;
+        json_t *ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+        if (!ev) {
+            snprintf(reason, sizeof reason, "invalid JSON at column %d: %s",
+                     je.column, je.text);
+            goto reject;
+        }
+        /* the scanner does not match escaped names: "\u0069d" is "id" */
+        json_t *jid = json_object_get(ev, "id");
+        if (id.type == CV_JS_ABSENT && json_is_string(jid) &&
+            json_string_length(jid) > 0) {
+            size_t n = json_string_length(jid);
+            char *b = n < sizeof idbuf ? idbuf : (idheap = cv_malloc(n + 1));
+            memcpy(b, json_string_value(jid), n + 1);
+            event_id = b;
+        }
+        json_decref(ev);
     }
-    if (!json_is_string(id) || json_string_length(id) == 0) {
-        snprintf(reason, sizeof reason, "event has no non-empty string \"id\"");
-        goto reject;
+    if (!event_id) {
+        if (id.type != CV_JS_STRING || id.len == 0 ||
+            !(event_id = id_text(&id, idbuf, sizeof idbuf, &idheap))) {
+            snprintf(reason, sizeof reason,
+                     "event has no non-empty string \"id\"");
+            goto reject;
+        }
     }
-    if (strlen(json_string_value(id)) != json_string_length(id)) {
-        snprintf(reason, sizeof reason, "event \"id\" contains a NUL");
-        goto reject;
-    }
-    char err[256];
-    if (cv_policy_apply(f->policy, f->kr, ev, err, sizeof err) < 0) {
+    size_t n;
+    if (cv_policy_apply_text(f->policy, f->kr, line, len, event_id, &f->out,
+                             &n, &f->outcap, err, sizeof err) < 0) {
         snprintf(reason, sizeof reason, "cannot apply policy: %s", err);
         goto reject;
     }
-    size_t n = json_dumpb(ev, f->out, f->outcap, CV_JSON_DUMP);
-    if (n >= f->outcap) { /* too small (or first use): grow and redo */
-        while (f->outcap <= n)
-            f->outcap = f->outcap ? f->outcap * 2 : 65536;
-        f->out = cv_realloc(f->out, f->outcap);
-        n = json_dumpb(ev, f->out, f->outcap, CV_JSON_DUMP);
-    }
-    json_decref(ev);
-    ev = NULL;
-    if (n == 0 || n >= f->outcap) {
-        snprintf(reason, sizeof reason, "cannot serialise event");
-        goto reject;
-    }
-    f->out[n++] = '\n';
+    free(idheap);
+    f->out[n++] = '\n'; /* the room for the NUL */
     if (fwrite(f->out, 1, n, stdout) != n) {
         cv_err("cannot write to stdout: %s", strerror(errno));
         return EX_IOERR;
@@ -98,7 +118,7 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
     f->passed++;
     return 0;
 reject:
-    json_decref(ev);
+    free(idheap);
     cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, false);
     return 1;
 }

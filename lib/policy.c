@@ -1327,7 +1327,7 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
         free(idheap);
         return -1;
     }
-    text_walk *t = cv_malloc(sizeof *t);
+    text_walk tw, *t = &tw; /* a few KiB: the stack is fine */
     memset(&t->w, 0, sizeof t->w);
     t->w.p = p;
     t->w.kr = kr;
@@ -1352,14 +1352,8 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
     t->replen = t->repcap = 0;
     t->id_seen = false;
     int rc = walk_text(t);
-    if (rc == 0) {
-        out_put(t, "", 0);
-        if (*outcap == 0 || !*out) { /* cannot happen: "{}" at least */
-            *out = cv_realloc(*out, 16);
-            *outcap = 16;
-        }
+    if (rc == 0) /* out_put left room for a NUL; "{}" at least was put */
         (*out)[*outlen] = '\0';
-    }
     if (t->fr != t->fr_small)
         free(t->fr);
     if (t->w.path != t->path_small)
@@ -1369,7 +1363,6 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
         free(t->keys);
     }
     free(t->rep);
-    free(t);
     free(idheap);
     return rc;
 }

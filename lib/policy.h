@@ -67,6 +67,32 @@ int64_t cv_policy_ephemeral_ms(const cv_policy *p);
 int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
                     char *err, size_t errlen);
 
+/* Apply the field rules to an event given as JSON text (len bytes, not
+ * necessarily NUL-terminated) without building a tree: the text is walked
+ * once and only the values a rule changes are replaced; drop removes the
+ * member or element with its comma. Everything else is copied byte for
+ * byte (numbers keep the producer's digits); whitespace outside the
+ * object is left out. The result, parsed, equals what cv_policy_apply
+ * makes of the parsed event (same rules, reserved members and default;
+ * encrypt seals the same plaintext, so unsealing gives the same value),
+ * apart from the nonces of the envelopes.
+ *
+ * event_id is the event's "id" string (decoded), bound into every
+ * encrypted field and checked against the event; NULL: read it from the
+ * text. Duplicate keys must have been rejected by the caller (each copy
+ * would be treated on its own). The output goes to *out, a malloc'ed
+ * buffer of *outcap bytes (start with NULL and 0) grown as needed and
+ * meant to be reused from line to line: *outlen bytes and a NUL, so one
+ * more byte (a newline) always fits. 0 on success; -1 with a reason in err
+ * when the text is not a JSON object that jansson would load (the same
+ * grammar, UTF-8, no NULs, nesting up to 2048, integers within long long,
+ * finite reals), has no matching "id", or an operator fails: the output
+ * is then unusable and the event must not be passed on. */
+int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
+                         const char *line, size_t len, const char *event_id,
+                         char **out, size_t *outlen, size_t *outcap,
+                         char *err, size_t errlen);
+
 /* The operator that applies to a path (for example "user_id"), and its
  * argument (the hash purpose), if any. */
 cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg);

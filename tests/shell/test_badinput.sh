@@ -111,6 +111,18 @@ test_line_just_under_configured_max_line_is_accepted() {
     assertEquals "rows" 1 "$(rows)"
 }
 
+test_event_under_1mib_with_a_large_encrypted_field_is_stored() {
+    # accepted by ingest under the default limit, the event grows when
+    # encrypt seals its free text; it must still be stored
+    { printf '{"kind":"interaction","user_id":"u1","ts":"2026-11-01T00:00:02Z","notes":"'
+      head -c 900000 /dev/zero | tr '\0' x; printf '"}\n'; } > "$TEST_TMP/in.ndjson"
+    pipeline "$TEST_TMP/in.ndjson"
+    assert_status ingest 0 "$STATUS_INGEST"
+    assert_status encrypt 0 "$STATUS_ENCRYPT"
+    assert_status store 0 "$STATUS_STORE"
+    assertEquals "rows" 1 "$(rows)"
+}
+
 test_line_over_default_max_line_of_1mib_is_rejected_with_line_number() {
     # 1.1 MiB of padding inside an otherwise valid event
     head -c 1153434 /dev/zero | tr '\0' x > "$TEST_TMP/pad"

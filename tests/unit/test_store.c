@@ -1,0 +1,263 @@
+/* test_store.c - the database, the writer lock, batches, idempotency,
+ * retention and profiles, against real SQLite files. */
+#include "harness.h"
+
+#include "config.h"
+#include "db.h"
+#include "fieldcrypt.h"
+#include "keyring.h"
+#include "lineread.h"
+#include "policy.h"
+#include "retention.h"
+#include "store.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    cv_config cfg;
+    cv_keyring *kr;
+    cv_policy *pol;
+    cv_db *db;
+    cv_store *st;
+} fixture;
+
+/* A policy that keeps user_id, so events can be written by hand. */
+static const char keep_users[] =
+    "[retention]\nother = 30d\naudit = 365d\nsnapshot = 7d\nprofile = user\n"
+    "[scrub]\nother = 90d\n[privacy]\nephemeral = 1h\n"
+    "[fields]\nuser_id = keep\n";
+
+static int setup(fixture *f)
+{
+    const char *dir = cvt_tmpdir();
+    memset(f, 0, sizeof *f);
+    cv_config_load(&f->cfg, dir, NULL);
+    char err[512];
+    int code, problems = 0;
+    cv_fieldcrypt_init();
+    if (cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0 &&
+        (cv_mkdir_p(cv_fmt("%s/keys", dir), 0700, false),
+         cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0))
+        return -1;
+    f->kr = cv_keyring_load(f->cfg.keyring_file, err, sizeof err);
+    f->pol = cv_policy_parse("test", keep_users, &problems);
+    cv_recovery rec;
+    f->db = cv_db_open_writer(&f->cfg, "unit", &rec, &code, err, sizeof err);
+    if (!f->kr || !f->pol || problems || !f->db)
+        return -1;
+    f->st = cv_store_new(f->db, f->pol, f->kr, 64);
+    return 0;
+}
+
+static int add(fixture *f, const char *line)
+{
+    char reason[256];
+    return cv_store_add(f->st, line, strlen(line), reason, sizeof reason);
+}
+
+static int64_t q(fixture *f, const char *sql)
+{
+    sqlite3_stmt *s;
+    int64_t v = -99;
+    if (sqlite3_prepare_v2(cv_db_handle(f->db), sql, -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    return v;
+}
+
+TEST(store_is_idempotent_on_id)
+{
+    fixture f;
+    char err[256];
+    CHECK_INT(setup(&f), 0);
+    const char *e = "{\"id\":\"e1\",\"kind\":\"click\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}";
+    CHECK_INT(add(&f, e), CV_STORE_INSERTED);
+    CHECK_INT(add(&f, e), CV_STORE_DUPLICATE);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(add(&f, e), CV_STORE_DUPLICATE);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(q(&f, "SELECT COUNT(*) FROM events"), 1);
+    CHECK_INT(cv_store_stats_get(f.st)->duplicates, 2);
+}
+
+TEST(store_rejects_events_without_id_or_ts)
+{
+    fixture f;
+    CHECK_INT(setup(&f), 0);
+    CHECK_INT(add(&f, "{\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), CV_STORE_REJECTED);
+    CHECK_INT(add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\"}"), CV_STORE_REJECTED);
+    CHECK_INT(add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\""), CV_STORE_REJECTED);
+    CHECK_INT(cv_store_pending(f.st), 0);
+}
+
+TEST(rollback_leaves_nothing_behind)
+{
+    fixture f;
+    CHECK_INT(setup(&f), 0);
+    CHECK_INT(add(&f, "{\"id\":\"r1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
+    cv_store_rollback(f.st);
+    CHECK_INT(q(&f, "SELECT COUNT(*) FROM events"), 0);
+}
+
+TEST(retention_follows_kind_then_profile)
+{
+    fixture f;
+    char err[256];
+    CHECK_INT(setup(&f), 0);
+    /* ts far in the past relative to created_at: retention counts from ts */
+    CHECK_INT(add(&f, "{\"id\":\"a\",\"kind\":\"audit\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"s\",\"kind\":\"snapshot\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    int64_t base = 1767225600000LL; /* 2026-01-01 */
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 365 * 86400000LL);
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='s'"), base + 7 * 86400000LL);
+    /* audit outlives its scrub age; the snapshot expires first */
+    CHECK_INT(q(&f, "SELECT scrub_after FROM events WHERE id='a'"), base + 90 * 86400000LL);
+    CHECK_INT(q(&f, "SELECT scrub_after FROM events WHERE id='s'"), -1);
+
+    /* a 30-day profile reschedules the stored audit row; later events obey */
+    CHECK_INT(add(&f, "{\"id\":\"p\",\"kind\":\"profile\",\"user_id\":\"u\",\"ts\":\"2026-01-02T00:00:00Z\",\"retention_days\":30,\"privacy_level\":\"private\"}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"a2\",\"kind\":\"audit\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 30 * 86400000LL);
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a2'"), base + 30 * 86400000LL);
+    CHECK_INT(q(&f, "SELECT retention_days FROM profiles WHERE user_id='u'"), 30);
+    /* the profile row itself is kept as long as the user's retention */
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='p'"), base + 86400000LL + 30 * 86400000LL);
+}
+
+TEST(ephemeral_and_anonymous_profiles_tighten_rows)
+{
+    fixture f;
+    char err[256];
+    CHECK_INT(setup(&f), 0);
+    CHECK_INT(add(&f, "{\"id\":\"e\",\"kind\":\"click\",\"user_id\":\"v\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"p\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"ephemeral\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e'"), 1767225600000LL + 3600000LL);
+    /* an older profile event does not override the newer one */
+    CHECK_INT(add(&f, "{\"id\":\"old\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2025-01-01T00:00:00Z\",\"privacy_level\":\"public\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(q(&f, "SELECT privacy_level = 'ephemeral' FROM profiles WHERE user_id='v'"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"anonymous\"}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"w1\",\"kind\":\"click\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(q(&f, "SELECT scrub_after = created_at FROM events WHERE id='w1'"), 1);
+    /* bad profile fields are rejected, not guessed */
+    CHECK_INT(add(&f, "{\"id\":\"p3\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"secret\"}"), CV_STORE_REJECTED);
+    CHECK_INT(add(&f, "{\"id\":\"p4\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":-5}"), CV_STORE_REJECTED);
+}
+
+TEST(second_writer_is_refused_naming_the_holder)
+{
+    fixture f;
+    CHECK_INT(setup(&f), 0);
+    char err[512];
+    int code;
+    cv_recovery rec;
+    cv_db *two = cv_db_open_writer(&f.cfg, "intruder", &rec, &code, err, sizeof err);
+    CHECK(two == NULL);
+    CHECK_INT(code, EX_TEMPFAIL);
+    CHECK(strstr(err, "unit (pid ") != NULL);
+}
+
+TEST(writer_refuses_a_corrupt_database)
+{
+    fixture f;
+    CHECK_INT(setup(&f), 0);
+    char *path = cv_strdup(f.cfg.db_file);
+    cv_config cfg = f.cfg;
+    cv_db_close(&f.db); /* releases the lock */
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0);
+    CHECK_INT(pwrite(fd, "this is not an sqlite header!", 29, 0), 29);
+    close(fd);
+    char err[1024];
+    int code;
+    cv_recovery rec;
+    cv_db *db = cv_db_open_writer(&cfg, "unit", &rec, &code, err, sizeof err);
+    CHECK(db == NULL);
+    CHECK_INT(code, EX_DATAERR);
+    CHECK(strstr(err, "restore") != NULL);
+    free(path);
+}
+
+TEST(clean_close_leaves_no_wal)
+{
+    fixture f;
+    char err[256];
+    CHECK_INT(setup(&f), 0);
+    CHECK_INT(add(&f, "{\"id\":\"c\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    char *wal = cv_fmt("%s-wal", f.cfg.db_file);
+    cv_store_destroy(&f.st);
+    cv_db_close(&f.db);
+    CHECK_INT(cv_db_file_size(wal), 0);
+    free(wal);
+}
+
+TEST(lineread_cuts_long_lines_and_strips_cr)
+{
+    int p[2];
+    CHECK_INT(pipe(p), 0);
+    const char *in = "ab\r\n0123456789ABCDEF\nlast";
+    CHECK_INT(write(p[1], in, strlen(in)), (int)strlen(in));
+    close(p[1]);
+    cv_lineread *lr = cv_lineread_new(p[0], 8);
+    const char *line;
+    size_t len;
+    CHECK_INT(cv_lineread_next(lr, &line, &len, false), CV_LR_LINE);
+    CHECK_STR(line, "ab");
+    CHECK_INT(cv_lineread_next(lr, &line, &len, false), CV_LR_TOOLONG);
+    CHECK_INT(len, 8);
+    CHECK_STR(line, "01234567");
+    CHECK_INT(cv_lineread_next(lr, &line, &len, false), CV_LR_LINE);
+    CHECK_STR(line, "last");
+    CHECK_INT(cv_lineread_lineno(lr), 3);
+    CHECK_INT(cv_lineread_next(lr, &line, &len, false), CV_LR_EOF);
+    cv_lineread_destroy(&lr);
+    close(p[0]);
+}
+
+TEST(config_problems_name_file_and_line)
+{
+    const char *dir = cvt_tmpdir();
+    char *path = cv_fmt("%s/bad.conf", dir);
+    const char *text = "[store]\nbatch_size = 10\nbatch_size = -3\n[nowhere]\nx = 1\n";
+    CHECK_INT(cv_write_file_atomic(path, text, strlen(text), 0600, false), 0);
+    /* capture stderr to read the messages back */
+    char *errpath = cv_fmt("%s/err", dir);
+    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int saved = dup(2);
+    dup2(fd, 2);
+    cv_config c;
+    int problems = cv_config_load(&c, dir, path);
+    dup2(saved, 2);
+    close(fd);
+    CHECK_INT(problems, 2);
+    CHECK_INT(c.batch_size, 10);
+    size_t n;
+    char *msgs = cv_read_file(errpath, 1 << 16, &n);
+    CHECK(msgs && strstr(msgs, "bad.conf:3: batch_size '-3'"));
+    CHECK(strstr(msgs, "bad.conf:5: unknown section [nowhere]"));
+    free(msgs);
+    cv_config_free(&c);
+}
+
+TEST(shipped_config_is_the_builtin_default)
+{
+    cv_config c;
+    CHECK_INT(cv_config_load(&c, cvt_tmpdir(), NULL), 0);
+    CHECK_INT(c.max_line, 1 << 20);
+    CHECK_INT(c.max_depth, 64);
+    CHECK_INT(c.batch_size, 10000);
+    CHECK(!c.sync_full);
+    cv_config_free(&c);
+}
