@@ -21,6 +21,15 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -I$(BUILD)/gen \
           -fno-omit-frame-pointer
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lczmq -lzmq -ljansson -lsodium -lsqlite3 -lzstd)
+# quiet build lines unless V=1
+ifeq ($(V),1)
+Q =
+say = @true
+else
+Q = @
+say = @echo
+endif
+
 ifneq ($(SAN),)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -50,25 +59,30 @@ $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 	  sh tools/embed.sh etc/policy.conf cv_default_policy_text; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) "  CC      $<$(if $(SAN), (asan))"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
-	rm -f $@
-	ar rcs $@ $^
+	$(say) "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BINDIR)/%: bin/%.c $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 $(UNIT_BIN): $(UNIT_SRCS) $(wildcard tests/unit/*.h) $(LIBA)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(UNIT_SRCS) $(LIBA) $(LDLIBS)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(UNIT_SRCS) $(LIBA) $(LDLIBS)
 
 $(BUILD)/genevents: tests/tools/genevents.c $(LIBA)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 deps:
 	@missing=""; for p in $(DEBS); do \

@@ -94,12 +94,32 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* Does any of the 8 bytes in v need a closer look: a control character,
+ * a quote, a backslash, or a byte >= 0x80 (UTF-8)? The classic haszero and
+ * hasless bit tricks: they may flag a byte next to a real hit, never miss
+ * one, and the byte loop after them decides. */
+static inline bool special8(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    return ((((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) |
+             v) & high) != 0;
+}
+
 /* At the opening quote; the token is the string with its quotes. */
 static int string(cv_jwalk *w)
 {
     const unsigned char *b = w->p++;
     bool esc = false;
     for (;;) {
+        /* fast path over plain ASCII: 8 bytes at a time, then 1 */
+        while (w->end - w->p >= 8) {
+            uint64_t v;
+            memcpy(&v, w->p, 8);
+            if (special8(v))
+                break;
+            w->p += 8;
+        }
         while (w->p < w->end && *w->p >= 0x20 && *w->p < 0x80 &&
                *w->p != '"' && *w->p != '\\')
             w->p++;

@@ -88,7 +88,13 @@ conf_set() {
 # json_get PATH: read one JSON document on stdin, print the value at the
 # sqlite3 JSON path (e.g. '$.line'); any size, no jq needed
 json_get() {
-    { printf "SELECT json_extract('"; sed "s/'/''/g"; printf "', '%s');\n" "$1"; } |
+    json_q "json_extract(j, '$1')"
+}
+
+# json_q EXPR: read one JSON document on stdin as the column j, print the
+# value of the SQL expression EXPR (e.g. "json_array_length(j)")
+json_q() {
+    { printf "WITH t(j) AS (SELECT '"; sed "s/'/''/g"; printf "') SELECT %s FROM t;\n" "$1"; } |
         sqlite3 :memory:
 }
 

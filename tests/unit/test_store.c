@@ -40,9 +40,10 @@ static int setup(fixture *f)
     char err[512];
     int code, problems = 0;
     cv_fieldcrypt_init();
-    if (cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0 &&
-        (cv_mkdir_p(cv_fmt("%s/keys", dir), 0700, false),
-         cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0))
+    char *keys = cv_fmt("%s/keys", dir);
+    cv_mkdir_p(keys, 0700, false);
+    free(keys);
+    if (cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0)
         return -1;
     f->kr = cv_keyring_load(f->cfg.keyring_file, err, sizeof err);
     f->pol = cv_policy_parse("test", keep_users, &problems);
@@ -52,6 +53,15 @@ static int setup(fixture *f)
         return -1;
     f->st = cv_store_new(f->db, f->pol, f->kr, 64);
     return 0;
+}
+
+static void teardown(fixture *f)
+{
+    cv_store_destroy(&f->st);
+    cv_db_close(&f->db);
+    cv_policy_destroy(&f->pol);
+    cv_keyring_destroy(&f->kr);
+    cv_config_free(&f->cfg);
 }
 
 static int add(fixture *f, const char *line)
@@ -85,6 +95,7 @@ TEST(store_is_idempotent_on_id)
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     CHECK_INT(q(&f, "SELECT COUNT(*) FROM events"), 1);
     CHECK_INT(cv_store_stats_get(f.st)->duplicates, 2);
+    teardown(&f);
 }
 
 TEST(store_rejects_events_without_id_or_ts)
@@ -95,6 +106,7 @@ TEST(store_rejects_events_without_id_or_ts)
     CHECK_INT(add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\"}"), CV_STORE_REJECTED);
     CHECK_INT(add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\""), CV_STORE_REJECTED);
     CHECK_INT(cv_store_pending(f.st), 0);
+    teardown(&f);
 }
 
 TEST(rollback_leaves_nothing_behind)
@@ -104,6 +116,7 @@ TEST(rollback_leaves_nothing_behind)
     CHECK_INT(add(&f, "{\"id\":\"r1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
     cv_store_rollback(f.st);
     CHECK_INT(q(&f, "SELECT COUNT(*) FROM events"), 0);
+    teardown(&f);
 }
 
 TEST(retention_follows_kind_then_profile)
@@ -131,6 +144,7 @@ TEST(retention_follows_kind_then_profile)
     CHECK_INT(q(&f, "SELECT retention_days FROM profiles WHERE user_id='u'"), 30);
     /* the profile row itself is kept as long as the user's retention */
     CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='p'"), base + 86400000LL + 30 * 86400000LL);
+    teardown(&f);
 }
 
 TEST(ephemeral_and_anonymous_profiles_tighten_rows)
@@ -153,6 +167,7 @@ TEST(ephemeral_and_anonymous_profiles_tighten_rows)
     /* bad profile fields are rejected, not guessed */
     CHECK_INT(add(&f, "{\"id\":\"p3\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"secret\"}"), CV_STORE_REJECTED);
     CHECK_INT(add(&f, "{\"id\":\"p4\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":-5}"), CV_STORE_REJECTED);
+    teardown(&f);
 }
 
 TEST(second_writer_is_refused_naming_the_holder)
@@ -166,6 +181,7 @@ TEST(second_writer_is_refused_naming_the_holder)
     CHECK(two == NULL);
     CHECK_INT(code, EX_TEMPFAIL);
     CHECK(strstr(err, "unit (pid ") != NULL);
+    teardown(&f);
 }
 
 TEST(writer_refuses_a_corrupt_database)
@@ -174,6 +190,7 @@ TEST(writer_refuses_a_corrupt_database)
     CHECK_INT(setup(&f), 0);
     char *path = cv_strdup(f.cfg.db_file);
     cv_config cfg = f.cfg;
+    cv_store_destroy(&f.st);
     cv_db_close(&f.db); /* releases the lock */
     int fd = open(path, O_WRONLY);
     CHECK(fd >= 0);
@@ -187,6 +204,7 @@ TEST(writer_refuses_a_corrupt_database)
     CHECK_INT(code, EX_DATAERR);
     CHECK(strstr(err, "restore") != NULL);
     free(path);
+    teardown(&f);
 }
 
 TEST(clean_close_leaves_no_wal)
@@ -201,6 +219,7 @@ TEST(clean_close_leaves_no_wal)
     cv_db_close(&f.db);
     CHECK_INT(cv_db_file_size(wal), 0);
     free(wal);
+    teardown(&f);
 }
 
 TEST(lineread_cuts_long_lines_and_strips_cr)
@@ -248,6 +267,8 @@ TEST(config_problems_name_file_and_line)
     CHECK(msgs && strstr(msgs, "bad.conf:3: batch_size '-3'"));
     CHECK(strstr(msgs, "bad.conf:5: unknown section [nowhere]"));
     free(msgs);
+    free(path);
+    free(errpath);
     cv_config_free(&c);
 }
 
