@@ -120,7 +120,7 @@ int main(int argc, char **argv)
         goto out;
     }
     st = cv_store_new(db, pol, kr, cfg.max_depth);
-    lr = cv_lineread_new(0, (size_t)cfg.max_line);
+    lr = cv_lineread_new(0, (size_t)cv_config_stage_max_line(&cfg));
 
     cv_progress progress;
     cv_progress_init(&progress, "store");
@@ -161,7 +161,7 @@ int main(int argc, char **argv)
             uint64_t lineno = cv_lineread_lineno(lr);
             if (rc == CV_LR_TOOLONG) {
                 snprintf(err, sizeof err, "line longer than %lld bytes",
-                         (long long)cfg.max_line);
+                         (long long)cv_config_stage_max_line(&cfg));
                 cv_deadletter_put(dl, "stdin", lineno, err, line, len, true);
                 continue;
             }

@@ -224,3 +224,8 @@ void cv_config_free(cv_config *c)
     free(c->backup_dir);
     memset(c, 0, sizeof *c);
 }
+
+int64_t cv_config_stage_max_line(const cv_config *c)
+{
+    return c->max_line * 2 + 65536;
+}

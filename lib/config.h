@@ -43,6 +43,11 @@ extern const char cv_default_config_text[];
 int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt);
 void cv_config_free(cv_config *c);
 
+/* The longest line encrypt and store accept: an event ingest accepted
+ * grows when encrypted (base64, envelopes), so the later stages allow for
+ * that instead of rejecting what ingest let through. */
+int64_t cv_config_stage_max_line(const cv_config *c);
+
 /* Only check a config file's text; reports problems. Used by config check. */
 int cv_config_check_text(const char *source, const char *text);
 

@@ -2,6 +2,7 @@
 #include "event.h"
 
 #include "jscan.h"
+#include "retention.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -64,9 +65,10 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
                        int64_t now_ms, char **out, size_t *outlen,
                        char *reason, size_t rlen)
 {
-    enum { F_ID, F_KIND, F_USER, F_TS, F_TYPE, NF };
+    enum { F_ID, F_KIND, F_USER, F_TS, F_TYPE, F_LEVEL, F_DAYS, NF };
     cv_jfield f[NF] = {{.name = "id"}, {.name = "kind"}, {.name = "user_id"},
-                       {.name = "ts"}, {.name = "type"}};
+                       {.name = "ts"}, {.name = "type"},
+                       {.name = "privacy_level"}, {.name = "retention_days"}};
     char why[160];
 
     if (memchr(line, '\0', len))
@@ -101,6 +103,13 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
         return FAIL("\"user_id\" is longer than %d bytes", CV_USER_MAX);
     if (f[F_TYPE].type != CV_JS_ABSENT && f[F_TYPE].type != CV_JS_STRING)
         return FAIL("\"type\" is %s, expected a string", type_name(f[F_TYPE].type));
+
+    /* a profile's settings are checked here, where the producer hears
+     * about a mistake, not only in store */
+    cv_profile prof;
+    if (f[F_KIND].len == 7 && memcmp(f[F_KIND].val, "profile", 7) == 0 &&
+        cv_profile_from_fields(&f[F_LEVEL], &f[F_DAYS], &prof, reason, rlen) < 0)
+        return -1;
 
     int64_t ts = 0;
     char tsbuf[64];

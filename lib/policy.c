@@ -108,8 +108,12 @@ static bool pseg_eq(pseg a, pseg b)
 
 static bool is_reserved(const char *s, size_t n)
 {
+    /* asked for every top-level member: the length rules most out */
+    if (n < 2 || n > 14)
+        return false;
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-        if (strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
+        if (reserved[i][0] == s[0] && strlen(reserved[i]) == n &&
+            memcmp(reserved[i], s, n) == 0)
             return true;
     return false;
 }
@@ -1136,6 +1140,165 @@ static int transform_json(text_walk *t, cv_op op, const char *arg,
     return rc;
 }
 
+static void rep_add(text_walk *t, const char *s, size_t n)
+{
+    if (t->repcap - t->replen < n) {
+        size_t c = t->repcap < 256 ? 256 : t->repcap;
+        while (c - t->replen < n)
+            c *= 2;
+        t->rep = cv_realloc(t->rep, c);
+        t->repcap = c;
+    }
+    memcpy(t->rep + t->replen, s, n);
+    t->replen += n;
+}
+
+#define R_PUNT 99 /* a fast path declines: take the jansson route */
+
+/* round_number on a real written as [-]DIGITS.DIGITS (no exponent) with
+ * at most 15 significant digits and |x| < 1e13, written as jansson writes
+ * the result, without strtod or printf. Exact: the mantissa M < 2^53 and
+ * 10^k (k <= 22) are doubles, so M / 10^k is the correctly rounded x that
+ * strtod gives; round1 then runs as it is; and r / 10.0 with |r| < 1e14
+ * prints under "%.15g" as the decimal r/10 (15 digits round-trip), to
+ * which jansson adds ".0" when there is no fraction. 0 when the text is
+ * not of this form. */
+static int round_decimal(const char *v, size_t n, char out[64])
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                   1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+                                   1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *p = v, *e = v + n;
+    bool neg = p < e && *p == '-';
+    p += neg;
+    uint64_t m = 0;
+    int sig = 0, k = 0;
+    bool frac = false;
+    for (; p < e; p++) {
+        if (*p == '.') {
+            frac = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            return 0; /* an exponent */
+        if (m || *p != '0')
+            sig++;
+        if (sig > 15)
+            return 0;
+        m = m * 10 + (uint64_t)(*p - '0');
+        k += frac;
+    }
+    if (k > 22)
+        return 0;
+    double x = (double)m / pow10[k];
+    if (neg)
+        x = -x;
+    if (!(x < 1e13 && x > -1e13))
+        return 0;
+    double t = x * 10.0; /* round1, as it is */
+    int64_t r = (int64_t)(t + (t >= 0 ? 0.5 : -0.5));
+    uint64_t a = r < 0 ? (uint64_t)-r : (uint64_t)r;
+    return snprintf(out, 64, "%s%llu.%u", r < 0 ? "-" : "",
+                    (unsigned long long)(a / 10), (unsigned)(a % 10));
+}
+
+/* op_generalise on an object, from its text: what jansson writes for the
+ * object op_generalise builds (names, then coordinates rounded by
+ * round_number), without loading it. Declines what it cannot match
+ * cheaply and exactly: escapes, repeated names, "-0", very large reals. */
+static int generalise_text(text_walk *t, const char *vs, size_t vlen)
+{
+    static const char *const want[] = {"city", "region", "country", "lat",
+                                       "lon", "latitude", "longitude"};
+    static const size_t wlen[] = {4, 6, 7, 3, 3, 8, 9};
+    enum { NWANT = sizeof want / sizeof *want, FIRST_COORD = 3 };
+    struct {
+        int tok;
+        const char *s;
+        size_t n;
+    } got[NWANT];
+    memset(got, 0, sizeof got);
+    cv_jwalk jw;
+    char err[128];
+    cv_jwalk_init(&jw, vs, vlen, CV_JW_MAX_DEPTH, err, sizeof err);
+    if (cv_jwalk_next(&jw) != CV_JW_OBJECT)
+        return R_PUNT;
+    for (;;) {
+        int tok = cv_jwalk_next(&jw);
+        if (tok == CV_JW_OBJECT_END)
+            break;
+        if (tok != CV_JW_KEY || jw.escaped)
+            return R_PUNT;
+        const char *k = jw.tok + 1;
+        size_t kl = jw.len - 2;
+        int idx = -1;
+        for (int i = 0; i < NWANT && idx < 0; i++)
+            if (wlen[i] == kl && memcmp(want[i], k, kl) == 0)
+                idx = i;
+        tok = cv_jwalk_next(&jw);
+        if ((tok == CV_JW_OBJECT || tok == CV_JW_ARRAY) &&
+            cv_jwalk_skip(&jw) == CV_JW_ERROR)
+            return R_PUNT;
+        if (tok == CV_JW_ERROR || (tok == CV_JW_STRING && jw.escaped))
+            return R_PUNT;
+        if (idx >= 0) {
+            if (got[idx].tok)
+                return R_PUNT;
+            got[idx].tok = tok;
+            got[idx].s = jw.tok;
+            got[idx].n = jw.len;
+        }
+    }
+    t->replen = 0;
+    rep_add(t, "{", 1);
+    for (int i = 0; i < NWANT; i++) {
+        int want_tok = i < FIRST_COORD ? CV_JW_STRING : CV_JW_NUMBER;
+        if (got[i].tok != want_tok)
+            continue;
+        const char *v = got[i].s;
+        size_t n = got[i].n;
+        char num[64];
+        if (i >= FIRST_COORD && (memchr(v, '.', n) || memchr(v, 'e', n) ||
+                                 memchr(v, 'E', n))) {
+            int fast = round_decimal(v, n, num);
+            if (fast > 0) {
+                v = num;
+                n = (size_t)fast;
+                goto put;
+            }
+            /* a real: round1, then jansson's "%.15g", with ".0" added
+             * when that reads as an integer */
+            if (n >= sizeof num)
+                return R_PUNT;
+            memcpy(num, v, n);
+            num[n] = '\0';
+            double d = strtod(num, NULL);
+            if (!(d < 1e13 && d > -1e13))
+                return R_PUNT; /* keep clear of exponent notation */
+            int len = snprintf(num, sizeof num, "%.15g", round1(d));
+            if (len <= 0 || (size_t)len >= sizeof num - 2 ||
+                strchr(num, 'e'))
+                return R_PUNT;
+            if (!strchr(num, '.'))
+                memcpy(num + len, ".0", 3), len += 2;
+            v = num;
+            n = (size_t)len;
+        } else if (i >= FIRST_COORD && n == 2 && v[0] == '-' && v[1] == '0') {
+            return R_PUNT; /* jansson writes the integer -0 as 0 */
+        }
+    put:
+        if (t->replen > 1)
+            rep_add(t, ",", 1);
+        rep_add(t, "\"", 1);
+        rep_add(t, want[i], wlen[i]);
+        rep_add(t, "\":", 2);
+        rep_add(t, v, n);
+    }
+    rep_add(t, "}", 1);
+    return R_REPLACE;
+}
+
 /* Is the value's text what jansson dumps for it? Then it can be sealed as
  * it is. Strings without escapes, literals and integers are (but "-0",
  * which jansson writes as 0); reals and containers are not, in general. */
@@ -1171,6 +1334,13 @@ static int transform_text(text_walk *t, cv_op op, const char *arg, int tok,
     case CV_OP_HASH:
         if (tok == CV_JW_STRING && !t->jw.escaped)
             return hash_text(t, arg, vs + 1, vlen - 2);
+        break;
+    case CV_OP_GENERALISE:
+        if (tok == CV_JW_OBJECT) {
+            int rc = generalise_text(t, vs, vlen);
+            if (rc != R_PUNT)
+                return rc;
+        }
         break;
     default: break;
     }

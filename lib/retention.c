@@ -1,7 +1,12 @@
 /* retention.c - the retention rules of DESIGN §4 in one place. */
 #include "retention.h"
 
+#include "util.h"
+
+#include <stdio.h>
 #include <string.h>
+
+#define BAD(...) (snprintf(reason, rlen, __VA_ARGS__), -1)
 
 static const char *const names[] = {"", "public", "private", "anonymous",
                                     "ephemeral"};
@@ -60,4 +65,37 @@ void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
      * it out keeps the scrub index small */
     if (*scrub_after >= 0 && *expires_at >= 0 && *expires_at <= *scrub_after)
         *scrub_after = -1;
+}
+
+/* The profile fields of a profile event. */
+int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
+                           cv_profile *p, char *reason, size_t rlen)
+{
+    memset(p, 0, sizeof *p);
+    p->known = true;
+    p->retention_days = -1;
+    if (lvl->type == CV_JS_STRING) {
+        char buf[32];
+        if (!cv_jfield_string(lvl, buf, sizeof buf) ||
+            !cv_privacy_parse(buf, &p->privacy))
+            return BAD("\"privacy_level\" must be public, private, "
+                          "anonymous or ephemeral");
+    } else if (lvl->type != CV_JS_ABSENT && lvl->type != CV_JS_NULL) {
+        return BAD("\"privacy_level\" must be a string");
+    }
+    if (days->type == CV_JS_NUMBER) {
+        char buf[24];
+        int64_t d;
+        if (days->len >= sizeof buf)
+            return BAD("\"retention_days\" is out of range");
+        memcpy(buf, days->val, days->len);
+        buf[days->len] = '\0';
+        if (!cv_parse_int(buf, 0, 36500, &d))
+            return BAD("\"retention_days\" must be a whole number of days "
+                          "from 0 to 36500, or null for forever");
+        p->retention_days = d;
+    } else if (days->type != CV_JS_ABSENT && days->type != CV_JS_NULL) {
+        return BAD("\"retention_days\" must be a number or null");
+    }
+    return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef CV_RETENTION_H
 #define CV_RETENTION_H
 
+#include "jscan.h"
 #include "policy.h"
 
 #include <stdbool.h>
@@ -27,6 +28,11 @@ typedef struct {
 /* Parse a privacy level name; false when unknown. */
 bool cv_privacy_parse(const char *s, cv_privacy *out);
 const char *cv_privacy_name(cv_privacy p);
+
+/* Read the privacy_level and retention_days members of a profile event
+ * (either may be absent or null). 0, or -1 with a reason. */
+int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
+                           cv_profile *p, char *reason, size_t rlen);
 
 /* Compute expires_at and scrub_after (ms; -1 for never) of a row of kind
  * with event time ts that arrived at created_at. Retention counts from the

@@ -220,39 +220,6 @@ static int profile_apply(cv_store *s, const char *user, const char *event_id,
 
 #define REJECT(...) (snprintf(reason, rlen, __VA_ARGS__), CV_STORE_REJECTED)
 
-/* The profile fields of a profile event. */
-static int parse_profile(const cv_jfield *lvl, const cv_jfield *days,
-                         cv_profile *p, char *reason, size_t rlen)
-{
-    memset(p, 0, sizeof *p);
-    p->known = true;
-    p->retention_days = -1;
-    if (lvl->type == CV_JS_STRING) {
-        char buf[32];
-        if (!cv_jfield_string(lvl, buf, sizeof buf) ||
-            !cv_privacy_parse(buf, &p->privacy))
-            return REJECT("\"privacy_level\" must be public, private, "
-                          "anonymous or ephemeral");
-    } else if (lvl->type != CV_JS_ABSENT && lvl->type != CV_JS_NULL) {
-        return REJECT("\"privacy_level\" must be a string");
-    }
-    if (days->type == CV_JS_NUMBER) {
-        char buf[24];
-        int64_t d;
-        if (days->len >= sizeof buf)
-            return REJECT("\"retention_days\" is out of range");
-        memcpy(buf, days->val, days->len);
-        buf[days->len] = '\0';
-        if (!cv_parse_int(buf, 0, 36500, &d))
-            return REJECT("\"retention_days\" must be a whole number of days "
-                          "from 0 to 36500, or null for forever");
-        p->retention_days = d;
-    } else if (days->type != CV_JS_ABSENT && days->type != CV_JS_NULL) {
-        return REJECT("\"retention_days\" must be a number or null");
-    }
-    return 0;
-}
-
 int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                  size_t rlen)
 {
@@ -292,8 +259,8 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
 
     bool is_profile = strcmp(kind, "profile") == 0;
     cv_profile newp;
-    if (is_profile && parse_profile(&f[F_LEVEL], &f[F_DAYS], &newp, reason,
-                                    rlen) < 0)
+    if (is_profile && cv_profile_from_fields(&f[F_LEVEL], &f[F_DAYS], &newp,
+                                             reason, rlen) < 0)
         return CV_STORE_REJECTED;
 
     if (s->pending == 0) {

@@ -17,9 +17,10 @@ for p in ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store; do
     [ -x "$BIN/$p" ] || die "$BIN/$p is missing: build first (make)"
 done
 [ -f "$SAMPLE" ] || die "$SAMPLE is missing"
-# a user in the sample: the first event's
-user=$(sed -n '1s/.*"user_id":"\([^"]*\)".*/\1/p' "$SAMPLE")
-[ -n "$user" ] || die "no user_id in the first line of $SAMPLE"
+# a user in the sample whose data is neither anonymised on arrival nor
+# ephemeral: the first with a public or private profile
+user=$(sed -n 's/.*"user_id":"\([^"]*\)".*"privacy_level":"\(public\|private\)".*/\1/p' "$SAMPLE" | head -n 1)
+[ -n "$user" ] || die "no user with a public or private profile in $SAMPLE"
 
 step "1. the instance: $CTXVAULT_HOME (config, keys, database; kept if present)"
 "$BIN/ctxvault" init

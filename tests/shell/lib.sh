@@ -182,7 +182,7 @@ store_close() {
 }
 # store_wait: wait for the background store; sets STATUS_BGSTORE
 store_wait() {
-    wait "$STORE_PID"
+    wait "$STORE_PID" 2> /dev/null
     STATUS_BGSTORE=$?
 }
 

@@ -123,6 +123,19 @@ test_event_under_1mib_with_a_large_encrypted_field_is_stored() {
     assertEquals "rows" 1 "$(rows)"
 }
 
+test_line_of_exactly_max_line_bytes_is_accepted_by_ingest() {
+    conf_set max_line 1KiB
+    for n in 1024 1025; do
+        base=$(event 2 u1 interaction ',"pad":""' | tr -d '\n')
+        event 2 u1 interaction ",\"pad\":\"$(printf "%0$((n - ${#base}))d" 0)\"" > "$TEST_TMP/in.$n"
+        assertEquals "length of the test line" $((n + 1)) "$(wc -c < "$TEST_TMP/in.$n")"
+    done
+    ctxvault-ingest --stdout "$TEST_TMP/in.1024" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 0 $?
+    ctxvault-ingest --stdout "$TEST_TMP/in.1025" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 65 $?
+}
+
 test_line_over_default_max_line_of_1mib_is_rejected_with_line_number() {
     # 1.1 MiB of padding inside an otherwise valid event
     head -c 1153434 /dev/zero | tr '\0' x > "$TEST_TMP/pad"
@@ -175,6 +188,19 @@ test_timestamp_that_is_not_rfc3339_is_rejected_with_line_number() {
 test_timestamp_of_wrong_type_is_rejected_with_line_number() {
     printf '{"kind":"interaction","user_id":"u1","ts":true}\n' | between "$TEST_TMP/in.ndjson"
     assert_line2_rejected "$TEST_TMP/in.ndjson" '"?ts"?'
+}
+
+test_profile_with_retention_days_of_wrong_type_is_rejected_with_line_number() {
+    # store cannot file such a profile: ingest must reject it, not pass it on
+    printf '{"kind":"profile","user_id":"u1","ts":"2026-11-01T00:00:02Z","privacy_level":"private","retention_days":"ten"}\n' |
+        between "$TEST_TMP/in.ndjson"
+    assert_line2_rejected "$TEST_TMP/in.ndjson" 'retention_days'
+}
+
+test_profile_with_unknown_privacy_level_is_rejected_with_line_number() {
+    printf '{"kind":"profile","user_id":"u1","ts":"2026-11-01T00:00:02Z","privacy_level":"bogus","retention_days":30}\n' |
+        between "$TEST_TMP/in.ndjson"
+    assert_line2_rejected "$TEST_TMP/in.ndjson" 'privacy_level'
 }
 
 test_duplicate_key_is_rejected_with_line_number() {

@@ -85,6 +85,18 @@ test_init_with_ctxvault_home_creates_a_missing_parent() {
     assertTrue "keyring under a new nested CTXVAULT_HOME" "[ -s '$nested/keys/keyring' ]"
 }
 
+test_init_tightens_the_modes_of_an_existing_home() {
+    # a home made beforehand with a loose umask
+    other=$TEST_TMP/premade
+    mkdir -m 0755 "$other"
+    mkdir -m 0777 "$other/keys"
+    (umask 022; ctxvault --home "$other" init > /dev/null 2> "$TEST_TMP/init.err")
+    assert_status init 0 $?
+    assertEquals "mode of the existing home" 700 "$(stat -c %a "$other")"
+    assertEquals "mode of the existing keys directory" 700 "$(stat -c %a "$other/keys")"
+    assertEquals "mode of the keyring" 600 "$(stat -c %a "$other/keys/keyring")"
+}
+
 test_keyring_readable_by_others_is_refused_with_exit_78() {
     keyring=$HOME_DIR/keys/keyring
     chmod 0644 "$keyring"

@@ -199,6 +199,19 @@ test_second_store_on_the_same_database_refuses_with_exit_75() {
     assertEquals "rows after the holder stopped" 1 "$(rows)"
 }
 
+test_query_sees_events_committed_by_a_running_store() {
+    event 1 u-live > "$TEST_TMP/in.ndjson"
+    protect "$TEST_TMP/in.ndjson" "$TEST_TMP/enc.ndjson"
+    store_start
+    store_feed "$TEST_TMP/enc.ndjson"
+    wait_until 10 rows_at_least 1 || fail "the store did not commit"
+    out=$(ctxvault query --user u-live 8>&- 2> "$TEST_TMP/query.err")
+    assert_status query 0 $?
+    assertEquals "events of u-live seen while the store runs" 1 "$(echo "$out" | grep -c '"ts"')"
+    store_close
+    assertEquals "store exit status" 0 "$STATUS_BGSTORE"
+}
+
 test_sigterm_commits_what_was_read_and_exits_0() {
     # a batch that would stay open for a minute: only the stop commits it
     conf_set batch_time 60s

@@ -249,4 +249,23 @@ test_store_refuses_an_event_whose_user_id_is_not_pseudonymised() {
     assertEquals "the clear user id in the database file" 0 "$(grep -a -c u-clear "$DB")"
 }
 
+test_files_written_by_the_programs_are_0600() {
+    # under a loose umask: the WAL, its index and dead-letter files stay private
+    saved_umask=$(umask)
+    umask 022
+    gen "$TEST_TMP/in.ndjson" -n 200 -s 25 -u 5
+    { cat "$TEST_TMP/in.ndjson"; echo 'not json'; } > "$TEST_TMP/bad.ndjson"
+    protect "$TEST_TMP/bad.ndjson" "$TEST_TMP/enc.ndjson"
+    store_start
+    store_feed "$TEST_TMP/enc.ndjson"
+    wait_until 10 rows_at_least 200 || fail "the store did not commit"
+    for f in "$DB-wal" "$DB-shm" "$(deadletter ingest)"; do
+        assertTrue "$f should exist" "[ -e '$f' ]"
+        assertEquals "mode of $f" 600 "$(stat -c %a "$f")"
+    done
+    store_close
+    umask "$saved_umask"
+    assertEquals "store exit status" 0 "$STATUS_BGSTORE"
+}
+
 . shunit2

@@ -22,7 +22,7 @@
  *     from that field, --no-id and --bad leave the valid events unchanged.
  * With --bad, after every N valid events (default 50; event numbers
  * N/2, N/2+N, ...) comes one bad line, cycling through the kinds in
- * `bad_kinds`; a blank line follows events N, 2N, ...; events N/5, N/5+N, ...
+ * bad_line(); a blank line follows events N, 2N, ...; events N/5, N/5+N, ...
  * end in CRLF (blank lines and CRLF are valid input). When COUNT >= 1000 one
  * extra line of more than 1 MiB comes after event COUNT/2. So a run has
  * COUNT/N ordinary bad lines, plus one if COUNT >= 1000.
@@ -529,9 +529,9 @@ static void body_profile(struct buf *b, uint64_t u, uint64_t *r, int first)
                                          "ephemeral"};
     static const unsigned level_w[] = {40, 35, 15, 10};
     static const int retention[] = {30, 90, 365, -1};
-    /* Later profile events mostly update preferences; about one in twenty
+    /* Later profile events mostly update preferences; about one in 200
      * also changes the privacy settings, as real users rarely do. */
-    int keep = first || below(r, 20) != 0;
+    int keep = first || below(r, 200) != 0;
     uint64_t x = keep ? fact(u, 5) % 100 : below(r, 100);
     size_t lv = 0;
     while (x >= level_w[lv]) {
@@ -758,11 +758,11 @@ static void event(struct gen *g, uint64_t index, struct buf *b)
 
 /* ---- bad lines ---- */
 
-static const char *const bad_kinds[] = {
-    "not-json", "array", "bad-utf8", "nul-escape", "raw-nul", "too-deep",
-    "missing-kind", "missing-user", "empty-user", "user-number",
-    "kind-number", "bad-month", "bad-ts-word", "duplicate-key",
-};
+/* bad_line(which): 0 not JSON, 1 an array, 2 bad UTF-8, 3 a \u0000 escape,
+ * 4 a raw NUL, 5 too deep, 6 no kind, 7 no user_id, 8 an empty user_id,
+ * 9 a numeric user_id, 10 a numeric kind, 11 month 13, 12 "yesterday",
+ * 13 a duplicate key */
+enum { BAD_KINDS = 14 };
 
 static void bad_line(struct buf *b, size_t which, uint64_t u, int64_t ms)
 {
@@ -968,7 +968,7 @@ int main(int argc, char **argv)
             continue;
         if (i % every == every / 2) {
             bad_line(&extra, next_bad, 1 + below(&bad_rng, users), g.clock_ms);
-            next_bad = (next_bad + 1) % N_OF(bad_kinds);
+            next_bad = (next_bad + 1) % BAD_KINDS;
             emit(&extra, "\n");
         }
         if (i % every == 0)
