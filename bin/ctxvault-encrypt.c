@@ -72,7 +72,10 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
     int scanned = cv_jscan_object(line, len, CV_JW_MAX_DEPTH, true, &id, 1,
                                   err, sizeof err);
     if (scanned < 0) {
-        snprintf(reason, sizeof reason, "invalid JSON: %s", err);
+        if (strncmp(err, "not a JSON object", 17) == 0)
+            snprintf(reason, sizeof reason, "event is not a JSON object");
+        else
+            snprintf(reason, sizeof reason, "invalid JSON: %s", err);
         goto reject;
     }
     if (scanned == 1) {

@@ -217,7 +217,8 @@ cv_db *cv_db_open_writer(const cv_config *cfg, const char *program,
 
     char *wal = cv_fmt("%s-wal", db->path);
     rec->wal_bytes = cv_db_file_size(wal);
-    rec->wal_present = access(wal, F_OK) == 0;
+    /* readers leave an empty WAL behind; only frames mean a crash */
+    rec->wal_present = rec->wal_bytes > 0;
     free(wal);
     rec->created = access(db->path, F_OK) != 0;
 

@@ -45,7 +45,7 @@ static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
             size_t klen = strlen(key);
             if (base + klen + 2 > plen)
                 continue; /* a path this long was never sealed by us */
-            if (base)
+            if (depth > 0) /* below the top even when the path so far is "" */
                 path[base] = '.', memcpy(path + base + 1, key, klen + 1);
             else
                 memcpy(path, key, klen + 1);

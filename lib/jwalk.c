@@ -94,16 +94,17 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-/* Does any of the 8 bytes in v need a closer look: a control character,
- * a quote, a backslash, or a byte >= 0x80 (UTF-8)? The classic haszero and
- * hasless bit tricks: they may flag a byte next to a real hit, never miss
- * one, and the byte loop after them decides. */
-static inline bool special8(uint64_t v)
+/* The bytes of v (8 bytes of text) that need a closer look: control
+ * characters, quotes, backslashes and bytes >= 0x80 (UTF-8), as the high
+ * bit of each byte. The classic haszero/hasless bit tricks: a borrow may
+ * also flag bytes above a real hit, never below one, so the lowest flag
+ * is always a real hit. */
+static inline uint64_t special8(uint64_t v)
 {
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-    return ((((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) |
-             v) & high) != 0;
+    return (((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) |
+            v) & high;
 }
 
 /* At the opening quote; the token is the string with its quotes. */
@@ -116,8 +117,13 @@ static int string(cv_jwalk *w)
         while (w->end - w->p >= 8) {
             uint64_t v;
             memcpy(&v, w->p, 8);
-            if (special8(v))
+            uint64_t m = special8(v);
+            if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                w->p += __builtin_ctzll(m) >> 3; /* the first hit */
+#endif
                 break;
+            }
             w->p += 8;
         }
         while (w->p < w->end && *w->p >= 0x20 && *w->p < 0x80 &&

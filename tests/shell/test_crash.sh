@@ -27,7 +27,7 @@ kill9_then_rerun() {
     kill -9 "$(cat "$TEST_TMP/pid.$1")"
     wait "$PIPE_PID" 2> /dev/null
     # look for a WAL before any other connection opens the database
-    [ -e "$DB-wal" ] && wal=yes || wal=no
+    [ -s "$DB-wal" ] && wal=yes || wal=no
     # (counted through ctxvault's read-only connection, which leaves the WAL)
     before=$(ctxvault stats 2> /dev/null | json_get '$.events')
     echo "  (kill -9 of $1 after 0.3 s: ${before:-?} of 20000 rows committed, WAL left: $wal)"
@@ -63,7 +63,7 @@ test_store_reports_recovery_of_a_wal_left_by_kill_9() {
     kill -9 "$STORE_PID"
     store_wait
     exec 8>&-
-    assertTrue "kill -9 of a writer in WAL mode should leave the -wal file" "[ -e '$DB-wal' ]"
+    assertTrue "kill -9 of a writer in WAL mode should leave a non-empty -wal file" "[ -s '$DB-wal' ]"
     ctxvault-store < "$TEST_TMP/enc.ndjson" 2> "$TEST_TMP/store.err"
     assert_status store 0 $?
     assert_grep "$TEST_TMP/store.err" 'recover' "store should report the recovery of the WAL"
@@ -80,6 +80,19 @@ test_clean_start_reports_no_recovery() {
     ctxvault-store < "$TEST_TMP/enc.ndjson" 2> "$TEST_TMP/store.err"
     assert_status store 0 $?
     assert_no_grep "$TEST_TMP/store.err" 'recover' "no recovery after a clean stop"
+}
+
+test_readers_after_a_clean_stop_do_not_make_store_report_a_recovery() {
+    gen "$TEST_TMP/in.ndjson" -n 100 -s 53 -u 5
+    protect "$TEST_TMP/in.ndjson" "$TEST_TMP/enc.ndjson"
+    ctxvault-store < "$TEST_TMP/enc.ndjson" 2> /dev/null
+    # read-only connections, as the operator's command uses
+    ctxvault stats > /dev/null 2>&1
+    ctxvault query --user user-00001 --limit 1 > /dev/null 2>&1
+    ctxvault-store < "$TEST_TMP/enc.ndjson" 2> "$TEST_TMP/store.err"
+    assert_status store 0 $?
+    assert_no_grep "$TEST_TMP/store.err" 'recover' \
+        "nothing was left to recover after a clean stop and some reads"
 }
 
 test_kill_9_during_a_commit_leaves_a_database_that_verifies() {

@@ -183,8 +183,8 @@ test_store_db_option_writes_there() {
 
 test_second_store_on_the_same_database_refuses_with_exit_75() {
     store_start
-    wait_until 10 test -s "$DB.lock" || fail "the first store never took its lock"
-    sleep 0.3
+    wait_until 20 grep -q "pid $STORE_PID" "$DB.lock" ||
+        fail "the first store never took its lock: $(cat "$DB.lock")"
     event 1 | ctxvault-ingest --stdout 2> /dev/null | ctxvault-encrypt 2> /dev/null > "$TEST_TMP/one.ndjson"
     ctxvault-store < "$TEST_TMP/one.ndjson" 8>&- 2> "$TEST_TMP/store.err"
     assert_status store 75 $?

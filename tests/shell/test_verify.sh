@@ -112,6 +112,20 @@ test_programs_refuse_to_start_with_a_bad_config() {
     assert_status encrypt 78 $?
 }
 
+test_c_option_selects_the_configuration_file() {
+    sed 's/^max_line .*/max_line = 1KiB/' "$HOME_DIR/ctxvault.conf" > "$TEST_TMP/alt.conf"
+    event 1 u1 interaction ",\"pad\":\"$(printf '%02000d' 0)\"" > "$TEST_TMP/in.ndjson"
+    ctxvault-ingest --stdout "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 0 $?
+    ctxvault-ingest --stdout -c "$TEST_TMP/alt.conf" "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 65 $?
+    printf '[store]\nbatch_size = -3\n' >> "$TEST_TMP/alt.conf"
+    ctxvault -c "$TEST_TMP/alt.conf" config check > /dev/null 2> "$TEST_TMP/check.err"
+    assert_status check 78 $?
+    assert_grep "$TEST_TMP/check.err" "alt\.conf:$(wc -l < "$TEST_TMP/alt.conf"): " \
+        "config check -c should name the file it was given"
+}
+
 test_store_refuses_a_corrupt_database_naming_restore() {
     store_some 200
     dd if=/dev/urandom of="$DB" bs=100 count=1 conv=notrunc 2> /dev/null
