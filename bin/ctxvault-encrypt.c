@@ -7,7 +7,7 @@
 #include "jscan.h"
 #include "jwalk.h"
 #include "keyring.h"
-#include "lineread.h"
+#include "ndjson.h"
 #include "policy.h"
 #include "util.h"
 
@@ -126,41 +126,20 @@ reject:
     return 1;
 }
 
+static int encrypt_line(void *arg, const char *source, uint64_t lineno,
+                        const char *line, size_t len)
+{
+    (void)source;
+    return process(arg, lineno, line, len) == EX_IOERR ? EX_IOERR : 0;
+}
+
 static int run(filter *f)
 {
-    cv_lineread *lr = cv_lineread_new(0, f->max_line);
-    const char *line;
-    size_t len;
-    int rc, status = 0;
-    while (!cv_stop_requested &&
-           (rc = cv_lineread_next(lr, &line, &len, false)) != CV_LR_EOF) {
-        if (rc == CV_LR_ERROR) {
-            /* a stop request interrupts the read: finish what is done */
-            if (!cv_stop_requested) {
-                cv_err("cannot read stdin: %s", strerror(errno));
-                status = EX_IOERR;
-            }
-            break;
-        }
-        uint64_t lineno = cv_lineread_lineno(lr);
-        if (rc == CV_LR_TOOLONG) {
-            char reason[128];
-            snprintf(reason, sizeof reason, "line longer than %zu bytes",
-                     f->max_line);
-            cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, true);
-            continue;
-        }
-        size_t i = 0;
-        while (i < len && (line[i] == ' ' || line[i] == '\t'))
-            i++;
-        if (i == len)
-            continue; /* blank lines are not events */
-        if (process(f, lineno, line, len) == EX_IOERR) {
-            status = EX_IOERR;
-            break;
-        }
-    }
-    cv_lineread_destroy(&lr);
+    cv_progress progress;
+    cv_progress_init(&progress, "encrypt");
+    int status = cv_ndjson_each(0, "stdin", f->max_line, f->dl, &progress,
+                                encrypt_line, f);
+    cv_progress_done(&progress);
     return status;
 }
 

@@ -5,7 +5,7 @@
 #include "deadletter.h"
 #include "event.h"
 #include "keyring.h"
-#include "lineread.h"
+#include "ndjson.h"
 #include "progress.h"
 #include "util.h"
 
@@ -43,59 +43,36 @@ typedef struct {
     cv_deadletter *dl;
     FILE *out;
     uint64_t accepted;
-    uint64_t lines;
     cv_progress progress;
 } ingest;
 
-/* Returns 0, or EX_IOERR when output failed. */
+/* One line: normalise it and write it out, or dead-letter it. */
+static int ingest_line(void *arg, const char *source, uint64_t lineno,
+                       const char *line, size_t len)
+{
+    ingest *in = arg;
+    char reason[256], *norm;
+    size_t nlen;
+    if (cv_event_normalise(&in->rules, line, len, cv_now_ms(), &norm, &nlen,
+                           reason, sizeof reason) < 0) {
+        cv_deadletter_put(in->dl, source, lineno, reason, line, len, false);
+        return 0;
+    }
+    norm[nlen] = '\n';
+    size_t w = fwrite(norm, 1, nlen + 1, in->out);
+    free(norm);
+    if (w != nlen + 1) {
+        cv_err("cannot write to stdout: %s", strerror(errno));
+        return EX_IOERR;
+    }
+    in->accepted++;
+    return 0;
+}
+
 static int ingest_fd(ingest *in, int fd, const char *source)
 {
-    cv_lineread *lr = cv_lineread_new(fd, in->max_line);
-    const char *line;
-    size_t len;
-    int rc, status = 0;
-    char reason[256];
-    while (!cv_stop_requested &&
-           (rc = cv_lineread_next(lr, &line, &len, false)) != CV_LR_EOF) {
-        if (rc == CV_LR_ERROR) {
-            if (!cv_stop_requested)
-                cv_err("%s: read failed: %s", source, strerror(errno));
-            status = cv_stop_requested ? 0 : EX_IOERR;
-            break;
-        }
-        in->lines++;
-        uint64_t lineno = cv_lineread_lineno(lr);
-        if (rc == CV_LR_TOOLONG) {
-            snprintf(reason, sizeof reason, "line longer than %zu bytes",
-                     in->max_line);
-            cv_deadletter_put(in->dl, source, lineno, reason, line, len, true);
-            continue;
-        }
-        size_t i = 0;
-        while (i < len && (line[i] == ' ' || line[i] == '\t'))
-            i++;
-        if (i == len)
-            continue; /* blank lines are not events */
-        char *norm;
-        size_t nlen;
-        if (cv_event_normalise(&in->rules, line, len, cv_now_ms(), &norm,
-                               &nlen, reason, sizeof reason) < 0) {
-            cv_deadletter_put(in->dl, source, lineno, reason, line, len, false);
-            continue;
-        }
-        norm[nlen] = '\n';
-        size_t w = fwrite(norm, 1, nlen + 1, in->out);
-        free(norm);
-        if (w != nlen + 1) {
-            cv_err("cannot write to stdout: %s", strerror(errno));
-            status = EX_IOERR;
-            break;
-        }
-        in->accepted++;
-        cv_progress_update(&in->progress, in->lines, NULL);
-    }
-    cv_lineread_destroy(&lr);
-    return status;
+    return cv_ndjson_each(fd, source, in->max_line, in->dl, &in->progress,
+                          ingest_line, in);
 }
 
 int main(int argc, char **argv)

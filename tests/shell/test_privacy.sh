@@ -74,11 +74,12 @@ test_db_and_wal_hold_no_plaintext_device_ids_ips_or_person_ids() {
     assert_absent "device id, IP or person id" "$TEST_TMP/ids"
 }
 
-test_db_and_wal_hold_no_plaintext_device_names_or_comments() {
+test_db_and_wal_hold_no_plaintext_names_or_comments() {
     store_generated_keeping_wal 1000
     { grep -a -o '"device":{[^}]*}' "$IN" | grep -o '"name":"[^"]*"' | cut -d'"' -f4
-      values comment; } | sort -u > "$TEST_TMP/names"
-    assert_absent "device name or free-text comment" "$TEST_TMP/names"
+      values display_name; values comment; } | sort -u > "$TEST_TMP/names"
+    assertNotNull "no display names in the input" "$(values display_name)"
+    assert_absent "person's name, device name or free-text comment" "$TEST_TMP/names"
 }
 
 test_user_ids_are_not_stored_in_clear() {

@@ -1,0 +1,45 @@
+/* ndjson.c - the shared NDJSON read loop. */
+#include "ndjson.h"
+
+#include "lineread.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int cv_ndjson_each(int fd, const char *source, size_t max_line,
+                   cv_deadletter *dl, cv_progress *progress, cv_line_fn *fn,
+                   void *arg)
+{
+    cv_lineread *lr = cv_lineread_new(fd, max_line);
+    const char *line;
+    size_t len;
+    int rc, status = 0;
+    while (!status && !cv_stop_requested &&
+           (rc = cv_lineread_next(lr, &line, &len, false)) != CV_LR_EOF) {
+        if (rc == CV_LR_ERROR) {
+            /* a stop request interrupts the read: finish what is done */
+            if (!cv_stop_requested) {
+                cv_err("%s: read failed: %s", source, strerror(errno));
+                status = EX_IOERR;
+            }
+            break;
+        }
+        uint64_t lineno = cv_lineread_lineno(lr);
+        if (rc == CV_LR_TOOLONG) {
+            char reason[96];
+            snprintf(reason, sizeof reason, "line longer than %zu bytes",
+                     max_line);
+            cv_deadletter_put(dl, source, lineno, reason, line, len, true);
+            continue;
+        }
+        if (strspn(line, " \t") == len)
+            continue; /* blank lines are not events */
+        status = fn(arg, source, lineno, line, len);
+        if (progress)
+            cv_progress_update(progress, lineno, NULL);
+    }
+    cv_lineread_destroy(&lr);
+    return status;
+}

@@ -1,0 +1,24 @@
+/* ndjson.h - the read loop every filter shares: lines from a file
+ * descriptor, over-long lines dead-lettered, blank lines skipped, a stop
+ * request honoured, progress shown on a terminal. */
+#ifndef CV_NDJSON_H
+#define CV_NDJSON_H
+
+#include "deadletter.h"
+#include "progress.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Called for each non-blank line; returns 0 to go on, or a sysexits
+ * status to stop the loop with. */
+typedef int (cv_line_fn)(void *arg, const char *source, uint64_t lineno,
+                         const char *line, size_t len);
+
+/* Feed every line of fd to fn. Returns 0 at end of input or on a stop
+ * request, EX_IOERR on a read error (logged), or fn's status. */
+int cv_ndjson_each(int fd, const char *source, size_t max_line,
+                   cv_deadletter *dl, cv_progress *progress, cv_line_fn *fn,
+                   void *arg);
+
+#endif
