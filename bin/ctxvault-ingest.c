@@ -149,6 +149,12 @@ int main(int argc, char **argv)
                 continue;
             }
             int fd = open(argv[i], O_RDONLY | O_CLOEXEC);
+            struct stat st;
+            if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+                close(fd);
+                fd = -1;
+                errno = EISDIR;
+            }
             if (fd < 0) {
                 cv_err("cannot open %s: %s", argv[i], strerror(errno));
                 missing = true;

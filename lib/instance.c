@@ -77,6 +77,14 @@ int cv_instance_init(const cv_config *cfg)
         return rc;
 
     if (access(cfg->keyring_file, F_OK) == 0) {
+        /* kept, but it must still be usable: say so now, not at first use */
+        char err[512];
+        cv_keyring *kr = cv_keyring_load(cfg->keyring_file, err, sizeof err);
+        if (!kr) {
+            cv_err("%s", err);
+            return EX_CONFIG;
+        }
+        cv_keyring_destroy(&kr);
         printf("kept %s (keys are never overwritten)\n", cfg->keyring_file);
     } else {
         char err[512];

@@ -282,3 +282,23 @@ TEST(shipped_config_is_the_builtin_default)
     CHECK(!c.sync_full);
     cv_config_free(&c);
 }
+
+TEST(a_later_looser_profile_never_extends_stored_rows)
+{
+    fixture f;
+    char err[256];
+    CHECK_INT(setup(&f), 0);
+    CHECK_INT(add(&f, "{\"id\":\"p1\",\"kind\":\"profile\",\"user_id\":\"x\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"ephemeral\"}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"e\",\"kind\":\"click\",\"user_id\":\"x\",\"ts\":\"2026-01-01T00:10:00Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    int64_t hour = 1767225600000LL + 600000LL + 3600000LL;
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e'"), hour);
+    CHECK_INT(add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"x\",\"ts\":\"2026-01-02T00:00:00Z\",\"privacy_level\":\"private\",\"retention_days\":30}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"e2\",\"kind\":\"click\",\"user_id\":\"x\",\"ts\":\"2026-01-02T00:10:00Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    /* the row kept under "ephemeral" keeps its hour; new rows get 30 days */
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e'"), hour);
+    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e2'"),
+              1767225600000LL + 86400000LL + 600000LL + 30 * 86400000LL);
+    teardown(&f);
+}
