@@ -226,6 +226,7 @@ int main(int argc, char **argv)
     }
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    cv_grow_pipe(1);
 
     status = run(&f);
     if (fflush(stdout) != 0 && !status) {

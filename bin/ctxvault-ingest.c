@@ -136,6 +136,7 @@ int main(int argc, char **argv)
     }
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    cv_grow_pipe(1);
     cv_progress_init(&in.progress, "ingest");
 
     int status = 0;

@@ -120,6 +120,7 @@ int main(int argc, char **argv)
         goto out;
     }
     st = cv_store_new(db, pol, kr, cfg.max_depth);
+    cv_grow_pipe(0);
     lr = cv_lineread_new(0, (size_t)cv_config_stage_max_line(&cfg));
 
     cv_progress progress;

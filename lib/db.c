@@ -25,11 +25,18 @@ struct cv_db {
     int ncache;
 };
 
+/* Users are numbered: the events and their two user indexes hold a small
+ * integer instead of the 30-byte pseudonym, which makes inserts about a
+ * fifth faster, and re-keying a user's pseudonym one UPDATE. The view
+ * events_v shows rows with their user_id, for operators and tests. */
 static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  uid     INTEGER PRIMARY KEY,"
+    "  user_id TEXT NOT NULL UNIQUE);"     /* as stored: usually a pseudonym */
     "CREATE TABLE IF NOT EXISTS events ("
     "  seq         INTEGER PRIMARY KEY,"  /* commit order */
     "  id          TEXT NOT NULL UNIQUE,"
-    "  user_id     TEXT NOT NULL,"
+    "  uid         INTEGER NOT NULL,"     /* users.uid */
     "  kind        TEXT NOT NULL,"
     "  type        TEXT,"
     "  ts          INTEGER NOT NULL,"     /* ms since the epoch, UTC */
@@ -39,18 +46,22 @@ static const char schema_sql[] =
     "  scrubbed_at INTEGER,"
     "  body        TEXT NOT NULL,"
     "  checksum    BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS events_user_ts ON events(user_id, ts);"
-    "CREATE INDEX IF NOT EXISTS events_user_kind_ts ON events(user_id, kind, ts);"
+    "CREATE INDEX IF NOT EXISTS events_user_ts ON events(uid, ts);"
+    "CREATE INDEX IF NOT EXISTS events_user_kind_ts ON events(uid, kind, ts);"
     "CREATE INDEX IF NOT EXISTS events_expires ON events(expires_at)"
     "  WHERE expires_at IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_scrub ON events(scrub_after)"
     "  WHERE scrubbed_at IS NULL AND scrub_after IS NOT NULL;"
+    "CREATE VIEW IF NOT EXISTS events_v AS"
+    "  SELECT e.seq, e.id, u.user_id, e.kind, e.type, e.ts, e.created_at,"
+    "         e.expires_at, e.scrub_after, e.scrubbed_at, e.body, e.checksum"
+    "  FROM events e JOIN users u ON u.uid = e.uid;"
     "CREATE TABLE IF NOT EXISTS profiles ("
-    "  user_id        TEXT PRIMARY KEY,"
+    "  uid            INTEGER PRIMARY KEY," /* users.uid */
     "  privacy_level  TEXT,"
     "  retention_days INTEGER,"           /* NULL: forever */
     "  ts             INTEGER NOT NULL,"  /* of the profile event applied */
-    "  event_id       TEXT NOT NULL) WITHOUT ROWID;"
+    "  event_id       TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key   TEXT PRIMARY KEY,"
     "  value TEXT) WITHOUT ROWID;";
@@ -343,13 +354,13 @@ cv_db *cv_db_open_reader(const char *path, int *code, char *err, size_t errlen)
 int cv_db_insert(cv_db *db, const cv_row *r)
 {
     sqlite3_stmt *st = cv_db_stmt(db,
-        "INSERT INTO events(id, user_id, kind, type, ts, created_at, expires_at,"
+        "INSERT INTO events(id, uid, kind, type, ts, created_at, expires_at,"
         " scrub_after, body, checksum) VALUES(?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(id) DO NOTHING");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->uid);
     sqlite3_bind_text(st, 3, r->kind, -1, SQLITE_STATIC);
     if (r->type)
         sqlite3_bind_text(st, 4, r->type, -1, SQLITE_STATIC);

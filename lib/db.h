@@ -52,7 +52,7 @@ sqlite3_stmt *cv_db_stmt(cv_db *db, const char *sql);
 /* One row to insert. */
 typedef struct {
     const char *id;
-    const char *user_id;
+    int64_t uid;            /* users.uid of the row's user */
     const char *kind;
     const char *type;       /* may be NULL */
     int64_t ts;

@@ -126,9 +126,31 @@ int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
         cv_err("the policy neither keeps nor hashes user_id: cannot look up users");
         return EX_CONFIG;
     }
+    /* the users' numbers; a user never seen has no rows */
+    int64_t uids[MAX_VERSIONS];
+    size_t nid = 0;
+    sqlite3_stmt *st;
+    int status = 0;
+    if (sqlite3_prepare_v2(cv_db_handle(db), "SELECT uid FROM users WHERE user_id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
+        status = EX_SOFTWARE;
+        goto out;
+    }
+    for (size_t i = 0; i < nu; i++) {
+        sqlite3_bind_text(st, 1, users[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            uids[nid++] = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (nid == 0)
+        goto out;
+
+    /* one uid (the usual case) walks the index in ts order */
     char sql[2048];
-    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT body FROM events WHERE user_id IN (");
-    for (size_t i = 0; i < nu; i++)
+    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT body FROM events WHERE uid IN (");
+    for (size_t i = 0; i < nid; i++)
         n += (size_t)snprintf(sql + n, sizeof sql - n, "%s?", i ? "," : "");
     n += (size_t)snprintf(sql + n, sizeof sql - n, ")%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
                           q->kind ? " AND kind = ?" : "",
@@ -136,16 +158,14 @@ int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                           q->until >= 0 ? " AND ts < ?" : "",
                           q->oldest_first ? "ASC" : "DESC",
                           q->oldest_first ? "ASC" : "DESC");
-    sqlite3_stmt *st;
-    int status = 0;
     if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
         status = EX_SOFTWARE;
         goto out;
     }
     int b = 1;
-    for (size_t i = 0; i < nu; i++)
-        sqlite3_bind_text(st, b++, users[i], -1, SQLITE_STATIC);
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, b++, uids[i]);
     if (q->kind)
         sqlite3_bind_text(st, b++, q->kind, -1, SQLITE_STATIC);
     if (q->since >= 0)
@@ -239,7 +259,7 @@ int cv_inspect_stats(cv_db *db, FILE *out)
     json_object_set_new(o, "events", json_integer(total));
     json_object_set_new(o, "by_kind", kinds);
     json_object_set_new(o, "users",
-                        json_integer(scalar(db, "SELECT COUNT(DISTINCT user_id) FROM events")));
+                        json_integer(scalar(db, "SELECT COUNT(*) FROM users")));
     json_object_set_new(o, "profiles",
                         json_integer(scalar(db, "SELECT COUNT(*) FROM profiles")));
     snprintf(sql, sizeof sql,
@@ -299,7 +319,8 @@ int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)
 
     int64_t rows = 0, bad = 0, unknown = 0;
     if (sqlite3_prepare_v2(cv_db_handle(db),
-                           "SELECT seq, id, user_id, kind, ts, body, checksum FROM events",
+                           "SELECT e.seq, e.id, u.user_id, e.kind, e.ts, e.body, e.checksum"
+                           " FROM events e LEFT JOIN users u ON u.uid = e.uid",
                            -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot read rows of %s: %s", cv_db_path(db), cv_db_errmsg(db));
         return EX_DATAERR;
@@ -309,11 +330,14 @@ int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         rows++;
         const char *id = (const char *)sqlite3_column_text(st, 1);
+        const char *user = (const char *)sqlite3_column_text(st, 2);
+        const char *kind = (const char *)sqlite3_column_text(st, 3);
+        const char *body = (const char *)sqlite3_column_text(st, 5);
+        /* a NULL (a row whose user is gone, say) cannot match its sum */
         int ok = cv_row_checksum_check(
             kr, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
-            id ? id : "", (const char *)sqlite3_column_text(st, 2),
-            (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),
-            (const char *)sqlite3_column_text(st, 5),
+            id ? id : "", user ? user : "", kind ? kind : "",
+            sqlite3_column_int64(st, 4), body ? body : "",
             (size_t)sqlite3_column_bytes(st, 5));
         if (ok == 0) {
             cv_err("row %lld (id %s): checksum mismatch: the row was changed "

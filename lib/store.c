@@ -26,13 +26,14 @@ struct cv_store {
     /* Users whose profile changed in the open batch: their stored rows are
      * rescheduled once, at commit, however many profile events came. */
     struct {
-        char *user;
+        int64_t uid;
         cv_profile p;
     } dirty[MAX_DIRTY];
     int ndirty;
     struct {
-        char *user;
-        cv_profile p;
+        char *user;     /* user_id as stored */
+        int64_t uid;    /* its users.uid */
+        cv_profile p;   /* its profile */
     } cache[PROFILE_CACHE];
 };
 
@@ -56,8 +57,6 @@ void cv_store_destroy(cv_store **p)
         return;
     for (int i = 0; i < PROFILE_CACHE; i++)
         free(s->cache[i].user);
-    for (int i = 0; i < s->ndirty; i++)
-        free(s->dirty[i].user);
     free(s);
     *p = NULL;
 }
@@ -73,34 +72,53 @@ static unsigned slot_of(const char *user)
     return h % PROFILE_CACHE;
 }
 
-/* The user's profile, from the cache or the profiles table. */
-static int profile_get(cv_store *s, const char *user, cv_profile *out)
+/* The user's number and profile, from the cache or the database; a new
+ * user is numbered here (inside the open transaction). */
+static int user_get(cv_store *s, const char *user, int64_t *uid,
+                    cv_profile *out)
 {
     unsigned i = slot_of(user);
     if (s->cache[i].user && strcmp(s->cache[i].user, user) == 0) {
+        *uid = s->cache[i].uid;
         *out = s->cache[i].p;
         return 0;
     }
     sqlite3_stmt *st = cv_db_stmt(s->db,
-        "SELECT privacy_level, retention_days FROM profiles WHERE user_id = ?");
+        "SELECT u.uid, p.privacy_level, p.retention_days, p.uid IS NOT NULL"
+        " FROM users u LEFT JOIN profiles p ON p.uid = u.uid"
+        " WHERE u.user_id = ?");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     memset(out, 0, sizeof *out);
+    out->retention_days = -1;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        out->known = true;
-        const char *lvl = (const char *)sqlite3_column_text(st, 0);
+        *uid = sqlite3_column_int64(st, 0);
+        out->known = sqlite3_column_int(st, 3) != 0;
+        const char *lvl = (const char *)sqlite3_column_text(st, 1);
         if (lvl)
             cv_privacy_parse(lvl, &out->privacy);
-        out->retention_days = sqlite3_column_type(st, 1) == SQLITE_NULL
-                                  ? -1 : sqlite3_column_int64(st, 1);
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+            out->retention_days = sqlite3_column_int64(st, 2);
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
+        sqlite3_stmt *ins = cv_db_stmt(s->db, "INSERT INTO users(user_id) VALUES(?)");
+        if (!ins)
+            return -1;
+        sqlite3_bind_text(ins, 1, user, -1, SQLITE_STATIC);
+        rc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (rc != SQLITE_DONE)
+            return -1;
+        *uid = sqlite3_last_insert_rowid(cv_db_handle(s->db));
+    } else if (rc != SQLITE_ROW) {
         return -1;
+    }
     free(s->cache[i].user);
     s->cache[i].user = cv_strdup(user);
+    s->cache[i].uid = *uid;
     s->cache[i].p = *out;
     return 0;
 }
@@ -123,16 +141,16 @@ static int64_t col_or_never(sqlite3_stmt *st, int i)
 
 /* Recompute expires_at and scrub_after of every row of the user; rewrite
  * only the rows whose schedule changes. */
-static int reschedule(cv_store *s, const char *user, const cv_profile *prof)
+static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
 {
     sqlite3_stmt *sel = cv_db_stmt(s->db,
         "SELECT seq, kind, ts, created_at, expires_at, scrub_after FROM events"
-        " WHERE user_id = ?");
+        " WHERE uid = ?");
     sqlite3_stmt *upd = cv_db_stmt(s->db,
         "UPDATE events SET expires_at = ?, scrub_after = ? WHERE seq = ?");
     if (!sel || !upd)
         return -1;
-    sqlite3_bind_text(sel, 1, user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(sel, 1, uid);
     int rc;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
         int64_t exp, scrub;
@@ -170,11 +188,8 @@ static int reschedule(cv_store *s, const char *user, const cv_profile *prof)
 static int flush_dirty(cv_store *s)
 {
     int rc = 0;
-    for (int i = 0; i < s->ndirty; i++) {
-        if (rc == 0)
-            rc = reschedule(s, s->dirty[i].user, &s->dirty[i].p);
-        free(s->dirty[i].user);
-    }
+    for (int i = 0; i < s->ndirty && rc == 0; i++)
+        rc = reschedule(s, s->dirty[i].uid, &s->dirty[i].p);
     s->ndirty = 0;
     return rc;
 }
@@ -186,33 +201,34 @@ static bool same_rules(const cv_profile *a, const cv_profile *b)
 }
 
 /* Note that the user's rows need rescheduling under profile p. */
-static int mark_dirty(cv_store *s, const char *user, const cv_profile *p)
+static int mark_dirty(cv_store *s, int64_t uid, const cv_profile *p)
 {
     for (int i = 0; i < s->ndirty; i++)
-        if (strcmp(s->dirty[i].user, user) == 0) {
+        if (s->dirty[i].uid == uid) {
             s->dirty[i].p = *p;
             return 0;
         }
     if (s->ndirty == MAX_DIRTY && flush_dirty(s) < 0)
         return -1;
-    s->dirty[s->ndirty].user = cv_strdup(user);
+    s->dirty[s->ndirty].uid = uid;
     s->dirty[s->ndirty].p = *p;
     s->ndirty++;
     return 0;
 }
 
 /* Apply a profile event if it is the newest for its user. */
-static int profile_apply(cv_store *s, const char *user, const char *event_id,
-                         int64_t ts, const cv_profile *old, const cv_profile *p)
+static int profile_apply(cv_store *s, const char *user, int64_t uid,
+                         const char *event_id, int64_t ts,
+                         const cv_profile *old, const cv_profile *p)
 {
     sqlite3_stmt *st = cv_db_stmt(s->db,
-        "INSERT INTO profiles(user_id, privacy_level, retention_days, ts, event_id)"
-        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id) DO UPDATE SET"
+        "INSERT INTO profiles(uid, privacy_level, retention_days, ts, event_id)"
+        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(uid) DO UPDATE SET"
         " privacy_level = ?2, retention_days = ?3, ts = ?4, event_id = ?5"
         " WHERE excluded.ts >= profiles.ts");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, uid);
     if (p->privacy != CV_PRIVACY_UNSET)
         sqlite3_bind_text(st, 2, cv_privacy_name(p->privacy), -1, SQLITE_STATIC);
     if (p->retention_days >= 0)
@@ -228,9 +244,10 @@ static int profile_apply(cv_store *s, const char *user, const char *event_id,
     unsigned i = slot_of(user);
     free(s->cache[i].user);
     s->cache[i].user = cv_strdup(user);
+    s->cache[i].uid = uid;
     s->cache[i].p = *p;
     s->st.profiles_applied++;
-    return same_rules(old, p) ? 0 : mark_dirty(s, user, p);
+    return same_rules(old, p) ? 0 : mark_dirty(s, uid, p);
 }
 
 #define REJECT(...) (snprintf(reason, rlen, __VA_ARGS__), CV_STORE_REJECTED)
@@ -288,10 +305,11 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
     s->pending++;
 
     cv_profile prof;
-    if (profile_get(s, user, &prof) < 0)
+    int64_t uid;
+    if (user_get(s, user, &uid, &prof) < 0)
         goto failed;
     int64_t now = cv_now_ms();
-    cv_row row = {.id = id, .user_id = user, .kind = kind,
+    cv_row row = {.id = id, .uid = uid, .kind = kind,
                   .type = has_type ? type : NULL, .ts = ts, .created_at = now,
                   .body = line, .body_len = len};
     cv_retention_compute(s->pol, kind, ts, now, is_profile ? &newp : &prof,
@@ -312,7 +330,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         return CV_STORE_DUPLICATE;
     }
     s->st.inserted++;
-    if (is_profile && profile_apply(s, user, id, ts, &prof, &newp) < 0)
+    if (is_profile && profile_apply(s, user, uid, id, ts, &prof, &newp) < 0)
         goto failed;
     return CV_STORE_INSERTED;
 failed:
@@ -339,13 +357,11 @@ int cv_store_commit(cv_store *s, char *err, size_t errlen)
 
 void cv_store_rollback(cv_store *s)
 {
-    for (int i = 0; i < s->ndirty; i++)
-        free(s->dirty[i].user);
     s->ndirty = 0;
     if (s->pending) {
         cv_db_rollback(s->db);
         s->pending = 0;
-        /* the cache may hold profiles from the rolled-back batch */
+        /* the cache may hold users and profiles of the rolled-back batch */
         for (int i = 0; i < PROFILE_CACHE; i++) {
             free(s->cache[i].user);
             s->cache[i].user = NULL;

@@ -343,6 +343,16 @@ bool cv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
+void cv_grow_pipe(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return;
+    for (int size = 1 << 20; size >= 65536; size /= 2)
+        if (fcntl(fd, F_SETPIPE_SZ, size) >= 0)
+            return;
+}
+
 static void on_stop(int sig)
 {
     (void)sig;

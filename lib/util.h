@@ -66,6 +66,11 @@ int64_t cv_parse_duration(const char *s);
 /* Parse a decimal integer in [min, max]. false on error. */
 bool cv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* When fd is a pipe, grow its buffer (to 1 MiB, or the system's limit) so
+ * the stages of a pipeline keep working while the next one is busy
+ * committing. Quietly does nothing otherwise. */
+void cv_grow_pipe(int fd);
+
 /* Signal handling for a clean stop: SIGTERM and SIGINT set the flag,
  * installed without SA_RESTART so blocking reads return EINTR. SIGPIPE is
  * ignored so writes fail with EPIPE instead of killing the process. */

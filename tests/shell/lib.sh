@@ -48,7 +48,7 @@ pipeline() {
 
 # rows [WHERE]: count rows in the events table
 rows() {
-    sqlite3 "$DB" "SELECT COUNT(*) FROM events ${1:+WHERE $1}"
+    sqlite3 "$DB" "SELECT COUNT(*) FROM events_v ${1:+WHERE $1}"
 }
 
 # ---- helpers shared by the suites ---------------------------------------

@@ -25,7 +25,7 @@ test_sample_data_is_stored_whole() {
     # tests/data/README: 8 profiles, 20 interactions, 5 users
     assertEquals "profile rows" 8 "$(rows "kind='profile'")"
     assertEquals "interaction rows" 20 "$(rows "kind='interaction'")"
-    assertEquals "distinct users" 5 "$(sql 'SELECT COUNT(DISTINCT user_id) FROM events')"
+    assertEquals "distinct users" 5 "$(sql 'SELECT COUNT(DISTINCT uid) FROM events')"
 }
 
 test_second_run_of_the_same_input_stores_nothing_new() {

@@ -38,8 +38,8 @@ test_tampered_body_fails_verify_naming_the_row() {
 test_tampered_user_id_fails_verify_naming_the_row() {
     store_some 500
     id=$(sql 'SELECT id FROM events WHERE seq = 7')
-    other_user=$(sql 'SELECT user_id FROM events WHERE user_id <> (SELECT user_id FROM events WHERE seq = 7) LIMIT 1')
-    sql "UPDATE events SET user_id = '$other_user' WHERE seq = 7"
+    other_user=$(sql 'SELECT uid FROM events WHERE uid <> (SELECT uid FROM events WHERE seq = 7) LIMIT 1')
+    sql "UPDATE events SET uid = $other_user WHERE seq = 7"
     ctxvault verify > "$TEST_TMP/verify.out" 2> "$TEST_TMP/verify.err"
     assert_status verify 65 $?
     assert_grep "$TEST_TMP/verify.err" "$id" "verify should name the row moved to another user"

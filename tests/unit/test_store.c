@@ -141,7 +141,7 @@ TEST(retention_follows_kind_then_profile)
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 30 * 86400000LL);
     CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a2'"), base + 30 * 86400000LL);
-    CHECK_INT(q(&f, "SELECT retention_days FROM profiles WHERE user_id='u'"), 30);
+    CHECK_INT(q(&f, "SELECT retention_days FROM profiles JOIN users USING(uid) WHERE user_id='u'"), 30);
     /* the profile row itself is kept as long as the user's retention */
     CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='p'"), base + 86400000LL + 30 * 86400000LL);
     teardown(&f);
@@ -159,7 +159,7 @@ TEST(ephemeral_and_anonymous_profiles_tighten_rows)
     /* an older profile event does not override the newer one */
     CHECK_INT(add(&f, "{\"id\":\"old\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2025-01-01T00:00:00Z\",\"privacy_level\":\"public\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(q(&f, "SELECT privacy_level = 'ephemeral' FROM profiles WHERE user_id='v'"), 1);
+    CHECK_INT(q(&f, "SELECT privacy_level = 'ephemeral' FROM profiles JOIN users USING(uid) WHERE user_id='v'"), 1);
     CHECK_INT(add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"anonymous\"}"), 1);
     CHECK_INT(add(&f, "{\"id\":\"w1\",\"kind\":\"click\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
