@@ -1,6 +1,7 @@
 /* event.c - ingest's validation and normalisation of one NDJSON line. */
 #include "event.h"
 
+#include "canon.h"
 #include "jscan.h"
 #include "retention.h"
 #include "timefmt.h"
@@ -141,16 +142,23 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
         memcpy(idbuf, f[F_ID].val, f[F_ID].len);
         idbuf[f[F_ID].len] = '\0';
     } else {
-        /* The digest covers the event without insignificant whitespace,
-         * so a re-sent event dedupes however it was spaced (or CRLF'd). */
-        char stackbuf[4096];
-        char *canon = len < sizeof stackbuf ? stackbuf : cv_malloc(len + 1);
-        size_t clen = cv_jscan_compact(line, len, canon);
+        /* The digest covers the canonical form, so a re-sent event dedupes
+         * however it was spaced, ordered or escaped. */
+        char tsnorm[40];
+        if (has_ts)
+            cv_time_format_ms(ts, tsnorm);
+        char *canon = NULL;
+        size_t ccap = 0;
+        long clen = cv_canonical(line, len, r->max_depth, has_ts ? tsnorm : NULL,
+                                 &canon, &ccap, why, sizeof why);
+        if (clen < 0) {
+            free(canon);
+            return FAIL("invalid JSON: %s", why);
+        }
         uint8_t digest[16];
         crypto_generichash(digest, sizeof digest, (const unsigned char *)canon,
-                           clen, r->id_key, 32);
-        if (canon != stackbuf)
-            free(canon);
+                           (size_t)clen, r->id_key, 32);
+        free(canon);
         make_id(has_ts ? ts : 0, digest, idbuf);
     }
 

@@ -8,10 +8,9 @@
  * A missing id is derived, never random, so a replay dedupes: a ULID-style
  * 26-character string whose first 10 characters encode the event's time
  * (0 when it has no ts) and the rest 80 bits of keyed BLAKE2b over the
- * event without insignificant whitespace, taken before the missing ts is
- * filled in. Time first, so the id index grows at its end. The key order
- * counts: a producer that re-serialises with another order and wants
- * dedupe gives its own ids. */
+ * event's canonical form (canon.h: sorted members, minimal escapes, ts
+ * normalised), taken before the missing ts is filled in. Time first, so
+ * the id index grows at its end. */
 #ifndef CV_EVENT_H
 #define CV_EVENT_H
 

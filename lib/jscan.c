@@ -444,26 +444,3 @@ bool cv_jfield_string(const cv_jfield *f, char *out, size_t outlen)
     out[n] = '\0';
     return true;
 }
-
-size_t cv_jscan_compact(const char *text, size_t len, char *out)
-{
-    size_t n = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_str) {
-            out[n++] = c;
-            if (c == '\\' && i + 1 < len)
-                out[n++] = text[++i];
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-            out[n++] = c;
-        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-            out[n++] = c;
-        }
-    }
-    out[n] = '\0';
-    return n;
-}

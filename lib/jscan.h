@@ -46,8 +46,4 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
  * false when it does not fit or is not a string. */
 bool cv_jfield_string(const cv_jfield *f, char *out, size_t outlen);
 
-/* Copy valid JSON text into out (room for len + 1 bytes) without the
- * whitespace between tokens. Returns the new length. */
-size_t cv_jscan_compact(const char *text, size_t len, char *out);
-
 #endif

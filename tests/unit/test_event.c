@@ -147,3 +147,32 @@ TEST(time_parse_accepts_rfc3339_forms)
     CHECK(!cv_time_parse("2026-11-22 10:00:00", 19, &a));  /* no zone */
     CHECK(!cv_time_parse("2026-11-22T24:00:00Z", 20, &a));
 }
+
+TEST(derived_id_ignores_key_order_escapes_and_ts_form)
+{
+    static const char *const same[] = {
+        "{\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-22T10:00:00Z\",\"s\":\"\xc3\xa9\",\"o\":{\"b\":1,\"a\":[2,{\"y\":1,\"x\":\"\\/\"}]}}",
+        "{\"user_id\":\"u\",\"kind\":\"k\",\"ts\":\"2026-11-22T12:00:00+02:00\",\"o\":{\"a\":[2,{\"x\":\"/\",\"y\":1}],\"b\":1},\"s\":\"\\u00e9\"}",
+        " { \"s\" : \"\\u00E9\" , \"o\":{\"a\":[ 2 , {\"x\":\"/\",\"y\":1} ],\"b\":1}, \"ts\":\"2026-11-22T10:00:00.000Z\",\"user_id\":\"u\",\"kind\":\"k\"}",
+    };
+    char *first = NULL, reason[256];
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        char *out;
+        if (norm(same[i], &out, reason) != 0)
+            cvt_fail(__FILE__, __LINE__, "rejected #%zu: %s", i, reason);
+        if (!first)
+            first = out;
+        else {
+            if (strncmp(first, out, 7 + 26) != 0)
+                cvt_fail(__FILE__, __LINE__, "#%zu got another id: %.33s vs %.33s",
+                         i, out, first);
+            free(out);
+        }
+    }
+    /* but a different value is a different event */
+    char *other;
+    CHECK_INT(norm("{\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-22T10:00:00Z\",\"s\":\"e\",\"o\":{\"b\":1,\"a\":[2,{\"y\":1,\"x\":\"/\"}]}}", &other, reason), 0);
+    CHECK(strncmp(first, other, 7 + 26) != 0);
+    free(first);
+    free(other);
+}
