@@ -217,7 +217,7 @@ int main(int argc, char **argv)
     f.policy = policy;
     f.kr = kr;
     f.max_line = (size_t)cv_config_stage_max_line(&cfg);
-    f.dl = cv_deadletter_open(cfg.deadletter_dir, "encrypt");
+    f.dl = cv_deadletter_open(cfg.deadletter_dir, "encrypt", kr);
     if (!f.dl) {
         cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
                strerror(errno));

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "deadletter.h"
 #include "event.h"
+#include "fieldcrypt.h"
 #include "keyring.h"
 #include "ndjson.h"
 #include "progress.h"
@@ -115,6 +116,11 @@ int main(int argc, char **argv)
         return EX_CONFIG;
     }
     char err[512];
+    if (cv_fieldcrypt_init() < 0) {
+        cv_err("cannot initialise libsodium");
+        cv_config_free(&cfg);
+        return EX_SOFTWARE;
+    }
     cv_keyring *kr = cv_keyring_load(cfg.keyring_file, err, sizeof err);
     if (!kr) {
         cv_err("%s", err);
@@ -126,7 +132,7 @@ int main(int argc, char **argv)
         .max_line = (size_t)cfg.max_line,
         .out = stdout,
     };
-    in.dl = cv_deadletter_open(cfg.deadletter_dir, "ingest");
+    in.dl = cv_deadletter_open(cfg.deadletter_dir, "ingest", kr);
     if (!in.dl) {
         cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
                strerror(errno));

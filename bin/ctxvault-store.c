@@ -112,7 +112,7 @@ int main(int argc, char **argv)
         cv_info("recovered %s: replayed a %lld-byte WAL and checkpointed it "
                 "in %lld ms", cfg.db_file, (long long)rec.wal_bytes,
                 (long long)rec.duration_ms);
-    dl = cv_deadletter_open(cfg.deadletter_dir, "store");
+    dl = cv_deadletter_open(cfg.deadletter_dir, "store", kr);
     if (!dl) {
         cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
                strerror(errno));

@@ -2,6 +2,7 @@
  * stored, check it, and check the configuration. */
 #include "config.h"
 #include "db.h"
+#include "deadletter.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
 #include "instance.h"
@@ -30,6 +31,9 @@ static void usage(FILE *f)
         "  stats                     counts and sizes as JSON\n"
         "  verify                    integrity_check and every row's checksum\n"
         "  config check              validate the configuration and policy\n"
+        "  deadletter [--decrypt] [PROGRAM...]\n"
+        "                            rejected lines with their reasons (ingest,\n"
+        "                            encrypt, store); the lines are sealed\n"
         "\n"
         "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
         "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
@@ -166,6 +170,43 @@ static int cmd_config(ctx *c, int argc, char **argv)
     return 0;
 }
 
+static int cmd_deadletter(ctx *c, int argc, char **argv)
+{
+    static const char *const all[] = {"ingest", "encrypt", "store", NULL};
+    bool decrypt = false;
+    const char *progs[8];
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--decrypt") == 0) {
+            decrypt = true;
+        } else if (argv[i][0] != '-' && np < 8 &&
+                   (!strcmp(argv[i], "ingest") || !strcmp(argv[i], "encrypt") ||
+                    !strcmp(argv[i], "store"))) {
+            progs[np++] = argv[i];
+        } else {
+            cv_err("usage: ctxvault deadletter [--decrypt] [ingest|encrypt|store...]");
+            return EX_USAGE;
+        }
+    }
+    if (np == 0)
+        for (np = 0; all[np]; np++)
+            progs[np] = all[np];
+    char err[1024];
+    if (decrypt) {
+        if (cv_fieldcrypt_init() < 0)
+            return EX_SOFTWARE;
+        c->kr = cv_keyring_load(c->cfg.keyring_file, err, sizeof err);
+        if (!c->kr) {
+            cv_err("%s", err);
+            return EX_CONFIG;
+        }
+    }
+    int rc = 0;
+    for (int i = 0; i < np && !rc; i++)
+        rc = cv_deadletter_show(c->cfg.deadletter_dir, progs[i], c->kr, stdout);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -197,7 +238,7 @@ int main(int argc, char **argv)
     argc -= optind;
     argv += optind;
     static const char *const known[] = {"init", "query", "get", "stats",
-                                        "verify", "config", NULL};
+                                        "verify", "config", "deadletter", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -232,6 +273,8 @@ int main(int argc, char **argv)
         rc = argc != 1 ? EX_USAGE : open_reader(&c, false);
         if (!rc)
             rc = cv_inspect_verify(c.db, c.kr, stdout);
+    } else if (strcmp(cmd, "deadletter") == 0) {
+        rc = cmd_deadletter(&c, argc, argv);
     } else {
         rc = cmd_config(&c, argc, argv);
     }

@@ -2,6 +2,7 @@
  * fsync'ed when closed. */
 #include "deadletter.h"
 
+#include "fieldcrypt.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -15,13 +16,15 @@
 
 struct cv_deadletter {
     int fd;
+    const cv_keyring *kr;
     char *path;
     char *program;
     uint64_t count;
     uint64_t failed;
 };
 
-cv_deadletter *cv_deadletter_open(const char *dir, const char *program)
+cv_deadletter *cv_deadletter_open(const char *dir, const char *program,
+                                  const cv_keyring *kr)
 {
     if (cv_mkdir_p(dir, 0700, false) < 0)
         return NULL;
@@ -35,6 +38,7 @@ cv_deadletter *cv_deadletter_open(const char *dir, const char *program)
     }
     cv_deadletter *dl = cv_calloc(1, sizeof *dl);
     dl->fd = fd;
+    dl->kr = kr;
     dl->path = path;
     dl->program = cv_strdup(program);
     return dl;
@@ -84,7 +88,21 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
     json_object_set_new(o, "source", json_string(source));
     json_object_set_new(o, "line", json_integer((json_int_t)line));
     json_object_set_new(o, "reason", json_string(reason));
-    if (valid_text(raw, len)) {
+    char *sealed = NULL;
+    if (dl->kr) {
+        char who[128], where[1200], err[256];
+        snprintf(who, sizeof who, "deadletter:%s", dl->program);
+        snprintf(where, sizeof where, "%s:%llu", source, (unsigned long long)line);
+        sealed = cv_seal(dl->kr, raw, len, who, where, err, sizeof err);
+        if (!sealed)
+            cv_warn("cannot seal dead letter %s: %s; keeping only its reason",
+                    where, err);
+    }
+    if (dl->kr) {
+        if (sealed)
+            json_object_set_new(o, "raw_sealed", json_string(sealed));
+        free(sealed);
+    } else if (valid_text(raw, len)) {
         json_object_set_new(o, "raw", json_stringn(raw, len));
     } else {
         size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
@@ -111,4 +129,73 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
                strerror(errno));
     }
     return rc;
+}
+
+/* Replace "raw_sealed" by the line it holds. */
+static void open_record(json_t *o, const cv_keyring *kr)
+{
+    const char *sealed = json_string_value(json_object_get(o, "raw_sealed"));
+    const char *program = json_string_value(json_object_get(o, "program"));
+    const char *source = json_string_value(json_object_get(o, "source"));
+    json_int_t line = json_integer_value(json_object_get(o, "line"));
+    if (!sealed || !program || !source)
+        return;
+    char who[128], where[1200], err[256], *plain;
+    size_t len;
+    snprintf(who, sizeof who, "deadletter:%s", program);
+    snprintf(where, sizeof where, "%s:%lld", source, (long long)line);
+    if (cv_unseal(kr, sealed, who, where, &plain, &len, err, sizeof err) < 0) {
+        json_object_set_new(o, "unseal_error", json_string(err));
+        return;
+    }
+    if (valid_text(plain, len)) {
+        json_object_set_new(o, "raw", json_stringn(plain, len));
+    } else {
+        size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+        char *b = cv_malloc(blen);
+        sodium_bin2base64(b, blen, (const unsigned char *)plain, len,
+                          sodium_base64_VARIANT_ORIGINAL);
+        json_object_set_new(o, "raw_base64", json_string(b));
+        free(b);
+    }
+    sodium_memzero(plain, len);
+    free(plain);
+    json_object_del(o, "raw_sealed");
+}
+
+int cv_deadletter_show(const char *dir, const char *program,
+                       const cv_keyring *kr, FILE *out)
+{
+    char *path = cv_fmt("%s/%s.ndjson", dir, program);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int missing = errno == ENOENT;
+        if (!missing)
+            cv_err("cannot read %s: %s", path, strerror(errno));
+        free(path);
+        return missing ? 0 : EX_NOINPUT;
+    }
+    int status = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        json_error_t je;
+        json_t *o = json_loadb(line, (size_t)n, 0, &je);
+        if (!o) {
+            cv_warn("%s: a record is not JSON: %s", path, je.text);
+            continue;
+        }
+        if (kr)
+            open_record(o, kr);
+        if (json_dumpf(o, out, JSON_COMPACT) < 0 || fputc('\n', out) == EOF)
+            status = EX_IOERR;
+        json_decref(o);
+        if (status)
+            break;
+    }
+    free(line);
+    fclose(f);
+    free(path);
+    return status;
 }

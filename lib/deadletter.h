@@ -1,18 +1,29 @@
 /* deadletter.h - where rejected input goes: reported on stderr as
  * "SOURCE:LINE: reason" and appended, with its reason, to the program's
- * dead-letter file (NDJSON, 0600). */
+ * dead-letter file (NDJSON, 0600).
+ *
+ * A rejected line may hold exactly what the policy protects (a search
+ * query, an email), so with a keyring the line itself is sealed like a
+ * field ("raw_sealed", bound to the program, source and line); the reason,
+ * source and line number stay readable. `ctxvault deadletter --decrypt`
+ * opens them. */
 #ifndef CV_DEADLETTER_H
 #define CV_DEADLETTER_H
+
+#include "keyring.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct cv_deadletter cv_deadletter;
 
 /* Opens DIR/PROGRAM.ndjson for appending, creating DIR (0700) and the file
- * (0600). NULL with errno on failure. */
-cv_deadletter *cv_deadletter_open(const char *dir, const char *program);
+ * (0600). kr (may be NULL: lines kept as they came) seals the lines and
+ * must outlive the dead-letter file. NULL with errno on failure. */
+cv_deadletter *cv_deadletter_open(const char *dir, const char *program,
+                                  const cv_keyring *kr);
 void cv_deadletter_close(cv_deadletter **p);
 
 /* Report and record one rejected line. raw need not be valid UTF-8 (it is
@@ -26,5 +37,11 @@ uint64_t cv_deadletter_count(const cv_deadletter *dl);
 /* Records that could not be written to the file. */
 uint64_t cv_deadletter_failed(const cv_deadletter *dl);
 const char *cv_deadletter_path(const cv_deadletter *dl);
+
+/* Print the records of DIR/PROGRAM.ndjson as NDJSON; with kr, sealed
+ * lines are opened ("raw", or "raw_base64" when not UTF-8). Returns 0, or
+ * a sysexits status. A missing file prints nothing. */
+int cv_deadletter_show(const char *dir, const char *program,
+                       const cv_keyring *kr, FILE *out);
 
 #endif

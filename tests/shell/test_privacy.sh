@@ -250,6 +250,23 @@ test_store_refuses_an_event_whose_user_id_is_not_pseudonymised() {
     assertEquals "the clear user id in the database file" 0 "$(grep -a -c u-clear "$DB")"
 }
 
+test_dead_letters_keep_rejected_lines_sealed() {
+    # a rejected line holds what the policy protects: it must not sit on
+    # disk in clear, yet the operator can still read why and what
+    printf '%s\n' '{"kind":"search","user_id":"u-dl","query":"divorce lawyer near me","n":' \
+        > "$TEST_TMP/in.ndjson"
+    ctxvault-ingest --stdout "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 65 $?
+    assertEquals "dead-letter records" 1 "$(dl_count ingest)"
+    assert_no_grep "$(deadletter ingest)" 'divorce|u-dl' "a rejected line is kept in clear"
+    assertEquals "line number kept readable" 1 "$(dl_field ingest 1 '$.line')"
+    ctxvault deadletter > "$TEST_TMP/dl.out"
+    assert_no_grep "$TEST_TMP/dl.out" 'divorce' "deadletter without --decrypt shows the line"
+    ctxvault deadletter --decrypt ingest > "$TEST_TMP/dl.out" 2> "$TEST_TMP/dl.err"
+    assert_status dl 0 $?
+    assert_grep "$TEST_TMP/dl.out" 'divorce lawyer near me' "--decrypt should give the line back"
+}
+
 test_files_written_by_the_programs_are_0600() {
     # under a loose umask: the WAL, its index and dead-letter files stay private
     saved_umask=$(umask)
