@@ -29,84 +29,33 @@ static void put(buf *o, const void *p, size_t n)
 
 static void putc_(buf *o, char c) { put(o, &c, 1); }
 
-static unsigned hexval(unsigned char c)
-{
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-static unsigned hex4(const unsigned char *p)
-{
-    return hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]);
-}
-
-static void put_utf8(buf *o, unsigned cp)
-{
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80)
-        u[0] = (unsigned char)cp, n = 1;
-    else if (cp < 0x800)
-        u[0] = (unsigned char)(0xc0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3f)), n = 2;
-    else if (cp < 0x10000)
-        u[0] = (unsigned char)(0xe0 | cp >> 12), u[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f)),
-        u[2] = (unsigned char)(0x80 | (cp & 0x3f)), n = 3;
-    else
-        u[0] = (unsigned char)(0xf0 | cp >> 18), u[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f)),
-        u[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f)), u[3] = (unsigned char)(0x80 | (cp & 0x3f)), n = 4;
-    put(o, u, n);
-}
-
-/* A string token (with its quotes), validated by the walker, re-escaped. */
-static void put_string(buf *o, const char *tok, size_t len)
+/* A string token (with its quotes), validated by the walker: decoded,
+ * then escaped again, minimally. */
+static void put_string(buf *o, const char *tok, size_t len, bool escaped)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)tok + 1;
-    const unsigned char *e = (const unsigned char *)tok + len - 1;
+    if (!escaped) { /* nothing to decode, and no control characters */
+        put(o, tok, len);
+        return;
+    }
+    char stackbuf[512], *d = len < sizeof stackbuf ? stackbuf : cv_malloc(len);
+    size_t n = cv_jwalk_unescape(tok + 1, len - 2, d);
     putc_(o, '"');
-    while (p < e) {
-        unsigned cp;
-        if (*p == '\\') {
-            unsigned c = p[1];
-            p += 2;
-            switch (c) {
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
-            case 'u':
-                cp = hex4(p);
-                p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(p + 2) - 0xdc00);
-                    p += 6;
-                }
-                break;
-            default: cp = c; break; /* " \ / */
-            }
-        } else {
-            /* copy a run of plain bytes (UTF-8 already checked) */
-            const unsigned char *q = p;
-            while (q < e && *q != '\\' && *q >= 0x20 && *q != '"')
-                q++;
-            if (q > p) {
-                put(o, p, (size_t)(q - p));
-                p = q;
-                continue;
-            }
-            cp = *p++;
-        }
-        if (cp == '"' || cp == '\\') {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '"' || c == '\\') {
             putc_(o, '\\');
-            putc_(o, (char)cp);
-        } else if (cp < 0x20) {
-            char u[6] = {'\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15]};
+            putc_(o, (char)c);
+        } else if (c < 0x20) {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             put(o, u, 6);
         } else {
-            put_utf8(o, cp);
+            putc_(o, (char)c);
         }
     }
     putc_(o, '"');
+    if (d != stackbuf)
+        free(d);
 }
 
 typedef struct {
@@ -145,7 +94,7 @@ static int object(cv_jwalk *w, buf *o, const char *ts_norm, int top)
             putc_(o, ',');
         m[nm].start = o->n;
         /* the key token is a string token followed by ':' */
-        put_string(o, w->tok, w->len);
+        put_string(o, w->tok, w->len, w->escaped);
         m[nm].key = m[nm].start;
         m[nm].klen = o->n - m[nm].start;
         putc_(o, ':');
@@ -208,7 +157,7 @@ static int value(cv_jwalk *w, int tok, buf *o, const char *ts_norm, int top)
         return 0;
     }
     case CV_JW_STRING:
-        put_string(o, w->tok, w->len);
+        put_string(o, w->tok, w->len, w->escaped);
         return 0;
     case CV_JW_NUMBER:
     case CV_JW_TRUE:

@@ -73,6 +73,21 @@ static bool valid_text(const char *s, size_t len)
     return true;
 }
 
+/* The line as "raw", or as "raw_base64" when it is not text. */
+static void set_raw(json_t *o, const char *raw, size_t len)
+{
+    if (valid_text(raw, len)) {
+        json_object_set_new(o, "raw", json_stringn(raw, len));
+        return;
+    }
+    size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *b = cv_malloc(blen);
+    sodium_bin2base64(b, blen, (const unsigned char *)raw, len,
+                      sodium_base64_VARIANT_ORIGINAL);
+    json_object_set_new(o, "raw_base64", json_string(b));
+    free(b);
+}
+
 int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
                       const char *reason, const char *raw, size_t len,
                       bool truncated)
@@ -102,15 +117,8 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
         if (sealed)
             json_object_set_new(o, "raw_sealed", json_string(sealed));
         free(sealed);
-    } else if (valid_text(raw, len)) {
-        json_object_set_new(o, "raw", json_stringn(raw, len));
     } else {
-        size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-        char *b = cv_malloc(blen);
-        sodium_bin2base64(b, blen, (const unsigned char *)raw, len,
-                          sodium_base64_VARIANT_ORIGINAL);
-        json_object_set_new(o, "raw_base64", json_string(b));
-        free(b);
+        set_raw(o, raw, len);
     }
     if (truncated)
         json_object_set_new(o, "truncated", json_true());
@@ -148,16 +156,7 @@ static void open_record(json_t *o, const cv_keyring *kr)
         json_object_set_new(o, "unseal_error", json_string(err));
         return;
     }
-    if (valid_text(plain, len)) {
-        json_object_set_new(o, "raw", json_stringn(plain, len));
-    } else {
-        size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-        char *b = cv_malloc(blen);
-        sodium_bin2base64(b, blen, (const unsigned char *)plain, len,
-                          sodium_base64_VARIANT_ORIGINAL);
-        json_object_set_new(o, "raw_base64", json_string(b));
-        free(b);
-    }
+    set_raw(o, plain, len);
     sodium_memzero(plain, len);
     free(plain);
     json_object_del(o, "raw_sealed");

@@ -445,3 +445,67 @@ int cv_jwalk_skip(cv_jwalk *w)
             return fail(w, "unexpected end of input");
     }
 }
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+size_t cv_jwalk_unescape(const char *body, size_t len, char *out)
+{
+    const unsigned char *p = (const unsigned char *)body, *e = p + len;
+    size_t n = 0;
+    while (p < e) {
+        const unsigned char *q = memchr(p, '\\', (size_t)(e - p));
+        if (!q)
+            q = e;
+        memcpy(out + n, p, (size_t)(q - p));
+        n += (size_t)(q - p);
+        p = q;
+        if (p >= e)
+            break;
+        unsigned c = p[1], cp;
+        p += 2;
+        switch (c) {
+        case 'b': out[n++] = '\b'; break;
+        case 'f': out[n++] = '\f'; break;
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'u': {
+            unsigned lo;
+            hex4(p, &cp);
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                hex4(p + 2, &lo); /* the walker checked the pair */
+                p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            n += put_utf8(out + n, cp);
+            break;
+        }
+        default: out[n++] = (char)c; break; /* " \ / */
+        }
+    }
+    out[n] = '\0';
+    return n;
+}

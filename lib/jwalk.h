@@ -62,4 +62,9 @@ int cv_jwalk_next(cv_jwalk *w);
  * CV_JW_ERROR. */
 int cv_jwalk_skip(cv_jwalk *w);
 
+/* Decode the body of a string token the walker accepted (without its
+ * quotes) into out, which needs room for len + 1 bytes: decoding never
+ * grows the text. Returns the decoded length; out is NUL-terminated. */
+size_t cv_jwalk_unescape(const char *body, size_t len, char *out);
+
 #endif

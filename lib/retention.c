@@ -26,8 +26,7 @@ const char *cv_privacy_name(cv_privacy p)
     return (p >= 0 && p <= CV_PRIVACY_EPHEMERAL) ? names[p] : "";
 }
 
-/* min over durations where CV_FOREVER (< 0) means unbounded */
-static int64_t shorter(int64_t a, int64_t b)
+int64_t cv_sooner(int64_t a, int64_t b)
 {
     if (a < 0)
         return b;
@@ -48,9 +47,9 @@ void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
     if (keep == CV_USER_DEFINED)
         keep = user_keep;
     else
-        keep = shorter(keep, user_keep);
+        keep = cv_sooner(keep, user_keep);
     if (prof && prof->known && prof->privacy == CV_PRIVACY_EPHEMERAL)
-        keep = shorter(keep, cv_policy_ephemeral_ms(pol));
+        keep = cv_sooner(keep, cv_policy_ephemeral_ms(pol));
 
     int64_t base = ts < created_at ? ts : created_at;
     *expires_at = keep < 0 ? -1 : base + keep;

@@ -25,6 +25,9 @@ typedef struct {
     int64_t retention_days; /* < 0: forever */
 } cv_profile;
 
+/* The smaller of two durations or times, where < 0 means never. */
+int64_t cv_sooner(int64_t a, int64_t b);
+
 /* Parse a privacy level name; false when unknown. */
 bool cv_privacy_parse(const char *s, cv_privacy *out);
 const char *cv_privacy_name(cv_privacy p);

@@ -123,16 +123,6 @@ static int user_get(cv_store *s, const char *user, int64_t *uid,
     return 0;
 }
 
-/* the earlier of two times, where < 0 means never */
-static int64_t sooner(int64_t a, int64_t b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
-
 static int64_t col_or_never(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? -1
@@ -160,8 +150,8 @@ static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
         /* Only ever tighten: data that arrived under a stricter setting
          * (ephemeral, a short retention) keeps the promise made then. */
         int64_t old_exp = col_or_never(sel, 4), old_scrub = col_or_never(sel, 5);
-        exp = sooner(exp, old_exp);
-        scrub = sooner(scrub, old_scrub);
+        exp = cv_sooner(exp, old_exp);
+        scrub = cv_sooner(scrub, old_scrub);
         if (exp == old_exp && scrub == old_scrub)
             continue;
         sqlite3_reset(upd);

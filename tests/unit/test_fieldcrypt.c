@@ -1,4 +1,5 @@
 /* test_fieldcrypt.c - envelopes, pseudonyms and row checksums. */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "fieldcrypt.h"
@@ -9,24 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cv_keyring *new_keyring(const char *name)
-{
-    char err[256];
-    char *path = cv_fmt("%s/%s", cvt_tmpdir(), name);
-    if (cv_keyring_create(path, err, sizeof err) < 0)
-        cvt_fail(__FILE__, __LINE__, "create: %s", err);
-    cv_keyring *kr = cv_keyring_load(path, err, sizeof err);
-    if (!kr)
-        cvt_fail(__FILE__, __LINE__, "load: %s", err);
-    free(path);
-    return kr;
-}
-
 /* Seal and open under each algorithm the CPU has. */
 TEST(fieldcrypt_roundtrip_both_algorithms)
 {
     CHECK_INT(cv_fieldcrypt_init(), 0);
-    cv_keyring *kr = new_keyring("kr");
+    cv_keyring *kr = cvt_keyring("kr");
     const char *algs[] = {"xchacha20poly1305", "aes256gcm"};
     for (int i = 0; i < 2; i++) {
         if (cv_fieldcrypt_force_algorithm(algs[i]) < 0) {
@@ -69,7 +57,7 @@ TEST(fieldcrypt_roundtrip_both_algorithms)
 
 TEST(fieldcrypt_sizes)
 {
-    cv_keyring *kr = new_keyring("kr");
+    cv_keyring *kr = cvt_keyring("kr");
     char err[256], *out;
     size_t len;
     /* empty, stack-sized and heap-sized plaintexts; a long id and path
@@ -104,7 +92,7 @@ TEST(fieldcrypt_sizes)
 
 TEST(fieldcrypt_binds_event_and_path)
 {
-    cv_keyring *kr = new_keyring("kr");
+    cv_keyring *kr = cvt_keyring("kr");
     char err[256], *out = NULL;
     size_t len;
     char *env = cv_seal(kr, "42", 2, "ev-1", "device.name", err, sizeof err);
@@ -128,7 +116,7 @@ TEST(fieldcrypt_binds_event_and_path)
 
 TEST(fieldcrypt_detects_tampering)
 {
-    cv_keyring *kr = new_keyring("kr");
+    cv_keyring *kr = cvt_keyring("kr");
     char err[256], *out = NULL;
     size_t len;
     const char *plain = "\"a secret note\"";
@@ -171,7 +159,7 @@ TEST(fieldcrypt_detects_tampering)
 
 TEST(fieldcrypt_unknown_or_wrong_key)
 {
-    cv_keyring *a = new_keyring("a"), *b = new_keyring("b");
+    cv_keyring *a = cvt_keyring("a"), *b = cvt_keyring("b");
     char err[256], *out = NULL;
     size_t len;
     char *env = cv_seal(a, "1", 1, "e", "p", err, sizeof err);
@@ -207,7 +195,7 @@ TEST(fieldcrypt_envelope_recognition)
 
 TEST(fieldcrypt_pseudonyms)
 {
-    cv_keyring *a = new_keyring("a"), *b = new_keyring("b");
+    cv_keyring *a = cvt_keyring("a"), *b = cvt_keyring("b");
     const char *email = "alice@example.com";
     char p1[CV_PSEUDONYM_MAX], p2[CV_PSEUDONYM_MAX], p3[CV_PSEUDONYM_MAX],
         p4[CV_PSEUDONYM_MAX];
@@ -240,7 +228,7 @@ TEST(fieldcrypt_pseudonyms)
 
 TEST(fieldcrypt_checksum)
 {
-    cv_keyring *kr = new_keyring("kr");
+    cv_keyring *kr = cvt_keyring("kr");
     uint8_t sum[CV_CHECKSUM_BYTES], other[CV_CHECKSUM_BYTES];
     const char *body = "{\"q\":\"enc:v1:...\"}";
     size_t bl = strlen(body);

@@ -1,5 +1,6 @@
 /* test_policy.c - policy parsing, pattern matching and the field
  * operators, and the shipped default policy. */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "fieldcrypt.h"
@@ -13,28 +14,6 @@
 #include <unistd.h>
 
 #define DAY (86400000LL)
-
-static cv_keyring *new_keyring(void)
-{
-    char err[256];
-    char *path = cv_fmt("%s/keyring", cvt_tmpdir());
-    if (cv_keyring_create(path, err, sizeof err) < 0)
-        cvt_fail(__FILE__, __LINE__, "create: %s", err);
-    cv_keyring *kr = cv_keyring_load(path, err, sizeof err);
-    if (!kr)
-        cvt_fail(__FILE__, __LINE__, "load: %s", err);
-    free(path);
-    return kr;
-}
-
-static cv_policy *parse_ok(const char *text)
-{
-    int problems = -1;
-    cv_policy *p = cv_policy_parse("test", text, &problems);
-    if (!p || problems != 0)
-        cvt_fail(__FILE__, __LINE__, "policy has %d problems", problems);
-    return p;
-}
 
 static json_t *load(const char *text)
 {
@@ -191,7 +170,7 @@ TEST(policy_parse_errors)
 
 TEST(policy_pattern_matching)
 {
-    cv_policy *p = parse_ok("[fields]\n"
+    cv_policy *p = cvt_policy("[fields]\n"
                             "a.b = drop\n"
                             "**.b = hash p\n"
                             "*.x = mask\n"
@@ -221,8 +200,8 @@ TEST(policy_pattern_matching)
 
 TEST(policy_arrays_are_transparent)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("[fields]\n"
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("[fields]\n"
                             "**.email = hash email\n"
                             "tags = mask\n"
                             "secret = encrypt\n"
@@ -270,8 +249,8 @@ TEST(policy_arrays_are_transparent)
 
 TEST(policy_operators)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("[fields]\n"
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("[fields]\n"
                             "enc = encrypt\n"
                             "h = hash thing\n"
                             "g.* = generalise\n"
@@ -344,9 +323,9 @@ TEST(policy_operators)
 
 TEST(policy_reserved_members_untouched)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     /* everything else is dropped or encrypted; store's members stay */
-    cv_policy *p = parse_ok("[fields]\n"
+    cv_policy *p = cvt_policy("[fields]\n"
                             "user_id = keep\n"
                             "** = drop\n");
     const char *ev = "{\"id\":\"e1\",\"kind\":\"trace\",\"type\":\"click\","
@@ -361,7 +340,7 @@ TEST(policy_reserved_members_untouched)
     free(out);
     cv_policy_destroy(&p);
 
-    p = parse_ok("[fields]\nuser_id = keep\ndefault = encrypt\n");
+    p = cvt_policy("[fields]\nuser_id = keep\ndefault = encrypt\n");
     out = apply(p, kr, ev);
     json_t *j = load(out);
     CHECK_STR(sget(j, "kind"), "trace");
@@ -377,7 +356,7 @@ TEST(policy_reserved_members_untouched)
 
     /* the event must carry a string id */
     char err[256];
-    p = parse_ok("");
+    p = cvt_policy("");
     json_t *noid = load("{\"a\":1}");
     CHECK_INT(cv_policy_apply(p, kr, noid, err, sizeof err), -1);
     json_decref(noid);
@@ -387,8 +366,8 @@ TEST(policy_reserved_members_untouched)
 
 TEST(policy_default_operator)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("[fields]\n"
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("[fields]\n"
                             "user_id = keep\n"
                             "**.keepme = keep\n"
                             "default = drop\n");
@@ -404,7 +383,7 @@ TEST(policy_default_operator)
 /* The shipped policy on a typical event: nested fields are found. */
 TEST(policy_default_on_typical_event)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     int problems;
     cv_policy *p = cv_policy_load(NULL, true, &problems);
     CHECK(p && problems == 0);
@@ -477,8 +456,8 @@ TEST(policy_default_on_typical_event)
 /* A value that merely looks sealed or hashed is still protected. */
 TEST(policy_lookalikes_are_protected)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("[fields]\nq = encrypt\nu = hash user\n");
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("[fields]\nq = encrypt\nu = hash user\n");
     char *out = apply(p, kr,
                       "{\"id\":\"e\",\"q\":\"enc:v1: my secret\","
                       "\"u\":\"hash:v1:not-a-digest\"}");
@@ -491,8 +470,8 @@ TEST(policy_lookalikes_are_protected)
 
 TEST(policy_depth_limit)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("");
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("");
     /* built by hand: the parser's own limit is 2048 too */
     json_t *ev = json_object();
     json_object_set_new(ev, "id", json_string("e"));

@@ -3,6 +3,7 @@
  * and generated events under several policies, untouched text copied byte
  * for byte, reserved members left alone, malformed input refused without
  * reading out of bounds. */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "fieldcrypt.h"
@@ -13,28 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static cv_keyring *new_keyring(void)
-{
-    char err[256];
-    char *path = cv_fmt("%s/keyring", cvt_tmpdir());
-    if (cv_keyring_create(path, err, sizeof err) < 0)
-        cvt_fail(__FILE__, __LINE__, "create: %s", err);
-    cv_keyring *kr = cv_keyring_load(path, err, sizeof err);
-    if (!kr)
-        cvt_fail(__FILE__, __LINE__, "load: %s", err);
-    free(path);
-    return kr;
-}
-
-static cv_policy *parse_ok(const char *text)
-{
-    int problems = -1;
-    cv_policy *p = cv_policy_parse("test", text, &problems);
-    if (!p || problems != 0)
-        cvt_fail(__FILE__, __LINE__, "policy has %d problems", problems);
-    return p;
-}
 
 /* The policies every event is tried under. */
 static const char *const policies[] = {
@@ -82,7 +61,7 @@ static cv_policy *policy_n(size_t i)
             cvt_fail(__FILE__, __LINE__, "built-in policy");
         return p;
     }
-    return parse_ok(policies[i]);
+    return cvt_policy(policies[i]);
 }
 
 /* ---- comparing results ------------------------------------------------ */
@@ -326,7 +305,7 @@ static const char *const handmade[] = {
 
 TEST(policy_text_handmade_equivalence)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     outbuf o = {0};
     for (size_t pi = 0; pi < NPOL; pi++) {
         cv_policy *p = policy_n(pi);
@@ -496,7 +475,7 @@ static void gen_value(sb *b, int depth)
 
 TEST(policy_text_generated_equivalence)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     outbuf o = {0};
     sb b = {0};
     cv_policy *ps[NPOL];
@@ -528,7 +507,7 @@ TEST(policy_text_generated_equivalence)
  * replaced values all agree. */
 TEST(policy_text_bytes_match_tree_dump)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     outbuf o = {0};
     sb b = {0};
     rng_state = 7;
@@ -560,7 +539,7 @@ TEST(policy_text_bytes_match_tree_dump)
  * 4-element array, compact and spaced. */
 TEST(policy_text_drop_commas)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     outbuf o = {0};
     for (int mask = 0; mask < 16; mask++) {
         char pol[256] = "[fields]\n";
@@ -570,7 +549,7 @@ TEST(policy_text_drop_commas)
                          "o.k%d = drop\n", k);
         /* mask drops what is not a string */
         strcat(pol, "l = mask\n");
-        cv_policy *p = parse_ok(pol);
+        cv_policy *p = cvt_policy(pol);
         char ev[512], ev2[512];
         snprintf(ev, sizeof ev,
                  "{\"id\":\"e\",\"o\":{\"k0\":0,\"k1\":[1],\"k2\":{\"x\":2},"
@@ -611,7 +590,7 @@ static char *apply_text(const cv_policy *p, const cv_keyring *kr,
 
 TEST(policy_text_untouched_bytes)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     cv_policy *p = cv_policy_load(NULL, true, NULL);
     char err[256];
     int rc;
@@ -662,7 +641,7 @@ TEST(policy_text_untouched_bytes)
 
 TEST(policy_text_reserved_members_untouched)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     const char *ev =
         "{\"id\":\"e1\", \"kind\" :\"trace\",\"type\":{\"email\":\"t@x\"},"
         "\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"standard\","
@@ -670,7 +649,7 @@ TEST(policy_text_reserved_members_untouched)
         "\"nested\":{\"id\":2,\"ts\":3}}";
     char err[256];
     int rc;
-    cv_policy *p = parse_ok("[fields]\nuser_id = keep\n** = drop\n");
+    cv_policy *p = cvt_policy("[fields]\nuser_id = keep\n** = drop\n");
     char *out = apply_text(p, kr, ev, "e1", &rc, err, sizeof err);
     CHECK_INT(rc, 0);
     CHECK_STR(out, "{\"id\":\"e1\", \"kind\" :\"trace\",\"type\":{\"email\":"
@@ -679,7 +658,7 @@ TEST(policy_text_reserved_members_untouched)
     free(out);
     cv_policy_destroy(&p);
 
-    p = parse_ok("[fields]\nuser_id = keep\ndefault = encrypt\n");
+    p = cvt_policy("[fields]\nuser_id = keep\ndefault = encrypt\n");
     out = apply_text(p, kr, ev, "e1", &rc, err, sizeof err);
     CHECK_INT(rc, 0);
     CHECK(starts(out, "{\"id\":\"e1\", \"kind\" :\"trace\",\"type\":{\"email\":"
@@ -782,7 +761,7 @@ static const struct {
 
 TEST(policy_text_malformed)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     cv_policy *p = cv_policy_load(NULL, true, NULL);
     char err[256];
     char *out = NULL;
@@ -831,7 +810,7 @@ TEST(policy_text_malformed)
  * an overread, and the rewriter accepts exactly what jansson loads. */
 TEST(policy_text_mangled)
 {
-    cv_keyring *kr = new_keyring();
+    cv_keyring *kr = cvt_keyring("keyring");
     cv_policy *p = policy_n(1);
     outbuf o = {0};
     sb b = {0};
@@ -883,8 +862,8 @@ TEST(policy_text_mangled)
 /* Nesting: the walk keeps its own stack, so depth costs no C stack. */
 TEST(policy_text_depth)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("[fields]\n**.e = encrypt\n");
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("[fields]\n**.e = encrypt\n");
     char err[256];
     for (int depth = 2000; depth <= 2100; depth += 100) {
         sb b = {0};
@@ -918,8 +897,8 @@ TEST(policy_text_depth)
  * bytes must be the tree's, for any way a producer writes a number. */
 TEST(policy_text_generalise_numbers)
 {
-    cv_keyring *kr = new_keyring();
-    cv_policy *p = parse_ok("[fields]\nlocation = generalise\n");
+    cv_keyring *kr = cvt_keyring("keyring");
+    cv_policy *p = cvt_policy("[fields]\nlocation = generalise\n");
     outbuf o = {0};
     static const char *const fixed[] = {
         "0.05", "0.15", "0.25", "0.35", "2.675", "9.95", "-0.05", "-0.15",
