@@ -10,4 +10,7 @@ cv_keyring *cvt_keyring(const char *name);
 /* A policy parsed from text, which must have no problems. */
 cv_policy *cvt_policy(const char *text);
 
+/* A typical interaction event with every kind of protected field. */
+extern const char cvt_typical_event[];
+
 #endif

@@ -387,18 +387,7 @@ TEST(policy_default_on_typical_event)
     int problems;
     cv_policy *p = cv_policy_load(NULL, true, &problems);
     CHECK(p && problems == 0);
-    const char *ev =
-        "{\"id\":\"ev-42\",\"user_id\":\"alice\",\"kind\":\"interaction\","
-        "\"ts\":\"2026-11-22T10:04:05.123Z\",\"type\":\"search\","
-        "\"email\":\"alice@example.com\",\"ip\":\"203.0.113.9\","
-        "\"device\":{\"os\":\"linux\",\"browser\":\"firefox\","
-        "\"screen_size\":\"1920x1080\",\"name\":\"Alice's laptop\","
-        "\"device_id\":\"d-123\"},"
-        "\"location\":{\"lat\":48.8566,\"lon\":2.3522,\"city\":\"Paris\","
-        "\"country\":\"FR\",\"street\":\"1 rue de Rivoli\"},"
-        "\"payload\":{\"search\":{\"query\":\"divorce lawyer\"},"
-        "\"contact\":{\"email\":\"bob@example.com\"}},"
-        "\"results\":[{\"text\":\"hello\"}]}";
+    const char *ev = cvt_typical_event;
     char *out = apply(p, kr, ev);
     CHECK(strstr(out, "alice") == NULL);
     CHECK(strstr(out, "divorce") == NULL);

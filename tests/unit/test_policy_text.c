@@ -235,17 +235,7 @@ static void check_event(const cv_policy *p, const cv_keyring *kr,
 
 static const char *const handmade[] = {
     /* the generator's kind of event */
-    "{\"id\":\"ev-42\",\"user_id\":\"alice\",\"kind\":\"interaction\","
-    "\"ts\":\"2026-11-22T10:04:05.123Z\",\"type\":\"search\","
-    "\"email\":\"alice@example.com\",\"ip\":\"203.0.113.9\","
-    "\"device\":{\"os\":\"linux\",\"browser\":\"firefox\","
-    "\"screen_size\":\"1920x1080\",\"name\":\"Alice's laptop\","
-    "\"device_id\":\"d-123\"},"
-    "\"location\":{\"lat\":48.8566,\"lon\":2.3522,\"city\":\"Paris\","
-    "\"country\":\"FR\",\"street\":\"1 rue de Rivoli\"},"
-    "\"payload\":{\"search\":{\"query\":\"divorce lawyer\"},"
-    "\"contact\":{\"email\":\"bob@example.com\"}},"
-    "\"results\":[{\"text\":\"hello\"}]}",
+    cvt_typical_event,
     /* arrays of objects, nested arrays, mixed element types */
     "{\"id\":\"e2\",\"people\":[{\"email\":\"a@x\"},{\"email\":\"b@x\"},"
     "[{\"email\":\"a@x\"}]],\"email\":[\"a@x\",[\"b@x\"],7],"
