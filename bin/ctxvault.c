@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -166,7 +167,8 @@ static int cmd_config(ctx *c, int argc, char **argv)
     }
     printf("%s: ok\n%s: ok\n",
            c->cfg.config_file ? c->cfg.config_file : "built-in configuration",
-           c->cfg.policy_file);
+           access(c->cfg.policy_file, F_OK) == 0 ? c->cfg.policy_file
+                                                 : "built-in policy");
     return 0;
 }
 

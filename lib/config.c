@@ -119,6 +119,55 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "pipeline")) {
+        char **dst = !strcmp(key, "source")    ? &c->source
+                     : !strcmp(key, "ingest")  ? &c->ep_ingest
+                     : !strcmp(key, "encrypt") ? &c->ep_encrypt
+                     : !strcmp(key, "store")   ? &c->ep_store
+                     : !strcmp(key, "acks")    ? &c->ep_acks
+                     : !strcmp(key, "control") ? &c->ep_control
+                                               : NULL;
+        if (dst) {
+            if (dst == &c->source) {
+                if (!*v || strlen(v) > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(v))
+                    return BAD("source '%s' must be 1 to 64 letters, digits, "
+                               "'-', '_' or '.'", v);
+            } else if (strncmp(v, "ipc://", 6) != 0 && strncmp(v, "tcp://", 6) != 0) {
+                return BAD("endpoint '%s' for '%s' is not ipc:// or tcp://", v, key);
+            }
+            set_str(dst, v);
+        } else if (!strcmp(key, "window")) {
+            if (!cv_parse_int(v, 1, 1000000, &n))
+                return BAD("window '%s' is not a number from 1 to 1000000", v);
+            c->window = (int)n;
+        } else if (!strcmp(key, "send_batch")) {
+            if (!cv_parse_int(v, 1, 10000, &n))
+                return BAD("send_batch '%s' is not a number from 1 to 10000", v);
+            c->send_batch = (int)n;
+        } else if (!strcmp(key, "resend")) {
+            n = cv_parse_duration(v);
+            if (n < 10 || n > 3600000)
+                return BAD("resend '%s' is not a duration from 10ms to 1h", v);
+            c->resend_ms = n;
+        } else if (!strcmp(key, "spool_sync")) {
+            n = cv_parse_duration(v);
+            if (n < 0 || n > 10000)
+                return BAD("spool_sync '%s' is not a duration up to 10s", v);
+            c->spool_sync_ms = n;
+        } else if (!strcmp(key, "curve")) {
+            bool b;
+            if (!strcmp(v, "auto"))
+                c->curve = -1;
+            else if (parse_bool(v, &b))
+                c->curve = b;
+            else
+                return BAD("curve '%s' is not auto, yes or no", v);
+        } else {
+            return BAD("unknown setting '%s' in [pipeline]", key);
+        }
+        return 0;
+    }
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
     return BAD("unknown section [%s]", sec);
@@ -197,6 +246,15 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
         free(*paths[i]);
         *paths[i] = r;
     }
+    char **eps[] = {&c->ep_ingest, &c->ep_encrypt, &c->ep_store, &c->ep_acks,
+                    &c->ep_control};
+    for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
+        if (strncmp(*eps[i], "ipc://", 6) == 0 && (*eps[i])[6] != '/') {
+            char *r = cv_fmt("ipc://%s/%s", c->home, *eps[i] + 6);
+            free(*eps[i]);
+            *eps[i] = r;
+        }
+    }
     return problems;
 }
 
@@ -222,6 +280,12 @@ void cv_config_free(cv_config *c)
     free(c->run_dir);
     free(c->spool_dir);
     free(c->backup_dir);
+    free(c->source);
+    free(c->ep_ingest);
+    free(c->ep_encrypt);
+    free(c->ep_store);
+    free(c->ep_acks);
+    free(c->ep_control);
     memset(c, 0, sizeof *c);
 }
 

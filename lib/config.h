@@ -31,6 +31,19 @@ typedef struct {
     int64_t cache_size;   /* bytes */
     bool check_integrity; /* full integrity_check on start, not quick_check */
     bool check_checksums; /* verify every row's checksum on start */
+    /* pipeline: ZeroMQ endpoints, absolute after loading (an ipc:// path
+     * is taken from the instance directory) */
+    char *source;         /* this ingest's name: the topic of its acks */
+    char *ep_ingest;      /* producers -> ingest (ingest binds) */
+    char *ep_encrypt;     /* ingest -> encrypt (encrypt binds, PULL) */
+    char *ep_store;       /* encrypt -> store (store binds, PULL) */
+    char *ep_acks;        /* store -> ingest acks (store binds, PUB) */
+    char *ep_control;     /* requests to store (store binds, ROUTER) */
+    int window;           /* events in flight per ingest */
+    int send_batch;       /* events per message */
+    int64_t resend_ms;    /* first resend; doubles up to 30 s */
+    int64_t spool_sync_ms;/* group commit: fsync at most this often */
+    int curve;            /* 1 on, 0 off, -1 auto (on for tcp://) */
 } cv_config;
 
 /* The commented default configuration that `ctxvault init` writes. */
