@@ -1,6 +1,8 @@
 /* db.c - opening the database safely: lock, pragmas, schema, recovery. */
 #include "db.h"
 
+#include "fieldcrypt.h"
+#include "progress.h"
 #include "util.h"
 
 #include <errno.h>
@@ -377,4 +379,50 @@ int cv_db_insert(cv_db *db, const cv_row *r)
     if (rc != SQLITE_DONE)
         return -1;
     return sqlite3_changes(db->h) > 0 ? 1 : 0;
+}
+
+int64_t cv_db_check_checksums(cv_db *db, const cv_keyring *kr,
+                              int64_t max_named, int64_t *rows)
+{
+    sqlite3_stmt *st;
+    *rows = 0;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT e.seq, e.id, u.user_id, e.kind, e.ts, e.body, e.checksum"
+                           " FROM events e LEFT JOIN users u ON u.uid = e.uid",
+                           -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read rows of %s: %s", db->path, sqlite3_errmsg(db->h));
+        return -1;
+    }
+    int64_t bad = 0;
+    int rc;
+    cv_progress pr;
+    cv_progress_init(&pr, "checksums");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        (*rows)++;
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        const char *user = (const char *)sqlite3_column_text(st, 2);
+        const char *kind = (const char *)sqlite3_column_text(st, 3);
+        const char *body = (const char *)sqlite3_column_text(st, 5);
+        /* a NULL (a row whose user is gone, say) cannot match its sum */
+        int ok = cv_row_checksum_check(
+            kr, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
+            id ? id : "", user ? user : "", kind ? kind : "",
+            sqlite3_column_int64(st, 4), body ? body : "",
+            (size_t)sqlite3_column_bytes(st, 5));
+        if (ok != 1 && bad++ < max_named)
+            cv_err("row %lld (id %s): %s", (long long)sqlite3_column_int64(st, 0),
+                   id ? id : "(null)",
+                   ok == 0 ? "checksum mismatch: the row was changed outside ctxvault"
+                           : "checksum under a key version the keyring lacks");
+        cv_progress_update(&pr, (uint64_t)*rows, NULL);
+    }
+    cv_progress_done(&pr);
+    if (rc != SQLITE_DONE) {
+        cv_err("reading rows of %s failed: %s", db->path, sqlite3_errmsg(db->h));
+        bad = bad ? bad : -1;
+    }
+    sqlite3_finalize(st);
+    if (bad > max_named)
+        cv_err("... and %lld more bad rows", (long long)(bad - max_named));
+    return bad;
 }

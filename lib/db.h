@@ -68,6 +68,14 @@ typedef struct {
 /* Insert idempotently on id: 1 inserted, 0 a duplicate, -1 error. */
 int cv_db_insert(cv_db *db, const cv_row *row);
 
+/* Check every row's keyed checksum. Names each bad row on stderr (at most
+ * max_named of them) and returns how many are bad (or -1 when the rows
+ * cannot be read); *rows gets the count checked. A row whose checksum is
+ * under a key version the keyring lacks counts as bad. */
+struct cv_keyring;
+int64_t cv_db_check_checksums(cv_db *db, const struct cv_keyring *kr,
+                              int64_t max_named, int64_t *rows);
+
 /* Describe the last error of the connection. */
 const char *cv_db_errmsg(cv_db *db);
 

@@ -302,3 +302,21 @@ TEST(a_later_looser_profile_never_extends_stored_rows)
               1767225600000LL + 86400000LL + 600000LL + 30 * 86400000LL);
     teardown(&f);
 }
+
+TEST(checksum_scan_finds_an_edited_row)
+{
+    fixture f;
+    char err[256];
+    CHECK_INT(setup(&f), 0);
+    CHECK_INT(add(&f, "{\"id\":\"k1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
+    CHECK_INT(add(&f, "{\"id\":\"k2\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:01Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    int64_t rows;
+    CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 0);
+    CHECK_INT(rows, 2);
+    CHECK_INT(sqlite3_exec(cv_db_handle(f.db),
+                           "UPDATE events SET body = replace(body, 'k2', 'k3') WHERE id = 'k2'",
+                           NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 1);
+    teardown(&f);
+}
