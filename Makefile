@@ -3,7 +3,8 @@
 #   make            build the programs (bin/) and the library
 #   make deps       install missing Debian packages (apt-get; sudo if not root)
 #   make check      every test, plain and under ASan+UBSan
-#   make run        build, start the pipeline on sample events, show them
+#   make run        build, run the pipeline under supervisord (instance in ./var),
+#                   send the sample events, show them (KEEP=1 leaves it running)
 #   make bench      the throughput and latency figures
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -49,7 +50,7 @@ LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/default
 LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(BUILD)/unit-tests
-TOOLS    = $(BUILD)/genevents
+TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce
 
 .PHONY: all deps bench-deps check run bench install clean programs
 all: $(BINS) $(TOOLS)
@@ -87,6 +88,16 @@ $(BUILD)/genevents: tests/tools/genevents.c
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(BUILD)/cvsend: tests/tools/cvsend.c $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/cvproduce: tests/tools/cvproduce.c $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 deps:
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(DEBS)"
@@ -128,6 +139,10 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 etc/ctxvault.conf etc/policy.conf $(DESTDIR)$(PREFIX)/share/ctxvault/
+	install -d $(DESTDIR)$(PREFIX)/share/ctxvault/etc $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines
+	install -m 0644 etc/supervisord.conf $(DESTDIR)$(PREFIX)/share/ctxvault/etc/
+	install -m 0644 pipelines/storage.conf pipelines/storage-tcp.conf pipelines/README.md \
+	  $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines/
 
 clean:
 	rm -rf build $(BINS)

@@ -3,17 +3,16 @@
  * dead-lettered, never passed on: nothing leaves this filter unprotected. */
 #include "config.h"
 #include "deadletter.h"
+#include "encrypt_serve.h"
 #include "fieldcrypt.h"
-#include "jscan.h"
-#include "jwalk.h"
 #include "keyring.h"
 #include "ndjson.h"
 #include "policy.h"
+#include "protect.h"
 #include "util.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +21,14 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: ctxvault-encrypt [--home DIR] [-c FILE] [--policy FILE]\n"
+        "usage: ctxvault-encrypt [--home DIR] [-c FILE] [--policy FILE] [--serve]\n"
         "\n"
         "Read NDJSON events on stdin, apply the field policy to each and\n"
-        "write the protected events to stdout.\n"
+        "write the protected events to stdout. With --serve, take event\n"
+        "messages on the instance's encrypt endpoint and pass them on to\n"
+        "store's, until SIGTERM.\n"
         "\n"
+        "  --serve          socket mode: [pipeline] encrypt -> store\n"
         "  --home DIR       the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
         "  -c FILE          configuration file (default HOME/ctxvault.conf)\n"
         "  --policy FILE    policy file (default: the instance's, else built in)\n"
@@ -34,96 +36,38 @@ static void usage(FILE *f)
         "  -h, --help       this help\n"
         "  -V, --version    the version\n"
         "\n"
-        "Exit status: 0 all events processed, 65 some lines rejected (see the\n"
+        "Exit status: 0 all events processed (or --serve stopped by SIGTERM),\n"
+        "65 some lines rejected (see the\n"
         "dead-letter file), 74 input or output failed, 78 configuration,\n"
         "policy or keyring problem.\n");
 }
 
 typedef struct {
-    const cv_policy *policy;
-    const cv_keyring *kr;
+    cv_protect *pr;
     cv_deadletter *dl;
-    size_t max_line;
-    char *out;     /* reused output buffer */
-    size_t outcap;
     uint64_t passed;
 } filter;
 
-/* The event's "id", decoded into buf (or a malloc'ed *heap when longer). */
-static const char *id_text(const cv_jfield *id, char *buf, size_t cap,
-                           char **heap)
-{
-    if (id->len + 8 > cap) {
-        cap = id->len + 8;
-        buf = *heap = cv_malloc(cap);
-    }
-    return cv_jfield_string(id, buf, cap) ? buf : NULL;
-}
-
 /* Check and protect one line. 0 when written, 1 when dead-lettered, or
- * EX_IOERR when stdout failed. The line is validated and its "id" found by
- * the scanner (no tree), then rewritten as text: only the values the
- * policy changes are replaced. */
+ * EX_IOERR when stdout failed. */
 static int process(filter *f, uint64_t lineno, const char *line, size_t len)
 {
-    char reason[512], err[256], idbuf[256], *idheap = NULL;
-    const char *event_id = NULL;
-    cv_jfield id = {.name = "id"};
-    int scanned = cv_jscan_object(line, len, CV_JW_MAX_DEPTH, true, &id, 1,
-                                  err, sizeof err);
-    if (scanned < 0) {
-        if (strncmp(err, "not a JSON object", 17) == 0)
-            snprintf(reason, sizeof reason, "event is not a JSON object");
-        else
-            snprintf(reason, sizeof reason, "invalid JSON: %s", err);
-        goto reject;
-    }
-    if (scanned == 1) {
-        /* the scanner could not rule out duplicate keys: let jansson */
-        json_error_t je;
-        json_t *ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-        if (!ev) {
-            snprintf(reason, sizeof reason, "invalid JSON at column %d: %s",
-                     je.column, je.text);
-            goto reject;
-        }
-        /* the scanner does not match escaped names: "\u0069d" is "id" */
-        json_t *jid = json_object_get(ev, "id");
-        if (id.type == CV_JS_ABSENT && json_is_string(jid) &&
-            json_string_length(jid) > 0) {
-            size_t n = json_string_length(jid);
-            char *b = n < sizeof idbuf ? idbuf : (idheap = cv_malloc(n + 1));
-            memcpy(b, json_string_value(jid), n + 1);
-            event_id = b;
-        }
-        json_decref(ev);
-    }
-    if (!event_id) {
-        if (id.type != CV_JS_STRING || id.len == 0 ||
-            !(event_id = id_text(&id, idbuf, sizeof idbuf, &idheap))) {
-            snprintf(reason, sizeof reason,
-                     "event has no non-empty string \"id\"");
-            goto reject;
-        }
-    }
+    char reason[512], id[8];
+    const char *out;
     size_t n;
-    if (cv_policy_apply_text(f->policy, f->kr, line, len, event_id, &f->out,
-                             &n, &f->outcap, err, sizeof err) < 0) {
-        snprintf(reason, sizeof reason, "cannot apply policy: %s", err);
-        goto reject;
+    if (cv_protect_line(f->pr, line, len, &out, &n, id, sizeof id, reason,
+                        sizeof reason) != 0) {
+        cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, false);
+        return 1;
     }
-    free(idheap);
-    f->out[n++] = '\n'; /* the room for the NUL */
-    if (fwrite(f->out, 1, n, stdout) != n) {
+    /* the line and its newline in one write (out has room for it) */
+    ((char *)out)[n++] = '\n';
+    if (fwrite(out, 1, n, stdout) != n) {
         cv_err("cannot write to stdout: %s", strerror(errno));
         return EX_IOERR;
     }
     f->passed++;
     return 0;
-reject:
-    free(idheap);
-    cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, false);
-    return 1;
 }
 
 static int encrypt_line(void *arg, const char *source, uint64_t lineno,
@@ -133,11 +77,11 @@ static int encrypt_line(void *arg, const char *source, uint64_t lineno,
     return process(arg, lineno, line, len) == EX_IOERR ? EX_IOERR : 0;
 }
 
-static int run(filter *f)
+static int run(filter *f, size_t max_line)
 {
     cv_progress progress;
     cv_progress_init(&progress, "encrypt");
-    int status = cv_ndjson_each(0, "stdin", f->max_line, f->dl, &progress,
+    int status = cv_ndjson_each(0, "stdin", max_line, f->dl, &progress,
                                 encrypt_line, f);
     cv_progress_done(&progress);
     return status;
@@ -149,12 +93,13 @@ int main(int argc, char **argv)
         {"home", required_argument, NULL, 'H'},
         {"policy", required_argument, NULL, 'P'},
         {"quiet", no_argument, NULL, 'q'},
+        {"serve", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *conf = NULL, *policy_file = NULL;
-    bool quiet = false;
+    bool quiet = false, serve = false;
     int c;
 
     umask(077);
@@ -165,6 +110,7 @@ int main(int argc, char **argv)
         case 'c': conf = optarg; break;
         case 'P': policy_file = optarg; break;
         case 'q': quiet = true; break;
+        case 'S': serve = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ctxvault-encrypt %s\n", CV_VERSION); return 0;
         default: usage(stderr); return EX_USAGE;
@@ -214,9 +160,7 @@ int main(int argc, char **argv)
                problems == 1 ? "" : "s");
         goto out;
     }
-    f.policy = policy;
-    f.kr = kr;
-    f.max_line = (size_t)cv_config_stage_max_line(&cfg);
+    f.pr = cv_protect_new(policy, kr);
     f.dl = cv_deadletter_open(cfg.deadletter_dir, "encrypt", kr);
     if (!f.dl) {
         cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
@@ -224,11 +168,17 @@ int main(int argc, char **argv)
         status = EX_CANTCREAT;
         goto out;
     }
+    if (serve) {
+        status = cv_encrypt_serve(&cfg, f.pr, f.dl, quiet);
+        if (!status && cv_deadletter_failed(f.dl))
+            status = EX_IOERR;
+        goto out;
+    }
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     cv_grow_pipe(1);
 
-    status = run(&f);
+    status = run(&f, (size_t)cv_config_stage_max_line(&cfg));
     if (fflush(stdout) != 0 && !status) {
         cv_err("cannot write to stdout: %s", strerror(errno));
         status = EX_IOERR;
@@ -245,7 +195,7 @@ int main(int argc, char **argv)
         status = EX_DATAERR;
 out:
     cv_deadletter_close(&f.dl);
-    free(f.out);
+    cv_protect_destroy(&f.pr);
     cv_policy_destroy(&policy);
     cv_keyring_destroy(&kr);
     cv_config_free(&cfg);

@@ -1,13 +1,20 @@
 /* ctxvault-ingest - accept NDJSON events: validate each line, give it an
  * id, and pass it on. Bad lines are reported, dead-lettered and counted;
- * the stream goes on. */
+ * the stream goes on.
+ *
+ * Three ways to pass events on: --stdout (a filter), the default client
+ * mode (into the running pipeline, waiting until store has them), and
+ * --serve (a service taking producers' events on a socket). The last two
+ * spool every event before sending it: lib/ingest.c, lib/sender.c. */
 #include "config.h"
 #include "deadletter.h"
 #include "event.h"
 #include "fieldcrypt.h"
+#include "ingest.h"
 #include "keyring.h"
 #include "ndjson.h"
 #include "progress.h"
+#include "sock.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,20 +29,50 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: ctxvault-ingest --stdout [--home DIR] [-c FILE] [FILE...]\n"
+        "usage: ctxvault-ingest [--source NAME] [--timeout SECONDS] [FILE...]\n"
+        "       ctxvault-ingest --stdout [FILE...]\n"
+        "       ctxvault-ingest --serve [--drain SECONDS]\n"
         "\n"
-        "Read NDJSON events from FILEs (or stdin, or '-'), validate them, give\n"
-        "each an id and write the normalised events to stdout.\n"
+        "Read NDJSON events from FILEs (or stdin, or '-'), validate them and\n"
+        "give each an id. By default, send them into the running pipeline\n"
+        "and wait until store has committed every one; with --stdout, write\n"
+        "them to stdout instead; with --serve, take events from producers\n"
+        "on the instance's ingest socket until stopped.\n"
         "\n"
-        "  --stdout      write events to stdout (a filter in a shell pipeline)\n"
-        "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
-        "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
-        "  -q, --quiet   no summary on stderr\n"
-        "  -h, --help    this help\n"
-        "  -V, --version the version\n"
+        "  --stdout          write events to stdout (a filter in a shell pipeline)\n"
+        "  --serve           run as the pipeline's ingest service (source from\n"
+        "                    the config); on SIGTERM, drain and exit 0\n"
+        "  --source NAME     client mode: the spool and ack topic to use (default\n"
+        "                    SOURCE-client, SOURCE from the config). One client\n"
+        "                    per name at a time; events a killed or timed-out\n"
+        "                    client left unacknowledged are resent by the next\n"
+        "                    client with the same name\n"
+        "  --timeout SECONDS client mode: give up waiting after this long (exit\n"
+        "                    75; the events stay spooled); default 0, no limit\n"
+        "  --drain SECONDS   service mode: on SIGTERM wait this long for\n"
+        "                    outstanding acks (default 5); the rest stay spooled\n"
+        "  --home DIR        the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
+        "  -c FILE           configuration file (default HOME/ctxvault.conf)\n"
+        "  -q, --quiet       no summary on stderr\n"
+        "  -h, --help        this help\n"
+        "  -V, --version     the version\n"
         "\n"
-        "Exit status: 0 all lines accepted, 65 some rejected (see the\n"
-        "dead-letter file), 66 an input is missing, 74 output failed.\n");
+        "Exit status: 0 all lines accepted (and, sending, acknowledged), 65\n"
+        "some rejected (see the dead-letter file) here or downstream, 66 an\n"
+        "input is missing, 74 output, spool or socket failed, 75 timed out or\n"
+        "interrupted with events unacknowledged, or the spool is in use.\n");
+}
+
+/* --timeout/--drain: plain seconds, or a duration such as 500ms or 2m. */
+static int64_t parse_seconds(const char *opt, const char *v)
+{
+    int64_t n;
+    if (cv_parse_int(v, 0, 86400 * 365, &n))
+        return n * 1000;
+    n = cv_parse_duration(v);
+    if (n < 0)
+        cv_die(EX_USAGE, "%s '%s' is not a number of seconds", opt, v);
+    return n;
 }
 
 typedef struct {
@@ -80,14 +117,19 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"stdout", no_argument, NULL, 's'},
+        {"serve", no_argument, NULL, 'S'},
+        {"source", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"drain", required_argument, NULL, 'd'},
         {"home", required_argument, NULL, 'H'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *home = NULL, *conf = NULL;
-    bool to_stdout = false, quiet = false;
+    const char *home = NULL, *conf = NULL, *source = NULL;
+    bool to_stdout = false, serve = false, quiet = false;
+    int64_t timeout_ms = 0, drain_ms = 5000;
     int c;
 
     umask(077);
@@ -95,6 +137,10 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': to_stdout = true; break;
+        case 'S': serve = true; break;
+        case 'n': source = optarg; break;
+        case 't': timeout_ms = parse_seconds("--timeout", optarg); break;
+        case 'd': drain_ms = parse_seconds("--drain", optarg); break;
         case 'H': home = optarg; break;
         case 'c': conf = optarg; break;
         case 'q': quiet = true; break;
@@ -103,9 +149,23 @@ int main(int argc, char **argv)
         default: usage(stderr); return EX_USAGE;
         }
     }
-    if (!to_stdout) {
-        cv_err("no destination: give --stdout to write events to stdout "
-               "(sending into a running pipeline needs its sockets)");
+    if (to_stdout && serve) {
+        cv_err("--stdout and --serve exclude each other");
+        return EX_USAGE;
+    }
+    if (serve && optind != argc) {
+        cv_err("--serve takes no files: producers send on the ingest socket");
+        return EX_USAGE;
+    }
+    if (source && (to_stdout || serve)) {
+        cv_err("--source is for client mode (--serve uses the config's source)");
+        return EX_USAGE;
+    }
+    if (source && (!*source || strlen(source) > 64 ||
+                   strspn(source, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789-_.") != strlen(source))) {
+        cv_err("--source '%s' must be 1 to 64 letters, digits, '-', '_' or '.'",
+               source);
         return EX_USAGE;
     }
     cv_install_signals();
@@ -139,6 +199,29 @@ int main(int argc, char **argv)
         cv_keyring_destroy(&kr);
         cv_config_free(&cfg);
         return EX_CANTCREAT;
+    }
+    if (!to_stdout) {
+        /* into the pipeline: spooled, sent, acknowledged */
+        cv_sock_init();
+        cv_install_signals(); /* again: CZMQ's set-up may reset them */
+        char *client_source = cv_fmt("%s-client", cfg.source);
+        cv_ingest_opts o = {
+            .cfg = &cfg,
+            .rules = in.rules,
+            .dl = in.dl,
+            .source = serve ? cfg.source : source ? source : client_source,
+            .timeout_ms = timeout_ms,
+            .drain_ms = drain_ms,
+            .quiet = quiet,
+        };
+        int rc = serve ? cv_ingest_serve(&o)
+                       : cv_ingest_client(&o, argv + optind, argc - optind);
+        free(client_source);
+        cv_sock_shutdown();
+        cv_deadletter_close(&in.dl);
+        cv_keyring_destroy(&kr);
+        cv_config_free(&cfg);
+        return rc;
     }
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);

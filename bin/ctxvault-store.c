@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "progress.h"
 #include "store.h"
+#include "store_serve.h"
 #include "util.h"
 
 #include <errno.h>
@@ -23,11 +24,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: ctxvault-store [--db PATH] [--home DIR] [-c FILE]\n"
+        "usage: ctxvault-store [--db PATH] [--home DIR] [-c FILE] [--serve]\n"
         "\n"
         "Commit the events read on stdin to the database, in batches,\n"
         "storing each id once. The only program that writes the database.\n"
+        "With --serve, take event messages on the instance's store endpoint,\n"
+        "acknowledge them after COMMIT on its acks endpoint and answer\n"
+        "requests on its control endpoint, until SIGTERM (doc/PROTOCOL.md).\n"
         "\n"
+        "  --serve       socket mode: [pipeline] store, acks, control\n"
         "  --db PATH     the database (default: the instance's)\n"
         "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
         "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
@@ -35,7 +40,8 @@ static void usage(FILE *f)
         "  -h, --help    this help\n"
         "  -V, --version the version\n"
         "\n"
-        "Exit status: 0 all committed, 65 some lines rejected, 65 a corrupt\n"
+        "Exit status: 0 all committed (or --serve stopped by SIGTERM), 65\n"
+        "some lines rejected, 65 a corrupt\n"
         "database, 75 another writer holds the database, 74 I/O error,\n"
         "78 configuration problem.\n");
 }
@@ -46,12 +52,14 @@ int main(int argc, char **argv)
         {"db", required_argument, NULL, 'd'},
         {"home", required_argument, NULL, 'H'},
         {"quiet", no_argument, NULL, 'q'},
+        {"serve", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *conf = NULL, *dbpath = NULL;
-    bool quiet = false;
+    bool quiet = false, serve = false;
+    int64_t started = cv_mono_ms();
     int c;
 
     umask(077);
@@ -62,6 +70,7 @@ int main(int argc, char **argv)
         case 'H': home = optarg; break;
         case 'c': conf = optarg; break;
         case 'q': quiet = true; break;
+        case 'S': serve = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ctxvault-store %s\n", CV_VERSION); return 0;
         default: usage(stderr); return EX_USAGE;
@@ -82,6 +91,7 @@ int main(int argc, char **argv)
     cv_store *st = NULL;
     cv_deadletter *dl = NULL;
     cv_lineread *lr = NULL;
+    cv_dbcheck *check = NULL;
 
     if (cv_config_load(&cfg, home, conf) > 0)
         goto out;
@@ -103,7 +113,13 @@ int main(int argc, char **argv)
     if (!pol || problems)
         goto out;
     cv_recovery rec;
-    db = cv_db_open_writer(&cfg, "ctxvault-store", &rec, &status, err, sizeof err);
+    /* The service must be ready at once after a crash: it checks the whole
+     * file beside its work and withholds acks until that passes (see
+     * lib/dbcheck.h). The filter checks first, as it always did. */
+    db = serve ? cv_db_open_writer_fast(&cfg, "ctxvault-store", &rec, &status,
+                                        err, sizeof err)
+               : cv_db_open_writer(&cfg, "ctxvault-store", &rec, &status, err,
+                                   sizeof err);
     if (!db) {
         cv_err("%s", err);
         goto out;
@@ -120,6 +136,21 @@ int main(int argc, char **argv)
         goto out;
     }
     st = cv_store_new(db, pol, kr, cfg.max_depth);
+    if (serve) {
+        check = cv_dbcheck_start(cfg.db_file, cfg.check_integrity,
+                                 cfg.check_checksums ? kr : NULL);
+        if (!check) {
+            cv_err("cannot start the database check: %s", strerror(errno));
+            status = EX_OSERR;
+            goto out;
+        }
+        cv_store_service svc = {.cfg = &cfg, .db = db, .store = st, .pol = pol,
+                                .kr = kr, .dl = dl, .check = check,
+                                .started_ms = started, .quiet = quiet};
+        status = cv_store_serve(&svc);
+        check = svc.check;
+        goto out;
+    }
     cv_grow_pipe(0);
     lr = cv_lineread_new(0, (size_t)cv_config_stage_max_line(&cfg));
 
@@ -213,6 +244,7 @@ int main(int argc, char **argv)
     if (!status && rejected)
         status = EX_DATAERR;
 out:
+    cv_dbcheck_destroy(&check);
     cv_lineread_destroy(&lr);
     cv_store_destroy(&st);
     cv_deadletter_close(&dl);

@@ -1,6 +1,7 @@
 /* ctxvault - the operator's command: create an instance, read what is
  * stored, check it, and check the configuration. */
 #include "config.h"
+#include "control.h"
 #include "db.h"
 #include "deadletter.h"
 #include "fieldcrypt.h"
@@ -209,6 +210,33 @@ static int cmd_deadletter(ctx *c, int argc, char **argv)
     return rc;
 }
 
+/* Ask the running store when one answers, else read the file. */
+static int cmd_stats(ctx *c)
+{
+    cv_control *ctl = cv_control_find(&c->cfg, 200);
+    if (ctl) {
+        char err[512];
+        json_t *req = json_pack("{s:s}", "op", "stats");
+        json_t *reply = cv_control_call(ctl, req, 10000, err, sizeof err);
+        json_decref(req);
+        cv_control_destroy(&ctl);
+        if (reply && json_is_true(json_object_get(reply, "ok"))) {
+            json_object_del(reply, "ok");
+            int rc = cv_inspect_stats_print(reply, stdout);
+            json_decref(reply);
+            return rc;
+        }
+        if (reply)
+            cv_warn("store could not answer (%s); reading the file",
+                    json_string_value(json_object_get(reply, "error")));
+        else
+            cv_warn("%s; reading the file", err);
+        json_decref(reply);
+    }
+    int rc = open_reader(c, false);
+    return rc ? rc : cv_inspect_stats(c->db, stdout);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -268,9 +296,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "get") == 0) {
         rc = cmd_get(&c, argc, argv);
     } else if (strcmp(cmd, "stats") == 0) {
-        rc = argc != 1 ? EX_USAGE : open_reader(&c, false);
-        if (!rc)
-            rc = cv_inspect_stats(c.db, stdout);
+        rc = argc != 1 ? EX_USAGE : cmd_stats(&c);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = argc != 1 ? EX_USAGE : open_reader(&c, false);
         if (!rc)

@@ -34,6 +34,19 @@ typedef struct {
  * (EX_TEMPFAIL when locked, EX_DATAERR when corrupt, EX_IOERR ...). */
 cv_db *cv_db_open_writer(const cv_config *cfg, const char *program,
                          cv_recovery *rec, int *code, char *err, size_t errlen);
+/* The same, for a service that must be ready at once (ctxvault-store
+ * --serve, restarted by supervisord after a crash): the lock, the WAL
+ * recovery, the schema and a cheap check of the tables' ends, but no
+ * quick_check, which reads the whole file (seconds on a large database).
+ * The caller runs that check beside its work (cv_dbcheck) and must not
+ * let anything depend on what it writes (no acknowledgement) until it
+ * passes. */
+cv_db *cv_db_open_writer_fast(const cv_config *cfg, const char *program,
+                              cv_recovery *rec, int *code, char *err,
+                              size_t errlen);
+/* quick_check (or integrity_check when full): NULL when ok, else the
+ * first finding, malloc'ed. */
+char *cv_db_check(cv_db *db, bool full);
 /* Open an existing database read-only. */
 cv_db *cv_db_open_reader(const char *path, int *code, char *err, size_t errlen);
 void cv_db_close(cv_db **p);

@@ -101,8 +101,9 @@ static int print_body(const cv_keyring *kr, const char *body, int len,
     return 0;
 }
 
-int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
-                     const cv_query *q, FILE *out)
+int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
+                          const cv_keyring *kr, const cv_query *q,
+                          cv_row_fn *fn, void *arg)
 {
     /* The user's rows are stored under their pseudonym, one per key
      * version: look under each. */
@@ -173,23 +174,43 @@ int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
     if (q->until >= 0)
         sqlite3_bind_int64(st, b++, q->until);
     sqlite3_bind_int64(st, b++, q->limit >= 0 ? q->limit : -1);
-    int64_t undecryptable = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !status)
-        status = print_body(kr, (const char *)sqlite3_column_text(st, 0),
-                            sqlite3_column_bytes(st, 0), q->decrypt, out,
-                            &undecryptable);
+    while (!status && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        status = fn(arg, (const char *)sqlite3_column_text(st, 0),
+                    (size_t)sqlite3_column_bytes(st, 0));
     if (!status && rc != SQLITE_DONE) {
         cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
         status = EX_IOERR;
     }
     sqlite3_finalize(st);
-    if (undecryptable)
-        cv_warn("%lld fields could not be decrypted (unknown key version or "
-                "tampered); they are shown sealed", (long long)undecryptable);
 out:
     for (size_t i = 0; i < nu; i++)
         free(users[i]);
+    return status;
+}
+
+typedef struct {
+    const cv_keyring *kr;
+    bool decrypt;
+    FILE *out;
+    int64_t undecryptable;
+} printer;
+
+static int print_row(void *arg, const char *body, size_t len)
+{
+    printer *p = arg;
+    return print_body(p->kr, body, (int)len, p->decrypt, p->out,
+                      &p->undecryptable);
+}
+
+int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                     const cv_query *q, FILE *out)
+{
+    printer p = {.kr = kr, .decrypt = q->decrypt, .out = out};
+    int status = cv_inspect_query_each(db, pol, kr, q, print_row, &p);
+    if (p.undecryptable)
+        cv_warn("%lld fields could not be decrypted (unknown key version or "
+                "tampered); they are shown sealed", (long long)p.undecryptable);
     return status;
 }
 
@@ -233,7 +254,7 @@ static int64_t scalar(cv_db *db, const char *sql)
     return v;
 }
 
-int cv_inspect_stats(cv_db *db, FILE *out)
+json_t *cv_inspect_stats_json(cv_db *db)
 {
     json_t *o = json_object();
     json_t *kinds = json_object();
@@ -245,7 +266,7 @@ int cv_inspect_stats(cv_db *db, FILE *out)
         cv_err("cannot read %s: %s", cv_db_path(db), cv_db_errmsg(db));
         json_decref(o);
         json_decref(kinds);
-        return EX_IOERR;
+        return NULL;
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
         int64_t c = sqlite3_column_int64(st, 1);
@@ -288,9 +309,23 @@ int cv_inspect_stats(cv_db *db, FILE *out)
                         json_integer(scalar(db, "PRAGMA freelist_count")));
     json_object_set_new(o, "schema_version",
                         json_integer(scalar(db, "SELECT value FROM meta WHERE key='schema_version'")));
-    int rc = json_dumpf(o, out, JSON_INDENT(2)) < 0 || fputc('\n', out) == EOF;
+    return o;
+}
+
+int cv_inspect_stats_print(json_t *stats, FILE *out)
+{
+    return json_dumpf(stats, out, JSON_INDENT(2)) < 0 || fputc('\n', out) == EOF
+               ? EX_IOERR : 0;
+}
+
+int cv_inspect_stats(cv_db *db, FILE *out)
+{
+    json_t *o = cv_inspect_stats_json(db);
+    if (!o)
+        return EX_IOERR;
+    int rc = cv_inspect_stats_print(o, out);
     json_decref(o);
-    return rc ? EX_IOERR : 0;
+    return rc;
 }
 
 int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)

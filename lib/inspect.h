@@ -24,10 +24,21 @@ typedef struct {
 /* Print matching events as NDJSON. Returns 0 or a sysexits status. */
 int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                      const cv_query *q, FILE *out);
+/* Call fn with the stored body of each matching event (q->decrypt is
+ * ignored); fn returns 0 to go on, or a status that ends the query.
+ * Returns 0 or a sysexits status. */
+typedef int (cv_row_fn)(void *arg, const char *body, size_t len);
+int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
+                          const cv_keyring *kr, const cv_query *q,
+                          cv_row_fn *fn, void *arg);
 /* Print one event by id; EX_NOINPUT (66) when there is none. */
 int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
                    bool decrypt, FILE *out);
-/* Counts by kind, sizes, WAL size, as one JSON object. */
+/* Counts by kind, sizes, WAL size, as one JSON object: built (NULL when
+ * the database cannot be read, logged), printed as `ctxvault stats` prints
+ * it, or both at once. */
+json_t *cv_inspect_stats_json(cv_db *db);
+int cv_inspect_stats_print(json_t *stats, FILE *out);
 int cv_inspect_stats(cv_db *db, FILE *out);
 /* integrity_check and every row's checksum; names the bad rows on stderr.
  * 0 when all is well, EX_DATAERR when anything is wrong. */

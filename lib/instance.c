@@ -4,6 +4,7 @@
 #include "db.h"
 #include "keyring.h"
 #include "policy.h"
+#include "sock.h"
 #include "util.h"
 
 #include <errno.h>
@@ -93,6 +94,15 @@ int cv_instance_init(const cv_config *cfg)
             return EX_CANTCREAT;
         }
         printf("created %s (key version 1)\n", cfg->keyring_file);
+    }
+
+    /* CURVE certificates for tcp:// endpoints (kept when present) */
+    {
+        char err[512];
+        if (cv_sock_make_certs(cfg, true, err, sizeof err) < 0) {
+            cv_err("%s", err);
+            return EX_CANTCREAT;
+        }
     }
 
     if (access(cfg->db_file, F_OK) == 0) {

@@ -1,4 +1,4 @@
-/* sock.c - binding and connecting pipeline sockets. */
+/* sock.c - binding and connecting pipeline sockets, with CURVE over tcp. */
 #include "sock.h"
 
 #include "util.h"
@@ -8,29 +8,197 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* One zauth actor per process, started by the first CURVE bind: it answers
+ * the ZAP requests of every socket of the process. */
+static zactor_t *auth;
+
 void cv_sock_init(void)
 {
     zsys_handler_set(NULL); /* keep our SIGTERM/SIGINT handlers */
     zsys_init();
 }
 
+void cv_sock_shutdown(void)
+{
+    zactor_destroy(&auth);
+}
+
 bool cv_sock_curve(const cv_config *cfg, const char *endpoint)
 {
+    if (strncmp(endpoint, "ipc://", 6) == 0)
+        return false; /* the run directory protects it */
     if (cfg->curve >= 0)
         return cfg->curve == 1;
     return strncmp(endpoint, "tcp://", 6) == 0;
 }
 
+char *cv_sock_curve_dir(const cv_config *cfg)
+{
+    return cv_fmt("%s/keys/curve", cfg->home);
+}
+
+/* Write a new certificate pair at path (path and path_secret), unless one
+ * is there. */
+static int make_cert(const char *path, bool verbose, char *err, size_t errlen)
+{
+    char *secret = cv_fmt("%s_secret", path);
+    int rc = 0;
+    if (access(secret, F_OK) == 0 && access(path, F_OK) == 0) {
+        if (verbose)
+            printf("kept %s (certificates are never overwritten)\n", path);
+        goto out;
+    }
+    if (access(secret, F_OK) == 0 || access(path, F_OK) == 0) {
+        snprintf(err, errlen, "certificate %s is incomplete (one of it and "
+                 "its _secret file is missing); move it aside to make a new one",
+                 path);
+        rc = -1;
+        goto out;
+    }
+    zcert_t *cert = zcert_new();
+    if (!cert) {
+        snprintf(err, errlen, "cannot make a certificate: %s", strerror(errno));
+        rc = -1;
+        goto out;
+    }
+    zcert_set_meta(cert, "created-by", "ctxvault init");
+    if (zcert_save(cert, path) < 0 || chmod(secret, 0600) < 0 ||
+        chmod(path, 0600) < 0) {
+        snprintf(err, errlen, "cannot write certificate %s: %s", path,
+                 strerror(errno));
+        rc = -1;
+    } else if (verbose) {
+        printf("created %s\n", path);
+    }
+    zcert_destroy(&cert);
+out:
+    free(secret);
+    return rc;
+}
+
+int cv_sock_make_certs(const cv_config *cfg, bool verbose, char *err,
+                       size_t errlen)
+{
+    char *dir = cv_sock_curve_dir(cfg);
+    char *clients = cv_fmt("%s/clients", dir);
+    char *server = cv_fmt("%s/server.cert", dir);
+    char *client = cv_fmt("%s/client.cert", dir);
+    char *allowed = cv_fmt("%s/client.cert", clients);
+    int rc = -1;
+    if (cv_mkdir_p(clients, 0700, true) < 0 || chmod(dir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", clients, strerror(errno));
+        goto out;
+    }
+    if (make_cert(server, verbose, err, errlen) < 0 ||
+        make_cert(client, verbose, err, errlen) < 0)
+        goto out;
+    if (access(allowed, F_OK) != 0) {
+        /* the client's public certificate: the key the servers accept */
+        zcert_t *c = zcert_load(client);
+        if (!c || zcert_save_public(c, allowed) < 0) {
+            snprintf(err, errlen, "cannot write %s: %s", allowed,
+                     c ? strerror(errno) : "cannot load the client certificate");
+            zcert_destroy(&c);
+            goto out;
+        }
+        zcert_destroy(&c);
+        if (verbose)
+            printf("created %s\n", allowed);
+    }
+    rc = 0;
+out:
+    free(dir);
+    free(clients);
+    free(server);
+    free(client);
+    free(allowed);
+    return rc;
+}
+
+/* Load one of the instance's certificates (with its secret when present). */
+static zcert_t *load_cert(const cv_config *cfg, const char *name, bool secret,
+                          char *err, size_t errlen)
+{
+    char *dir = cv_sock_curve_dir(cfg);
+    char *path = cv_fmt("%s/%s", dir, name);
+    char *spath = cv_fmt("%s_secret", path);
+    zcert_t *c = NULL;
+    if (access(secret ? spath : path, R_OK) != 0)
+        snprintf(err, errlen, "cannot read CURVE certificate %s: %s (run "
+                 "`ctxvault init` to create it)", secret ? spath : path,
+                 strerror(errno));
+    else if (!(c = zcert_load(path)))
+        snprintf(err, errlen, "cannot load CURVE certificate %s", path);
+    free(dir);
+    free(path);
+    free(spath);
+    return c;
+}
+
+/* The process's zauth: accept CURVE clients listed in keys/curve/clients. */
+static int start_auth(const cv_config *cfg, char *err, size_t errlen)
+{
+    if (auth)
+        return 0;
+    auth = zactor_new(zauth, NULL);
+    if (!auth) {
+        snprintf(err, errlen, "cannot start the CURVE authenticator");
+        return -1;
+    }
+    char *dir = cv_sock_curve_dir(cfg);
+    char *clients = cv_fmt("%s/clients", dir);
+    zstr_sendx(auth, "CURVE", clients, NULL);
+    zsock_wait(auth);
+    free(dir);
+    free(clients);
+    return 0;
+}
+
+static int curve_setup(const cv_config *cfg, zsock_t *s, bool bind,
+                       char *err, size_t errlen)
+{
+    if (bind) {
+        zcert_t *server = load_cert(cfg, "server.cert", true, err, errlen);
+        if (!server || start_auth(cfg, err, errlen) < 0) {
+            zcert_destroy(&server);
+            return -1;
+        }
+        zcert_apply(server, s);
+        zsock_set_curve_server(s, 1);
+        zsock_set_zap_domain(s, "ctxvault");
+        zcert_destroy(&server);
+        return 0;
+    }
+    zcert_t *client = load_cert(cfg, "client.cert", true, err, errlen);
+    zcert_t *server = client ? load_cert(cfg, "server.cert", false, err, errlen)
+                             : NULL;
+    if (!client || !server) {
+        zcert_destroy(&client);
+        zcert_destroy(&server);
+        return -1;
+    }
+    zcert_apply(client, s);
+    zsock_set_curve_serverkey(s, zcert_public_txt(server));
+    zcert_destroy(&client);
+    zcert_destroy(&server);
+    return 0;
+}
+
 static zsock_t *make(const cv_config *cfg, int type, const char *endpoint,
-                     bool bind, char *err, size_t errlen)
+                     bool bind, int hwm, char *err, size_t errlen)
 {
     zsock_t *s = zsock_new(type);
     if (!s) {
         snprintf(err, errlen, "cannot create a socket: %s", zmq_strerror(errno));
         return NULL;
     }
-    if (cv_sock_curve(cfg, endpoint)) {
-        snprintf(err, errlen, "CURVE for %s is not set up yet", endpoint);
+    if (hwm > 0) {
+        /* before bind or connect: a pipe takes the marks it is made with */
+        zsock_set_sndhwm(s, hwm);
+        zsock_set_rcvhwm(s, hwm);
+    }
+    if (cv_sock_curve(cfg, endpoint) &&
+        curve_setup(cfg, s, bind, err, errlen) < 0) {
         zsock_destroy(&s);
         return NULL;
     }
@@ -53,11 +221,24 @@ static zsock_t *make(const cv_config *cfg, int type, const char *endpoint,
 zsock_t *cv_sock_bind(const cv_config *cfg, int type, const char *endpoint,
                       char *err, size_t errlen)
 {
-    return make(cfg, type, endpoint, true, err, errlen);
+    return make(cfg, type, endpoint, true, 0, err, errlen);
 }
 
 zsock_t *cv_sock_connect(const cv_config *cfg, int type, const char *endpoint,
                          char *err, size_t errlen)
 {
-    return make(cfg, type, endpoint, false, err, errlen);
+    return make(cfg, type, endpoint, false, 0, err, errlen);
+}
+
+zsock_t *cv_sock_bind_hwm(const cv_config *cfg, int type, const char *endpoint,
+                          int hwm, char *err, size_t errlen)
+{
+    return make(cfg, type, endpoint, true, hwm, err, errlen);
+}
+
+zsock_t *cv_sock_connect_hwm(const cv_config *cfg, int type,
+                             const char *endpoint, int hwm, char *err,
+                             size_t errlen)
+{
+    return make(cfg, type, endpoint, false, hwm, err, errlen);
 }

@@ -23,6 +23,7 @@ struct cv_store {
     bool hashed_users;  /* the policy pseudonymises user_id */
     size_t pending;
     cv_store_stats st;
+    char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
     /* Users whose profile changed in the open batch: their stored rows are
      * rescheduled once, at commit, however many profile events came. */
     struct {
@@ -63,6 +64,7 @@ void cv_store_destroy(cv_store **p)
 
 size_t cv_store_pending(const cv_store *s) { return s->pending; }
 const cv_store_stats *cv_store_stats_get(const cv_store *s) { return &s->st; }
+const char *cv_store_last_id(const cv_store *s) { return s->last_id; }
 
 static unsigned slot_of(const char *user)
 {
@@ -250,6 +252,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                        {.name = "ts"}, {.name = "type"},
                        {.name = "privacy_level"}, {.name = "retention_days"}};
     char why[160];
+    s->last_id[0] = '\0';
     if (memchr(line, '\0', len))
         return REJECT("NUL byte in line");
     if (cv_jscan_object(line, len, s->max_depth, false, f, NF, why,
@@ -261,6 +264,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
     if (f[F_ID].type != CV_JS_STRING || !cv_jfield_string(&f[F_ID], id, sizeof id) ||
         !cv_event_id_valid(id, strlen(id)))
         return REJECT("no valid \"id\" (events reach store through ctxvault-ingest)");
+    memcpy(s->last_id, id, strlen(id) + 1);
     if (f[F_KIND].type != CV_JS_STRING ||
         !cv_jfield_string(&f[F_KIND], kind, sizeof kind) || !*kind)
         return REJECT("\"kind\" missing or not a short string");

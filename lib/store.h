@@ -40,6 +40,9 @@ enum { CV_STORE_INSERTED = 1, CV_STORE_DUPLICATE = 0, CV_STORE_REJECTED = -1,
  * roll back and stop acknowledging. */
 int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                  size_t rlen);
+/* The "id" of the line last added, once it was read (also when the line
+ * was then rejected for another reason); "" when it had none. */
+const char *cv_store_last_id(const cv_store *s);
 /* Events in the open batch (0 when none is open). */
 size_t cv_store_pending(const cv_store *s);
 /* Commit the open batch. 0, or -1 with the database's reason. */

@@ -1,7 +1,9 @@
 #!/bin/sh
 # bench.sh - ctxvault's figures: pipeline and per-filter throughput, peak
 # memory of each program, query latency on a million rows, and syslog-ng
-# writing the same events into SQLite as the peer to beat. `make bench`
+# writing the same events into SQLite as the peer to beat, and the
+# supervised pipeline (throughput against the filters, peak RSS with a
+# consumer stopped, durability overhead, store restart after SIGKILL). `make bench`
 # runs it from the repository root after building.
 #
 # Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (1000),
@@ -21,6 +23,7 @@ STAGE_TIMEOUT=900           # seconds; a hung stage fails the run, loudly
 
 BIN=bin
 GEN=build/plain/genevents
+PRODUCE=build/plain/cvproduce   # a test producer; its --ping probes store
 GNUTIME=/usr/bin/time
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -40,7 +43,15 @@ command -v timeout >/dev/null || die "timeout (coreutils) is missing"
 case $(date +%3N) in *N*|'') die "date does not support %N (GNU date needed)" ;; esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ctxvault-bench.XXXXXX")
+sv_homes=
 cleanup() {
+    # any supervisord still running for an instance of this run
+    for _h in $sv_homes; do
+        [ -s "$_h/run/supervisord.pid" ] || continue
+        _p=$(cat "$_h/run/supervisord.pid")
+        kill -0 "$_p" 2>/dev/null || continue
+        CTXVAULT_HOME=$_h sh tools/supervise.sh stop >/dev/null 2>&1 || kill -9 "$_p" 2>/dev/null
+    done
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         say "bench: kept $tmp"
     else
@@ -175,6 +186,130 @@ for s in ingest encrypt store; do
 done
 [ "$p_rows" = "$EVENTS" ] || say "  WARNING: stored $p_rows rows, expected $EVENTS"
 rm -rf "$home"
+say ""
+
+# ---- the supervised pipeline over ipc:// -----------------------------------
+
+# The same events, now sent with `ctxvault-ingest FILE` into ingest, encrypt
+# and store running under supervisord (tools/supervise.sh), each with its
+# spool, acks after COMMIT and checksums: the client returns once store has
+# committed every event. Target: at least 0.9x the filter pipeline above.
+
+# sv HOME ARGS...: tools/supervise.sh for instance HOME
+sv() {
+    _svh=$1; shift
+    CTXVAULT_HOME=$_svh CTXVAULT_BIN=$(pwd)/$BIN SUPERVISE_TIMEOUT=60 sh tools/supervise.sh "$@"
+}
+# sv_up HOME: start supervisord for HOME (stopped by cleanup if still up)
+sv_up() {
+    sv_homes="$sv_homes $1"
+    sv "$1" start >"$tmp/sv-start.log" 2>&1 || {
+        sed 's/^/    /' "$tmp/sv-start.log" >&2
+        die "supervisord did not start the pipeline for $1"
+    }
+}
+sv_down() {
+    sv "$1" stop >"$tmp/sv-stop.log" 2>&1 || {
+        sed 's/^/    /' "$tmp/sv-stop.log" >&2
+        say "  WARNING: a program did not exit 0 on SIGTERM (above)"
+    }
+}
+# sv_pid HOME STAGE: the pid of ctxvault-STAGE under supervisord (0: none)
+sv_pid() { sv "$1" ctl pid "ctxvault:ctxvault-$2" 2>/dev/null || echo 0; }
+# hwm PID / vmrss PID: peak and current resident set of a live process, KiB
+hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+vmrss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# wait_rows HOME N SECONDS: until HOME holds N rows (read-only connection)
+wait_rows() {
+    _wn=$(( $3 * 10 ))
+    while [ "$_wn" -gt 0 ]; do
+        _wr=$(sqlite3 -readonly "$1/data/ctxvault.db" 'select count(*) from events' 2>/dev/null || echo 0)
+        [ "${_wr:-0}" -ge "$2" ] && return 0
+        sleep 0.1
+        _wn=$((_wn - 1))
+    done
+    return 1
+}
+# client TAG HOME FILE: `ctxvault-ingest FILE` into the running pipeline
+client() {
+    CTXVAULT_HOME=$2 timed "$1" "$BIN/ctxvault-ingest" "$3" >/dev/null </dev/null || :
+}
+
+say "== supervised pipeline over ipc://: ctxvault-ingest FILE -> supervisord's ingest -> encrypt -> store"
+shome=$tmp/sv-home
+new_home "$shome"
+sv_up "$shome"
+t0=$(now_ms)
+client sv.client "$shome" "$events"
+sv_ms=$(( $(now_ms) - t0 ))
+check sv.client "ctxvault-ingest FILE (client) into the supervised pipeline"
+sv_rows=$(rows "$shome")
+sv_rate=$(rate "$EVENTS" "$sv_ms")
+sv_ratio=$(awk -v a="$sv_rate" -v b="$p_rate" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+say "$EVENTS events in $sv_ms ms: $sv_rate events/s, ${sv_ratio}x the filter pipeline" \
+    "(target >= 0.9x: $(awk -v r="$sv_ratio" 'BEGIN { print (r >= 0.9) ? "ok" : "UNDER" }')); $sv_rows rows stored"
+[ "$sv_rows" = "$EVENTS" ] || say "  WARNING: stored $sv_rows rows, expected $EVENTS"
+for s in ingest encrypt store; do
+    eval "sv_hwm_$s=$(hwm "$(sv_pid "$shome" "$s")")"
+done
+say "  peak RSS: ingest (service) $(mib "$sv_hwm_ingest") MiB, encrypt $(mib "$sv_hwm_encrypt") MiB," \
+    "store $(mib "$sv_hwm_store") MiB, client $(mib "$(rss sv.client)") MiB"
+
+# backpressure: encrypt stopped while the client keeps sending new events;
+# the window must keep every process's memory bounded
+BP_SECS=${BENCH_BACKPRESSURE_SECS:-5}
+"$GEN" -n "$EVENTS" -u "$USERS" -s 3 >"$tmp/events2.ndjson" || die "genevents failed"
+sv "$shome" ctl stop ctxvault:ctxvault-encrypt >/dev/null 2>&1 || die "supervisorctl stop encrypt failed"
+client bp.client "$shome" "$tmp/events2.ndjson" &
+bp_pid=$!
+sleep "$BP_SECS"
+bp_rows_stopped=$(rows "$shome")
+bp_rss_ingest=$(vmrss "$(sv_pid "$shome" ingest)")
+bp_rss_store=$(vmrss "$(sv_pid "$shome" store)")
+bp_spool=$(du -sk "$shome/spool" | cut -f1)
+sv "$shome" ctl start ctxvault:ctxvault-encrypt >/dev/null 2>&1 || die "supervisorctl start encrypt failed"
+wait "$bp_pid" || :
+check bp.client "ctxvault-ingest FILE while encrypt was stopped for ${BP_SECS}s"
+bp_rows=$(rows "$shome")
+for s in ingest encrypt store; do
+    eval "bp_hwm_$s=$(hwm "$(sv_pid "$shome" "$s")")"
+done
+say "backpressure: encrypt stopped for ${BP_SECS}s while the client sent $EVENTS more events:"
+say "  while stopped: $((bp_rows_stopped - sv_rows)) new rows, RSS ingest $(mib "$bp_rss_ingest") MiB," \
+    "store $(mib "$bp_rss_store") MiB, spool $((bp_spool / 1024)) MiB"
+say "  after encrypt restarted: $bp_rows rows (expected $((2 * EVENTS))); peak RSS ingest $(mib "$bp_hwm_ingest") MiB," \
+    "encrypt $(mib "$bp_hwm_encrypt") MiB (restarted), store $(mib "$bp_hwm_store") MiB, client $(mib "$(rss bp.client)") MiB"
+[ "$bp_rows" = "$((2 * EVENTS))" ] || say "  WARNING: stored $bp_rows rows, expected $((2 * EVENTS))"
+sv_down "$shome"
+rm -rf "$shome" "$tmp/events2.ndjson"
+
+# durability off: the same supervised pipeline without spool, acks,
+# checksums and WAL, through a bench-only switch that ingest and store
+# honour (CTXVAULT_BENCH_NO_DURABILITY=1); without acks the client cannot
+# wait for store, so the time runs until the database holds every row
+nd_state="not measured"
+if grep -q CTXVAULT_BENCH_NO_DURABILITY "$BIN/ctxvault-ingest" 2>/dev/null &&
+    grep -q CTXVAULT_BENCH_NO_DURABILITY "$BIN/ctxvault-store" 2>/dev/null; then
+    nhome=$tmp/nd-home
+    new_home "$nhome"
+    CTXVAULT_BENCH_NO_DURABILITY=1
+    export CTXVAULT_BENCH_NO_DURABILITY
+    sv_up "$nhome"
+    t0=$(now_ms)
+    client nd.client "$nhome" "$events"
+    check nd.client "ctxvault-ingest FILE with durability off"
+    wait_rows "$nhome" "$EVENTS" "$STAGE_TIMEOUT" || say "  WARNING: durability off stored $(rows "$nhome") of $EVENTS rows"
+    nd_ms=$(( $(now_ms) - t0 ))
+    unset CTXVAULT_BENCH_NO_DURABILITY
+    nd_rate=$(rate "$EVENTS" "$nd_ms")
+    nd_state=$(awk -v d="$sv_ms" -v n="$nd_ms" 'BEGIN { printf "%+.1f%%", (n > 0) ? (d / n - 1) * 100 : 0 }')
+    say "durability off: $EVENTS events in $nd_ms ms, $nd_rate events/s; the overhead of durability:" \
+        "$nd_state (target <= 5%: $(awk -v d="$sv_ms" -v n="$nd_ms" 'BEGIN { print (d <= n * 1.05) ? "ok" : "OVER" }'))"
+    sv_down "$nhome"
+    rm -rf "$nhome"
+else
+    say "durability off: not measured (the programs do not honour CTXVAULT_BENCH_NO_DURABILITY)"
+fi
 say ""
 
 # ---- each filter alone ---------------------------------------------------
@@ -337,6 +472,51 @@ $(stats base)
 EOF
 say "latency: median $q_med ms, max $q_max ms (target < $QUERY_TARGET_MS ms;" \
     "starting /bin/true the same way takes $b_med ms)"
+
+# store's restart after SIGKILL on this million-row database, with a WAL
+# left behind: supervisord restarts it at once; the time runs from the kill
+# until a new event sent with `ctxvault-ingest FILE` is committed and
+# acknowledged (client start and the hop through ingest and encrypt
+# included), and store's own "ready in N ms" is shown beside it
+sv_up "$qhome"
+"$GEN" -n 20000 -u "$QUSERS" -s 4 >"$tmp/wal.ndjson" || die "genevents failed"
+client r.wal "$qhome" "$tmp/wal.ndjson"
+check r.wal "ctxvault-ingest FILE (filling the WAL)"
+"$GEN" -n 1 -u 1 -s 5 | sed 's/"user_id":"[^"]*"/"user_id":"restart-probe"/' >"$tmp/one.ndjson"
+r_wal=$(stat -c %s "$qhome/data/ctxvault.db-wal" 2>/dev/null || echo 0)
+r_pid=$(sv_pid "$qhome" store)
+t0=$(now_ms)
+kill -9 "$r_pid"
+r_ping=?
+if [ -x "$PRODUCE" ]; then
+    CTXVAULT_HOME=$qhome "$PRODUCE" --ping --wait 50 --timeout 60 >"$tmp/ping.out" 2>&1 &&
+        r_ping_at=$(now_ms) && r_ping=$((r_ping_at - t0))
+fi
+# when supervisord spawned the new store (its log, ms resolution): the
+# restart itself, without supervisord's own delay in noticing the death
+r_new=$(sv_pid "$qhome" store)
+r_spawn=$(sed -n "s/^\([0-9-]* [0-9:]*\),\([0-9]*\) INFO spawned: 'ctxvault-store' with pid $r_new\$/\1.\2/p" \
+    "$qhome/run/supervisord.log" | tail -n 1)
+r_spawn_ms=?
+r_self=?
+if [ -n "$r_spawn" ]; then
+    r_spawn_ms=$(( $(date -d "$r_spawn" +%s%3N) - t0 ))
+    [ "$r_ping" != "?" ] && r_self=$((r_ping - r_spawn_ms))
+fi
+client r.one "$qhome" "$tmp/one.ndjson"
+r_ms=$(( $(now_ms) - t0 ))
+check r.one "ctxvault-ingest FILE (one event after store's SIGKILL)"
+r_ready=$(grep 'ready in' "$qhome/run/ctxvault-store.log" | tail -n 1 | sed -n 's/.*ready in \([0-9]*\) ms.*/\1/p')
+r_recover=$(grep -ci 'recover' "$qhome/run/ctxvault-store.log" || :)
+say "store restart after SIGKILL ($(rows "$qhome") rows, WAL of $((r_wal / 1024)) KiB left):"
+say "  answers a ping on its control socket $r_ping ms after the kill (target < 1000 ms:" \
+    "$(awk -v m="$r_ping" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')); store said ready in ${r_ready:-?} ms" \
+    "(recovery reported: $([ "${r_recover:-0}" -gt 0 ] && echo yes || echo no))"
+say "  of which supervisord took $r_spawn_ms ms to respawn it (it reaps children about once a second)," \
+    "and store $r_self ms from its spawn to the ping answered"
+say "  a new event sent then is committed and acknowledged $r_ms ms after the kill" \
+    "(acks wait for the start check)"
+sv_down "$qhome"
 rm -rf "$qhome"
 say ""
 
@@ -349,6 +529,15 @@ row() { printf '%-34s %10s %9s %10s  %s\n' "$@"; }
 say "== summary ($EVENTS events, $(nproc) cores)"
 row "stage" "events/s" "stored" "peak RSS" "target"
 row "pipeline (ingest|encrypt|store)" "$p_rate" "$p_rows" "" ""
+row "supervised pipeline, ipc://" "$sv_rate" "$sv_rows" "" "${sv_ratio}x the filters (target >= 0.9x)"
+for s in ingest encrypt store; do
+    eval "k=\$sv_hwm_$s"
+    eval "kb=\$bp_hwm_$s"
+    row "  ctxvault-$s --serve" "" "" "$(mib "$k") MiB" \
+        "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$k"); with encrypt stopped: $(mib "$kb") MiB, $(verdict_rss "$kb")"
+done
+row "  ctxvault-ingest FILE (client)" "" "" "$(mib "$(rss sv.client)") MiB" "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$(rss sv.client)")"
+row "supervised, durability off" "${nd_rate:-}" "" "" "overhead of durability: $nd_state (target <= 5%)"
 for s in ingest encrypt store; do
     k=$(rss "p.$s")
     row "  ctxvault-$s in the pipeline" "" "" "$(mib "$k") MiB" \
@@ -363,6 +552,9 @@ else
     row "syslog-ng -> sql(sqlite3)" "skipped" "" "" "(not installed)"
 fi
 row "pipeline, $QEVENTS events" "$q_rate" "$q_rows" "" ""
+printf '%-34s ping answered %s ms after SIGKILL (%s ms after its respawn), a write acked after %s ms   target < 1000 ms: %s\n' \
+    "store restart, $q_rows rows + WAL" "$r_ping" "$r_self" "$r_ms" \
+    "$(awk -v m="$r_ping" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')"
 printf '%-34s median %s ms, max %s ms   target < %s ms: %s\n' \
     "query --user --limit 100" "$q_med" "$q_max" "$QUERY_TARGET_MS" \
     "$(awk -v m="$q_med" -v t="$QUERY_TARGET_MS" 'BEGIN { print (m < t) ? "ok" : "OVER" }')"

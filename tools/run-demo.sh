@@ -1,14 +1,23 @@
 #!/bin/sh
-# run-demo.sh - what `make run` shows: the sample events piped through the
-# three filters into an instance under build/demo-home, then what the store
-# holds. The instance is kept between runs (init keeps what exists, and the
-# store keeps each event id once), so running it again adds nothing.
+# run-demo.sh - what `make run` shows: the storage pipeline running under
+# supervisord (ingest, encrypt and store as long-lived processes joined by
+# ZeroMQ), the sample events sent into it with `ctxvault-ingest FILE`, then
+# what the store holds. The instance lives in ./var with the embedded
+# default configuration; it is kept between runs (init keeps what exists,
+# and store keeps each event id once), so running it again adds nothing.
+#
+# supervisord is stopped at the end (SIGTERM: each program drains and exits
+# 0). KEEP=1 leaves it running; then
+#     CTXVAULT_HOME=$PWD/var tools/supervise.sh status    # or stop
+#     CTXVAULT_HOME=$PWD/var bin/ctxvault-ingest more.ndjson
 set -eu
 
 BIN=bin
 SAMPLE=tests/data/sample.ndjson
-CTXVAULT_HOME=$(pwd)/build/demo-home
-export CTXVAULT_HOME
+CTXVAULT_HOME=$(pwd)/var
+CTXVAULT_BIN=$(pwd)/$BIN
+export CTXVAULT_HOME CTXVAULT_BIN
+unset CTXVAULT_SUPERVISORD_CONF
 
 die() { printf 'run-demo: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
@@ -17,6 +26,7 @@ for p in ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store; do
     [ -x "$BIN/$p" ] || die "$BIN/$p is missing: build first (make)"
 done
 [ -f "$SAMPLE" ] || die "$SAMPLE is missing"
+command -v supervisord > /dev/null || die "supervisord is missing: install supervisor (make deps)"
 # a user in the sample whose data is neither anonymised on arrival nor
 # ephemeral: the first with a public or private profile
 user=$(sed -n 's/.*"user_id":"\([^"]*\)".*"privacy_level":"\(public\|private\)".*/\1/p' "$SAMPLE" | head -n 1)
@@ -25,21 +35,38 @@ user=$(sed -n 's/.*"user_id":"\([^"]*\)".*"privacy_level":"\(public\|private\)".
 step "1. the instance: $CTXVAULT_HOME (config, keys, database; kept if present)"
 "$BIN/ctxvault" init
 
-step "2. $(wc -l <"$SAMPLE") sample events: validate, encrypt fields, commit"
-echo "   $BIN/ctxvault-ingest --stdout $SAMPLE | $BIN/ctxvault-encrypt | $BIN/ctxvault-store"
-# no pipefail in sh: collect each stage's status by hand
-st=$( { { { "$BIN/ctxvault-ingest" --stdout "$SAMPLE"; echo "ingest=$?" >&3; } \
-    | { "$BIN/ctxvault-encrypt"; echo "encrypt=$?" >&3; } \
-    | { "$BIN/ctxvault-store"; echo "store=$?" >&3; }; } 3>&1 >&4; } 4>&1 )
-for s in $st; do
-    case $s in *=0) ;; *) die "the pipeline failed: $st" ;; esac
-done
+step "2. supervisord runs the pipeline (pipelines/storage.conf): store, encrypt, ingest"
+echo "   tools/supervise.sh start   (supervisord -n -c etc/supervisord.conf; logs in var/run/)"
+started=no
+stop_supervisord() {
+    [ "$started" = yes ] || return 0
+    started=no
+    if [ "${KEEP:-0}" = 1 ]; then
+        step "supervisord keeps running (KEEP=1): CTXVAULT_HOME=$CTXVAULT_HOME tools/supervise.sh stop"
+        return 0
+    fi
+    step "6. stop: SIGTERM to supervisord; each program drains and exits 0 (KEEP=1 keeps it running)"
+    tools/supervise.sh stop
+}
+trap 'stop_supervisord' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if tools/supervise.sh status > /dev/null 2>&1; then
+    echo "   (already running)"
+else
+    tools/supervise.sh start || die "supervisord did not start the pipeline (see var/run/*.log)"
+    started=yes
+fi
 
-step "3. what the store holds: ctxvault stats"
+step "3. $(wc -l < "$SAMPLE") sample events into the running pipeline"
+echo "   $BIN/ctxvault-ingest $SAMPLE   (returns once every event is committed)"
+"$BIN/ctxvault-ingest" "$SAMPLE" || die "ctxvault-ingest exited $?"
+
+step "4. what the store holds: ctxvault stats"
 "$BIN/ctxvault" stats
 
-step "4. $user's latest 5 events as stored (protected fields encrypted or hashed)"
+step "5. $user's latest 5 events as stored (protected fields encrypted or hashed)"
 "$BIN/ctxvault" query --user "$user" --limit 5
-
-step "5. the same, decrypted with the instance's keys (hashed fields stay hashed)"
+echo
+echo "   decrypted with the instance's keys (hashed fields stay hashed):"
 "$BIN/ctxvault" query --user "$user" --limit 5 --decrypt

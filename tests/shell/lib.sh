@@ -20,6 +20,11 @@ setUp() {
 }
 
 tearDown() {
+    # a suite's own clean-up first (suite_tearDown, when the suite has one:
+    # test_supervised.sh stops supervisord and every program it started)
+    if command -v suite_tearDown > /dev/null 2>&1; then
+        suite_tearDown
+    fi
     # shunit2 2.1.8 calls tearDown once more from its exit trap, after the
     # last test, with no test running: record nothing for that call
     if [ -z "${_shunit_test_:-}" ]; then

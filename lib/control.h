@@ -1,0 +1,28 @@
+/* control.h - asking the running store: a DEALER connected to the
+ * instance's control endpoint, one request at a time, each with a
+ * timeout (doc/PROTOCOL.md). */
+#ifndef CV_CONTROL_H
+#define CV_CONTROL_H
+
+#include "config.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct cv_control cv_control;
+
+/* Connect (nothing is sent yet). NULL with a reason in err. */
+cv_control *cv_control_new(const cv_config *cfg, char *err, size_t errlen);
+void cv_control_destroy(cv_control **p);
+
+/* Send request and wait up to timeout_ms for the reply. The reply, or NULL
+ * with a reason in err (no store answered in time, or a broken reply). A
+ * reply {"ok":false,...} is returned as it is. */
+json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
+                        char *err, size_t errlen);
+
+/* Is a store answering on the control endpoint? A ping with a short
+ * timeout; the connection is kept for more calls when it answers. */
+cv_control *cv_control_find(const cv_config *cfg, int timeout_ms);
+
+#endif

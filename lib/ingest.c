@@ -1,0 +1,426 @@
+/* ingest.c - client and service modes of ctxvault-ingest. See ingest.h. */
+#include "ingest.h"
+
+#include "lineread.h"
+#include "progress.h"
+#include "sender.h"
+#include "sock.h"
+#include "util.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A wait never lasts longer, so a stop request is seen promptly even when
+ * its signal lands just before a wait begins. */
+#define MAX_WAIT_MS 250
+
+static cv_sender *open_sender(const cv_ingest_opts *o, int *status)
+{
+    char err[1024];
+    cv_sender *s = cv_sender_new(o->cfg, o->source, err, sizeof err);
+    if (!s) {
+        *status = errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_IOERR;
+        cv_err("%s", err);
+    }
+    return s;
+}
+
+/* Validate one line and spool it, or dead-letter it. 0, 1 when rejected,
+ * -1 on a spool failure. */
+static int take_line(const cv_ingest_opts *o, cv_sender *s, const char *source,
+                     uint64_t lineno, const char *line, size_t len,
+                     uint64_t *seq, char *reason, size_t rlen)
+{
+    char *norm;
+    size_t nlen;
+    if (cv_event_normalise(&o->rules, line, len, cv_now_ms(), &norm, &nlen,
+                           reason, rlen) < 0) {
+        cv_deadletter_put(o->dl, source, lineno, reason, line, len, false);
+        return 1;
+    }
+    int rc = cv_sender_add(s, norm, nlen, seq);
+    free(norm);
+    if (rc < 0) {
+        cv_err("%s", cv_sender_error(s));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+typedef struct {
+    const cv_ingest_opts *o;
+    cv_sender *s;
+    cv_progress progress;
+    int64_t deadline;     /* mono ms, or 0 */
+    bool timed_out;
+} client;
+
+static void show(client *c)
+{
+    const cv_sender_stats *st = cv_sender_stats_get(c->s);
+    char extra[96];
+    snprintf(extra, sizeof extra, "%llu acknowledged",
+             (unsigned long long)(st->acked + st->rejected));
+    cv_progress_update(&c->progress, st->accepted + st->replayed, extra);
+}
+
+static int wait_ms(client *c, int want)
+{
+    int w = want < 0 || want > MAX_WAIT_MS ? MAX_WAIT_MS : want;
+    if (c->deadline) {
+        int64_t left = c->deadline - cv_mono_ms();
+        if (left <= 0) {
+            c->timed_out = true;
+            return 0;
+        }
+        if (left < w)
+            w = (int)left;
+    }
+    return w;
+}
+
+/* Send one input's lines; returns 0, or a sysexits status. */
+static int client_fd(client *c, int fd, const char *source)
+{
+    const cv_ingest_opts *o = c->o;
+    size_t max_line = (size_t)o->cfg->max_line;
+    cv_lineread *lr = cv_lineread_new(fd, max_line);
+    char reason[256];
+    int status = 0;
+    bool eof = false, need_fill = false;
+    while (!eof && !status && !cv_stop_requested && !c->timed_out) {
+        /* lines already read first, as long as the window has room */
+        need_fill = false;
+        while (cv_sender_ready(c->s)) {
+            const char *line;
+            size_t len;
+            int rc = cv_lineread_next(lr, &line, &len, true);
+            if (rc == CV_LR_AGAIN) {
+                need_fill = true;
+                break;
+            }
+            if (rc == CV_LR_EOF) {
+                eof = true;
+                break;
+            }
+            uint64_t lineno = cv_lineread_lineno(lr);
+            if (rc == CV_LR_TOOLONG) {
+                snprintf(reason, sizeof reason, "line longer than %zu bytes",
+                         max_line);
+                cv_deadletter_put(o->dl, source, lineno, reason, line, len, true);
+                continue;
+            }
+            if (strspn(line, " \t") == len)
+                continue; /* blank lines are not events */
+            if (take_line(o, c->s, source, lineno, line, len, NULL, reason,
+                          sizeof reason) < 0) {
+                status = EX_IOERR;
+                break;
+            }
+        }
+        show(c);
+        if (eof || status)
+            break;
+        zmq_pollitem_t in = {.fd = fd, .events = ZMQ_POLLIN};
+        int n = need_fill ? 1 : 0;
+        if (cv_sender_poll(c->s, &in, n, wait_ms(c, -1)) < 0) {
+            cv_err("%s", cv_sender_error(c->s));
+            status = EX_IOERR;
+            break;
+        }
+        if (n && (in.revents & (ZMQ_POLLIN | ZMQ_POLLERR)) &&
+            cv_lineread_fill(lr) < 0 && !cv_stop_requested) {
+            cv_err("%s: read failed: %s", source, strerror(errno));
+            status = EX_IOERR;
+        }
+    }
+    cv_lineread_destroy(&lr);
+    return status;
+}
+
+int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
+{
+    int status = 0;
+    bool missing = false;
+    client c = {.o = o};
+    c.s = open_sender(o, &status);
+    if (!c.s)
+        return status;
+    cv_progress_init(&c.progress, "ingest");
+    if (o->timeout_ms > 0)
+        c.deadline = cv_mono_ms() + o->timeout_ms;
+
+    if (nfiles == 0)
+        status = client_fd(&c, 0, "stdin");
+    for (int i = 0; i < nfiles && !status && !cv_stop_requested && !c.timed_out; i++) {
+        if (strcmp(files[i], "-") == 0) {
+            status = client_fd(&c, 0, "stdin");
+            continue;
+        }
+        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            close(fd);
+            fd = -1;
+            errno = EISDIR;
+        }
+        if (fd < 0) {
+            cv_err("cannot open %s: %s", files[i], strerror(errno));
+            missing = true;
+            continue;
+        }
+        status = client_fd(&c, fd, files[i]);
+        close(fd);
+    }
+    /* the input is all read: commit the spool now, then wait for answers */
+    if (!status && cv_sender_sync(c.s) < 0) {
+        cv_err("%s", cv_sender_error(c.s));
+        status = EX_IOERR;
+    }
+    while (!status && !cv_stop_requested && !c.timed_out &&
+           cv_sender_outstanding(c.s) > 0) {
+        if (cv_sender_poll(c.s, NULL, 0, wait_ms(&c, -1)) < 0) {
+            cv_err("%s", cv_sender_error(c.s));
+            status = EX_IOERR;
+        }
+        show(&c);
+    }
+    cv_progress_done(&c.progress);
+
+    cv_sender_stats stats = *cv_sender_stats_get(c.s), *st = &stats;
+    uint64_t left = cv_sender_outstanding(c.s);
+    uint64_t rejected = cv_deadletter_count(o->dl);
+    if (st->replayed && !o->quiet)
+        cv_info("resent %llu events left in the spool by an earlier run",
+                (unsigned long long)st->replayed);
+    if (left && !status) {
+        cv_err("%s with %llu events not yet acknowledged; they stay in %s and "
+               "are sent again by the next ctxvault-ingest with source %s",
+               c.timed_out ? "timed out" : "interrupted",
+               (unsigned long long)left, cv_sender_spool_dir(c.s), o->source);
+        status = EX_TEMPFAIL;
+    }
+    if (rejected && !o->quiet)
+        cv_warn("%llu of %llu lines rejected; they are in %s",
+                (unsigned long long)rejected,
+                (unsigned long long)(st->accepted + rejected),
+                cv_deadletter_path(o->dl));
+    if (st->rejected && !o->quiet)
+        cv_warn("%llu events rejected downstream (see the dead-letter files "
+                "of encrypt and store)", (unsigned long long)st->rejected);
+    cv_sender_destroy(&c.s);
+    if (status)
+        return status;
+    if (missing)
+        return EX_NOINPUT;
+    return rejected || st->rejected ? EX_DATAERR : 0;
+}
+
+/* ---- service ----------------------------------------------------------- */
+
+/* A producer's answer, held until the spool covers its lines. */
+typedef struct reply {
+    struct reply *next;
+    zmsg_t *msg;      /* envelope and reply, ready to send */
+    uint64_t need;    /* durable once cv_sender_durable() >= need */
+} reply;
+
+#define MAX_ERRORS 100
+
+/* Take one producer message off the ROUTER; queue its reply. */
+static int serve_one(const cv_ingest_opts *o, cv_sender *s, zsock_t *router,
+                     reply ***tail, uint64_t *msgs)
+{
+    zmsg_t *m = zmsg_recv_nowait(router);
+    if (!m)
+        return 1; /* nothing more */
+    (*msgs)++;
+    zmsg_t *out = zmsg_new();
+    zframe_t *f = zmsg_pop(m);
+    zmsg_append(out, &f); /* the producer's identity */
+    f = zmsg_first(m);
+    if (f && zframe_size(f) == 0) { /* REQ: keep the delimiter */
+        f = zmsg_pop(m);
+        zmsg_append(out, &f);
+    }
+    char *ver = zmsg_popstr(m), *kind = zmsg_popstr(m);
+    json_t *res;
+    uint64_t need = 0;
+    int rc = 0;
+    if (!ver || strcmp(ver, CV_WIRE_VERSION) != 0 || !kind ||
+        strcmp(kind, CV_WIRE_EVENTS) != 0) {
+        res = json_pack("{s:s}", "error", "not a " CV_WIRE_VERSION " "
+                        CV_WIRE_EVENTS " message");
+    } else {
+        json_t *errors = json_array();
+        uint64_t accepted = 0, rejected = 0, lineno = 0;
+        char reason[256], src[64];
+        snprintf(src, sizeof src, "%s.producer", o->source);
+        while ((f = zmsg_pop(m))) {
+            lineno++;
+            const char *line = (const char *)zframe_data(f);
+            size_t len = zframe_size(f);
+            int r;
+            if (strspn(line, " \t\r\n") == len) {
+                zframe_destroy(&f); /* blank lines are not events */
+                continue;
+            }
+            if (len > (size_t)o->cfg->max_line) {
+                snprintf(reason, sizeof reason, "line longer than %lld bytes",
+                         (long long)o->cfg->max_line);
+                cv_deadletter_put(o->dl, src, lineno, reason, line,
+                                  (size_t)o->cfg->max_line, true);
+                r = 1;
+            } else {
+                r = take_line(o, s, src, lineno, line, len, &need, reason,
+                              sizeof reason);
+            }
+            zframe_destroy(&f);
+            if (r < 0) {
+                rc = -1;
+                break;
+            }
+            if (r == 0) {
+                accepted++;
+                continue;
+            }
+            rejected++;
+            if (json_array_size(errors) < MAX_ERRORS)
+                json_array_append_new(errors, json_pack("{s:I,s:s}", "line",
+                                      (json_int_t)lineno, "reason", reason));
+        }
+        res = json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)accepted,
+                        "rejected", (json_int_t)rejected, "errors", errors);
+    }
+    free(ver);
+    free(kind);
+    zmsg_destroy(&m);
+    char *text = json_dumps(res, CV_JSON_DUMP);
+    json_decref(res);
+    zmsg_addstr(out, CV_WIRE_VERSION);
+    zmsg_addstr(out, text ? text : "{}");
+    free(text);
+    if (rc < 0) {
+        zmsg_destroy(&out); /* not durable: no answer, the producer retries */
+        return -1;
+    }
+    reply *r = cv_calloc(1, sizeof *r);
+    r->msg = out;
+    r->need = need;
+    **tail = r;
+    *tail = &r->next;
+    return 0;
+}
+
+/* Send the replies whose lines are durable (in order). */
+static void send_replies(cv_sender *s, zsock_t *router, reply **head,
+                         reply ***tail)
+{
+    while (*head && (*head)->need <= cv_sender_durable(s)) {
+        reply *r = *head;
+        *head = r->next;
+        zmsg_send(&r->msg, router); /* a gone producer: dropped, fine */
+        zmsg_destroy(&r->msg);
+        free(r);
+    }
+    if (!*head)
+        *tail = head;
+}
+
+int cv_ingest_serve(const cv_ingest_opts *o)
+{
+    int status = 0;
+    char err[1024];
+    cv_sender *s = open_sender(o, &status);
+    if (!s)
+        return status;
+    zsock_t *router = cv_sock_bind(o->cfg, ZMQ_ROUTER, o->cfg->ep_ingest, err,
+                                   sizeof err);
+    if (!router) {
+        cv_err("%s", err);
+        cv_sender_destroy(&s);
+        return EX_UNAVAILABLE;
+    }
+    /* a producer's frames are lines: no larger than ingest accepts (plus
+     * room), so one message cannot balloon memory */
+    zsock_set_maxmsgsize(router, (int)(o->cfg->max_line + 65536));
+    zsock_set_rcvhwm(router, 16);
+    if (!o->quiet)
+        cv_info("serving producers on %s as source %s (spool %s)",
+                o->cfg->ep_ingest, o->source, cv_sender_spool_dir(s));
+
+    reply *head = NULL, **tail = &head;
+    uint64_t msgs = 0;
+    while (!cv_stop_requested && !status) {
+        zmq_pollitem_t it = {.socket = zsock_resolve(router), .events = ZMQ_POLLIN};
+        int n = cv_sender_ready(s) ? 1 : 0;
+        if (cv_sender_poll(s, &it, n, MAX_WAIT_MS) < 0) {
+            cv_err("%s", cv_sender_error(s));
+            status = EX_IOERR;
+            break;
+        }
+        if (n && (it.revents & ZMQ_POLLIN)) {
+            /* take what has arrived, then commit it all at once: the
+             * producers waiting share one fsync */
+            int r = 0;
+            while (cv_sender_ready(s) &&
+                   (r = serve_one(o, s, router, &tail, &msgs)) == 0)
+                ;
+            if (r < 0) {
+                status = EX_IOERR;
+                break;
+            }
+            if (head && cv_sender_sync(s) < 0) {
+                cv_err("%s", cv_sender_error(s));
+                status = EX_IOERR;
+                break;
+            }
+        }
+        send_replies(s, router, &head, &tail);
+    }
+
+    /* drain: nothing new; what is accepted is committed and answered, and
+     * what store has not acknowledged after drain_ms stays in the spool */
+    if (!status && cv_sender_sync(s) < 0) {
+        cv_err("%s", cv_sender_error(s));
+        status = EX_IOERR;
+    }
+    if (!status)
+        send_replies(s, router, &head, &tail);
+    int64_t until = cv_mono_ms() + o->drain_ms;
+    while (!status && cv_sender_outstanding(s) > 0 && cv_mono_ms() < until) {
+        int64_t left = until - cv_mono_ms();
+        if (cv_sender_poll(s, NULL, 0, left < MAX_WAIT_MS ? (int)left : MAX_WAIT_MS) < 0) {
+            cv_err("%s", cv_sender_error(s));
+            status = EX_IOERR;
+        }
+    }
+    const cv_sender_stats *st = cv_sender_stats_get(s);
+    if (!o->quiet)
+        cv_info("stopped: %llu messages, %llu events accepted, %llu resent from "
+                "the spool, %llu acknowledged, %llu rejected downstream, %llu "
+                "left in the spool", (unsigned long long)msgs,
+                (unsigned long long)st->accepted,
+                (unsigned long long)st->replayed, (unsigned long long)st->acked,
+                (unsigned long long)st->rejected,
+                (unsigned long long)cv_sender_outstanding(s));
+    while (head) {
+        reply *r = head;
+        head = r->next;
+        zmsg_destroy(&r->msg);
+        free(r);
+    }
+    zsock_destroy(&router);
+    cv_sender_destroy(&s);
+    return status;
+}

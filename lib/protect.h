@@ -1,0 +1,29 @@
+/* protect.h - the field policy applied to one event line: the check and
+ * rewrite that ctxvault-encrypt does for every event, in its filter mode
+ * and in its socket mode alike. Nothing leaves unprotected: a line that
+ * cannot be processed is rejected with a reason. */
+#ifndef CV_PROTECT_H
+#define CV_PROTECT_H
+
+#include "keyring.h"
+#include "policy.h"
+
+#include <stddef.h>
+
+typedef struct cv_protect cv_protect;
+
+/* policy and keyring must outlive it. */
+cv_protect *cv_protect_new(const cv_policy *pol, const cv_keyring *kr);
+void cv_protect_destroy(cv_protect **p);
+
+/* Check and protect one line (no newline). 0: *out and *outlen hold the
+ * protected line, valid until the next call, with room for one more byte
+ * after it. 1: rejected; reason says why, and id holds the event's "id"
+ * when one could be read (else ""). The line is validated and its "id"
+ * found by the scanner (no tree), then rewritten as text: only the values
+ * the policy changes are replaced. */
+int cv_protect_line(cv_protect *p, const char *line, size_t len,
+                    const char **out, size_t *outlen, char *id, size_t idcap,
+                    char *reason, size_t rlen);
+
+#endif

@@ -1,0 +1,578 @@
+/* store_serve.c - the store stage on sockets: batches, acks, control.
+ *
+ * Acks follow COMMIT. The service keeps, for the open batch, the
+ * acknowledgement each of its events will get (ACK for stored and
+ * duplicate events, NAK for events rejected here or by encrypt); after
+ * COMMIT it publishes them per source. A failed COMMIT (a full disk, say)
+ * rolls back and drops them: ingest resends, and the ids dedupe.
+ *
+ * Until the start check (cv_dbcheck) has passed, committed batches keep
+ * their acks: they are published when it passes, and never when it finds
+ * corruption, so nothing ingest deletes from its spool depends on a
+ * damaged file. While acks are withheld, their number is bounded: past
+ * that, the service stops reading until the check is done.
+ *
+ * Memory is bounded by batch_size (the open batch's acks) and by the
+ * short PULL queue; the PUB queue is large, and an ack it drops only
+ * causes a resend. */
+#include "store_serve.h"
+
+#include "event.h"
+#include "inspect.h"
+#include "sock.h"
+#include "timefmt.h"
+#include "util.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PULL_HWM 4        /* messages */
+#define PUB_HWM 100000     /* messages; a dropped ack only causes a resend */
+#define POLL_MS 200        /* the stop flag is checked at least this often */
+#define MAX_SOURCES 64     /* distinct sources among the pending acks */
+#define SOURCE_MAX 64
+#define IDS_PER_MSG 1000   /* ids per ack message */
+#define BURST 16           /* messages handled per wake-up */
+#define QUERY_LIMIT 100    /* rows per query reply by default */
+#define QUERY_MAX 1000     /* and at most */
+#define FAIL_PAUSE_MS 200  /* no reading for this long after a failed COMMIT */
+
+typedef struct {
+    int src;        /* index into sources */
+    bool nak;
+    char *text;     /* the id, or "<id>\t<reason>" */
+} ack;
+
+typedef struct {
+    cv_store_service *svc;
+    const cv_config *cfg;
+    zsock_t *pull, *pub, *ctl;
+    cv_db *reader;          /* for control requests, opened on first need */
+    ack *acks;
+    size_t nacks, cap;
+    size_t committed;       /* acks[0, committed) are committed */
+    size_t held_max;        /* stop reading with this many acks pending */
+    char *sources[MAX_SOURCES];
+    int nsources;
+    int64_t deadline;       /* of the open batch */
+    int64_t pause_until;
+    bool check_ok;
+    uint64_t messages, malformed, acked, naked, commit_failures, requests,
+        rejected;
+} server;
+
+static void malformed(server *s, const char *why)
+{
+    s->malformed++;
+    if (s->malformed <= 10 || s->malformed % 1000 == 0)
+        cv_warn("dropped a malformed message (%llu so far): %s",
+                (unsigned long long)s->malformed, why);
+}
+
+static bool frame_is(zframe_t *f, const char *str)
+{
+    return f && zframe_size(f) == strlen(str) &&
+           memcmp(zframe_data(f), str, zframe_size(f)) == 0;
+}
+
+static bool batch_open(const server *s)
+{
+    return s->nacks > s->committed || cv_store_pending(s->svc->store) > 0;
+}
+
+static int intern_source(server *s, const char *src)
+{
+    for (int i = 0; i < s->nsources; i++)
+        if (strcmp(s->sources[i], src) == 0)
+            return i;
+    if (s->nsources == MAX_SOURCES)
+        return -1;
+    s->sources[s->nsources] = cv_strdup(src);
+    return s->nsources++;
+}
+
+static void add_ack(server *s, int src, bool nak, const char *text, size_t len)
+{
+    if (s->nacks == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1024;
+        s->acks = cv_realloc(s->acks, s->cap * sizeof *s->acks);
+    }
+    char *t = cv_malloc(len + 1);
+    memcpy(t, text, len);
+    t[len] = '\0';
+    s->acks[s->nacks++] = (ack){.src = src, .nak = nak, .text = t};
+}
+
+/* Forget acks[from, nacks), and the sources when no ack is left. */
+static void drop_acks(server *s, size_t from)
+{
+    for (size_t i = from; i < s->nacks; i++)
+        free(s->acks[i].text);
+    s->nacks = from;
+    if (s->nacks == 0) {
+        for (int i = 0; i < s->nsources; i++)
+            free(s->sources[i]);
+        s->nsources = 0;
+    }
+}
+
+/* Publish the committed acks: per source, ACK and NAK messages of at most
+ * IDS_PER_MSG ids. The open batch's acks stay. */
+static void publish(server *s)
+{
+    size_t n = s->committed;
+    if (n == 0)
+        return;
+    for (int src = 0; src < s->nsources; src++) {
+        for (int nak = 0; nak <= 1; nak++) {
+            zmsg_t *m = NULL;
+            for (size_t i = 0; i < n; i++) {
+                const ack *a = &s->acks[i];
+                if (a->src != src || a->nak != (bool)nak)
+                    continue;
+                if (!m) {
+                    m = zmsg_new();
+                    zmsg_addstr(m, s->sources[src]);
+                    zmsg_addstr(m, CV_WIRE_VERSION);
+                    zmsg_addstr(m, nak ? CV_WIRE_NAK : CV_WIRE_ACK);
+                }
+                zmsg_addstr(m, a->text);
+                if (nak)
+                    s->naked++;
+                else
+                    s->acked++;
+                if (zmsg_size(m) == 3 + IDS_PER_MSG)
+                    zmsg_send(&m, s->pub);
+            }
+            if (m)
+                zmsg_send(&m, s->pub);
+        }
+    }
+    /* keep the open batch's acks, at the front */
+    for (size_t i = 0; i < n; i++)
+        free(s->acks[i].text);
+    memmove(s->acks, s->acks + n, (s->nacks - n) * sizeof *s->acks);
+    s->nacks -= n;
+    s->committed = 0;
+    if (s->nacks == 0)
+        drop_acks(s, 0);
+}
+
+static void fail_batch(server *s, const char *why)
+{
+    s->commit_failures++;
+    if (s->commit_failures <= 10 || s->commit_failures % 100 == 0)
+        cv_err("batch rolled back, nothing acknowledged (%llu so far; ingest "
+               "resends): %s", (unsigned long long)s->commit_failures, why);
+    cv_store_rollback(s->svc->store);
+    drop_acks(s, s->committed);
+    s->pause_until = cv_mono_ms() + FAIL_PAUSE_MS;
+}
+
+/* Commit the open batch; publish its acks when the start check passed. */
+static int commit_batch(server *s)
+{
+    if (!batch_open(s))
+        return 0;
+    char err[512];
+    if (cv_store_commit(s->svc->store, err, sizeof err) < 0) {
+        fail_batch(s, err);
+        return -1;
+    }
+    s->committed = s->nacks;
+    if (s->check_ok)
+        publish(s);
+    return 0;
+}
+
+/* One event message: ["CTXV1"]["EV"][source][event or "!<id>\t<reason>"]... */
+static void take_message(server *s, zmsg_t *m)
+{
+    zframe_t *ver = zmsg_first(m);
+    zframe_t *type = zmsg_next(m);
+    zframe_t *srcf = zmsg_next(m);
+    if (!frame_is(ver, CV_WIRE_VERSION)) {
+        malformed(s, "not a " CV_WIRE_VERSION " message");
+        return;
+    }
+    if (!frame_is(type, CV_WIRE_EVENTS)) {
+        malformed(s, "not an event message");
+        return;
+    }
+    if (!srcf || zframe_size(srcf) == 0 || zframe_size(srcf) > SOURCE_MAX ||
+        memchr(zframe_data(srcf), '\0', zframe_size(srcf))) {
+        malformed(s, "no valid source frame");
+        return;
+    }
+    char source[SOURCE_MAX + 1];
+    memcpy(source, zframe_data(srcf), zframe_size(srcf));
+    source[zframe_size(srcf)] = '\0';
+    int src = intern_source(s, source);
+    if (src < 0) {
+        commit_batch(s);
+        src = intern_source(s, source);
+    }
+    if (src < 0) {
+        /* more sources than the table holds while acks are withheld */
+        malformed(s, "too many sources at once; ingest will resend");
+        return;
+    }
+    s->messages++;
+    cv_store *st = s->svc->store;
+    size_t max_line = (size_t)cv_config_stage_max_line(s->cfg);
+    for (zframe_t *f = zmsg_next(m); f; f = zmsg_next(m)) {
+        const char *line = (const char *)zframe_data(f);
+        size_t len = zframe_size(f);
+        if (!batch_open(s))
+            s->deadline = cv_mono_ms() + s->cfg->batch_ms;
+        if (len > 0 && line[0] == CV_WIRE_REJECT) {
+            /* encrypt dead-lettered it: no insert, a final NAK */
+            const char *tab = memchr(line, '\t', len);
+            size_t idlen = tab ? (size_t)(tab - line - 1) : len - 1;
+            if (!cv_event_id_valid(line + 1, idlen)) {
+                malformed(s, "a rejection frame without a valid id");
+                continue;
+            }
+            add_ack(s, src, true, line + 1, len - 1);
+            continue;
+        }
+        char reason[512];
+        int r;
+        if (len > max_line) {
+            snprintf(reason, sizeof reason, "line longer than %zu bytes", max_line);
+            cv_deadletter_put(s->svc->dl, source, ++s->rejected, reason, line,
+                              max_line, true);
+            continue;
+        }
+        r = cv_store_add(st, line, len, reason, sizeof reason);
+        if (r == CV_STORE_FAILED) {
+            fail_batch(s, reason);
+            return; /* the rest comes again with ingest's resend */
+        }
+        const char *id = cv_store_last_id(st);
+        if (r == CV_STORE_REJECTED) {
+            cv_deadletter_put(s->svc->dl, source, ++s->rejected, reason, line,
+                              len, false);
+            if (*id) {
+                char *t = cv_fmt("%s\t%s", id, reason);
+                for (char *p = t + strlen(id) + 1; *p; p++)
+                    if (*p == '\t' || *p == '\n' || *p == '\r')
+                        *p = ' ';
+                add_ack(s, src, true, t, strlen(t));
+                free(t);
+            }
+        } else {
+            add_ack(s, src, false, id, strlen(id));
+        }
+        if (cv_store_pending(st) >= (size_t)s->cfg->batch_size ||
+            s->nacks - s->committed >= (size_t)s->cfg->batch_size)
+            commit_batch(s);
+    }
+}
+
+/* --- control ---------------------------------------------------------- */
+
+static json_t *error_reply(const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static cv_db *reader(server *s)
+{
+    if (!s->reader) {
+        char err[1024];
+        int code;
+        s->reader = cv_db_open_reader(cv_db_path(s->svc->db), &code, err,
+                                      sizeof err);
+        if (!s->reader)
+            cv_err("%s", err);
+    }
+    return s->reader;
+}
+
+static int collect(void *arg, const char *body, size_t len)
+{
+    json_error_t je;
+    json_t *o = json_loadb(body, len, 0, &je);
+    json_array_append_new(arg, o ? o : json_stringn(body, len));
+    return 0;
+}
+
+/* A time given as RFC 3339 text or milliseconds; false when malformed. */
+static bool time_arg(json_t *v, int64_t *ms)
+{
+    if (!v || json_is_null(v)) {
+        *ms = -1;
+        return true;
+    }
+    if (json_is_integer(v)) {
+        *ms = json_integer_value(v);
+        return *ms >= 0;
+    }
+    return json_is_string(v) &&
+           cv_time_parse(json_string_value(v), json_string_length(v), ms);
+}
+
+static json_t *do_query(server *s, json_t *req)
+{
+    cv_query q = {.since = -1, .until = -1, .limit = QUERY_LIMIT};
+    json_t *user = json_object_get(req, "user");
+    json_t *kind = json_object_get(req, "kind");
+    json_t *limit = json_object_get(req, "limit");
+    if (!json_is_string(user) || json_string_length(user) == 0)
+        return error_reply("query needs \"user\", a non-empty string%s", "");
+    q.user = json_string_value(user);
+    if (kind && !json_is_null(kind)) {
+        if (!json_is_string(kind))
+            return error_reply("\"kind\" must be a string%s", "");
+        q.kind = json_string_value(kind);
+    }
+    if (!time_arg(json_object_get(req, "since"), &q.since))
+        return error_reply("\"since\" must be an RFC 3339 time or ms%s", "");
+    if (!time_arg(json_object_get(req, "until"), &q.until))
+        return error_reply("\"until\" must be an RFC 3339 time or ms%s", "");
+    if (limit && !json_is_null(limit)) {
+        if (!json_is_integer(limit) || json_integer_value(limit) < 0)
+            return error_reply("\"limit\" must be a number from 0 to %s", "1000");
+        q.limit = json_integer_value(limit);
+    }
+    if (q.limit > QUERY_MAX)
+        q.limit = QUERY_MAX;
+    q.oldest_first = json_is_true(json_object_get(req, "oldest_first"));
+    cv_db *db = reader(s);
+    if (!db)
+        return error_reply("cannot open the database for reading%s", "");
+    json_t *events = json_array();
+    int rc = cv_inspect_query_each(db, s->svc->pol, s->svc->kr, &q, collect,
+                                   events);
+    if (rc) {
+        json_decref(events);
+        return error_reply("query failed (status %s); see store's log",
+                           rc == EX_CONFIG ? "78: the policy cannot look up users"
+                                           : "74");
+    }
+    return json_pack("{s:b, s:o}", "ok", 1, "events", events);
+}
+
+static json_t *do_ping(server *s)
+{
+    const cv_store_stats *st = cv_store_stats_get(s->svc->store);
+    return json_pack(
+        "{s:b, s:I, s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+        "ok", 1, "pid", (json_int_t)getpid(), "program", "ctxvault-store",
+        "version", CV_VERSION, "uptime_ms",
+        (json_int_t)(cv_mono_ms() - s->svc->started_ms), "check",
+        s->check_ok ? "ok" : "running", "counters",
+        "inserted", (json_int_t)st->inserted,
+        "duplicates", (json_int_t)st->duplicates,
+        "rejected", (json_int_t)s->rejected,
+        "batches", (json_int_t)st->batches,
+        "acked", (json_int_t)s->acked,
+        "naked", (json_int_t)s->naked,
+        "commit_failures", (json_int_t)s->commit_failures,
+        "malformed", (json_int_t)s->malformed,
+        "requests", (json_int_t)s->requests);
+}
+
+static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
+{
+    if (!frame_is(ver, CV_WIRE_VERSION) || !body || extra)
+        return error_reply("not a %s request: expected [\"CTXV1\"][JSON]",
+                           CV_WIRE_VERSION);
+    json_error_t je;
+    json_t *req = json_loadb((const char *)zframe_data(body), zframe_size(body),
+                             JSON_REJECT_DUPLICATES, &je);
+    if (!req)
+        return error_reply("request is not valid JSON: %s", je.text);
+    json_t *reply;
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!json_is_object(req) || !op) {
+        reply = error_reply("request has no \"op\"%s", "");
+    } else if (strcmp(op, "ping") == 0) {
+        reply = do_ping(s);
+    } else if (strcmp(op, "stats") == 0) {
+        cv_db *db = reader(s);
+        reply = db ? cv_inspect_stats_json(db) : NULL;
+        if (reply)
+            json_object_set_new(reply, "ok", json_true());
+        else
+            reply = error_reply("cannot read the database%s", "");
+    } else if (strcmp(op, "query") == 0) {
+        reply = do_query(s, req);
+    } else {
+        reply = error_reply("unknown op '%s' (ping, stats, query)", op);
+    }
+    json_decref(req);
+    return reply;
+}
+
+/* One request: [identity][""]?["CTXV1"][JSON] -> the same envelope,
+ * ["CTXV1"][reply JSON]. */
+static void take_request(server *s)
+{
+    zmsg_t *req = zmsg_recv(s->ctl);
+    if (!req)
+        return;
+    s->requests++;
+    zframe_t *ident = zmsg_pop(req);
+    zframe_t *delim = NULL;
+    if (zmsg_first(req) && zframe_size(zmsg_first(req)) == 0)
+        delim = zmsg_pop(req); /* a REQ peer's envelope */
+    zframe_t *ver = zmsg_pop(req);
+    zframe_t *body = zmsg_pop(req);
+    json_t *reply = answer(s, ver, body, zmsg_size(req) > 0);
+    char *text = json_dumps(reply, CV_JSON_DUMP);
+    json_decref(reply);
+    zmsg_t *out = zmsg_new();
+    zmsg_append(out, &ident);
+    if (delim)
+        zmsg_append(out, &delim);
+    zmsg_addstr(out, CV_WIRE_VERSION);
+    zmsg_addstr(out, text ? text : "{\"ok\":false,\"error\":\"out of memory\"}");
+    free(text);
+    zmsg_send(&out, s->ctl); /* a peer gone meanwhile: dropped */
+    zframe_destroy(&ver);
+    zframe_destroy(&body);
+    zmsg_destroy(&req);
+}
+
+/* --- the loop ---------------------------------------------------------- */
+
+/* Note the start check's outcome. -1 when it found corruption. */
+static int watch_check(server *s)
+{
+    cv_store_service *svc = s->svc;
+    if (s->check_ok || !svc->check)
+        return 0;
+    const char *finding;
+    int64_t ms;
+    int st = cv_dbcheck_state(svc->check, &finding, &ms);
+    if (st == CV_DBCHECK_RUNNING)
+        return 0;
+    if (st == CV_DBCHECK_FAILED) {
+        cv_err("database %s failed its start check (%s); refusing to write "
+               "to it, %zu acknowledgements withheld: restore it from a backup "
+               "with 'ctxvault-backup restore'", cv_db_path(svc->db), finding,
+               s->nacks);
+        return -1;
+    }
+    if (!svc->quiet)
+        cv_info("start check of %s passed in %lld ms", cv_db_path(svc->db),
+                (long long)ms);
+    s->check_ok = true;
+    cv_dbcheck_destroy(&svc->check);
+    publish(s);
+    return 0;
+}
+
+int cv_store_serve(cv_store_service *svc)
+{
+    const cv_config *cfg = svc->cfg;
+    server s = {.svc = svc, .cfg = cfg, .check_ok = svc->check == NULL};
+    /* while the start check runs, acks wait; this many, then reading waits */
+    s.held_max = (size_t)cfg->batch_size * 4 > 40000 ? (size_t)cfg->batch_size * 4
+                                                     : 40000;
+    char err[512];
+    int status = 0;
+    cv_sock_init();
+    s.pull = cv_sock_bind_hwm(cfg, ZMQ_PULL, cfg->ep_store, PULL_HWM, err,
+                              sizeof err);
+    if (s.pull)
+        s.pub = cv_sock_bind_hwm(cfg, ZMQ_PUB, cfg->ep_acks, PUB_HWM, err,
+                                 sizeof err);
+    if (s.pub)
+        s.ctl = cv_sock_bind(cfg, ZMQ_ROUTER, cfg->ep_control, err, sizeof err);
+    if (!s.ctl) {
+        cv_err("%s", err);
+        status = EX_UNAVAILABLE;
+        goto out;
+    }
+    if (!svc->quiet)
+        cv_info("ready in %lld ms: events %s, acks %s, control %s%s",
+                (long long)(cv_mono_ms() - svc->started_ms), cfg->ep_store,
+                cfg->ep_acks, cfg->ep_control,
+                svc->check ? "; checking the database meanwhile" : "");
+
+    while (!cv_stop_requested) {
+        if (watch_check(&s) < 0) {
+            status = EX_DATAERR;
+            break;
+        }
+        int64_t now = cv_mono_ms();
+        bool reading = now >= s.pause_until && s.nacks < s.held_max;
+        long timeout = POLL_MS;
+        if (batch_open(&s))
+            timeout = s.deadline > now ? (long)(s.deadline - now) : 0;
+        if (!s.check_ok && timeout > 20)
+            timeout = 20; /* notice the check's end soon */
+        if (!reading && now < s.pause_until && s.pause_until - now < timeout)
+            timeout = (long)(s.pause_until - now);
+        zmq_pollitem_t items[2] = {
+            {zsock_resolve(s.ctl), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve(s.pull), 0, ZMQ_POLLIN, 0},
+        };
+        int rc = zmq_poll(items, reading ? 2 : 1, timeout);
+        if (rc < 0 && errno != EINTR) {
+            cv_err("cannot poll the sockets: %s", zmq_strerror(errno));
+            status = EX_OSERR;
+            break;
+        }
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+            for (int i = 0; i < BURST && (zsock_events(s.ctl) & ZMQ_POLLIN); i++)
+                take_request(&s);
+        if (rc > 0 && reading && (items[1].revents & ZMQ_POLLIN)) {
+            for (int i = 0; i < BURST && !cv_stop_requested &&
+                            s.nacks < s.held_max &&
+                            (zsock_events(s.pull) & ZMQ_POLLIN); i++) {
+                zmsg_t *m = zmsg_recv(s.pull);
+                if (!m)
+                    break;
+                take_message(&s, m);
+                zmsg_destroy(&m);
+            }
+        }
+        if (batch_open(&s) && cv_mono_ms() >= s.deadline)
+            commit_batch(&s);
+    }
+    if (status == EX_DATAERR) {
+        cv_store_rollback(svc->store);
+    } else if (!status) {
+        /* a clean stop: what was read is committed and acknowledged */
+        commit_batch(&s);
+        if (!s.check_ok && s.nacks)
+            cv_warn("stopping before the start check finished: %zu "
+                    "acknowledgements withheld (ingest resends; the ids dedupe)",
+                    s.nacks);
+    }
+out:
+    drop_acks(&s, 0);
+    free(s.acks);
+    cv_db_close(&s.reader);
+    if (s.pub)
+        zsock_set_linger(s.pub, 1000); /* let the last acks leave */
+    zsock_destroy(&s.pull);
+    zsock_destroy(&s.pub);
+    zsock_destroy(&s.ctl);
+    cv_sock_shutdown();
+    if (!svc->quiet && status != EX_UNAVAILABLE) {
+        const cv_store_stats *st = cv_store_stats_get(svc->store);
+        cv_info("stopped: %llu stored, %llu duplicates, %llu rejected; %llu "
+                "acked, %llu naked; %llu failed commits, %llu malformed "
+                "messages, %llu requests",
+                (unsigned long long)st->inserted,
+                (unsigned long long)st->duplicates,
+                (unsigned long long)s.rejected, (unsigned long long)s.acked,
+                (unsigned long long)s.naked,
+                (unsigned long long)s.commit_failures,
+                (unsigned long long)s.malformed, (unsigned long long)s.requests);
+    }
+    return status;
+}

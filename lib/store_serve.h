@@ -1,0 +1,38 @@
+/* store_serve.h - ctxvault-store as a service: event messages arrive on a
+ * PULL socket (cfg->ep_store), are committed in batches through cv_store,
+ * and acknowledged per source on a PUB socket (cfg->ep_acks) only after
+ * COMMIT; requests (ping, stats, query) are answered on a ROUTER socket
+ * (cfg->ep_control). The protocol is in doc/PROTOCOL.md and lib/wire.h. */
+#ifndef CV_STORE_SERVE_H
+#define CV_STORE_SERVE_H
+
+#include "config.h"
+#include "db.h"
+#include "dbcheck.h"
+#include "deadletter.h"
+#include "keyring.h"
+#include "policy.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const cv_config *cfg;
+    cv_db *db;              /* the writer connection */
+    cv_store *store;
+    const cv_policy *pol;
+    const cv_keyring *kr;
+    cv_deadletter *dl;
+    cv_dbcheck *check;      /* the start check, running; taken over */
+    int64_t started_ms;     /* cv_mono_ms() when the program started */
+    bool quiet;
+} cv_store_service;
+
+/* Run until SIGTERM/SIGINT: then stop reading, commit the open batch,
+ * acknowledge it, and return 0. EX_DATAERR when the start check finds the
+ * database corrupt (nothing it committed is acknowledged), or another
+ * sysexits status when the sockets cannot be set up. */
+int cv_store_serve(cv_store_service *svc);
+
+#endif

@@ -1,0 +1,236 @@
+#!/bin/sh
+# test_sockets.sh - encrypt --serve and store --serve on sockets: events
+# sent per lib/wire.h are protected, committed, and acknowledged after
+# COMMIT; duplicates are acknowledged, not stored twice; rejections are
+# NAKed; the control socket answers; SIGTERM drains; CURVE over tcp keeps
+# out a client whose key the servers do not know.
+SUITE=sockets
+. "$CV_TOP/tests/shell/lib.sh"
+
+CVSEND=$CV_BUILD/cvsend
+
+# services_start: store --serve and encrypt --serve in the background, with
+# their pids in STORE_PID and ENCRYPT_PID; waits until store is ready
+services_start() {
+    ctxvault-store --serve 2> "$TEST_TMP/store.err" &
+    STORE_PID=$!
+    bg_track "$STORE_PID"
+    ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt.err" &
+    ENCRYPT_PID=$!
+    bg_track "$ENCRYPT_PID"
+    wait_until 10 grep -q 'ready in' "$TEST_TMP/store.err" ||
+        fail "store --serve did not get ready: $(cat "$TEST_TMP/store.err")"
+    wait_until 10 grep -q 'serving' "$TEST_TMP/encrypt.err" ||
+        fail "encrypt --serve did not start: $(cat "$TEST_TMP/encrypt.err")"
+}
+
+# stop PID: SIGTERM, wait; its exit status in STOPPED
+stop() {
+    kill -TERM "$1"
+    wait "$1" 2> /dev/null
+    STOPPED=$?
+}
+
+# events FILE N SEED: N generated events with their ids (ingest --stdout)
+events() {
+    gen "$TEST_TMP/raw.ndjson" -n "$2" -s "$3" -u 20
+    ctxvault-ingest --stdout "$TEST_TMP/raw.ndjson" > "$1" 2> /dev/null ||
+        fail "ingest --stdout failed"
+}
+
+# send FILE [ARGS...]: cvsend; its summary in SENT, its status in STATUS_SEND
+send() {
+    _f=$1
+    shift
+    SENT=$("$CVSEND" --timeout 20 --resend 1000 "$@" "$_f" 2> "$TEST_TMP/cvsend.err")
+    STATUS_SEND=$?
+}
+
+# field NAME: a count from cvsend's summary
+field() {
+    echo "$SENT" | sed -n "s/.*$1 \([0-9]*\).*/\1/p"
+}
+
+test_events_are_protected_stored_and_acknowledged() {
+    events "$TEST_TMP/in.ndjson" 3000 61
+    services_start
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "cvsend status ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "acks" 3000 "$(field acked)"
+    assertEquals "rows" 3000 "$(rows)"
+    assertEquals "distinct ids" 3000 "$(distinct_ids)"
+    # protected as the filter protects: no email in clear
+    assertEquals "clear emails stored" 0 "$(rows "body LIKE '%@example.org%'")"
+    stop "$STORE_PID"
+    assertEquals "store exit status" 0 "$STOPPED"
+    stop "$ENCRYPT_PID"
+    assertEquals "encrypt exit status" 0 "$STOPPED"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+}
+
+test_socket_mode_stores_the_same_rows_as_the_filters() {
+    events "$TEST_TMP/in.ndjson" 500 62
+    services_start
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "cvsend status ($SENT)" 0 "$STATUS_SEND"
+    stop "$STORE_PID"
+    sql "SELECT id, kind, ts FROM events ORDER BY id" > "$TEST_TMP/served.txt"
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    ctxvault-encrypt < "$TEST_TMP/in.ndjson" 2> /dev/null | ctxvault-store 2> /dev/null
+    sql "SELECT id, kind, ts FROM events ORDER BY id" > "$TEST_TMP/filtered.txt"
+    assertTrue "the same ids, kinds and times" \
+        "cmp -s '$TEST_TMP/served.txt' '$TEST_TMP/filtered.txt'"
+}
+
+test_duplicates_resent_are_acknowledged_and_not_stored_twice() {
+    events "$TEST_TMP/in.ndjson" 1000 63
+    services_start
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "first send: acks" 1000 "$(field acked)"
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "second send status ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "second send: acks" 1000 "$(field acked)"
+    assertEquals "rows" 1000 "$(rows)"
+    assertEquals "distinct ids" 1000 "$(distinct_ids)"
+}
+
+test_rejected_events_are_naked_and_dead_lettered() {
+    events "$TEST_TMP/in.ndjson" 10 64
+    # store rejects this one (no ts); encrypt rejects that one (a key twice)
+    printf '%s\n' '{"id":"rej-store-1","kind":"interaction","user_id":"u1"}' \
+        '{"id":"rej-encrypt-1","kind":"interaction","user_id":"u1","ts":"2026-11-01T00:00:00Z","a":1,"a":2}' \
+        >> "$TEST_TMP/in.ndjson"
+    services_start
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "cvsend status ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "acks" 10 "$(field acked)"
+    assertEquals "naks" 2 "$(field naked)"
+    assert_grep "$TEST_TMP/cvsend.err" '^nak rej-store-1 .*ts' "store's NAK names the reason"
+    assert_grep "$TEST_TMP/cvsend.err" '^nak rej-encrypt-1 .*duplicate' "encrypt's NAK names the reason"
+    assertEquals "rows" 10 "$(rows)"
+    assertEquals "encrypt's dead letters" 1 "$(dl_count encrypt)"
+    assertEquals "store's dead letters" 1 "$(dl_count store)"
+}
+
+test_malformed_messages_are_counted_and_do_not_stop_the_stages() {
+    events "$TEST_TMP/in.ndjson" 100 65
+    services_start
+    send "$TEST_TMP/in.ndjson" --garbage 6
+    assertEquals "cvsend status ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "acks" 100 "$(field acked)"
+    # straight into store as well (protected events: duplicates by now)
+    ctxvault-encrypt < "$TEST_TMP/in.ndjson" > "$TEST_TMP/enc.ndjson" 2> /dev/null
+    send "$TEST_TMP/enc.ndjson" --garbage 3 --to store
+    assertEquals "acks from store directly" 100 "$(field acked)"
+    stop "$ENCRYPT_PID"
+    stop "$STORE_PID"
+    assert_grep "$TEST_TMP/encrypt.err" '6 malformed' "encrypt counts what it dropped"
+    assert_grep "$TEST_TMP/store.err" '3 malformed' "store counts what it dropped"
+}
+
+test_stats_asks_the_running_store() {
+    events "$TEST_TMP/in.ndjson" 700 66
+    services_start
+    send "$TEST_TMP/in.ndjson"
+    ctxvault stats > "$TEST_TMP/stats.json" 2> "$TEST_TMP/stats.err"
+    assert_status stats 0 $?
+    assertEquals "events in stats" 700 "$(json_get '$.events' < "$TEST_TMP/stats.json")"
+    assertEquals "no ok member: the same JSON as from the file" "" \
+        "$(json_get '$.ok' < "$TEST_TMP/stats.json")"
+    stop "$STORE_PID"
+    # the store counted the ping and the stats request
+    assert_grep "$TEST_TMP/store.err" ' 2 requests' "stats went through the control socket"
+    ctxvault stats > "$TEST_TMP/stats2.json" 2> /dev/null
+    assertEquals "the file says the same" 700 "$(json_get '$.events' < "$TEST_TMP/stats2.json")"
+}
+
+test_sigterm_of_store_commits_acknowledges_and_exits_0() {
+    # nothing commits on its own: only the drain at SIGTERM can
+    conf_set batch_size 100000
+    conf_set batch_time 60s
+    events "$TEST_TMP/in.ndjson" 2000 67
+    services_start
+    "$CVSEND" --timeout 20 --resend 60000 "$TEST_TMP/in.ndjson" > "$TEST_TMP/bgsend.out" 2> /dev/null &
+    sender=$!
+    bg_track "$sender"
+    sleep 1
+    assertEquals "nothing committed before SIGTERM" 0 "$(rows)"
+    stop "$STORE_PID"
+    assertEquals "store exit status" 0 "$STOPPED"
+    wait "$sender"
+    assertEquals "cvsend status ($(cat "$TEST_TMP/bgsend.out"))" 0 $?
+    SENT=$(cat "$TEST_TMP/bgsend.out")
+    assertEquals "acks after the drain" 2000 "$(field acked)"
+    assertEquals "rows" 2000 "$(rows)"
+    assertFalse "a clean stop leaves no WAL" "[ -s '$DB-wal' ]"
+}
+
+test_second_store_refuses_with_75() {
+    services_start
+    ctxvault-store --serve 2> "$TEST_TMP/second.err"
+    assert_status second 75 $?
+    assert_grep "$TEST_TMP/second.err" 'already open for writing by ctxvault-store'
+}
+
+test_store_restarted_after_kill_9_recovers_and_acks_resends() {
+    events "$TEST_TMP/in.ndjson" 3000 68
+    services_start
+    send "$TEST_TMP/in.ndjson"
+    kill -9 "$STORE_PID"
+    wait "$STORE_PID" 2> /dev/null
+    assertTrue "kill -9 leaves a WAL" "[ -s '$DB-wal' ]"
+    ctxvault-store --serve 2> "$TEST_TMP/store2.err" &
+    STORE_PID=$!
+    bg_track "$STORE_PID"
+    wait_until 10 grep -q 'ready in' "$TEST_TMP/store2.err" || fail "no restart"
+    assert_grep "$TEST_TMP/store2.err" 'recovered' "the restart reports the recovery"
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "acks of the resend ($SENT)" 3000 "$(field acked)"
+    assertEquals "rows" 3000 "$(rows)"
+}
+
+test_store_refuses_a_database_that_fails_its_start_check() {
+    events "$TEST_TMP/in.ndjson" 3000 69
+    ctxvault-encrypt < "$TEST_TMP/in.ndjson" 2> /dev/null | ctxvault-store 2> /dev/null
+    pages=$(sql "PRAGMA page_count")
+    assertTrue "a database of many pages ($pages)" "[ '$pages' -gt 100 ]"
+    # damage a page in the middle: the cheap checks at start pass, the
+    # check in the background finds it
+    page_size=$(sql "PRAGMA page_size")
+    dd if=/dev/urandom of="$DB" bs="$page_size" seek=$((pages / 2)) count=1 \
+        conv=notrunc 2> /dev/null
+    ctxvault-store --serve 2> "$TEST_TMP/store.err" &
+    pid=$!
+    bg_track "$pid"
+    wait "$pid"
+    assert_status store 65 $?
+    assert_grep "$TEST_TMP/store.err" "restore.*ctxvault-backup restore"
+}
+
+# free_port: a TCP port nobody listens on
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2> /dev/null ||
+        echo $((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
+}
+
+test_curve_over_tcp_keeps_out_an_unknown_key() {
+    for k in encrypt store acks control; do
+        conf_set "$k" "tcp://127.0.0.1:$(free_port)"
+    done
+    events "$TEST_TMP/in.ndjson" 200 70
+    services_start
+    "$CVSEND" --timeout 2 --resend 500 --bad-key "$TEST_TMP/in.ndjson" > "$TEST_TMP/bad.out" 2> /dev/null
+    assertEquals "an unknown key gets nothing delivered ($(cat "$TEST_TMP/bad.out"))" 1 $?
+    assertEquals "rows after the unknown key" 0 "$(rows)"
+    send "$TEST_TMP/in.ndjson"
+    assertEquals "the instance's key delivers ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "acks" 200 "$(field acked)"
+    assertEquals "rows" 200 "$(rows)"
+    ctxvault stats > "$TEST_TMP/stats.json" 2> /dev/null
+    assertEquals "stats over tcp+CURVE" 200 "$(json_get '$.events' < "$TEST_TMP/stats.json")"
+    stop "$STORE_PID"
+    assert_grep "$TEST_TMP/store.err" ' 2 requests' "stats went through the control socket"
+}
+
+. shunit2
