@@ -134,6 +134,7 @@ int main(int argc, char **argv)
 
     umask(077);
     cv_log_init(argv[0]);
+    cv_install_signals(); /* first: a stop may come at any moment */
     while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': to_stdout = true; break;
@@ -168,7 +169,6 @@ int main(int argc, char **argv)
                source);
         return EX_USAGE;
     }
-    cv_install_signals();
 
     cv_config cfg;
     if (cv_config_load(&cfg, home, conf) > 0) {

@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 
     umask(077);
     cv_log_init(argv[0]);
+    cv_install_signals(); /* first: a stop may come at any moment */
     while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dbpath = optarg; break;
@@ -80,7 +81,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    cv_install_signals();
 
     int status = EX_CONFIG, problems = 0;
     char err[1024];
