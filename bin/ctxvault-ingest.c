@@ -107,8 +107,9 @@ static int ingest_line(void *arg, const char *source, uint64_t lineno,
     return 0;
 }
 
-static int ingest_fd(ingest *in, int fd, const char *source)
+static int ingest_fd_cb(void *arg, int fd, const char *source)
 {
+    ingest *in = arg;
     return cv_ndjson_each(fd, source, in->max_line, in->dl, &in->progress,
                           ingest_line, in);
 }
@@ -228,32 +229,9 @@ int main(int argc, char **argv)
     cv_grow_pipe(1);
     cv_progress_init(&in.progress, "ingest");
 
-    int status = 0;
     bool missing = false;
-    if (optind == argc) {
-        status = ingest_fd(&in, 0, "stdin");
-    } else {
-        for (int i = optind; i < argc && !status && !cv_stop_requested; i++) {
-            if (strcmp(argv[i], "-") == 0) {
-                status = ingest_fd(&in, 0, "stdin");
-                continue;
-            }
-            int fd = open(argv[i], O_RDONLY | O_CLOEXEC);
-            struct stat st;
-            if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-                close(fd);
-                fd = -1;
-                errno = EISDIR;
-            }
-            if (fd < 0) {
-                cv_err("cannot open %s: %s", argv[i], strerror(errno));
-                missing = true;
-                continue;
-            }
-            status = ingest_fd(&in, fd, argv[i]);
-            close(fd);
-        }
-    }
+    int status = cv_each_input(argv + optind, argc - optind, ingest_fd_cb, &in,
+                               &missing);
     cv_progress_done(&in.progress);
     if (fflush(stdout) != 0 && !status) {
         cv_err("cannot write to stdout: %s", strerror(errno));

@@ -151,6 +151,17 @@ int main(int argc, char **argv)
         check = svc.check;
         goto out;
     }
+    if (cfg.check_checksums) {
+        int64_t rows, bad = cv_db_check_checksums(db, kr, 10, &rows);
+        if (bad != 0) {
+            cv_err("database %s: %s; refusing to write to it: run 'ctxvault "
+                   "verify', and restore it with 'ctxvault-backup restore'",
+                   cfg.db_file, bad < 0 ? "cannot read its rows"
+                                        : "rows fail their checksum");
+            status = EX_DATAERR;
+            goto out;
+        }
+    }
     cv_grow_pipe(0);
     lr = cv_lineread_new(0, (size_t)cv_config_stage_max_line(&cfg));
 

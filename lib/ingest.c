@@ -1,6 +1,8 @@
 /* ingest.c - client and service modes of ctxvault-ingest. See ingest.h. */
 #include "ingest.h"
 
+#include "ndjson.h"
+
 #include "lineread.h"
 #include "progress.h"
 #include "sender.h"
@@ -148,6 +150,11 @@ static int client_fd(client *c, int fd, const char *source)
     return status;
 }
 
+static int client_fd_cb(void *arg, int fd, const char *source)
+{
+    return client_fd(arg, fd, source);
+}
+
 int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
 {
     int status = 0;
@@ -160,28 +167,7 @@ int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
     if (o->timeout_ms > 0)
         c.deadline = cv_mono_ms() + o->timeout_ms;
 
-    if (nfiles == 0)
-        status = client_fd(&c, 0, "stdin");
-    for (int i = 0; i < nfiles && !status && !cv_stop_requested && !c.timed_out; i++) {
-        if (strcmp(files[i], "-") == 0) {
-            status = client_fd(&c, 0, "stdin");
-            continue;
-        }
-        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-            close(fd);
-            fd = -1;
-            errno = EISDIR;
-        }
-        if (fd < 0) {
-            cv_err("cannot open %s: %s", files[i], strerror(errno));
-            missing = true;
-            continue;
-        }
-        status = client_fd(&c, fd, files[i]);
-        close(fd);
-    }
+    status = cv_each_input(files, nfiles, client_fd_cb, &c, &missing);
     /* the input is all read: commit the spool now, then wait for answers */
     if (!status && cv_sender_sync(c.s) < 0) {
         cv_err("%s", cv_sender_error(c.s));

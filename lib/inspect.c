@@ -352,50 +352,16 @@ int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)
     }
     sqlite3_finalize(st);
 
-    int64_t rows = 0, bad = 0, unknown = 0;
-    if (sqlite3_prepare_v2(cv_db_handle(db),
-                           "SELECT e.seq, e.id, u.user_id, e.kind, e.ts, e.body, e.checksum"
-                           " FROM events e LEFT JOIN users u ON u.uid = e.uid",
-                           -1, &st, NULL) != SQLITE_OK) {
-        cv_err("cannot read rows of %s: %s", cv_db_path(db), cv_db_errmsg(db));
-        return EX_DATAERR;
-    }
-    cv_progress pr;
-    cv_progress_init(&pr, "verify");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rows++;
-        const char *id = (const char *)sqlite3_column_text(st, 1);
-        const char *user = (const char *)sqlite3_column_text(st, 2);
-        const char *kind = (const char *)sqlite3_column_text(st, 3);
-        const char *body = (const char *)sqlite3_column_text(st, 5);
-        /* a NULL (a row whose user is gone, say) cannot match its sum */
-        int ok = cv_row_checksum_check(
-            kr, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
-            id ? id : "", user ? user : "", kind ? kind : "",
-            sqlite3_column_int64(st, 4), body ? body : "",
-            (size_t)sqlite3_column_bytes(st, 5));
-        if (ok == 0) {
-            cv_err("row %lld (id %s): checksum mismatch: the row was changed "
-                   "outside ctxvault", (long long)sqlite3_column_int64(st, 0),
-                   id ? id : "(null)");
-            bad++;
-        } else if (ok < 0) {
-            cv_err("row %lld (id %s): checksum under an unknown key version",
-                   (long long)sqlite3_column_int64(st, 0), id ? id : "(null)");
-            unknown++;
-        }
-        cv_progress_update(&pr, (uint64_t)rows, NULL);
-    }
-    cv_progress_done(&pr);
-    if (rc != SQLITE_DONE) {
-        cv_err("reading rows of %s failed: %s", cv_db_path(db), cv_db_errmsg(db));
+    int64_t rows = 0;
+    int64_t bad = cv_db_check_checksums(db, kr, 1000, &rows);
+    if (bad < 0) {
         problems++;
+        bad = 0;
     }
-    sqlite3_finalize(st);
-    fprintf(out, "%s: %s, %lld rows, %lld bad checksums, %lld unverifiable\n",
-            cv_db_path(db), problems ? "integrity_check FAILED" : "integrity ok",
-            (long long)rows, (long long)bad, (long long)unknown);
-    if (problems || bad || unknown)
+    fprintf(out, "%s: %s, %lld rows, %lld bad checksums\n", cv_db_path(db),
+            problems ? "integrity_check FAILED" : "integrity ok",
+            (long long)rows, (long long)bad);
+    if (problems || bad)
         status = EX_DATAERR;
     return status;
 }

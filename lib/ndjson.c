@@ -5,6 +5,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,5 +44,34 @@ int cv_ndjson_each(int fd, const char *source, size_t max_line,
             cv_progress_update(progress, lineno, NULL);
     }
     cv_lineread_destroy(&lr);
+    return status;
+}
+
+int cv_each_input(char **files, int nfiles, cv_input_fn *fn, void *arg,
+                  bool *missing)
+{
+    if (nfiles == 0)
+        return fn(arg, 0, "stdin");
+    int status = 0;
+    for (int i = 0; i < nfiles && !status && !cv_stop_requested; i++) {
+        if (strcmp(files[i], "-") == 0) {
+            status = fn(arg, 0, "stdin");
+            continue;
+        }
+        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            close(fd);
+            fd = -1;
+            errno = EISDIR;
+        }
+        if (fd < 0) {
+            cv_err("cannot open %s: %s", files[i], strerror(errno));
+            *missing = true;
+            continue;
+        }
+        status = fn(arg, fd, files[i]);
+        close(fd);
+    }
     return status;
 }

@@ -7,6 +7,7 @@
 #include "deadletter.h"
 #include "progress.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,15 @@ typedef int (cv_line_fn)(void *arg, const char *source, uint64_t lineno,
 int cv_ndjson_each(int fd, const char *source, size_t max_line,
                    cv_deadletter *dl, cv_progress *progress, cv_line_fn *fn,
                    void *arg);
+
+/* Called with each input's fd and its name for messages. */
+typedef int (cv_input_fn)(void *arg, int fd, const char *source);
+
+/* The inputs of a filter: each of files ("-" is stdin), or stdin when
+ * there are none. One that cannot be opened (or is a directory) is
+ * reported and sets *missing; the others are still read. Returns fn's
+ * first non-zero status, or 0. */
+int cv_each_input(char **files, int nfiles, cv_input_fn *fn, void *arg,
+                  bool *missing);
 
 #endif

@@ -12,6 +12,19 @@ store_some() {
     assertEquals "rows stored for the test" "$1" "$(rows)"
 }
 
+test_store_with_check_checksums_refuses_a_tampered_database() {
+    store_some 50
+    conf_set check_checksums yes
+    : | ctxvault-store 2> "$TEST_TMP/store.err"
+    assert_status store 0 $?
+    id=$(sql 'SELECT id FROM events WHERE seq = 5')
+    sql "UPDATE events SET body = replace(body, 'e', 'E') WHERE seq = 5"
+    : | ctxvault-store 2> "$TEST_TMP/store.err"
+    assert_status store 65 $?
+    assert_grep "$TEST_TMP/store.err" "$id" "store should name the tampered row"
+    assert_grep "$TEST_TMP/store.err" "restore" "store should name the restore command"
+}
+
 test_clean_database_verifies() {
     store_some 500
     ctxvault verify > "$TEST_TMP/verify.out" 2> "$TEST_TMP/verify.err"
