@@ -301,8 +301,7 @@ kill_during_stream() {
     client_wait
     assert_client_ok "$total"
     if [ "$1" != client ]; then
-        assertTrue "supervisord restarted ctxvault-$1 after each kill" \
-            "[ $(grep -c "ctxvault-$1 (terminated by SIGKILL" "$HOME_DIR/run/supervisord.log") -ge $kills ]"
+        # each kill but the last waited above for supervisord's new process;
         # the last one killed is replaced before the final stop
         wait_until 60 sv_new_pid "$1" "$last" || fail "supervisord did not restart ctxvault-$1"
     fi
