@@ -2,7 +2,6 @@
 #include "inspect.h"
 
 #include "fieldcrypt.h"
-#include "progress.h"
 #include "timefmt.h"
 #include "util.h"
 

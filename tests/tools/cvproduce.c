@@ -21,6 +21,7 @@
  * 65 when lines were rejected, 1 at the timeout (default 600 s), 64 usage,
  * 66 no input, 69 sockets. */
 #include "config.h"
+#include "control.h"
 #include "sock.h"
 #include "util.h"
 #include "wire.h"
@@ -31,14 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static zsock_t *connect_dealer_to(const cv_config *cfg, const char *ep)
 {
@@ -56,29 +49,25 @@ static zsock_t *connect_dealer(const cv_config *cfg)
     return connect_dealer_to(cfg, cfg->ep_ingest);
 }
 
-/* Ping store until it answers: 0, or 1 at the deadline. */
+/* Ping store until it answers (through the project's control client):
+ * 0, or 1 at the deadline. */
 static int ping(const cv_config *cfg, int64_t deadline, long wait_ms)
 {
     for (;;) {
-        zsock_t *s = connect_dealer_to(cfg, cfg->ep_control);
-        zmsg_t *m = zmsg_new();
-        zmsg_addstr(m, CV_WIRE_VERSION);
-        zmsg_addstr(m, "{\"op\":\"ping\"}");
-        zmsg_send(&m, s);
-        zpoller_t *p = zpoller_new(s, NULL);
-        zsock_t *ready = zpoller_wait(p, (int)wait_ms);
-        zpoller_destroy(&p);
-        if (ready) {
-            char *ver = zstr_recv(s);
-            char *body = zstr_recv(s);
-            printf("%s\n", body ? body : "");
-            zstr_free(&ver);
-            zstr_free(&body);
-            zsock_destroy(&s);
+        cv_control *c = cv_control_find(cfg, (int)wait_ms);
+        if (c) {
+            char err[256];
+            json_t *req = json_pack("{s:s}", "op", "ping");
+            json_t *r = cv_control_call(c, req, (int)wait_ms, err, sizeof err);
+            char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+            printf("%s\n", text ? text : "");
+            free(text);
+            json_decref(r);
+            json_decref(req);
+            cv_control_destroy(&c);
             return 0;
         }
-        zsock_destroy(&s);
-        if (now_ms() > deadline) {
+        if (cv_mono_ms() > deadline) {
             fprintf(stderr, "cvproduce: store did not answer a ping\n");
             return 1;
         }
@@ -118,7 +107,7 @@ int main(int argc, char **argv)
             return 78;
         }
         cv_sock_init();
-        int rc = ping(&pcfg, now_ms() + timeout_s * 1000, wait_ms);
+        int rc = ping(&pcfg, cv_mono_ms() + timeout_s * 1000, wait_ms);
         cv_sock_shutdown();
         cv_config_free(&pcfg);
         return rc;
@@ -141,7 +130,7 @@ int main(int argc, char **argv)
     cv_sock_init();
     zsock_t *s = connect_dealer(&cfg);
 
-    int64_t start = now_ms(), deadline = start + timeout_s * 1000;
+    int64_t start = cv_mono_ms(), deadline = start + timeout_s * 1000;
     unsigned long long batches = 0, lines = 0, accepted = 0, rejected = 0,
                        resent = 0;
     char **buf = calloc((size_t)batch, sizeof *buf);
@@ -195,7 +184,7 @@ int main(int argc, char **argv)
                 zstr_free(&body);
                 break;
             }
-            if (now_ms() > deadline) {
+            if (cv_mono_ms() > deadline) {
                 fprintf(stderr, "cvproduce: no reply after %ld s\n", timeout_s);
                 status = 1;
                 break;
@@ -213,7 +202,7 @@ int main(int argc, char **argv)
     }
     printf("batches %llu lines %llu accepted %llu rejected %llu resent %llu seconds %.2f\n",
            batches, lines, accepted, rejected, resent,
-           (double)(now_ms() - start) / 1000.0);
+           (double)(cv_mono_ms() - start) / 1000.0);
     if (status == 0 && (rejected > 0 || accepted + rejected != lines))
         status = 65;
     free(line);
