@@ -290,8 +290,12 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         *code = EX_IOERR;
         goto fail;
     }
-    rc = exec(db, cfg->sync_full ? "PRAGMA synchronous=FULL"
-                                 : "PRAGMA synchronous=NORMAL");
+    if (cv_bench_no_durability())
+        rc = exec(db, "PRAGMA journal_mode=OFF");
+    if (rc == SQLITE_OK)
+        rc = exec(db, cv_bench_no_durability() ? "PRAGMA synchronous=OFF"
+                      : cfg->sync_full         ? "PRAGMA synchronous=FULL"
+                                               : "PRAGMA synchronous=NORMAL");
     if (rc == SQLITE_OK)
         rc = exec(db, "PRAGMA secure_delete=ON");
     if (rc == SQLITE_OK)

@@ -1,6 +1,8 @@
 /* util.c - logging, checked I/O and parsing helpers used everywhere. */
 #include "util.h"
 
+#include "timefmt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -121,9 +123,31 @@ char *cv_fmt(const char *fmt, ...)
 
 int64_t cv_now_ms(void)
 {
+    static int fixed = -1;
+    static int64_t fixed_ms;
+    if (fixed < 0) {
+        const char *e = getenv("CTXVAULT_NOW");
+        fixed = e && *e && (cv_time_parse(e, strlen(e), &fixed_ms) ||
+                            cv_parse_int(e, 0, INT64_MAX / 2, &fixed_ms));
+    }
+    if (fixed)
+        return fixed_ms;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool cv_bench_no_durability(void)
+{
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("CTXVAULT_BENCH_NO_DURABILITY");
+        off = e && strcmp(e, "1") == 0;
+        if (off)
+            cv_warn("CTXVAULT_BENCH_NO_DURABILITY=1: spool, acks, checksums "
+                    "and WAL are OFF; events can be lost (benchmarks only)");
+    }
+    return off;
 }
 
 int64_t cv_mono_ms(void)

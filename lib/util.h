@@ -39,9 +39,16 @@ char *cv_strdup(const char *s);
 /* asprintf that dies on failure. */
 char *cv_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Wall clock and monotonic time in milliseconds. */
+/* Wall clock and monotonic time in milliseconds. For tests only,
+ * CTXVAULT_NOW (ms since the epoch, or RFC 3339) fixes the wall clock, so
+ * retention can be proven without waiting an hour. */
 int64_t cv_now_ms(void);
 int64_t cv_mono_ms(void);
+
+/* For `make bench` only: CTXVAULT_BENCH_NO_DURABILITY=1 turns off the
+ * spool, acks, checksums and the WAL, to measure what durability costs.
+ * Each program that honours it says so loudly on stderr. */
+bool cv_bench_no_durability(void);
 
 /* Write all of buf, retrying on EINTR and short writes. 0 or -1 (errno). */
 int cv_write_all(int fd, const void *buf, size_t len);
