@@ -1,6 +1,7 @@
 /* ctxvault - the operator's command: create an instance, read what is
  * stored, check it, and check the configuration. */
 #include "config.h"
+#include "audit.h"
 #include "control.h"
 #include "db.h"
 #include "deadletter.h"
@@ -8,6 +9,7 @@
 #include "inspect.h"
 #include "instance.h"
 #include "keyring.h"
+#include "maint.h"
 #include "policy.h"
 #include "timefmt.h"
 #include "util.h"
@@ -33,6 +35,11 @@ static void usage(FILE *f)
         "  stats                     counts and sizes as JSON\n"
         "  verify                    integrity_check and every row's checksum\n"
         "  config check              validate the configuration and policy\n"
+        "  delete --user U           erase every row of the user (through store)\n"
+        "  rectify ID --set PATH=VALUE [--set ...]\n"
+        "                            correct fields of an event; the policy and\n"
+        "                            checksum are applied again\n"
+        "  audit verify|list         check the audit trail's chain, or print it\n"
         "  deadletter [--decrypt] [PROGRAM...]\n"
         "                            rejected lines with their reasons (ingest,\n"
         "                            encrypt, store); the lines are sealed\n"
@@ -127,6 +134,140 @@ static int cmd_query(ctx *c, int argc, char **argv)
     }
     int rc = open_reader(c, true);
     return rc ? rc : cv_inspect_query(c->db, c->pol, c->kr, &q, stdout);
+}
+
+/* Send one change request (through store, or under the writer lock when
+ * no store runs) and print its reply; 0 or a sysexits status. */
+static int change(ctx *c, json_t *req, json_t **reply_out)
+{
+    int status = 0;
+    char err[512];
+    char *actor = cv_maint_actor();
+    json_object_set_new(req, "actor", json_string(actor));
+    free(actor);
+    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", &status);
+    if (!s)
+        return status;
+    json_t *r = cv_maint_call(s, req, err, sizeof err);
+    cv_maint_close(&s);
+    if (!r) {
+        cv_err("%s", err);
+        return EX_TEMPFAIL;
+    }
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        const char *why = json_string_value(json_object_get(r, "error"));
+        cv_err("%s", why ? why : "the request failed");
+        status = why && strncmp(why, "no event with id", 16) == 0 ? EX_NOINPUT
+                                                                 : EX_DATAERR;
+        json_decref(r);
+        return status;
+    }
+    *reply_out = r;
+    return 0;
+}
+
+static int cmd_delete(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o != 'u')
+            return EX_USAGE;
+        user = optarg;
+    }
+    if (!user || !*user || optind != argc) {
+        cv_err("usage: ctxvault delete --user U");
+        return EX_USAGE;
+    }
+    json_t *reply = NULL;
+    json_t *req = json_pack("{s:s, s:s}", "op", "erase", "user", user);
+    int rc = change(c, req, &reply);
+    json_decref(req);
+    if (rc)
+        return rc;
+    int64_t n = json_integer_value(json_object_get(reply, "deleted"));
+    printf("{\"deleted\":%lld,\"wal_truncated\":%s}\n", (long long)n,
+           json_is_true(json_object_get(reply, "wal_truncated")) ? "true" : "false");
+    json_decref(reply);
+    if (n == 0) {
+        cv_err("no data held about user %s", user);
+        return EX_NOINPUT;
+    }
+    return 0;
+}
+
+/* "path=value": value is JSON when it parses as JSON, else a string. */
+static bool parse_set(const char *arg, json_t *set)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg) {
+        cv_err("--set '%s' is not path=value", arg);
+        return false;
+    }
+    char *path = strndup(arg, (size_t)(eq - arg));
+    json_error_t je;
+    json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, &je);
+    if (!v)
+        v = json_string(eq + 1);
+    bool ok = v && json_object_set_new(set, path, v) == 0;
+    if (!ok)
+        cv_err("--set '%s': the value is not valid UTF-8", arg);
+    free(path);
+    return ok;
+}
+
+static int cmd_rectify(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"set", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    json_t *set = json_object();
+    int o, rc = EX_USAGE;
+    optind = 0; /* glibc: start afresh, so the ID may come first */
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o != 's' || !parse_set(optarg, set))
+            goto out;
+    }
+    if (optind != argc - 1 || json_object_size(set) == 0) {
+        cv_err("usage: ctxvault rectify ID --set path=value [--set ...]");
+        goto out;
+    }
+    json_t *reply = NULL;
+    json_t *req = json_pack("{s:s, s:s, s:O}", "op", "rectify", "id",
+                            argv[optind], "set", set);
+    rc = change(c, req, &reply);
+    json_decref(req);
+    if (!rc)
+        printf("{\"rectified\":\"%s\",\"fields\":%lld}\n", argv[optind],
+               (long long)json_integer_value(json_object_get(reply, "fields")));
+    json_decref(reply);
+out:
+    json_decref(set);
+    return rc;
+}
+
+static int cmd_audit(ctx *c, int argc, char **argv)
+{
+    if (argc != 2 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "list") != 0)) {
+        cv_err("usage: ctxvault audit verify|list");
+        return EX_USAGE;
+    }
+    int rc = open_reader(c, false);
+    if (rc)
+        return rc;
+    if (strcmp(argv[1], "list") == 0)
+        return cv_audit_list(c->db, stdout);
+    int64_t n;
+    rc = cv_audit_verify(c->db, c->kr, &n);
+    printf("{\"audit_entries\":%lld,\"intact\":%s}\n", (long long)n,
+           rc == 0 ? "true" : "false");
+    return rc;
 }
 
 static int cmd_get(ctx *c, int argc, char **argv)
@@ -268,7 +409,8 @@ int main(int argc, char **argv)
     argc -= optind;
     argv += optind;
     static const char *const known[] = {"init", "query", "get", "stats",
-                                        "verify", "config", "deadletter", NULL};
+                                        "verify", "config", "deadletter",
+                                        "delete", "rectify", "audit", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -303,6 +445,12 @@ int main(int argc, char **argv)
             rc = cv_inspect_verify(c.db, c.kr, stdout);
     } else if (strcmp(cmd, "deadletter") == 0) {
         rc = cmd_deadletter(&c, argc, argv);
+    } else if (strcmp(cmd, "delete") == 0) {
+        rc = cmd_delete(&c, argc, argv);
+    } else if (strcmp(cmd, "rectify") == 0) {
+        rc = cmd_rectify(&c, argc, argv);
+    } else if (strcmp(cmd, "audit") == 0) {
+        rc = cmd_audit(&c, argc, argv);
     } else {
         rc = cmd_config(&c, argc, argv);
     }

@@ -31,6 +31,10 @@ typedef struct {
     int64_t cache_size;   /* bytes */
     bool check_integrity; /* full integrity_check on start, not quick_check */
     bool check_checksums; /* verify every row's checksum on start */
+    /* sweep */
+    int64_t sweep_interval_ms; /* between runs of the service */
+    int sweep_batch;      /* rows deleted per transaction */
+    int64_t sweep_pause_ms;/* between batches, so writers get their turn */
     /* pipeline: ZeroMQ endpoints, absolute after loading (an ipc:// path
      * is taken from the instance directory) */
     char *source;         /* this ingest's name: the topic of its acks */

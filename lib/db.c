@@ -64,6 +64,20 @@ static const char schema_sql[] =
     "  retention_days INTEGER,"           /* NULL: forever */
     "  ts             INTEGER NOT NULL,"  /* of the profile event applied */
     "  event_id       TEXT NOT NULL);"
+    /* the audit trail (lib/audit.h): hash-chained, no personal data */
+    "CREATE TABLE IF NOT EXISTS audit ("
+    "  seq        INTEGER PRIMARY KEY,"
+    "  at         INTEGER NOT NULL,"      /* ms since the epoch */
+    "  expires_at INTEGER,"
+    "  actor      TEXT NOT NULL,"
+    "  action     TEXT NOT NULL,"
+    "  subject    TEXT,"                  /* a keyed pseudonym, or NULL */
+    "  rows       INTEGER NOT NULL,"
+    "  detail     TEXT NOT NULL,"         /* JSON */
+    "  prev       BLOB NOT NULL,"
+    "  mac        BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_expires ON audit(expires_at)"
+    "  WHERE expires_at IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key   TEXT PRIMARY KEY,"
     "  value TEXT) WITHOUT ROWID;";

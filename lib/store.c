@@ -62,6 +62,14 @@ void cv_store_destroy(cv_store **p)
     *p = NULL;
 }
 
+void cv_store_forget_users(cv_store *s)
+{
+    for (int i = 0; i < PROFILE_CACHE; i++) {
+        free(s->cache[i].user);
+        s->cache[i].user = NULL;
+    }
+}
+
 size_t cv_store_pending(const cv_store *s) { return s->pending; }
 const cv_store_stats *cv_store_stats_get(const cv_store *s) { return &s->st; }
 const char *cv_store_last_id(const cv_store *s) { return s->last_id; }

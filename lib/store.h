@@ -43,6 +43,9 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
 /* The "id" of the line last added, once it was read (also when the line
  * was then rejected for another reason); "" when it had none. */
 const char *cv_store_last_id(const cv_store *s);
+/* Forget the cached users and profiles (after an erasure renumbers
+ * them). Only between batches. */
+void cv_store_forget_users(cv_store *s);
 /* Events in the open batch (0 when none is open). */
 size_t cv_store_pending(const cv_store *s);
 /* Commit the open batch. 0, or -1 with the database's reason. */

@@ -17,6 +17,8 @@
  * causes a resend. */
 #include "store_serve.h"
 
+#include "maint.h"
+
 #include "event.h"
 #include "inspect.h"
 #include "sock.h"
@@ -63,6 +65,7 @@ typedef struct {
     int64_t deadline;       /* of the open batch */
     int64_t pause_until;
     bool check_ok;
+    cv_maint maint;         /* sweep, erase, rectify, audit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
 } server;
@@ -409,8 +412,12 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
             reply = error_reply("cannot read the database%s", "");
     } else if (strcmp(op, "query") == 0) {
         reply = do_query(s, req);
-    } else {
-        reply = error_reply("unknown op '%s' (ping, stats, query)", op);
+    } else if (commit_batch(s) < 0) {
+        /* a change runs in its own transaction, after the open batch */
+        reply = error_reply("cannot commit the open batch first%s", "");
+    } else if (!(reply = cv_maint_do(&s->maint, req))) {
+        reply = error_reply("unknown op '%s' (ping, stats, query, sweep, "
+                            "sweep_done, erase, rectify, audit)", op);
     }
     json_decref(req);
     return reply;
@@ -478,7 +485,9 @@ static int watch_check(server *s)
 int cv_store_serve(cv_store_service *svc)
 {
     const cv_config *cfg = svc->cfg;
-    server s = {.svc = svc, .cfg = cfg, .check_ok = svc->check == NULL};
+    server s = {.svc = svc, .cfg = cfg, .check_ok = svc->check == NULL,
+                .maint = {.db = svc->db, .kr = svc->kr, .pol = svc->pol,
+                          .store = svc->store}};
     /* while the start check runs, acks wait; this many, then reading waits */
     s.held_max = (size_t)cfg->batch_size * 4 > 40000 ? (size_t)cfg->batch_size * 4
                                                      : 40000;

@@ -1,0 +1,506 @@
+/* maint.c - sweep, erase, rectify and audit requests on the writer's
+ * connection, and the sessions commands use to send them. See maint.h. */
+#include "maint.h"
+
+#include "audit.h"
+#include "control.h"
+#include "fieldcrypt.h"
+#include "store.h"
+#include "util.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_VERSIONS 64
+#define MAX_BATCH 100000
+
+static json_t *fail(const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static json_t *db_fail(cv_maint *m, const char *what)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
+    cv_db_rollback(m->db);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static int64_t int_arg(json_t *req, const char *key, int64_t dflt)
+{
+    json_t *v = json_object_get(req, key);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static const char *actor_of(json_t *req)
+{
+    const char *a = json_string_value(json_object_get(req, "actor"));
+    return a && *a ? a : "unknown";
+}
+
+/* Give back freed pages and empty the WAL, so deleted content lingers in
+ * neither file. The checkpoint cannot finish while a reader holds an old
+ * snapshot: then the WAL is emptied by a later checkpoint. */
+static bool compact(cv_maint *m)
+{
+    sqlite3 *h = cv_db_handle(m->db);
+    (void)sqlite3_exec(h, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+    int log = -1, done = -1;
+    int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                       &log, &done);
+    return rc == SQLITE_OK;
+}
+
+/* ---- sweep ------------------------------------------------------------- */
+
+static json_t *do_sweep(cv_maint *m, json_t *req)
+{
+    int64_t now = int_arg(req, "now", cv_now_ms());
+    int64_t batch = int_arg(req, "batch", 1000);
+    if (batch < 1 || batch > MAX_BATCH)
+        return fail("\"batch\" must be from 1 to %s", "100000");
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin a sweep batch");
+    sqlite3_stmt *st = cv_db_stmt(m->db,
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+        " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING kind");
+    if (!st)
+        return db_fail(m, "cannot prepare the sweep");
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, batch);
+    json_t *by_kind = json_object();
+    int64_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        json_t *c = json_object_get(by_kind, kind ? kind : "");
+        json_object_set_new(by_kind, kind ? kind : "",
+                            json_integer(json_integer_value(c) + 1));
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(by_kind);
+        return db_fail(m, "sweep failed");
+    }
+    char err[512];
+    int64_t audit = cv_audit_expire(m->db, m->kr, now, batch, err, sizeof err);
+    if (audit < 0 || cv_db_commit(m->db) != SQLITE_OK) {
+        json_decref(by_kind);
+        return audit < 0 ? (cv_db_rollback(m->db), fail("%s", err))
+                         : db_fail(m, "cannot commit a sweep batch");
+    }
+    m->deleted += (uint64_t)n;
+    return json_pack("{s:b, s:I, s:o, s:I, s:b}", "ok", 1, "deleted",
+                     (json_int_t)n, "by_kind", by_kind, "audit",
+                     (json_int_t)audit, "more", n == batch || audit == batch);
+}
+
+static int64_t backlog(cv_maint *m, int64_t now)
+{
+    sqlite3_stmt *st = cv_db_stmt(m->db,
+        "SELECT count(*) FROM events WHERE expires_at <= ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return n;
+}
+
+static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
+{
+    char err[512];
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin");
+    if (cv_audit_append(m->db, m->kr, m->pol, now, e, err, sizeof err) < 0) {
+        cv_db_rollback(m->db);
+        return fail("%s", err);
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot commit the audit entry");
+    m->audit_entries++;
+    return NULL;
+}
+
+static json_t *do_sweep_done(cv_maint *m, json_t *req)
+{
+    int64_t now = int_arg(req, "now", cv_now_ms());
+    json_t *by_kind = json_object_get(req, "by_kind");
+    json_t *detail = json_pack("{s:O, s:I}", "by_kind",
+                               json_is_object(by_kind) ? by_kind : json_object(),
+                               "ms", (json_int_t)int_arg(req, "ms", 0));
+    cv_audit_entry e = {.actor = actor_of(req), .action = "sweep",
+                        .rows = int_arg(req, "deleted", 0), .detail = detail};
+    json_t *err = append_audit(m, &e, now);
+    json_decref(detail);
+    if (err)
+        return err;
+    bool truncated = compact(m);
+    return json_pack("{s:b, s:I, s:b}", "ok", 1, "backlog",
+                     (json_int_t)backlog(m, now), "wal_truncated", truncated);
+}
+
+/* ---- erase ------------------------------------------------------------- */
+
+/* The numbers of the user's rows, under every key version's pseudonym. */
+static int user_uids(cv_maint *m, const char *user, int64_t *uids, size_t *n)
+{
+    uint32_t versions[MAX_VERSIONS];
+    size_t nv = cv_keyring_versions(m->kr, versions, MAX_VERSIONS);
+    sqlite3_stmt *st = cv_db_stmt(m->db, "SELECT uid FROM users WHERE user_id = ?");
+    if (!st)
+        return -1;
+    *n = 0;
+    for (size_t i = 0; i < nv; i++) {
+        char *u = cv_policy_stored_value(m->pol, m->kr, versions[i], "user_id", user);
+        if (!u)
+            return -2;
+        sqlite3_bind_text(st, 1, u, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            int64_t uid = sqlite3_column_int64(st, 0);
+            bool seen = false;
+            for (size_t k = 0; k < *n; k++)
+                seen = seen || uids[k] == uid;
+            if (!seen)
+                uids[(*n)++] = uid;
+        }
+        sqlite3_reset(st);
+        free(u);
+    }
+    return 0;
+}
+
+static json_t *do_erase(cv_maint *m, json_t *req)
+{
+    const char *user = json_string_value(json_object_get(req, "user"));
+    if (!user || !*user)
+        return fail("erase needs \"user\", a non-empty string%s", "");
+    int64_t uids[MAX_VERSIONS];
+    size_t n;
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin the erasure");
+    int rc = user_uids(m, user, uids, &n);
+    if (rc == -2) {
+        cv_db_rollback(m->db);
+        return fail("the policy neither keeps nor hashes user_id: cannot "
+                    "look up users%s", "");
+    }
+    if (rc < 0)
+        return db_fail(m, "cannot look the user up");
+    static const char *const sql[] = {
+        "DELETE FROM events WHERE uid = ?",
+        "DELETE FROM profiles WHERE uid = ?",
+        "DELETE FROM users WHERE uid = ?",
+    };
+    int64_t deleted = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++) {
+            sqlite3_stmt *st = cv_db_stmt(m->db, sql[k]);
+            if (!st)
+                return db_fail(m, "cannot prepare the erasure");
+            sqlite3_bind_int64(st, 1, uids[i]);
+            if (sqlite3_step(st) != SQLITE_DONE) {
+                sqlite3_reset(st);
+                return db_fail(m, "erasure failed");
+            }
+            sqlite3_reset(st);
+            if (k == 0)
+                deleted += sqlite3_changes(cv_db_handle(m->db));
+        }
+    char err[512];
+    cv_audit_entry e = {.actor = actor_of(req), .action = "erase",
+                        .subject = user, .rows = deleted};
+    if (cv_audit_append(m->db, m->kr, m->pol, cv_now_ms(), &e, err,
+                        sizeof err) < 0) {
+        cv_db_rollback(m->db);
+        return fail("%s", err);
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot commit the erasure");
+    m->deleted += (uint64_t)deleted;
+    m->erased_users++;
+    m->audit_entries++;
+    if (m->store)
+        cv_store_forget_users(m->store); /* its numbers are gone */
+    bool truncated = compact(m);
+    return json_pack("{s:b, s:I, s:b}", "ok", 1, "deleted", (json_int_t)deleted,
+                     "wal_truncated", truncated);
+}
+
+/* ---- rectify ----------------------------------------------------------- */
+
+/* Members store reads, or that decide where and how long a row lives:
+ * changing them is a new event, not a correction. */
+static bool reserved(const char *path)
+{
+    static const char *const names[] = {"id", "kind", "type", "ts", "user_id",
+                                        "privacy_level", "retention_days", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(path, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Set the dotted path in obj to value (taken), making objects on the way. */
+static bool set_path(json_t *obj, const char *path, json_t *value)
+{
+    char *copy = cv_strdup(path), *save = NULL;
+    char *key = strtok_r(copy, ".", &save);
+    bool ok = false;
+    while (key) {
+        char *next = strtok_r(NULL, ".", &save);
+        if (!next) {
+            ok = json_object_set_new(obj, key, value) == 0;
+            value = NULL;
+            break;
+        }
+        json_t *child = json_object_get(obj, key);
+        if (!child) {
+            child = json_object();
+            json_object_set_new(obj, key, child);
+        }
+        if (!json_is_object(child))
+            break;
+        obj = child;
+        key = next;
+    }
+    json_decref(value);
+    free(copy);
+    return ok;
+}
+
+static json_t *do_rectify(cv_maint *m, json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    json_t *set = json_object_get(req, "set");
+    if (!id || !*id)
+        return fail("rectify needs \"id\", a non-empty string%s", "");
+    if (!json_is_object(set) || json_object_size(set) == 0)
+        return fail("rectify needs \"set\", an object of path: value%s", "");
+    const char *path;
+    json_t *v;
+    json_object_foreach(set, path, v) {
+        if (!*path || path[0] == '.' || path[strlen(path) - 1] == '.' ||
+            strstr(path, ".."))
+            return fail("'%s' is not a dotted path of member names", path);
+        if (reserved(path))
+            return fail("'%s' cannot be rectified: send a new event (or "
+                        "delete and resend) to change it", path);
+    }
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin the rectification");
+    sqlite3_stmt *st = cv_db_stmt(m->db,
+        "SELECT e.seq, e.kind, e.ts, e.body, u.user_id FROM events e"
+        " JOIN users u ON u.uid = e.uid WHERE e.id = ?");
+    if (!st)
+        return db_fail(m, "cannot prepare the rectification");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        cv_db_rollback(m->db);
+        return fail("no event with id '%s'", id);
+    }
+    int64_t seq = sqlite3_column_int64(st, 0), ts = sqlite3_column_int64(st, 2);
+    char *kind = cv_strdup((const char *)sqlite3_column_text(st, 1));
+    char *user = cv_strdup((const char *)sqlite3_column_text(st, 4));
+    json_error_t je;
+    json_t *ev = json_loads((const char *)sqlite3_column_text(st, 3), 0, &je);
+    sqlite3_reset(st);
+    json_t *reply = NULL;
+    char *body = NULL, err[512];
+    json_t *paths = json_array();
+    if (!json_is_object(ev)) {
+        reply = fail("event '%s' is stored as malformed JSON", id);
+        goto out;
+    }
+    json_object_foreach(set, path, v) {
+        if (!set_path(ev, path, json_deep_copy(v))) {
+            reply = fail("'%s' crosses a member that is not an object", path);
+            goto out;
+        }
+        json_array_append_new(paths, json_string(path));
+    }
+    /* the rules protect only what is still plain: the new values */
+    if (cv_policy_apply(m->pol, m->kr, ev, err, sizeof err) < 0) {
+        reply = fail("cannot apply the field policy: %s", err);
+        goto out;
+    }
+    body = json_dumps(ev, CV_JSON_DUMP);
+    uint8_t sum[CV_CHECKSUM_BYTES];
+    if (!body || cv_row_checksum(m->kr, cv_keyring_primary(m->kr), id, user,
+                                 kind, ts, body, strlen(body), sum) < 0) {
+        reply = fail("cannot checksum the corrected event%s", "");
+        goto out;
+    }
+    st = cv_db_stmt(m->db, "UPDATE events SET body = ?, checksum = ? WHERE seq = ?");
+    if (!st) {
+        reply = db_fail(m, "cannot prepare the update");
+        goto out_rolledback;
+    }
+    sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, sum, sizeof sum, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, seq);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        reply = db_fail(m, "cannot update the event");
+        goto out_rolledback;
+    }
+    json_t *detail = json_pack("{s:s, s:s, s:O}", "id", id, "kind", kind,
+                               "fields", paths);
+    cv_audit_entry e = {.actor = actor_of(req), .action = "rectify",
+                        .rows = 1, .detail = detail};
+    rc = cv_audit_append(m->db, m->kr, m->pol, cv_now_ms(), &e, err, sizeof err);
+    json_decref(detail);
+    if (rc < 0) {
+        reply = fail("%s", err);
+        goto out;
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK) {
+        reply = db_fail(m, "cannot commit the rectification");
+        goto out_rolledback;
+    }
+    m->rectified++;
+    m->audit_entries++;
+    /* the old value is overwritten in the file, and leaves the WAL too */
+    compact(m);
+    reply = json_pack("{s:b, s:I}", "ok", 1, "fields",
+                      (json_int_t)json_object_size(set));
+    goto out_rolledback; /* committed: nothing to roll back */
+out:
+    cv_db_rollback(m->db);
+out_rolledback:
+    json_decref(paths);
+    json_decref(ev);
+    free(body);
+    free(kind);
+    free(user);
+    return reply;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static json_t *do_audit(cv_maint *m, json_t *req)
+{
+    const char *action = json_string_value(json_object_get(req, "action"));
+    json_t *detail = json_object_get(req, "detail");
+    if (!action || !*action)
+        return fail("audit needs \"action\", a non-empty string%s", "");
+    if (detail && !json_is_object(detail))
+        return fail("\"detail\" must be an object%s", "");
+    cv_audit_entry e = {.actor = actor_of(req), .action = action,
+                        .subject = json_string_value(json_object_get(req, "subject")),
+                        .rows = int_arg(req, "rows", 0), .detail = detail};
+    json_t *err = append_audit(m, &e, cv_now_ms());
+    return err ? err : json_pack("{s:b}", "ok", 1);
+}
+
+json_t *cv_maint_do(cv_maint *m, json_t *req)
+{
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!op)
+        return NULL;
+    if (strcmp(op, "sweep") == 0)
+        return do_sweep(m, req);
+    if (strcmp(op, "sweep_done") == 0)
+        return do_sweep_done(m, req);
+    if (strcmp(op, "erase") == 0)
+        return do_erase(m, req);
+    if (strcmp(op, "rectify") == 0)
+        return do_rectify(m, req);
+    if (strcmp(op, "audit") == 0)
+        return do_audit(m, req);
+    return NULL;
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+struct cv_maint_session {
+    cv_maint m;          /* local: the writer's connection */
+    cv_keyring *kr;
+    cv_policy *pol;
+    cv_control *ctl;     /* remote: the running store */
+};
+
+cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
+                                int *status)
+{
+    char err[1024];
+    int code = 0, problems = 0;
+    cv_maint_session *s = cv_calloc(1, sizeof *s);
+    cv_recovery rec;
+    s->m.db = cv_db_open_writer_fast(cfg, program, &rec, &code, err, sizeof err);
+    if (!s->m.db && code == EX_TEMPFAIL) {
+        /* store holds the lock: ask it */
+        s->ctl = cv_control_find(cfg, 2000);
+        if (s->ctl)
+            return s;
+        cv_err("%s, and no store answers on %s: try again when it does",
+               err, cfg->ep_control);
+        *status = EX_TEMPFAIL;
+        goto fail;
+    }
+    if (!s->m.db) {
+        cv_err("%s", err);
+        *status = code;
+        goto fail;
+    }
+    s->kr = cv_keyring_load(cfg->keyring_file, err, sizeof err);
+    if (!s->kr) {
+        cv_err("%s", err);
+        *status = EX_CONFIG;
+        goto fail;
+    }
+    s->pol = cv_policy_load(cfg->policy_file, true, &problems);
+    if (!s->pol || problems) {
+        *status = EX_CONFIG;
+        goto fail;
+    }
+    s->m.kr = s->kr;
+    s->m.pol = s->pol;
+    return s;
+fail:
+    cv_maint_close(&s);
+    return NULL;
+}
+
+json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
+                      size_t errlen)
+{
+    if (s->ctl)
+        return cv_control_call(s->ctl, req, 60000, err, errlen);
+    json_t *r = cv_maint_do(&s->m, req);
+    if (!r)
+        snprintf(err, errlen, "unknown request");
+    return r;
+}
+
+bool cv_maint_is_local(const cv_maint_session *s) { return s->ctl == NULL; }
+
+void cv_maint_close(cv_maint_session **p)
+{
+    cv_maint_session *s = *p;
+    if (!s)
+        return;
+    cv_control_destroy(&s->ctl);
+    cv_db_close(&s->m.db);
+    cv_policy_destroy(&s->pol);
+    cv_keyring_destroy(&s->kr);
+    free(s);
+    *p = NULL;
+}
+
+char *cv_maint_actor(void)
+{
+    const char *sudo = getenv("SUDO_USER");
+    struct passwd *pw = getpwuid(getuid());
+    return cv_fmt("%s (uid %u)%s%s", pw ? pw->pw_name : "?", (unsigned)getuid(),
+                  sudo ? " via sudo from " : "", sudo ? sudo : "");
+}

@@ -1,0 +1,64 @@
+/* maint.h - changes other than new events: sweeping expired rows, erasing
+ * a user, rectifying a field, appending to the audit trail.
+ *
+ * Store is the only writer (DESIGN §3), so every change is a request (a
+ * JSON object, doc/PROTOCOL.md) carried out by cv_maint_do on the
+ * writer's connection: by the running store between its batches, or,
+ * when no store runs, by the command itself holding the writer lock for
+ * its run. cv_maint_open picks: it takes the lock when it is free, and
+ * asks the store over its control socket when it is not, so the same
+ * commands work from cron with no daemon.
+ *
+ * Each request is one transaction: a sweep batch, an erasure or a
+ * rectification either happens whole, with its audit entry, or not at
+ * all (a SIGKILL mid-sweep loses only the batch in flight, which the next
+ * run deletes). */
+#ifndef CV_MAINT_H
+#define CV_MAINT_H
+
+#include "config.h"
+#include "db.h"
+#include "keyring.h"
+#include "policy.h"
+
+#include <jansson.h>
+
+struct cv_store;
+
+typedef struct {
+    cv_db *db;               /* the writer's connection */
+    const cv_keyring *kr;
+    const cv_policy *pol;
+    struct cv_store *store;  /* its user cache is forgotten on erasure */
+    uint64_t deleted;        /* rows swept, erased, counters for metrics */
+    uint64_t erased_users, rectified, audit_entries;
+} cv_maint;
+
+/* Carry out one request on the writer's connection (no batch open).
+ * Returns the reply ({"ok":true,...} or {"ok":false,"error":...});
+ * NULL when op is not a maintenance op. Ops:
+ *   sweep       {"now":MS,"batch":N}  -> {"deleted":N,"by_kind":{},"audit":N,"more":bool}
+ *   sweep_done  {"now":MS,"deleted":N,"by_kind":{},"ms":N,"actor":A}
+ *               -> {"backlog":N,"wal_truncated":bool}
+ *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
+ *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
+ *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A} */
+json_t *cv_maint_do(cv_maint *m, json_t *req);
+
+/* A session for a command: local (the lock was free) or remote (store). */
+typedef struct cv_maint_session cv_maint_session;
+/* NULL with a reason logged and *status set (EX_TEMPFAIL: the database is
+ * locked but no store answers; EX_CONFIG ...). */
+cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
+                                int *status);
+/* A reply as cv_maint_do gives it, or NULL with a reason in err (store did
+ * not answer in time). Takes nothing from req. */
+json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
+                      size_t errlen);
+bool cv_maint_is_local(const cv_maint_session *s);
+void cv_maint_close(cv_maint_session **p);
+
+/* Who is asking, for the audit trail: the login name and uid. */
+char *cv_maint_actor(void);
+
+#endif
