@@ -1,0 +1,219 @@
+#!/bin/sh
+# test_retention.sh - ctxvault-ttl-sweep: expired rows of every kind go,
+# the rest stays; profiles (retention_days, privacy_level) tighten what is
+# kept; a dry run changes nothing; a sweep killed with SIGKILL loses
+# nothing that should stay and the next run finishes. Time is injected
+# with CTXVAULT_NOW (tests only).
+SUITE=retention
+. "$CV_TOP/tests/shell/lib.sh"
+
+T0=2026-11-01T01:00:00Z   # when the first events arrive
+KINDS="snapshot trace interaction context replay audit experiment"
+
+# at TIME COMMAND...: run COMMAND with the clock fixed at TIME
+at() {
+    _at=$1
+    shift
+    CTXVAULT_NOW=$_at "$@"
+}
+
+# store_at TIME FILE: the filter pipeline with the clock at TIME
+store_at() {
+    CTXVAULT_NOW=$1
+    export CTXVAULT_NOW
+    pipeline "$2"
+    unset CTXVAULT_NOW
+    assert_status ingest 0 "$STATUS_INGEST"
+    assert_status store 0 "$STATUS_STORE"
+}
+
+# sweep TIME [ARGS...]: ctxvault-ttl-sweep --once at TIME; output in sweep.out
+sweep() {
+    _sw=$1
+    shift
+    at "$_sw" ctxvault-ttl-sweep --once "$@" > "$TEST_TMP/sweep.out" 2> "$TEST_TMP/sweep.err"
+}
+
+# kind_rows KIND: rows of KIND
+kind_rows() {
+    sql "SELECT count(*) FROM events WHERE kind = '$1'"
+}
+
+# user_rows U: rows stored for user U (looked up through ctxvault query)
+user_rows() {
+    ctxvault query --user "$1" --limit 100000 | grep -c .
+}
+
+# one event per kind at 2026-11-01T00:00:SS for USER, then the same a year
+# on (2027-11-25), which must survive a sweep at 2027-11-26
+test_expired_rows_of_every_kind_go_in_one_sweep_and_the_rest_stays() {
+    : > "$TEST_TMP/old.ndjson"
+    s=1
+    for k in $KINDS; do
+        event "$s" user-old "$k" >> "$TEST_TMP/old.ndjson"
+        s=$((s + 1))
+    done
+    event 30 user-old2 profile ',"retention_days":30' >> "$TEST_TMP/old.ndjson"
+    sed 's/2026-11-01T/2027-11-25T/; s/user-old/user-new/' "$TEST_TMP/old.ndjson" > "$TEST_TMP/new.ndjson"
+    store_at "$T0" "$TEST_TMP/old.ndjson"
+    store_at 2027-11-25T01:00:00Z "$TEST_TMP/new.ndjson"
+    assertEquals "rows before the sweep" 16 "$(rows)"
+
+    sweep 2027-11-26T00:00:00Z
+    assert_status sweep 0 $?
+    assertEquals "rows after the sweep: the 8 new ones" 8 "$(rows)"
+    for k in $KINDS profile; do
+        assertEquals "$k rows left (the new one)" 1 "$(kind_rows "$k")"
+    done
+    assertEquals "old user's rows" 0 "$(user_rows user-old)"
+    assertEquals "new user's rows" 7 "$(user_rows user-new)"
+    assertEquals "deleted, as reported" 8 "$(json_get '$.deleted' < "$TEST_TMP/sweep.out")"
+    assertEquals "snapshots deleted, as reported" 1 "$(json_get '$.by_kind.snapshot' < "$TEST_TMP/sweep.out")"
+    assertEquals "backlog after a complete sweep" 0 "$(json_get '$.backlog' < "$TEST_TMP/sweep.out")"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+}
+
+test_unexpired_rows_stay_one_ms_before_their_expiry() {
+    event 1 user-a snapshot > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    exp=$(sql 'SELECT expires_at FROM events')
+    # 7 days from the event's time (it came before it arrived)
+    assertEquals "expires_at of a snapshot" "$(( $(date -d 2026-11-01T00:00:01Z +%s) * 1000 + 7 * 86400000 ))" "$exp"
+    sweep "$((exp - 1))"
+    assert_status sweep 0 $?
+    assertEquals "a row 1 ms before its expiry" 1 "$(rows)"
+    sweep "$exp"
+    assertEquals "the row at its expiry" 0 "$(rows)"
+}
+
+test_profile_retention_days_shortens_what_is_kept_old_rows_too() {
+    {
+        event 1 user-short profile ',"retention_days":30'
+        event 2 user-short replay
+        event 3 user-long replay
+        event 4 user-long profile ',"retention_days":365'
+        event 5 user-late replay
+    } > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    # user-late's replay is stored before their profile says 30 days
+    event 9 user-late profile ',"retention_days":30' > "$TEST_TMP/late.ndjson"
+    store_at 2026-11-02T00:00:00Z "$TEST_TMP/late.ndjson"
+
+    sweep 2026-12-02T00:00:00Z   # 31 days on: replays are kept 90 days
+    assert_status sweep 0 $?
+    assertEquals "replays of the 30-day user" 0 "$(ctxvault query --user user-short --kind replay | grep -c .)"
+    assertEquals "replay stored before a 30-day profile came" 0 "$(ctxvault query --user user-late --kind replay | grep -c .)"
+    assertEquals "replays of the 365-day user (policy: 90 days)" 1 "$(ctxvault query --user user-long --kind replay | grep -c .)"
+    sweep 2027-02-01T00:00:00Z   # 92 days on: the policy's 90 days win
+    assertEquals "replays of the 365-day user after 92 days" 0 "$(ctxvault query --user user-long --kind replay | grep -c .)"
+}
+
+test_ephemeral_events_are_gone_after_an_hour() {
+    {
+        event 0 user-eph profile ',"privacy_level":"ephemeral"'
+        event 1 user-eph interaction
+        event 2 user-pub profile ',"privacy_level":"public"'
+        event 3 user-pub interaction
+    } > "$TEST_TMP/in.ndjson"
+    store_at 2026-11-01T00:00:05Z "$TEST_TMP/in.ndjson"
+    sweep 2026-11-01T00:59:00Z
+    assertEquals "ephemeral rows after 59 minutes" 2 "$(user_rows user-eph)"
+    sweep 2026-11-01T01:00:02Z
+    assert_status sweep 0 $?
+    assertEquals "ephemeral rows after an hour" 0 "$(user_rows user-eph)"
+    assertEquals "public rows after an hour" 2 "$(user_rows user-pub)"
+}
+
+test_anonymous_users_rows_are_due_for_scrubbing_on_arrival() {
+    {
+        event 0 user-anon profile ',"privacy_level":"anonymous"'
+        event 1 user-anon interaction
+        event 2 user-priv profile ',"privacy_level":"private"'
+        event 3 user-priv interaction
+    } > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    anon=$(ctxvault query --user user-anon --limit 1 | json_get '$.user_id')
+    priv=$(ctxvault query --user user-priv --limit 1 | json_get '$.user_id')
+    assertEquals "anonymous rows due for scrubbing as they arrived" 2 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id = '$anon' AND scrub_after = created_at")"
+    assertEquals "private rows due for scrubbing on arrival" 0 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id = '$priv' AND scrub_after <= created_at")"
+}
+
+test_dry_run_changes_nothing_byte_for_byte() {
+    gen "$TEST_TMP/in.ndjson" -n 300 -u 10 -s 5
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    before=$(cat "$DB" "$DB-wal" 2> /dev/null | sha256sum)
+    at 2027-01-01T00:00:00Z ctxvault-ttl-sweep --dry-run > "$TEST_TMP/dry.out" 2> "$TEST_TMP/dry.err"
+    assert_status dry 0 $?
+    after=$(cat "$DB" "$DB-wal" 2> /dev/null | sha256sum)
+    assertEquals "database and WAL bytes after a dry run" "$before" "$after"
+    want=$(sql "SELECT count(*) FROM events WHERE expires_at <= $(( $(date -d 2027-01-01 +%s) * 1000 ))")
+    assertEquals "would delete" "$want" "$(json_get '$.would_delete' < "$TEST_TMP/dry.out")"
+    assertEquals "rows still there" 300 "$(rows)"
+}
+
+test_sweep_killed_mid_run_loses_nothing_that_stays_and_the_next_run_finishes() {
+    gen "$TEST_TMP/old.ndjson" -n 20000 -u 50 -s 6 --start 2026-10-01T00:00:00Z
+    gen "$TEST_TMP/new.ndjson" -n 2000 -u 50 -s 7 --start 2027-06-01T00:00:00Z
+    store_at 2026-10-01T00:00:00Z "$TEST_TMP/old.ndjson"
+    store_at 2027-06-01T00:00:00Z "$TEST_TMP/new.ndjson"
+    now=2027-06-02T00:00:00Z
+    now_ms=$(( $(date -d "$now" +%s) * 1000 ))
+    expired=$(sql "SELECT count(*) FROM events WHERE expires_at <= $now_ms")
+    kept=$(sql "SELECT count(*) FROM events WHERE expires_at IS NULL OR expires_at > $now_ms")
+    kept_sum=$(sql "SELECT group_concat(id) FROM (SELECT id FROM events WHERE expires_at IS NULL OR expires_at > $now_ms ORDER BY id)" | sha256sum)
+    assertTrue "some rows expired ($expired)" "[ $expired -gt 5000 ]"
+
+    CTXVAULT_NOW=$now ctxvault-ttl-sweep --once --batch 100 --pause 10ms > /dev/null 2> "$TEST_TMP/killed.err" &
+    pid=$!
+    bg_track "$pid"
+    wait_until 20 sh -c "[ \$(sqlite3 '$DB' 'SELECT count(*) FROM events') -lt $((expired + kept - 500)) ]"
+    kill -9 "$pid"
+    wait "$pid" 2> /dev/null
+    left=$(sql "SELECT count(*) FROM events WHERE expires_at <= $now_ms")
+    assertTrue "the kill came mid-sweep ($left of $expired expired rows left)" "[ $left -gt 0 ] && [ $left -lt $expired ]"
+    assertEquals "rows that stay, after the kill" "$kept_sum" \
+        "$(sql "SELECT group_concat(id) FROM (SELECT id FROM events WHERE expires_at IS NULL OR expires_at > $now_ms ORDER BY id)" | sha256sum)"
+
+    sweep "$now"
+    assert_status sweep 0 $?
+    assertEquals "expired rows after the next run" 0 "$(sql "SELECT count(*) FROM events WHERE expires_at <= $now_ms")"
+    assertEquals "rows that stay, after the next run" "$kept" "$(rows)"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+    ctxvault audit verify > /dev/null 2> "$TEST_TMP/audit.err"
+    assert_status audit 0 $?
+}
+
+test_sweep_goes_through_the_running_store_and_compacts() {
+    gen "$TEST_TMP/in.ndjson" -n 3000 -u 20 -s 8
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
+    pid=$!
+    bg_track "$pid"
+    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    sweep 2027-06-01T00:00:00Z --batch 500
+    assert_status sweep 0 $?
+    assertEquals "rows left" "$(sql "SELECT count(*) FROM events WHERE expires_at IS NULL OR expires_at > $(( $(date -d 2027-06-01 +%s) * 1000 ))")" "$(rows)"
+    assertEquals "WAL truncated after the sweep" 1 "$(json_get '$.wal_truncated' < "$TEST_TMP/sweep.out")"
+    assertEquals "WAL size" 0 "$(stat -c %s "$DB-wal")"
+    # the second writer would be refused: the sweep really asked store
+    kill -TERM "$pid"
+    wait "$pid"
+    assertEquals "store's exit status" 0 $?
+    assert_grep "$TEST_TMP/serve.err" '[1-9][0-9]* requests' "store should count the sweep's requests"
+}
+
+test_sweep_needs_a_store_that_answers_when_the_database_is_locked() {
+    : | ctxvault-store > /dev/null 2>&1
+    exec 9> "$DB.lock"
+    flock -x 9
+    sweep 2027-01-01T00:00:00Z
+    assert_status sweep 75 $?
+    exec 9>&-
+    assert_grep "$TEST_TMP/sweep.err" 'no store answers' "the sweep should say why it cannot run"
+}
+
+. shunit2
