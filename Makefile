@@ -50,7 +50,7 @@ LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/default
 LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(BUILD)/unit-tests
-TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce
+TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency
 
 .PHONY: all deps bench-deps check run bench install clean programs
 all: $(BINS) $(TOOLS)
@@ -89,12 +89,8 @@ $(BUILD)/genevents: tests/tools/genevents.c
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
-$(BUILD)/cvsend: tests/tools/cvsend.c $(LIBA)
-	@mkdir -p $(@D)
-	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
-
-$(BUILD)/cvproduce: tests/tools/cvproduce.c $(LIBA)
+# test and bench tools that speak the wire protocol
+$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency: $(BUILD)/%: tests/tools/%.c $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

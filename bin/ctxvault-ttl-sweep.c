@@ -21,14 +21,16 @@ static void usage(FILE *f)
         "                          [--interval D] [--batch N] [--pause D]\n"
         "\n"
         "Delete the rows whose retention has ended ([sweep] in the config):\n"
-        "as a service, every interval until SIGTERM; with --once, one run, for\n"
-        "cron. Each run prints one JSON line on stdout: rows deleted, per kind,\n"
+        "as a service, every interval until SIGTERM, through the running store;\n"
+        "with --once, one run, for cron (through store, or holding the writer\n"
+        "lock itself when no store runs). Each run prints one JSON line on stdout: rows deleted, per kind,\n"
         "audit entries expired, milliseconds, rows/s, and the backlog (rows\n"
         "expired but not yet deleted).\n"
         "\n"
         "  --once           one run, then exit\n"
         "  --dry-run        count what would go, per kind; change nothing\n"
-        "  --interval D     between runs of the service (default 1h)\n"
+        "  --interval D     between runs of the service (default 1h); the\n"
+        "                   first run is one interval after the start\n"
         "  --batch N        rows per transaction (default 1000)\n"
         "  --pause D        between transactions (default 1ms)\n"
         "  --home DIR       the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
@@ -168,17 +170,26 @@ int main(int argc, char **argv)
         status = run_once(&cfg, &o, quiet);
         goto out;
     }
+    /* a service never takes the writer lock: a store restarting under
+     * supervisord must find it free */
+    o.via_store_only = true;
     if (!quiet)
         cv_info("sweeping every %lld s, %d rows per transaction",
                 (long long)(interval / 1000), o.batch);
+    /* on the schedule's ticks, not at start: a restart loop of the
+     * service must not turn into a sweep loop */
+    int rc = 0;
     while (!cv_stop_requested) {
-        int rc = run_once(&cfg, &o, quiet);
+        wait_ms(rc == EX_TEMPFAIL && interval > 5000 ? 5000 : interval);
+        if (cv_stop_requested)
+            break;
+        rc = run_once(&cfg, &o, quiet);
         if (rc && rc != EX_TEMPFAIL && rc != EX_SOFTWARE && rc != EX_IOERR) {
             status = rc; /* configuration: retrying will not help */
             break;
         }
-        /* a busy or failing store: try again at the next interval */
-        wait_ms(interval);
+        /* no store (restarting): again soon; a failing one: at the next
+         * tick */
     }
     if (!quiet && !status)
         cv_info("stopped");

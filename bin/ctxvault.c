@@ -145,7 +145,7 @@ static int change(ctx *c, json_t *req, json_t **reply_out)
     char *actor = cv_maint_actor();
     json_object_set_new(req, "actor", json_string(actor));
     free(actor);
-    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", &status);
+    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
     if (!s)
         return status;
     json_t *r = cv_maint_call(s, req, err, sizeof err);

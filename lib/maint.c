@@ -430,12 +430,20 @@ struct cv_maint_session {
 };
 
 cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
-                                int *status)
+                                bool via_store_only, int *status)
 {
     char err[1024];
     int code = 0, problems = 0;
     cv_maint_session *s = cv_calloc(1, sizeof *s);
     cv_recovery rec;
+    if (via_store_only) {
+        s->ctl = cv_control_find(cfg, 2000);
+        if (s->ctl)
+            return s;
+        cv_err("no store answers on %s: try again when it does", cfg->ep_control);
+        *status = EX_TEMPFAIL;
+        goto fail;
+    }
     s->m.db = cv_db_open_writer_fast(cfg, program, &rec, &code, err, sizeof err);
     if (!s->m.db && code == EX_TEMPFAIL) {
         /* store holds the lock: ask it */

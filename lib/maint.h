@@ -48,9 +48,10 @@ json_t *cv_maint_do(cv_maint *m, json_t *req);
 /* A session for a command: local (the lock was free) or remote (store). */
 typedef struct cv_maint_session cv_maint_session;
 /* NULL with a reason logged and *status set (EX_TEMPFAIL: the database is
- * locked but no store answers; EX_CONFIG ...). */
+ * locked but no store answers; EX_CONFIG ...). A supervised service asks
+ * via_store_only: it must never hold the lock a restarting store needs. */
 cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
-                                int *status);
+                                bool via_store_only, int *status);
 /* A reply as cv_maint_do gives it, or NULL with a reason in err (store did
  * not answer in time). Takes nothing from req. */
 json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,

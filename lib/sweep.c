@@ -100,7 +100,8 @@ int cv_sweep_run(const cv_config *cfg, const cv_sweep_opts *o, json_t **result)
         return dry_run(cfg, now, result);
 
     int status = 0;
-    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-ttl-sweep", &status);
+    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-ttl-sweep", o->via_store_only,
+                                         &status);
     if (!s)
         return status;
     json_t *by_kind = json_object();

@@ -16,6 +16,7 @@ typedef struct {
     int64_t pause_ms;       /* between transactions */
     bool dry_run;
     const char *actor;      /* for the audit trail */
+    bool via_store_only;    /* supervised: never take the writer lock */
 } cv_sweep_opts;
 
 /* Run once. *result gets a JSON object (deleted or would_delete, by_kind,

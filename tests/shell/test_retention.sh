@@ -206,6 +206,31 @@ test_sweep_goes_through_the_running_store_and_compacts() {
     assert_grep "$TEST_TMP/serve.err" '[1-9][0-9]* requests' "store should count the sweep's requests"
 }
 
+test_the_service_sweeps_on_its_schedule_through_store_and_stops_on_sigterm() {
+    event 1 user-a snapshot > "$TEST_TMP/in.ndjson"
+    event 2 user-a replay >> "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
+    spid=$!
+    bg_track "$spid"
+    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    # 2026-11-09: the snapshot (7 days) is due, the replay (90 days) is not
+    CTXVAULT_NOW=2026-11-09T00:00:00Z ctxvault-ttl-sweep --interval 1s \
+        > "$TEST_TMP/service.out" 2> "$TEST_TMP/service.err" &
+    pid=$!
+    bg_track "$pid"
+    assertEquals "rows right after the service started (it waits one interval)" 2 "$(rows)"
+    wait_until 20 sh -c "[ \$(sqlite3 '$DB' 'SELECT count(*) FROM events') -eq 1 ]" ||
+        fail "the service did not sweep: $(cat "$TEST_TMP/service.err")"
+    assertEquals "what is left" replay "$(sql 'SELECT kind FROM events')"
+    kill -TERM "$pid"
+    wait "$pid"
+    assertEquals "the service's exit status on SIGTERM" 0 $?
+    assert_grep "$TEST_TMP/service.out" '"deleted":1' "each run prints its summary"
+    # the service never took the writer lock: store held it throughout
+    kill -0 "$spid" || fail "store died"
+}
+
 test_sweep_needs_a_store_that_answers_when_the_database_is_locked() {
     : | ctxvault-store > /dev/null 2>&1
     exec 9> "$DB.lock"
