@@ -525,6 +525,75 @@ sv_down "$qhome"
 rm -rf "$qhome"
 say ""
 
+# ---- retention: a sweep of a million rows, with the pipeline running -------
+
+# 2,000,000 rows: SWEEP_EVENTS of last January (expired by the sweep's
+# clock, but for the profiles, kept as long as their users say) and as many
+# from yesterday (kept), 100 users each, so one user holds about 10,000
+# rows of the second half. The sweep runs through the supervised store,
+# with its clock (CTXVAULT_NOW, honoured by the sweep's requests) on
+# 2027-03-01, while cvlatency sends 1,000 events/s through encrypt and store
+# and times each acknowledgement; the same probe runs first without a sweep.
+SWEEP_EVENTS=${BENCH_SWEEP_EVENTS:-1000000}
+SWEEP_NOW=2027-03-01T00:00:00Z
+LATENCY=build/plain/cvlatency
+say "== retention: ctxvault-ttl-sweep on $((2 * SWEEP_EVENTS)) rows, the pipeline running"
+whome=$tmp/whome
+new_home "$whome"
+t0=$(now_ms)
+for half in old new; do
+    if [ "$half" = old ]; then start=2026-01-01T00:00:00Z; else start=2027-02-27T00:00:00Z; fi
+    { "$GEN" -n "$SWEEP_EVENTS" -u 100 -s 9 --start "$start" \
+        | CTXVAULT_NOW=$start CTXVAULT_HOME=$whome timed "w$half.ingest" "$BIN/ctxvault-ingest" --stdout \
+        | CTXVAULT_HOME=$whome timed "w$half.encrypt" "$BIN/ctxvault-encrypt" \
+        | CTXVAULT_NOW=$start CTXVAULT_HOME=$whome timed "w$half.store" "$BIN/ctxvault-store"; } || :
+    check3 "w$half" "building the sweep database"
+done
+w_rows=$(rows "$whome")
+now_ms_sweep=$(( $(date -d "$SWEEP_NOW" +%s) * 1000 ))
+w_expired=$(sqlite3 "$whome/data/ctxvault.db" "select count(*) from events where expires_at <= $now_ms_sweep")
+say "built in $(( $(now_ms) - t0 )) ms: $w_rows rows, $w_expired expired by $SWEEP_NOW"
+"$GEN" -n 30000 -u 1000 -s 10 | CTXVAULT_HOME=$whome "$BIN/ctxvault-ingest" --stdout >"$tmp/probe.ndjson" 2>/dev/null
+sed -n '15001,30000p' "$tmp/probe.ndjson" >"$tmp/probe2.ndjson"
+sed -i '15001,$d' "$tmp/probe.ndjson"
+sv_up "$whome"
+l_base=$("$LATENCY" --home "$whome" --rate 1000 --seconds 8 "$tmp/probe.ndjson" 2>"$tmp/lat.err") || :
+say "ack latency without a sweep (1,000 events/s for 8 s): ${l_base:-failed}"
+t0=$(now_ms)
+CTXVAULT_NOW=$SWEEP_NOW CTXVAULT_HOME=$whome "$BIN/ctxvault-ttl-sweep" --once \
+    >"$tmp/sweep.out" 2>"$tmp/sweep.err" &
+sw_pid=$!
+l_sweep=$("$LATENCY" --home "$whome" --rate 1000 --seconds 4 "$tmp/probe2.ndjson" 2>>"$tmp/lat.err") || :
+wait "$sw_pid" || { sed 's/^/    /' "$tmp/sweep.err" >&2; die "ctxvault-ttl-sweep failed"; }
+sw_ms=$(( $(now_ms) - t0 ))
+sw_json=$(cat "$tmp/sweep.out")
+sw_deleted=$(printf '%s' "$sw_json" | sed -n 's/.*"deleted":\([0-9]*\).*/\1/p')
+sw_inner=$(printf '%s' "$sw_json" | sed -n 's/.*"ms":\([0-9]*\).*/\1/p')
+sw_rate=$(rate "${sw_deleted:-0}" "${sw_inner:-1}")
+say "sweep: $sw_deleted rows deleted in $sw_inner ms through store: $sw_rate rows/s" \
+    "(target >= 200000: $(awk -v r="$sw_rate" 'BEGIN { print (r >= 200000) ? "ok" : "UNDER" }'));" \
+    "$sw_ms ms with process start, the WAL truncated and the audit entry"
+say "  its output: $sw_json"
+say "ack latency during the sweep (1,000 events/s for 4 s): ${l_sweep:-failed}"
+p99_base=$(printf '%s' "$l_base" | sed -n 's/.* p99 \([0-9.]*\) .*/\1/p')
+p99_sweep=$(printf '%s' "$l_sweep" | sed -n 's/.* p99 \([0-9.]*\) .*/\1/p')
+say "  p99: ${p99_base:-?} ms without, ${p99_sweep:-?} ms with the sweep (target < 100 ms:" \
+    "$(awk -v p="${p99_sweep:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }'))"
+# export of one user's ~10,000 rows (the new half), decrypted
+x_rows=$(CTXVAULT_HOME=$whome "$BIN/ctxvault" query --user user-00001 --limit 100000 | wc -l)
+x_ms=?
+if CTXVAULT_HOME=$whome "$BIN/ctxvault" --help 2>&1 | grep -q '^  export'; then
+    t0=$(now_ms)
+    CTXVAULT_HOME=$whome "$BIN/ctxvault" export --user user-00001 --format json >"$tmp/export.json" 2>"$tmp/export.err" ||
+        { sed 's/^/    /' "$tmp/export.err" >&2; die "ctxvault export failed"; }
+    x_ms=$(( $(now_ms) - t0 ))
+fi
+say "export of user-00001 ($x_rows rows) as JSON: $x_ms ms (target < 1000 ms:" \
+    "$(awk -v m="$x_ms" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }'))"
+sv_down "$whome"
+rm -rf "$whome"
+say ""
+
 # ---- summary ---------------------------------------------------------------
 
 verdict_rss() {
@@ -560,6 +629,15 @@ row "pipeline, $QEVENTS events" "$q_rate" "$q_rows" "" ""
 printf '%-34s ping answered %s ms after SIGKILL (%s ms after its respawn), a write acked after %s ms   target < 1000 ms: %s\n' \
     "store restart, $q_rows rows + WAL" "$r_ping" "$r_self" "$r_ms" \
     "$(awk -v m="$r_ping" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')"
+printf '%-34s %s rows/s (%s rows)   target >= 200000: %s\n' \
+    "sweep, $w_rows rows" "$sw_rate" "$sw_deleted" \
+    "$(awk -v r="$sw_rate" 'BEGIN { print (r >= 200000) ? "ok" : "UNDER" }')"
+printf '%-34s p99 %s ms with the sweep, %s ms without   target < 100 ms: %s\n' \
+    "ack latency at 1,000 events/s" "${p99_sweep:-?}" "${p99_base:-?}" \
+    "$(awk -v p="${p99_sweep:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }')"
+printf '%-34s %s ms for %s rows   target < 1000 ms: %s\n' \
+    "export --user --format json" "$x_ms" "$x_rows" \
+    "$(awk -v m="$x_ms" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')"
 printf '%-34s median %s ms, max %s ms   target < %s ms: %s\n' \
     "query --user --limit 100" "$q_med" "$q_max" "$QUERY_TARGET_MS" \
     "$(awk -v m="$q_med" -v t="$QUERY_TARGET_MS" 'BEGIN { print (m < t) ? "ok" : "OVER" }')"
