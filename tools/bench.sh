@@ -542,8 +542,8 @@ whome=$tmp/whome
 new_home "$whome"
 t0=$(now_ms)
 for half in old new; do
-    if [ "$half" = old ]; then start=2026-01-01T00:00:00Z; else start=2027-02-27T00:00:00Z; fi
-    { "$GEN" -n "$SWEEP_EVENTS" -u 100 -s 9 --start "$start" \
+    if [ "$half" = old ]; then start=2026-01-01T00:00:00Z seed=9; else start=2027-02-27T00:00:00Z seed=19; fi
+    { "$GEN" -n "$SWEEP_EVENTS" -u 100 -s "$seed" --start "$start" \
         | CTXVAULT_NOW=$start CTXVAULT_HOME=$whome timed "w$half.ingest" "$BIN/ctxvault-ingest" --stdout \
         | CTXVAULT_HOME=$whome timed "w$half.encrypt" "$BIN/ctxvault-encrypt" \
         | CTXVAULT_NOW=$start CTXVAULT_HOME=$whome timed "w$half.store" "$BIN/ctxvault-store"; } || :
