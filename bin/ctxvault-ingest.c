@@ -210,6 +210,7 @@ int main(int argc, char **argv)
             .cfg = &cfg,
             .rules = in.rules,
             .dl = in.dl,
+            .kr = kr,
             .source = serve ? cfg.source : source ? source : client_source,
             .timeout_ms = timeout_ms,
             .drain_ms = drain_ms,

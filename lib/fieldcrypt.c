@@ -446,3 +446,53 @@ int cv_row_checksum_check(const cv_keyring *kr, const uint8_t *sum,
         return -1;
     return sodium_memcmp(want, sum, sizeof want) == 0;
 }
+
+/* ---- sealed records -------------------------------------------------- */
+
+#define REC_MAGIC 0x01
+#define REC_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+
+static int record_key(const cv_keyring *kr, uint32_t v, const char *purpose,
+                      uint8_t key[CV_KEY_BYTES])
+{
+    char sub[64];
+    snprintf(sub, sizeof sub, "seal:%s", purpose);
+    return v >= 1 && v <= 255 ? cv_keyring_subkey(kr, v, sub, key) : -1;
+}
+
+int cv_seal_record(const cv_keyring *kr, const char *purpose, const void *plain,
+                   size_t len, uint8_t *out)
+{
+    uint8_t key[CV_KEY_BYTES];
+    uint32_t v = cv_keyring_primary(kr);
+    if (record_key(kr, v, purpose, key) < 0)
+        return -1;
+    out[0] = REC_MAGIC;
+    out[1] = (uint8_t)v;
+    randombytes_buf(out + 2, REC_NONCE);
+    unsigned long long clen;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 2 + REC_NONCE, &clen, plain,
+                                               len, out, 2, NULL, out + 2, key);
+    sodium_memzero(key, sizeof key);
+    return 0;
+}
+
+bool cv_is_sealed_record(const void *rec, size_t len)
+{
+    return len >= CV_SEALED_OVERHEAD && ((const uint8_t *)rec)[0] == REC_MAGIC;
+}
+
+int cv_open_record(const cv_keyring *kr, const char *purpose, const uint8_t *rec,
+                   size_t len, uint8_t *out)
+{
+    uint8_t key[CV_KEY_BYTES];
+    if (!cv_is_sealed_record(rec, len) || record_key(kr, rec[1], purpose, key) < 0)
+        return -1;
+    unsigned long long plen;
+    /* the magic and the version are bound as associated data */
+    int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        out, &plen, NULL, rec + 2 + REC_NONCE, len - 2 - REC_NONCE, rec, 2,
+        rec + 2, key);
+    sodium_memzero(key, sizeof key);
+    return rc == 0 ? 0 : -1;
+}

@@ -48,6 +48,21 @@ int cv_unseal(const cv_keyring *kr, const char *envelope, const char *event_id,
  * starts with "enc:v" is not one, so it still gets encrypted. */
 bool cv_is_envelope(const char *s);
 
+/* Records sealed for a file (the ingest spool): XChaCha20-Poly1305 under
+ * the primary version's subkey "seal:<purpose>", a random 192-bit nonce
+ * (a spool sees billions of records: no nonce budget to watch). Layout:
+ * 0x01, key version, nonce, ciphertext and tag; out needs len +
+ * CV_SEALED_OVERHEAD bytes. 0, or -1 when the keyring has no primary. */
+#define CV_SEALED_OVERHEAD (2 + 24 + 16)
+int cv_seal_record(const cv_keyring *kr, const char *purpose, const void *plain,
+                   size_t len, uint8_t *out);
+/* Is this a sealed record (its first byte; a JSON text never starts so)? */
+bool cv_is_sealed_record(const void *rec, size_t len);
+/* Open a sealed record into out (len - CV_SEALED_OVERHEAD bytes). 0, or -1
+ * when the key version is unknown or the record was altered. */
+int cv_open_record(const cv_keyring *kr, const char *purpose, const uint8_t *rec,
+                   size_t len, uint8_t *out);
+
 /* Write the pseudonym of data under version's subkey "hash:<purpose>".
  * 0, or -1 when the version is unknown. */
 int cv_pseudonym(const cv_keyring *kr, uint32_t version, const char *purpose,

@@ -27,7 +27,7 @@
 static cv_sender *open_sender(const cv_ingest_opts *o, int *status)
 {
     char err[1024];
-    cv_sender *s = cv_sender_new(o->cfg, o->source, err, sizeof err);
+    cv_sender *s = cv_sender_new(o->cfg, o->source, o->kr, err, sizeof err);
     if (!s) {
         *status = errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_IOERR;
         cv_err("%s", err);

@@ -25,6 +25,7 @@ typedef struct {
     const cv_config *cfg;
     cv_event_rules rules;
     cv_deadletter *dl;
+    const struct cv_keyring *kr; /* seals the spool */
     const char *source;  /* names the spool (spool_dir/SOURCE) and the acks */
     int64_t timeout_ms;  /* client: give up after this long; 0 never */
     int64_t drain_ms;    /* service: wait this long for acks on SIGTERM */

@@ -1,6 +1,7 @@
 /* sender.c - spool, window, send, resend, acks. See sender.h. */
 #include "sender.h"
 
+#include "fieldcrypt.h"
 #include "jscan.h"
 #include "sock.h"
 #include "spool.h"
@@ -62,6 +63,9 @@ struct cv_sender {
     bool blocked;            /* the PUSH queue is full: wait for POLLOUT */
     bool replay_done;
     bool nodur;              /* bench only: no spool, no acks awaited */
+    const cv_keyring *kr;    /* seals the spool's records */
+    uint8_t *buf;            /* a record sealed or opened */
+    size_t bufcap;
     cv_sender_stats st;
     char err[512];
 };
@@ -170,11 +174,12 @@ static bool room(const cv_sender *s)
     return s->count < (size_t)s->cfg->window && s->bytes < MAX_WINDOW_BYTES;
 }
 
-cv_sender *cv_sender_new(const cv_config *cfg, const char *source, char *err,
-                         size_t errlen)
+cv_sender *cv_sender_new(const cv_config *cfg, const char *source,
+                         const cv_keyring *kr, char *err, size_t errlen)
 {
     cv_sender *s = cv_calloc(1, sizeof *s);
     s->cfg = cfg;
+    s->kr = kr;
     s->source = cv_strdup(source);
     s->source_len = strlen(source);
     s->nodur = cv_bench_no_durability();
@@ -229,6 +234,7 @@ void cv_sender_destroy(cv_sender **p)
         }
     }
     free(s->buckets);
+    free(s->buf);
     if (s->nodur && s->push) {
         /* nothing else delivers the tail: give the queue time to drain
          * (a close over ipc:// can drop what is still queued, linger or
@@ -249,10 +255,31 @@ bool cv_sender_ready(const cv_sender *s)
     return s->replay_done && room(s);
 }
 
+static uint8_t *buffer(cv_sender *s, size_t n)
+{
+    if (n > s->bufcap) {
+        s->bufcap = n + 4096;
+        s->buf = cv_realloc(s->buf, s->bufcap);
+    }
+    return s->buf;
+}
+
+/* Append the event to the spool, sealed. */
+static int spool_put(cv_sender *s, const char *line, size_t len, uint64_t *rec)
+{
+    uint8_t *sealed = buffer(s, len + CV_SEALED_OVERHEAD);
+    if (cv_seal_record(s->kr, "spool", line, len, sealed) < 0) {
+        errno = ENOKEY;
+        return -1;
+    }
+    return cv_spool_append(s->spool, (const char *)sealed,
+                           len + CV_SEALED_OVERHEAD, rec);
+}
+
 int cv_sender_add(cv_sender *s, const char *line, size_t len, uint64_t *seq)
 {
     uint64_t rec = 0;
-    if (!s->nodur && cv_spool_append(s->spool, line, len, &rec) < 0) {
+    if (!s->nodur && spool_put(s, line, len, &rec) < 0) {
         snprintf(s->err, sizeof s->err, "cannot write to the spool in %s: %s",
                  cv_spool_dir(s->spool), strerror(errno));
         return -1;
@@ -321,6 +348,19 @@ static int feed_replay(cv_sender *s)
         if (r == 0) {
             s->replay_done = true;
             break;
+        }
+        if (cv_is_sealed_record(line, len)) {
+            uint8_t *plain = buffer(s, len);
+            if (cv_open_record(s->kr, "spool", (const uint8_t *)line, len,
+                               plain) < 0) {
+                cv_err("%s: a spooled record cannot be opened (altered, or "
+                       "sealed under a key the keyring lacks); dropped from "
+                       "the spool", cv_spool_dir(s->spool));
+                cv_spool_ack(s->spool, rec);
+                continue;
+            }
+            line = (const char *)plain;
+            len -= CV_SEALED_OVERHEAD;
         }
         if (window_add(s, line, len, rec, L_READY) < 0) {
             /* it can never be acknowledged: say so, and let it go */

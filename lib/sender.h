@@ -46,10 +46,13 @@ typedef struct {
 } cv_sender_stats;
 
 /* The spool is cfg->spool_dir/SOURCE; acks are those whose topic is
- * SOURCE. NULL with a reason in err (spool locked or unreadable, socket
- * failure). */
-cv_sender *cv_sender_new(const cv_config *cfg, const char *source, char *err,
-                         size_t errlen);
+ * SOURCE. Spool records are sealed under kr (lib/fieldcrypt.h), so the
+ * events waiting there are no more readable than the database; records of
+ * an older, unsealed spool are still replayed. NULL with a reason in err
+ * (spool locked or unreadable, socket failure). */
+struct cv_keyring;
+cv_sender *cv_sender_new(const cv_config *cfg, const char *source,
+                         const struct cv_keyring *kr, char *err, size_t errlen);
 /* Syncs the spool and closes everything; unacknowledged events stay in
  * the spool for the next run. */
 void cv_sender_destroy(cv_sender **p);

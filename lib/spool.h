@@ -9,7 +9,7 @@
  *
  *     u32 length (little-endian) | 8 bytes of BLAKE2b(length, payload) | payload
  *
- * The payload is one normalised event line, without its newline. Appends
+ * The payload is one event (sealed by the sender, lib/sender.h). Appends
  * are buffered; cv_spool_sync() writes them and fdatasyncs (group commit):
  * only a synced record is durable. A new segment starts every 4096
  * records or 4 MiB; a segment that is no longer the current one is

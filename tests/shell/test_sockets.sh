@@ -69,6 +69,24 @@ test_events_are_protected_stored_and_acknowledged() {
     assert_status verify 0 $?
 }
 
+test_the_spool_is_sealed_and_still_replays() {
+    gen "$TEST_TMP/in.ndjson" -n 500 -s 62 -u 20
+    # nothing downstream: the client spools, waits, times out (75)
+    ctxvault-ingest --source sealed --timeout 2 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 75 $?
+    cat "$HOME_DIR"/spool/sealed/* > "$TEST_TMP/spool.bytes"
+    assertTrue "the spool holds the events" "[ $(stat -c %s "$TEST_TMP/spool.bytes") -gt 100000 ]"
+    assert_no_grep "$TEST_TMP/spool.bytes" '@example\.org|user-000|"kind"|192\.0\.2\.' \
+        "the spool should hold no event in clear"
+    # the next run with that source sends what the spool holds
+    services_start
+    : > "$TEST_TMP/none.ndjson"
+    ctxvault-ingest --source sealed --timeout 30 "$TEST_TMP/none.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 0 $?
+    assert_grep "$TEST_TMP/client.err" 'resent 500 events left in the spool'
+    assertEquals "rows" 500 "$(rows)"
+}
+
 test_socket_mode_stores_the_same_rows_as_the_filters() {
     events "$TEST_TMP/in.ndjson" 500 62
     services_start
