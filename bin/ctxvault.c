@@ -5,6 +5,7 @@
 #include "control.h"
 #include "db.h"
 #include "deadletter.h"
+#include "export.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
 #include "instance.h"
@@ -32,6 +33,11 @@ static void usage(FILE *f)
         "        [--oldest-first] [--decrypt]\n"
         "                            a user's events as NDJSON, newest first\n"
         "  get ID [--decrypt]        one event\n"
+        "  export --user U --format json|csv [-o FILE]\n"
+        "                            everything held about the user, decrypted:\n"
+        "                            one JSON document, or one CSV file with a\n"
+        "                            kind column (kind,id,ts,created_at,\n"
+        "                            expires_at,event); -o writes FILE (0600)\n"
         "  stats                     counts and sizes as JSON\n"
         "  verify                    integrity_check and every row's checksum\n"
         "  config check              validate the configuration and policy\n"
@@ -50,7 +56,8 @@ static void usage(FILE *f)
         "  -V, --version the version\n"
         "\n"
         "Times are RFC 3339. Exit status: 0 ok, 64 usage, 65 bad data or a\n"
-        "failed verify, 66 nothing found, 78 configuration problem.\n");
+        "failed verify, 66 nothing found, 74 I/O error, 78 configuration\n"
+        "problem.\n");
 }
 
 typedef struct {
@@ -270,6 +277,56 @@ static int cmd_audit(ctx *c, int argc, char **argv)
     return rc;
 }
 
+static int cmd_export(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"format", required_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char use[] =
+        "usage: ctxvault export --user U --format json|csv [-o FILE]";
+    const char *user = NULL, *format = NULL, *path = NULL;
+    cv_export_format fmt;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': user = optarg; break;
+        case 'f': format = optarg; break;
+        case 'o': path = optarg; break;
+        default: cv_err("%s", use); return EX_USAGE;
+        }
+    }
+    if (!user || !*user || !format || (path && !*path) || optind != argc) {
+        cv_err("%s", use);
+        return EX_USAGE;
+    }
+    if (!cv_export_format_parse(format, &fmt)) {
+        cv_err("--format '%s' is neither json nor csv", format);
+        return EX_USAGE;
+    }
+    int rc = open_reader(c, true);
+    int64_t rows = 0;
+    if (!rc)
+        rc = cv_export_user(c->db, c->pol, c->kr, user, fmt, path, stdout, &rows);
+    if (rc)
+        return rc;
+    /* the audit trail records that it happened, never what it held */
+    json_t *reply = NULL;
+    json_t *req = json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:b}}", "op", "audit",
+                            "action", "export", "subject", user, "rows",
+                            (json_int_t)rows, "detail", "format", format,
+                            "to_file", path != NULL);
+    rc = change(c, req, &reply);
+    json_decref(req);
+    json_decref(reply);
+    if (rc)
+        cv_err("the export was written, but its audit entry could not be");
+    return rc;
+}
+
 static int cmd_get(ctx *c, int argc, char **argv)
 {
     bool decrypt = false;
@@ -408,9 +465,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     argc -= optind;
     argv += optind;
-    static const char *const known[] = {"init", "query", "get", "stats",
-                                        "verify", "config", "deadletter",
-                                        "delete", "rectify", "audit", NULL};
+    static const char *const known[] = {"init", "query", "get", "export",
+                                        "stats", "verify", "config",
+                                        "deadletter", "delete", "rectify",
+                                        "audit", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -437,6 +495,8 @@ int main(int argc, char **argv)
         rc = cmd_query(&c, argc, argv);
     } else if (strcmp(cmd, "get") == 0) {
         rc = cmd_get(&c, argc, argv);
+    } else if (strcmp(cmd, "export") == 0) {
+        rc = cmd_export(&c, argc, argv);
     } else if (strcmp(cmd, "stats") == 0) {
         rc = argc != 1 ? EX_USAGE : cmd_stats(&c);
     } else if (strcmp(cmd, "verify") == 0) {

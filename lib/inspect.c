@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_VERSIONS 64
-
 /* --- decryption ---------------------------------------------------------- */
 
 /* The decrypted value when v is an envelope that opens; NULL otherwise,
@@ -100,18 +98,19 @@ static int print_body(const cv_keyring *kr, const char *body, int len,
     return 0;
 }
 
-int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
-                          const cv_keyring *kr, const cv_query *q,
-                          cv_row_fn *fn, void *arg)
+int cv_inspect_user_uids(cv_db *db, const cv_policy *pol,
+                         const cv_keyring *kr, const char *user,
+                         int64_t *uids, size_t max, size_t *n)
 {
     /* The user's rows are stored under their pseudonym, one per key
      * version: look under each. */
-    uint32_t versions[MAX_VERSIONS];
-    size_t nv = cv_keyring_versions(kr, versions, MAX_VERSIONS);
-    char *users[MAX_VERSIONS];
+    uint32_t versions[CV_USER_UIDS_MAX];
+    size_t nv = cv_keyring_versions(kr, versions, CV_USER_UIDS_MAX);
+    char *users[CV_USER_UIDS_MAX];
     size_t nu = 0;
+    *n = 0;
     for (size_t i = 0; i < nv; i++) {
-        char *u = cv_policy_stored_value(pol, kr, versions[i], "user_id", q->user);
+        char *u = cv_policy_stored_value(pol, kr, versions[i], "user_id", user);
         if (!u)
             continue;
         bool seen = false;
@@ -126,32 +125,63 @@ int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
         cv_err("the policy neither keeps nor hashes user_id: cannot look up users");
         return EX_CONFIG;
     }
-    /* the users' numbers; a user never seen has no rows */
-    int64_t uids[MAX_VERSIONS];
-    size_t nid = 0;
-    sqlite3_stmt *st;
+    /* the users' numbers; a user never seen has none */
     int status = 0;
+    sqlite3_stmt *st;
     if (sqlite3_prepare_v2(cv_db_handle(db), "SELECT uid FROM users WHERE user_id = ?",
                            -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
         status = EX_SOFTWARE;
         goto out;
     }
-    for (size_t i = 0; i < nu; i++) {
+    for (size_t i = 0; i < nu && *n < max; i++) {
         sqlite3_bind_text(st, 1, users[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            uids[nid++] = sqlite3_column_int64(st, 0);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            uids[(*n)++] = sqlite3_column_int64(st, 0);
+        } else if (rc != SQLITE_DONE) {
+            cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
+            status = EX_IOERR;
+            break;
+        }
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
-    if (nid == 0)
-        goto out;
+out:
+    for (size_t i = 0; i < nu; i++)
+        free(users[i]);
+    return status;
+}
+
+size_t cv_inspect_uid_list(char *sql, size_t cap, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n && len + 2 < cap; i++) {
+        if (i)
+            sql[len++] = ',';
+        sql[len++] = '?';
+    }
+    if (cap)
+        sql[len] = '\0';
+    return len;
+}
+
+int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
+                          const cv_keyring *kr, const cv_query *q,
+                          cv_row_fn *fn, void *arg)
+{
+    int64_t uids[CV_USER_UIDS_MAX];
+    size_t nid;
+    int status = cv_inspect_user_uids(db, pol, kr, q->user, uids,
+                                      CV_USER_UIDS_MAX, &nid);
+    if (status || nid == 0)
+        return status;
 
     /* one uid (the usual case) walks the index in ts order */
+    sqlite3_stmt *st;
     char sql[2048];
     size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT body FROM events WHERE uid IN (");
-    for (size_t i = 0; i < nid; i++)
-        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s?", i ? "," : "");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
     n += (size_t)snprintf(sql + n, sizeof sql - n, ")%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
                           q->kind ? " AND kind = ?" : "",
                           q->since >= 0 ? " AND ts >= ?" : "",
@@ -160,8 +190,7 @@ int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
                           q->oldest_first ? "ASC" : "DESC");
     if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
-        status = EX_SOFTWARE;
-        goto out;
+        return EX_SOFTWARE;
     }
     int b = 1;
     for (size_t i = 0; i < nid; i++)
@@ -182,9 +211,6 @@ int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
         status = EX_IOERR;
     }
     sqlite3_finalize(st);
-out:
-    for (size_t i = 0; i < nu; i++)
-        free(users[i]);
     return status;
 }
 

@@ -21,6 +21,20 @@ typedef struct {
     bool decrypt;
 } cv_query;
 
+/* The numbers (users.uid) under which a user's rows are stored: the user
+ * id is stored as a keyed pseudonym under each key version (or as it is,
+ * when the policy keeps it), so one user can have one uid per version.
+ * Writes at most max of them to uids and their count to *n (0: no rows
+ * about this user). Returns 0 or a sysexits status (logged): EX_CONFIG
+ * when the policy neither keeps nor hashes user_id. */
+#define CV_USER_UIDS_MAX 64
+int cv_inspect_user_uids(cv_db *db, const cv_policy *pol,
+                         const cv_keyring *kr, const char *user,
+                         int64_t *uids, size_t max, size_t *n);
+/* Write n placeholders "?,?,..." for "uid IN (...)" into sql (cap bytes,
+ * NUL-terminated); returns the length written. */
+size_t cv_inspect_uid_list(char *sql, size_t cap, size_t n);
+
 /* Print matching events as NDJSON. Returns 0 or a sysexits status. */
 int cv_inspect_query(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                      const cv_query *q, FILE *out);

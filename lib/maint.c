@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "control.h"
 #include "fieldcrypt.h"
+#include "inspect.h"
 #include "store.h"
 #include "util.h"
 
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_VERSIONS 64
 #define MAX_BATCH 100000
 
 static json_t *fail(const char *fmt, const char *arg)
@@ -149,50 +149,23 @@ static json_t *do_sweep_done(cv_maint *m, json_t *req)
 
 /* ---- erase ------------------------------------------------------------- */
 
-/* The numbers of the user's rows, under every key version's pseudonym. */
-static int user_uids(cv_maint *m, const char *user, int64_t *uids, size_t *n)
-{
-    uint32_t versions[MAX_VERSIONS];
-    size_t nv = cv_keyring_versions(m->kr, versions, MAX_VERSIONS);
-    sqlite3_stmt *st = cv_db_stmt(m->db, "SELECT uid FROM users WHERE user_id = ?");
-    if (!st)
-        return -1;
-    *n = 0;
-    for (size_t i = 0; i < nv; i++) {
-        char *u = cv_policy_stored_value(m->pol, m->kr, versions[i], "user_id", user);
-        if (!u)
-            return -2;
-        sqlite3_bind_text(st, 1, u, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            int64_t uid = sqlite3_column_int64(st, 0);
-            bool seen = false;
-            for (size_t k = 0; k < *n; k++)
-                seen = seen || uids[k] == uid;
-            if (!seen)
-                uids[(*n)++] = uid;
-        }
-        sqlite3_reset(st);
-        free(u);
-    }
-    return 0;
-}
-
 static json_t *do_erase(cv_maint *m, json_t *req)
 {
     const char *user = json_string_value(json_object_get(req, "user"));
     if (!user || !*user)
         return fail("erase needs \"user\", a non-empty string%s", "");
-    int64_t uids[MAX_VERSIONS];
+    int64_t uids[CV_USER_UIDS_MAX];
     size_t n;
     if (cv_db_begin(m->db) != SQLITE_OK)
         return db_fail(m, "cannot begin the erasure");
-    int rc = user_uids(m, user, uids, &n);
-    if (rc == -2) {
+    int rc = cv_inspect_user_uids(m->db, m->pol, m->kr, user, uids,
+                                  CV_USER_UIDS_MAX, &n);
+    if (rc == EX_CONFIG) {
         cv_db_rollback(m->db);
         return fail("the policy neither keeps nor hashes user_id: cannot "
                     "look up users%s", "");
     }
-    if (rc < 0)
+    if (rc)
         return db_fail(m, "cannot look the user up");
     static const char *const sql[] = {
         "DELETE FROM events WHERE uid = ?",
