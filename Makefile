@@ -120,6 +120,7 @@ check: deps
 	@sh tests/run.sh --label plain bin $(BUILD)/unit-tests $(BUILD) > build/check-plain.log 2>&1; \
 	  tail -n 1 build/check-plain.log | sed 's/^/plain: /'; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  sh tests/run.sh --label asan build/asan/bin build/asan/unit-tests build/asan > build/check-asan.log 2>&1; \
 	  tail -n 1 build/check-asan.log | sed 's/^/asan: /'; \
 	sh tests/summarise.sh build/check-plain.log build/check-asan.log
