@@ -66,6 +66,7 @@ typedef struct {
     int64_t pause_until;
     bool check_ok;
     cv_maint maint;         /* sweep, erase, rectify, audit */
+    int wal_frames;         /* in the WAL after the last commit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
 } server;
@@ -180,6 +181,20 @@ static void fail_batch(server *s, const char *why)
     s->pause_until = cv_mono_ms() + FAIL_PAUSE_MS;
 }
 
+/* Checkpoint once the WAL holds wal_autocheckpoint pages: after the acks
+ * of the batch that filled it, not inside its COMMIT, where SQLite's own
+ * autocheckpoint would run it (a 40 MiB checkpoint is tens of ms that no
+ * acknowledgement should wait for). */
+static void maybe_checkpoint(server *s, int pages)
+{
+    if (pages > 0 && s->wal_frames >= pages) {
+        int log, done;
+        sqlite3_wal_checkpoint_v2(cv_db_handle(s->svc->db), NULL,
+                                  SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        s->wal_frames = 0;
+    }
+}
+
 /* Commit the open batch; publish its acks when the start check passed. */
 static int commit_batch(server *s)
 {
@@ -193,7 +208,16 @@ static int commit_batch(server *s)
     s->committed = s->nacks;
     if (s->check_ok)
         publish(s);
+    maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
     return 0;
+}
+
+static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
+{
+    (void)h;
+    (void)name;
+    ((server *)arg)->wal_frames = frames;
+    return SQLITE_OK;
 }
 
 /* One event message: ["CTXV1"]["EV"][source][event or "!<id>\t<reason>"]... */
@@ -418,6 +442,10 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
     } else if (!(reply = cv_maint_do(&s->maint, req))) {
         reply = error_reply("unknown op '%s' (ping, stats, query, sweep, "
                             "sweep_done, erase, rectify, audit)", op);
+    } else {
+        /* a long sweep must not grow the WAL without bound; checkpoint it
+         * in small steps, each a short pause for the events waiting */
+        maybe_checkpoint(s, s->cfg->wal_autocheckpoint / 10);
     }
     json_decref(req);
     return reply;
@@ -493,6 +521,8 @@ int cv_store_serve(cv_store_service *svc)
                                                      : 40000;
     char err[512];
     int status = 0;
+    /* checkpoints are run by commit_batch, after the acks */
+    sqlite3_wal_hook(cv_db_handle(svc->db), wal_hook, &s);
     cv_sock_init();
     s.pull = cv_sock_bind_hwm(cfg, ZMQ_PULL, cfg->ep_store, PULL_HWM, err,
                               sizeof err);
@@ -550,7 +580,12 @@ int cv_store_serve(cv_store_service *svc)
                 zmsg_destroy(&m);
             }
         }
-        if (batch_open(&s) && cv_mono_ms() >= s.deadline)
+        /* group commit that adapts: a batch grows while events keep
+         * coming (up to batch_size or batch_time), and is committed as
+         * soon as nothing more is waiting, so a trickle is acknowledged
+         * in milliseconds and a flood in large transactions */
+        if (batch_open(&s) && (cv_mono_ms() >= s.deadline ||
+                               !(zsock_events(s.pull) & ZMQ_POLLIN)))
             commit_batch(&s);
     }
     if (status == EX_DATAERR) {
@@ -564,6 +599,7 @@ int cv_store_serve(cv_store_service *svc)
                     s.nacks);
     }
 out:
+    sqlite3_wal_hook(cv_db_handle(svc->db), NULL, NULL); /* s goes now */
     drop_acks(&s, 0);
     free(s.acks);
     cv_db_close(&s.reader);
