@@ -108,6 +108,9 @@ static int handle(void *arg, const char *sec, const char *key,
             if (n < 65536 || n > ((int64_t)1 << 34))
                 return BAD("cache_size '%s' is not a size from 64KiB to 16GiB", v);
             c->cache_size = n;
+        } else if (!strcmp(key, "commit_when_idle")) {
+            if (!parse_bool(v, &c->commit_when_idle))
+                return BAD("commit_when_idle '%s' is not yes or no", v);
         } else if (!strcmp(key, "check_integrity")) {
             if (!parse_bool(v, &c->check_integrity))
                 return BAD("check_integrity '%s' is not yes or no", v);

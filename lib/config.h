@@ -25,6 +25,7 @@ typedef struct {
     bool sync_full;
     int batch_size;
     int64_t batch_ms;
+    bool commit_when_idle;/* socket mode: commit once no more events wait */
     int wal_autocheckpoint;
     int64_t journal_size_limit;
     int busy_timeout_ms;

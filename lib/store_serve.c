@@ -584,8 +584,9 @@ int cv_store_serve(cv_store_service *svc)
          * coming (up to batch_size or batch_time), and is committed as
          * soon as nothing more is waiting, so a trickle is acknowledged
          * in milliseconds and a flood in large transactions */
-        if (batch_open(&s) && (cv_mono_ms() >= s.deadline ||
-                               !(zsock_events(s.pull) & ZMQ_POLLIN)))
+        if (batch_open(&s) &&
+            (cv_mono_ms() >= s.deadline ||
+             (cfg->commit_when_idle && !(zsock_events(s.pull) & ZMQ_POLLIN))))
             commit_batch(&s);
     }
     if (status == EX_DATAERR) {

@@ -167,6 +167,7 @@ test_sigterm_of_store_commits_acknowledges_and_exits_0() {
     # nothing commits on its own: only the drain at SIGTERM can
     conf_set batch_size 100000
     conf_set batch_time 60s
+    conf_set commit_when_idle no
     events "$TEST_TMP/in.ndjson" 2000 67
     services_start
     "$CVSEND" --timeout 20 --resend 60000 "$TEST_TMP/in.ndjson" > "$TEST_TMP/bgsend.out" 2> /dev/null &
@@ -182,6 +183,17 @@ test_sigterm_of_store_commits_acknowledges_and_exits_0() {
     assertEquals "acks after the drain" 2000 "$(field acked)"
     assertEquals "rows" 2000 "$(rows)"
     assertFalse "a clean stop leaves no WAL" "[ -s '$DB-wal' ]"
+}
+
+test_a_trickle_is_committed_as_soon_as_nothing_more_waits() {
+    # batch_time 60s: only commit_when_idle can acknowledge within the timeout
+    conf_set batch_time 60s
+    events "$TEST_TMP/in.ndjson" 10 68
+    services_start
+    send "$TEST_TMP/in.ndjson" --timeout 5
+    assertEquals "cvsend status ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "acks" 10 "$(field acked)"
+    assertEquals "rows" 10 "$(rows)"
 }
 
 test_second_store_refuses_with_75() {
