@@ -1,6 +1,8 @@
 /* inspect.c - query, get, stats and verify on a read-only connection. */
 #include "inspect.h"
 
+#include "audit.h"
+
 #include "fieldcrypt.h"
 #include "timefmt.h"
 #include "util.h"
@@ -308,6 +310,8 @@ json_t *cv_inspect_stats_json(cv_db *db)
                         json_integer(scalar(db, "SELECT COUNT(*) FROM users")));
     json_object_set_new(o, "profiles",
                         json_integer(scalar(db, "SELECT COUNT(*) FROM profiles")));
+    json_object_set_new(o, "audit_entries",
+                        json_integer(scalar(db, "SELECT COUNT(*) FROM audit")));
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM events WHERE expires_at <= %lld", (long long)now);
     json_object_set_new(o, "expired_not_deleted", json_integer(scalar(db, sql)));
@@ -386,7 +390,11 @@ int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)
     fprintf(out, "%s: %s, %lld rows, %lld bad checksums\n", cv_db_path(db),
             problems ? "integrity_check FAILED" : "integrity ok",
             (long long)rows, (long long)bad);
-    if (problems || bad)
+    int64_t entries = 0;
+    int audit = cv_audit_verify(db, kr, &entries);
+    fprintf(out, "%s: audit trail %s, %lld entries\n", cv_db_path(db),
+            audit == 0 ? "intact" : "BROKEN (see above)", (long long)entries);
+    if (problems || bad || audit)
         status = EX_DATAERR;
     return status;
 }

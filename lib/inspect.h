@@ -54,8 +54,9 @@ int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
 json_t *cv_inspect_stats_json(cv_db *db);
 int cv_inspect_stats_print(json_t *stats, FILE *out);
 int cv_inspect_stats(cv_db *db, FILE *out);
-/* integrity_check and every row's checksum; names the bad rows on stderr.
- * 0 when all is well, EX_DATAERR when anything is wrong. */
+/* integrity_check, every row's checksum and the audit trail's chain;
+ * names the bad rows and entries on stderr. 0 when all is well,
+ * EX_DATAERR when anything is wrong. */
 int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out);
 
 /* Decrypt every envelope in an event in place (its "id" binds them). A

@@ -157,6 +157,10 @@ test_a_changed_audit_entry_is_detected() {
     ctxvault audit verify > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 65 $?
     assert_grep "$TEST_TMP/verify.err" 'audit entry 2: its mac does not match'
+    # the operator's one check covers the trail too
+    ctxvault verify > "$TEST_TMP/verify.out" 2> "$TEST_TMP/verify.err"
+    assert_status verify 65 $?
+    assert_grep "$TEST_TMP/verify.out" 'audit trail BROKEN'
 }
 
 test_a_removed_audit_entry_is_detected() {
