@@ -91,7 +91,7 @@ $(BUILD)/genevents: tests/tools/genevents.c
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
 # test and bench tools that speak the wire protocol
-$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency: $(BUILD)/%: tests/tools/%.c $(LIBA)
+$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency: $(BUILD)/%: tests/tools/%.c tests/tools/acks.h $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -51,16 +50,6 @@ static bool duration_opt(const char *name, const char *v, int64_t *out)
         return true;
     cv_err("%s '%s' is not a duration (e.g. 500ms, 30s, 1h)", name, v);
     return false;
-}
-
-/* Wait ms, waking early for SIGTERM. */
-static void wait_ms(int64_t ms)
-{
-    int64_t until = cv_mono_ms() + ms;
-    while (!cv_stop_requested && cv_mono_ms() < until) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 250 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
 }
 
 static int run_once(const cv_config *cfg, const cv_sweep_opts *o, bool quiet)
@@ -180,7 +169,7 @@ int main(int argc, char **argv)
      * service must not turn into a sweep loop */
     int rc = 0;
     while (!cv_stop_requested) {
-        wait_ms(rc == EX_TEMPFAIL && interval > 5000 ? 5000 : interval);
+        cv_nap_ms(rc == EX_TEMPFAIL && interval > 5000 ? 5000 : interval);
         if (cv_stop_requested)
             break;
         rc = run_once(&cfg, &o, quiet);

@@ -165,8 +165,8 @@ static int change(ctx *c, json_t *req, json_t **reply_out)
     if (!json_is_true(json_object_get(r, "ok"))) {
         const char *why = json_string_value(json_object_get(r, "error"));
         cv_err("%s", why ? why : "the request failed");
-        status = why && strncmp(why, "no event with id", 16) == 0 ? EX_NOINPUT
-                                                                 : EX_DATAERR;
+        json_t *st = json_object_get(r, "status");
+        status = json_is_integer(st) ? (int)json_integer_value(st) : EX_DATAERR;
         json_decref(r);
         return status;
     }

@@ -19,31 +19,6 @@ typedef struct {
     size_t len;                 /* 0: none */
 } mac_t;
 
-static void put(crypto_generichash_state *st, const void *p, size_t n,
-                bool present)
-{
-    uint8_t hdr[9];
-    hdr[0] = present;
-    for (int i = 0; i < 8; i++)
-        hdr[1 + i] = (uint8_t)((uint64_t)(present ? n : 0) >> (8 * i));
-    crypto_generichash_update(st, hdr, sizeof hdr);
-    if (present && n)
-        crypto_generichash_update(st, p, n);
-}
-
-static void put_int(crypto_generichash_state *st, int64_t v)
-{
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
-    put(st, b, sizeof b, true);
-}
-
-static void put_str(crypto_generichash_state *st, const char *s)
-{
-    put(st, s, s ? strlen(s) : 0, s != NULL);
-}
-
 static int start(crypto_generichash_state *st, const cv_keyring *kr,
                  uint32_t v, const char *what)
 {
@@ -52,7 +27,7 @@ static int start(crypto_generichash_state *st, const cv_keyring *kr,
         return -1;
     crypto_generichash_init(st, key, sizeof key, DIGEST);
     sodium_memzero(key, sizeof key);
-    put_str(st, what);
+    cv_mac_put_str(st, what);
     return 0;
 }
 
@@ -73,14 +48,14 @@ static int entry_mac(const cv_keyring *kr, uint32_t v, int64_t seq,
     crypto_generichash_state st;
     if (start(&st, kr, v, "entry") < 0)
         return -1;
-    put_int(&st, seq);
-    put_int(&st, at);
-    put_str(&st, actor);
-    put_str(&st, action);
-    put_str(&st, subject);
-    put_int(&st, rows);
-    put_str(&st, detail);
-    put(&st, prev->mac, prev->len, true);
+    cv_mac_put_int(&st, seq);
+    cv_mac_put_int(&st, at);
+    cv_mac_put_str(&st, actor);
+    cv_mac_put_str(&st, action);
+    cv_mac_put_str(&st, subject);
+    cv_mac_put_int(&st, rows);
+    cv_mac_put_str(&st, detail);
+    cv_mac_put(&st, prev->mac, prev->len, true);
     return finish(&st, v, out);
 }
 
@@ -91,9 +66,9 @@ static int seal_mac(const cv_keyring *kr, uint32_t v, const mac_t *base,
     crypto_generichash_state st;
     if (start(&st, kr, v, "seal") < 0)
         return -1;
-    put(&st, base->mac, base->len, true);
-    put_int(&st, head_seq);
-    put(&st, head->mac, head->len, true);
+    cv_mac_put(&st, base->mac, base->len, true);
+    cv_mac_put_int(&st, head_seq);
+    cv_mac_put(&st, head->mac, head->len, true);
     return finish(&st, v, out);
 }
 

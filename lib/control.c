@@ -106,6 +106,16 @@ json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
     }
 }
 
+json_t *cv_reply_error(int status, const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+    if (status)
+        json_object_set_new(r, "status", json_integer(status));
+    return r;
+}
+
 cv_control *cv_control_find(const cv_config *cfg, int timeout_ms)
 {
     char err[512];

@@ -25,4 +25,9 @@ json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
  * timeout; the connection is kept for more calls when it answers. */
 cv_control *cv_control_find(const cv_config *cfg, int timeout_ms);
 
+/* The server's side: a failed request's reply, {"ok":false,"error":...},
+ * the message made from fmt and its one string argument. status, when not
+ * 0, is the sysexits status a command should exit with ("status"). */
+json_t *cv_reply_error(int status, const char *fmt, const char *arg);
+
 #endif

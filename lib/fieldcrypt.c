@@ -389,8 +389,8 @@ bool cv_is_pseudonym(const char *s)
 
 /* Each field goes in with a presence byte and a 64-bit length, so no
  * choice of values can shift bytes from one field into the next. */
-static void put_field(crypto_generichash_state *st, const void *p, size_t n,
-                      bool present)
+void cv_mac_put(crypto_generichash_state *st, const void *p, size_t n,
+                bool present)
 {
     uint8_t hdr[9];
     uint64_t len = present ? n : 0;
@@ -402,9 +402,17 @@ static void put_field(crypto_generichash_state *st, const void *p, size_t n,
         crypto_generichash_update(st, p, n);
 }
 
-static void put_str(crypto_generichash_state *st, const char *s)
+void cv_mac_put_str(crypto_generichash_state *st, const char *s)
 {
-    put_field(st, s, s ? strlen(s) : 0, s != NULL);
+    cv_mac_put(st, s, s ? strlen(s) : 0, s != NULL);
+}
+
+void cv_mac_put_int(crypto_generichash_state *st, int64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+    cv_mac_put(st, b, sizeof b, true);
 }
 
 int cv_row_checksum(const cv_keyring *kr, uint32_t version, const char *id,
@@ -412,7 +420,7 @@ int cv_row_checksum(const cv_keyring *kr, uint32_t version, const char *id,
                     const char *body, size_t body_len,
                     uint8_t out[CV_CHECKSUM_BYTES])
 {
-    uint8_t key[CV_KEY_BYTES], tsb[8];
+    uint8_t key[CV_KEY_BYTES];
     if (version < 1 || version > 255) /* it must fit the version byte */
         return -1;
     if (cv_keyring_subkey(kr, version, "checksum", key) < 0)
@@ -420,13 +428,11 @@ int cv_row_checksum(const cv_keyring *kr, uint32_t version, const char *id,
     crypto_generichash_state st;
     crypto_generichash_init(&st, key, sizeof key, DIGEST_BYTES);
     sodium_memzero(key, sizeof key);
-    put_str(&st, id);
-    put_str(&st, user_id);
-    put_str(&st, kind);
-    for (int i = 0; i < 8; i++)
-        tsb[i] = (uint8_t)((uint64_t)ts >> (8 * i));
-    put_field(&st, tsb, sizeof tsb, true);
-    put_field(&st, body, body_len, body != NULL);
+    cv_mac_put_str(&st, id);
+    cv_mac_put_str(&st, user_id);
+    cv_mac_put_str(&st, kind);
+    cv_mac_put_int(&st, ts);
+    cv_mac_put(&st, body, body_len, body != NULL);
     out[0] = (uint8_t)version;
     crypto_generichash_final(&st, out + 1, DIGEST_BYTES);
     sodium_memzero(&st, sizeof st);

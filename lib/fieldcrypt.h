@@ -18,6 +18,7 @@
 
 #include "keyring.h"
 
+#include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,14 @@ int cv_pseudonym(const cv_keyring *kr, uint32_t version, const char *purpose,
                  const void *data, size_t len, char out[CV_PSEUDONYM_MAX]);
 /* Is s exactly "hash:v<KEYID>:" and a 22-character digest? */
 bool cv_is_pseudonym(const char *s);
+
+/* Keyed digests over several fields: each is fed as a presence byte and a
+ * 64-bit little-endian length before its bytes, so no two different field
+ * lists feed the same stream (row checksums here, the audit chain). */
+void cv_mac_put(crypto_generichash_state *st, const void *p, size_t n,
+                bool present);
+void cv_mac_put_str(crypto_generichash_state *st, const char *s); /* NULL: absent */
+void cv_mac_put_int(crypto_generichash_state *st, int64_t v);
 
 /* Row checksum: version byte + keyed BLAKE2b-128 (subkey "checksum") over
  * the row's id, user_id, kind, ts and body, so a row moved to another

@@ -17,19 +17,19 @@
 
 #define MAX_BATCH 100000
 
+/* A request refused: bad arguments, a reserved field (EX_DATAERR). */
 static json_t *fail(const char *fmt, const char *arg)
 {
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
-    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+    return cv_reply_error(EX_DATAERR, fmt, arg);
 }
 
+/* The database failed: roll back, say why (EX_IOERR). */
 static json_t *db_fail(cv_maint *m, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
     cv_db_rollback(m->db);
-    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+    return cv_reply_error(EX_IOERR, "%s", msg);
 }
 
 static int64_t int_arg(json_t *req, const char *key, int64_t dflt)
@@ -278,7 +278,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
         cv_db_rollback(m->db);
-        return fail("no event with id '%s'", id);
+        return cv_reply_error(EX_NOINPUT, "no event with id '%s'", id);
     }
     int64_t seq = sqlite3_column_int64(st, 0), ts = sqlite3_column_int64(st, 2);
     char *kind = cv_strdup((const char *)sqlite3_column_text(st, 1));

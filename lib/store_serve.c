@@ -17,6 +17,7 @@
  * causes a resend. */
 #include "store_serve.h"
 
+#include "control.h"
 #include "maint.h"
 
 #include "event.h"
@@ -307,13 +308,6 @@ static void take_message(server *s, zmsg_t *m)
 
 /* --- control ---------------------------------------------------------- */
 
-static json_t *error_reply(const char *fmt, const char *arg)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
-    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-}
-
 static cv_db *reader(server *s)
 {
     if (!s->reader) {
@@ -357,20 +351,20 @@ static json_t *do_query(server *s, json_t *req)
     json_t *kind = json_object_get(req, "kind");
     json_t *limit = json_object_get(req, "limit");
     if (!json_is_string(user) || json_string_length(user) == 0)
-        return error_reply("query needs \"user\", a non-empty string%s", "");
+        return cv_reply_error(0, "query needs \"user\", a non-empty string%s", "");
     q.user = json_string_value(user);
     if (kind && !json_is_null(kind)) {
         if (!json_is_string(kind))
-            return error_reply("\"kind\" must be a string%s", "");
+            return cv_reply_error(0, "\"kind\" must be a string%s", "");
         q.kind = json_string_value(kind);
     }
     if (!time_arg(json_object_get(req, "since"), &q.since))
-        return error_reply("\"since\" must be an RFC 3339 time or ms%s", "");
+        return cv_reply_error(0, "\"since\" must be an RFC 3339 time or ms%s", "");
     if (!time_arg(json_object_get(req, "until"), &q.until))
-        return error_reply("\"until\" must be an RFC 3339 time or ms%s", "");
+        return cv_reply_error(0, "\"until\" must be an RFC 3339 time or ms%s", "");
     if (limit && !json_is_null(limit)) {
         if (!json_is_integer(limit) || json_integer_value(limit) < 0)
-            return error_reply("\"limit\" must be a number from 0 to %s", "1000");
+            return cv_reply_error(0, "\"limit\" must be a number from 0 to %s", "1000");
         q.limit = json_integer_value(limit);
     }
     if (q.limit > QUERY_MAX)
@@ -378,13 +372,13 @@ static json_t *do_query(server *s, json_t *req)
     q.oldest_first = json_is_true(json_object_get(req, "oldest_first"));
     cv_db *db = reader(s);
     if (!db)
-        return error_reply("cannot open the database for reading%s", "");
+        return cv_reply_error(0, "cannot open the database for reading%s", "");
     json_t *events = json_array();
     int rc = cv_inspect_query_each(db, s->svc->pol, s->svc->kr, &q, collect,
                                    events);
     if (rc) {
         json_decref(events);
-        return error_reply("query failed (status %s); see store's log",
+        return cv_reply_error(0, "query failed (status %s); see store's log",
                            rc == EX_CONFIG ? "78: the policy cannot look up users"
                                            : "74");
     }
@@ -394,7 +388,7 @@ static json_t *do_query(server *s, json_t *req)
 static json_t *do_ping(server *s)
 {
     const cv_store_stats *st = cv_store_stats_get(s->svc->store);
-    return json_pack(
+    json_t *r = json_pack(
         "{s:b, s:I, s:s, s:s, s:I, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
         "ok", 1, "pid", (json_int_t)getpid(), "program", "ctxvault-store",
         "version", CV_VERSION, "uptime_ms",
@@ -409,22 +403,28 @@ static json_t *do_ping(server *s)
         "commit_failures", (json_int_t)s->commit_failures,
         "malformed", (json_int_t)s->malformed,
         "requests", (json_int_t)s->requests);
+    json_t *c = json_object_get(r, "counters");
+    json_object_set_new(c, "rows_deleted", json_integer((json_int_t)s->maint.deleted));
+    json_object_set_new(c, "users_erased", json_integer((json_int_t)s->maint.erased_users));
+    json_object_set_new(c, "rectified", json_integer((json_int_t)s->maint.rectified));
+    json_object_set_new(c, "audit_entries", json_integer((json_int_t)s->maint.audit_entries));
+    return r;
 }
 
 static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
 {
     if (!frame_is(ver, CV_WIRE_VERSION) || !body || extra)
-        return error_reply("not a %s request: expected [\"CTXV1\"][JSON]",
+        return cv_reply_error(0, "not a %s request: expected [\"CTXV1\"][JSON]",
                            CV_WIRE_VERSION);
     json_error_t je;
     json_t *req = json_loadb((const char *)zframe_data(body), zframe_size(body),
                              JSON_REJECT_DUPLICATES, &je);
     if (!req)
-        return error_reply("request is not valid JSON: %s", je.text);
+        return cv_reply_error(0, "request is not valid JSON: %s", je.text);
     json_t *reply;
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!json_is_object(req) || !op) {
-        reply = error_reply("request has no \"op\"%s", "");
+        reply = cv_reply_error(0, "request has no \"op\"%s", "");
     } else if (strcmp(op, "ping") == 0) {
         reply = do_ping(s);
     } else if (strcmp(op, "stats") == 0) {
@@ -433,14 +433,14 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
         if (reply)
             json_object_set_new(reply, "ok", json_true());
         else
-            reply = error_reply("cannot read the database%s", "");
+            reply = cv_reply_error(0, "cannot read the database%s", "");
     } else if (strcmp(op, "query") == 0) {
         reply = do_query(s, req);
     } else if (commit_batch(s) < 0) {
         /* a change runs in its own transaction, after the open batch */
-        reply = error_reply("cannot commit the open batch first%s", "");
+        reply = cv_reply_error(0, "cannot commit the open batch first%s", "");
     } else if (!(reply = cv_maint_do(&s->maint, req))) {
-        reply = error_reply("unknown op '%s' (ping, stats, query, sweep, "
+        reply = cv_reply_error(0, "unknown op '%s' (ping, stats, query, sweep, "
                             "sweep_done, erase, rectify, audit)", op);
     } else {
         /* a long sweep must not grow the WAL without bound; checkpoint it

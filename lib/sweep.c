@@ -7,7 +7,6 @@
 #include "util.h"
 
 #include <string.h>
-#include <time.h>
 
 static void add_counts(json_t *into, json_t *from)
 {
@@ -17,15 +16,6 @@ static void add_counts(json_t *into, json_t *from)
         json_int_t have = json_integer_value(json_object_get(into, k));
         json_object_set_new(into, k, json_integer(have + json_integer_value(v)));
     }
-}
-
-/* Sleep ms, or less when a stop is requested. */
-static void pause_ms(int64_t ms)
-{
-    if (ms <= 0 || cv_stop_requested)
-        return;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* a signal cuts it short */
 }
 
 static int dry_run(const cv_config *cfg, int64_t now, json_t **result)
@@ -123,7 +113,7 @@ int cv_sweep_run(const cv_config *cfg, const cv_sweep_opts *o, json_t **result)
         json_decref(r);
         cv_progress_update(&progress, (uint64_t)deleted, NULL);
         if (more)
-            pause_ms(o->pause_ms);
+            cv_nap_ms(o->pause_ms);
     }
     cv_progress_done(&progress);
     int64_t ms = cv_mono_ms() - t0;

@@ -394,3 +394,14 @@ void cv_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
+
+void cv_nap_ms(int64_t ms)
+{
+    int64_t until = cv_mono_ms() + ms;
+    for (int64_t left = ms; left > 0 && !cv_stop_requested;
+         left = until - cv_mono_ms()) {
+        int64_t slice = left < 250 ? left : 250;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = slice * 1000000L};
+        nanosleep(&ts, NULL); /* a signal cuts it short */
+    }
+}

@@ -83,5 +83,8 @@ void cv_grow_pipe(int fd);
  * ignored so writes fail with EPIPE instead of killing the process. */
 extern volatile int cv_stop_requested;
 void cv_install_signals(void);
+/* Sleep ms, waking early once a stop is requested (in slices of at most
+ * 250 ms, so a signal landing just before a slice is seen soon). */
+void cv_nap_ms(int64_t ms);
 
 #endif

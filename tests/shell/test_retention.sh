@@ -199,6 +199,11 @@ test_sweep_goes_through_the_running_store_and_compacts() {
     assertEquals "rows left" "$(sql "SELECT count(*) FROM events WHERE expires_at IS NULL OR expires_at > $(( $(date -d 2027-06-01 +%s) * 1000 ))")" "$(rows)"
     assertEquals "WAL truncated after the sweep" 1 "$(json_get '$.wal_truncated' < "$TEST_TMP/sweep.out")"
     assertEquals "WAL size" 0 "$(stat -c %s "$DB-wal")"
+    # store counts what it deleted for the sweep, and the sweep's audit entry
+    "$CV_BUILD/cvproduce" --ping --timeout 10 > "$TEST_TMP/ping.json" 2> /dev/null
+    assertEquals "store's rows_deleted counter" "$(json_get '$.deleted' < "$TEST_TMP/sweep.out")" \
+        "$(json_get '$.counters.rows_deleted' < "$TEST_TMP/ping.json")"
+    assertEquals "store's audit_entries counter" 1 "$(json_get '$.counters.audit_entries' < "$TEST_TMP/ping.json")"
     # the second writer would be refused: the sweep really asked store
     kill -TERM "$pid"
     wait "$pid"

@@ -24,6 +24,8 @@ case $CV_BIN in
 esac
 KILLS=5                 # SIGKILLs per stage that land mid-stream, at least
 STORE_KILLS=10          # for store, whose commit-then-ack window matters most
+MAX_STREAMS=8           # streams of N_EVENTS at most to land them in (a fast
+                        # machine or build ends a stream between two kills)
 STREAM_TIMEOUT=240      # seconds a stream may take, kills and resends included
 
 # ---- supervisord -----------------------------------------------------------
@@ -228,7 +230,7 @@ assert_stored_once() {
 # a restart's recovery (a kill within supervisord's startsecs also makes it
 # back off, as a crash loop would). If the stream ends first (a fast
 # machine, a stage that restarts in a blink), another stream of N_EVENTS
-# new events follows, up to 4 more, its first kill once an eighth of it
+# new events follows, up to MAX_STREAMS in all, its first kill once an eighth of it
 # is committed. store is killed STORE_KILLS times: a
 # mutant that acknowledges before COMMIT was caught in 1 run of 3 with 5
 # kills.
@@ -261,12 +263,12 @@ kill_during_stream() {
             client_wait
             assert_client_ok "$total"
             round=$((round + 1))
-            if [ "$round" -gt 5 ]; then
-                fail "only $mid of the SIGKILLs of $1 landed mid-stream in 5 streams (rows:$points)"
+            if [ "$round" -gt "$MAX_STREAMS" ]; then
+                fail "only $mid of the SIGKILLs of $1 landed mid-stream in $MAX_STREAMS streams (rows:$points)"
                 break
             fi
             gen "$TEST_TMP/in.$round.ndjson" -n "$N_EVENTS" -s $((60 + round)) -u 500 \
-                --start "2026-11-0${round}T00:00:00Z"
+                --start "$(printf '2026-11-%02dT00:00:00Z' "$round")"
             total=$((total + N_EVENTS))
             client_start "$TEST_TMP/in.$round.ndjson"
             fresh=yes

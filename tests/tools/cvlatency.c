@@ -17,6 +17,8 @@
 #include "util.h"
 #include "wire.h"
 
+#include "acks.h"
+
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
@@ -47,35 +49,16 @@ static int cmp64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Take the acks that are there, waiting at most wait_ms for the first. */
-static size_t take_acks(zsock_t *sub, zhash_t *ids, int wait_ms)
+/* An ack for a probe event: its latency, the first time. */
+static bool on_ack(void *arg, const char *id, bool nak, const char *reason)
 {
-    size_t got = 0;
-    zmq_pollitem_t it = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
-    while (zmq_poll(&it, 1, got ? 0 : wait_ms) > 0) {
-        zmsg_t *m = zmsg_recv(sub);
-        if (!m)
-            break;
-        int64_t now = mono_us();
-        free(zmsg_popstr(m)); /* topic */
-        char *ver = zmsg_popstr(m), *kind = zmsg_popstr(m), *t;
-        if (ver && kind && strcmp(ver, CV_WIRE_VERSION) == 0)
-            while ((t = zmsg_popstr(m))) {
-                char *tab = strchr(t, '\t');
-                if (tab)
-                    *tab = '\0';
-                item *x = zhash_lookup(ids, t);
-                if (x && x->sent_us && x->lat_us < 0) {
-                    x->lat_us = now - x->sent_us;
-                    got++;
-                }
-                free(t);
-            }
-        free(ver);
-        free(kind);
-        zmsg_destroy(&m);
-    }
-    return got;
+    (void)nak;
+    (void)reason;
+    item *x = zhash_lookup(arg, id);
+    if (!x || !x->sent_us || x->lat_us >= 0)
+        return false;
+    x->lat_us = mono_us() - x->sent_us;
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -148,7 +131,7 @@ int main(int argc, char **argv)
     for (size_t i = 0, k = 0; i < n; k++) {
         int64_t due = start + (int64_t)k * step;
         for (int64_t now = mono_us(); now < due; now = mono_us())
-            acked += take_acks(sub, ids, (int)((due - now + 999) / 1000));
+            acked += read_acks(sub, (int)((due - now + 999) / 1000), on_ack, ids);
         zmsg_t *m = zmsg_new();
         zmsg_addstr(m, CV_WIRE_VERSION);
         zmsg_addstr(m, CV_WIRE_EVENTS);
@@ -162,7 +145,7 @@ int main(int argc, char **argv)
     }
     int64_t until = mono_us() + 10000000;
     while (acked < n && mono_us() < until)
-        acked += take_acks(sub, ids, 100);
+        acked += read_acks(sub, 100, on_ack, ids);
 
     int64_t *lat = cv_malloc((n ? n : 1) * sizeof *lat);
     size_t m = 0;

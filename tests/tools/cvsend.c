@@ -18,6 +18,8 @@
 #include "util.h"
 #include "wire.h"
 
+#include "acks.h"
+
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
@@ -76,41 +78,26 @@ static void send_batch(zsock_t *push, const char *source, item **b, size_t n)
     zmsg_send(&m, push);
 }
 
-/* Read what acks are there (waiting up to wait_ms for the first). */
-static size_t take_acks(zsock_t *sub, zhash_t *ids, int wait_ms,
-                        size_t *acked, size_t *naked)
+typedef struct {
+    zhash_t *ids;
+    size_t acked, naked;
+} answers;
+
+/* An answer for an id: the first one counts. */
+static bool on_ack(void *arg, const char *id, bool nak, const char *reason)
 {
-    size_t got = 0;
-    zmq_pollitem_t it = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
-    while (zmq_poll(&it, 1, got ? 0 : wait_ms) > 0) {
-        zmsg_t *m = zmsg_recv(sub);
-        if (!m)
-            break;
-        free(zmsg_popstr(m)); /* topic */
-        char *ver = zmsg_popstr(m), *kind = zmsg_popstr(m);
-        bool nak = kind && strcmp(kind, CV_WIRE_NAK) == 0;
-        if (ver && strcmp(ver, CV_WIRE_VERSION) == 0 && kind) {
-            char *t;
-            while ((t = zmsg_popstr(m))) {
-                char *tab = nak ? strchr(t, '\t') : NULL;
-                if (tab)
-                    *tab = '\0';
-                item *x = zhash_lookup(ids, t);
-                if (x && x->state == 0) {
-                    x->state = nak ? 2 : 1;
-                    (*(nak ? naked : acked))++;
-                    got++;
-                    if (nak)
-                        fprintf(stderr, "nak %s %s\n", t, tab ? tab + 1 : "");
-                }
-                free(t);
-            }
-        }
-        free(ver);
-        free(kind);
-        zmsg_destroy(&m);
+    answers *a = arg;
+    item *x = zhash_lookup(a->ids, id);
+    if (!x || x->state != 0)
+        return false;
+    x->state = nak ? 2 : 1;
+    if (nak) {
+        a->naked++;
+        fprintf(stderr, "nak %s %s\n", id, reason);
+    } else {
+        a->acked++;
     }
-    return got;
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -219,11 +206,12 @@ int main(int argc, char **argv)
     }
 
     int64_t t0 = cv_mono_ms(), deadline = t0 + (int64_t)timeout_s * 1000;
-    size_t acked = 0, naked = 0, sent = 0;
+    answers ans = {.ids = ids};
+    size_t sent = 0;
     item **b = cv_malloc((size_t)batch * sizeof *b);
     int64_t last_progress = t0;
     bool first = true;
-    while ((acked + naked < distinct) && cv_mono_ms() < deadline) {
+    while ((ans.acked + ans.naked < distinct) && cv_mono_ms() < deadline) {
         if (first || cv_mono_ms() - last_progress >= resend_ms) {
             /* everything not yet answered (all of it the first time) */
             size_t k = 0;
@@ -235,7 +223,7 @@ int main(int argc, char **argv)
                 if (k == (size_t)batch) {
                     send_batch(push, source, b, k);
                     k = 0;
-                    take_acks(sub, ids, 0, &acked, &naked);
+                    read_acks(sub, 0, on_ack, &ans);
                 }
             }
             if (k)
@@ -243,7 +231,7 @@ int main(int argc, char **argv)
             first = false;
             last_progress = cv_mono_ms();
         }
-        if (take_acks(sub, ids, 100, &acked, &naked))
+        if (read_acks(sub, 100, on_ack, &ans))
             last_progress = cv_mono_ms();
     }
     /* the same id may appear more than once in FILE: count lines */
