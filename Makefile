@@ -43,7 +43,8 @@ DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
 # replaces the system's log daemon (rsyslog) on an ordinary host.
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3
 
-PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep
+PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
+           ctxvault-scrub
 BINS     = $(addprefix $(BINDIR)/,$(PROGRAMS))
 LIB_SRCS = $(wildcard lib/*.c)
 GEN_SRCS = $(BUILD)/gen/defaults.c

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "fieldcrypt.h"
 #include "maint.h"
+#include "schedule.h"
 #include "sweep.h"
 #include "util.h"
 
@@ -43,27 +44,21 @@ static void usage(FILE *f)
         "store answers, 78 configuration problem.\n");
 }
 
-static bool duration_opt(const char *name, const char *v, int64_t *out)
-{
-    *out = cv_parse_duration(v);
-    if (*out >= 0)
-        return true;
-    cv_err("%s '%s' is not a duration (e.g. 500ms, 30s, 1h)", name, v);
-    return false;
-}
+typedef struct {
+    const cv_config *cfg;
+    cv_sweep_opts o;
+    bool quiet;
+} sweeper;
 
-static int run_once(const cv_config *cfg, const cv_sweep_opts *o, bool quiet)
+static int run_once(void *arg)
 {
+    sweeper *w = arg;
     json_t *res;
-    int status = cv_sweep_run(cfg, o, &res);
+    int status = cv_sweep_run(w->cfg, &w->o, &res);
     if (res) {
-        char *text = json_dumps(res, CV_JSON_DUMP);
-        if (!text || printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-            cv_err("cannot write to stdout");
-            status = status ? status : EX_IOERR;
-        }
-        free(text);
-        if (!quiet && !o->dry_run)
+        int rc = cv_print_result(res);
+        status = status ? status : rc;
+        if (!w->quiet && !w->o.dry_run)
             cv_info("swept %lld rows and %lld audit entries in %lld ms; %lld "
                     "expired rows left", (long long)json_integer_value(json_object_get(res, "deleted")),
                     (long long)json_integer_value(json_object_get(res, "audit_expired")),
@@ -90,8 +85,8 @@ int main(int argc, char **argv)
     };
     const char *home = NULL, *conf = NULL;
     const char *interval_s = NULL, *batch_s = NULL, *pause_s = NULL;
-    bool once = false, quiet = false;
-    cv_sweep_opts o = {0};
+    bool once = false;
+    sweeper w = {0};
     int c;
 
     umask(077);
@@ -102,11 +97,11 @@ int main(int argc, char **argv)
         case 'H': home = optarg; break;
         case 'c': conf = optarg; break;
         case '1': once = true; break;
-        case 'n': o.dry_run = true; break;
+        case 'n': w.o.dry_run = true; break;
         case 'i': interval_s = optarg; break;
         case 'b': batch_s = optarg; break;
         case 'p': pause_s = optarg; break;
-        case 'q': quiet = true; break;
+        case 'q': w.quiet = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ctxvault-ttl-sweep %s\n", CV_VERSION); return 0;
         default: usage(stderr); return EX_USAGE;
@@ -123,27 +118,14 @@ int main(int argc, char **argv)
         status = EX_CONFIG;
         goto out;
     }
-    int64_t interval = cfg.sweep_interval_ms, v;
-    o.batch = cfg.sweep_batch;
-    o.pause_ms = cfg.sweep_pause_ms;
-    if ((interval_s && !duration_opt("--interval", interval_s, &interval)) ||
-        (pause_s && !duration_opt("--pause", pause_s, &o.pause_ms))) {
+    cv_schedule sched = cfg.sweep;
+    if (!cv_schedule_args(&sched, interval_s, batch_s, pause_s)) {
         status = EX_USAGE;
         goto out;
     }
-    if (batch_s) {
-        if (!cv_parse_int(batch_s, 1, 100000, &v)) {
-            cv_err("--batch '%s' is not a number from 1 to 100000", batch_s);
-            status = EX_USAGE;
-            goto out;
-        }
-        o.batch = (int)v;
-    }
-    if (interval < 1000) {
-        cv_err("--interval must be at least 1s");
-        status = EX_USAGE;
-        goto out;
-    }
+    w.o.batch = sched.batch;
+    w.o.pause_ms = sched.pause_ms;
+    w.cfg = &cfg;
     if (cv_fieldcrypt_init() < 0) {
         cv_err("cannot initialise libsodium");
         status = EX_SOFTWARE;
@@ -153,34 +135,20 @@ int main(int argc, char **argv)
     char *who = cv_fmt("ctxvault-ttl-sweep, %s", actor);
     free(actor);
     actor = who;
-    o.actor = actor;
+    w.o.actor = actor;
 
-    if (once || o.dry_run) {
-        status = run_once(&cfg, &o, quiet);
+    if (once || w.o.dry_run) {
+        status = run_once(&w);
         goto out;
     }
     /* a service never takes the writer lock: a store restarting under
      * supervisord must find it free */
-    o.via_store_only = true;
-    if (!quiet)
+    w.o.via_store_only = true;
+    if (!w.quiet)
         cv_info("sweeping every %lld s, %d rows per transaction",
-                (long long)(interval / 1000), o.batch);
-    /* on the schedule's ticks, not at start: a restart loop of the
-     * service must not turn into a sweep loop */
-    int rc = 0;
-    while (!cv_stop_requested) {
-        cv_nap_ms(rc == EX_TEMPFAIL && interval > 5000 ? 5000 : interval);
-        if (cv_stop_requested)
-            break;
-        rc = run_once(&cfg, &o, quiet);
-        if (rc && rc != EX_TEMPFAIL && rc != EX_SOFTWARE && rc != EX_IOERR) {
-            status = rc; /* configuration: retrying will not help */
-            break;
-        }
-        /* no store (restarting): again soon; a failing one: at the next
-         * tick */
-    }
-    if (!quiet && !status)
+                (long long)(sched.interval_ms / 1000), w.o.batch);
+    status = cv_schedule_serve(&sched, run_once, &w);
+    if (!w.quiet && !status)
         cv_info("stopped");
 out:
     free(actor);

@@ -12,6 +12,7 @@
 #include "keyring.h"
 #include "maint.h"
 #include "policy.h"
+#include "scrub.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -39,8 +40,10 @@ static void usage(FILE *f)
         "                            kind column (kind,id,ts,created_at,\n"
         "                            expires_at,event); -o writes FILE (0600)\n"
         "  stats                     counts and sizes as JSON\n"
-        "  verify                    integrity_check, every row's checksum and\n"
-        "                            the audit trail's chain\n"
+        "  verify [--scrub]          integrity_check, every row's checksum and\n"
+        "                            the audit trail's chain; --scrub: no row\n"
+        "                            past its scrub age is left unscrubbed, and\n"
+        "                            the scrub rules change no scrubbed row\n"
         "  config check              validate the configuration and policy\n"
         "  delete --user U           erase every row of the user (through store)\n"
         "  rectify ID --set PATH=VALUE [--set ...]\n"
@@ -257,6 +260,25 @@ static int cmd_rectify(ctx *c, int argc, char **argv)
     json_decref(reply);
 out:
     json_decref(set);
+    return rc;
+}
+
+/* verify [--scrub] */
+static int cmd_verify(ctx *c, int argc, char **argv)
+{
+    bool scrub = argc == 2 && strcmp(argv[1], "--scrub") == 0;
+    if (argc != 1 && !scrub) {
+        cv_err("usage: ctxvault verify [--scrub]");
+        return EX_USAGE;
+    }
+    int rc = open_reader(c, scrub);
+    if (rc)
+        return rc;
+    rc = cv_inspect_verify(c->db, c->kr, stdout);
+    if (scrub) {
+        int src = cv_scrub_verify(c->db, c->pol, c->kr, cv_now_ms(), stdout);
+        rc = rc ? rc : src;
+    }
     return rc;
 }
 
@@ -501,9 +523,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "stats") == 0) {
         rc = argc != 1 ? EX_USAGE : cmd_stats(&c);
     } else if (strcmp(cmd, "verify") == 0) {
-        rc = argc != 1 ? EX_USAGE : open_reader(&c, false);
-        if (!rc)
-            rc = cv_inspect_verify(c.db, c.kr, stdout);
+        rc = cmd_verify(&c, argc, argv);
     } else if (strcmp(cmd, "deadletter") == 0) {
         rc = cmd_deadletter(&c, argc, argv);
     } else if (strcmp(cmd, "delete") == 0) {

@@ -122,23 +122,24 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
-    if (!strcmp(sec, "sweep")) {
+    if (!strcmp(sec, "sweep") || !strcmp(sec, "scrub")) {
+        cv_schedule *sc = sec[1] == 'w' ? &c->sweep : &c->scrub;
         if (!strcmp(key, "interval")) {
             n = cv_parse_duration(v);
             if (n < 1000 || n > 7 * 86400000LL)
                 return BAD("interval '%s' is not a duration from 1s to 7d", v);
-            c->sweep_interval_ms = n;
+            sc->interval_ms = n;
         } else if (!strcmp(key, "batch")) {
             if (!cv_parse_int(v, 1, 100000, &n))
                 return BAD("batch '%s' is not a number from 1 to 100000", v);
-            c->sweep_batch = (int)n;
+            sc->batch = (int)n;
         } else if (!strcmp(key, "pause")) {
             n = cv_parse_duration(v);
             if (n < 0 || n > 60000)
                 return BAD("pause '%s' is not a duration up to 60s", v);
-            c->sweep_pause_ms = n;
+            sc->pause_ms = n;
         } else {
-            return BAD("unknown setting '%s' in [sweep]", key);
+            return BAD("unknown setting '%s' in [%s]", key, sec);
         }
         return 0;
     }

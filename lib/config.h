@@ -7,6 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* How a maintenance service runs: [sweep], [scrub]. */
+typedef struct {
+    int64_t interval_ms;  /* between runs of the service */
+    int batch;            /* rows per transaction */
+    int64_t pause_ms;     /* between batches, so writers get their turn */
+} cv_schedule;
+
 typedef struct {
     char *home;           /* the instance directory */
     char *config_file;    /* the file read, or NULL for built-in defaults */
@@ -32,10 +39,8 @@ typedef struct {
     int64_t cache_size;   /* bytes */
     bool check_integrity; /* full integrity_check on start, not quick_check */
     bool check_checksums; /* verify every row's checksum on start */
-    /* sweep */
-    int64_t sweep_interval_ms; /* between runs of the service */
-    int sweep_batch;      /* rows deleted per transaction */
-    int64_t sweep_pause_ms;/* between batches, so writers get their turn */
+    cv_schedule sweep;    /* ctxvault-ttl-sweep */
+    cv_schedule scrub;    /* ctxvault-scrub */
     /* pipeline: ZeroMQ endpoints, absolute after loading (an ipc:// path
      * is taken from the instance directory) */
     char *source;         /* this ingest's name: the topic of its acks */

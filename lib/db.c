@@ -414,7 +414,7 @@ int cv_db_insert(cv_db *db, const cv_row *r)
 {
     sqlite3_stmt *st = cv_db_stmt(db,
         "INSERT INTO events(id, uid, kind, type, ts, created_at, expires_at,"
-        " scrub_after, body, checksum) VALUES(?,?,?,?,?,?,?,?,?,?)"
+        " scrub_after, body, checksum, scrubbed_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(id) DO NOTHING");
     if (!st)
         return -1;
@@ -431,6 +431,8 @@ int cv_db_insert(cv_db *db, const cv_row *r)
         sqlite3_bind_int64(st, 8, r->scrub_after);
     sqlite3_bind_text(st, 9, r->body, (int)r->body_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 10, r->checksum, (int)r->checksum_len, SQLITE_STATIC);
+    if (r->scrubbed_at >= 0)
+        sqlite3_bind_int64(st, 11, r->scrubbed_at);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)

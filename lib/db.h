@@ -72,6 +72,7 @@ typedef struct {
     int64_t created_at;
     int64_t expires_at;     /* < 0: never */
     int64_t scrub_after;    /* < 0: never */
+    int64_t scrubbed_at;    /* < 0: not scrubbed */
     const char *body;
     size_t body_len;
     const uint8_t *checksum;

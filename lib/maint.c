@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <pwd.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,14 @@ static bool compact(cv_maint *m)
 
 /* ---- sweep ------------------------------------------------------------- */
 
+static void incr_kind(json_t *by_kind, const char *kind)
+{
+    json_t *c = json_object_get(by_kind, kind ? kind : "");
+    json_object_set_new(by_kind, kind ? kind : "",
+                        json_integer(json_integer_value(c) + 1));
+}
+
+
 static json_t *do_sweep(cv_maint *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
@@ -78,10 +87,7 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
     int64_t n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *kind = (const char *)sqlite3_column_text(st, 0);
-        json_t *c = json_object_get(by_kind, kind ? kind : "");
-        json_object_set_new(by_kind, kind ? kind : "",
-                            json_integer(json_integer_value(c) + 1));
+        incr_kind(by_kind, (const char *)sqlite3_column_text(st, 0));
         n++;
     }
     sqlite3_reset(st);
@@ -270,8 +276,8 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     if (cv_db_begin(m->db) != SQLITE_OK)
         return db_fail(m, "cannot begin the rectification");
     sqlite3_stmt *st = cv_db_stmt(m->db,
-        "SELECT e.seq, e.kind, e.ts, e.body, u.user_id FROM events e"
-        " JOIN users u ON u.uid = e.uid WHERE e.id = ?");
+        "SELECT e.seq, e.kind, e.ts, e.body, u.user_id, e.scrubbed_at IS NOT NULL"
+        " FROM events e JOIN users u ON u.uid = e.uid WHERE e.id = ?");
     if (!st)
         return db_fail(m, "cannot prepare the rectification");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -283,6 +289,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     int64_t seq = sqlite3_column_int64(st, 0), ts = sqlite3_column_int64(st, 2);
     char *kind = cv_strdup((const char *)sqlite3_column_text(st, 1));
     char *user = cv_strdup((const char *)sqlite3_column_text(st, 4));
+    bool scrubbed = sqlite3_column_int(st, 5);
     json_error_t je;
     json_t *ev = json_loads((const char *)sqlite3_column_text(st, 3), 0, &je);
     sqlite3_reset(st);
@@ -303,6 +310,12 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     /* the rules protect only what is still plain: the new values */
     if (cv_policy_apply(m->pol, m->kr, ev, err, sizeof err) < 0) {
         reply = fail("cannot apply the field policy: %s", err);
+        goto out;
+    }
+    /* a scrubbed row stays scrubbed: the new values are scrubbed too */
+    if (scrubbed && cv_policy_scrub(m->pol, m->kr, kind, ev, NULL, NULL, err,
+                                    sizeof err) < 0) {
+        reply = fail("cannot apply the scrub rules: %s", err);
         goto out;
     }
     body = json_dumps(ev, CV_JSON_DUMP);
@@ -358,6 +371,146 @@ out_rolledback:
     return reply;
 }
 
+/* ---- scrub -------------------------------------------------------------- */
+
+/* A row's checksum as ctxvault-scrub read it: hex, as long as any. */
+static bool sum_arg(json_t *item, uint8_t *sum, size_t *len)
+{
+    const char *hex = json_string_value(json_object_get(item, "sum"));
+    return hex && sodium_hex2bin(sum, CV_CHECKSUM_BYTES, hex, strlen(hex),
+                                 NULL, len, NULL) == 0;
+}
+
+/* Conditional updates: each row only if it is unscrubbed and its checksum
+ * is still the one scrub read; anything else (rectified, erased, scrubbed
+ * by another run) is a conflict, left alone for scrub to read again. */
+static json_t *do_scrub(cv_maint *m, json_t *req)
+{
+    json_t *rows = json_object_get(req, "rows");
+    int64_t now = int_arg(req, "now", cv_now_ms());
+    if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
+        return fail("scrub needs \"rows\", an array of at most %s rows",
+                    "100000");
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin a scrub batch");
+    json_t *by_kind = json_object(), *conflicts = json_array(), *item;
+    int64_t n = 0, fields = 0;
+    size_t i;
+    json_array_foreach(rows, i, item) {
+        uint8_t sum[CV_CHECKSUM_BYTES], now_sum[CV_CHECKSUM_BYTES];
+        size_t sumlen = 0;
+        json_t *seqv = json_object_get(item, "seq");
+        json_t *bodyv = json_object_get(item, "body");
+        if (!json_is_integer(seqv) || !sum_arg(item, sum, &sumlen) ||
+            (bodyv && !json_is_string(bodyv))) {
+            json_decref(by_kind);
+            json_decref(conflicts);
+            cv_db_rollback(m->db);
+            return fail("scrub row %s needs \"seq\", \"sum\" (hex) and "
+                        "\"body\" a string if present", "");
+        }
+        int64_t seq = json_integer_value(seqv);
+        sqlite3_stmt *st = cv_db_stmt(m->db,
+            "SELECT e.id, e.kind, e.ts, e.body, e.checksum, u.user_id"
+            " FROM events e JOIN users u ON u.uid = e.uid"
+            " WHERE e.seq = ? AND e.scrubbed_at IS NULL");
+        if (!st)
+            goto dberr;
+        sqlite3_bind_int64(st, 1, seq);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW ||
+            (size_t)sqlite3_column_bytes(st, 4) != sumlen ||
+            (sumlen && memcmp(sqlite3_column_blob(st, 4), sum, sumlen) != 0)) {
+            sqlite3_reset(st);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                goto dberr;
+            json_array_append_new(conflicts, json_integer((json_int_t)seq));
+            continue;
+        }
+        const char *kind = (const char *)sqlite3_column_text(st, 1);
+        const char *body = bodyv ? json_string_value(bodyv)
+                                 : (const char *)sqlite3_column_text(st, 3);
+        size_t blen = bodyv ? json_string_length(bodyv)
+                            : (size_t)sqlite3_column_bytes(st, 3);
+        int64_t ts = int_arg(item, "ts", sqlite3_column_int64(st, 2));
+        rc = cv_row_checksum(m->kr, cv_keyring_primary(m->kr),
+                             (const char *)sqlite3_column_text(st, 0),
+                             (const char *)sqlite3_column_text(st, 5), kind,
+                             ts, body, blen, now_sum);
+        incr_kind(by_kind, kind);
+        sqlite3_reset(st); /* body may point into it: not used after this */
+        if (rc < 0) {
+            json_decref(by_kind);
+            json_decref(conflicts);
+            cv_db_rollback(m->db);
+            return fail("cannot checksum: no primary key%s", "");
+        }
+        st = cv_db_stmt(m->db, bodyv
+            ? "UPDATE events SET scrubbed_at = ?1, checksum = ?2, ts = ?3,"
+              " body = ?4 WHERE seq = ?5"
+            : "UPDATE events SET scrubbed_at = ?1, checksum = ?2, ts = ?3"
+              " WHERE seq = ?5");
+        if (!st)
+            goto dberr;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_blob(st, 2, now_sum, sizeof now_sum, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, ts);
+        if (bodyv)
+            sqlite3_bind_text(st, 4, json_string_value(bodyv),
+                              (int)json_string_length(bodyv), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, seq);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            goto dberr;
+        n++;
+        fields += int_arg(item, "fields", 0);
+    }
+    char err[512];
+    json_t *detail = json_pack("{s:O, s:I, s:I}", "by_kind", by_kind,
+                               "fields", (json_int_t)fields, "conflicts",
+                               (json_int_t)json_array_size(conflicts));
+    cv_audit_entry e = {.actor = actor_of(req), .action = "scrub",
+                        .rows = n, .detail = detail};
+    int rc = n ? cv_audit_append(m->db, m->kr, m->pol, cv_now_ms(), &e, err,
+                                 sizeof err) : 0;
+    json_decref(detail);
+    json_decref(by_kind);
+    if (rc < 0) {
+        json_decref(conflicts);
+        cv_db_rollback(m->db);
+        return fail("%s", err);
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK) {
+        json_decref(conflicts);
+        return db_fail(m, "cannot commit a scrub batch");
+    }
+    m->scrubbed += (uint64_t)n;
+    m->audit_entries += n > 0;
+    return json_pack("{s:b, s:I, s:o}", "ok", 1, "scrubbed", (json_int_t)n,
+                     "conflicts", conflicts);
+dberr:
+    json_decref(by_kind);
+    json_decref(conflicts);
+    return db_fail(m, "scrub batch failed");
+}
+
+static json_t *do_scrub_done(cv_maint *m, json_t *req)
+{
+    int64_t now = int_arg(req, "now", cv_now_ms());
+    bool truncated = compact(m);
+    sqlite3_stmt *st = cv_db_stmt(m->db,
+        "SELECT count(*) FROM events WHERE scrubbed_at IS NULL"
+        " AND scrub_after IS NOT NULL AND scrub_after <= ?");
+    if (!st)
+        return db_fail(m, "cannot count the rows due");
+    sqlite3_bind_int64(st, 1, now);
+    int64_t due = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return json_pack("{s:b, s:I, s:b}", "ok", 1, "backlog", (json_int_t)due,
+                     "wal_truncated", truncated);
+}
+
 /* ---- audit ------------------------------------------------------------- */
 
 static json_t *do_audit(cv_maint *m, json_t *req)
@@ -390,6 +543,10 @@ json_t *cv_maint_do(cv_maint *m, json_t *req)
         return do_rectify(m, req);
     if (strcmp(op, "audit") == 0)
         return do_audit(m, req);
+    if (strcmp(op, "scrub") == 0)
+        return do_scrub(m, req);
+    if (strcmp(op, "scrub_done") == 0)
+        return do_scrub_done(m, req);
     return NULL;
 }
 

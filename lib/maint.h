@@ -1,5 +1,6 @@
 /* maint.h - changes other than new events: sweeping expired rows, erasing
- * a user, rectifying a field, appending to the audit trail.
+ * a user, rectifying a field, scrubbing aged rows, appending to the audit
+ * trail.
  *
  * Store is the only writer (DESIGN §3), so every change is a request (a
  * JSON object, doc/PROTOCOL.md) carried out by cv_maint_do on the
@@ -31,7 +32,7 @@ typedef struct {
     const cv_policy *pol;
     struct cv_store *store;  /* its user cache is forgotten on erasure */
     uint64_t deleted;        /* rows swept, erased, counters for metrics */
-    uint64_t erased_users, rectified, audit_entries;
+    uint64_t erased_users, rectified, audit_entries, scrubbed;
 } cv_maint;
 
 /* Carry out one request on the writer's connection (no batch open).
@@ -42,7 +43,11 @@ typedef struct {
  *               -> {"backlog":N,"wal_truncated":bool}
  *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
- *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A} */
+ *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A}
+ *   scrub       {"now":MS,"rows":[{"seq":N,"sum":HEX,"fields":N,
+ *                "body":S,"ts":MS}],"actor":A}  (body and ts: when changed)
+ *               -> {"scrubbed":N,"conflicts":[seq,...]}
+ *   scrub_done  {"now":MS} -> {"backlog":N,"wal_truncated":bool} */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
 
 /* A session for a command: local (the lock was free) or remote (store). */

@@ -54,32 +54,39 @@ typedef struct {
     int n;
 } bucket;
 
+/* The rules of one section: [fields], [scrub fields] or [scrub fields K]. */
 typedef struct {
-    char *name;
-    int64_t keep_ms, scrub_ms;
-    int keep_line, scrub_line; /* 0: not set */
-} kind_entry;
-
-struct cv_policy {
     rule *rules;
     int nrules;
     cv_op default_op;
     char *default_arg;
-    int default_line;
+    int default_line;  /* 0: not set */
+    bucket *buckets;   /* open addressing, nbuckets a power of two */
+    size_t nbuckets;
+    int *wild;         /* rules whose last segment is a wildcard */
+    int nwild;
+} ruleset;
+
+typedef struct {
+    char *name;
+    int64_t keep_ms, scrub_ms;
+    int keep_line, scrub_line; /* 0: not set */
+    ruleset *scrub;            /* [scrub fields KIND], or NULL */
+} kind_entry;
+
+struct cv_policy {
+    ruleset fields;    /* applied by encrypt to every event */
+    ruleset scrub;     /* applied by scrub to aged rows of every kind */
     kind_entry *kinds;
     int nkinds;
     int64_t other_keep, other_scrub, ephemeral_ms;
     int other_keep_line, other_scrub_line, ephemeral_line;
-    bucket *buckets; /* open addressing, nbuckets a power of two */
-    size_t nbuckets;
-    int *wild;       /* rules whose last segment is a wildcard */
-    int nwild;
 };
 
 static const char *const reserved[] = {"id", "kind", "type", "ts",
                                        "privacy_level", "retention_days"};
 
-static const char *op_name(cv_op op)
+const char *cv_op_name(cv_op op)
 {
     switch (op) {
     case CV_OP_KEEP: return "keep";
@@ -89,6 +96,7 @@ static const char *op_name(cv_op op)
     case CV_OP_ROUND: return "round";
     case CV_OP_DROP: return "drop";
     case CV_OP_MASK: return "mask";
+    case CV_OP_ANONYMISE: return "anonymise";
     }
     return "?";
 }
@@ -144,7 +152,9 @@ static int parse_op(const char *v, cv_op *op, char **arg, char *err,
     } ops[] = {{"keep", CV_OP_KEEP},       {"encrypt", CV_OP_ENCRYPT},
                {"hash", CV_OP_HASH},       {"generalise", CV_OP_GENERALISE},
                {"generalize", CV_OP_GENERALISE}, {"round", CV_OP_ROUND},
-               {"drop", CV_OP_DROP},       {"mask", CV_OP_MASK}};
+               {"drop", CV_OP_DROP},       {"mask", CV_OP_MASK},
+               {"anonymise", CV_OP_ANONYMISE},
+               {"anonymize", CV_OP_ANONYMISE}};
     size_t wl = strcspn(v, " \t");
     const char *rest = v + wl;
     rest += strspn(rest, " \t");
@@ -162,6 +172,12 @@ static int parse_op(const char *v, cv_op *op, char **arg, char *err,
                 return BAD("hash purpose '%s' must be 1 to %d characters "
                            "of a-z, 0-9, '_' and '-'", rest, PURPOSE_MAX);
             *arg = cv_strdup(rest);
+        } else if (*op == CV_OP_GENERALISE && *rest) {
+            if (strcmp(rest, "city") != 0 && strcmp(rest, "country") != 0)
+                return BAD("generalise level '%s' is not 'city' or "
+                           "'country' (or nothing: city, region, country "
+                           "and coordinates to 1 decimal place)", rest);
+            *arg = cv_strdup(rest);
         } else if (*rest) {
             return BAD("operator '%s' takes no argument (got '%s')",
                        ops[i].name, rest);
@@ -169,7 +185,8 @@ static int parse_op(const char *v, cv_op *op, char **arg, char *err,
         return 0;
     }
     return BAD("unknown operator '%.*s' (expected encrypt, hash PURPOSE, "
-               "generalise, round, drop, mask or keep)", (int)wl, v);
+               "generalise [city|country], round, drop, mask, anonymise or "
+               "keep)", (int)wl, v);
 }
 
 static int compile_pattern(const char *pat, rule *r, char *err, size_t errlen)
@@ -209,14 +226,34 @@ static void free_rule(rule *r)
     free(r->arg);
 }
 
-static int add_rule(cv_policy *p, const char *pat, const char *v, int line,
-                    char *err, size_t errlen)
+static bool is_lit(const rule *r, const char *name)
+{
+    return r->nseg == 1 && r->segs[0].kind == SEG_LIT &&
+           r->segs[0].text.len == strlen(name) &&
+           memcmp(r->segs[0].text.s, name, r->segs[0].text.len) == 0;
+}
+
+/* A rule for the ruleset p; scrub rules may also round the top-level ts
+ * (store moves the row's ts with it) but never touch user_id. */
+static int add_rule(ruleset *p, bool scrub, const char *pat, const char *v,
+                    int line, char *err, size_t errlen)
 {
     rule r = {.line = line};
     if (compile_pattern(pat, &r, err, errlen) < 0 ||
         parse_op(v, &r.op, &r.arg, err, errlen) < 0)
         goto bad;
-    if (r.nseg == 1 && r.segs[0].kind == SEG_LIT &&
+    if (scrub && is_lit(&r, "ts")) {
+        if (r.op != CV_OP_ROUND && r.op != CV_OP_KEEP) {
+            snprintf(err, errlen, "'ts' may only be rounded (or kept) by a "
+                     "scrub rule: store orders and expires rows by it");
+            goto bad;
+        }
+    } else if (scrub && is_lit(&r, "user_id")) {
+        snprintf(err, errlen, "'user_id' cannot be scrubbed: it is store's "
+                 "index of the user (pseudonymise it in [fields] with "
+                 "'user_id = hash user')");
+        goto bad;
+    } else if (r.nseg == 1 && r.segs[0].kind == SEG_LIT &&
         is_reserved(r.segs[0].text.s, r.segs[0].text.len)) {
         snprintf(err, errlen, "'%s' is a top-level member that store reads; "
                  "it is never transformed, so a rule for it is an error", pat);
@@ -237,6 +274,9 @@ bad:
     free_rule(&r);
     return -1;
 }
+
+static int set_default(ruleset *rs, const char *v, int line, char *err,
+                       size_t errlen);
 
 static kind_entry *kind_get(cv_policy *p, const char *name)
 {
@@ -308,27 +348,52 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
         return BAD("unknown setting '%s' in [privacy] (expected ephemeral)",
                    key);
     }
+    ruleset *rs = NULL;
+    bool scrub = false;
     if (!strcmp(sec, "fields")) {
-        if (!strcmp(key, "default")) {
-            cv_op op;
-            char *a;
-            if (parse_op(v, &op, &a, err, errlen) < 0)
-                return -1;
-            if (set_once(&p->default_line, line, key, err, errlen) < 0) {
-                free(a);
-                return -1;
-            }
-            p->default_op = op;
-            free(p->default_arg);
-            p->default_arg = a;
-            return 0;
+        rs = &p->fields;
+    } else if (!strncmp(sec, "scrub fields", 12) &&
+               (sec[12] == '\0' || sec[12] == ' ')) {
+        scrub = true;
+        const char *kind = sec + 12 + strspn(sec + 12, " ");
+        if (!*kind) {
+            rs = &p->scrub;
+        } else {
+            if (!valid_name(kind, 64))
+                return BAD("kind '%s' in [scrub fields KIND] must be a-z, "
+                           "0-9, '_' or '-'", kind);
+            kind_entry *k = kind_get(p, kind);
+            if (!k->scrub)
+                k->scrub = cv_calloc(1, sizeof *k->scrub);
+            rs = k->scrub;
         }
-        return add_rule(p, key, v, line, err, errlen);
+    }
+    if (rs) {
+        if (!strcmp(key, "default"))
+            return set_default(rs, v, line, err, errlen);
+        return add_rule(rs, scrub, key, v, line, err, errlen);
     }
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
-    return BAD("unknown section [%s] (expected retention, scrub, privacy or "
-               "fields)", sec);
+    return BAD("unknown section [%s] (expected retention, scrub, privacy, "
+               "fields, scrub fields or scrub fields KIND)", sec);
+}
+
+static int set_default(ruleset *rs, const char *v, int line, char *err,
+                       size_t errlen)
+{
+    cv_op op;
+    char *a;
+    if (parse_op(v, &op, &a, err, errlen) < 0)
+        return -1;
+    if (set_once(&rs->default_line, line, "default", err, errlen) < 0) {
+        free(a);
+        return -1;
+    }
+    rs->default_op = op;
+    free(rs->default_arg);
+    rs->default_arg = a;
+    return 0;
 }
 
 typedef struct {
@@ -342,7 +407,7 @@ static void report(void *arg, const char *msg)
     cv_err("%s", msg);
 }
 
-static void index_rules(cv_policy *p)
+static void index_rules(ruleset *p)
 {
     size_t n = 16;
     while (n < (size_t)p->nrules * 2 + 1)
@@ -372,6 +437,18 @@ static void index_rules(cv_policy *p)
 
 /* Segment-wise glob: "**" is any run of segments, "*" exactly one. The
  * classic single-backtrack wildcard match, linear in practice. */
+static void free_ruleset(ruleset *p)
+{
+    for (int i = 0; i < p->nrules; i++)
+        free_rule(&p->rules[i]);
+    free(p->rules);
+    for (size_t i = 0; i < p->nbuckets; i++)
+        free(p->buckets[i].idx);
+    free(p->buckets);
+    free(p->wild);
+    free(p->default_arg);
+}
+
 static bool rule_matches(const rule *r, const pseg *path, int n)
 {
     int pi = 0, si = 0, star = -1, mark = 0;
@@ -397,10 +474,10 @@ static bool rule_matches(const rule *r, const pseg *path, int n)
 }
 
 /* The first rule matching path, or NULL (the default applies). */
-static const rule *lookup(const cv_policy *p, const pseg *path, int n)
+static const rule *lookup(const ruleset *p, const pseg *path, int n)
 {
     const bucket *b = NULL;
-    if (n == 0)
+    if (n == 0 || !p)
         return NULL;
     pseg last = path[n - 1];
     uint32_t h = fnv1a(last.s, last.len);
@@ -444,10 +521,10 @@ cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg)
 {
     pseg segs[MAX_SEGS];
     int n = split_path(path, segs, MAX_SEGS);
-    const rule *r = n > 0 ? lookup(p, segs, n) : NULL;
+    const rule *r = n > 0 ? lookup(&p->fields, segs, n) : NULL;
     if (arg)
-        *arg = r ? r->arg : p->default_arg;
-    return r ? r->op : p->default_op;
+        *arg = r ? r->arg : p->fields.default_arg;
+    return r ? r->op : p->fields.default_op;
 }
 
 /* user_id is store's index: it may be kept or pseudonymised, nothing else,
@@ -455,8 +532,8 @@ cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg)
 static void check_user_id(cv_policy *p, const char *source, report_ctx *rc)
 {
     pseg uid = {"user_id", 7};
-    const rule *r = lookup(p, &uid, 1);
-    cv_op op = r ? r->op : p->default_op;
+    const rule *r = lookup(&p->fields, &uid, 1);
+    cv_op op = r ? r->op : p->fields.default_op;
     if (op == CV_OP_KEEP || op == CV_OP_HASH)
         return;
     char msg[512];
@@ -464,12 +541,12 @@ static void check_user_id(cv_policy *p, const char *source, report_ctx *rc)
         snprintf(msg, sizeof msg,
                  "%s:%d: rule '%s = %s' matches user_id, which may only be "
                  "kept or hashed (add 'user_id = hash user' before it)",
-                 source, r->line, r->pattern, op_name(op));
+                 source, r->line, r->pattern, cv_op_name(op));
     else
         snprintf(msg, sizeof msg,
                  "%s:%d: default '%s' would apply to user_id, which may only "
                  "be kept or hashed (add 'user_id = hash user')",
-                 source, p->default_line, op_name(op));
+                 source, p->fields.default_line, cv_op_name(op));
     report(rc, msg);
 }
 
@@ -485,14 +562,19 @@ cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
         return NULL;
     }
     cv_policy *p = cv_calloc(1, sizeof *p);
-    p->default_op = CV_OP_KEEP;
+    p->fields.default_op = CV_OP_KEEP;
+    p->scrub.default_op = CV_OP_KEEP;
     /* what a policy that leaves these out gets: DESIGN §4 */
     p->other_keep = 30 * DAY_MS;
     p->other_scrub = 90 * DAY_MS;
     p->ephemeral_ms = HOUR_MS;
     report_ctx rc = {problems};
     ini_parse(source, text, handle, p, report, &rc);
-    index_rules(p);
+    index_rules(&p->fields);
+    index_rules(&p->scrub);
+    for (int i = 0; i < p->nkinds; i++)
+        if (p->kinds[i].scrub)
+            index_rules(p->kinds[i].scrub);
     check_user_id(p, source, &rc);
     return p;
 }
@@ -533,17 +615,16 @@ void cv_policy_destroy(cv_policy **pp)
     cv_policy *p = *pp;
     if (!p)
         return;
-    for (int i = 0; i < p->nrules; i++)
-        free_rule(&p->rules[i]);
-    free(p->rules);
-    for (size_t i = 0; i < p->nbuckets; i++)
-        free(p->buckets[i].idx);
-    free(p->buckets);
-    free(p->wild);
-    for (int i = 0; i < p->nkinds; i++)
+    free_ruleset(&p->fields);
+    free_ruleset(&p->scrub);
+    for (int i = 0; i < p->nkinds; i++) {
         free(p->kinds[i].name);
+        if (p->kinds[i].scrub) {
+            free_ruleset(p->kinds[i].scrub);
+            free(p->kinds[i].scrub);
+        }
+    }
     free(p->kinds);
-    free(p->default_arg);
     free(p);
     *pp = NULL;
 }
@@ -577,7 +658,14 @@ int64_t cv_policy_ephemeral_ms(const cv_policy *p) { return p->ephemeral_ms; }
 enum { R_ERR = -1, R_SAME = 0, R_REPLACE, R_DROP };
 
 typedef struct {
-    const cv_policy *p;
+    const ruleset *rs;  /* the rules, tried first */
+    const ruleset *rs2; /* then these (scrub: the rules for every kind) */
+    cv_op dflt_op;      /* for what no rule matches */
+    const char *dflt_arg;
+    bool scrub;         /* scrubbing a stored row: see cv_policy_scrub */
+    cv_scrub_note *note;
+    void *note_ctx;
+    int changed;        /* fields changed (scrub) */
     const cv_keyring *kr;
     const char *event_id;
     uint32_t primary;
@@ -687,19 +775,23 @@ static int op_hash(walk *w, json_t *v, const char *purpose, json_t **out)
     return R_REPLACE;
 }
 
-static int op_generalise(json_t *v, json_t **out)
+/* level NULL: city, region, country and coordinates to 1 decimal place;
+ * "city": city and country; "country": country. Coordinates go at the two
+ * coarser levels. */
+static int op_generalise(json_t *v, const char *level, json_t **out)
 {
     static const char *const names[] = {"city", "region", "country"};
     static const char *const coords[] = {"lat", "lon", "latitude",
                                          "longitude"};
+    bool city = level && level[1] == 'i', country = level && level[1] == 'o';
     if (json_is_object(v)) {
         json_t *o = json_object();
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
             json_t *x = json_object_get(v, names[i]);
-            if (json_is_string(x))
+            if (json_is_string(x) && (!level || i == 2 || (city && i == 0)))
                 json_object_set(o, names[i], x);
         }
-        for (size_t i = 0; i < sizeof coords / sizeof *coords; i++) {
+        for (size_t i = 0; !level && i < sizeof coords / sizeof *coords; i++) {
             json_t *x = json_object_get(v, coords[i]);
             if (json_is_number(x))
                 json_object_set_new(o, coords[i], round_number(x));
@@ -708,13 +800,22 @@ static int op_generalise(json_t *v, json_t **out)
         return R_REPLACE;
     }
     if (json_is_number(v)) {
+        if (level)
+            return R_DROP;
         *out = round_number(v);
         return R_REPLACE;
     }
     if (json_is_string(v)) {
-        /* "street, city, country" -> "country": the coarsest part */
+        /* "street, city, country" -> "country" (or "city, country"): the
+         * coarsest parts */
         const char *s = json_string_value(v);
         const char *c = memrchr(s, ',', json_string_length(v));
+        if (c && city && !country && c > s) {
+            const char *c2 = memrchr(s, ',', (size_t)(c - s));
+            if (!c2)
+                return R_SAME;
+            c = c2;
+        }
         const char *b = c ? c + 1 : s;
         const char *e = s + json_string_length(v);
         while (b < e && (*b == ' ' || *b == '\t'))
@@ -789,6 +890,14 @@ static int op_mask(json_t *v, json_t **out)
     return R_REPLACE;
 }
 
+static int op_anonymise(json_t *v, json_t **out)
+{
+    if (json_is_string(v) && strcmp(json_string_value(v), CV_ANONYMISED) == 0)
+        return R_SAME;
+    *out = json_string_nocheck(CV_ANONYMISED);
+    return R_REPLACE;
+}
+
 static int transform(walk *w, cv_op op, const char *arg, json_t *v,
                      json_t **out)
 {
@@ -797,7 +906,8 @@ static int transform(walk *w, cv_op op, const char *arg, json_t *v,
     case CV_OP_DROP: return R_DROP;
     case CV_OP_ENCRYPT: return op_encrypt(w, v, out);
     case CV_OP_HASH: return op_hash(w, v, arg, out);
-    case CV_OP_GENERALISE: return op_generalise(v, out);
+    case CV_OP_GENERALISE: return op_generalise(v, arg, out);
+    case CV_OP_ANONYMISE: return op_anonymise(v, out);
     case CV_OP_ROUND: return op_round(v, out);
     case CV_OP_MASK: return op_mask(v, out);
     }
@@ -807,20 +917,64 @@ static int transform(walk *w, cv_op op, const char *arg, json_t *v,
 static int walk_object(walk *w, json_t *obj);
 static int walk_array(walk *w, json_t *arr, const rule *r);
 
+/* Operators that take a matched array or object whole. */
+static bool takes_whole(cv_op op)
+{
+    return op == CV_OP_ENCRYPT || op == CV_OP_DROP || op == CV_OP_ANONYMISE;
+}
+
+static const rule *wlookup(const walk *w)
+{
+    const rule *r = lookup(w->rs, w->path, w->n);
+    return r ? r : lookup(w->rs2, w->path, w->n);
+}
+
+/* Scrubbing a stored value: a sealed value that a rule other than keep or
+ * encrypt names is removed (its plaintext is not to be had, and keeping it
+ * sealed keeps the data); a change that leaves the value as it was is no
+ * change, so scrubbing twice changes nothing. */
+static int scrub_transform(walk *w, cv_op op, const char *arg, json_t *v,
+                           json_t **out)
+{
+    int rc;
+    if (op != CV_OP_KEEP && op != CV_OP_ENCRYPT && json_is_string(v) &&
+        cv_is_envelope(json_string_value(v)))
+        rc = R_DROP;
+    else
+        rc = transform(w, op, arg, v, out);
+    if (rc == R_REPLACE && json_equal(v, *out)) {
+        json_decref(*out);
+        *out = NULL;
+        rc = R_SAME;
+    }
+    if (rc == R_REPLACE || rc == R_DROP) {
+        w->changed++;
+        if (w->note) {
+            char buf[256];
+            char *path = path_text(w, buf, sizeof buf);
+            w->note(w->note_ctx, path, op);
+            if (path != buf)
+                free(path);
+        }
+    }
+    return rc;
+}
+
 /* One value at the current path, r its rule (NULL: the default). keep
  * descends into objects and arrays; the default applies to the leaves of
- * what no rule matched; encrypt and drop take a matched value whole;
- * hash, generalise, round and mask take each element of an array. */
+ * what no rule matched; encrypt, drop and anonymise take a matched value
+ * whole; hash, generalise, round and mask take each element of an array. */
 static int visit(walk *w, json_t *v, const rule *r, json_t **out)
 {
-    cv_op op = r ? r->op : w->p->default_op;
-    const char *arg = r ? r->arg : w->p->default_arg;
+    cv_op op = r ? r->op : w->dflt_op;
+    const char *arg = r ? r->arg : w->dflt_arg;
     bool descend = op == CV_OP_KEEP || !r;
     if (json_is_object(v) && descend)
         return walk_object(w, v);
-    if (json_is_array(v) &&
-        (descend || (op != CV_OP_ENCRYPT && op != CV_OP_DROP)))
+    if (json_is_array(v) && (descend || !takes_whole(op)))
         return walk_array(w, v, r);
+    if (w->scrub)
+        return scrub_transform(w, op, arg, v, out);
     return transform(w, op, arg, v, out);
 }
 
@@ -856,13 +1010,20 @@ static int walk_object(walk *w, json_t *obj)
         size_t klen = json_object_iter_key_len(it);
         json_t *v = json_object_iter_value(it);
         void *next = json_object_iter_next(obj, it);
-        if (top && is_reserved(key, klen)) {
+        /* store reads these; a scrub may round ts (store moves the row's
+         * ts with it) but never touches user_id */
+        if (top && ((is_reserved(key, klen) &&
+                     !(w->scrub && klen == 2 && !memcmp(key, "ts", 2))) ||
+                    (w->scrub && klen == 7 && !memcmp(key, "user_id", 7)))) {
             it = next;
             continue;
         }
         w->path[w->n++] = (pseg){key, klen};
         json_t *nv = NULL;
-        int rc = visit(w, v, lookup(w->p, w->path, w->n), &nv);
+        const rule *r = wlookup(w);
+        /* ts only ever by a rule of its own */
+        int rc = top && w->scrub && klen == 2 && !memcmp(key, "ts", 2) && !r
+                     ? R_SAME : visit(w, v, r, &nv);
         w->n--;
         if (rc == R_ERR)
             return R_ERR;
@@ -876,8 +1037,10 @@ static int walk_object(walk *w, json_t *obj)
     return R_SAME;
 }
 
-int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
-                    char *err, size_t errlen)
+/* Walk the event with the rules in w (rs, rs2, default, scrub, note):
+ * the changed fields' count, or -1 with a reason in err. */
+static int walk_event(walk *w, const cv_keyring *kr, json_t *event,
+                      char *err, size_t errlen)
 {
     json_t *id = json_object_get(event, "id");
     if (!json_is_object(event)) {
@@ -889,20 +1052,51 @@ int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
         return -1;
     }
     /* the walk's path array is large: keep it off the stack */
-    walk *w = cv_malloc(sizeof *w);
     w->path = cv_malloc(MAX_DEPTH * sizeof *w->path);
-    w->p = p;
     w->kr = kr;
     w->event_id = json_string_value(id);
     w->primary = cv_keyring_primary(kr);
     w->n = 0;
     w->nest = 0;
+    w->changed = 0;
     w->err = err;
     w->errlen = errlen;
     int rc = walk_object(w, event);
     free(w->path);
-    free(w);
-    return rc == R_ERR ? -1 : 0;
+    return rc == R_ERR ? -1 : w->changed;
+}
+
+int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
+                    char *err, size_t errlen)
+{
+    walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
+              .dflt_arg = p->fields.default_arg};
+    return walk_event(&w, kr, event, err, errlen) < 0 ? -1 : 0;
+}
+
+int cv_policy_scrub(const cv_policy *p, const cv_keyring *kr,
+                    const char *kind, json_t *event, cv_scrub_note *note,
+                    void *ctx, char *err, size_t errlen)
+{
+    const kind_entry *k = kind_find(p, kind);
+    const ruleset *own = k ? k->scrub : NULL;
+    walk w = {.rs = own ? own : &p->scrub, .rs2 = own ? &p->scrub : NULL,
+              .scrub = true, .note = note, .note_ctx = ctx};
+    const ruleset *d = own && own->default_line ? own : &p->scrub;
+    w.dflt_op = d->default_op;
+    w.dflt_arg = d->default_arg;
+    return walk_event(&w, kr, event, err, errlen);
+}
+
+bool cv_policy_scrubs(const cv_policy *p)
+{
+    if (p->scrub.nrules || p->scrub.default_op != CV_OP_KEEP)
+        return true;
+    for (int i = 0; i < p->nkinds; i++)
+        if (p->kinds[i].scrub && (p->kinds[i].scrub->nrules ||
+                                  p->kinds[i].scrub->default_op != CV_OP_KEEP))
+            return true;
+    return false;
 }
 
 /* ---- applying to text ------------------------------------------------- */
@@ -1336,7 +1530,7 @@ static int transform_text(text_walk *t, cv_op op, const char *arg, int tok,
             return hash_text(t, arg, vs + 1, vlen - 2);
         break;
     case CV_OP_GENERALISE:
-        if (tok == CV_JW_OBJECT) {
+        if (tok == CV_JW_OBJECT && !arg) {
             int rc = generalise_text(t, vs, vlen);
             if (rc != R_PUNT)
                 return rc;
@@ -1366,12 +1560,11 @@ static void keep_element(text_walk *t, frame *f, const char *el)
 static int visit_text(text_walk *t, int tok, const rule *r, const char *el)
 {
     frame *f = &t->fr[t->nfr - 1];
-    cv_op op = r ? r->op : t->w.p->default_op;
-    const char *arg = r ? r->arg : t->w.p->default_arg;
+    cv_op op = r ? r->op : t->w.dflt_op;
+    const char *arg = r ? r->arg : t->w.dflt_arg;
     bool descend = op == CV_OP_KEEP || !r;
     if ((tok == CV_JW_OBJECT && descend) ||
-        (tok == CV_JW_ARRAY &&
-         (descend || (op != CV_OP_ENCRYPT && op != CV_OP_DROP)))) {
+        (tok == CV_JW_ARRAY && (descend || !takes_whole(op)))) {
         keep_element(t, f, el);
         const char *open = t->jw.tok;
         frame *c = push_frame(t); /* f may move */
@@ -1456,7 +1649,7 @@ static int walk_text(text_walk *t)
                 continue;
             }
             push_key(t, k);
-            r = lookup(t->w.p, t->w.path, t->w.n);
+            r = lookup(t->w.rs, t->w.path, t->w.n);
         } else {
             r = f->r;
         }
@@ -1499,7 +1692,12 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
     }
     text_walk tw, *t = &tw; /* a few KiB: the stack is fine */
     memset(&t->w, 0, sizeof t->w);
-    t->w.p = p;
+    t->w.rs = &p->fields;
+    t->w.rs2 = NULL;
+    t->w.dflt_op = p->fields.default_op;
+    t->w.dflt_arg = p->fields.default_arg;
+    t->w.scrub = false;
+    t->w.note = NULL;
     t->w.kr = kr;
     t->w.event_id = event_id;
     t->w.primary = cv_keyring_primary(kr);

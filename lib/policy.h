@@ -8,7 +8,10 @@
  *
  * A PATTERN is a dotted path of object keys; "*" matches one key and "**"
  * any number (including none). Array elements take their array's path.
- * Operators: encrypt, hash PURPOSE, generalise, round, drop, mask, keep.
+ * [scrub fields] PATTERN = OPERATOR [ARG]         (scrub, every kind)
+ * [scrub fields KIND]                              (scrub, tried first)
+ * Operators: encrypt, hash PURPOSE, generalise [city|country], round,
+ * drop, mask, anonymise, keep.
  * keep descends into objects and arrays, so rules for nested fields still
  * apply; encrypt and drop take the matched value whole; hash, generalise,
  * round and mask take each element of an array. The default (keep unless
@@ -39,7 +42,14 @@ typedef enum {
     CV_OP_ROUND,
     CV_OP_DROP,
     CV_OP_MASK,
+    CV_OP_ANONYMISE,
 } cv_op;
+
+/* What anonymise puts in place of a value. */
+#define CV_ANONYMISED "[scrubbed]"
+
+/* The operator's name as policy.conf spells it. */
+const char *cv_op_name(cv_op op);
 
 extern const char cv_default_policy_text[];
 
@@ -66,6 +76,24 @@ int64_t cv_policy_ephemeral_ms(const cv_policy *p);
  * the caller must drop it rather than pass it on. */
 int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
                     char *err, size_t errlen);
+
+/* Scrub a stored event in place with the rules of [scrub fields KIND]
+ * (tried first) and [scrub fields]; what no rule matches takes their
+ * default (keep unless set). Differences from cv_policy_apply: a sealed
+ * value (an envelope) that a rule other than keep or encrypt names is
+ * removed; the top-level ts may be rounded (by a rule for "ts" only);
+ * user_id is never touched; a value an operator leaves as it was is no
+ * change, so scrubbing twice changes nothing. note, when not NULL, is
+ * called with the dotted path and operator of each field changed. The
+ * number of fields changed, or -1 with a reason in err (the event is then
+ * half-done: throw it away). */
+typedef void cv_scrub_note(void *ctx, const char *path, cv_op op);
+int cv_policy_scrub(const cv_policy *p, const cv_keyring *kr,
+                    const char *kind, json_t *event, cv_scrub_note *note,
+                    void *ctx, char *err, size_t errlen);
+/* Does the policy have any scrub rule (or a scrub default other than
+ * keep)? */
+bool cv_policy_scrubs(const cv_policy *p);
 
 /* Apply the field rules to an event given as JSON text (len bytes, not
  * necessarily NUL-terminated) without building a tree: the text is walked

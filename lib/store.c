@@ -5,6 +5,7 @@
 #include "jscan.h"
 #include "event.h"
 #include "retention.h"
+#include "scrub.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -316,11 +317,29 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                   .body = line, .body_len = len};
     cv_retention_compute(s->pol, kind, ts, now, is_profile ? &newp : &prof,
                          &row.expires_at, &row.scrub_after);
+    /* due on arrival (an anonymous user's): the personal data never
+     * reaches the file */
+    char *scrubbed = NULL;
+    row.scrubbed_at = -1;
+    if (row.scrub_after >= 0 && row.scrub_after <= now &&
+        cv_policy_scrubs(s->pol)) {
+        char serr[256];
+        if (cv_scrub_body(s->pol, s->kr, kind, line, len, &scrubbed, &row.ts,
+                          NULL, NULL, serr, sizeof serr) < 0)
+            return REJECT("cannot scrub on arrival: %s", serr);
+        if (scrubbed) {
+            row.body = scrubbed;
+            row.body_len = strlen(scrubbed);
+        }
+        row.scrubbed_at = now;
+        s->st.scrubbed_on_arrival++;
+    }
     uint8_t sum[CV_CHECKSUM_BYTES];
     if (cv_bench_no_durability()) {
         row.checksum = sum; /* an empty checksum */
-    } else if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), id, user, kind, ts,
-                        line, len, sum) < 0) {
+    } else if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), id, user, kind,
+                               row.ts, row.body, row.body_len, sum) < 0) {
+        free(scrubbed);
         snprintf(reason, rlen, "cannot checksum: no primary key");
         return CV_STORE_FAILED;
     } else {
@@ -328,6 +347,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         row.checksum_len = sizeof sum;
     }
     int rc = cv_db_insert(s->db, &row);
+    free(scrubbed);
     if (rc < 0)
         goto failed;
     if (rc == 0) {

@@ -24,6 +24,7 @@ typedef struct {
     uint64_t batches;
     uint64_t profiles_applied;
     uint64_t rows_rescheduled;
+    uint64_t scrubbed_on_arrival; /* rows due on arrival (anonymous users) */
 } cv_store_stats;
 
 /* Takes ownership of nothing: db, policy and keyring outlive the store. */

@@ -407,6 +407,8 @@ static json_t *do_ping(server *s)
     json_object_set_new(c, "rows_deleted", json_integer((json_int_t)s->maint.deleted));
     json_object_set_new(c, "users_erased", json_integer((json_int_t)s->maint.erased_users));
     json_object_set_new(c, "rectified", json_integer((json_int_t)s->maint.rectified));
+    json_object_set_new(c, "rows_scrubbed", json_integer((json_int_t)s->maint.scrubbed));
+    json_object_set_new(c, "scrubbed_on_arrival", json_integer((json_int_t)st->scrubbed_on_arrival));
     json_object_set_new(c, "audit_entries", json_integer((json_int_t)s->maint.audit_entries));
     return r;
 }
@@ -441,7 +443,7 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
         reply = cv_reply_error(0, "cannot commit the open batch first%s", "");
     } else if (!(reply = cv_maint_do(&s->maint, req))) {
         reply = cv_reply_error(0, "unknown op '%s' (ping, stats, query, sweep, "
-                            "sweep_done, erase, rectify, audit)", op);
+                            "sweep_done, erase, rectify, scrub, scrub_done, audit)", op);
     } else {
         /* a long sweep must not grow the WAL without bound; checkpoint it
          * in small steps, each a short pause for the events waiting */

@@ -2,9 +2,11 @@
 #include "fixtures.h"
 
 #include "harness.h"
+#include "fieldcrypt.h"
 #include "util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 cv_keyring *cvt_keyring(const char *name)
 {
@@ -40,3 +42,61 @@ const char cvt_typical_event[] =
     "\"payload\":{\"search\":{\"query\":\"divorce lawyer\"},"
     "\"contact\":{\"email\":\"bob@example.com\"}},"
     "\"results\":[{\"text\":\"hello\"}]}";
+
+/* A policy that keeps user_id, so events can be written by hand. */
+const char cvt_keep_users_policy[] =
+    "[retention]\nother = 30d\naudit = 365d\nsnapshot = 7d\nprofile = user\n"
+    "[scrub]\nother = 90d\n[privacy]\nephemeral = 1h\n"
+    "[fields]\nuser_id = keep\n";
+
+int cvt_store_setup(cvt_store *f, const char *policy)
+{
+    const char *dir = cvt_tmpdir();
+    memset(f, 0, sizeof *f);
+    cv_config_load(&f->cfg, dir, NULL);
+    char err[512];
+    int code, problems = 0;
+    cv_fieldcrypt_init();
+    char *keys = cv_fmt("%s/keys", dir);
+    cv_mkdir_p(keys, 0700, false);
+    free(keys);
+    if (cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0)
+        return -1;
+    f->kr = cv_keyring_load(f->cfg.keyring_file, err, sizeof err);
+    f->pol = cv_policy_parse("test", policy ? policy : cvt_keep_users_policy,
+                             &problems);
+    cv_recovery rec;
+    f->db = cv_db_open_writer(&f->cfg, "unit", &rec, &code, err, sizeof err);
+    if (!f->kr || !f->pol || problems || !f->db)
+        return -1;
+    f->st = cv_store_new(f->db, f->pol, f->kr, 64);
+    return 0;
+}
+
+void cvt_store_teardown(cvt_store *f)
+{
+    cv_store_destroy(&f->st);
+    cv_db_close(&f->db);
+    cv_policy_destroy(&f->pol);
+    cv_keyring_destroy(&f->kr);
+    cv_config_free(&f->cfg);
+}
+
+int cvt_store_add(cvt_store *f, const char *line)
+{
+    char reason[256];
+    return cv_store_add(f->st, line, strlen(line), reason, sizeof reason);
+}
+
+int64_t cvt_q(cvt_store *f, const char *sql)
+{
+    sqlite3_stmt *s;
+    int64_t v = -99;
+    if (sqlite3_prepare_v2(cv_db_handle(f->db), sql, -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    return v;
+}
+

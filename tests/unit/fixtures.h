@@ -2,8 +2,13 @@
 #ifndef CVT_FIXTURES_H
 #define CVT_FIXTURES_H
 
+#include "config.h"
+#include "db.h"
 #include "keyring.h"
 #include "policy.h"
+#include "store.h"
+
+#include <stdint.h>
 
 /* A fresh keyring file NAME in the test's directory, loaded. */
 cv_keyring *cvt_keyring(const char *name);
@@ -12,5 +17,23 @@ cv_policy *cvt_policy(const char *text);
 
 /* A typical interaction event with every kind of protected field. */
 extern const char cvt_typical_event[];
+
+/* A store on a fresh instance in the test's directory: config, keyring,
+ * policy (NULL: cvt_keep_users_policy, which keeps user_id so events can
+ * be written by hand) and the writer's connection. */
+typedef struct {
+    cv_config cfg;
+    cv_keyring *kr;
+    cv_policy *pol;
+    cv_db *db;
+    cv_store *st;
+} cvt_store;
+extern const char cvt_keep_users_policy[];
+int cvt_store_setup(cvt_store *f, const char *policy);
+void cvt_store_teardown(cvt_store *f);
+/* cv_store_add of one line: its result. */
+int cvt_store_add(cvt_store *f, const char *line);
+/* The first column of the first row of sql (-1 for NULL, -99 for none). */
+int64_t cvt_q(cvt_store *f, const char *sql);
 
 #endif

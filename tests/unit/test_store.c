@@ -1,5 +1,6 @@
 /* test_store.c - the database, the writer lock, batches, idempotency,
  * retention and profiles, against real SQLite files. */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "config.h"
@@ -18,162 +19,98 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    cv_config cfg;
-    cv_keyring *kr;
-    cv_policy *pol;
-    cv_db *db;
-    cv_store *st;
-} fixture;
-
-/* A policy that keeps user_id, so events can be written by hand. */
-static const char keep_users[] =
-    "[retention]\nother = 30d\naudit = 365d\nsnapshot = 7d\nprofile = user\n"
-    "[scrub]\nother = 90d\n[privacy]\nephemeral = 1h\n"
-    "[fields]\nuser_id = keep\n";
-
-static int setup(fixture *f)
-{
-    const char *dir = cvt_tmpdir();
-    memset(f, 0, sizeof *f);
-    cv_config_load(&f->cfg, dir, NULL);
-    char err[512];
-    int code, problems = 0;
-    cv_fieldcrypt_init();
-    char *keys = cv_fmt("%s/keys", dir);
-    cv_mkdir_p(keys, 0700, false);
-    free(keys);
-    if (cv_keyring_create(f->cfg.keyring_file, err, sizeof err) < 0)
-        return -1;
-    f->kr = cv_keyring_load(f->cfg.keyring_file, err, sizeof err);
-    f->pol = cv_policy_parse("test", keep_users, &problems);
-    cv_recovery rec;
-    f->db = cv_db_open_writer(&f->cfg, "unit", &rec, &code, err, sizeof err);
-    if (!f->kr || !f->pol || problems || !f->db)
-        return -1;
-    f->st = cv_store_new(f->db, f->pol, f->kr, 64);
-    return 0;
-}
-
-static void teardown(fixture *f)
-{
-    cv_store_destroy(&f->st);
-    cv_db_close(&f->db);
-    cv_policy_destroy(&f->pol);
-    cv_keyring_destroy(&f->kr);
-    cv_config_free(&f->cfg);
-}
-
-static int add(fixture *f, const char *line)
-{
-    char reason[256];
-    return cv_store_add(f->st, line, strlen(line), reason, sizeof reason);
-}
-
-static int64_t q(fixture *f, const char *sql)
-{
-    sqlite3_stmt *s;
-    int64_t v = -99;
-    if (sqlite3_prepare_v2(cv_db_handle(f->db), sql, -1, &s, NULL) == SQLITE_OK) {
-        if (sqlite3_step(s) == SQLITE_ROW)
-            v = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-    }
-    return v;
-}
-
 TEST(store_is_idempotent_on_id)
 {
-    fixture f;
+    cvt_store f;
     char err[256];
-    CHECK_INT(setup(&f), 0);
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
     const char *e = "{\"id\":\"e1\",\"kind\":\"click\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}";
-    CHECK_INT(add(&f, e), CV_STORE_INSERTED);
-    CHECK_INT(add(&f, e), CV_STORE_DUPLICATE);
+    CHECK_INT(cvt_store_add(&f, e), CV_STORE_INSERTED);
+    CHECK_INT(cvt_store_add(&f, e), CV_STORE_DUPLICATE);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(add(&f, e), CV_STORE_DUPLICATE);
+    CHECK_INT(cvt_store_add(&f, e), CV_STORE_DUPLICATE);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(q(&f, "SELECT COUNT(*) FROM events"), 1);
+    CHECK_INT(cvt_q(&f, "SELECT COUNT(*) FROM events"), 1);
     CHECK_INT(cv_store_stats_get(f.st)->duplicates, 2);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }
 
 TEST(store_rejects_events_without_id_or_ts)
 {
-    fixture f;
-    CHECK_INT(setup(&f), 0);
-    CHECK_INT(add(&f, "{\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), CV_STORE_REJECTED);
-    CHECK_INT(add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\"}"), CV_STORE_REJECTED);
-    CHECK_INT(add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\""), CV_STORE_REJECTED);
+    cvt_store f;
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), CV_STORE_REJECTED);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\"}"), CV_STORE_REJECTED);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"x\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\""), CV_STORE_REJECTED);
     CHECK_INT(cv_store_pending(f.st), 0);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }
 
 TEST(rollback_leaves_nothing_behind)
 {
-    fixture f;
-    CHECK_INT(setup(&f), 0);
-    CHECK_INT(add(&f, "{\"id\":\"r1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
+    cvt_store f;
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"r1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
     cv_store_rollback(f.st);
-    CHECK_INT(q(&f, "SELECT COUNT(*) FROM events"), 0);
-    teardown(&f);
+    CHECK_INT(cvt_q(&f, "SELECT COUNT(*) FROM events"), 0);
+    cvt_store_teardown(&f);
 }
 
 TEST(retention_follows_kind_then_profile)
 {
-    fixture f;
+    cvt_store f;
     char err[256];
-    CHECK_INT(setup(&f), 0);
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
     /* ts far in the past relative to created_at: retention counts from ts */
-    CHECK_INT(add(&f, "{\"id\":\"a\",\"kind\":\"audit\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"s\",\"kind\":\"snapshot\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"a\",\"kind\":\"audit\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"s\",\"kind\":\"snapshot\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     int64_t base = 1767225600000LL; /* 2026-01-01 */
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 365 * 86400000LL);
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='s'"), base + 7 * 86400000LL);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 365 * 86400000LL);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='s'"), base + 7 * 86400000LL);
     /* audit outlives its scrub age; the snapshot expires first */
-    CHECK_INT(q(&f, "SELECT scrub_after FROM events WHERE id='a'"), base + 90 * 86400000LL);
-    CHECK_INT(q(&f, "SELECT scrub_after FROM events WHERE id='s'"), -1);
+    CHECK_INT(cvt_q(&f, "SELECT scrub_after FROM events WHERE id='a'"), base + 90 * 86400000LL);
+    CHECK_INT(cvt_q(&f, "SELECT scrub_after FROM events WHERE id='s'"), -1);
 
     /* a 30-day profile reschedules the stored audit row; later events obey */
-    CHECK_INT(add(&f, "{\"id\":\"p\",\"kind\":\"profile\",\"user_id\":\"u\",\"ts\":\"2026-01-02T00:00:00Z\",\"retention_days\":30,\"privacy_level\":\"private\"}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"a2\",\"kind\":\"audit\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p\",\"kind\":\"profile\",\"user_id\":\"u\",\"ts\":\"2026-01-02T00:00:00Z\",\"retention_days\":30,\"privacy_level\":\"private\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"a2\",\"kind\":\"audit\",\"user_id\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 30 * 86400000LL);
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='a2'"), base + 30 * 86400000LL);
-    CHECK_INT(q(&f, "SELECT retention_days FROM profiles JOIN users USING(uid) WHERE user_id='u'"), 30);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 30 * 86400000LL);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='a2'"), base + 30 * 86400000LL);
+    CHECK_INT(cvt_q(&f, "SELECT retention_days FROM profiles JOIN users USING(uid) WHERE user_id='u'"), 30);
     /* the profile row itself is kept as long as the user's retention */
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='p'"), base + 86400000LL + 30 * 86400000LL);
-    teardown(&f);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p'"), base + 86400000LL + 30 * 86400000LL);
+    cvt_store_teardown(&f);
 }
 
 TEST(ephemeral_and_anonymous_profiles_tighten_rows)
 {
-    fixture f;
+    cvt_store f;
     char err[256];
-    CHECK_INT(setup(&f), 0);
-    CHECK_INT(add(&f, "{\"id\":\"e\",\"kind\":\"click\",\"user_id\":\"v\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"p\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"ephemeral\"}"), 1);
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"e\",\"kind\":\"click\",\"user_id\":\"v\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"ephemeral\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e'"), 1767225600000LL + 3600000LL);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='e'"), 1767225600000LL + 3600000LL);
     /* an older profile event does not override the newer one */
-    CHECK_INT(add(&f, "{\"id\":\"old\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2025-01-01T00:00:00Z\",\"privacy_level\":\"public\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"old\",\"kind\":\"profile\",\"user_id\":\"v\",\"ts\":\"2025-01-01T00:00:00Z\",\"privacy_level\":\"public\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(q(&f, "SELECT privacy_level = 'ephemeral' FROM profiles JOIN users USING(uid) WHERE user_id='v'"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"anonymous\"}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"w1\",\"kind\":\"click\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_q(&f, "SELECT privacy_level = 'ephemeral' FROM profiles JOIN users USING(uid) WHERE user_id='v'"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"anonymous\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"w1\",\"kind\":\"click\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(q(&f, "SELECT scrub_after = created_at FROM events WHERE id='w1'"), 1);
+    CHECK_INT(cvt_q(&f, "SELECT scrub_after = created_at FROM events WHERE id='w1'"), 1);
     /* bad profile fields are rejected, not guessed */
-    CHECK_INT(add(&f, "{\"id\":\"p3\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"secret\"}"), CV_STORE_REJECTED);
-    CHECK_INT(add(&f, "{\"id\":\"p4\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":-5}"), CV_STORE_REJECTED);
-    teardown(&f);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p3\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"secret\"}"), CV_STORE_REJECTED);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p4\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":-5}"), CV_STORE_REJECTED);
+    cvt_store_teardown(&f);
 }
 
 TEST(second_writer_is_refused_naming_the_holder)
 {
-    fixture f;
-    CHECK_INT(setup(&f), 0);
+    cvt_store f;
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
     char err[512];
     int code;
     cv_recovery rec;
@@ -181,13 +118,13 @@ TEST(second_writer_is_refused_naming_the_holder)
     CHECK(two == NULL);
     CHECK_INT(code, EX_TEMPFAIL);
     CHECK(strstr(err, "unit (pid ") != NULL);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }
 
 TEST(writer_refuses_a_corrupt_database)
 {
-    fixture f;
-    CHECK_INT(setup(&f), 0);
+    cvt_store f;
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
     char *path = cv_strdup(f.cfg.db_file);
     cv_config cfg = f.cfg;
     cv_store_destroy(&f.st);
@@ -204,22 +141,22 @@ TEST(writer_refuses_a_corrupt_database)
     CHECK_INT(code, EX_DATAERR);
     CHECK(strstr(err, "restore") != NULL);
     free(path);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }
 
 TEST(clean_close_leaves_no_wal)
 {
-    fixture f;
+    cvt_store f;
     char err[256];
-    CHECK_INT(setup(&f), 0);
-    CHECK_INT(add(&f, "{\"id\":\"c\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"c\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     char *wal = cv_fmt("%s-wal", f.cfg.db_file);
     cv_store_destroy(&f.st);
     cv_db_close(&f.db);
     CHECK_INT(cv_db_file_size(wal), 0);
     free(wal);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }
 
 TEST(lineread_cuts_long_lines_and_strips_cr)
@@ -285,31 +222,31 @@ TEST(shipped_config_is_the_builtin_default)
 
 TEST(a_later_looser_profile_never_extends_stored_rows)
 {
-    fixture f;
+    cvt_store f;
     char err[256];
-    CHECK_INT(setup(&f), 0);
-    CHECK_INT(add(&f, "{\"id\":\"p1\",\"kind\":\"profile\",\"user_id\":\"x\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"ephemeral\"}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"e\",\"kind\":\"click\",\"user_id\":\"x\",\"ts\":\"2026-01-01T00:10:00Z\"}"), 1);
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p1\",\"kind\":\"profile\",\"user_id\":\"x\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"ephemeral\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"e\",\"kind\":\"click\",\"user_id\":\"x\",\"ts\":\"2026-01-01T00:10:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     int64_t hour = 1767225600000LL + 600000LL + 3600000LL;
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e'"), hour);
-    CHECK_INT(add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"x\",\"ts\":\"2026-01-02T00:00:00Z\",\"privacy_level\":\"private\",\"retention_days\":30}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"e2\",\"kind\":\"click\",\"user_id\":\"x\",\"ts\":\"2026-01-02T00:10:00Z\"}"), 1);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='e'"), hour);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"x\",\"ts\":\"2026-01-02T00:00:00Z\",\"privacy_level\":\"private\",\"retention_days\":30}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"e2\",\"kind\":\"click\",\"user_id\":\"x\",\"ts\":\"2026-01-02T00:10:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     /* the row kept under "ephemeral" keeps its hour; new rows get 30 days */
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e'"), hour);
-    CHECK_INT(q(&f, "SELECT expires_at FROM events WHERE id='e2'"),
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='e'"), hour);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='e2'"),
               1767225600000LL + 86400000LL + 600000LL + 30 * 86400000LL);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }
 
 TEST(checksum_scan_finds_an_edited_row)
 {
-    fixture f;
+    cvt_store f;
     char err[256];
-    CHECK_INT(setup(&f), 0);
-    CHECK_INT(add(&f, "{\"id\":\"k1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
-    CHECK_INT(add(&f, "{\"id\":\"k2\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:01Z\"}"), 1);
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"k1\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"k2\",\"kind\":\"k\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:01Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     int64_t rows;
     CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 0);
@@ -318,5 +255,5 @@ TEST(checksum_scan_finds_an_edited_row)
                            "UPDATE events SET body = replace(body, 'k2', 'k3') WHERE id = 'k2'",
                            NULL, NULL, NULL), SQLITE_OK);
     CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 1);
-    teardown(&f);
+    cvt_store_teardown(&f);
 }

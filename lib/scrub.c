@@ -1,0 +1,452 @@
+/* scrub.c - one run of ctxvault-scrub, the body transform it shares with
+ * store, and the completeness check of `ctxvault verify --scrub`. See
+ * scrub.h. */
+#include "scrub.h"
+
+#include "maint.h"
+#include "progress.h"
+#include "timefmt.h"
+#include "util.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PASSES 3 /* rows changed under a pass are retried this often */
+
+int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
+                  const char *kind, const char *body, size_t len,
+                  char **out, int64_t *ts, cv_scrub_note *note, void *ctx,
+                  char *err, size_t errlen)
+{
+    json_error_t je;
+    *out = NULL;
+    json_t *ev = json_loadb(body, len, 0, &je);
+    if (!json_is_object(ev)) {
+        snprintf(err, errlen, "the stored body is not a JSON object (%s)",
+                 ev ? "another JSON value" : je.text);
+        json_decref(ev);
+        return -1;
+    }
+    int n = cv_policy_scrub(pol, kr, kind, ev, note, ctx, err, errlen);
+    if (n > 0) {
+        *out = json_dumps(ev, CV_JSON_DUMP);
+        json_t *t = json_object_get(ev, "ts");
+        int64_t v;
+        if (!*out) {
+            snprintf(err, errlen, "cannot serialise the scrubbed body");
+            n = -1;
+        } else if (json_is_string(t) &&
+                   cv_time_parse(json_string_value(t), json_string_length(t), &v)) {
+            *ts = v;
+        }
+    }
+    json_decref(ev);
+    return n;
+}
+
+/* ---- what changed, per row and in total --------------------------------- */
+
+typedef struct {
+    char *path;
+    cv_op op;
+} field_note;
+
+typedef struct {
+    int64_t seq;
+    char *kind;
+    field_note *notes;
+    int nnotes, cap;
+} row_notes;
+
+static void note_field(void *ctx, const char *path, cv_op op)
+{
+    row_notes *r = ctx;
+    if (r->nnotes == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 8;
+        r->notes = cv_realloc(r->notes, (size_t)r->cap * sizeof *r->notes);
+    }
+    r->notes[r->nnotes++] = (field_note){cv_strdup(path), op};
+}
+
+static void row_notes_clear(row_notes *r)
+{
+    for (int i = 0; i < r->nnotes; i++)
+        free(r->notes[i].path);
+    free(r->notes);
+    free(r->kind);
+    memset(r, 0, sizeof *r);
+}
+
+static void incr(json_t *obj, const char *key, json_int_t by)
+{
+    json_t *v = json_object_get(obj, key);
+    json_object_set_new(obj, key, json_integer(json_integer_value(v) + by));
+}
+
+typedef struct {
+    json_t *by_kind;   /* KIND: {rows, fields: {PATH: {op, rows}}} */
+    json_t *by_op;     /* OPERATOR: fields changed */
+    int64_t rows, fields;
+} tally;
+
+/* Count a row: per path once (elements of one array share a path), per
+ * operator every field. */
+static void tally_row(tally *t, const row_notes *r)
+{
+    json_t *k = json_object_get(t->by_kind, r->kind);
+    if (!k) {
+        k = json_pack("{s:i, s:{}}", "rows", 0, "fields");
+        json_object_set_new(t->by_kind, r->kind, k);
+    }
+    incr(k, "rows", 1);
+    json_t *fields = json_object_get(k, "fields");
+    for (int i = 0; i < r->nnotes; i++) {
+        const field_note *f = &r->notes[i];
+        incr(t->by_op, cv_op_name(f->op), 1);
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(r->notes[j].path, f->path) == 0;
+        if (seen)
+            continue;
+        json_t *p = json_object_get(fields, f->path);
+        if (!p) {
+            p = json_pack("{s:s, s:i}", "op", cv_op_name(f->op), "rows", 0);
+            json_object_set_new(fields, f->path, p);
+        }
+        incr(p, "rows", 1);
+    }
+    t->rows++;
+    t->fields += r->nnotes;
+}
+
+/* ---- one run ------------------------------------------------------------ */
+
+typedef struct {
+    const cv_config *cfg;
+    const cv_scrub_opts *o;
+    cv_keyring *kr;
+    cv_policy *pol;
+    cv_db *reader;
+    cv_maint_session *s;  /* NULL in a dry run */
+    int64_t now;
+    int64_t after_due, after_seq; /* the cursor: (scrub_after, seq) */
+    tally t;
+    int64_t conflicts, failed;
+    int pass_no;          /* rows that fail are named in the first pass */
+    row_notes *rows;      /* the batch in flight */
+    int nrows;
+} run;
+
+static const char candidates_sql[] =
+    "SELECT seq, id, kind, scrub_after, body, checksum FROM events"
+    " WHERE scrubbed_at IS NULL AND scrub_after IS NOT NULL"
+    " AND scrub_after <= ?1 AND (scrub_after, seq) > (?2, ?3)"
+    " ORDER BY scrub_after, seq LIMIT ?4";
+
+/* Read and scrub the next batch of due rows into req's "rows" (and
+ * r->rows). The number read, or -1 when the database failed. The read
+ * transaction ends before store is asked, so its checkpoints can finish. */
+static int read_batch(run *r, json_t *items)
+{
+    sqlite3_stmt *st = cv_db_stmt(r->reader, candidates_sql);
+    if (!st) {
+        cv_err("cannot read the rows due in %s: %s", cv_db_path(r->reader),
+               cv_db_errmsg(r->reader));
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, r->now);
+    sqlite3_bind_int64(st, 2, r->after_due);
+    sqlite3_bind_int64(st, 3, r->after_seq);
+    sqlite3_bind_int64(st, 4, r->o->batch);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        const char *kind = (const char *)sqlite3_column_text(st, 2);
+        const char *body = (const char *)sqlite3_column_text(st, 4);
+        size_t blen = (size_t)sqlite3_column_bytes(st, 4);
+        const void *sum = sqlite3_column_blob(st, 5);
+        size_t slen = (size_t)sqlite3_column_bytes(st, 5);
+        r->after_due = sqlite3_column_int64(st, 3);
+        r->after_seq = seq;
+        n++;
+        row_notes *rn = &r->rows[r->nrows];
+        memset(rn, 0, sizeof *rn);
+        rn->seq = seq;
+        rn->kind = cv_strdup(kind ? kind : "");
+        char *out, err[512];
+        int64_t ts = 0;
+        int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "",
+                                    blen, &out, &ts, note_field, rn, err,
+                                    sizeof err);
+        if (changed < 0) {
+            if (r->pass_no == 0) {
+                cv_err("row %lld (id %s): cannot scrub: %s", (long long)seq,
+                       id ? id : "?", err);
+                r->failed++;
+            }
+            row_notes_clear(rn);
+            continue;
+        }
+        r->nrows++;
+        if (!items)
+            continue; /* a dry run */
+        char hex[2 * 64 + 1] = "";
+        if (slen <= 64)
+            sodium_bin2hex(hex, sizeof hex, sum, slen);
+        json_t *it = json_pack("{s:I, s:s, s:i}", "seq", (json_int_t)seq,
+                               "sum", hex, "fields", changed);
+        if (out) {
+            json_object_set_new(it, "body", json_string_nocheck(out));
+            json_object_set_new(it, "ts", json_integer((json_int_t)ts));
+            free(out);
+        }
+        json_array_append_new(items, it);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        cv_err("cannot read the rows due in %s: %s", cv_db_path(r->reader),
+               cv_db_errmsg(r->reader));
+        return -1;
+    }
+    return n;
+}
+
+/* One request; the reply when ok, else NULL with the reason logged. */
+static json_t *call(cv_maint_session *s, json_t *req)
+{
+    char err[512];
+    json_t *reply = cv_maint_call(s, req, err, sizeof err);
+    json_decref(req);
+    if (!reply) {
+        cv_err("scrub: %s", err);
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        cv_err("scrub: %s", json_string_value(json_object_get(reply, "error")));
+        json_decref(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* Send the batch; count what store applied. -1 when store refused. */
+static int apply_batch(run *r, json_t *items)
+{
+    json_t *reply = call(r->s, json_pack("{s:s, s:I, s:O, s:s}", "op", "scrub",
+                                         "now", (json_int_t)r->now, "rows",
+                                         items, "actor", r->o->actor));
+    if (!reply)
+        return -1;
+    json_t *conflicts = json_object_get(reply, "conflicts");
+    for (int i = 0; i < r->nrows; i++) {
+        bool conflict = false;
+        size_t j;
+        json_t *c;
+        json_array_foreach(conflicts, j, c)
+            conflict = conflict || json_integer_value(c) == r->rows[i].seq;
+        if (conflict)
+            r->conflicts++;
+        else
+            tally_row(&r->t, &r->rows[i]);
+    }
+    int n = (int)json_array_size(conflicts);
+    json_decref(reply);
+    return n;
+}
+
+static void clear_batch(run *r)
+{
+    for (int i = 0; i < r->nrows; i++)
+        row_notes_clear(&r->rows[i]);
+    r->nrows = 0;
+}
+
+/* One pass over the due rows from the start. The number of rows that
+ * changed under it (to be retried), or -1 on failure. */
+static int pass(run *r, cv_progress *progress)
+{
+    int changed_under = 0;
+    r->after_due = INT64_MIN;
+    r->after_seq = INT64_MIN;
+    while (!cv_stop_requested) {
+        json_t *items = r->s ? json_array() : NULL;
+        int n = read_batch(r, items);
+        int c = 0;
+        if (n > 0 && r->s)
+            c = r->nrows ? apply_batch(r, items) : 0;
+        else if (n > 0)
+            for (int i = 0; i < r->nrows; i++)
+                tally_row(&r->t, &r->rows[i]);
+        clear_batch(r);
+        json_decref(items);
+        if (n < 0 || c < 0)
+            return -1;
+        changed_under += c;
+        cv_progress_update(progress, (uint64_t)r->t.rows, NULL);
+        if (n < r->o->batch)
+            break;
+        if (r->s)
+            cv_nap_ms(r->o->pause_ms);
+    }
+    return changed_under;
+}
+
+static int64_t count_due(cv_db *db, int64_t now)
+{
+    sqlite3_stmt *st = cv_db_stmt(db,
+        "SELECT count(*) FROM events WHERE scrubbed_at IS NULL"
+        " AND scrub_after IS NOT NULL AND scrub_after <= ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return n;
+}
+
+static int open_run(run *r, const cv_config *cfg)
+{
+    char err[1024];
+    int code, problems = 0;
+    r->pol = cv_policy_load(cfg->policy_file, true, &problems);
+    if (!r->pol || problems) {
+        cv_err("the policy has %d problem%s: scrub refuses to start",
+               problems ? problems : 1, problems == 1 ? "" : "s");
+        return EX_CONFIG;
+    }
+    r->kr = cv_keyring_load(cfg->keyring_file, err, sizeof err);
+    if (!r->kr) {
+        cv_err("%s", err);
+        return EX_CONFIG;
+    }
+    r->reader = cv_db_open_reader(cfg->db_file, &code, err, sizeof err);
+    if (!r->reader) {
+        cv_err("%s", err);
+        return code;
+    }
+    return 0;
+}
+
+int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
+{
+    int64_t t0 = cv_mono_ms();
+    run r = {.cfg = cfg, .o = o, .now = cv_now_ms()};
+    r.t.by_kind = json_object();
+    r.t.by_op = json_object();
+    r.rows = cv_calloc((size_t)o->batch, sizeof *r.rows);
+    *result = NULL;
+    json_t *done = NULL;
+    int status = open_run(&r, cfg);
+    if (status)
+        goto out;
+    if (!o->dry_run) {
+        r.s = cv_maint_open(cfg, "ctxvault-scrub", o->via_store_only, &status);
+        if (!r.s)
+            goto out;
+    }
+    cv_progress progress;
+    cv_progress_init(&progress, o->dry_run ? "scrub (dry run)" : "scrub");
+    for (r.pass_no = 0; r.pass_no < MAX_PASSES && !cv_stop_requested;
+         r.pass_no++) {
+        int c = pass(&r, &progress);
+        if (c < 0) {
+            status = EX_SOFTWARE;
+            break;
+        }
+        if (c == 0 || o->dry_run)
+            break;
+    }
+    cv_progress_done(&progress);
+    if (r.s) {
+        /* recorded even when cut short: what was scrubbed, was; the old
+         * values leave the WAL */
+        done = call(r.s, json_pack("{s:s, s:I}", "op", "scrub_done", "now",
+                                   (json_int_t)r.now));
+        if (!done && !status)
+            status = EX_SOFTWARE;
+    }
+    int64_t ms = cv_mono_ms() - t0;
+    int64_t backlog = done ? json_integer_value(json_object_get(done, "backlog"))
+                           : count_due(r.reader, r.now);
+    *result = json_pack("{s:b, s:I, s:O, s:O, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "dry_run", o->dry_run, o->dry_run ? "would_scrub" : "scrubbed",
+        (json_int_t)r.t.rows, "by_kind", r.t.by_kind, "fields_by_operator",
+        r.t.by_op, "fields", (json_int_t)r.t.fields, "conflicts",
+        (json_int_t)r.conflicts, "failed", (json_int_t)r.failed, "ms",
+        (json_int_t)ms, "rows_per_s",
+        (json_int_t)(ms > 0 ? r.t.rows * 1000 / ms : r.t.rows), "backlog",
+        (json_int_t)backlog);
+    if (!o->dry_run)
+        json_object_set_new(*result, "complete",
+                            json_boolean(!status && !cv_stop_requested && backlog == 0));
+    if (!status && r.failed)
+        status = EX_DATAERR;
+out:
+    json_decref(done);
+    cv_maint_close(&r.s);
+    cv_db_close(&r.reader);
+    cv_keyring_destroy(&r.kr);
+    cv_policy_destroy(&r.pol);
+    json_decref(r.t.by_kind);
+    json_decref(r.t.by_op);
+    free(r.rows);
+    return status;
+}
+
+/* ---- verify --scrub ----------------------------------------------------- */
+
+int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                    int64_t now, FILE *out)
+{
+    int64_t due = count_due(db, now), checked = 0, bad = 0;
+    if (due < 0)
+        goto dberr;
+    if (due > 0)
+        cv_err("%s: %lld rows are past their scrub age but not scrubbed "
+               "(run ctxvault-scrub --once)", cv_db_path(db), (long long)due);
+    sqlite3_stmt *st = cv_db_stmt(db, "SELECT seq, id, kind, body FROM events"
+                                      " WHERE scrubbed_at IS NOT NULL");
+    if (!st)
+        goto dberr;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        const char *kind = (const char *)sqlite3_column_text(st, 2);
+        const char *body = (const char *)sqlite3_column_text(st, 3);
+        row_notes rn = {0};
+        char *nb, err[512];
+        int64_t ts;
+        int n = cv_scrub_body(pol, kr, kind ? kind : "", body ? body : "",
+                              (size_t)sqlite3_column_bytes(st, 3), &nb, &ts,
+                              note_field, &rn, err, sizeof err);
+        checked++;
+        if (n != 0) {
+            if (++bad <= 20) {
+                if (n < 0)
+                    cv_err("row %lld (id %s): cannot check: %s",
+                           (long long)sqlite3_column_int64(st, 0), id, err);
+                else
+                    cv_err("row %lld (id %s): scrubbed, yet the rules would "
+                           "still change %d field%s (first: %s, %s)",
+                           (long long)sqlite3_column_int64(st, 0), id, n,
+                           n == 1 ? "" : "s", rn.notes[0].path,
+                           cv_op_name(rn.notes[0].op));
+            }
+        }
+        free(nb);
+        row_notes_clear(&rn);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        goto dberr;
+    fprintf(out, "%s: scrub %s, %lld scrubbed rows checked, %lld due and not "
+            "scrubbed, %lld not fully scrubbed\n", cv_db_path(db),
+            due || bad ? "INCOMPLETE" : "complete", (long long)checked,
+            (long long)due, (long long)bad);
+    return due || bad ? EX_DATAERR : 0;
+dberr:
+    cv_err("cannot check scrubbing in %s: %s", cv_db_path(db), cv_db_errmsg(db));
+    return EX_IOERR;
+}
