@@ -7,7 +7,8 @@
 SUITE=erasure
 . "$CV_TOP/tests/shell/lib.sh"
 
-# store_sample: the 40 sample events of 5 users
+# store_sample: the 40 sample events of 5 users (user-00002 is anonymous,
+# so scrubbed on arrival: nothing of theirs is sealed)
 store_sample() {
     pipeline "$DATA/sample.ndjson"
     assert_status store 0 "$STATUS_STORE"
@@ -35,17 +36,17 @@ assert_gone() {
 }
 
 erase_and_check() {
-    traces_of user-00002 "$TEST_TMP/traces"
+    traces_of user-00001 "$TEST_TMP/traces"
     n=$(grep -c . "$TEST_TMP/rows.ndjson")
     others=$(rows)
     # the traces really are in the files before
     assertTrue "the user's pseudonym is in the database before" \
         "cat '$DB' '$DB-wal' 2> /dev/null | grep -a -q -F -f '$TEST_TMP/traces'"
-    ctxvault delete --user user-00002 > "$TEST_TMP/delete.out" 2> "$TEST_TMP/delete.err"
+    ctxvault delete --user user-00001 > "$TEST_TMP/delete.out" 2> "$TEST_TMP/delete.err"
     assert_status delete 0 $?
     assertEquals "rows deleted, as reported" "$n" "$(json_get '$.deleted' < "$TEST_TMP/delete.out")"
     assertEquals "rows left" "$((others - n))" "$(rows)"
-    assertEquals "the user's rows" 0 "$(ctxvault query --user user-00002 | grep -c .)"
+    assertEquals "the user's rows" 0 "$(ctxvault query --user user-00001 | grep -c .)"
     assertEquals "the user's number" 0 "$(sql "SELECT count(*) FROM users WHERE user_id = '$(head -n 1 "$TEST_TMP/traces")'")"
     assert_gone "$TEST_TMP/traces"
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
@@ -65,7 +66,7 @@ test_delete_through_the_running_store_leaves_no_trace() {
     wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
     erase_and_check
     # store forgot the user's number: new events of theirs are stored afresh
-    event 1 user-00002 > "$TEST_TMP/again.ndjson"
+    event 1 user-00001 > "$TEST_TMP/again.ndjson"
     ctxvault-ingest --timeout 20 "$TEST_TMP/again.ndjson" 2> "$TEST_TMP/again.err" &
     ipid=$!
     ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt.err" &
@@ -73,7 +74,7 @@ test_delete_through_the_running_store_leaves_no_trace() {
     bg_track "$epid"
     wait "$ipid"
     assert_status again 0 $?
-    assertEquals "the user's rows after a new event" 1 "$(ctxvault query --user user-00002 | grep -c .)"
+    assertEquals "the user's rows after a new event" 1 "$(ctxvault query --user user-00001 | grep -c .)"
     kill -TERM "$pid" "$epid"
     wait "$pid"
     assertEquals "store's exit status" 0 $?
