@@ -929,6 +929,12 @@ static const rule *wlookup(const walk *w)
     return r ? r : lookup(w->rs2, w->path, w->n);
 }
 
+/* The walk is at the top-level ts (only a scrub visits it). */
+static bool top_ts(const walk *w)
+{
+    return w->n == 1 && w->path[0].len == 2 && !memcmp(w->path[0].s, "ts", 2);
+}
+
 /* Scrubbing a stored value: a sealed value that a rule other than keep or
  * encrypt names is removed (its plaintext is not to be had, and keeping it
  * sealed keeps the data); a change that leaves the value as it was is no
@@ -942,6 +948,8 @@ static int scrub_transform(walk *w, cv_op op, const char *arg, json_t *v,
         rc = R_DROP;
     else
         rc = transform(w, op, arg, v, out);
+    if (rc == R_DROP && top_ts(w))
+        rc = R_SAME; /* not a timestamp: store reads it, so it stays */
     if (rc == R_REPLACE && json_equal(v, *out)) {
         json_decref(*out);
         *out = NULL;
@@ -1074,17 +1082,23 @@ int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
     return walk_event(&w, kr, event, err, errlen) < 0 ? -1 : 0;
 }
 
+/* The scrub walk's rules for kind: its own first, then every kind's. */
+static walk scrub_setup(const cv_policy *p, const char *kind,
+                        cv_scrub_note *note, void *ctx)
+{
+    const kind_entry *k = kind_find(p, kind);
+    const ruleset *own = k ? k->scrub : NULL;
+    const ruleset *d = own && own->default_line ? own : &p->scrub;
+    return (walk){.rs = own ? own : &p->scrub, .rs2 = own ? &p->scrub : NULL,
+                  .dflt_op = d->default_op, .dflt_arg = d->default_arg,
+                  .scrub = true, .note = note, .note_ctx = ctx};
+}
+
 int cv_policy_scrub(const cv_policy *p, const cv_keyring *kr,
                     const char *kind, json_t *event, cv_scrub_note *note,
                     void *ctx, char *err, size_t errlen)
 {
-    const kind_entry *k = kind_find(p, kind);
-    const ruleset *own = k ? k->scrub : NULL;
-    walk w = {.rs = own ? own : &p->scrub, .rs2 = own ? &p->scrub : NULL,
-              .scrub = true, .note = note, .note_ctx = ctx};
-    const ruleset *d = own && own->default_line ? own : &p->scrub;
-    w.dflt_op = d->default_op;
-    w.dflt_arg = d->default_arg;
+    walk w = scrub_setup(p, kind, note, ctx);
     return walk_event(&w, kr, event, err, errlen);
 }
 
@@ -1541,6 +1555,36 @@ static int transform_text(text_walk *t, cv_op op, const char *arg, int tok,
     return transform_json(t, op, arg, vs, vlen);
 }
 
+/* scrub_transform on text: a sealed value that a rule other than keep or
+ * encrypt names goes; a replacement that is the value's own text is no
+ * change. */
+static int scrub_text(text_walk *t, cv_op op, const char *arg, int tok,
+                      const char *vs, size_t vlen)
+{
+    int rc;
+    if (op != CV_OP_KEEP && op != CV_OP_ENCRYPT && tok == CV_JW_STRING &&
+        !t->jw.escaped && vlen >= 7 && memcmp(vs + 1, "enc:v", 5) == 0 &&
+        test_cstr(vs + 1, vlen - 2, cv_is_envelope))
+        rc = R_DROP;
+    else
+        rc = transform_text(t, op, arg, tok, vs, vlen);
+    if (rc == R_DROP && top_ts(&t->w))
+        rc = R_SAME;
+    if (rc == R_REPLACE && t->replen == vlen && memcmp(t->rep, vs, vlen) == 0)
+        rc = R_SAME;
+    if (rc == R_REPLACE || rc == R_DROP) {
+        t->w.changed++;
+        if (t->w.note) {
+            char buf[256];
+            char *path = path_text(&t->w, buf, sizeof buf);
+            t->w.note(t->w.note_ctx, path, op);
+            if (path != buf)
+                free(path);
+        }
+    }
+    return rc;
+}
+
 /* An element stays: when it is the first to stay after elements that were
  * dropped, the separator before it (with its comma) goes. */
 static void keep_element(text_walk *t, frame *f, const char *el)
@@ -1576,7 +1620,8 @@ static int visit_text(text_walk *t, int tok, const rule *r, const char *el)
         cv_jwalk_skip(&t->jw) == CV_JW_ERROR)
         return -1;
     const char *ve = t->jw.tok + t->jw.len;
-    int rc = transform_text(t, op, arg, tok, vs, (size_t)(ve - vs));
+    int rc = t->w.scrub ? scrub_text(t, op, arg, tok, vs, (size_t)(ve - vs))
+                        : transform_text(t, op, arg, tok, vs, (size_t)(ve - vs));
     if (rc == R_ERR)
         return -1;
     if (rc == R_DROP) {
@@ -1636,7 +1681,20 @@ static int walk_text(text_walk *t)
             tok = cv_jwalk_next(jw);
             if (tok == CV_JW_ERROR)
                 return -1;
-            if (f->top && is_reserved(k.s, k.len)) {
+            /* a scrub may round ts by a rule of its own; it never
+             * touches user_id */
+            bool ts = f->top && t->w.scrub && k.len == 2 &&
+                      !memcmp(k.s, "ts", 2);
+            if (ts) {
+                push_key(t, k);
+                r = wlookup(&t->w);
+                if (r)
+                    goto visit;
+                t->w.n--;
+            }
+            if (f->top && (is_reserved(k.s, k.len) ||
+                           (t->w.scrub && k.len == 7 &&
+                            !memcmp(k.s, "user_id", 7)))) {
                 /* store reads these: never transformed */
                 if (k.len == 2 && k.s[0] == 'i' && k.s[1] == 'd' &&
                     check_id(t, tok) < 0)
@@ -1649,10 +1707,11 @@ static int walk_text(text_walk *t)
                 continue;
             }
             push_key(t, k);
-            r = lookup(t->w.rs, t->w.path, t->w.n);
+            r = wlookup(&t->w);
         } else {
             r = f->r;
         }
+    visit:
         if (visit_text(t, tok, r, el) < 0)
             return -1;
     }
@@ -1665,10 +1724,12 @@ static int walk_text(text_walk *t)
     return 0;
 }
 
-int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
-                         const char *line, size_t len, const char *event_id,
-                         char **out, size_t *outlen, size_t *outcap,
-                         char *err, size_t errlen)
+/* Walk the text with the rules in setup (rs, rs2, default, scrub, note):
+ * the changed fields' count (scrub) or 0, or -1 with a reason in err. */
+static int apply_text(const walk *setup, const cv_keyring *kr,
+                      const char *line, size_t len, const char *event_id,
+                      char **out, size_t *outlen, size_t *outcap, char *err,
+                      size_t errlen)
 {
     char idstack[256], *idheap = NULL;
     *outlen = 0;
@@ -1691,13 +1752,8 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
         return -1;
     }
     text_walk tw, *t = &tw; /* a few KiB: the stack is fine */
-    memset(&t->w, 0, sizeof t->w);
-    t->w.rs = &p->fields;
-    t->w.rs2 = NULL;
-    t->w.dflt_op = p->fields.default_op;
-    t->w.dflt_arg = p->fields.default_arg;
-    t->w.scrub = false;
-    t->w.note = NULL;
+    t->w = *setup;
+    t->w.changed = 0;
     t->w.kr = kr;
     t->w.event_id = event_id;
     t->w.primary = cv_keyring_primary(kr);
@@ -1732,7 +1788,29 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
     }
     free(t->rep);
     free(idheap);
-    return rc;
+    return rc < 0 ? -1 : t->w.changed;
+}
+
+int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
+                         const char *line, size_t len, const char *event_id,
+                         char **out, size_t *outlen, size_t *outcap,
+                         char *err, size_t errlen)
+{
+    walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
+              .dflt_arg = p->fields.default_arg};
+    return apply_text(&w, kr, line, len, event_id, out, outlen, outcap, err,
+                      errlen) < 0 ? -1 : 0;
+}
+
+int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
+                         const char *kind, const char *line, size_t len,
+                         cv_scrub_note *note, void *ctx, char **out,
+                         size_t *outlen, size_t *outcap, char *err,
+                         size_t errlen)
+{
+    walk w = scrub_setup(p, kind, note, ctx);
+    return apply_text(&w, kr, line, len, NULL, out, outlen, outcap, err,
+                      errlen);
 }
 
 char *cv_policy_stored_value(const cv_policy *p, const cv_keyring *kr,

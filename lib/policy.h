@@ -91,6 +91,15 @@ typedef void cv_scrub_note(void *ctx, const char *path, cv_op op);
 int cv_policy_scrub(const cv_policy *p, const cv_keyring *kr,
                     const char *kind, json_t *event, cv_scrub_note *note,
                     void *ctx, char *err, size_t errlen);
+/* cv_policy_scrub on an event's text, as cv_policy_apply_text applies
+ * [fields]: one pass, only changed values spliced in, the output in *out
+ * (reused from call to call, NUL-terminated). A replacement that is the
+ * value's own text is no change. The number of fields changed, or -1. */
+int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
+                         const char *kind, const char *line, size_t len,
+                         cv_scrub_note *note, void *ctx, char **out,
+                         size_t *outlen, size_t *outcap, char *err,
+                         size_t errlen);
 /* Does the policy have any scrub rule (or a scrub default other than
  * keep)? */
 bool cv_policy_scrubs(const cv_policy *p);

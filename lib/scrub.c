@@ -3,6 +3,8 @@
  * scrub.h. */
 #include "scrub.h"
 
+#include "jscan.h"
+#include "jwalk.h"
 #include "maint.h"
 #include "progress.h"
 #include "timefmt.h"
@@ -16,32 +18,22 @@
 
 int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
                   const char *kind, const char *body, size_t len,
-                  char **out, int64_t *ts, cv_scrub_note *note, void *ctx,
-                  char *err, size_t errlen)
+                  cv_scrub_buf *out, int64_t *ts, cv_scrub_note *note,
+                  void *ctx, char *err, size_t errlen)
 {
-    json_error_t je;
-    *out = NULL;
-    json_t *ev = json_loadb(body, len, 0, &je);
-    if (!json_is_object(ev)) {
-        snprintf(err, errlen, "the stored body is not a JSON object (%s)",
-                 ev ? "another JSON value" : je.text);
-        json_decref(ev);
-        return -1;
-    }
-    int n = cv_policy_scrub(pol, kr, kind, ev, note, ctx, err, errlen);
-    if (n > 0) {
-        *out = json_dumps(ev, CV_JSON_DUMP);
-        json_t *t = json_object_get(ev, "ts");
-        int64_t v;
-        if (!*out) {
-            snprintf(err, errlen, "cannot serialise the scrubbed body");
-            n = -1;
-        } else if (json_is_string(t) &&
-                   cv_time_parse(json_string_value(t), json_string_length(t), &v)) {
-            *ts = v;
-        }
-    }
-    json_decref(ev);
+    int n = cv_policy_scrub_text(pol, kr, kind, body, len, note, ctx,
+                                 &out->text, &out->len, &out->cap, err, errlen);
+    if (n <= 0)
+        return n;
+    /* the row's ts moves with the body's (a rule may round it) */
+    cv_jfield f = {.name = "ts"};
+    char buf[64];
+    int64_t v;
+    if (cv_jscan_object(out->text, out->len, CV_JW_MAX_DEPTH, false, &f, 1,
+                        err, errlen) >= 0 &&
+        f.type == CV_JS_STRING && cv_jfield_string(&f, buf, sizeof buf) &&
+        cv_time_parse(buf, strlen(buf), &v))
+        *ts = v;
     return n;
 }
 
@@ -136,6 +128,7 @@ typedef struct {
     int pass_no;          /* rows that fail are named in the first pass */
     row_notes *rows;      /* the batch in flight */
     int nrows;
+    cv_scrub_buf buf;     /* a scrubbed body */
 } run;
 
 static const char candidates_sql[] =
@@ -175,10 +168,10 @@ static int read_batch(run *r, json_t *items)
         memset(rn, 0, sizeof *rn);
         rn->seq = seq;
         rn->kind = cv_strdup(kind ? kind : "");
-        char *out, err[512];
+        char err[512];
         int64_t ts = 0;
         int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "",
-                                    blen, &out, &ts, note_field, rn, err,
+                                    blen, &r->buf, &ts, note_field, rn, err,
                                     sizeof err);
         if (changed < 0) {
             if (r->pass_no == 0) {
@@ -197,10 +190,10 @@ static int read_batch(run *r, json_t *items)
             sodium_bin2hex(hex, sizeof hex, sum, slen);
         json_t *it = json_pack("{s:I, s:s, s:i}", "seq", (json_int_t)seq,
                                "sum", hex, "fields", changed);
-        if (out) {
-            json_object_set_new(it, "body", json_string_nocheck(out));
+        if (changed > 0) {
+            json_object_set_new(it, "body",
+                                json_stringn_nocheck(r->buf.text, r->buf.len));
             json_object_set_new(it, "ts", json_integer((json_int_t)ts));
-            free(out);
         }
         json_array_append_new(items, it);
     }
@@ -392,6 +385,7 @@ out:
     json_decref(r.t.by_kind);
     json_decref(r.t.by_op);
     free(r.rows);
+    free(r.buf.text);
     return status;
 }
 
@@ -401,6 +395,8 @@ int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                     int64_t now, FILE *out)
 {
     int64_t due = count_due(db, now), checked = 0, bad = 0;
+    cv_scrub_buf buf = {0};
+    int status;
     if (due < 0)
         goto dberr;
     if (due > 0)
@@ -416,10 +412,10 @@ int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
         const char *kind = (const char *)sqlite3_column_text(st, 2);
         const char *body = (const char *)sqlite3_column_text(st, 3);
         row_notes rn = {0};
-        char *nb, err[512];
+        char err[512];
         int64_t ts;
         int n = cv_scrub_body(pol, kr, kind ? kind : "", body ? body : "",
-                              (size_t)sqlite3_column_bytes(st, 3), &nb, &ts,
+                              (size_t)sqlite3_column_bytes(st, 3), &buf, &ts,
                               note_field, &rn, err, sizeof err);
         checked++;
         if (n != 0) {
@@ -435,7 +431,6 @@ int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                            cv_op_name(rn.notes[0].op));
             }
         }
-        free(nb);
         row_notes_clear(&rn);
     }
     sqlite3_reset(st);
@@ -445,8 +440,12 @@ int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
             "scrubbed, %lld not fully scrubbed\n", cv_db_path(db),
             due || bad ? "INCOMPLETE" : "complete", (long long)checked,
             (long long)due, (long long)bad);
-    return due || bad ? EX_DATAERR : 0;
+    status = due || bad ? EX_DATAERR : 0;
+    goto out;
 dberr:
     cv_err("cannot check scrubbing in %s: %s", cv_db_path(db), cv_db_errmsg(db));
-    return EX_IOERR;
+    status = EX_IOERR;
+out:
+    free(buf.text);
+    return status;
 }

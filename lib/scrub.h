@@ -25,16 +25,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Scrub one stored body (JSON text of len bytes) of the given kind.
- * Returns the number of fields changed (0: *out is NULL, the body stays),
- * or -1 with a reason in err. On a change, *out is the new body
- * (malloc'ed, NUL-terminated) and *ts the row's ts as the body now has it
- * (rounded by a rule for "ts"; unchanged otherwise). note (may be NULL) is
- * called per field changed. */
+/* A scrubbed body: reused from row to row (start zeroed, free text). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} cv_scrub_buf;
+
+/* Scrub one stored body (JSON text of len bytes) of the given kind: the
+ * number of fields changed (0: the body stays as it is), or -1 with a
+ * reason in err. On a change, out holds the new body (NUL-terminated) and
+ * *ts the row's ts as the body now has it (a rule may round it; otherwise
+ * unchanged). note (may be NULL) is called per field changed. */
 int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
                   const char *kind, const char *body, size_t len,
-                  char **out, int64_t *ts, cv_scrub_note *note, void *ctx,
-                  char *err, size_t errlen);
+                  cv_scrub_buf *out, int64_t *ts, cv_scrub_note *note,
+                  void *ctx, char *err, size_t errlen);
 
 typedef struct {
     int batch;              /* rows per transaction */

@@ -25,6 +25,7 @@ struct cv_store {
     size_t pending;
     cv_store_stats st;
     char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
+    cv_scrub_buf scrubbed;       /* a body scrubbed on arrival */
     /* Users whose profile changed in the open batch: their stored rows are
      * rescheduled once, at commit, however many profile events came. */
     struct {
@@ -59,6 +60,7 @@ void cv_store_destroy(cv_store **p)
         return;
     for (int i = 0; i < PROFILE_CACHE; i++)
         free(s->cache[i].user);
+    free(s->scrubbed.text);
     free(s);
     *p = NULL;
 }
@@ -319,17 +321,17 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                          &row.expires_at, &row.scrub_after);
     /* due on arrival (an anonymous user's): the personal data never
      * reaches the file */
-    char *scrubbed = NULL;
     row.scrubbed_at = -1;
     if (row.scrub_after >= 0 && row.scrub_after <= now &&
         cv_policy_scrubs(s->pol)) {
         char serr[256];
-        if (cv_scrub_body(s->pol, s->kr, kind, line, len, &scrubbed, &row.ts,
-                          NULL, NULL, serr, sizeof serr) < 0)
+        int n = cv_scrub_body(s->pol, s->kr, kind, line, len, &s->scrubbed,
+                              &row.ts, NULL, NULL, serr, sizeof serr);
+        if (n < 0)
             return REJECT("cannot scrub on arrival: %s", serr);
-        if (scrubbed) {
-            row.body = scrubbed;
-            row.body_len = strlen(scrubbed);
+        if (n > 0) {
+            row.body = s->scrubbed.text;
+            row.body_len = s->scrubbed.len;
         }
         row.scrubbed_at = now;
         s->st.scrubbed_on_arrival++;
@@ -339,7 +341,6 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         row.checksum = sum; /* an empty checksum */
     } else if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), id, user, kind,
                                row.ts, row.body, row.body_len, sum) < 0) {
-        free(scrubbed);
         snprintf(reason, rlen, "cannot checksum: no primary key");
         return CV_STORE_FAILED;
     } else {
@@ -347,7 +348,6 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         row.checksum_len = sizeof sum;
     }
     int rc = cv_db_insert(s->db, &row);
-    free(scrubbed);
     if (rc < 0)
         goto failed;
     if (rc == 0) {

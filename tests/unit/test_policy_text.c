@@ -492,6 +492,101 @@ TEST(policy_text_generated_equivalence)
     cv_keyring_destroy(&kr);
 }
 
+/* Scrub: the text walk and the tree walk agree on stored rows (events
+ * that went through the shipped [fields] first), for the shipped scrub
+ * rules and for rules with every operator, a kind's own section and a
+ * default; and a second text scrub changes nothing. */
+static const char *const scrub_policies[] = {
+    NULL,
+    "[fields]\nuser_id = keep\n**.secret = encrypt\n**.d = encrypt\n"
+    "**.notes = encrypt\n"
+    "[scrub fields]\nts = round\n**.gone = drop\n**.tags = mask\n"
+    "**.secret = hash s\n**.location = generalise city\n"
+    "**.x = generalise country\n**.region = generalise\n**.when = round\n"
+    "**.ms = round\n**.email = hash email\n**.items = anonymise\n"
+    "**.d = drop\n**.b = encrypt\n**.notes = keep\nnested.** = keep\n"
+    "[scrub fields k1]\n**.a = anonymise\n**.c = mask\ndefault = drop\n",
+};
+
+static void check_scrub(const cv_policy *p, const cv_keyring *kr,
+                        const char *kind, const char *ev, size_t len,
+                        outbuf *stored, outbuf *o, const char *what)
+{
+    char err[256];
+    json_error_t je;
+    if (cv_policy_apply_text(p, kr, ev, len, NULL, &stored->buf, &stored->len,
+                             &stored->cap, err, sizeof err) < 0)
+        return; /* not an event [fields] takes: never stored */
+    json_t *tree = json_loadb(stored->buf, stored->len, 0, &je);
+    const char *id = json_string_value(json_object_get(tree, "id"));
+    if (!tree || !id)
+        cvt_fail(__FILE__, __LINE__, "%s: stored text unreadable", what);
+    int nt = cv_policy_scrub_text(p, kr, kind, stored->buf, stored->len, NULL,
+                                  NULL, &o->buf, &o->len, &o->cap, err,
+                                  sizeof err);
+    if (nt < 0)
+        cvt_fail(__FILE__, __LINE__, "%s: scrub_text failed: %s\n  row: %s",
+                 what, err, stored->buf);
+    if (cv_policy_scrub(p, kr, kind, tree, NULL, NULL, err, sizeof err) < 0)
+        cvt_fail(__FILE__, __LINE__, "%s: scrub (tree) failed: %s", what, err);
+    const char *out = nt > 0 ? o->buf : stored->buf;
+    size_t outlen = nt > 0 ? o->len : stored->len;
+    json_t *text = json_loadb(out, outlen, JSON_REJECT_DUPLICATES, &je);
+    if (!text)
+        cvt_fail(__FILE__, __LINE__, "%s: output is not JSON (%s)\n  row: %s\n"
+                 "  output: %.*s", what, je.text, stored->buf, (int)outlen, out);
+    cmp *c = cv_calloc(1, sizeof *c);
+    c->kr = kr;
+    c->id = id;
+    if (!same(c, tree, text))
+        cvt_fail(__FILE__, __LINE__, "%s: differs %s\n  row:    %s\n"
+                 "  output: %.*s", what, c->why, stored->buf, (int)outlen, out);
+    free(c);
+    /* scrubbing the scrubbed row again changes nothing */
+    char *again = cv_malloc(outlen + 1);
+    memcpy(again, out, outlen);
+    again[outlen] = '\0';
+    outbuf o2 = {0};
+    int n2 = cv_policy_scrub_text(p, kr, kind, again, outlen, NULL, NULL,
+                                  &o2.buf, &o2.len, &o2.cap, err, sizeof err);
+    if (n2 != 0)
+        cvt_fail(__FILE__, __LINE__, "%s: a second scrub changed %d fields\n"
+                 "  once:  %s\n  twice: %s", what, n2, again, o2.buf);
+    free(o2.buf);
+    free(again);
+    json_decref(text);
+    json_decref(tree);
+}
+
+TEST(scrub_text_and_tree_agree_and_a_second_scrub_changes_nothing)
+{
+    cv_keyring *kr = cvt_keyring("keyring");
+    outbuf o = {0}, stored = {0};
+    sb b = {0};
+    rng_state = 99;
+    cv_policy *ps[2];
+    for (size_t pi = 0; pi < 2; pi++)
+        ps[pi] = scrub_policies[pi] ? cvt_policy(scrub_policies[pi])
+                                    : policy_n(0);
+    for (int i = 0; i < 2000; i++) {
+        b.n = 0;
+        put(&b, "");
+        gen_object(&b, 0, true);
+        for (size_t pi = 0; pi < 2; pi++) {
+            char what[64];
+            snprintf(what, sizeof what, "scrub policy %zu, event %d", pi, i);
+            check_scrub(ps[pi], kr, i % 2 ? "k1" : "other", b.s, b.n, &stored,
+                        &o, what);
+        }
+    }
+    for (size_t pi = 0; pi < 2; pi++)
+        cv_policy_destroy(&ps[pi]);
+    free(b.s);
+    free(o.buf);
+    free(stored.buf);
+    cv_keyring_destroy(&kr);
+}
+
 /* On jansson's own compact text and a policy that encrypts nothing, the
  * text version writes exactly the tree version's bytes: commas, order and
  * replaced values all agree. */

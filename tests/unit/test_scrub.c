@@ -252,7 +252,8 @@ static json_t *scrub_item(cvt_store *f, const char *id)
     json_t *item = NULL;
     if (sqlite3_prepare_v2(cv_db_handle(f->db), sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW) {
-        char *out, err[256];
+        char err[256];
+        cv_scrub_buf out = {0};
         int64_t ts = sqlite3_column_int64(st, 4);
         const char *body = (const char *)sqlite3_column_text(st, 2);
         int n = cv_scrub_body(f->pol, f->kr,
@@ -262,11 +263,11 @@ static json_t *scrub_item(cvt_store *f, const char *id)
         item = json_pack("{s:I, s:s, s:i}", "seq", sqlite3_column_int64(st, 0),
                          "sum", (const char *)sqlite3_column_text(st, 3),
                          "fields", n);
-        if (out) {
-            json_object_set_new(item, "body", json_string(out));
+        if (n > 0) {
+            json_object_set_new(item, "body", json_string(out.text));
             json_object_set_new(item, "ts", json_integer(ts));
         }
-        free(out);
+        free(out.text);
     }
     sqlite3_finalize(st);
     free(sql);
