@@ -47,6 +47,13 @@ void cv_control_destroy(cv_control **p)
 json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
                         char *err, size_t errlen)
 {
+    return cv_control_call_blobs(c, request, NULL, 0, timeout_ms, err, errlen);
+}
+
+json_t *cv_control_call_blobs(cv_control *c, json_t *request,
+                              const cv_blob *blobs, size_t n, int timeout_ms,
+                              char *err, size_t errlen)
+{
     if (c->broken) {
         snprintf(err, errlen, "an earlier request to store timed out");
         return NULL;
@@ -60,6 +67,8 @@ json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
     zmsg_addstr(m, CV_WIRE_VERSION);
     zmsg_addstr(m, text);
     free(text);
+    for (size_t i = 0; i < n; i++)
+        zmsg_addmem(m, blobs[i].data, blobs[i].len);
     zsock_set_sndtimeo(c->dealer, timeout_ms);
     if (zmsg_send(&m, c->dealer) < 0) {
         zmsg_destroy(&m);

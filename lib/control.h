@@ -11,6 +11,13 @@
 
 typedef struct cv_control cv_control;
 
+/* Bytes carried beside a request's JSON, one frame each (scrub's bodies:
+ * no JSON escaping to pay for on either side). */
+typedef struct {
+    const void *data;
+    size_t len;
+} cv_blob;
+
 /* Connect (nothing is sent yet). NULL with a reason in err. */
 cv_control *cv_control_new(const cv_config *cfg, char *err, size_t errlen);
 void cv_control_destroy(cv_control **p);
@@ -20,6 +27,10 @@ void cv_control_destroy(cv_control **p);
  * reply {"ok":false,...} is returned as it is. */
 json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
                         char *err, size_t errlen);
+/* The same, with n blobs sent as frames after the JSON. */
+json_t *cv_control_call_blobs(cv_control *c, json_t *request,
+                              const cv_blob *blobs, size_t n, int timeout_ms,
+                              char *err, size_t errlen);
 
 /* Is a store answering on the control endpoint? A ping with a short
  * timeout; the connection is kept for more calls when it answers. */

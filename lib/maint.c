@@ -381,10 +381,36 @@ static bool sum_arg(json_t *item, uint8_t *sum, size_t *len)
                                  NULL, len, NULL) == 0;
 }
 
-/* Conditional updates: each row only if it is unscrubbed and its checksum
- * is still the one scrub read; anything else (rectified, erased, scrubbed
- * by another run) is a conflict, left alone for scrub to read again. */
-static json_t *do_scrub(cv_maint *m, json_t *req)
+/* A scrub row's new body: a string, or the index of a blob. false when
+ * it is neither; *len 0 and *body NULL when the row keeps its body. */
+static bool body_arg(json_t *item, const cv_blob *blobs, size_t nblobs,
+                     const char **body, size_t *len)
+{
+    json_t *b = json_object_get(item, "body");
+    *body = NULL;
+    *len = 0;
+    if (!b)
+        return true;
+    if (json_is_string(b)) {
+        *body = json_string_value(b);
+        *len = json_string_length(b);
+        return true;
+    }
+    json_int_t i = json_integer_value(b);
+    if (!json_is_integer(b) || i < 0 || (size_t)i >= nblobs)
+        return false;
+    *body = blobs[i].data;
+    *len = blobs[i].len;
+    return *len > 0 && !memchr(*body, '\0', *len);
+}
+
+/* Conditional updates, one statement per row: it applies only while the
+ * row is unscrubbed and its checksum is still the one scrub read (which
+ * covers the id, user, kind, ts and body scrub sends back), so a row
+ * rectified, erased or scrubbed meanwhile is a conflict, left for scrub
+ * to read again. The new checksum is store's own. */
+static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
+                        size_t nblobs)
 {
     json_t *rows = json_object_get(req, "rows");
     int64_t now = int_arg(req, "now", cv_now_ms());
@@ -394,75 +420,65 @@ static json_t *do_scrub(cv_maint *m, json_t *req)
     if (cv_db_begin(m->db) != SQLITE_OK)
         return db_fail(m, "cannot begin a scrub batch");
     json_t *by_kind = json_object(), *conflicts = json_array(), *item;
+    json_t *reply = NULL;
     int64_t n = 0, fields = 0;
     size_t i;
     json_array_foreach(rows, i, item) {
-        uint8_t sum[CV_CHECKSUM_BYTES], now_sum[CV_CHECKSUM_BYTES];
-        size_t sumlen = 0;
-        json_t *seqv = json_object_get(item, "seq");
-        json_t *bodyv = json_object_get(item, "body");
-        if (!json_is_integer(seqv) || !sum_arg(item, sum, &sumlen) ||
-            (bodyv && !json_is_string(bodyv))) {
-            json_decref(by_kind);
-            json_decref(conflicts);
-            cv_db_rollback(m->db);
-            return fail("scrub row %s needs \"seq\", \"sum\" (hex) and "
-                        "\"body\" a string if present", "");
+        uint8_t sum[CV_CHECKSUM_BYTES], new_sum[CV_CHECKSUM_BYTES];
+        size_t sumlen = 0, blen;
+        const char *body;
+        json_t *seqv = json_object_get(item, "seq"), *tsv = json_object_get(item, "ts");
+        const char *id = json_string_value(json_object_get(item, "id"));
+        const char *kind = json_string_value(json_object_get(item, "kind"));
+        const char *user = json_string_value(json_object_get(item, "user"));
+        if (!json_is_integer(seqv) || !json_is_integer(tsv) || !id || !kind ||
+            !user || !sum_arg(item, sum, &sumlen) ||
+            !body_arg(item, blobs, nblobs, &body, &blen)) {
+            reply = fail("scrub row %s needs \"seq\", \"sum\" (hex), \"id\", "
+                         "\"kind\", \"user\", \"ts\", and \"body\" a string or "
+                         "a blob's index when present", "");
+            goto rollback;
         }
-        int64_t seq = json_integer_value(seqv);
-        sqlite3_stmt *st = cv_db_stmt(m->db,
-            "SELECT e.id, e.kind, e.ts, e.body, e.checksum, u.user_id"
-            " FROM events e JOIN users u ON u.uid = e.uid"
-            " WHERE e.seq = ? AND e.scrubbed_at IS NULL");
-        if (!st)
-            goto dberr;
-        sqlite3_bind_int64(st, 1, seq);
+        sqlite3_stmt *st;
+        if (body) {
+            if (cv_row_checksum(m->kr, cv_keyring_primary(m->kr), id, user,
+                                kind, json_integer_value(tsv), body, blen,
+                                new_sum) < 0) {
+                reply = fail("cannot checksum: no primary key%s", "");
+                goto rollback;
+            }
+            st = cv_db_stmt(m->db,
+                "UPDATE events SET scrubbed_at = ?1, checksum = ?2, ts = ?3,"
+                " body = ?4 WHERE seq = ?5 AND checksum = ?6"
+                " AND scrubbed_at IS NULL");
+        } else {
+            st = cv_db_stmt(m->db,
+                "UPDATE events SET scrubbed_at = ?1 WHERE seq = ?5"
+                " AND checksum = ?6 AND scrubbed_at IS NULL");
+        }
+        if (!st) {
+            reply = db_fail(m, "cannot prepare the scrub");
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        if (body) {
+            sqlite3_bind_blob(st, 2, new_sum, sizeof new_sum, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, json_integer_value(tsv));
+            sqlite3_bind_text(st, 4, body, (int)blen, SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(st, 5, json_integer_value(seqv));
+        sqlite3_bind_blob(st, 6, sum, (int)sumlen, SQLITE_STATIC);
         int rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW ||
-            (size_t)sqlite3_column_bytes(st, 4) != sumlen ||
-            (sumlen && memcmp(sqlite3_column_blob(st, 4), sum, sumlen) != 0)) {
-            sqlite3_reset(st);
-            if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                goto dberr;
-            json_array_append_new(conflicts, json_integer((json_int_t)seq));
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            reply = db_fail(m, "scrub batch failed");
+            goto out;
+        }
+        if (sqlite3_changes(cv_db_handle(m->db)) == 0) {
+            json_array_append(conflicts, seqv);
             continue;
         }
-        const char *kind = (const char *)sqlite3_column_text(st, 1);
-        const char *body = bodyv ? json_string_value(bodyv)
-                                 : (const char *)sqlite3_column_text(st, 3);
-        size_t blen = bodyv ? json_string_length(bodyv)
-                            : (size_t)sqlite3_column_bytes(st, 3);
-        int64_t ts = int_arg(item, "ts", sqlite3_column_int64(st, 2));
-        rc = cv_row_checksum(m->kr, cv_keyring_primary(m->kr),
-                             (const char *)sqlite3_column_text(st, 0),
-                             (const char *)sqlite3_column_text(st, 5), kind,
-                             ts, body, blen, now_sum);
         incr_kind(by_kind, kind);
-        sqlite3_reset(st); /* body may point into it: not used after this */
-        if (rc < 0) {
-            json_decref(by_kind);
-            json_decref(conflicts);
-            cv_db_rollback(m->db);
-            return fail("cannot checksum: no primary key%s", "");
-        }
-        st = cv_db_stmt(m->db, bodyv
-            ? "UPDATE events SET scrubbed_at = ?1, checksum = ?2, ts = ?3,"
-              " body = ?4 WHERE seq = ?5"
-            : "UPDATE events SET scrubbed_at = ?1, checksum = ?2, ts = ?3"
-              " WHERE seq = ?5");
-        if (!st)
-            goto dberr;
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_blob(st, 2, now_sum, sizeof now_sum, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, ts);
-        if (bodyv)
-            sqlite3_bind_text(st, 4, json_string_value(bodyv),
-                              (int)json_string_length(bodyv), SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, seq);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE)
-            goto dberr;
         n++;
         fields += int_arg(item, "fields", 0);
     }
@@ -475,24 +491,25 @@ static json_t *do_scrub(cv_maint *m, json_t *req)
     int rc = n ? cv_audit_append(m->db, m->kr, m->pol, cv_now_ms(), &e, err,
                                  sizeof err) : 0;
     json_decref(detail);
-    json_decref(by_kind);
     if (rc < 0) {
-        json_decref(conflicts);
-        cv_db_rollback(m->db);
-        return fail("%s", err);
+        reply = fail("%s", err);
+        goto rollback;
     }
     if (cv_db_commit(m->db) != SQLITE_OK) {
-        json_decref(conflicts);
-        return db_fail(m, "cannot commit a scrub batch");
+        reply = db_fail(m, "cannot commit a scrub batch");
+        goto out;
     }
     m->scrubbed += (uint64_t)n;
     m->audit_entries += n > 0;
-    return json_pack("{s:b, s:I, s:o}", "ok", 1, "scrubbed", (json_int_t)n,
-                     "conflicts", conflicts);
-dberr:
+    reply = json_pack("{s:b, s:I, s:O}", "ok", 1, "scrubbed", (json_int_t)n,
+                      "conflicts", conflicts);
+    goto out;
+rollback:
+    cv_db_rollback(m->db);
+out:
     json_decref(by_kind);
     json_decref(conflicts);
-    return db_fail(m, "scrub batch failed");
+    return reply;
 }
 
 static json_t *do_scrub_done(cv_maint *m, json_t *req)
@@ -530,6 +547,12 @@ static json_t *do_audit(cv_maint *m, json_t *req)
 
 json_t *cv_maint_do(cv_maint *m, json_t *req)
 {
+    return cv_maint_do_blobs(m, req, NULL, 0);
+}
+
+json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
+                          size_t nblobs)
+{
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!op)
         return NULL;
@@ -544,7 +567,7 @@ json_t *cv_maint_do(cv_maint *m, json_t *req)
     if (strcmp(op, "audit") == 0)
         return do_audit(m, req);
     if (strcmp(op, "scrub") == 0)
-        return do_scrub(m, req);
+        return do_scrub(m, req, blobs, nblobs);
     if (strcmp(op, "scrub_done") == 0)
         return do_scrub_done(m, req);
     return NULL;
@@ -612,9 +635,16 @@ fail:
 json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
                       size_t errlen)
 {
+    return cv_maint_call_blobs(s, req, NULL, 0, err, errlen);
+}
+
+json_t *cv_maint_call_blobs(cv_maint_session *s, json_t *req,
+                            const cv_blob *blobs, size_t n, char *err,
+                            size_t errlen)
+{
     if (s->ctl)
-        return cv_control_call(s->ctl, req, 60000, err, errlen);
-    json_t *r = cv_maint_do(&s->m, req);
+        return cv_control_call_blobs(s->ctl, req, blobs, n, 60000, err, errlen);
+    json_t *r = cv_maint_do_blobs(&s->m, req, blobs, n);
     if (!r)
         snprintf(err, errlen, "unknown request");
     return r;

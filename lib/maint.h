@@ -18,6 +18,7 @@
 #define CV_MAINT_H
 
 #include "config.h"
+#include "control.h"
 #include "db.h"
 #include "keyring.h"
 #include "policy.h"
@@ -44,11 +45,16 @@ typedef struct {
  *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
  *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A}
- *   scrub       {"now":MS,"rows":[{"seq":N,"sum":HEX,"fields":N,
- *                "body":S,"ts":MS}],"actor":A}  (body and ts: when changed)
+ *   scrub       {"now":MS,"rows":[{"seq":N,"sum":HEX,"id":S,"kind":S,
+ *                "user":S,"ts":MS,"fields":N,"body":S|BLOB}],"actor":A}
+ *               (body, when changed: the text, or the index of a blob)
  *               -> {"scrubbed":N,"conflicts":[seq,...]}
  *   scrub_done  {"now":MS} -> {"backlog":N,"wal_truncated":bool} */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
+/* The same, with the blobs that came with the request (frames after its
+ * JSON): a scrub row's "body" may be the index of one. */
+json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
+                          size_t nblobs);
 
 /* A session for a command: local (the lock was free) or remote (store). */
 typedef struct cv_maint_session cv_maint_session;
@@ -61,6 +67,9 @@ cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
  * not answer in time). Takes nothing from req. */
 json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
                       size_t errlen);
+json_t *cv_maint_call_blobs(cv_maint_session *s, json_t *req,
+                            const cv_blob *blobs, size_t n, char *err,
+                            size_t errlen);
 bool cv_maint_is_local(const cv_maint_session *s);
 void cv_maint_close(cv_maint_session **p);
 

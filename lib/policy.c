@@ -666,6 +666,8 @@ typedef struct {
     cv_scrub_note *note;
     void *note_ctx;
     int changed;        /* fields changed (scrub) */
+    bool ts_moved;      /* the top-level ts was rewritten (scrub, text) */
+    int64_t new_ts;     /* to this */
     const cv_keyring *kr;
     const char *event_id;
     uint32_t primary;
@@ -1415,8 +1417,10 @@ static int round_decimal(const char *v, size_t n, char out[64])
  * object op_generalise builds (names, then coordinates rounded by
  * round_number), without loading it. Declines what it cannot match
  * cheaply and exactly: escapes, repeated names, "-0", very large reals. */
-static int generalise_text(text_walk *t, const char *vs, size_t vlen)
+static int generalise_text(text_walk *t, const char *level, const char *vs,
+                           size_t vlen)
 {
+    bool city = level && level[1] == 'i';
     static const char *const want[] = {"city", "region", "country", "lat",
                                        "lon", "latitude", "longitude"};
     static const size_t wlen[] = {4, 6, 7, 3, 3, 8, 9};
@@ -1462,7 +1466,7 @@ static int generalise_text(text_walk *t, const char *vs, size_t vlen)
     rep_add(t, "{", 1);
     for (int i = 0; i < NWANT; i++) {
         int want_tok = i < FIRST_COORD ? CV_JW_STRING : CV_JW_NUMBER;
-        if (got[i].tok != want_tok)
+        if (got[i].tok != want_tok || (level && i != 2 && !(city && i == 0)))
             continue;
         const char *v = got[i].s;
         size_t n = got[i].n;
@@ -1528,6 +1532,18 @@ static bool dumps_as_is(int tok, const char *vs, size_t vlen, bool escaped)
     }
 }
 
+/* op_round on a string without escapes: its bytes are the slice. */
+static int round_text(text_walk *t, const char *s, size_t n)
+{
+    int64_t ms;
+    if (!cv_time_parse(s, n, &ms))
+        return R_DROP;
+    char buf[40];
+    cv_time_format_ms(ms - ms % HOUR_MS, buf);
+    rep_quoted(t, buf, strlen(buf));
+    return R_REPLACE;
+}
+
 static int transform_text(text_walk *t, cv_op op, const char *arg, int tok,
                           const char *vs, size_t vlen)
 {
@@ -1544,11 +1560,15 @@ static int transform_text(text_walk *t, cv_op op, const char *arg, int tok,
             return hash_text(t, arg, vs + 1, vlen - 2);
         break;
     case CV_OP_GENERALISE:
-        if (tok == CV_JW_OBJECT && !arg) {
-            int rc = generalise_text(t, vs, vlen);
+        if (tok == CV_JW_OBJECT) {
+            int rc = generalise_text(t, arg, vs, vlen);
             if (rc != R_PUNT)
                 return rc;
         }
+        break;
+    case CV_OP_ROUND:
+        if (tok == CV_JW_STRING && !t->jw.escaped)
+            return round_text(t, vs + 1, vlen - 2);
         break;
     default: break;
     }
@@ -1572,6 +1592,12 @@ static int scrub_text(text_walk *t, cv_op op, const char *arg, int tok,
         rc = R_SAME;
     if (rc == R_REPLACE && t->replen == vlen && memcmp(t->rep, vs, vlen) == 0)
         rc = R_SAME;
+    int64_t ms;
+    if (rc == R_REPLACE && top_ts(&t->w) && t->replen >= 2 &&
+        t->rep[0] == '"' && cv_time_parse(t->rep + 1, t->replen - 2, &ms)) {
+        t->w.new_ts = ms; /* store moves the row with it */
+        t->w.ts_moved = true;
+    }
     if (rc == R_REPLACE || rc == R_DROP) {
         t->w.changed++;
         if (t->w.note) {
@@ -1728,8 +1754,8 @@ static int walk_text(text_walk *t)
  * the changed fields' count (scrub) or 0, or -1 with a reason in err. */
 static int apply_text(const walk *setup, const cv_keyring *kr,
                       const char *line, size_t len, const char *event_id,
-                      char **out, size_t *outlen, size_t *outcap, char *err,
-                      size_t errlen)
+                      char **out, size_t *outlen, size_t *outcap, int64_t *ts,
+                      char *err, size_t errlen)
 {
     char idstack[256], *idheap = NULL;
     *outlen = 0;
@@ -1754,6 +1780,7 @@ static int apply_text(const walk *setup, const cv_keyring *kr,
     text_walk tw, *t = &tw; /* a few KiB: the stack is fine */
     t->w = *setup;
     t->w.changed = 0;
+    t->w.ts_moved = false;
     t->w.kr = kr;
     t->w.event_id = event_id;
     t->w.primary = cv_keyring_primary(kr);
@@ -1788,6 +1815,8 @@ static int apply_text(const walk *setup, const cv_keyring *kr,
     }
     free(t->rep);
     free(idheap);
+    if (rc == 0 && ts && t->w.ts_moved)
+        *ts = t->w.new_ts;
     return rc < 0 ? -1 : t->w.changed;
 }
 
@@ -1798,18 +1827,18 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
 {
     walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
               .dflt_arg = p->fields.default_arg};
-    return apply_text(&w, kr, line, len, event_id, out, outlen, outcap, err,
-                      errlen) < 0 ? -1 : 0;
+    return apply_text(&w, kr, line, len, event_id, out, outlen, outcap, NULL,
+                      err, errlen) < 0 ? -1 : 0;
 }
 
 int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
                          const char *kind, const char *line, size_t len,
                          cv_scrub_note *note, void *ctx, char **out,
-                         size_t *outlen, size_t *outcap, char *err,
-                         size_t errlen)
+                         size_t *outlen, size_t *outcap, int64_t *ts,
+                         char *err, size_t errlen)
 {
     walk w = scrub_setup(p, kind, note, ctx);
-    return apply_text(&w, kr, line, len, NULL, out, outlen, outcap, err,
+    return apply_text(&w, kr, line, len, NULL, out, outlen, outcap, ts, err,
                       errlen);
 }
 

@@ -94,12 +94,14 @@ int cv_policy_scrub(const cv_policy *p, const cv_keyring *kr,
 /* cv_policy_scrub on an event's text, as cv_policy_apply_text applies
  * [fields]: one pass, only changed values spliced in, the output in *out
  * (reused from call to call, NUL-terminated). A replacement that is the
- * value's own text is no change. The number of fields changed, or -1. */
+ * value's own text is no change. *ts (may be NULL) gets the new time of
+ * the top-level ts when a rule rewrote it. The number of fields changed,
+ * or -1. */
 int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
                          const char *kind, const char *line, size_t len,
                          cv_scrub_note *note, void *ctx, char **out,
-                         size_t *outlen, size_t *outcap, char *err,
-                         size_t errlen);
+                         size_t *outlen, size_t *outcap, int64_t *ts,
+                         char *err, size_t errlen);
 /* Does the policy have any scrub rule (or a scrub default other than
  * keep)? */
 bool cv_policy_scrubs(const cv_policy *p);

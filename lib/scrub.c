@@ -3,8 +3,6 @@
  * scrub.h. */
 #include "scrub.h"
 
-#include "jscan.h"
-#include "jwalk.h"
 #include "maint.h"
 #include "progress.h"
 #include "timefmt.h"
@@ -21,20 +19,9 @@ int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
                   cv_scrub_buf *out, int64_t *ts, cv_scrub_note *note,
                   void *ctx, char *err, size_t errlen)
 {
-    int n = cv_policy_scrub_text(pol, kr, kind, body, len, note, ctx,
-                                 &out->text, &out->len, &out->cap, err, errlen);
-    if (n <= 0)
-        return n;
-    /* the row's ts moves with the body's (a rule may round it) */
-    cv_jfield f = {.name = "ts"};
-    char buf[64];
-    int64_t v;
-    if (cv_jscan_object(out->text, out->len, CV_JW_MAX_DEPTH, false, &f, 1,
-                        err, errlen) >= 0 &&
-        f.type == CV_JS_STRING && cv_jfield_string(&f, buf, sizeof buf) &&
-        cv_time_parse(buf, strlen(buf), &v))
-        *ts = v;
-    return n;
+    return cv_policy_scrub_text(pol, kr, kind, body, len, note, ctx,
+                                &out->text, &out->len, &out->cap, ts, err,
+                                errlen);
 }
 
 /* ---- what changed, per row and in total --------------------------------- */
@@ -129,13 +116,32 @@ typedef struct {
     row_notes *rows;      /* the batch in flight */
     int nrows;
     cv_scrub_buf buf;     /* a scrubbed body */
+    char *bodies;         /* the batch's scrubbed bodies, end to end */
+    size_t bodies_len, bodies_cap;
+    size_t *body_at;      /* where each blob starts in bodies, and ends */
+    size_t nblobs;
 } run;
 
 static const char candidates_sql[] =
-    "SELECT seq, id, kind, scrub_after, body, checksum FROM events"
-    " WHERE scrubbed_at IS NULL AND scrub_after IS NOT NULL"
-    " AND scrub_after <= ?1 AND (scrub_after, seq) > (?2, ?3)"
-    " ORDER BY scrub_after, seq LIMIT ?4";
+    "SELECT e.seq, e.id, e.kind, e.scrub_after, e.body, e.checksum, e.ts,"
+    " u.user_id FROM events e JOIN users u ON u.uid = e.uid"
+    " WHERE e.scrubbed_at IS NULL AND e.scrub_after IS NOT NULL"
+    " AND e.scrub_after <= ?1 AND (e.scrub_after, e.seq) > (?2, ?3)"
+    " ORDER BY e.scrub_after, e.seq LIMIT ?4";
+
+static void add_blob(run *r, const char *p, size_t n)
+{
+    if (r->bodies_cap - r->bodies_len < n) {
+        size_t c = r->bodies_cap ? r->bodies_cap : 1 << 16;
+        while (c - r->bodies_len < n)
+            c *= 2;
+        r->bodies = cv_realloc(r->bodies, c);
+        r->bodies_cap = c;
+    }
+    memcpy(r->bodies + r->bodies_len, p, n);
+    r->bodies_len += n;
+    r->body_at[++r->nblobs] = r->bodies_len;
+}
 
 /* Read and scrub the next batch of due rows into req's "rows" (and
  * r->rows). The number read, or -1 when the database failed. The read
@@ -169,7 +175,7 @@ static int read_batch(run *r, json_t *items)
         rn->seq = seq;
         rn->kind = cv_strdup(kind ? kind : "");
         char err[512];
-        int64_t ts = 0;
+        int64_t ts = sqlite3_column_int64(st, 6);
         int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "",
                                     blen, &r->buf, &ts, note_field, rn, err,
                                     sizeof err);
@@ -188,12 +194,16 @@ static int read_batch(run *r, json_t *items)
         char hex[2 * 64 + 1] = "";
         if (slen <= 64)
             sodium_bin2hex(hex, sizeof hex, sum, slen);
-        json_t *it = json_pack("{s:I, s:s, s:i}", "seq", (json_int_t)seq,
-                               "sum", hex, "fields", changed);
+        const char *user = (const char *)sqlite3_column_text(st, 7);
+        json_t *it = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "seq",
+                               (json_int_t)seq, "sum", hex, "id", id ? id : "",
+                               "kind", rn->kind, "user", user ? user : "",
+                               "ts", (json_int_t)ts, "fields", changed);
         if (changed > 0) {
+            /* the body goes as a blob: no JSON escaping on either side */
             json_object_set_new(it, "body",
-                                json_stringn_nocheck(r->buf.text, r->buf.len));
-            json_object_set_new(it, "ts", json_integer((json_int_t)ts));
+                                json_integer((json_int_t)r->nblobs));
+            add_blob(r, r->buf.text, r->buf.len);
         }
         json_array_append_new(items, it);
     }
@@ -207,10 +217,11 @@ static int read_batch(run *r, json_t *items)
 }
 
 /* One request; the reply when ok, else NULL with the reason logged. */
-static json_t *call(cv_maint_session *s, json_t *req)
+static json_t *call(cv_maint_session *s, json_t *req, const cv_blob *blobs,
+                    size_t n)
 {
     char err[512];
-    json_t *reply = cv_maint_call(s, req, err, sizeof err);
+    json_t *reply = cv_maint_call_blobs(s, req, blobs, n, err, sizeof err);
     json_decref(req);
     if (!reply) {
         cv_err("scrub: %s", err);
@@ -227,9 +238,15 @@ static json_t *call(cv_maint_session *s, json_t *req)
 /* Send the batch; count what store applied. -1 when store refused. */
 static int apply_batch(run *r, json_t *items)
 {
+    cv_blob *blobs = cv_malloc((r->nblobs + 1) * sizeof *blobs);
+    for (size_t i = 0; i < r->nblobs; i++)
+        blobs[i] = (cv_blob){r->bodies + r->body_at[i],
+                             r->body_at[i + 1] - r->body_at[i]};
     json_t *reply = call(r->s, json_pack("{s:s, s:I, s:O, s:s}", "op", "scrub",
                                          "now", (json_int_t)r->now, "rows",
-                                         items, "actor", r->o->actor));
+                                         items, "actor", r->o->actor),
+                         blobs, r->nblobs);
+    free(blobs);
     if (!reply)
         return -1;
     json_t *conflicts = json_object_get(reply, "conflicts");
@@ -254,6 +271,8 @@ static void clear_batch(run *r)
     for (int i = 0; i < r->nrows; i++)
         row_notes_clear(&r->rows[i]);
     r->nrows = 0;
+    r->nblobs = 0;
+    r->bodies_len = 0;
 }
 
 /* One pass over the due rows from the start. The number of rows that
@@ -329,6 +348,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
     r.t.by_kind = json_object();
     r.t.by_op = json_object();
     r.rows = cv_calloc((size_t)o->batch, sizeof *r.rows);
+    r.body_at = cv_calloc((size_t)o->batch + 1, sizeof *r.body_at);
     *result = NULL;
     json_t *done = NULL;
     int status = open_run(&r, cfg);
@@ -356,7 +376,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
         /* recorded even when cut short: what was scrubbed, was; the old
          * values leave the WAL */
         done = call(r.s, json_pack("{s:s, s:I}", "op", "scrub_done", "now",
-                                   (json_int_t)r.now));
+                                   (json_int_t)r.now), NULL, 0);
         if (!done && !status)
             status = EX_SOFTWARE;
     }
@@ -386,6 +406,8 @@ out:
     json_decref(r.t.by_op);
     free(r.rows);
     free(r.buf.text);
+    free(r.bodies);
+    free(r.body_at);
     return status;
 }
 

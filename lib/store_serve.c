@@ -413,11 +413,25 @@ static json_t *do_ping(server *s)
     return r;
 }
 
-static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
+/* The frames after a request's JSON, as blobs (at most a batch's rows). */
+#define MAX_BLOBS 100000
+
+static json_t *do_maint(server *s, json_t *req, zmsg_t *rest)
 {
-    if (!frame_is(ver, CV_WIRE_VERSION) || !body || extra)
-        return cv_reply_error(0, "not a %s request: expected [\"CTXV1\"][JSON]",
-                           CV_WIRE_VERSION);
+    size_t n = zmsg_size(rest), i = 0;
+    cv_blob *blobs = n ? cv_malloc(n * sizeof *blobs) : NULL;
+    for (zframe_t *f = zmsg_first(rest); f; f = zmsg_next(rest), i++)
+        blobs[i] = (cv_blob){zframe_data(f), zframe_size(f)};
+    json_t *reply = cv_maint_do_blobs(&s->maint, req, blobs, n);
+    free(blobs);
+    return reply;
+}
+
+static json_t *answer(server *s, zframe_t *ver, zframe_t *body, zmsg_t *rest)
+{
+    if (!frame_is(ver, CV_WIRE_VERSION) || !body || zmsg_size(rest) > MAX_BLOBS)
+        return cv_reply_error(0, "not a %s request: expected [\"CTXV1\"][JSON]"
+                              "[blob]...", CV_WIRE_VERSION);
     json_error_t je;
     json_t *req = json_loadb((const char *)zframe_data(body), zframe_size(body),
                              JSON_REJECT_DUPLICATES, &je);
@@ -441,7 +455,7 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
     } else if (commit_batch(s) < 0) {
         /* a change runs in its own transaction, after the open batch */
         reply = cv_reply_error(0, "cannot commit the open batch first%s", "");
-    } else if (!(reply = cv_maint_do(&s->maint, req))) {
+    } else if (!(reply = do_maint(s, req, rest))) {
         reply = cv_reply_error(0, "unknown op '%s' (ping, stats, query, sweep, "
                             "sweep_done, erase, rectify, scrub, scrub_done, audit)", op);
     } else {
@@ -453,8 +467,8 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, bool extra)
     return reply;
 }
 
-/* One request: [identity][""]?["CTXV1"][JSON] -> the same envelope,
- * ["CTXV1"][reply JSON]. */
+/* One request: [identity][""]?["CTXV1"][JSON][blob]... -> the same
+ * envelope, ["CTXV1"][reply JSON]. */
 static void take_request(server *s)
 {
     zmsg_t *req = zmsg_recv(s->ctl);
@@ -467,7 +481,7 @@ static void take_request(server *s)
         delim = zmsg_pop(req); /* a REQ peer's envelope */
     zframe_t *ver = zmsg_pop(req);
     zframe_t *body = zmsg_pop(req);
-    json_t *reply = answer(s, ver, body, zmsg_size(req) > 0);
+    json_t *reply = answer(s, ver, body, req);
     char *text = json_dumps(reply, CV_JSON_DUMP);
     json_decref(reply);
     zmsg_t *out = zmsg_new();

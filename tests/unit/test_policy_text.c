@@ -522,7 +522,7 @@ static void check_scrub(const cv_policy *p, const cv_keyring *kr,
     if (!tree || !id)
         cvt_fail(__FILE__, __LINE__, "%s: stored text unreadable", what);
     int nt = cv_policy_scrub_text(p, kr, kind, stored->buf, stored->len, NULL,
-                                  NULL, &o->buf, &o->len, &o->cap, err,
+                                  NULL, &o->buf, &o->len, &o->cap, NULL, err,
                                   sizeof err);
     if (nt < 0)
         cvt_fail(__FILE__, __LINE__, "%s: scrub_text failed: %s\n  row: %s",
@@ -548,7 +548,7 @@ static void check_scrub(const cv_policy *p, const cv_keyring *kr,
     again[outlen] = '\0';
     outbuf o2 = {0};
     int n2 = cv_policy_scrub_text(p, kr, kind, again, outlen, NULL, NULL,
-                                  &o2.buf, &o2.len, &o2.cap, err, sizeof err);
+                                  &o2.buf, &o2.len, &o2.cap, NULL, err, sizeof err);
     if (n2 != 0)
         cvt_fail(__FILE__, __LINE__, "%s: a second scrub changed %d fields\n"
                  "  once:  %s\n  twice: %s", what, n2, again, o2.buf);

@@ -247,26 +247,27 @@ static json_t *maint(cv_maint *m, const char *fmt, ...)
 static json_t *scrub_item(cvt_store *f, const char *id)
 {
     sqlite3_stmt *st;
-    char *sql = cv_fmt("SELECT seq, kind, body, hex(checksum), ts FROM events"
-                       " WHERE id = '%s'", id);
+    char *sql = cv_fmt("SELECT e.seq, e.kind, e.body, hex(e.checksum), e.ts,"
+                       " u.user_id FROM events e JOIN users u USING(uid)"
+                       " WHERE e.id = '%s'", id);
     json_t *item = NULL;
     if (sqlite3_prepare_v2(cv_db_handle(f->db), sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW) {
         char err[256];
         cv_scrub_buf out = {0};
         int64_t ts = sqlite3_column_int64(st, 4);
+        const char *kind = (const char *)sqlite3_column_text(st, 1);
         const char *body = (const char *)sqlite3_column_text(st, 2);
-        int n = cv_scrub_body(f->pol, f->kr,
-                              (const char *)sqlite3_column_text(st, 1), body,
-                              strlen(body), &out, &ts, NULL, NULL, err,
-                              sizeof err);
-        item = json_pack("{s:I, s:s, s:i}", "seq", sqlite3_column_int64(st, 0),
-                         "sum", (const char *)sqlite3_column_text(st, 3),
+        int n = cv_scrub_body(f->pol, f->kr, kind, body, strlen(body), &out,
+                              &ts, NULL, NULL, err, sizeof err);
+        item = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "seq",
+                         sqlite3_column_int64(st, 0), "sum",
+                         (const char *)sqlite3_column_text(st, 3), "id", id,
+                         "kind", kind, "user",
+                         (const char *)sqlite3_column_text(st, 5), "ts", ts,
                          "fields", n);
-        if (n > 0) {
+        if (n > 0)
             json_object_set_new(item, "body", json_string(out.text));
-            json_object_set_new(item, "ts", json_integer(ts));
-        }
         free(out.text);
     }
     sqlite3_finalize(st);
