@@ -54,14 +54,22 @@ json_t *cv_control_call_blobs(cv_control *c, json_t *request,
                               const cv_blob *blobs, size_t n, int timeout_ms,
                               char *err, size_t errlen)
 {
+    if (cv_control_send(c, request, blobs, n, timeout_ms, err, errlen) < 0)
+        return NULL;
+    return cv_control_recv(c, timeout_ms, err, errlen);
+}
+
+int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,
+                    size_t n, int timeout_ms, char *err, size_t errlen)
+{
     if (c->broken) {
         snprintf(err, errlen, "an earlier request to store timed out");
-        return NULL;
+        return -1;
     }
     char *text = json_dumps(request, CV_JSON_DUMP);
     if (!text) {
         snprintf(err, errlen, "cannot encode the request");
-        return NULL;
+        return -1;
     }
     zmsg_t *m = zmsg_new();
     zmsg_addstr(m, CV_WIRE_VERSION);
@@ -74,8 +82,14 @@ json_t *cv_control_call_blobs(cv_control *c, json_t *request,
         zmsg_destroy(&m);
         c->broken = true;
         snprintf(err, errlen, "no store to send to at its control endpoint");
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
+                        size_t errlen)
+{
     int64_t deadline = cv_mono_ms() + timeout_ms;
     for (;;) {
         int64_t left = deadline - cv_mono_ms();

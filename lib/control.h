@@ -31,6 +31,13 @@ json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
 json_t *cv_control_call_blobs(cv_control *c, json_t *request,
                               const cv_blob *blobs, size_t n, int timeout_ms,
                               char *err, size_t errlen);
+/* The call in two halves, so a client can prepare its next request while
+ * store answers this one (replies come in the order of the requests).
+ * send: 0, or -1 with a reason in err. */
+int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,
+                    size_t n, int timeout_ms, char *err, size_t errlen);
+json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
+                        size_t errlen);
 
 /* Is a store answering on the control endpoint? A ping with a short
  * timeout; the connection is kept for more calls when it answers. */

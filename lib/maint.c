@@ -374,19 +374,18 @@ out_rolledback:
 /* ---- scrub -------------------------------------------------------------- */
 
 /* A row's checksum as ctxvault-scrub read it: hex, as long as any. */
-static bool sum_arg(json_t *item, uint8_t *sum, size_t *len)
+static bool sum_arg(json_t *v, uint8_t *sum, size_t *len)
 {
-    const char *hex = json_string_value(json_object_get(item, "sum"));
+    const char *hex = json_string_value(v);
     return hex && sodium_hex2bin(sum, CV_CHECKSUM_BYTES, hex, strlen(hex),
                                  NULL, len, NULL) == 0;
 }
 
 /* A scrub row's new body: a string, or the index of a blob. false when
  * it is neither; *len 0 and *body NULL when the row keeps its body. */
-static bool body_arg(json_t *item, const cv_blob *blobs, size_t nblobs,
+static bool body_arg(json_t *b, const cv_blob *blobs, size_t nblobs,
                      const char **body, size_t *len)
 {
-    json_t *b = json_object_get(item, "body");
     *body = NULL;
     *len = 0;
     if (!b)
@@ -427,16 +426,17 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         uint8_t sum[CV_CHECKSUM_BYTES], new_sum[CV_CHECKSUM_BYTES];
         size_t sumlen = 0, blen;
         const char *body;
-        json_t *seqv = json_object_get(item, "seq"), *tsv = json_object_get(item, "ts");
-        const char *id = json_string_value(json_object_get(item, "id"));
-        const char *kind = json_string_value(json_object_get(item, "kind"));
-        const char *user = json_string_value(json_object_get(item, "user"));
+        /* [seq, sum, id, kind, user, ts, fields, body?] */
+        json_t *seqv = json_array_get(item, 0), *tsv = json_array_get(item, 5);
+        const char *id = json_string_value(json_array_get(item, 2));
+        const char *kind = json_string_value(json_array_get(item, 3));
+        const char *user = json_string_value(json_array_get(item, 4));
         if (!json_is_integer(seqv) || !json_is_integer(tsv) || !id || !kind ||
-            !user || !sum_arg(item, sum, &sumlen) ||
-            !body_arg(item, blobs, nblobs, &body, &blen)) {
-            reply = fail("scrub row %s needs \"seq\", \"sum\" (hex), \"id\", "
-                         "\"kind\", \"user\", \"ts\", and \"body\" a string or "
-                         "a blob's index when present", "");
+            !user || !sum_arg(json_array_get(item, 1), sum, &sumlen) ||
+            !body_arg(json_array_get(item, 7), blobs, nblobs, &body, &blen)) {
+            reply = fail("scrub row %s is not [seq, sum (hex), id, kind, user, "
+                         "ts, fields, body (a string or a blob's index; "
+                         "none: unchanged)]", "");
             goto rollback;
         }
         sqlite3_stmt *st;
@@ -480,7 +480,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         }
         incr_kind(by_kind, kind);
         n++;
-        fields += int_arg(item, "fields", 0);
+        fields += json_integer_value(json_array_get(item, 6));
     }
     char err[512];
     json_t *detail = json_pack("{s:O, s:I, s:I}", "by_kind", by_kind,
@@ -580,6 +580,7 @@ struct cv_maint_session {
     cv_keyring *kr;
     cv_policy *pol;
     cv_control *ctl;     /* remote: the running store */
+    json_t *reply;       /* local: the reply of the request sent */
 };
 
 cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
@@ -642,11 +643,34 @@ json_t *cv_maint_call_blobs(cv_maint_session *s, json_t *req,
                             const cv_blob *blobs, size_t n, char *err,
                             size_t errlen)
 {
+    if (cv_maint_send_blobs(s, req, blobs, n, err, errlen) < 0)
+        return NULL;
+    return cv_maint_recv(s, err, errlen);
+}
+
+int cv_maint_send_blobs(cv_maint_session *s, json_t *req,
+                        const cv_blob *blobs, size_t n, char *err,
+                        size_t errlen)
+{
     if (s->ctl)
-        return cv_control_call_blobs(s->ctl, req, blobs, n, 60000, err, errlen);
-    json_t *r = cv_maint_do_blobs(&s->m, req, blobs, n);
-    if (!r)
+        return cv_control_send(s->ctl, req, blobs, n, 60000, err, errlen);
+    json_decref(s->reply);
+    s->reply = cv_maint_do_blobs(&s->m, req, blobs, n);
+    if (!s->reply) {
         snprintf(err, errlen, "unknown request");
+        return -1;
+    }
+    return 0;
+}
+
+json_t *cv_maint_recv(cv_maint_session *s, char *err, size_t errlen)
+{
+    if (s->ctl)
+        return cv_control_recv(s->ctl, 60000, err, errlen);
+    json_t *r = s->reply;
+    s->reply = NULL;
+    if (!r)
+        snprintf(err, errlen, "no request was sent");
     return r;
 }
 
@@ -657,6 +681,7 @@ void cv_maint_close(cv_maint_session **p)
     cv_maint_session *s = *p;
     if (!s)
         return;
+    json_decref(s->reply);
     cv_control_destroy(&s->ctl);
     cv_db_close(&s->m.db);
     cv_policy_destroy(&s->pol);

@@ -45,9 +45,9 @@ typedef struct {
  *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
  *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A}
- *   scrub       {"now":MS,"rows":[{"seq":N,"sum":HEX,"id":S,"kind":S,
- *                "user":S,"ts":MS,"fields":N,"body":S|BLOB}],"actor":A}
- *               (body, when changed: the text, or the index of a blob)
+ *   scrub       {"now":MS,"rows":[[SEQ,SUM,ID,KIND,USER,TS,FIELDS,BODY]],
+ *                "actor":A}  (SUM: the checksum read, hex; BODY, when
+ *               changed: the text, or the index of a blob)
  *               -> {"scrubbed":N,"conflicts":[seq,...]}
  *   scrub_done  {"now":MS} -> {"backlog":N,"wal_truncated":bool} */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
@@ -70,6 +70,14 @@ json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
 json_t *cv_maint_call_blobs(cv_maint_session *s, json_t *req,
                             const cv_blob *blobs, size_t n, char *err,
                             size_t errlen);
+/* The call in two halves, one request in flight: a remote session sends
+ * now and waits in recv (the caller works meanwhile); a local one carries
+ * the request out in send and hands the reply over in recv. send: 0 or -1
+ * with a reason in err; recv as cv_maint_call. Takes nothing from req. */
+int cv_maint_send_blobs(cv_maint_session *s, json_t *req,
+                        const cv_blob *blobs, size_t n, char *err,
+                        size_t errlen);
+json_t *cv_maint_recv(cv_maint_session *s, char *err, size_t errlen);
 bool cv_maint_is_local(const cv_maint_session *s);
 void cv_maint_close(cv_maint_session **p);
 

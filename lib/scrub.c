@@ -101,6 +101,18 @@ static void tally_row(tally *t, const row_notes *r)
 
 /* ---- one run ------------------------------------------------------------ */
 
+/* A batch of rows read and scrubbed: what was noted per row, the request
+ * rows, and the new bodies end to end (sent as blobs). */
+typedef struct {
+    row_notes *rows;
+    int nrows;
+    json_t *items;
+    char *bodies;
+    size_t bodies_len, bodies_cap;
+    size_t *body_at;      /* where each blob starts in bodies, and ends */
+    size_t nblobs;
+} batch;
+
 typedef struct {
     const cv_config *cfg;
     const cv_scrub_opts *o;
@@ -113,13 +125,8 @@ typedef struct {
     tally t;
     int64_t conflicts, failed;
     int pass_no;          /* rows that fail are named in the first pass */
-    row_notes *rows;      /* the batch in flight */
-    int nrows;
     cv_scrub_buf buf;     /* a scrubbed body */
-    char *bodies;         /* the batch's scrubbed bodies, end to end */
-    size_t bodies_len, bodies_cap;
-    size_t *body_at;      /* where each blob starts in bodies, and ends */
-    size_t nblobs;
+    batch b[2];           /* one read while store applies the other */
 } run;
 
 static const char candidates_sql[] =
@@ -129,24 +136,96 @@ static const char candidates_sql[] =
     " AND e.scrub_after <= ?1 AND (e.scrub_after, e.seq) > (?2, ?3)"
     " ORDER BY e.scrub_after, e.seq LIMIT ?4";
 
-static void add_blob(run *r, const char *p, size_t n)
+static void batch_init(batch *b, int size)
 {
-    if (r->bodies_cap - r->bodies_len < n) {
-        size_t c = r->bodies_cap ? r->bodies_cap : 1 << 16;
-        while (c - r->bodies_len < n)
-            c *= 2;
-        r->bodies = cv_realloc(r->bodies, c);
-        r->bodies_cap = c;
-    }
-    memcpy(r->bodies + r->bodies_len, p, n);
-    r->bodies_len += n;
-    r->body_at[++r->nblobs] = r->bodies_len;
+    memset(b, 0, sizeof *b);
+    b->rows = cv_calloc((size_t)size, sizeof *b->rows);
+    b->body_at = cv_calloc((size_t)size + 1, sizeof *b->body_at);
 }
 
-/* Read and scrub the next batch of due rows into req's "rows" (and
- * r->rows). The number read, or -1 when the database failed. The read
- * transaction ends before store is asked, so its checkpoints can finish. */
-static int read_batch(run *r, json_t *items)
+static void batch_clear(batch *b)
+{
+    for (int i = 0; i < b->nrows; i++)
+        row_notes_clear(&b->rows[i]);
+    b->nrows = 0;
+    b->nblobs = 0;
+    b->bodies_len = 0;
+    json_decref(b->items);
+    b->items = NULL;
+}
+
+static void batch_free(batch *b)
+{
+    batch_clear(b);
+    free(b->rows);
+    free(b->bodies);
+    free(b->body_at);
+}
+
+static void add_blob(batch *b, const char *p, size_t n)
+{
+    if (b->bodies_cap - b->bodies_len < n) {
+        size_t c = b->bodies_cap ? b->bodies_cap : 1 << 16;
+        while (c - b->bodies_len < n)
+            c *= 2;
+        b->bodies = cv_realloc(b->bodies, c);
+        b->bodies_cap = c;
+    }
+    memcpy(b->bodies + b->bodies_len, p, n);
+    b->bodies_len += n;
+    b->body_at[++b->nblobs] = b->bodies_len;
+}
+
+/* One row read: scrub it into the batch. */
+static void take_row(run *r, batch *b, sqlite3_stmt *st)
+{
+    int64_t seq = sqlite3_column_int64(st, 0);
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    const char *kind = (const char *)sqlite3_column_text(st, 2);
+    const char *body = (const char *)sqlite3_column_text(st, 4);
+    size_t blen = (size_t)sqlite3_column_bytes(st, 4);
+    const void *sum = sqlite3_column_blob(st, 5);
+    size_t slen = (size_t)sqlite3_column_bytes(st, 5);
+    const char *user = (const char *)sqlite3_column_text(st, 7);
+    row_notes *rn = &b->rows[b->nrows];
+    memset(rn, 0, sizeof *rn);
+    rn->seq = seq;
+    rn->kind = cv_strdup(kind ? kind : "");
+    char err[512];
+    int64_t ts = sqlite3_column_int64(st, 6);
+    int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "", blen,
+                                &r->buf, &ts, note_field, rn, err, sizeof err);
+    if (changed < 0) {
+        if (r->pass_no == 0) {
+            cv_err("row %lld (id %s): cannot scrub: %s", (long long)seq,
+                   id ? id : "?", err);
+            r->failed++;
+        }
+        row_notes_clear(rn);
+        return;
+    }
+    b->nrows++;
+    if (!b->items)
+        return; /* a dry run */
+    char hex[2 * 64 + 1] = "";
+    if (slen <= 64)
+        sodium_bin2hex(hex, sizeof hex, sum, slen);
+    /* [seq, sum, id, kind, user, ts, fields, body]: arrays parse faster
+     * than objects, and the body goes as a blob, unescaped */
+    json_t *it = json_pack("[I, s, s, s, s, I, i]", (json_int_t)seq, hex,
+                           id ? id : "", rn->kind, user ? user : "",
+                           (json_int_t)ts, changed);
+    if (changed > 0) {
+        json_array_append_new(it, json_integer((json_int_t)b->nblobs));
+        add_blob(b, r->buf.text, r->buf.len);
+    }
+    json_array_append_new(b->items, it);
+}
+
+/* Read and scrub the next batch of due rows after the cursor. The number
+ * read, or -1 when the database failed. The read transaction ends before
+ * the batch goes to store, so its checkpoints can finish. */
+static int read_batch(run *r, batch *b)
 {
     sqlite3_stmt *st = cv_db_stmt(r->reader, candidates_sql);
     if (!st) {
@@ -154,58 +233,18 @@ static int read_batch(run *r, json_t *items)
                cv_db_errmsg(r->reader));
         return -1;
     }
+    if (r->s)
+        b->items = json_array();
     sqlite3_bind_int64(st, 1, r->now);
     sqlite3_bind_int64(st, 2, r->after_due);
     sqlite3_bind_int64(st, 3, r->after_seq);
     sqlite3_bind_int64(st, 4, r->o->batch);
     int n = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(st, 0);
-        const char *id = (const char *)sqlite3_column_text(st, 1);
-        const char *kind = (const char *)sqlite3_column_text(st, 2);
-        const char *body = (const char *)sqlite3_column_text(st, 4);
-        size_t blen = (size_t)sqlite3_column_bytes(st, 4);
-        const void *sum = sqlite3_column_blob(st, 5);
-        size_t slen = (size_t)sqlite3_column_bytes(st, 5);
         r->after_due = sqlite3_column_int64(st, 3);
-        r->after_seq = seq;
+        r->after_seq = sqlite3_column_int64(st, 0);
         n++;
-        row_notes *rn = &r->rows[r->nrows];
-        memset(rn, 0, sizeof *rn);
-        rn->seq = seq;
-        rn->kind = cv_strdup(kind ? kind : "");
-        char err[512];
-        int64_t ts = sqlite3_column_int64(st, 6);
-        int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "",
-                                    blen, &r->buf, &ts, note_field, rn, err,
-                                    sizeof err);
-        if (changed < 0) {
-            if (r->pass_no == 0) {
-                cv_err("row %lld (id %s): cannot scrub: %s", (long long)seq,
-                       id ? id : "?", err);
-                r->failed++;
-            }
-            row_notes_clear(rn);
-            continue;
-        }
-        r->nrows++;
-        if (!items)
-            continue; /* a dry run */
-        char hex[2 * 64 + 1] = "";
-        if (slen <= 64)
-            sodium_bin2hex(hex, sizeof hex, sum, slen);
-        const char *user = (const char *)sqlite3_column_text(st, 7);
-        json_t *it = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "seq",
-                               (json_int_t)seq, "sum", hex, "id", id ? id : "",
-                               "kind", rn->kind, "user", user ? user : "",
-                               "ts", (json_int_t)ts, "fields", changed);
-        if (changed > 0) {
-            /* the body goes as a blob: no JSON escaping on either side */
-            json_object_set_new(it, "body",
-                                json_integer((json_int_t)r->nblobs));
-            add_blob(r, r->buf.text, r->buf.len);
-        }
-        json_array_append_new(items, it);
+        take_row(r, b, st);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
@@ -216,13 +255,9 @@ static int read_batch(run *r, json_t *items)
     return n;
 }
 
-/* One request; the reply when ok, else NULL with the reason logged. */
-static json_t *call(cv_maint_session *s, json_t *req, const cv_blob *blobs,
-                    size_t n)
+/* A reply when ok, else NULL with the reason logged. */
+static json_t *checked(json_t *reply, const char *err)
 {
-    char err[512];
-    json_t *reply = cv_maint_call_blobs(s, req, blobs, n, err, sizeof err);
-    json_decref(req);
     if (!reply) {
         cv_err("scrub: %s", err);
         return NULL;
@@ -235,74 +270,101 @@ static json_t *call(cv_maint_session *s, json_t *req, const cv_blob *blobs,
     return reply;
 }
 
-/* Send the batch; count what store applied. -1 when store refused. */
-static int apply_batch(run *r, json_t *items)
+/* Hand the batch to store; its reply is taken by finish_batch. */
+static int send_batch(run *r, batch *b)
 {
-    cv_blob *blobs = cv_malloc((r->nblobs + 1) * sizeof *blobs);
-    for (size_t i = 0; i < r->nblobs; i++)
-        blobs[i] = (cv_blob){r->bodies + r->body_at[i],
-                             r->body_at[i + 1] - r->body_at[i]};
-    json_t *reply = call(r->s, json_pack("{s:s, s:I, s:O, s:s}", "op", "scrub",
-                                         "now", (json_int_t)r->now, "rows",
-                                         items, "actor", r->o->actor),
-                         blobs, r->nblobs);
+    char err[512];
+    cv_blob *blobs = cv_malloc((b->nblobs + 1) * sizeof *blobs);
+    for (size_t i = 0; i < b->nblobs; i++)
+        blobs[i] = (cv_blob){b->bodies + b->body_at[i],
+                             b->body_at[i + 1] - b->body_at[i]};
+    json_t *req = json_pack("{s:s, s:I, s:O, s:s}", "op", "scrub", "now",
+                            (json_int_t)r->now, "rows", b->items, "actor",
+                            r->o->actor);
+    int rc = cv_maint_send_blobs(r->s, req, blobs, b->nblobs, err, sizeof err);
+    json_decref(req);
     free(blobs);
+    if (rc < 0)
+        cv_err("scrub: %s", err);
+    return rc;
+}
+
+/* Count what store applied of the batch: the rows that changed under it
+ * (to be retried), or -1 when store refused. */
+static int finish_batch(run *r, batch *b)
+{
+    char err[512];
+    json_t *reply = checked(cv_maint_recv(r->s, err, sizeof err), err);
     if (!reply)
         return -1;
     json_t *conflicts = json_object_get(reply, "conflicts");
-    for (int i = 0; i < r->nrows; i++) {
+    for (int i = 0; i < b->nrows; i++) {
         bool conflict = false;
         size_t j;
         json_t *c;
         json_array_foreach(conflicts, j, c)
-            conflict = conflict || json_integer_value(c) == r->rows[i].seq;
+            conflict = conflict || json_integer_value(c) == b->rows[i].seq;
         if (conflict)
             r->conflicts++;
         else
-            tally_row(&r->t, &r->rows[i]);
+            tally_row(&r->t, &b->rows[i]);
     }
     int n = (int)json_array_size(conflicts);
     json_decref(reply);
+    batch_clear(b);
     return n;
 }
 
-static void clear_batch(run *r)
-{
-    for (int i = 0; i < r->nrows; i++)
-        row_notes_clear(&r->rows[i]);
-    r->nrows = 0;
-    r->nblobs = 0;
-    r->bodies_len = 0;
-}
-
-/* One pass over the due rows from the start. The number of rows that
+/* One pass over the due rows from the start, reading and scrubbing the
+ * next batch while store applies the one before. The number of rows that
  * changed under it (to be retried), or -1 on failure. */
 static int pass(run *r, cv_progress *progress)
 {
-    int changed_under = 0;
+    int changed_under = 0, cur = 0, c;
+    batch *inflight = NULL;
     r->after_due = INT64_MIN;
     r->after_seq = INT64_MIN;
     while (!cv_stop_requested) {
-        json_t *items = r->s ? json_array() : NULL;
-        int n = read_batch(r, items);
-        int c = 0;
-        if (n > 0 && r->s)
-            c = r->nrows ? apply_batch(r, items) : 0;
-        else if (n > 0)
-            for (int i = 0; i < r->nrows; i++)
-                tally_row(&r->t, &r->rows[i]);
-        clear_batch(r);
-        json_decref(items);
-        if (n < 0 || c < 0)
-            return -1;
-        changed_under += c;
+        batch *b = &r->b[cur];
+        int n = read_batch(r, b);
+        if (n < 0)
+            goto fail;
+        if (!r->s) { /* a dry run */
+            for (int i = 0; i < b->nrows; i++)
+                tally_row(&r->t, &b->rows[i]);
+            batch_clear(b);
+        } else {
+            if (inflight) {
+                if ((c = finish_batch(r, inflight)) < 0)
+                    goto fail;
+                changed_under += c;
+                inflight = NULL;
+            }
+            if (b->nrows > 0) {
+                if (send_batch(r, b) < 0)
+                    goto fail;
+                inflight = b;
+                cur ^= 1;
+            } else {
+                batch_clear(b);
+            }
+        }
         cv_progress_update(progress, (uint64_t)r->t.rows, NULL);
         if (n < r->o->batch)
             break;
         if (r->s)
             cv_nap_ms(r->o->pause_ms);
     }
+    if (inflight) {
+        if ((c = finish_batch(r, inflight)) < 0)
+            return -1;
+        changed_under += c;
+    }
     return changed_under;
+fail:
+    if (inflight)
+        (void)finish_batch(r, inflight); /* what store did, it did */
+    return -1;
 }
 
 static int64_t count_due(cv_db *db, int64_t now)
@@ -347,8 +409,8 @@ int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
     run r = {.cfg = cfg, .o = o, .now = cv_now_ms()};
     r.t.by_kind = json_object();
     r.t.by_op = json_object();
-    r.rows = cv_calloc((size_t)o->batch, sizeof *r.rows);
-    r.body_at = cv_calloc((size_t)o->batch + 1, sizeof *r.body_at);
+    batch_init(&r.b[0], o->batch);
+    batch_init(&r.b[1], o->batch);
     *result = NULL;
     json_t *done = NULL;
     int status = open_run(&r, cfg);
@@ -375,8 +437,11 @@ int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
     if (r.s) {
         /* recorded even when cut short: what was scrubbed, was; the old
          * values leave the WAL */
-        done = call(r.s, json_pack("{s:s, s:I}", "op", "scrub_done", "now",
-                                   (json_int_t)r.now), NULL, 0);
+        char err[512];
+        json_t *req = json_pack("{s:s, s:I}", "op", "scrub_done", "now",
+                                (json_int_t)r.now);
+        done = checked(cv_maint_call(r.s, req, err, sizeof err), err);
+        json_decref(req);
         if (!done && !status)
             status = EX_SOFTWARE;
     }
@@ -404,10 +469,9 @@ out:
     cv_policy_destroy(&r.pol);
     json_decref(r.t.by_kind);
     json_decref(r.t.by_op);
-    free(r.rows);
+    batch_free(&r.b[0]);
+    batch_free(&r.b[1]);
     free(r.buf.text);
-    free(r.bodies);
-    free(r.body_at);
     return status;
 }
 

@@ -242,8 +242,8 @@ static json_t *maint(cv_maint *m, const char *fmt, ...)
     return r;
 }
 
-/* What scrub sends for the row id: its seq, the checksum it read, and
- * the scrubbed body. */
+/* What scrub sends for the row id: [seq, the checksum it read, id, kind,
+ * user, ts, fields, the scrubbed body]. */
 static json_t *scrub_item(cvt_store *f, const char *id)
 {
     sqlite3_stmt *st;
@@ -260,14 +260,11 @@ static json_t *scrub_item(cvt_store *f, const char *id)
         const char *body = (const char *)sqlite3_column_text(st, 2);
         int n = cv_scrub_body(f->pol, f->kr, kind, body, strlen(body), &out,
                               &ts, NULL, NULL, err, sizeof err);
-        item = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "seq",
-                         sqlite3_column_int64(st, 0), "sum",
-                         (const char *)sqlite3_column_text(st, 3), "id", id,
-                         "kind", kind, "user",
-                         (const char *)sqlite3_column_text(st, 5), "ts", ts,
-                         "fields", n);
+        item = json_pack("[I, s, s, s, s, I, i]", sqlite3_column_int64(st, 0),
+                         (const char *)sqlite3_column_text(st, 3), id, kind,
+                         (const char *)sqlite3_column_text(st, 5), ts, n);
         if (n > 0)
-            json_object_set_new(item, "body", json_string(out.text));
+            json_array_append_new(item, json_string(out.text));
         free(out.text);
     }
     sqlite3_finalize(st);
