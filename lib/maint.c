@@ -447,10 +447,16 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
                 reply = fail("cannot checksum: no primary key%s", "");
                 goto rollback;
             }
+            /* a rule that rounds ts takes the row's schedule to the hour
+             * with it (earlier, never later), or its times would still
+             * tell the minute */
             st = cv_db_stmt(m->db,
-                "UPDATE events SET scrubbed_at = ?1, checksum = ?2, ts = ?3,"
-                " body = ?4 WHERE seq = ?5 AND checksum = ?6"
-                " AND scrubbed_at IS NULL");
+                "UPDATE events SET scrubbed_at = ?1, checksum = ?2, body = ?4,"
+                " ts = ?3,"
+                " created_at = iif(ts = ?3, created_at, created_at - created_at % 3600000),"
+                " expires_at = iif(ts = ?3, expires_at, expires_at - expires_at % 3600000),"
+                " scrub_after = iif(ts = ?3, scrub_after, scrub_after - scrub_after % 3600000)"
+                " WHERE seq = ?5 AND checksum = ?6 AND scrubbed_at IS NULL");
         } else {
             st = cv_db_stmt(m->db,
                 "UPDATE events SET scrubbed_at = ?1 WHERE seq = ?5"

@@ -253,6 +253,17 @@ static int profile_apply(cv_store *s, const char *user, int64_t uid,
     return same_rules(old, p) ? 0 : mark_dirty(s, uid, p);
 }
 
+/* Take a row's arrival, expiry and scrub date to the hour, earlier. */
+static void round_schedule(cv_row *r)
+{
+    const int64_t hour = 3600000;
+    r->created_at -= r->created_at % hour;
+    if (r->expires_at >= 0)
+        r->expires_at -= r->expires_at % hour;
+    if (r->scrub_after >= 0)
+        r->scrub_after -= r->scrub_after % hour;
+}
+
 #define REJECT(...) (snprintf(reason, rlen, __VA_ARGS__), CV_STORE_REJECTED)
 
 int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
@@ -333,7 +344,9 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
             row.body = s->scrubbed.text;
             row.body_len = s->scrubbed.len;
         }
-        row.scrubbed_at = now;
+        if (row.ts != ts) /* a rule rounded ts: the schedule goes too */
+            round_schedule(&row);
+        row.scrubbed_at = row.created_at;
         s->st.scrubbed_on_arrival++;
     }
     uint8_t sum[CV_CHECKSUM_BYTES];

@@ -8,7 +8,8 @@
 #
 # Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (1000),
 # BENCH_QUERY_EVENTS (1000000), BENCH_QUERY_USERS (10000), BENCH_QUERIES
-# (20), BENCH_KEEP=1 keeps the temporary directory.
+# (20), BENCH_SCRUB_EVENTS (1000000), BENCH_KEEP=1 keeps the temporary
+# directory, BENCH_ONLY=scrub runs only the scrub figures.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -145,56 +146,6 @@ pipeline() {
     check3 "$_t" "in the pipeline"
 }
 
-# ---- the machine ---------------------------------------------------------
-
-cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
-mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-say "== machine"
-say "cpu:     ${cpu:-unknown}"
-say "cores:   $(nproc)"
-say "memory:  $mem"
-say "kernel:  $(uname -srm)"
-say "date:    $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
-say "temp:    $tmp ($(df -PT "$tmp" | awk 'NR == 2 { printf "%s, %.1f GiB free", $2, $5 / 1048576 }'))"
-say "sqlite:  $(sqlite3 --version | cut -d' ' -f1)"
-say ""
-
-# ---- events --------------------------------------------------------------
-
-events=$tmp/events.ndjson
-t0=$(now_ms)
-"$GEN" -n "$EVENTS" -u "$USERS" -s 1 >"$events" || die "genevents failed"
-gen_ms=$(( $(now_ms) - t0 ))
-bytes=$(wc -c <"$events")
-say "== events"
-say "$EVENTS events from $USERS users, $((bytes / 1048576)) MiB," \
-    "$((bytes / EVENTS)) bytes a line on average (made in $gen_ms ms)"
-say ""
-
-# ---- the pipeline --------------------------------------------------------
-
-say "== pipeline: ctxvault-ingest --stdout | ctxvault-encrypt | ctxvault-store"
-home=$tmp/home
-new_home "$home"
-pipeline p "$home" "$events"
-p_ms=$ms
-p_rows=$(rows "$home")
-p_rate=$(rate "$EVENTS" "$p_ms")
-say "$EVENTS events in $p_ms ms: $p_rate events/s; $p_rows rows stored"
-for s in ingest encrypt store; do
-    say "  ctxvault-$s peak RSS $(mib "$(rss "p.$s")") MiB"
-done
-[ "$p_rows" = "$EVENTS" ] || say "  WARNING: stored $p_rows rows, expected $EVENTS"
-rm -rf "$home"
-say ""
-
-# ---- the supervised pipeline over ipc:// -----------------------------------
-
-# The same events, now sent with `ctxvault-ingest FILE` into ingest, encrypt
-# and store running under supervisord (tools/supervise.sh), each with its
-# spool, acks after COMMIT and checksums: the client returns once store has
-# committed every event. Target: at least 0.9x the filter pipeline above.
-
 # sv HOME ARGS...: tools/supervise.sh for instance HOME
 sv() {
     _svh=$1; shift
@@ -235,6 +186,125 @@ wait_rows() {
 client() {
     CTXVAULT_HOME=$2 timed "$1" "$BIN/ctxvault-ingest" "$3" >/dev/null </dev/null || :
 }
+
+# ---- scrub: a million due rows, with the pipeline running ------------------
+
+# BENCH_SCRUB_EVENTS rows (1,000,000), all past their 90-day scrub age on
+# the scrub's clock: the shipped policy with every kind kept a year, and
+# the generated profiles made private with no retention of their own (so
+# none expires first or is scrubbed on arrival). ctxvault-scrub --once runs
+# through the supervised store while cvlatency sends 1,000 events/s through
+# encrypt and store and times each acknowledgement; the same probe runs
+# first without a scrub. Run alone with BENCH_ONLY=scrub.
+bench_scrub() {
+    SCRUB_EVENTS=${BENCH_SCRUB_EVENTS:-1000000}
+    SCRUB_T0=2026-01-01T00:00:00Z
+    SCRUB_NOW=2026-06-01T00:00:00Z
+    say "== scrub: ctxvault-scrub on $SCRUB_EVENTS due rows, the pipeline running"
+    chome=$tmp/chome
+    new_home "$chome"
+    sed -E '/^\[retention\]/,/^\[/ s/^([a-z]+ *= *)[0-9]+d$/\1365d/' etc/policy.conf >"$chome/policy.conf"
+    t0=$(now_ms)
+    { "$GEN" -n "$SCRUB_EVENTS" -u 1000 -s 21 --start "$SCRUB_T0" \
+        | sed 's/"retention_days":[0-9][0-9]*/"retention_days":null/; s/"privacy_level":"[a-z]*"/"privacy_level":"private"/' \
+        | CTXVAULT_NOW=$SCRUB_T0 CTXVAULT_HOME=$chome timed "c.ingest" "$BIN/ctxvault-ingest" --stdout \
+        | CTXVAULT_HOME=$chome timed "c.encrypt" "$BIN/ctxvault-encrypt" \
+        | CTXVAULT_NOW=$SCRUB_T0 CTXVAULT_HOME=$chome timed "c.store" "$BIN/ctxvault-store"; } || :
+    check3 c "building the scrub database"
+    c_now_ms=$(( $(date -d "$SCRUB_NOW" +%s) * 1000 ))
+    c_due=$(sqlite3 "$chome/data/ctxvault.db" "select count(*) from events where scrubbed_at is null and scrub_after <= $c_now_ms")
+    say "built in $(( $(now_ms) - t0 )) ms: $(rows "$chome") rows, $c_due due by $SCRUB_NOW"
+    # the probe's users are new: a profile of a user holding 1,000 rows
+    # would reschedule them all, which is not what is measured here
+    "$GEN" -n 30000 -u 1000 -s 22 | sed 's/"user_id":"user-/"user_id":"probe-/' \
+        | CTXVAULT_HOME=$chome "$BIN/ctxvault-ingest" --stdout >"$tmp/cprobe.ndjson" 2>/dev/null
+    sed -n '15001,30000p' "$tmp/cprobe.ndjson" >"$tmp/cprobe2.ndjson"
+    sed -i '15001,$d' "$tmp/cprobe.ndjson"
+    sv_up "$chome"
+    c_base=$("$LATENCY" --home "$chome" --rate 1000 --seconds 8 "$tmp/cprobe.ndjson" 2>"$tmp/clat.err") || :
+    say "ack latency without a scrub (1,000 events/s for 8 s): ${c_base:-failed}"
+    CTXVAULT_NOW=$SCRUB_NOW CTXVAULT_HOME=$chome "$BIN/ctxvault-scrub" --once \
+        >"$tmp/scrub.out" 2>"$tmp/scrub.err" &
+    sc_pid=$!
+    c_scrub=$("$LATENCY" --home "$chome" --rate 1000 --seconds 10 "$tmp/cprobe2.ndjson" 2>>"$tmp/clat.err") || :
+    wait "$sc_pid" || { sed 's/^/    /' "$tmp/scrub.err" >&2; die "ctxvault-scrub failed"; }
+    sc_json=$(cat "$tmp/scrub.out")
+    sc_rows=$(printf '%s' "$sc_json" | sed -n 's/.*"scrubbed":\([0-9]*\).*/\1/p')
+    sc_ms=$(printf '%s' "$sc_json" | sed -n 's/.*"ms":\([0-9]*\).*/\1/p')
+    sc_rate=$(rate "${sc_rows:-0}" "${sc_ms:-1}")
+    say "scrub: $sc_rows rows scrubbed in $sc_ms ms through store: $sc_rate rows/s" \
+        "(target >= 50000: $(awk -v r="$sc_rate" 'BEGIN { print (r >= 50000) ? "ok" : "UNDER" }'))"
+    say "  fields per operator: $(printf '%s' "$sc_json" | sed -n 's/.*"fields_by_operator":\({[^}]*}\).*/\1/p');" \
+        "backlog $(printf '%s' "$sc_json" | sed -n 's/.*"backlog":\([0-9]*\).*/\1/p')"
+    say "ack latency during the scrub (1,000 events/s for 10 s): ${c_scrub:-failed}"
+    c_p99_base=$(printf '%s' "$c_base" | sed -n 's/.* p99 \([0-9.]*\) .*/\1/p')
+    c_p99=$(printf '%s' "$c_scrub" | sed -n 's/.* p99 \([0-9.]*\) .*/\1/p')
+    say "  p99: ${c_p99_base:-?} ms without, ${c_p99:-?} ms with the scrub (target < 100 ms:" \
+        "$(awk -v p="${c_p99:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }'))"
+    t0=$(now_ms)
+    CTXVAULT_NOW=$SCRUB_NOW CTXVAULT_HOME=$chome "$BIN/ctxvault" verify --scrub >"$tmp/cverify.out" 2>&1 ||
+        say "  WARNING: ctxvault verify --scrub failed: $(tail -n 2 "$tmp/cverify.out")"
+    say "  ctxvault verify --scrub: $(tail -n 1 "$tmp/cverify.out" | sed 's/^[^:]*: //') ($(( $(now_ms) - t0 )) ms)"
+    sv_down "$chome"
+    rm -rf "$chome"
+    say ""
+}
+
+# ---- the machine ---------------------------------------------------------
+
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
+mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+say "== machine"
+say "cpu:     ${cpu:-unknown}"
+say "cores:   $(nproc)"
+say "memory:  $mem"
+say "kernel:  $(uname -srm)"
+say "date:    $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+say "temp:    $tmp ($(df -PT "$tmp" | awk 'NR == 2 { printf "%s, %.1f GiB free", $2, $5 / 1048576 }'))"
+say "sqlite:  $(sqlite3 --version | cut -d' ' -f1)"
+say ""
+
+LATENCY=build/plain/cvlatency
+if [ "${BENCH_ONLY:-}" = scrub ]; then
+    bench_scrub
+    exit 0
+fi
+
+# ---- events --------------------------------------------------------------
+
+events=$tmp/events.ndjson
+t0=$(now_ms)
+"$GEN" -n "$EVENTS" -u "$USERS" -s 1 >"$events" || die "genevents failed"
+gen_ms=$(( $(now_ms) - t0 ))
+bytes=$(wc -c <"$events")
+say "== events"
+say "$EVENTS events from $USERS users, $((bytes / 1048576)) MiB," \
+    "$((bytes / EVENTS)) bytes a line on average (made in $gen_ms ms)"
+say ""
+
+# ---- the pipeline --------------------------------------------------------
+
+say "== pipeline: ctxvault-ingest --stdout | ctxvault-encrypt | ctxvault-store"
+home=$tmp/home
+new_home "$home"
+pipeline p "$home" "$events"
+p_ms=$ms
+p_rows=$(rows "$home")
+p_rate=$(rate "$EVENTS" "$p_ms")
+say "$EVENTS events in $p_ms ms: $p_rate events/s; $p_rows rows stored"
+for s in ingest encrypt store; do
+    say "  ctxvault-$s peak RSS $(mib "$(rss "p.$s")") MiB"
+done
+[ "$p_rows" = "$EVENTS" ] || say "  WARNING: stored $p_rows rows, expected $EVENTS"
+rm -rf "$home"
+say ""
+
+# ---- the supervised pipeline over ipc:// -----------------------------------
+
+# The same events, now sent with `ctxvault-ingest FILE` into ingest, encrypt
+# and store running under supervisord (tools/supervise.sh), each with its
+# spool, acks after COMMIT and checksums: the client returns once store has
+# committed every event. Target: at least 0.9x the filter pipeline above.
 
 say "== supervised pipeline over ipc://: ctxvault-ingest FILE -> supervisord's ingest -> encrypt -> store"
 shome=$tmp/sv-home
@@ -536,7 +606,6 @@ say ""
 # and times each acknowledgement; the same probe runs first without a sweep.
 SWEEP_EVENTS=${BENCH_SWEEP_EVENTS:-1000000}
 SWEEP_NOW=2027-03-01T00:00:00Z
-LATENCY=build/plain/cvlatency
 say "== retention: ctxvault-ttl-sweep on $((2 * SWEEP_EVENTS)) rows, the pipeline running"
 whome=$tmp/whome
 new_home "$whome"
@@ -594,6 +663,8 @@ sv_down "$whome"
 rm -rf "$whome"
 say ""
 
+bench_scrub
+
 # ---- summary ---------------------------------------------------------------
 
 verdict_rss() {
@@ -635,6 +706,12 @@ printf '%-34s %s rows/s (%s rows)   target >= 200000: %s\n' \
 printf '%-34s p99 %s ms with the sweep, %s ms without   target < 100 ms: %s\n' \
     "ack latency at 1,000 events/s" "${p99_sweep:-?}" "${p99_base:-?}" \
     "$(awk -v p="${p99_sweep:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }')"
+printf '%-34s %s rows/s (%s rows)   target >= 50000: %s\n' \
+    "scrub, through store" "$sc_rate" "$sc_rows" \
+    "$(awk -v r="$sc_rate" 'BEGIN { print (r >= 50000) ? "ok" : "UNDER" }')"
+printf '%-34s p99 %s ms with the scrub, %s ms without   target < 100 ms: %s\n' \
+    "ack latency at 1,000 events/s" "${c_p99:-?}" "${c_p99_base:-?}" \
+    "$(awk -v p="${c_p99:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }')"
 printf '%-34s %s ms for %s rows   target < 1000 ms: %s\n' \
     "export --user --format json" "$x_ms" "$x_rows" \
     "$(awk -v m="$x_ms" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')"

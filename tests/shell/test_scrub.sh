@@ -56,6 +56,7 @@ test_the_shipped_rules_scrub_every_due_row_and_verify_says_so() {
     due=$(due_at "$LATER")
     assertTrue "rows due ($due)" "[ $due -gt 500 ]"
     emails_before=$(sql "SELECT count(DISTINCT json_extract(body, '$.email')) FROM events WHERE scrub_after IS NOT NULL")
+    ts_before=$(sql "SELECT sum(ts) FROM events WHERE scrubbed_at IS NULL AND scrub_after IS NOT NULL")
     CTXVAULT_NOW=$LATER ctxvault verify --scrub > "$TEST_TMP/verify.out" 2> "$TEST_TMP/verify.err"
     assert_status verify 65 $?
     assert_grep "$TEST_TMP/verify.err" "$due rows are past their scrub age but not scrubbed"
@@ -76,15 +77,32 @@ test_the_shipped_rules_scrub_every_due_row_and_verify_says_so() {
     assertEquals "device names left" 0 "$(sql "SELECT count(*) $s AND json_extract(body, '$.device.name') IS NOT NULL")"
     assertEquals "sealed fields left" 0 "$(sql "SELECT count(*) $s AND body LIKE '%enc:v1:%'")"
     assertEquals "display names left" 0 "$(sql "SELECT count(*) $s AND json_extract(body, '$.display_name') IS NOT NULL")"
-    assertEquals "timestamps off the hour" 0 "$(sql "SELECT count(*) $s AND (ts % 3600000 != 0 OR json_extract(body, '$.ts') NOT LIKE '%:00:00.000Z')")"
+    # the row's own ts stays (no "ts = round" in the shipped rules)
+    assertEquals "row times" "$ts_before" "$(sql "SELECT sum(ts) FROM events WHERE scrubbed_at IS NOT NULL AND scrubbed_at != created_at")"
     assertEquals "plain identifiers left" 0 "$(sql "SELECT count(*) $s AND (json_extract(body, '$.email') NOT LIKE 'hash:v1:%' OR json_extract(body, '$.device.device_id') NOT LIKE 'hash:v1:%')")"
     # pseudonyms are stable: counts per person still come out the same
     assertEquals "distinct email pseudonyms" "$emails_before" \
         "$(sql "SELECT count(DISTINCT json_extract(body, '$.email')) FROM events WHERE scrub_after IS NOT NULL")"
-    assertTrue "hash, drop, generalise and round counted" \
+    assertTrue "drop and generalise counted" \
         "[ $(json_get '$.fields_by_operator.drop' < "$TEST_TMP/scrub.out") -gt 0 ] &&
-         [ $(json_get '$.fields_by_operator.generalise' < "$TEST_TMP/scrub.out") -gt 0 ] &&
-         [ $(json_get '$.fields_by_operator.round' < "$TEST_TMP/scrub.out") -gt 0 ]"
+         [ $(json_get '$.fields_by_operator.generalise' < "$TEST_TMP/scrub.out") -gt 0 ]"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+}
+
+test_a_ts_rule_takes_each_rows_time_and_schedule_to_the_hour() {
+    long_policy
+    printf 'ts = round\n' >> "$HOME_DIR/policy.conf"
+    gen "$TEST_TMP/in.ndjson" -n 300 -u 10 -s 16 --start 2026-08-01T00:17:00Z
+    store_at 2026-08-01T00:31:07.123Z "$TEST_TMP/in.ndjson"
+    scrub "$LATER"
+    assert_status scrub 0 $?
+    s="FROM events WHERE scrubbed_at IS NOT NULL"
+    assertTrue "rows scrubbed" "[ $(sql "SELECT count(*) $s") -gt 100 ]"
+    assertEquals "times off the hour" 0 "$(sql "SELECT count(*) $s AND (ts % 3600000 != 0 OR created_at % 3600000 != 0 OR expires_at % 3600000 != 0 OR scrub_after % 3600000 != 0 OR json_extract(body, '$.ts') NOT LIKE '%:00:00.000Z')")"
+    # queries by time see the hour
+    u=$(sql "SELECT json_extract(body, '$.user_id') $s AND scrubbed_at != created_at LIMIT 1")
+    assertTrue "a user to ask for" "[ -n '$u' ]"
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?
 }
@@ -94,8 +112,8 @@ test_raw_values_of_scrubbed_rows_are_in_neither_the_file_nor_the_wal() {
     # an instance that stores emails as given: only the scrub removes them
     sed -i '0,/^\*\*\.email  *= hash email/s//**.email = keep/' "$HOME_DIR/policy.conf"
     for i in 1 2 3 4 5; do
-        printf '{"kind":"interaction","user_id":"u%s","ts":"2026-08-01T10:23:4%s.678Z","email":"zed%s.unique@example.net","custom":{"colour":"vermilion-424%s"},"location":{"city":"Oslo","country":"NO","lat":59.9139,"lon":10.7522},"device":{"name":"Zed%s Phone"}}\n' \
-            "$i" "$i" "$i" "$i" "$i"
+        printf '{"kind":"interaction","user_id":"u%s","ts":"2026-08-01T09:15:0%s.000Z","email":"zed%s.unique@example.net","custom":{"colour":"vermilion-424%s"},"location":{"city":"Oslo","country":"NO","lat":59.9139,"lon":10.7522},"device":{"name":"Zed%s Phone"},"page":{"timestamp":"2026-08-01T10:23:4%s.678Z"}}\n' \
+            "$i" "$i" "$i" "$i" "$i" "$i"
     done > "$TEST_TMP/in.ndjson"
     store_at "$T0" "$TEST_TMP/in.ndjson"
     assert_grep "$DB" 'zed1\.unique@example\.net' "the raw email should be stored before the scrub"

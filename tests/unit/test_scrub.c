@@ -175,7 +175,7 @@ TEST(shipped_scrub_rules_on_a_typical_event)
                           sizeof err) > 0);
     /* a pseudonym from arrival stays: counts per person still join up */
     CHECK_STR(str(ev, "email"), email);
-    CHECK_STR(str(ev, "ts"), "2026-11-22T10:00:00.000Z");
+    CHECK_STR(str(ev, "ts"), "2026-11-22T10:04:05.123Z"); /* the row's own */
     CHECK_STR(str(ev, "location.city"), "Paris");
     CHECK_STR(str(ev, "location.country"), "FR");
     CHECK(at(ev, "location.lat") == NULL);
@@ -402,5 +402,39 @@ TEST(an_anonymous_users_rows_are_scrubbed_on_arrival)
     int64_t rows;
     CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 0);
     CHECK_INT(cv_store_stats_get(f.st)->scrubbed_on_arrival, 2);
+    cvt_store_teardown(&f);
+}
+
+TEST(a_ts_rule_takes_the_rows_time_and_schedule_to_the_hour)
+{
+    static const char policy[] =
+        "[retention]\nother = 30d\naudit = 365d\n[scrub]\nother = 90d\n"
+        "[fields]\nuser_id = keep\n[scrub fields]\nts = round\n";
+    cvt_store f;
+    char err[256];
+    setenv("CTXVAULT_NOW", "2026-01-01T10:30:15.250Z", 1);
+    CHECK_INT(cvt_store_setup(&f, policy), 0);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
+                            "\"ts\":\"2026-01-01T10:23:45.678Z\"}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK(cvt_q(&f, "SELECT ts % 3600000 FROM events") != 0);
+    setenv("CTXVAULT_NOW", "2026-06-01T00:00:00Z", 1);
+    cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
+    json_t *item = scrub_item(&f, "a1");
+    json_t *r = maint(&m, "{s:s, s:[O], s:s}", "op", "scrub", "rows", item,
+                      "actor", "test");
+    CHECK_INT(json_integer_value(json_object_get(r, "scrubbed")), 1);
+    json_decref(r);
+    json_decref(item);
+    CHECK_INT(cvt_q(&f, "SELECT ts FROM events"), 1767261600000LL);
+    CHECK_INT(cvt_q(&f, "SELECT created_at FROM events"), 1767261600000LL);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at % 3600000 FROM events"), 0);
+    CHECK_INT(cvt_q(&f, "SELECT scrub_after % 3600000 FROM events"), 0);
+    CHECK(cvt_q(&f, "SELECT expires_at FROM events") <= 1767261600000LL + 365 * 86400000LL);
+    char *body = body_of(&f, "a1");
+    CHECK(strstr(body, "\"ts\":\"2026-01-01T10:00:00.000Z\"") != NULL);
+    free(body);
+    int64_t rows;
+    CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 0);
     cvt_store_teardown(&f);
 }
