@@ -79,6 +79,9 @@ typedef struct {
     size_t checksum_len;
 } cv_row;
 
+/* Rows past their scrub age at now and not scrubbed; -1 on error. */
+int64_t cv_db_scrub_due(cv_db *db, int64_t now);
+
 /* Insert idempotently on id: 1 inserted, 0 a duplicate, -1 error. */
 int cv_db_insert(cv_db *db, const cv_row *row);
 

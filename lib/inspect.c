@@ -315,10 +315,7 @@ json_t *cv_inspect_stats_json(cv_db *db)
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM events WHERE expires_at <= %lld", (long long)now);
     json_object_set_new(o, "expired_not_deleted", json_integer(scalar(db, sql)));
-    snprintf(sql, sizeof sql,
-             "SELECT COUNT(*) FROM events WHERE scrubbed_at IS NULL AND "
-             "scrub_after IS NOT NULL AND scrub_after <= %lld", (long long)now);
-    json_object_set_new(o, "scrub_due", json_integer(scalar(db, sql)));
+    json_object_set_new(o, "scrub_due", json_integer(cv_db_scrub_due(db, now)));
     int64_t oldest = scalar(db, "SELECT MIN(ts) FROM events");
     int64_t newest = scalar(db, "SELECT MAX(ts) FROM events");
     char t[40];

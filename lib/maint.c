@@ -426,16 +426,18 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         uint8_t sum[CV_CHECKSUM_BYTES], new_sum[CV_CHECKSUM_BYTES];
         size_t sumlen = 0, blen;
         const char *body;
-        /* [seq, sum, id, kind, user, ts, fields, body?] */
+        /* [seq, sum, id, kind, user, ts, moved, fields, body?] */
         json_t *seqv = json_array_get(item, 0), *tsv = json_array_get(item, 5);
+        bool moved = json_is_true(json_array_get(item, 6));
         const char *id = json_string_value(json_array_get(item, 2));
         const char *kind = json_string_value(json_array_get(item, 3));
         const char *user = json_string_value(json_array_get(item, 4));
         if (!json_is_integer(seqv) || !json_is_integer(tsv) || !id || !kind ||
             !user || !sum_arg(json_array_get(item, 1), sum, &sumlen) ||
-            !body_arg(json_array_get(item, 7), blobs, nblobs, &body, &blen)) {
+            !json_is_boolean(json_array_get(item, 6)) ||
+            !body_arg(json_array_get(item, 8), blobs, nblobs, &body, &blen)) {
             reply = fail("scrub row %s is not [seq, sum (hex), id, kind, user, "
-                         "ts, fields, body (a string or a blob's index; "
+                         "ts, moved, fields, body (a string or a blob's index; "
                          "none: unchanged)]", "");
             goto rollback;
         }
@@ -447,16 +449,20 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
                 reply = fail("cannot checksum: no primary key%s", "");
                 goto rollback;
             }
-            /* a rule that rounds ts takes the row's schedule to the hour
+            /* a rule that rounded ts takes the row's schedule to the hour
              * with it (earlier, never later), or its times would still
-             * tell the minute */
-            st = cv_db_stmt(m->db,
-                "UPDATE events SET scrubbed_at = ?1, checksum = ?2, body = ?4,"
-                " ts = ?3,"
-                " created_at = iif(ts = ?3, created_at, created_at - created_at % 3600000),"
-                " expires_at = iif(ts = ?3, expires_at, expires_at - expires_at % 3600000),"
-                " scrub_after = iif(ts = ?3, scrub_after, scrub_after - scrub_after % 3600000)"
-                " WHERE seq = ?5 AND checksum = ?6 AND scrubbed_at IS NULL");
+             * tell the minute; the columns not set keep their indexes
+             * untouched, which is most of a scrub's cost otherwise */
+            st = cv_db_stmt(m->db, moved
+                ? "UPDATE events SET scrubbed_at = ?1, checksum = ?2,"
+                  " body = ?4, ts = ?3,"
+                  " created_at = created_at - created_at % 3600000,"
+                  " expires_at = expires_at - expires_at % 3600000,"
+                  " scrub_after = scrub_after - scrub_after % 3600000"
+                  " WHERE seq = ?5 AND checksum = ?6 AND scrubbed_at IS NULL"
+                : "UPDATE events SET scrubbed_at = ?1, checksum = ?2,"
+                  " body = ?4 WHERE seq = ?5 AND checksum = ?6"
+                  " AND scrubbed_at IS NULL AND ?3 IS NOT NULL");
         } else {
             st = cv_db_stmt(m->db,
                 "UPDATE events SET scrubbed_at = ?1 WHERE seq = ?5"
@@ -486,7 +492,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         }
         incr_kind(by_kind, kind);
         n++;
-        fields += json_integer_value(json_array_get(item, 6));
+        fields += json_integer_value(json_array_get(item, 7));
     }
     char err[512];
     json_t *detail = json_pack("{s:O, s:I, s:I}", "by_kind", by_kind,
@@ -522,14 +528,7 @@ static json_t *do_scrub_done(cv_maint *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     bool truncated = compact(m);
-    sqlite3_stmt *st = cv_db_stmt(m->db,
-        "SELECT count(*) FROM events WHERE scrubbed_at IS NULL"
-        " AND scrub_after IS NOT NULL AND scrub_after <= ?");
-    if (!st)
-        return db_fail(m, "cannot count the rows due");
-    sqlite3_bind_int64(st, 1, now);
-    int64_t due = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_reset(st);
+    int64_t due = cv_db_scrub_due(m->db, now);
     return json_pack("{s:b, s:I, s:b}", "ok", 1, "backlog", (json_int_t)due,
                      "wal_truncated", truncated);
 }

@@ -45,7 +45,7 @@ typedef struct {
  *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
  *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A}
- *   scrub       {"now":MS,"rows":[[SEQ,SUM,ID,KIND,USER,TS,FIELDS,BODY]],
+ *   scrub       {"now":MS,"rows":[[SEQ,SUM,ID,KIND,USER,TS,MOVED,FIELDS,BODY]],
  *                "actor":A}  (SUM: the checksum read, hex; BODY, when
  *               changed: the text, or the index of a blob)
  *               -> {"scrubbed":N,"conflicts":[seq,...]}

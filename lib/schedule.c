@@ -1,10 +1,13 @@
-/* schedule.c - once or every interval. See schedule.h. */
+/* schedule.c - a maintenance program's main. See schedule.h. */
 #include "schedule.h"
 
+#include "fieldcrypt.h"
+#include "maint.h"
 #include "util.h"
 
-#include <stdio.h>
+#include <getopt.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 static bool duration_arg(const char *name, const char *v, int64_t *out)
 {
@@ -15,8 +18,9 @@ static bool duration_arg(const char *name, const char *v, int64_t *out)
     return false;
 }
 
-bool cv_schedule_args(cv_schedule *s, const char *interval, const char *batch,
-                      const char *pause)
+/* Override s with --interval, --batch and --pause (NULL: keep). */
+static bool schedule_args(cv_schedule *s, const char *interval,
+                          const char *batch, const char *pause)
 {
     int64_t v;
     if ((interval && !duration_arg("--interval", interval, &s->interval_ms)) ||
@@ -36,7 +40,27 @@ bool cv_schedule_args(cv_schedule *s, const char *interval, const char *batch,
     return true;
 }
 
-int cv_schedule_serve(const cv_schedule *s, int (*run)(void *ctx), void *ctx)
+static int run_once(const cv_program *p, const cv_config *cfg,
+                    const cv_run_opts *o, bool quiet)
+{
+    json_t *res = NULL;
+    int status = p->run(cfg, o, &res);
+    if (!res)
+        return status;
+    char *text = json_dumps(res, CV_JSON_DUMP);
+    if (!text || printf("%s\n", text) < 0 || fflush(stdout) != 0) {
+        cv_err("cannot write to stdout");
+        status = status ? status : EX_IOERR;
+    }
+    free(text);
+    if (!quiet && !o->dry_run)
+        p->summary(res);
+    json_decref(res);
+    return status;
+}
+
+static int serve(const cv_program *p, const cv_config *cfg,
+                 const cv_run_opts *o, const cv_schedule *s, bool quiet)
 {
     int rc = 0;
     while (!cv_stop_requested) {
@@ -44,21 +68,96 @@ int cv_schedule_serve(const cv_schedule *s, int (*run)(void *ctx), void *ctx)
                                                              : s->interval_ms);
         if (cv_stop_requested)
             break;
-        rc = run(ctx);
+        rc = run_once(p, cfg, o, quiet);
         if (rc && rc != EX_TEMPFAIL && rc != EX_SOFTWARE && rc != EX_IOERR)
             return rc; /* configuration: retrying will not help */
     }
     return 0;
 }
 
-int cv_print_result(json_t *res)
+int cv_program_main(const cv_program *p, int argc, char **argv)
 {
-    char *text = json_dumps(res, CV_JSON_DUMP);
-    int rc = 0;
-    if (!text || printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-        cv_err("cannot write to stdout");
-        rc = EX_IOERR;
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"once", no_argument, NULL, '1'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"interval", required_argument, NULL, 'i'},
+        {"batch", required_argument, NULL, 'b'},
+        {"pause", required_argument, NULL, 'p'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL, *conf = NULL;
+    const char *interval_s = NULL, *batch_s = NULL, *pause_s = NULL;
+    bool once = false, quiet = false;
+    cv_run_opts o = {0};
+    int c;
+
+    umask(077);
+    cv_log_init(argv[0]);
+    cv_install_signals(); /* first: a stop may come at any moment */
+    while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': home = optarg; break;
+        case 'c': conf = optarg; break;
+        case '1': once = true; break;
+        case 'n': o.dry_run = true; break;
+        case 'i': interval_s = optarg; break;
+        case 'b': batch_s = optarg; break;
+        case 'p': pause_s = optarg; break;
+        case 'q': quiet = true; break;
+        case 'h': p->usage(stdout); return 0;
+        case 'V': printf("%s %s\n", p->name, CV_VERSION); return 0;
+        default: p->usage(stderr); return EX_USAGE;
+        }
     }
-    free(text);
-    return rc;
+    if (optind != argc) {
+        p->usage(stderr);
+        return EX_USAGE;
+    }
+    cv_config cfg;
+    int status = 0;
+    char *actor = NULL;
+    if (cv_config_load(&cfg, home, conf)) {
+        status = EX_CONFIG;
+        goto out;
+    }
+    cv_schedule sched = *p->schedule(&cfg);
+    if (!schedule_args(&sched, interval_s, batch_s, pause_s)) {
+        status = EX_USAGE;
+        goto out;
+    }
+    o.batch = sched.batch;
+    o.pause_ms = sched.pause_ms;
+    if (p->check && (status = p->check(&cfg)) != 0)
+        goto out;
+    if (cv_fieldcrypt_init() < 0) {
+        cv_err("cannot initialise libsodium");
+        status = EX_SOFTWARE;
+        goto out;
+    }
+    char *who = cv_maint_actor();
+    actor = cv_fmt("%s, %s", p->name, who);
+    free(who);
+    o.actor = actor;
+
+    if (once || o.dry_run) {
+        status = run_once(p, &cfg, &o, quiet);
+        goto out;
+    }
+    /* a service never takes the writer lock: a store restarting under
+     * supervisord must find it free */
+    o.via_store_only = true;
+    if (!quiet)
+        cv_info("%s every %lld s, %d rows per transaction", p->doing,
+                (long long)(sched.interval_ms / 1000), o.batch);
+    status = serve(p, &cfg, &o, &sched, quiet);
+    if (!quiet && !status)
+        cv_info("stopped");
+out:
+    free(actor);
+    cv_config_free(&cfg);
+    return status;
 }

@@ -115,7 +115,7 @@ typedef struct {
 
 typedef struct {
     const cv_config *cfg;
-    const cv_scrub_opts *o;
+    const cv_run_opts *o;
     cv_keyring *kr;
     cv_policy *pol;
     cv_db *reader;
@@ -192,7 +192,7 @@ static void take_row(run *r, batch *b, sqlite3_stmt *st)
     rn->seq = seq;
     rn->kind = cv_strdup(kind ? kind : "");
     char err[512];
-    int64_t ts = sqlite3_column_int64(st, 6);
+    int64_t old_ts = sqlite3_column_int64(st, 6), ts = old_ts;
     int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "", blen,
                                 &r->buf, &ts, note_field, rn, err, sizeof err);
     if (changed < 0) {
@@ -210,11 +210,11 @@ static void take_row(run *r, batch *b, sqlite3_stmt *st)
     char hex[2 * 64 + 1] = "";
     if (slen <= 64)
         sodium_bin2hex(hex, sizeof hex, sum, slen);
-    /* [seq, sum, id, kind, user, ts, fields, body]: arrays parse faster
-     * than objects, and the body goes as a blob, unescaped */
-    json_t *it = json_pack("[I, s, s, s, s, I, i]", (json_int_t)seq, hex,
+    /* [seq, sum, id, kind, user, ts, moved, fields, body]: arrays parse
+     * faster than objects, and the body goes as a blob, unescaped */
+    json_t *it = json_pack("[I, s, s, s, s, I, b, i]", (json_int_t)seq, hex,
                            id ? id : "", rn->kind, user ? user : "",
-                           (json_int_t)ts, changed);
+                           (json_int_t)ts, ts != old_ts, changed);
     if (changed > 0) {
         json_array_append_new(it, json_integer((json_int_t)b->nblobs));
         add_blob(b, r->buf.text, r->buf.len);
@@ -367,19 +367,6 @@ fail:
     return -1;
 }
 
-static int64_t count_due(cv_db *db, int64_t now)
-{
-    sqlite3_stmt *st = cv_db_stmt(db,
-        "SELECT count(*) FROM events WHERE scrubbed_at IS NULL"
-        " AND scrub_after IS NOT NULL AND scrub_after <= ?");
-    if (!st)
-        return -1;
-    sqlite3_bind_int64(st, 1, now);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_reset(st);
-    return n;
-}
-
 static int open_run(run *r, const cv_config *cfg)
 {
     char err[1024];
@@ -403,7 +390,7 @@ static int open_run(run *r, const cv_config *cfg)
     return 0;
 }
 
-int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
+int cv_scrub_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
 {
     int64_t t0 = cv_mono_ms();
     run r = {.cfg = cfg, .o = o, .now = cv_now_ms()};
@@ -447,7 +434,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o, json_t **result)
     }
     int64_t ms = cv_mono_ms() - t0;
     int64_t backlog = done ? json_integer_value(json_object_get(done, "backlog"))
-                           : count_due(r.reader, r.now);
+                           : cv_db_scrub_due(r.reader, r.now);
     *result = json_pack("{s:b, s:I, s:O, s:O, s:I, s:I, s:I, s:I, s:I, s:I}",
         "dry_run", o->dry_run, o->dry_run ? "would_scrub" : "scrubbed",
         (json_int_t)r.t.rows, "by_kind", r.t.by_kind, "fields_by_operator",
@@ -480,7 +467,7 @@ out:
 int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                     int64_t now, FILE *out)
 {
-    int64_t due = count_due(db, now), checked = 0, bad = 0;
+    int64_t due = cv_db_scrub_due(db, now), checked = 0, bad = 0;
     cv_scrub_buf buf = {0};
     int status;
     if (due < 0)

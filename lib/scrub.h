@@ -20,6 +20,7 @@
 #include "db.h"
 #include "keyring.h"
 #include "policy.h"
+#include "schedule.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -41,13 +42,6 @@ int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
                   cv_scrub_buf *out, int64_t *ts, cv_scrub_note *note,
                   void *ctx, char *err, size_t errlen);
 
-typedef struct {
-    int batch;              /* rows per transaction */
-    int64_t pause_ms;       /* between transactions */
-    bool dry_run;
-    const char *actor;      /* for the audit trail */
-    bool via_store_only;    /* supervised: never take the writer lock */
-} cv_scrub_opts;
 
 /* Run once. *result gets a JSON object: scrubbed (or would_scrub),
  * by_kind {KIND: {rows, fields: {PATH: {op, rows}}}}, fields_by_operator,
@@ -56,7 +50,7 @@ typedef struct {
  * sysexits status with the reason logged; EX_DATAERR when a row could not
  * be scrubbed (named on stderr). SIGTERM ends the run after the batch in
  * flight. */
-int cv_scrub_run(const cv_config *cfg, const cv_scrub_opts *o,
+int cv_scrub_run(const cv_config *cfg, const cv_run_opts *o,
                  json_t **result);
 
 /* For `ctxvault verify --scrub`: every row due at now is scrubbed, and

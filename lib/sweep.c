@@ -82,7 +82,7 @@ static json_t *call(cv_maint_session *s, json_t *req)
     return r;
 }
 
-int cv_sweep_run(const cv_config *cfg, const cv_sweep_opts *o, json_t **result)
+int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
 {
     int64_t now = cv_now_ms(), t0 = cv_mono_ms();
     *result = NULL;

@@ -6,24 +6,18 @@
 #define CV_SWEEP_H
 
 #include "config.h"
+#include "schedule.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct {
-    int batch;              /* rows per transaction */
-    int64_t pause_ms;       /* between transactions */
-    bool dry_run;
-    const char *actor;      /* for the audit trail */
-    bool via_store_only;    /* supervised: never take the writer lock */
-} cv_sweep_opts;
 
 /* Run once. *result gets a JSON object (deleted or would_delete, by_kind,
  * audit entries expired, ms, backlog, rows_per_s); the caller prints it.
  * Returns 0, or a sysexits status with the reason logged. A stop request
  * (SIGTERM) ends the run after the batch in flight, recorded as it is. */
-int cv_sweep_run(const cv_config *cfg, const cv_sweep_opts *o,
+int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o,
                  json_t **result);
 
 #endif

@@ -51,6 +51,17 @@ pipeline() {
     STATUS_STORE=$(cat "$TEST_TMP/store.rc")
 }
 
+# store_at TIME FILE: the filter pipeline with the clock at TIME
+# (CTXVAULT_NOW, honoured by the programs for tests only)
+store_at() {
+    CTXVAULT_NOW=$1
+    export CTXVAULT_NOW
+    pipeline "$2"
+    unset CTXVAULT_NOW
+    assert_status ingest 0 "$STATUS_INGEST"
+    assert_status store 0 "$STATUS_STORE"
+}
+
 # rows [WHERE]: count rows in the events table
 rows() {
     sqlite3 "$DB" "SELECT COUNT(*) FROM events_v ${1:+WHERE $1}"

@@ -17,16 +17,6 @@ at() {
     CTXVAULT_NOW=$_at "$@"
 }
 
-# store_at TIME FILE: the filter pipeline with the clock at TIME
-store_at() {
-    CTXVAULT_NOW=$1
-    export CTXVAULT_NOW
-    pipeline "$2"
-    unset CTXVAULT_NOW
-    assert_status ingest 0 "$STATUS_INGEST"
-    assert_status store 0 "$STATUS_STORE"
-}
-
 # sweep TIME [ARGS...]: ctxvault-ttl-sweep --once at TIME; output in sweep.out
 sweep() {
     _sw=$1

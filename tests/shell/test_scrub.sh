@@ -18,16 +18,6 @@ long_policy() {
         "$TOP/etc/policy.conf" > "$HOME_DIR/policy.conf"
 }
 
-# store_at TIME FILE: the filter pipeline with the clock at TIME
-store_at() {
-    CTXVAULT_NOW=$1
-    export CTXVAULT_NOW
-    pipeline "$2"
-    unset CTXVAULT_NOW
-    assert_status ingest 0 "$STATUS_INGEST"
-    assert_status store 0 "$STATUS_STORE"
-}
-
 # scrub TIME [ARGS...]: ctxvault-scrub --once at TIME; output in scrub.out
 scrub() {
     _sc=$1

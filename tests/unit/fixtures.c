@@ -21,6 +21,15 @@ cv_keyring *cvt_keyring(const char *name)
     return kr;
 }
 
+json_t *cvt_json(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j)
+        cvt_fail(__FILE__, __LINE__, "bad test JSON: %s", e.text);
+    return j;
+}
+
 cv_policy *cvt_policy(const char *text)
 {
     int problems = -1;

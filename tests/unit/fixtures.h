@@ -12,6 +12,8 @@
 
 /* A fresh keyring file NAME in the test's directory, loaded. */
 cv_keyring *cvt_keyring(const char *name);
+/* JSON from test text, which must parse. */
+json_t *cvt_json(const char *text);
 /* A policy parsed from text, which must have no problems. */
 cv_policy *cvt_policy(const char *text);
 

@@ -15,20 +15,11 @@
 
 #define DAY (86400000LL)
 
-static json_t *load(const char *text)
-{
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-    if (!j)
-        cvt_fail(__FILE__, __LINE__, "bad test JSON: %s", e.text);
-    return j;
-}
-
 /* Apply p to the event text and return the result as compact JSON. */
 static char *apply(const cv_policy *p, const cv_keyring *kr, const char *text)
 {
     char err[256];
-    json_t *ev = load(text);
+    json_t *ev = cvt_json(text);
     if (cv_policy_apply(p, kr, ev, err, sizeof err) < 0)
         cvt_fail(__FILE__, __LINE__, "apply: %s", err);
     char *out = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
@@ -212,7 +203,7 @@ TEST(policy_arrays_are_transparent)
                       "\"email\":[\"a@x\",[\"b@x\"],7],"
                       "\"tags\":[\"abcdef\",[\"xy\"],1,{\"k\":1}],"
                       "\"secret\":[1,2,3],\"gone\":[1]}");
-    json_t *j = load(out);
+    json_t *j = cvt_json(out);
     char pa[CV_PSEUDONYM_MAX], pb[CV_PSEUDONYM_MAX], p7[CV_PSEUDONYM_MAX];
     cv_pseudonym(kr, 1, "email", "a@x", 3, pa);
     cv_pseudonym(kr, 1, "email", "b@x", 3, pb);
@@ -272,7 +263,7 @@ TEST(policy_operators)
         "\"utf\":\"h\xc3\xa9llo w\xc3\xb6rld\",\"tail\":\"ab\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\","
         "\"num\":5},"
         "\"d\":\"x\",\"k\":\"plain\"}");
-    json_t *j = load(out);
+    json_t *j = cvt_json(out);
     char err[256], *plain;
     size_t len;
 
@@ -342,7 +333,7 @@ TEST(policy_reserved_members_untouched)
 
     p = cvt_policy("[fields]\nuser_id = keep\ndefault = encrypt\n");
     out = apply(p, kr, ev);
-    json_t *j = load(out);
+    json_t *j = cvt_json(out);
     CHECK_STR(sget(j, "kind"), "trace");
     CHECK_STR(sget(j, "type"), "click");
     CHECK_INT(json_integer_value(json_object_get(j, "retention_days")), 30);
@@ -357,7 +348,7 @@ TEST(policy_reserved_members_untouched)
     /* the event must carry a string id */
     char err[256];
     p = cvt_policy("");
-    json_t *noid = load("{\"a\":1}");
+    json_t *noid = cvt_json("{\"a\":1}");
     CHECK_INT(cv_policy_apply(p, kr, noid, err, sizeof err), -1);
     json_decref(noid);
     cv_policy_destroy(&p);
@@ -395,7 +386,7 @@ TEST(policy_default_on_typical_event)
     CHECK(strstr(out, "203.0") == NULL);
     CHECK(strstr(out, "Rivoli") == NULL);
     CHECK(strstr(out, "laptop") == NULL);
-    json_t *j = load(out);
+    json_t *j = cvt_json(out);
     CHECK(cv_is_pseudonym(sget(j, "user_id")));
     CHECK(cv_is_pseudonym(sget(j, "email")));
     CHECK(cv_is_pseudonym(sget(j, "payload.contact.email")));

@@ -15,15 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *parse(const char *text)
-{
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-    if (!j)
-        cvt_fail(__FILE__, __LINE__, "bad test JSON: %s", e.text);
-    return j;
-}
-
 static json_t *at(json_t *o, const char *path)
 {
     char *copy = cv_strdup(path), *save = NULL;
@@ -101,7 +92,7 @@ TEST(scrub_operators_each_do_what_they_say)
     cv_keyring *kr = cvt_keyring("keys");
     cv_policy *p = cvt_policy(operators_policy);
     char err[256];
-    json_t *ev = parse(operators_event);
+    json_t *ev = cvt_json(operators_event);
     CHECK_INT(cv_policy_apply(p, kr, ev, err, sizeof err), 0);
     CHECK(cv_is_envelope(str(ev, "secret")));
     char *sealed_keep = cv_strdup(str(ev, "sealed_keep"));
@@ -142,7 +133,7 @@ TEST(scrub_operators_each_do_what_they_say)
     CHECK(!noted(&n, "sealed_keep=encrypt"));
 
     /* a kind's own rules come first, the rules for every kind still apply */
-    json_t *au = parse(operators_event);
+    json_t *au = cvt_json(operators_event);
     json_object_set_new(au, "kind", json_string("audit"));
     CHECK(cv_policy_scrub(p, kr, "audit", au, NULL, NULL, err, sizeof err) > 0);
     CHECK(at(au, "extra") == NULL);
@@ -168,7 +159,7 @@ TEST(shipped_scrub_rules_on_a_typical_event)
     cv_keyring *kr = cvt_keyring("keys");
     cv_policy *p = cvt_policy(cv_default_policy_text);
     char err[256];
-    json_t *ev = parse(cvt_typical_event);
+    json_t *ev = cvt_json(cvt_typical_event);
     CHECK_INT(cv_policy_apply(p, kr, ev, err, sizeof err), 0);
     char *email = cv_strdup(str(ev, "email"));
     CHECK(cv_policy_scrub(p, kr, "interaction", ev, NULL, NULL, err,
@@ -243,7 +234,7 @@ static json_t *maint(cv_maint *m, const char *fmt, ...)
 }
 
 /* What scrub sends for the row id: [seq, the checksum it read, id, kind,
- * user, ts, fields, the scrubbed body]. */
+ * user, ts, whether ts moved, fields, the scrubbed body]. */
 static json_t *scrub_item(cvt_store *f, const char *id)
 {
     sqlite3_stmt *st;
@@ -255,14 +246,15 @@ static json_t *scrub_item(cvt_store *f, const char *id)
         sqlite3_step(st) == SQLITE_ROW) {
         char err[256];
         cv_scrub_buf out = {0};
-        int64_t ts = sqlite3_column_int64(st, 4);
+        int64_t ts = sqlite3_column_int64(st, 4), old_ts = ts;
         const char *kind = (const char *)sqlite3_column_text(st, 1);
         const char *body = (const char *)sqlite3_column_text(st, 2);
         int n = cv_scrub_body(f->pol, f->kr, kind, body, strlen(body), &out,
                               &ts, NULL, NULL, err, sizeof err);
-        item = json_pack("[I, s, s, s, s, I, i]", sqlite3_column_int64(st, 0),
+        item = json_pack("[I, s, s, s, s, I, b, i]", sqlite3_column_int64(st, 0),
                          (const char *)sqlite3_column_text(st, 3), id, kind,
-                         (const char *)sqlite3_column_text(st, 5), ts, n);
+                         (const char *)sqlite3_column_text(st, 5), ts,
+                         ts != old_ts, n);
         if (n > 0)
             json_array_append_new(item, json_string(out.text));
         free(out.text);
