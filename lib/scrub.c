@@ -129,12 +129,20 @@ typedef struct {
     batch b[2];           /* one read while store applies the other */
 } run;
 
-static const char candidates_sql[] =
-    "SELECT e.seq, e.id, e.kind, e.scrub_after, e.body, e.checksum, e.ts,"
-    " u.user_id FROM events e JOIN users u ON u.uid = e.uid"
-    " WHERE e.scrubbed_at IS NULL AND e.scrub_after IS NOT NULL"
-    " AND e.scrub_after <= ?1 AND (e.scrub_after, e.seq) > (?2, ?3)"
-    " ORDER BY e.scrub_after, e.seq LIMIT ?4";
+/* The due rows after the cursor (scrub_after, seq), in two steps that
+ * each walk the scrub index: the rest of the cursor's scrub_after, then
+ * the later ones. (A row-value comparison cannot use the index's rowid:
+ * rows sharing a scrub_after, a whole import at once, were read again on
+ * every batch.) */
+#define CANDIDATES(cond, order)                                             \
+    "SELECT e.seq, e.id, e.kind, e.scrub_after, e.body, e.checksum, e.ts,"  \
+    " u.user_id FROM events e JOIN users u ON u.uid = e.uid"                \
+    " WHERE e.scrubbed_at IS NULL AND e.scrub_after IS NOT NULL"            \
+    " AND e.scrub_after <= ?1 AND " cond " ORDER BY " order " LIMIT ?4"
+static const char *const candidates_sql[] = {
+    CANDIDATES("e.scrub_after = ?2 AND e.seq > ?3", "e.seq"),
+    CANDIDATES("e.scrub_after > ?2 AND ?3 IS NOT NULL", "e.scrub_after, e.seq"),
+};
 
 static void batch_init(batch *b, int size)
 {
@@ -227,32 +235,33 @@ static void take_row(run *r, batch *b, sqlite3_stmt *st)
  * the batch goes to store, so its checkpoints can finish. */
 static int read_batch(run *r, batch *b)
 {
-    sqlite3_stmt *st = cv_db_stmt(r->reader, candidates_sql);
-    if (!st) {
-        cv_err("cannot read the rows due in %s: %s", cv_db_path(r->reader),
-               cv_db_errmsg(r->reader));
-        return -1;
-    }
     if (r->s)
         b->items = json_array();
-    sqlite3_bind_int64(st, 1, r->now);
-    sqlite3_bind_int64(st, 2, r->after_due);
-    sqlite3_bind_int64(st, 3, r->after_seq);
-    sqlite3_bind_int64(st, 4, r->o->batch);
-    int n = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        r->after_due = sqlite3_column_int64(st, 3);
-        r->after_seq = sqlite3_column_int64(st, 0);
-        n++;
-        take_row(r, b, st);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        cv_err("cannot read the rows due in %s: %s", cv_db_path(r->reader),
-               cv_db_errmsg(r->reader));
-        return -1;
+    int n = 0;
+    for (int step = 0; step < 2 && n < r->o->batch; step++) {
+        sqlite3_stmt *st = cv_db_stmt(r->reader, candidates_sql[step]);
+        if (!st)
+            goto dberr;
+        sqlite3_bind_int64(st, 1, r->now);
+        sqlite3_bind_int64(st, 2, r->after_due);
+        sqlite3_bind_int64(st, 3, r->after_seq);
+        sqlite3_bind_int64(st, 4, r->o->batch - n);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            r->after_due = sqlite3_column_int64(st, 3);
+            r->after_seq = sqlite3_column_int64(st, 0);
+            n++;
+            take_row(r, b, st);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            goto dberr;
     }
     return n;
+dberr:
+    cv_err("cannot read the rows due in %s: %s", cv_db_path(r->reader),
+           cv_db_errmsg(r->reader));
+    return -1;
 }
 
 /* A reply when ok, else NULL with the reason logged. */
