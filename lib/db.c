@@ -410,17 +410,29 @@ cv_db *cv_db_open_reader(const char *path, int *code, char *err, size_t errlen)
     return db;
 }
 
-int64_t cv_db_scrub_due(cv_db *db, int64_t now)
+/* count(*) of a query with one parameter, now; -1 on error. */
+static int64_t count_at(cv_db *db, const char *sql, int64_t now)
 {
-    sqlite3_stmt *st = cv_db_stmt(db,
-        "SELECT count(*) FROM events WHERE scrubbed_at IS NULL"
-        " AND scrub_after IS NOT NULL AND scrub_after <= ?");
+    sqlite3_stmt *st = cv_db_stmt(db, sql);
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, now);
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_reset(st);
     return n;
+}
+
+int64_t cv_db_expired(cv_db *db, int64_t now)
+{
+    return count_at(db, "SELECT count(*) FROM events WHERE expires_at <= ?",
+                    now);
+}
+
+int64_t cv_db_scrub_due(cv_db *db, int64_t now)
+{
+    return count_at(db, "SELECT count(*) FROM events WHERE scrubbed_at IS NULL"
+                        " AND scrub_after IS NOT NULL AND scrub_after <= ?",
+                    now);
 }
 
 int cv_db_insert(cv_db *db, const cv_row *r)

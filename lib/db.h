@@ -79,6 +79,8 @@ typedef struct {
     size_t checksum_len;
 } cv_row;
 
+/* Rows past their expiry at now (not yet deleted); -1 on error. */
+int64_t cv_db_expired(cv_db *db, int64_t now);
 /* Rows past their scrub age at now and not scrubbed; -1 on error. */
 int64_t cv_db_scrub_due(cv_db *db, int64_t now);
 

@@ -303,7 +303,6 @@ json_t *cv_inspect_stats_json(cv_db *db)
     }
     sqlite3_finalize(st);
     int64_t now = cv_now_ms();
-    char sql[256];
     json_object_set_new(o, "events", json_integer(total));
     json_object_set_new(o, "by_kind", kinds);
     json_object_set_new(o, "users",
@@ -312,9 +311,8 @@ json_t *cv_inspect_stats_json(cv_db *db)
                         json_integer(scalar(db, "SELECT COUNT(*) FROM profiles")));
     json_object_set_new(o, "audit_entries",
                         json_integer(scalar(db, "SELECT COUNT(*) FROM audit")));
-    snprintf(sql, sizeof sql,
-             "SELECT COUNT(*) FROM events WHERE expires_at <= %lld", (long long)now);
-    json_object_set_new(o, "expired_not_deleted", json_integer(scalar(db, sql)));
+    json_object_set_new(o, "expired_not_deleted",
+                        json_integer(cv_db_expired(db, now)));
     json_object_set_new(o, "scrub_due", json_integer(cv_db_scrub_due(db, now)));
     int64_t oldest = scalar(db, "SELECT MIN(ts) FROM events");
     int64_t newest = scalar(db, "SELECT MAX(ts) FROM events");

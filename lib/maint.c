@@ -108,18 +108,6 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
                      (json_int_t)audit, "more", n == batch || audit == batch);
 }
 
-static int64_t backlog(cv_maint *m, int64_t now)
-{
-    sqlite3_stmt *st = cv_db_stmt(m->db,
-        "SELECT count(*) FROM events WHERE expires_at <= ?");
-    if (!st)
-        return -1;
-    sqlite3_bind_int64(st, 1, now);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_reset(st);
-    return n;
-}
-
 static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
 {
     char err[512];
@@ -150,7 +138,7 @@ static json_t *do_sweep_done(cv_maint *m, json_t *req)
         return err;
     bool truncated = compact(m);
     return json_pack("{s:b, s:I, s:b}", "ok", 1, "backlog",
-                     (json_int_t)backlog(m, now), "wal_truncated", truncated);
+                     (json_int_t)cv_db_expired(m->db, now), "wal_truncated", truncated);
 }
 
 /* ---- erase ------------------------------------------------------------- */

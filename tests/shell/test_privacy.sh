@@ -98,7 +98,7 @@ test_query_decrypt_shows_the_search_text_again() {
     IN=$TEST_TMP/in.ndjson
     gen "$IN" -n 500 -s 22 -u 5
     pipeline "$IN"
-    user=user-00002
+    user=user-00001 # user-00002 is anonymous: scrubbed on arrival, no queries kept
     grep "\"user_id\":\"$user\"" "$IN" | grep -o '"query":"[^"]*"' | sort > "$TEST_TMP/want"
     assertTrue "user $user has no searches in the input" "[ -s '$TEST_TMP/want' ]"
     ctxvault query --user "$user" --decrypt > "$TEST_TMP/q.out" 2> "$TEST_TMP/q.err"
@@ -112,15 +112,15 @@ test_query_without_decrypt_shows_envelopes_and_pseudonyms() {
     IN=$TEST_TMP/in.ndjson
     gen "$IN" -n 500 -s 22 -u 5
     pipeline "$IN"
-    ctxvault query --user user-00002 > "$TEST_TMP/q.out" 2> "$TEST_TMP/q.err"
+    ctxvault query --user user-00001 > "$TEST_TMP/q.out" 2> "$TEST_TMP/q.err"
     assert_status q 0 $?
     n=$(grep -c . "$TEST_TMP/q.out")
-    assertEquals "events of user-00002" "$(grep -c '"user_id":"user-00002"' "$IN")" "$n"
+    assertEquals "events of user-00001" "$(grep -c '"user_id":"user-00001"' "$IN")" "$n"
     assertEquals "lines without a pseudonymous user_id" 0 \
         "$(grep -c -v '"user_id":"hash:v[0-9]*:' "$TEST_TMP/q.out")"
     assert_grep "$TEST_TMP/q.out" '"query":"enc:v[0-9]+:' "queries should be shown sealed"
     assert_no_grep "$TEST_TMP/q.out" '"query":"[^e]' "a query shown in clear"
-    assert_no_grep "$TEST_TMP/q.out" 'user-00002|@example\.org' "plaintext identifiers"
+    assert_no_grep "$TEST_TMP/q.out" 'user-00001|@example\.org' "plaintext identifiers"
 }
 
 test_same_email_gives_the_same_pseudonym() {
