@@ -175,6 +175,18 @@ bg_cleanup() {
     return 0
 }
 
+# serve_store: ctxvault-store --serve in the background, once its control
+# socket is there; sets SERVE_PID; its stderr goes to $TEST_TMP/serve.err
+serve_store() {
+    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
+    SERVE_PID=$!
+    bg_track "$SERVE_PID"
+    wait_until 10 test -S "$HOME_DIR/run/control.sock" || {
+        fail "store did not start: $(cat "$TEST_TMP/serve.err")"
+        return 1
+    }
+}
+
 # store_start [ARGS...]: run ctxvault-store in the background reading a FIFO
 # that the test writes through fd 8 (store_feed FILE...), so the store stays
 # up until store_close (end of input) or a signal. Sets STORE_PID; its

@@ -60,10 +60,8 @@ test_delete_leaves_no_trace_in_the_file_or_the_wal() {
 
 test_delete_through_the_running_store_leaves_no_trace() {
     store_sample
-    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
-    pid=$!
-    bg_track "$pid"
-    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    serve_store || return
+    pid=$SERVE_PID
     erase_and_check
     # store forgot the user's number: new events of theirs are stored afresh
     event 1 user-00001 > "$TEST_TMP/again.ndjson"

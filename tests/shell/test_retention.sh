@@ -180,10 +180,8 @@ test_sweep_killed_mid_run_loses_nothing_that_stays_and_the_next_run_finishes() {
 test_sweep_goes_through_the_running_store_and_compacts() {
     gen "$TEST_TMP/in.ndjson" -n 3000 -u 20 -s 8
     store_at "$T0" "$TEST_TMP/in.ndjson"
-    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
-    pid=$!
-    bg_track "$pid"
-    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    serve_store || return
+    pid=$SERVE_PID
     sweep 2027-06-01T00:00:00Z --batch 500
     assert_status sweep 0 $?
     assertEquals "rows left" "$(sql "SELECT count(*) FROM events WHERE expires_at IS NULL OR expires_at > $(( $(date -d 2027-06-01 +%s) * 1000 ))")" "$(rows)"
@@ -205,10 +203,8 @@ test_the_service_sweeps_on_its_schedule_through_store_and_stops_on_sigterm() {
     event 1 user-a snapshot > "$TEST_TMP/in.ndjson"
     event 2 user-a replay >> "$TEST_TMP/in.ndjson"
     store_at "$T0" "$TEST_TMP/in.ndjson"
-    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
-    spid=$!
-    bg_track "$spid"
-    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    serve_store || return
+    spid=$SERVE_PID
     # 2026-11-09: the snapshot (7 days) is due, the replay (90 days) is not
     CTXVAULT_NOW=2026-11-09T00:00:00Z ctxvault-ttl-sweep --interval 1s \
         > "$TEST_TMP/service.out" 2> "$TEST_TMP/service.err" &

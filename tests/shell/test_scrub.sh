@@ -107,10 +107,8 @@ test_raw_values_of_scrubbed_rows_are_in_neither_the_file_nor_the_wal() {
     done > "$TEST_TMP/in.ndjson"
     store_at "$T0" "$TEST_TMP/in.ndjson"
     assert_grep "$DB" 'zed1\.unique@example\.net' "the raw email should be stored before the scrub"
-    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
-    pid=$!
-    bg_track "$pid"
-    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    serve_store || return
+    pid=$SERVE_PID
     scrub "$LATER"
     assert_status scrub 0 $?
     assertEquals "rows scrubbed" 5 "$(json_get '$.scrubbed' < "$TEST_TMP/scrub.out")"
@@ -245,10 +243,8 @@ test_the_service_scrubs_through_store_with_an_audit_entry_per_batch() {
     due=$(due_at "$LATER")
     all=$(($(scrubbed) + due))
     batches=$(( (due + 49) / 50 ))
-    ctxvault-store --serve 2> "$TEST_TMP/serve.err" &
-    spid=$!
-    bg_track "$spid"
-    wait_until 10 test -S "$HOME_DIR/run/control.sock" || fail "store did not start"
+    serve_store || return
+    spid=$SERVE_PID
     CTXVAULT_NOW=$LATER ctxvault-scrub --interval 1s --batch 50 \
         > "$TEST_TMP/service.out" 2> "$TEST_TMP/service.err" &
     pid=$!

@@ -277,17 +277,27 @@ static char *body_of(cvt_store *f, const char *id)
     return body;
 }
 
+/* A store holding the one row event, stored at stored_at; the clock then
+ * moves on to 2026-06-01, when the row is past its scrub age. */
+static int one_aged_row(cvt_store *f, const char *policy,
+                        const char *stored_at, const char *event)
+{
+    char err[256];
+    setenv("CTXVAULT_NOW", stored_at, 1);
+    if (cvt_store_setup(f, policy) < 0 || cvt_store_add(f, event) != 1 ||
+        cv_store_commit(f->st, err, sizeof err) < 0)
+        return -1;
+    setenv("CTXVAULT_NOW", "2026-06-01T00:00:00Z", 1);
+    return 0;
+}
+
 TEST(a_rectification_between_read_and_write_wins_and_is_scrubbed_later)
 {
     cvt_store f;
-    char err[256];
-    setenv("CTXVAULT_NOW", "2026-01-01T00:00:00Z", 1);
-    CHECK_INT(cvt_store_setup(&f, store_policy), 0);
-    CHECK_INT(cvt_store_add(&f, "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
-                            "\"ts\":\"2026-01-01T00:00:00Z\",\"page\":\"/old\","
-                            "\"email\":\"u@example.com\",\"custom\":{\"c\":1}}"), 1);
-    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    setenv("CTXVAULT_NOW", "2026-06-01T00:00:00Z", 1);
+    CHECK_INT(one_aged_row(&f, store_policy, "2026-01-01T00:00:00Z",
+                           "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
+                           "\"ts\":\"2026-01-01T00:00:00Z\",\"page\":\"/old\","
+                           "\"email\":\"u@example.com\",\"custom\":{\"c\":1}}"), 0);
     cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
 
     json_t *item = scrub_item(&f, "a1"); /* scrub reads */
@@ -346,13 +356,9 @@ TEST(a_rectification_between_read_and_write_wins_and_is_scrubbed_later)
 TEST(an_erasure_between_read_and_write_wins)
 {
     cvt_store f;
-    char err[256];
-    setenv("CTXVAULT_NOW", "2026-01-01T00:00:00Z", 1);
-    CHECK_INT(cvt_store_setup(&f, store_policy), 0);
-    CHECK_INT(cvt_store_add(&f, "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
-                            "\"ts\":\"2026-01-01T00:00:00Z\",\"custom\":1}"), 1);
-    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    setenv("CTXVAULT_NOW", "2026-06-01T00:00:00Z", 1);
+    CHECK_INT(one_aged_row(&f, store_policy, "2026-01-01T00:00:00Z",
+                           "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
+                           "\"ts\":\"2026-01-01T00:00:00Z\",\"custom\":1}"), 0);
     cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
     json_t *item = scrub_item(&f, "a1");
     json_t *r = maint(&m, "{s:s, s:s, s:s}", "op", "erase", "user", "u",
@@ -403,14 +409,10 @@ TEST(a_ts_rule_takes_the_rows_time_and_schedule_to_the_hour)
         "[retention]\nother = 30d\naudit = 365d\n[scrub]\nother = 90d\n"
         "[fields]\nuser_id = keep\n[scrub fields]\nts = round\n";
     cvt_store f;
-    char err[256];
-    setenv("CTXVAULT_NOW", "2026-01-01T10:30:15.250Z", 1);
-    CHECK_INT(cvt_store_setup(&f, policy), 0);
-    CHECK_INT(cvt_store_add(&f, "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
-                            "\"ts\":\"2026-01-01T10:23:45.678Z\"}"), 1);
-    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(one_aged_row(&f, policy, "2026-01-01T10:30:15.250Z",
+                           "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
+                           "\"ts\":\"2026-01-01T10:23:45.678Z\"}"), 0);
     CHECK(cvt_q(&f, "SELECT ts % 3600000 FROM events") != 0);
-    setenv("CTXVAULT_NOW", "2026-06-01T00:00:00Z", 1);
     cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
     json_t *item = scrub_item(&f, "a1");
     json_t *r = maint(&m, "{s:s, s:[O], s:s}", "op", "scrub", "rows", item,
