@@ -44,7 +44,7 @@ DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
-           ctxvault-scrub
+           ctxvault-scrub ctxvault-backup
 BINS     = $(addprefix $(BINDIR)/,$(PROGRAMS))
 LIB_SRCS = $(wildcard lib/*.c)
 GEN_SRCS = $(BUILD)/gen/defaults.c

@@ -143,6 +143,16 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "backup")) {
+        int *dst = !strcmp(key, "keep_daily")   ? &c->backup_daily
+                 : !strcmp(key, "keep_monthly") ? &c->backup_monthly : NULL;
+        if (!dst)
+            return BAD("unknown setting '%s' in [backup]", key);
+        if (!cv_parse_int(v, 0, 60, &n))
+            return BAD("%s '%s' is not a number from 0 to 60", key, v);
+        *dst = (int)n;
+        return 0;
+    }
     if (!strcmp(sec, "pipeline")) {
         char **dst = !strcmp(key, "source")    ? &c->source
                      : !strcmp(key, "ingest")  ? &c->ep_ingest

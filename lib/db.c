@@ -132,7 +132,7 @@ int cv_db_commit(cv_db *db) { return exec(db, "COMMIT"); }
 void cv_db_rollback(cv_db *db) { (void)exec(db, "ROLLBACK"); }
 
 /* Take the writer lock; on contention name the holder. */
-static int take_lock(const char *dbpath, const char *program, int *fd_out,
+int cv_db_lock(const char *dbpath, const char *program, int *fd_out,
                      char *err, size_t errlen)
 {
     char *lpath = cv_fmt("%s.lock", dbpath);
@@ -264,7 +264,7 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         }
     }
     free(dir);
-    if ((*code = take_lock(db->path, program, &db->lock_fd, err, errlen)))
+    if ((*code = cv_db_lock(db->path, program, &db->lock_fd, err, errlen)))
         goto fail;
 
     char *wal = cv_fmt("%s-wal", db->path);

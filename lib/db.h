@@ -79,6 +79,12 @@ typedef struct {
     size_t checksum_len;
 } cv_row;
 
+/* Take the database's writer lock for program without opening it (a
+ * restore replaces the file): *fd holds it until closed. 0, EX_TEMPFAIL
+ * naming the holder, or EX_IOERR, with the reason in err. */
+int cv_db_lock(const char *dbpath, const char *program, int *fd, char *err,
+               size_t errlen);
+
 /* Rows past their expiry at now (not yet deleted); -1 on error. */
 int64_t cv_db_expired(cv_db *db, int64_t now);
 /* Rows past their scrub age at now and not scrubbed; -1 on error. */

@@ -1,0 +1,168 @@
+/* ctxvault-backup - encrypted, verified backups of the database, and their
+ * restore. A backup is a consistent snapshot taken while writers go on,
+ * compressed and sealed under the keyring; it counts only once it has been
+ * decrypted into a temporary file and checked row by row. */
+#include "backup.h"
+#include "config.h"
+#include "fieldcrypt.h"
+#include "keyring.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ctxvault-backup [--home DIR] [-c FILE] COMMAND [OPTIONS]\n"
+        "\n"
+        "commands:\n"
+        "  create [-o FILE|-] [--no-verify]\n"
+        "                 snapshot the database (writers go on), compress,\n"
+        "                 seal under the keyring; into HOME/backups (or FILE,\n"
+        "                 or stdout with -o -); then restore it into a\n"
+        "                 temporary file and check it (unless --no-verify)\n"
+        "  verify [BACKUP]\n"
+        "                 decrypt, integrity_check, rows per kind, every row's\n"
+        "                 checksum against the manifest (default: the newest;\n"
+        "                 - reads stdin)\n"
+        "  restore [BACKUP]\n"
+        "                 replace the database with a backup (default: the\n"
+        "                 latest verified one), checked in full first; refused\n"
+        "                 while a store holds the database\n"
+        "  list           the backups, newest first, and whether verified\n"
+        "  prune [--dry-run] [--daily N] [--monthly N]\n"
+        "                 keep the newest verified backup of each of the last\n"
+        "                 N days and N months ([backup] keep_daily = 7,\n"
+        "                 keep_monthly = 12); delete the rest\n"
+        "\n"
+        "  --home DIR     the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
+        "  -c FILE        configuration file (default HOME/ctxvault.conf)\n"
+        "  -q, --quiet    no summary on stderr\n"
+        "  -h, --help     this help\n"
+        "  -V, --version  the version\n"
+        "\n"
+        "Each command prints one JSON object on stdout (create -o - prints it\n"
+        "on stderr). Exit status: 0 ok, 64 usage, 65 a backup failed its\n"
+        "check, 66 no backup, 73 cannot create, 74 I/O error, 75 a store\n"
+        "holds the database, 78 configuration problem.\n");
+}
+
+static int print(json_t *res, bool to_stderr)
+{
+    char *text = json_dumps(res, JSON_COMPACT);
+    FILE *f = to_stderr ? stderr : stdout;
+    int rc = 0;
+    if (!text || fprintf(f, "%s\n", text) < 0 || fflush(f) != 0) {
+        cv_err("cannot write the result");
+        rc = EX_IOERR;
+    }
+    free(text);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"output", required_argument, NULL, 'o'},
+        {"no-verify", no_argument, NULL, 'N'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"daily", required_argument, NULL, 'd'},
+        {"monthly", required_argument, NULL, 'm'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL, *conf = NULL;
+    cv_backup_opts bo = {.verify = true};
+    bool dry_run = false, quiet = false;
+    int64_t daily = -1, monthly = -1;
+    int c;
+
+    umask(077);
+    cv_log_init(argv[0]);
+    cv_install_signals();
+    while ((c = getopt_long(argc, argv, "c:o:qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': home = optarg; break;
+        case 'c': conf = optarg; break;
+        case 'o': bo.out = optarg; break;
+        case 'N': bo.verify = false; break;
+        case 'n': dry_run = true; break;
+        case 'd':
+        case 'm':
+            if (!cv_parse_int(optarg, 0, 60, c == 'd' ? &daily : &monthly)) {
+                cv_err("--%s '%s' is not a number from 0 to 60",
+                       c == 'd' ? "daily" : "monthly", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'q': quiet = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ctxvault-backup %s\n", CV_VERSION); return 0;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    const char *cmd = argv[optind++];
+    const char *arg = optind < argc ? argv[optind++] : NULL;
+    bool takes_arg = !strcmp(cmd, "verify") || !strcmp(cmd, "restore");
+    if (optind < argc || (arg && !takes_arg)) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    cv_config cfg;
+    cv_keyring *kr = NULL;
+    json_t *res = NULL;
+    char err[1024];
+    int status;
+    if (cv_config_load(&cfg, home, conf)) {
+        status = EX_CONFIG;
+        goto out;
+    }
+    if (cv_fieldcrypt_init() < 0) {
+        cv_err("cannot initialise libsodium");
+        status = EX_SOFTWARE;
+        goto out;
+    }
+    kr = cv_keyring_load(cfg.keyring_file, err, sizeof err);
+    if (!kr && strcmp(cmd, "list") && strcmp(cmd, "prune")) {
+        cv_err("%s", err);
+        status = EX_CONFIG;
+        goto out;
+    }
+    if (!strcmp(cmd, "create"))
+        status = cv_backup_create(&cfg, kr, &bo, &res);
+    else if (!strcmp(cmd, "verify"))
+        status = cv_backup_verify(&cfg, kr, arg, &res);
+    else if (!strcmp(cmd, "restore"))
+        status = cv_backup_restore(&cfg, kr, arg, &res);
+    else if (!strcmp(cmd, "list"))
+        status = cv_backup_list(&cfg, &res);
+    else if (!strcmp(cmd, "prune"))
+        status = cv_backup_prune(&cfg, daily >= 0 ? (int)daily : cfg.backup_daily,
+                                 monthly >= 0 ? (int)monthly : cfg.backup_monthly,
+                                 dry_run, &res);
+    else {
+        cv_err("unknown command '%s' (see ctxvault-backup --help)", cmd);
+        status = EX_USAGE;
+    }
+    if (res) {
+        bool to_stderr = bo.out && !strcmp(bo.out, "-");
+        int rc = (!quiet || !to_stderr) ? print(res, to_stderr) : 0;
+        status = status ? status : rc;
+    }
+out:
+    json_decref(res);
+    cv_keyring_destroy(&kr);
+    cv_config_free(&cfg);
+    return status;
+}

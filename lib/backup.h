@@ -1,0 +1,64 @@
+/* backup.h - encrypted backups that count only once restored and checked.
+ *
+ * A backup is a consistent snapshot of the database (VACUUM INTO on a
+ * read-only connection: writers go on), compressed with zstd and sealed
+ * with libsodium's secretstream under the keyring subkey "backup":
+ *
+ *   "CTXVBK1\n"            8 bytes: the format
+ *   key version            4 bytes, big-endian
+ *   secretstream header    24 bytes
+ *   records                each a 4-byte big-endian length and the
+ *                          ciphertext of one message: first the manifest
+ *                          (JSON), then the zstd stream of the snapshot in
+ *                          pieces of at most 64 KiB; the last is tagged
+ *                          FINAL, so a cut file is refused
+ *
+ * The first 12 bytes are the associated data of every message, so the
+ * version cannot be swapped. The manifest holds the time, key version,
+ * rows per kind, the highest seq, the snapshot's size and BLAKE2b, and a
+ * digest of every row's (seq, checksum): verify decrypts into a temporary
+ * file and checks all of it, integrity_check and every row's keyed
+ * checksum included, before a backup counts. In the backup directory a
+ * sidecar NAME.json (0600, no personal data) records the manifest and the
+ * verification; the latest good backup is the newest verified one. */
+#ifndef CV_BACKUP_H
+#define CV_BACKUP_H
+
+#include "config.h"
+#include "keyring.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct {
+    const char *out;        /* NULL: the backup directory; "-": stdout */
+    bool verify;            /* restore it into a temporary file and check */
+} cv_backup_opts;
+
+/* Take a backup. *result: {"path","manifest","bytes","ratio","ms",
+ * "verified"}. 0 or a sysexits status, the reason logged. */
+int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
+                     const cv_backup_opts *o, json_t **result);
+
+/* Check a backup (NULL: the newest in the directory): decrypt, integrity
+ * check, rows, checksums. 0, EX_DATAERR (named on stderr; the sidecar
+ * records the failure), or another status. */
+int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
+                     const char *path, json_t **result);
+
+/* Replace the database with a backup (NULL: the latest good one): only
+ * while no writer holds it (the writer lock is held throughout), checked
+ * in full before the swap, then temp file, fsync, rename, fsync. */
+int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,
+                      const char *path, json_t **result);
+
+/* The backups in the directory, newest first, with their sidecars. */
+int cv_backup_list(const cv_config *cfg, json_t **result);
+
+/* Keep the newest verified backup of each of the last `daily` days and
+ * of the last `monthly` months that have one; delete the rest (not with
+ * dry_run). Unverified backups newer than the latest good one stay. */
+int cv_backup_prune(const cv_config *cfg, int daily, int monthly,
+                    bool dry_run, json_t **result);
+
+#endif
