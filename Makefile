@@ -41,7 +41,7 @@ DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
           jq
 # Only `make bench` needs the peer. Kept apart because syslog-ng-core
 # replaces the system's log daemon (rsyslog) on an ordinary host.
-BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3
+BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
            ctxvault-scrub ctxvault-backup

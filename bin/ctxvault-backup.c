@@ -6,6 +6,7 @@
 #include "config.h"
 #include "fieldcrypt.h"
 #include "keyring.h"
+#include "schedule.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -34,6 +35,10 @@ static void usage(FILE *f)
         "                 latest verified one), checked in full first; refused\n"
         "                 while a store holds the database\n"
         "  list           the backups, newest first, and whether verified\n"
+        "  serve [--interval D]\n"
+        "                 as a supervised service: create (and verify) a backup\n"
+        "                 every interval ([backup] interval = 1d; the first one\n"
+        "                 interval after the start), then prune, until SIGTERM\n"
         "  prune [--dry-run] [--daily N] [--monthly N]\n"
         "                 keep the newest verified backup of each of the last\n"
         "                 N days and N months ([backup] keep_daily = 7,\n"
@@ -49,6 +54,35 @@ static void usage(FILE *f)
         "on stderr). Exit status: 0 ok, 64 usage, 65 a backup failed its\n"
         "check, 66 no backup, 73 cannot create, 74 I/O error, 75 a store\n"
         "holds the database, 78 configuration problem.\n");
+}
+
+typedef struct {
+    const cv_config *cfg;
+    const cv_keyring *kr;
+    bool quiet;
+} service;
+
+static int print(json_t *res, bool to_stderr);
+
+/* One tick of the service: a verified backup, then the pruning. A backup
+ * that fails its check is said (and audited) and the service goes on. */
+static int tick(void *arg)
+{
+    service *s = arg;
+    cv_backup_opts bo = {.verify = true};
+    json_t *res = NULL;
+    int rc = cv_backup_create(s->cfg, s->kr, &bo, &res);
+    if (res)
+        print(res, false);
+    json_decref(res);
+    res = NULL;
+    if (rc == 0 &&
+        cv_backup_prune(s->cfg, s->cfg->backup_daily, s->cfg->backup_monthly,
+                        false, &res) == 0 && !s->quiet)
+        cv_info("backed up; %zu backups kept",
+                json_array_size(json_object_get(res, "kept")));
+    json_decref(res);
+    return rc == EX_DATAERR ? 0 : rc;
 }
 
 static int print(json_t *res, bool to_stderr)
@@ -73,6 +107,7 @@ int main(int argc, char **argv)
         {"dry-run", no_argument, NULL, 'n'},
         {"daily", required_argument, NULL, 'd'},
         {"monthly", required_argument, NULL, 'm'},
+        {"interval", required_argument, NULL, 'i'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -81,7 +116,7 @@ int main(int argc, char **argv)
     const char *home = NULL, *conf = NULL;
     cv_backup_opts bo = {.verify = true};
     bool dry_run = false, quiet = false;
-    int64_t daily = -1, monthly = -1;
+    int64_t daily = -1, monthly = -1, interval = -1;
     int c;
 
     umask(077);
@@ -99,6 +134,13 @@ int main(int argc, char **argv)
             if (!cv_parse_int(optarg, 0, 60, c == 'd' ? &daily : &monthly)) {
                 cv_err("--%s '%s' is not a number from 0 to 60",
                        c == 'd' ? "daily" : "monthly", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'i':
+            interval = cv_parse_duration(optarg);
+            if (interval < 1000) {
+                cv_err("--interval '%s' is not a duration of 1s or more", optarg);
                 return EX_USAGE;
             }
             break;
@@ -147,7 +189,16 @@ int main(int argc, char **argv)
         status = cv_backup_restore(&cfg, kr, arg, &res);
     else if (!strcmp(cmd, "list"))
         status = cv_backup_list(&cfg, &res);
-    else if (!strcmp(cmd, "prune"))
+    else if (!strcmp(cmd, "serve")) {
+        service s = {&cfg, kr, quiet};
+        int64_t every = interval > 0 ? interval : cfg.backup_interval_ms;
+        if (!quiet)
+            cv_info("backing up every %lld s into %s", (long long)(every / 1000),
+                    cfg.backup_dir);
+        status = cv_serve_every(every, tick, &s);
+        if (!quiet && !status)
+            cv_info("stopped");
+    } else if (!strcmp(cmd, "prune"))
         status = cv_backup_prune(&cfg, daily >= 0 ? (int)daily : cfg.backup_daily,
                                  monthly >= 0 ? (int)monthly : cfg.backup_monthly,
                                  dry_run, &res);

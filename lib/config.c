@@ -144,6 +144,13 @@ static int handle(void *arg, const char *sec, const char *key,
         return 0;
     }
     if (!strcmp(sec, "backup")) {
+        if (!strcmp(key, "interval")) {
+            n = cv_parse_duration(v);
+            if (n < 1000 || n > 31 * 86400000LL)
+                return BAD("interval '%s' is not a duration from 1s to 31d", v);
+            c->backup_interval_ms = n;
+            return 0;
+        }
         int *dst = !strcmp(key, "keep_daily")   ? &c->backup_daily
                  : !strcmp(key, "keep_monthly") ? &c->backup_monthly : NULL;
         if (!dst)

@@ -41,6 +41,7 @@ typedef struct {
     bool check_checksums; /* verify every row's checksum on start */
     cv_schedule sweep;    /* ctxvault-ttl-sweep */
     cv_schedule scrub;    /* ctxvault-scrub */
+    int64_t backup_interval_ms; /* between backups of the service */
     int backup_daily;     /* prune keeps the newest verified backup of */
     int backup_monthly;   /* each of the last N days and N months */
     /* pipeline: ZeroMQ endpoints, absolute after loading (an ipc:// path

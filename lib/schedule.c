@@ -59,20 +59,31 @@ static int run_once(const cv_program *p, const cv_config *cfg,
     return status;
 }
 
-static int serve(const cv_program *p, const cv_config *cfg,
-                 const cv_run_opts *o, const cv_schedule *s, bool quiet)
+int cv_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx)
 {
     int rc = 0;
     while (!cv_stop_requested) {
-        cv_nap_ms(rc == EX_TEMPFAIL && s->interval_ms > 5000 ? 5000
-                                                             : s->interval_ms);
+        cv_nap_ms(rc == EX_TEMPFAIL && interval_ms > 5000 ? 5000 : interval_ms);
         if (cv_stop_requested)
             break;
-        rc = run_once(p, cfg, o, quiet);
+        rc = run(ctx);
         if (rc && rc != EX_TEMPFAIL && rc != EX_SOFTWARE && rc != EX_IOERR)
             return rc; /* configuration: retrying will not help */
     }
     return 0;
+}
+
+typedef struct {
+    const cv_program *p;
+    const cv_config *cfg;
+    const cv_run_opts *o;
+    bool quiet;
+} program_run;
+
+static int run_program(void *ctx)
+{
+    program_run *r = ctx;
+    return run_once(r->p, r->cfg, r->o, r->quiet);
 }
 
 int cv_program_main(const cv_program *p, int argc, char **argv)
@@ -153,7 +164,8 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
     if (!quiet)
         cv_info("%s every %lld s, %d rows per transaction", p->doing,
                 (long long)(sched.interval_ms / 1000), o.batch);
-    status = serve(p, &cfg, &o, &sched, quiet);
+    program_run r = {p, &cfg, &o, quiet};
+    status = cv_serve_every(sched.interval_ms, run_program, &r);
     if (!quiet && !status)
         cv_info("stopped");
 out:

@@ -44,4 +44,8 @@ typedef struct {
  * failure (configuration) ends the service with its status. */
 int cv_program_main(const cv_program *p, int argc, char **argv);
 
+/* The service's loop alone: run(ctx) every interval_ms until SIGTERM, as
+ * above. 0, or the status of a run that retrying will not help. */
+int cv_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx);
+
 #endif

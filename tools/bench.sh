@@ -9,7 +9,7 @@
 # Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (1000),
 # BENCH_QUERY_EVENTS (1000000), BENCH_QUERY_USERS (10000), BENCH_QUERIES
 # (20), BENCH_SCRUB_EVENTS (1000000), BENCH_KEEP=1 keeps the temporary
-# directory, BENCH_ONLY=scrub runs only the scrub figures.
+# directory, BENCH_ONLY=scrub runs only the scrub and backup figures.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -246,8 +246,37 @@ bench_scrub() {
         say "  WARNING: ctxvault verify --scrub failed: $(tail -n 2 "$tmp/cverify.out")"
     say "  ctxvault verify --scrub: $(tail -n 1 "$tmp/cverify.out" | sed 's/^[^:]*: //') ($(( $(now_ms) - t0 )) ms)"
     sv_down "$chome"
+    bench_backup "$chome"
     rm -rf "$chome"
     say ""
+}
+
+# bench_backup HOME: ctxvault-backup create (with its verification) of
+# HOME's million rows, against sqlite3's .backup and zstd on the same file
+bench_backup() {
+    _db=$1/data/ctxvault.db
+    _dbsize=$(stat -c %s "$_db")
+    say "== backup: ctxvault-backup create, verified, of $(rows "$1") rows ($(mib $((_dbsize / 1024))) MiB)"
+    t0=$(now_ms)
+    CTXVAULT_HOME=$1 "$BIN/ctxvault-backup" create >"$tmp/backup.out" 2>"$tmp/backup.err" ||
+        { sed 's/^/    /' "$tmp/backup.err" >&2; die "ctxvault-backup create failed"; }
+    bk_ms=$(( $(now_ms) - t0 ))
+    bk_bytes=$(sed -n 's/.*"bytes":\([0-9]*\).*/\1/p' "$tmp/backup.out")
+    t0=$(now_ms)
+    sqlite3 "$_db" ".backup '$tmp/ref.db'" && zstd -q -3 --rm -f "$tmp/ref.db" -o "$tmp/ref.db.zst" ||
+        die "sqlite3 .backup | zstd failed"
+    ref_ms=$(( $(now_ms) - t0 ))
+    ref_bytes=$(stat -c %s "$tmp/ref.db.zst")
+    rm -f "$tmp/ref.db.zst"
+    t0=$(now_ms)
+    CTXVAULT_HOME=$1 "$BIN/ctxvault-backup" restore >/dev/null 2>"$tmp/restore.err" ||
+        { sed 's/^/    /' "$tmp/restore.err" >&2; die "ctxvault-backup restore failed"; }
+    rs_ms=$(( $(now_ms) - t0 ))
+    say "create + verify: $bk_ms ms, $bk_bytes bytes ($(awk -v a="$bk_bytes" -v b="$_dbsize" 'BEGIN { printf "%.3f", a / b }') of the database file)"
+    say "sqlite3 .backup + zstd -3 (no encryption, no check): $ref_ms ms, $ref_bytes bytes;" \
+        "ctxvault takes $(awk -v a="$bk_ms" -v b="$ref_ms" 'BEGIN { printf "%.2f", a / b }')x the time for checked, sealed backups"
+    say "restore (checked in full, then swapped in; no journal yet): $rs_ms ms (target < 10000 ms with replay:" \
+        "$(awk -v m="$rs_ms" 'BEGIN { print (m < 10000) ? "ok" : "OVER" }'))"
 }
 
 # ---- the machine ---------------------------------------------------------
@@ -712,6 +741,8 @@ printf '%-34s %s rows/s (%s rows)   target >= 50000: %s\n' \
 printf '%-34s p99 %s ms with the scrub, %s ms without   target < 100 ms: %s\n' \
     "ack latency at 1,000 events/s" "${c_p99:-?}" "${c_p99_base:-?}" \
     "$(awk -v p="${c_p99:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }')"
+printf '%-34s %s ms, %s bytes (sqlite3 .backup + zstd: %s ms, %s bytes); restore %s ms\n' \
+    "backup create+verify, 1M rows" "${bk_ms:-?}" "${bk_bytes:-?}" "${ref_ms:-?}" "${ref_bytes:-?}" "${rs_ms:-?}"
 printf '%-34s %s ms for %s rows   target < 1000 ms: %s\n' \
     "export --user --format json" "$x_ms" "$x_rows" \
     "$(awk -v m="$x_ms" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')"

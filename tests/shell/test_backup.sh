@@ -203,4 +203,48 @@ test_prune_keeps_one_a_day_and_a_dry_run_deletes_nothing() {
     assertEquals "sidecars after pruning" 2 "$(ls "$HOME_DIR/backups/"*.json | grep -c .)"
 }
 
+test_the_service_backs_up_on_its_schedule_and_stops_on_sigterm() {
+    fill 500 42
+    ctxvault-backup serve --interval 1s > "$TEST_TMP/serve.out" 2> "$TEST_TMP/serve.err" &
+    pid=$!
+    bg_track "$pid"
+    assertEquals "backups right after the start (the first comes one interval on)" 0 "$(backups)"
+    wait_until 20 sh -c "ls '$HOME_DIR/backups/'*.json > /dev/null 2>&1 && grep -q '\"verified\": true' '$HOME_DIR/backups/'*.json" ||
+        fail "no verified backup from the service: $(cat "$TEST_TMP/serve.err")"
+    kill -TERM "$pid"
+    wait "$pid"
+    assertEquals "the service's exit status on SIGTERM" 0 $?
+    assert_grep "$TEST_TMP/serve.out" '"verified":true' "each backup prints its result"
+    assertEquals "listed as verified" 1 "$(ctxvault-backup list | json_get '$[0].verified')"
+}
+
+test_a_backup_taken_after_an_erasure_does_not_hold_the_user() {
+    pipeline "$DATA/sample.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    ctxvault query --user user-00001 --limit 1000 > "$TEST_TMP/u1.ndjson"
+    u1=$(head -n 1 "$TEST_TMP/u1.ndjson" | json_get '$.user_id')
+    assertTrue "user-00001 has rows" "[ -n '$u1' ]"
+    ctxvault-backup create > "$TEST_TMP/before.out" 2> /dev/null
+    ctxvault delete --user user-00001 > /dev/null 2> "$TEST_TMP/delete.err"
+    assert_status delete 0 $?
+    ctxvault-backup create > "$TEST_TMP/after.out" 2> "$TEST_TMP/create.err"
+    assert_status create 0 $?
+    # restore each into an instance of its own (the same keys) and look
+    for when in before after; do
+        other=$TEST_TMP/$when-home
+        mkdir -m 700 "$other"
+        cp -a "$HOME_DIR/keys" "$other/keys"
+        CTXVAULT_HOME=$other ctxvault init > /dev/null 2>&1
+        CTXVAULT_HOME=$other ctxvault-backup restore "$(json_get '$.path' < "$TEST_TMP/$when.out")" \
+            > /dev/null 2> "$TEST_TMP/restore.err"
+        assert_status restore 0 $?
+        eval "n_$when=\$(CTXVAULT_HOME=\$other ctxvault query --user user-00001 --limit 1000 | grep -c .)"
+        if grep -a -q -F "$u1" "$other/data/ctxvault.db"; then eval "in_$when=yes"; else eval "in_$when=no"; fi
+    done
+    assertTrue "the backup before the erasure holds the user ($n_before rows)" "[ $n_before -gt 0 ]"
+    assertEquals "the user's rows in the backup after the erasure" 0 "$n_after"
+    assertEquals "the user's pseudonym in the file restored from it" no "$in_after"
+    assertEquals "(and in the one from before)" yes "$in_before"
+}
+
 . shunit2
