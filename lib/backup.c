@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -502,6 +503,44 @@ static char *newest(const cv_config *cfg, bool verified)
     return r;
 }
 
+/* ---- the directory's lock ---------------------------------------------- */
+
+/* One backup command at a time in the directory: temporary files found
+ * while holding the lock are leftovers of a killed run (a snapshot can be
+ * as large as the database), and go. The lock's fd, or -1. */
+static int dir_lock(const cv_config *cfg)
+{
+    if (cv_mkdir_p(cfg->backup_dir, 0700, true) < 0) {
+        cv_err("cannot create %s: %s", cfg->backup_dir, strerror(errno));
+        return -1;
+    }
+    char *lp = cv_fmt("%s/.lock", cfg->backup_dir);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lp);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        cv_err("cannot lock %s: %s", cfg->backup_dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    DIR *d = opendir(cfg->backup_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strstr(n, ".tmp") && (!strncmp(n, ".snapshot-", 10) ||
+                                  !strncmp(n, ".verify-", 8) ||
+                                  strstr(n, SUFFIX ".tmp"))) {
+            char *p = cv_fmt("%s/%s", cfg->backup_dir, n);
+            if (unlink(p) == 0)
+                cv_warn("removed %s, left by a backup that was stopped", p);
+            free(p);
+        }
+    }
+    if (d)
+        closedir(d);
+    return fd;
+}
+
 /* ---- the audit trail -------------------------------------------------- */
 
 /* Record what was done (through store, or under the writer lock). A trail
@@ -535,6 +574,9 @@ static void audit(const cv_config *cfg, const char *action, const char *path,
 }
 
 /* ---- create ----------------------------------------------------------- */
+
+static int verify_locked(const cv_config *cfg, const cv_keyring *kr,
+                         const char *path, json_t **result);
 
 /* Compress the snapshot into the sink: the manifest first, the last
  * message FINAL. */
@@ -619,10 +661,9 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
     int status = EX_IOERR, code, fd = -1;
     *result = NULL;
     bool to_stdout = o->out && strcmp(o->out, "-") == 0;
-    if (cv_mkdir_p(cfg->backup_dir, 0700, true) < 0) {
-        cv_err("cannot create %s: %s", cfg->backup_dir, strerror(errno));
+    int lock = dir_lock(cfg);
+    if (lock < 0)
         return EX_CANTCREAT;
-    }
     char *path = o->out && !to_stdout ? cv_strdup(o->out) : backup_name(cfg, now);
     char *snap = cv_fmt("%s/.snapshot-%ld.tmp", cfg->backup_dir, (long)getpid());
     char *tmp = cv_fmt("%s.tmp", path);
@@ -705,7 +746,7 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
         status = write_sidecar(path, side) < 0 ? EX_IOERR : 0;
         if (!status && o->verify) {
             json_t *v = NULL;
-            status = cv_backup_verify(cfg, kr, path, &v);
+            status = verify_locked(cfg, kr, path, &v);
             json_decref(v);
         }
     }
@@ -729,13 +770,14 @@ out:
     free(snap);
     free(tmp);
     free(path);
+    close(lock);
     return status;
 }
 
 /* ---- verify ----------------------------------------------------------- */
 
-int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
-                     const char *path, json_t **result)
+static int verify_locked(const cv_config *cfg, const cv_keyring *kr,
+                         const char *path, json_t **result)
 {
     char err[1024];
     int64_t t0 = cv_mono_ms();
@@ -785,6 +827,18 @@ int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
     free(p);
     json_decref(manifest);
     return 0;
+}
+
+int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
+                     const char *path, json_t **result)
+{
+    *result = NULL;
+    int lock = dir_lock(cfg);
+    if (lock < 0)
+        return EX_CANTCREAT;
+    int rc = verify_locked(cfg, kr, path, result);
+    close(lock);
+    return rc;
 }
 
 /* ---- restore ---------------------------------------------------------- */
@@ -872,6 +926,9 @@ int cv_backup_list(const cv_config *cfg, json_t **result)
 int cv_backup_prune(const cv_config *cfg, int daily, int monthly,
                     bool dry_run, json_t **result)
 {
+    int lock = dir_lock(cfg);
+    if (lock < 0)
+        return EX_CANTCREAT;
     size_t n;
     char **v = backup_files(cfg, &n);
     json_t *kept = json_array(), *gone = json_array();
@@ -914,6 +971,7 @@ int cv_backup_prune(const cv_config *cfg, int daily, int monthly,
         }
     }
     free_files(v, n);
+    close(lock);
     *result = json_pack("{s:b, s:o, s:o}", "dry_run", dry_run, "kept", kept,
                         dry_run ? "would_delete" : "deleted", gone);
     return status;

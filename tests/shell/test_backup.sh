@@ -1,9 +1,10 @@
 #!/bin/sh
 # test_backup.sh - ctxvault-backup: a restore equal row for row to the
 # source, a backup taken while store writes, a wrong key, a cut or altered
-# backup (detected, never half restored), SIGKILL during create, restore
-# refused under a running store, the corruption drill, backups on stdout,
-# and pruning.
+# backup (detected, never half restored), SIGKILL during create (and the
+# leftovers cleared), restore refused under a running store, the
+# corruption drill, backups on stdout, pruning, the service, and a backup
+# after an erasure.
 SUITE=backup
 . "$CV_TOP/tests/shell/lib.sh"
 
@@ -121,6 +122,7 @@ test_sigkill_during_create_leaves_no_backup_that_counts() {
         wait "$pid" 2> /dev/null
     done
     assertTrue "a create was killed ($killed)" "[ $killed -gt 0 ]"
+    assertTrue "a killed create left its temporary files" "ls -a '$HOME_DIR/backups' | grep -q tmp"
     # only whole, verified backups count: the latest good is still the first
     for b in "$HOME_DIR/backups/"*.cvb; do
         [ "$b" = "$good" ] && continue
@@ -131,6 +133,12 @@ test_sigkill_during_create_leaves_no_backup_that_counts() {
     assert_status restore 0 $?
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?
+    # the next backup clears what the killed ones left (a snapshot is as
+    # large as the database)
+    ctxvault-backup create > /dev/null 2> "$TEST_TMP/create.err"
+    assert_status create 0 $?
+    assert_grep "$TEST_TMP/create.err" 'removed .*left by a backup that was stopped'
+    assertEquals "temporary files left" 0 "$(ls -a "$HOME_DIR/backups" | grep -c tmp)"
 }
 
 test_restore_is_refused_while_a_store_holds_the_database() {
