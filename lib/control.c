@@ -47,14 +47,7 @@ void cv_control_destroy(cv_control **p)
 json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
                         char *err, size_t errlen)
 {
-    return cv_control_call_blobs(c, request, NULL, 0, timeout_ms, err, errlen);
-}
-
-json_t *cv_control_call_blobs(cv_control *c, json_t *request,
-                              const cv_blob *blobs, size_t n, int timeout_ms,
-                              char *err, size_t errlen)
-{
-    if (cv_control_send(c, request, blobs, n, timeout_ms, err, errlen) < 0)
+    if (cv_control_send(c, request, NULL, 0, timeout_ms, err, errlen) < 0)
         return NULL;
     return cv_control_recv(c, timeout_ms, err, errlen);
 }

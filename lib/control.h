@@ -27,11 +27,8 @@ void cv_control_destroy(cv_control **p);
  * reply {"ok":false,...} is returned as it is. */
 json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
                         char *err, size_t errlen);
-/* The same, with n blobs sent as frames after the JSON. */
-json_t *cv_control_call_blobs(cv_control *c, json_t *request,
-                              const cv_blob *blobs, size_t n, int timeout_ms,
-                              char *err, size_t errlen);
-/* The call in two halves, so a client can prepare its next request while
+/* The call in two halves (with n blobs sent as frames after the JSON),
+ * so a client can prepare its next request while
  * store answers this one (replies come in the order of the requests).
  * send: 0, or -1 with a reason in err. */
 int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,

@@ -629,16 +629,23 @@ fail:
 json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
                       size_t errlen)
 {
-    return cv_maint_call_blobs(s, req, NULL, 0, err, errlen);
-}
-
-json_t *cv_maint_call_blobs(cv_maint_session *s, json_t *req,
-                            const cv_blob *blobs, size_t n, char *err,
-                            size_t errlen)
-{
-    if (cv_maint_send_blobs(s, req, blobs, n, err, errlen) < 0)
+    if (cv_maint_send_blobs(s, req, NULL, 0, err, errlen) < 0)
         return NULL;
     return cv_maint_recv(s, err, errlen);
+}
+
+json_t *cv_maint_ok(json_t *reply, const char *err, const char *who)
+{
+    if (!reply) {
+        cv_err("%s: %s", who, err);
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        cv_err("%s: %s", who, json_string_value(json_object_get(reply, "error")));
+        json_decref(reply);
+        return NULL;
+    }
+    return reply;
 }
 
 int cv_maint_send_blobs(cv_maint_session *s, json_t *req,

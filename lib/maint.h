@@ -67,9 +67,6 @@ cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
  * not answer in time). Takes nothing from req. */
 json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
                       size_t errlen);
-json_t *cv_maint_call_blobs(cv_maint_session *s, json_t *req,
-                            const cv_blob *blobs, size_t n, char *err,
-                            size_t errlen);
 /* The call in two halves, one request in flight: a remote session sends
  * now and waits in recv (the caller works meanwhile); a local one carries
  * the request out in send and hands the reply over in recv. send: 0 or -1
@@ -78,6 +75,10 @@ int cv_maint_send_blobs(cv_maint_session *s, json_t *req,
                         const cv_blob *blobs, size_t n, char *err,
                         size_t errlen);
 json_t *cv_maint_recv(cv_maint_session *s, char *err, size_t errlen);
+/* A reply of cv_maint_call or cv_maint_recv (NULL: err says why) when it
+ * is {"ok":true}; else NULL, the reason logged as "who: reason" and the
+ * reply freed. */
+json_t *cv_maint_ok(json_t *reply, const char *err, const char *who);
 bool cv_maint_is_local(const cv_maint_session *s);
 void cv_maint_close(cv_maint_session **p);
 

@@ -264,21 +264,6 @@ dberr:
     return -1;
 }
 
-/* A reply when ok, else NULL with the reason logged. */
-static json_t *checked(json_t *reply, const char *err)
-{
-    if (!reply) {
-        cv_err("scrub: %s", err);
-        return NULL;
-    }
-    if (!json_is_true(json_object_get(reply, "ok"))) {
-        cv_err("scrub: %s", json_string_value(json_object_get(reply, "error")));
-        json_decref(reply);
-        return NULL;
-    }
-    return reply;
-}
-
 /* Hand the batch to store; its reply is taken by finish_batch. */
 static int send_batch(run *r, batch *b)
 {
@@ -303,7 +288,7 @@ static int send_batch(run *r, batch *b)
 static int finish_batch(run *r, batch *b)
 {
     char err[512];
-    json_t *reply = checked(cv_maint_recv(r->s, err, sizeof err), err);
+    json_t *reply = cv_maint_ok(cv_maint_recv(r->s, err, sizeof err), err, "scrub");
     if (!reply)
         return -1;
     json_t *conflicts = json_object_get(reply, "conflicts");
@@ -436,7 +421,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
         char err[512];
         json_t *req = json_pack("{s:s, s:I}", "op", "scrub_done", "now",
                                 (json_int_t)r.now);
-        done = checked(cv_maint_call(r.s, req, err, sizeof err), err);
+        done = cv_maint_ok(cv_maint_call(r.s, req, err, sizeof err), err, "scrub");
         json_decref(req);
         if (!done && !status)
             status = EX_SOFTWARE;

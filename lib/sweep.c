@@ -70,16 +70,7 @@ static json_t *call(cv_maint_session *s, json_t *req)
     char err[512];
     json_t *r = cv_maint_call(s, req, err, sizeof err);
     json_decref(req);
-    if (!r) {
-        cv_err("sweep: %s", err);
-        return NULL;
-    }
-    if (!json_is_true(json_object_get(r, "ok"))) {
-        cv_err("sweep: %s", json_string_value(json_object_get(r, "error")));
-        json_decref(r);
-        return NULL;
-    }
-    return r;
+    return cv_maint_ok(r, err, "sweep");
 }
 
 int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
