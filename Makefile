@@ -19,8 +19,11 @@ CC      ?= cc
 WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
           -Wno-format-nonliteral
 CFLAGS  ?= -O2 -g
+# the session extension (the replay journal) is in Debian's libsqlite3;
+# its declarations need these
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -I$(BUILD)/gen \
-          -fno-omit-frame-pointer
+          -fno-omit-frame-pointer -DSQLITE_ENABLE_SESSION \
+          -DSQLITE_ENABLE_PREUPDATE_HOOK
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lczmq -lzmq -ljansson -lsodium -lsqlite3 -lzstd)
 # quiet build lines unless V=1
 ifeq ($(V),1)

@@ -7,6 +7,7 @@
 #include "fieldcrypt.h"
 #include "keyring.h"
 #include "schedule.h"
+#include "timefmt.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -30,9 +31,12 @@ static void usage(FILE *f)
         "                 decrypt, integrity_check, rows per kind, every row's\n"
         "                 checksum against the manifest (default: the newest;\n"
         "                 - reads stdin)\n"
-        "  restore [BACKUP]\n"
+        "  restore [BACKUP] [--to-time T] [--check] [--no-replay]\n"
         "                 replace the database with a backup (default: the\n"
-        "                 latest verified one), checked in full first; refused\n"
+        "                 latest verified one, or the latest taken by T), then\n"
+        "                 replay the journal up to the last committed batch\n"
+        "                 (or the last committed by T, RFC 3339); --check\n"
+        "                 checks a verified backup in full again; refused\n"
         "                 while a store holds the database\n"
         "  list           the backups, newest first, and whether verified\n"
         "  serve [--interval D]\n"
@@ -108,6 +112,9 @@ int main(int argc, char **argv)
         {"daily", required_argument, NULL, 'd'},
         {"monthly", required_argument, NULL, 'm'},
         {"interval", required_argument, NULL, 'i'},
+        {"to-time", required_argument, NULL, 't'},
+        {"check", no_argument, NULL, 'C'},
+        {"no-replay", no_argument, NULL, 'R'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -115,6 +122,7 @@ int main(int argc, char **argv)
     };
     const char *home = NULL, *conf = NULL;
     cv_backup_opts bo = {.verify = true};
+    cv_restore_opts ro = {.to_ms = -1};
     bool dry_run = false, quiet = false;
     int64_t daily = -1, monthly = -1, interval = -1;
     int c;
@@ -144,6 +152,14 @@ int main(int argc, char **argv)
                 return EX_USAGE;
             }
             break;
+        case 't':
+            if (!cv_time_parse(optarg, strlen(optarg), &ro.to_ms)) {
+                cv_err("--to-time '%s' is not an RFC 3339 time", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'C': ro.check = true; break;
+        case 'R': ro.no_replay = true; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ctxvault-backup %s\n", CV_VERSION); return 0;
@@ -185,9 +201,10 @@ int main(int argc, char **argv)
         status = cv_backup_create(&cfg, kr, &bo, &res);
     else if (!strcmp(cmd, "verify"))
         status = cv_backup_verify(&cfg, kr, arg, &res);
-    else if (!strcmp(cmd, "restore"))
-        status = cv_backup_restore(&cfg, kr, arg, &res);
-    else if (!strcmp(cmd, "list"))
+    else if (!strcmp(cmd, "restore")) {
+        ro.path = arg;
+        status = cv_backup_restore(&cfg, kr, &ro, &res);
+    }    else if (!strcmp(cmd, "list"))
         status = cv_backup_list(&cfg, &res);
     else if (!strcmp(cmd, "serve")) {
         service s = {&cfg, kr, quiet};

@@ -4,6 +4,7 @@
 
 #include "db.h"
 #include "fieldcrypt.h"
+#include "journal.h"
 #include "maint.h"
 #include "progress.h"
 #include "timefmt.h"
@@ -236,13 +237,21 @@ static json_t *describe(const char *snap, char *err, size_t errlen)
     if (sqlite3_step(st) == SQLITE_ROW)
         audit = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    int64_t lsn = 0; /* the last journal batch the snapshot holds */
+    if (sqlite3_prepare_v2(h, "SELECT value FROM meta WHERE key = 'journal_lsn'",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        lsn = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
     uint8_t d[32];
     char hex[65];
     crypto_generichash_final(&rh, d, sizeof d);
     hex_of(d, sizeof d, hex);
-    res = json_pack("{s:I, s:O, s:I, s:I, s:s}", "rows", (json_int_t)rows,
+    res = json_pack("{s:I, s:O, s:I, s:I, s:s, s:I}", "rows", (json_int_t)rows,
                     "by_kind", by_kind, "max_seq", (json_int_t)max_seq,
-                    "audit_entries", (json_int_t)audit, "rows_digest", hex);
+                    "audit_entries", (json_int_t)audit, "rows_digest", hex,
+                    "journal_lsn", (json_int_t)lsn);
     goto out;
 dberr:
     snprintf(err, errlen, "cannot read %s: %s", snap, cv_db_errmsg(db));
@@ -278,17 +287,6 @@ static int file_digest(const char *path, uint64_t *size, char hex[65],
     crypto_generichash_final(&h, d, sizeof d);
     hex_of(d, sizeof d, hex);
     return rc;
-}
-
-static void unlink_db(const char *path)
-{
-    char *p = cv_fmt("%s-wal", path);
-    unlink(p);
-    free(p);
-    p = cv_fmt("%s-shm", path);
-    unlink(p);
-    free(p);
-    unlink(path);
 }
 
 /* ---- unpacking and checking ------------------------------------------- */
@@ -409,10 +407,12 @@ static int check_snapshot(const char *snap, const cv_keyring *kr,
     if (!d)
         goto out;
     static const char *const keys[] = {"rows", "by_kind", "max_seq",
-                                       "audit_entries", "rows_digest"};
+                                       "audit_entries", "rows_digest",
+                                       "journal_lsn"};
     rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof *keys && rc == 0; i++)
-        if (!json_equal(json_object_get(d, keys[i]),
+        if (json_object_get(manifest, keys[i]) && /* older manifests lack some */
+            !json_equal(json_object_get(d, keys[i]),
                         json_object_get(manifest, keys[i]))) {
             snprintf(err, errlen, "the snapshot's %s differs from its "
                      "manifest's", keys[i]);
@@ -640,6 +640,21 @@ out:
     return rc;
 }
 
+/* A verified backup holds every batch up to its journal_lsn: the journal
+ * segments it covers are no longer needed for a restore. */
+static void prune_journal(const cv_config *cfg, json_t *manifest, json_t *result)
+{
+    int removed;
+    int64_t bytes;
+    json_int_t lsn = json_integer_value(json_object_get(manifest, "journal_lsn"));
+    if (cv_journal_prune(cfg->journal_dir, lsn, &removed, &bytes) < 0)
+        cv_warn("journal segments covered by the backup stay in %s",
+                cfg->journal_dir);
+    json_object_set_new(result, "journal_pruned",
+                        json_pack("{s:i, s:I}", "segments", removed, "bytes",
+                                  (json_int_t)bytes));
+}
+
 static char *backup_name(const cv_config *cfg, int64_t now)
 {
     char t[40];
@@ -669,7 +684,7 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
     char *tmp = cv_fmt("%s.tmp", path);
     json_t *manifest = NULL, *desc = NULL;
     sink s = {0};
-    unlink_db(snap);
+    cv_db_unlink(snap);
 
     /* a consistent snapshot on a read-only connection: writers go on */
     cv_db *db = cv_db_open_reader(cfg->db_file, &code, err, sizeof err);
@@ -749,6 +764,8 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
             status = verify_locked(cfg, kr, path, &v);
             json_decref(v);
         }
+        if (!status && o->verify && cfg->journal)
+            prune_journal(cfg, manifest, *result);
     }
     json_decref(side);
     if (!to_stdout)
@@ -764,7 +781,7 @@ out:
         unlink(tmp);
     sink_close(&s);
     cv_db_close(&db);
-    unlink_db(snap);
+    cv_db_unlink(snap);
     json_decref(manifest);
     json_decref(desc);
     free(snap);
@@ -792,11 +809,11 @@ static int verify_locked(const cv_config *cfg, const cv_keyring *kr,
                          strcmp(p, "-") == 0 ? (dir ? dir : "/tmp") : cfg->backup_dir,
                          (long)getpid());
     json_t *manifest = NULL;
-    unlink_db(check);
+    cv_db_unlink(check);
     int rc = unpack(kr, p, check, &manifest, err, sizeof err);
     if (rc == 0)
         rc = check_snapshot(check, kr, manifest, err, sizeof err);
-    unlink_db(check);
+    cv_db_unlink(check);
     free(check);
     json_t *side = strcmp(p, "-") == 0 ? NULL : read_sidecar(p);
     char at[40];
@@ -843,15 +860,132 @@ int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
 
 /* ---- restore ---------------------------------------------------------- */
 
+/* The newest verified backup taken at or before to_ms (< 0: any). */
+static char *newest_before(const cv_config *cfg, int64_t to_ms)
+{
+    size_t n;
+    char **v = backup_files(cfg, &n), *r = NULL;
+    for (size_t i = 0; i < n && !r; i++) {
+        json_t *s = read_sidecar(v[i]);
+        const char *at = json_string_value(
+            json_object_get(json_object_get(s, "manifest"), "created_at"));
+        int64_t t;
+        if (json_is_true(json_object_get(s, "verified")) &&
+            (to_ms < 0 || (at && cv_time_parse(at, strlen(at), &t) && t <= to_ms)))
+            r = cv_strdup(v[i]);
+        json_decref(s);
+    }
+    free_files(v, n);
+    return r;
+}
+
+/* A verified backup need not be checked again: its messages authenticate
+ * and unpack matched the snapshot's digest, so the file is the one that
+ * was checked, as long as its manifest is the one the sidecar recorded. */
+static bool checked_before(const char *path, json_t *manifest)
+{
+    if (!strcmp(path, "-"))
+        return false;
+    json_t *s = read_sidecar(path);
+    bool ok = json_is_true(json_object_get(s, "verified")) &&
+              json_equal(json_object_get(s, "manifest"), manifest);
+    json_decref(s);
+    return ok;
+}
+
+static int64_t count_rows(sqlite3 *h)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(h, "SELECT count(*) FROM events", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Bring the unpacked snapshot at tmp (or a new empty database, when no
+ * backup is used) up to the end of the journal, or to o->to_ms. */
+static int replay_into(const cv_config *cfg, const char *tmp, bool empty,
+                       const cv_restore_opts *o, cv_replay *r, int64_t *lsn,
+                       int64_t *rows, char *err, size_t errlen)
+{
+    sqlite3 *h = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(tmp, &h, SQLITE_OPEN_READWRITE | (empty ? SQLITE_OPEN_CREATE : 0),
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", tmp, h ? sqlite3_errmsg(h) : "no memory");
+        goto out;
+    }
+    /* the file is thrown away if this stops midway: no rollback file */
+    if (sqlite3_exec(h, empty ? "PRAGMA auto_vacuum=INCREMENTAL; "
+                     "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF"
+                     : "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        (empty && cv_db_create_schema(h) != SQLITE_OK)) {
+        snprintf(err, errlen, "cannot prepare %s: %s", tmp, sqlite3_errmsg(h));
+        goto out;
+    }
+    sqlite3_stmt *st;
+    *lsn = 0;
+    if (sqlite3_prepare_v2(h, "SELECT value FROM meta WHERE key = 'journal_lsn'",
+                           -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        *lsn = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (cfg->journal && !o->no_replay) {
+        char why[512];
+        int jr = cv_journal_replay(h, cfg->journal_dir, *lsn, o->to_ms,
+                                   isatty(STDERR_FILENO), r, why, sizeof why);
+        if (jr == CV_REPLAY_GAP)
+            snprintf(err, errlen, "the journal cannot bring it up to date: %s "
+                     "(the backup holds batches up to %lld); restore a newer "
+                     "backup, or add --no-replay to restore this one as it is",
+                     why, (long long)*lsn);
+        else if (jr == CV_REPLAY_DAMAGED)
+            snprintf(err, errlen, "%s; --to-time with a time before that batch "
+                     "restores up to it", why);
+        else if (jr)
+            snprintf(err, errlen, "replaying the journal: %s", why);
+        if (jr)
+            goto out;
+        if (r->batches)
+            *lsn = r->last;
+    }
+    *rows = count_rows(h);
+    rc = 0;
+out:
+    if (h && sqlite3_close(h) != SQLITE_OK && rc == 0) {
+        snprintf(err, errlen, "cannot close %s", tmp);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 || fsync(fd) < 0 ? -1 : 0;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,
-                      const char *path, json_t **result)
+                      const cv_restore_opts *o, json_t **result)
 {
     char err[1024];
+    int64_t t0 = cv_mono_ms();
     int lock = -1, status = 0;
     *result = NULL;
-    char *p = path ? cv_strdup(path) : newest(cfg, true);
-    if (!p) {
-        cv_err("no verified backup in %s", cfg->backup_dir);
+    char *p = o->path ? cv_strdup(o->path) : newest_before(cfg, o->to_ms);
+    cv_journal_info ji = {0};
+    if (cfg->journal)
+        cv_journal_stat(cfg->journal_dir, &ji);
+    /* no backup yet: the journal alone, if it still starts at batch 1 */
+    bool from_journal = !p && !o->no_replay && ji.first == 1;
+    if (!p && !from_journal) {
+        cv_err("no verified backup in %s%s", cfg->backup_dir,
+               o->to_ms >= 0 ? " taken at or before that time" : "");
         return EX_NOINPUT;
     }
     /* nobody writes meanwhile, and nobody starts to */
@@ -864,35 +998,81 @@ int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,
     }
     char *tmp = cv_fmt("%s.restore.tmp", cfg->db_file);
     json_t *manifest = NULL;
-    unlink_db(tmp);
-    bool failed_check = false;
-    if (unpack(kr, p, tmp, &manifest, err, sizeof err) < 0 ||
-        check_snapshot(tmp, kr, manifest, err, sizeof err) < 0) {
+    cv_db_unlink(tmp);
+    bool failed_check = false, checked = false;
+    cv_replay r = {0};
+    int64_t lsn = 0, rows = 0, moved = 0;
+    if (p && unpack(kr, p, tmp, &manifest, err, sizeof err) < 0) {
+        failed_check = true;
+    } else if (p && (o->check || !checked_before(p, manifest))) {
+        checked = true;
+        failed_check = check_snapshot(tmp, kr, manifest, err, sizeof err) < 0;
+    }
+    if (failed_check) {
         cv_err("cannot restore %s: %s; the database was not touched", p, err);
         status = EX_DATAERR;
-        failed_check = true;
+        goto out;
+    }
+    if (replay_into(cfg, tmp, from_journal, o, &r, &lsn, &rows, err, sizeof err) < 0) {
+        cv_err("cannot restore %s: %s; the database was not touched",
+               p ? p : "from the journal", err);
+        status = EX_DATAERR;
         goto out;
     }
     /* the old WAL belongs to the old file: it must not be replayed into
      * the restored one */
     char *wal = cv_fmt("%s-wal", cfg->db_file), *shm = cv_fmt("%s-shm", cfg->db_file);
-    if ((unlink(wal) < 0 && errno != ENOENT) || (unlink(shm) < 0 && errno != ENOENT) ||
+    if (fsync_path(tmp) < 0 ||
+        (unlink(wal) < 0 && errno != ENOENT) || (unlink(shm) < 0 && errno != ENOENT) ||
         rename(tmp, cfg->db_file) < 0 || cv_fsync_dir_of(cfg->db_file) < 0) {
         cv_err("cannot put the restored database in place: %s", strerror(errno));
         status = EX_IOERR;
     }
     free(wal);
     free(shm);
-    if (!status)
-        *result = json_pack("{s:s, s:s, s:O}", "restored", cfg->db_file,
-                            "from", p, "manifest", manifest);
+    if (status)
+        goto out;
+    /* the batches not restored (after --to-time, or past an old backup)
+     * are kept aside, not lost, and no longer replayed on top */
+    char *aside = NULL;
+    if (cfg->journal && ji.last > lsn) {
+        char t[40];
+        cv_time_format_ms(cv_now_ms(), t);
+        for (char *c = t; *c; c++)
+            if (*c == ':')
+                *c = '-';
+        aside = cv_fmt("%s/set-aside-%s", cfg->journal_dir, t);
+        if (cv_journal_cut(cfg->journal_dir, lsn, aside, &moved, err, sizeof err) < 0) {
+            cv_err("restored, but %s; store will refuse to start until the "
+                   "journal ends at batch %lld", err, (long long)lsn);
+            status = EX_IOERR;
+        } else {
+            cv_warn("%lld journal batches after the restored point are kept "
+                    "in %s, not restored", (long long)moved, aside);
+        }
+    }
+    char last_at[40] = "";
+    if (r.batches)
+        cv_time_format_ms(r.last_at_ms, last_at);
+    *result = json_pack("{s:s, s:s?, s:b, s:O?, s:I, s:{s:I, s:I, s:I, s:s?, s:b}, s:I}",
+                        "restored", cfg->db_file, "from", p, "checked", checked,
+                        "manifest", manifest, "rows", (json_int_t)rows,
+                        "replayed", "batches", (json_int_t)r.batches,
+                        "changes", (json_int_t)r.changes,
+                        "last_batch", (json_int_t)lsn, "last_commit",
+                        r.batches ? last_at : NULL, "torn_tail", r.torn_tail,
+                        "ms", (json_int_t)(cv_mono_ms() - t0));
+    if (moved)
+        json_object_set_new(*result, "set_aside",
+                            json_pack("{s:I, s:s}", "batches", (json_int_t)moved,
+                                      "dir", aside));
+    free(aside);
 out:
-    unlink_db(tmp);
+    cv_db_unlink(tmp);
     free(tmp);
     close(lock);
     if (!status) /* into the restored trail, which goes on from there */
-        audit(cfg, "restore", p,
-              json_integer_value(json_object_get(manifest, "rows")), NULL);
+        audit(cfg, "restore", p ? p : "journal", rows, NULL);
     else if (failed_check)
         audit(cfg, "backup-verify-failed", p, 0, err);
     free(p);

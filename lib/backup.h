@@ -46,11 +46,22 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
 int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
                      const char *path, json_t **result);
 
-/* Replace the database with a backup (NULL: the latest good one): only
- * while no writer holds it (the writer lock is held throughout), checked
- * in full before the swap, then temp file, fsync, rename, fsync. */
+typedef struct {
+    const char *path;       /* NULL: the newest verified (taken by to_ms) */
+    int64_t to_ms;          /* < 0: replay the whole journal */
+    bool check;             /* check in full even a verified backup */
+    bool no_replay;         /* the backup as it is */
+} cv_restore_opts;
+
+/* Replace the database with a backup, brought up to the last committed
+ * batch (or to o->to_ms) by replaying the journal; with no backup yet, the
+ * whole journal when it still starts at batch 1. Only while no writer
+ * holds the database (the writer lock is held throughout); all is done in
+ * a temporary file beside it (an unverified backup checked in full), then
+ * fsync, rename, fsync. Journal batches after the restored point move to
+ * JOURNAL/set-aside-TIME. */
 int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,
-                      const char *path, json_t **result);
+                      const cv_restore_opts *o, json_t **result);
 
 /* The backups in the directory, newest first, with their sidecars. */
 int cv_backup_list(const cv_config *cfg, json_t **result);

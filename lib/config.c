@@ -49,6 +49,7 @@ static int handle(void *arg, const char *sec, const char *key,
                      : !strcmp(key, "run")        ? &c->run_dir
                      : !strcmp(key, "spool")      ? &c->spool_dir
                      : !strcmp(key, "backups")    ? &c->backup_dir
+                     : !strcmp(key, "journal")    ? &c->journal_dir
                                                   : NULL;
         if (!dst)
             return BAD("unknown setting '%s' in [paths]", key);
@@ -117,6 +118,14 @@ static int handle(void *arg, const char *sec, const char *key,
         } else if (!strcmp(key, "check_checksums")) {
             if (!parse_bool(v, &c->check_checksums))
                 return BAD("check_checksums '%s' is not yes or no", v);
+        } else if (!strcmp(key, "keep_journal")) {
+            if (!parse_bool(v, &c->journal))
+                return BAD("keep_journal '%s' is not yes or no", v);
+        } else if (!strcmp(key, "journal_segment")) {
+            n = cv_parse_size(v);
+            if (n < 4096 || n > ((int64_t)1 << 32))
+                return BAD("journal_segment '%s' is not a size from 4KiB to 4GiB", v);
+            c->journal_segment = n;
         } else {
             return BAD("unknown setting '%s' in [store]", key);
         }
@@ -281,7 +290,7 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
     }
     char **paths[] = {&c->policy_file, &c->keyring_file, &c->db_file,
                       &c->deadletter_dir, &c->run_dir, &c->spool_dir,
-                      &c->backup_dir};
+                      &c->backup_dir, &c->journal_dir};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         char *r = resolve(c->home, *paths[i]);
         free(*paths[i]);
@@ -321,6 +330,7 @@ void cv_config_free(cv_config *c)
     free(c->run_dir);
     free(c->spool_dir);
     free(c->backup_dir);
+    free(c->journal_dir);
     free(c->source);
     free(c->ep_ingest);
     free(c->ep_encrypt);

@@ -25,6 +25,7 @@ typedef struct {
     char *run_dir;
     char *spool_dir;
     char *backup_dir;
+    char *journal_dir;    /* the replay journal (lib/journal.h) */
     /* ingest */
     int64_t max_line;     /* bytes */
     int max_depth;
@@ -39,6 +40,8 @@ typedef struct {
     int64_t cache_size;   /* bytes */
     bool check_integrity; /* full integrity_check on start, not quick_check */
     bool check_checksums; /* verify every row's checksum on start */
+    bool journal;         /* keep the replay journal */
+    int64_t journal_segment; /* bytes per journal segment file */
     cv_schedule sweep;    /* ctxvault-ttl-sweep */
     cv_schedule scrub;    /* ctxvault-scrub */
     int64_t backup_interval_ms; /* between backups of the service */

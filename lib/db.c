@@ -2,6 +2,7 @@
 #include "db.h"
 
 #include "fieldcrypt.h"
+#include "journal.h"
 #include "progress.h"
 #include "util.h"
 
@@ -20,6 +21,10 @@ struct cv_db {
     sqlite3 *h;
     char *path;
     int lock_fd;
+    cv_journal *journal;     /* NULL: not kept */
+    sqlite3_session *sess;   /* records the open write transaction */
+    int64_t lsn;             /* the last batch committed */
+    char *why;               /* a failure that is not SQLite's */
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -82,9 +87,22 @@ static const char schema_sql[] =
     "  key   TEXT PRIMARY KEY,"
     "  value TEXT) WITHOUT ROWID;";
 
+int cv_db_create_schema(sqlite3 *h)
+{
+    int rc = sqlite3_exec(h, schema_sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, "INSERT OR IGNORE INTO meta(key, value) VALUES"
+                          "('schema_version', " CV_STR(CV_SCHEMA_VERSION) ")",
+                          NULL, NULL, NULL);
+    return rc;
+}
+
 sqlite3 *cv_db_handle(cv_db *db) { return db->h; }
 const char *cv_db_path(const cv_db *db) { return db->path; }
-const char *cv_db_errmsg(cv_db *db) { return sqlite3_errmsg(db->h); }
+const char *cv_db_errmsg(cv_db *db)
+{
+    return db->why ? db->why : sqlite3_errmsg(db->h);
+}
 
 int64_t cv_db_file_size(const char *path)
 {
@@ -127,9 +145,81 @@ sqlite3_stmt *cv_db_stmt(cv_db *db, const char *sql)
     return st;
 }
 
-int cv_db_begin(cv_db *db) { return exec(db, "BEGIN IMMEDIATE"); }
-int cv_db_commit(cv_db *db) { return exec(db, "COMMIT"); }
-void cv_db_rollback(cv_db *db) { (void)exec(db, "ROLLBACK"); }
+static void end_session(cv_db *db)
+{
+    if (db->sess) {
+        sqlite3session_delete(db->sess);
+        db->sess = NULL;
+    }
+}
+
+int cv_db_begin(cv_db *db)
+{
+    free(db->why);
+    db->why = NULL;
+    int rc = exec(db, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK || !db->journal)
+        return rc;
+    rc = sqlite3session_create(db->h, "main", &db->sess);
+    /* every table, meta too (the audit chain's head); journal_lsn is set
+     * after the patchset is taken, so replay sets it itself */
+    if (rc == SQLITE_OK)
+        rc = sqlite3session_attach(db->sess, NULL);
+    if (rc != SQLITE_OK) {
+        end_session(db);
+        (void)exec(db, "ROLLBACK");
+    }
+    return rc;
+}
+
+/* The batch goes to the journal, numbered in meta, before COMMIT: a
+ * crash between the two leaves a record the database lacks, which the
+ * next open replays (its events were not acknowledged; if resent, they
+ * are found already stored). */
+static int journal_batch(cv_db *db)
+{
+    int n = 0;
+    void *p = NULL;
+    int rc = sqlite3session_patchset(db->sess, &n, &p);
+    end_session(db);
+    if (rc != SQLITE_OK || n == 0) {
+        sqlite3_free(p);
+        return rc;
+    }
+    int64_t lsn = db->lsn + 1;
+    char err[512];
+    rc = exec_fmt(db, "INSERT OR REPLACE INTO meta(key, value) "
+                  "VALUES('journal_lsn', %lld)", (long long)lsn);
+    if (rc == SQLITE_OK &&
+        cv_journal_append(db->journal, lsn, cv_now_ms(), p, (size_t)n, err,
+                          sizeof err) < 0) {
+        db->why = cv_strdup(err);
+        rc = SQLITE_IOERR;
+    }
+    sqlite3_free(p);
+    return rc == SQLITE_OK ? SQLITE_DONE : rc;
+}
+
+int cv_db_commit(cv_db *db)
+{
+    int jrc = db->sess ? journal_batch(db) : SQLITE_OK;
+    if (jrc != SQLITE_OK && jrc != SQLITE_DONE)
+        return jrc;
+    int rc = exec(db, "COMMIT");
+    if (jrc == SQLITE_DONE) {
+        if (rc == SQLITE_OK)
+            db->lsn++;
+        else
+            cv_journal_undo(db->journal);
+    }
+    return rc;
+}
+
+void cv_db_rollback(cv_db *db)
+{
+    end_session(db);
+    (void)exec(db, "ROLLBACK");
+}
 
 /* Take the writer lock; on contention name the holder. */
 int cv_db_lock(const char *dbpath, const char *program, int *fd_out,
@@ -172,6 +262,9 @@ int cv_db_lock(const char *dbpath, const char *program, int *fd_out,
 
 static void db_free(cv_db *db)
 {
+    end_session(db);
+    cv_journal_destroy(&db->journal);
+    free(db->why);
     for (int i = 0; i < db->ncache; i++)
         sqlite3_finalize(db->cache[i].st);
     if (db->h)
@@ -241,6 +334,80 @@ static char *check_ends(cv_db *db)
             return cv_strdup(sqlite3_errmsg(db->h));
     }
     return NULL;
+}
+
+void cv_db_unlink(const char *path)
+{
+    char *p = cv_fmt("%s-wal", path);
+    unlink(p);
+    free(p);
+    p = cv_fmt("%s-shm", path);
+    unlink(p);
+    free(p);
+    unlink(path);
+}
+
+static int64_t meta_int(cv_db *db, const char *key)
+{
+    sqlite3_stmt *st;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Open the journal and bring the database up to its end: batches it lacks
+ * were written before a COMMIT that a crash cut off, or the file was put
+ * back from an older copy. A database that is new while the journal holds
+ * batches was deleted: that is for a restore, not an empty start. */
+static int open_journal(cv_db *db, const cv_config *cfg, cv_recovery *rec,
+                        char *err, size_t errlen)
+{
+    int code;
+    cv_journal_info info;
+    if (rec->created && cv_journal_stat(cfg->journal_dir, &info) == 0 &&
+        info.last > 0) {
+        snprintf(err, errlen, "database %s is missing, but the journal %s "
+                 "holds batches up to %lld: restore it with 'ctxvault-backup "
+                 "restore' (the newest backup, then the journal), or move the "
+                 "journal aside to start an empty database", db->path,
+                 cfg->journal_dir, (long long)info.last);
+        char *gone = cv_strdup(db->path);
+        sqlite3_close(db->h);
+        db->h = NULL;
+        cv_db_unlink(gone);
+        free(gone);
+        return EX_NOINPUT;
+    }
+    db->lsn = meta_int(db, "journal_lsn");
+    db->journal = cv_journal_open(cfg->journal_dir, cfg->journal_segment,
+                                  cfg->sync_full, db->lsn, &code, err, errlen);
+    if (!db->journal)
+        return code;
+    if (cv_journal_last(db->journal) > db->lsn) {
+        cv_replay r;
+        char why[512];
+        if (cv_journal_replay(db->h, cfg->journal_dir, db->lsn, -1, false, &r,
+                              why, sizeof why) != CV_REPLAY_OK) {
+            snprintf(err, errlen, "database %s lacks batches %lld to %lld of "
+                     "its journal, and they cannot be replayed onto it (%s): "
+                     "restore it with 'ctxvault-backup restore'", db->path,
+                     (long long)db->lsn + 1,
+                     (long long)cv_journal_last(db->journal), why);
+            return EX_DATAERR;
+        }
+        cv_info("replayed %lld batches (%lld changes) from the journal that "
+                "the database lacked", (long long)r.batches,
+                (long long)r.changes);
+        rec->replayed = r.batches;
+        db->lsn = r.last;
+    }
+    return 0;
 }
 
 static cv_db *open_writer(const cv_config *cfg, const char *program,
@@ -323,12 +490,7 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         rc = exec_fmt(db, "PRAGMA cache_size=-%lld",
                       (long long)(cfg->cache_size / 1024));
     if (rc == SQLITE_OK)
-        rc = exec(db, schema_sql);
-    if (rc == SQLITE_OK)
-        rc = exec_fmt(db,
-                      "INSERT OR IGNORE INTO meta(key, value) "
-                      "VALUES('schema_version', %lld)",
-                      CV_SCHEMA_VERSION);
+        rc = cv_db_create_schema(db->h);
     if (rc != SQLITE_OK) {
         int ext = sqlite3_extended_errcode(db->h);
         bool corrupt = (ext & 0xff) == SQLITE_CORRUPT || (ext & 0xff) == SQLITE_NOTADB;
@@ -351,6 +513,9 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         *code = EX_DATAERR;
         goto fail;
     }
+    if (cfg->journal && !cv_bench_no_durability() &&
+        (*code = open_journal(db, cfg, rec, err, errlen)))
+        goto fail;
     /* fold what the WAL held into the database, and truncate it */
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     rec->duration_ms = cv_mono_ms() - t0;

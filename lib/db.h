@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #define CV_SCHEMA_VERSION 1
+#define CV_STR_(x) #x
+#define CV_STR(x) CV_STR_(x)
 
 typedef struct cv_db cv_db;
 
@@ -26,6 +28,7 @@ typedef struct {
     int64_t duration_ms;
     bool created;           /* a new database */
     int64_t checksum_bad;   /* rows failing their checksum (when checked) */
+    int64_t replayed;       /* journal batches the database lacked */
 } cv_recovery;
 
 /* Open (creating if needed) for writing: take the lock, apply the pragmas,
@@ -103,6 +106,13 @@ int64_t cv_db_check_checksums(cv_db *db, const struct cv_keyring *kr,
 
 /* Describe the last error of the connection. */
 const char *cv_db_errmsg(cv_db *db);
+
+/* Create the tables and indexes where missing (a new file needs
+ * PRAGMA auto_vacuum=INCREMENTAL first). */
+int cv_db_create_schema(sqlite3 *h);
+
+/* Remove a database file with its WAL and shared-memory files. */
+void cv_db_unlink(const char *path);
 
 /* Sizes of the database and its WAL in bytes (0 when absent). */
 int64_t cv_db_file_size(const char *path);

@@ -3,8 +3,9 @@
 # source, a backup taken while store writes, a wrong key, a cut or altered
 # backup (detected, never half restored), SIGKILL during create (and the
 # leftovers cleared), restore refused under a running store, the
-# corruption drill, backups on stdout, pruning, the service, and a backup
-# after an erasure.
+# corruption drill, the journal (replay after kill -9, to a time, pruned by
+# verified backups, torn and damaged, an erasure replayed), backups on
+# stdout, pruning, the service, and a backup after an erasure.
 SUITE=backup
 . "$CV_TOP/tests/shell/lib.sh"
 
@@ -75,7 +76,7 @@ test_a_wrong_key_is_refused_and_the_backup_does_not_count() {
     assert_status verify 65 $?
     assert_grep "$TEST_TMP/verify.err" 'FAILED VERIFICATION: .*(authenticate|key)'
     assertEquals "listed as not verified" 0 "$(ctxvault-backup list | json_get '$[0].verified')"
-    ctxvault-backup restore > /dev/null 2> "$TEST_TMP/restore.err"
+    ctxvault-backup restore --no-replay > /dev/null 2> "$TEST_TMP/restore.err"
     assert_status restore 66 $?
     assert_grep "$TEST_TMP/restore.err" 'no verified backup'
 }
@@ -156,6 +157,10 @@ test_the_corruption_drill_restore_and_resume() {
     fill 3000 39
     ctxvault-backup create > /dev/null 2> "$TEST_TMP/create.err"
     assert_status create 0 $?
+    # acknowledged after the backup: only the journal has these
+    gen "$TEST_TMP/later.ndjson" -n 700 -s 139 -u 50
+    pipeline "$TEST_TMP/later.ndjson"
+    assert_status ingest 0 "$STATUS_INGEST"
     want=$(sums)
     pages=$(( $(stat -c %s "$DB") / 4096 ))
     # overwrite pages in the middle of the file
@@ -164,21 +169,187 @@ test_the_corruption_drill_restore_and_resume() {
     rc=$?
     assertTrue "store refuses the damaged database (exit $rc)" "[ $rc -ne 0 ]"
     assert_grep "$TEST_TMP/store.err" 'ctxvault-backup restore'
-    ctxvault-backup restore > /dev/null 2> "$TEST_TMP/restore.err"
+    ctxvault-backup restore > "$TEST_TMP/restore.out" 2> "$TEST_TMP/restore.err"
     assert_status restore 0 $?
-    assertEquals "rows after the restore" "$want" "$(sums)"
+    assertEquals "rows after the restore and replay" "$want" "$(sums)"
+    assertEquals "rows" 3700 "$(rows)"
+    assertTrue "batches replayed" "[ $(json_get '$.replayed.batches' < "$TEST_TMP/restore.out") -ge 1 ]"
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?
     # and the pipeline resumes
     event 1 user-after > "$TEST_TMP/after.ndjson"
     pipeline "$TEST_TMP/after.ndjson"
     assert_status store 0 "$STATUS_STORE"
-    assertEquals "rows after new events" 3001 "$(rows)"
-    # the same when the file is gone altogether
+    assertEquals "rows after new events" 3701 "$(rows)"
+    want=$(sums)
+    # the same when the file is gone altogether: store will not start
+    # on an empty database while the journal holds batches
     rm -f "$DB" "$DB-wal" "$DB-shm"
+    : | ctxvault-store > /dev/null 2> "$TEST_TMP/store.err"
+    assert_status store 66 $?
+    assert_grep "$TEST_TMP/store.err" 'is missing.*ctxvault-backup restore'
+    assertFalse "no empty database is left behind" "[ -e '$DB' ]"
     ctxvault-backup restore > /dev/null 2> "$TEST_TMP/restore.err"
     assert_status restore 0 $?
     assertEquals "rows after restoring a deleted database" "$want" "$(sums)"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+}
+
+test_events_acknowledged_around_a_kill_9_of_store_are_all_restored() {
+    gen "$TEST_TMP/in.ndjson" -n 20000 -s 151 -u 200
+    protect "$TEST_TMP/in.ndjson" "$TEST_TMP/in.enc"
+    store_start
+    store_feed "$TEST_TMP/in.enc" &
+    feeder=$!
+    wait_until 20 sh -c "[ \$(sqlite3 '$DB' 'SELECT count(*) FROM events') -gt 3000 ]"
+    ctxvault-backup create > /dev/null 2> "$TEST_TMP/create.err" # mid-stream
+    assert_status create 0 $?
+    kill -9 "$STORE_PID"
+    store_wait
+    kill "$feeder" 2> /dev/null
+    wait "$feeder" 2> /dev/null
+    exec 8>&-
+    # the rerun stores what the kill cut off, once
+    pipeline "$TEST_TMP/in.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    assertEquals "rows before the disaster" 20000 "$(rows)"
+    want=$(sums)
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    ctxvault-backup restore > "$TEST_TMP/restore.out" 2> "$TEST_TMP/restore.err"
+    assert_status restore 0 $?
+    assertEquals "every row, once, as it was" "$want" "$(sums)"
+    assertEquals "distinct ids" 20000 "$(distinct_ids)"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+}
+
+# now_ms: the time in RFC 3339 with milliseconds
+now_rfc3339() {
+    date -u +%Y-%m-%dT%H:%M:%S.%3NZ
+}
+
+test_restore_to_a_time_stops_there_and_sets_the_rest_aside() {
+    fill 1000 43
+    ctxvault-backup create > /dev/null 2> "$TEST_TMP/create.err"
+    gen "$TEST_TMP/b.ndjson" -n 300 -s 44 -u 50
+    pipeline "$TEST_TMP/b.ndjson"
+    want=$(sums)
+    sleep 0.05
+    t=$(now_rfc3339)
+    sleep 0.05
+    gen "$TEST_TMP/c.ndjson" -n 200 -s 45 -u 50
+    pipeline "$TEST_TMP/c.ndjson"
+    assertEquals "rows before" 1500 "$(rows)"
+    ctxvault-backup restore --to-time "$t" > "$TEST_TMP/restore.out" 2> "$TEST_TMP/restore.err"
+    assert_status restore 0 $?
+    assertEquals "rows as they were at $t" "$want" "$(sums)"
+    assertEquals "batches set aside" 1 "$(json_get '$.set_aside.batches' < "$TEST_TMP/restore.out")"
+    aside=$(json_get '$.set_aside.dir' < "$TEST_TMP/restore.out")
+    assertTrue "the set-aside batches are kept in $aside" "ls '$aside'/*.cvj > /dev/null"
+    # store starts on it and goes on from there
+    event 1 user-after > "$TEST_TMP/after.ndjson"
+    pipeline "$TEST_TMP/after.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    assertEquals "rows after new events" 1301 "$(rows)"
+    ctxvault-backup restore --no-replay --to-time 2001-01-01T00:00:00Z > /dev/null 2> "$TEST_TMP/restore.err"
+    assert_status "restore before any backup" 66 $?
+    assert_grep "$TEST_TMP/restore.err" 'no verified backup .* taken at or before that time'
+
+    ctxvault-backup restore --to-time yesterday > /dev/null 2> "$TEST_TMP/restore.err"
+    assert_status "restore with a bad time" 64 $?
+}
+
+test_journal_segments_go_once_a_verified_backup_covers_them() {
+    conf_set journal_segment 8KiB
+    fill 200 61
+    ctxvault-backup create > "$TEST_TMP/a.out" 2> /dev/null
+    fill 200 62
+    fill 200 63
+    ls "$HOME_DIR/journal/" > "$TEST_TMP/before"
+    n=$(grep -c cvj "$TEST_TMP/before")
+    assertTrue "a segment per batch at least ($n)" "[ $n -ge 3 ]"
+    assertEquals "journal files' mode" 600 "$(stat -c %a "$(ls "$HOME_DIR/journal/"*.cvj | head -n 1)")"
+    assertEquals "journal directory's mode" 700 "$(stat -c %a "$HOME_DIR/journal")"
+    ctxvault-backup create --no-verify > /dev/null 2> /dev/null
+    for f in $(cat "$TEST_TMP/before"); do
+        assertTrue "an unverified backup removes nothing ($f)" "[ -e '$HOME_DIR/journal/$f' ]"
+    done
+    ctxvault-backup create > "$TEST_TMP/b.out" 2> /dev/null
+    gone=$(json_get '$.journal_pruned.segments' < "$TEST_TMP/b.out")
+    assertTrue "segments removed ($gone of $n)" "[ $gone -ge $((n - 1)) ]"
+    lsn=$(json_get '$.manifest.journal_lsn' < "$TEST_TMP/b.out")
+    first=$(ls "$HOME_DIR/journal/" | head -n 1 | sed 's/^0*//; s/\.cvj$//')
+    assertTrue "the journal still goes on from the backup (segment $first, backup $lsn)" \
+        "[ $first -le $((lsn + 1)) ]"
+    fill 200 64
+    want=$(sums)
+    rm -f "$DB"
+    ctxvault-backup restore > "$TEST_TMP/restore.out" 2> "$TEST_TMP/restore.err"
+    assert_status restore 0 $?
+    assertEquals "rows after the restore" "$want" "$(sums)"
+    # the first backup cannot be brought up to date past the removed segments
+    ctxvault-backup restore "$(json_get '$.path' < "$TEST_TMP/a.out")" > /dev/null 2> "$TEST_TMP/restore.err"
+    assert_status "restore of the older backup" 65 $?
+    assert_grep "$TEST_TMP/restore.err" 'journal cannot bring it up to date.*--no-replay'
+    assertEquals "the database was not touched" "$want" "$(sums)"
+}
+
+test_store_replays_batches_its_database_lacks() {
+    fill 500 71
+    cp "$DB" "$TEST_TMP/old.db"
+    fill 300 72
+    want=$(sums)
+    # the database loses its last commit (as a crash between the journal's
+    # write and COMMIT leaves it)
+    cp "$TEST_TMP/old.db" "$DB"
+    rm -f "$DB-wal" "$DB-shm"
+    : | ctxvault-store > /dev/null 2> "$TEST_TMP/store.err"
+    assert_status store 0 $?
+    assert_grep "$TEST_TMP/store.err" 'replayed 1 batches'
+    assertEquals "rows after the replay" "$want" "$(sums)"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status verify 0 $?
+}
+
+test_a_torn_journal_end_is_dropped_and_damage_inside_refused() {
+    conf_set journal_segment 8KiB
+    fill 300 73
+    fill 300 74
+    want=$(sums)
+    last=$(ls "$HOME_DIR/journal/"*.cvj | tail -n 1)
+    first=$(ls "$HOME_DIR/journal/"*.cvj | head -n 1)
+    size=$(stat -c %s "$last")
+    printf 'half a record' >> "$last"
+    : | ctxvault-store > /dev/null 2> "$TEST_TMP/store.err"
+    assert_status store 0 $?
+    assert_grep "$TEST_TMP/store.err" 'torn record'
+    assertEquals "the torn end is cut off" "$size" "$(stat -c %s "$last")"
+    # one changed byte inside: found, and nothing is half restored
+    printf 'Z' | dd of="$first" bs=1 seek=400 conv=notrunc 2> /dev/null
+    rm -f "$DB"
+    ctxvault-backup restore > /dev/null 2> "$TEST_TMP/restore.err"
+    assert_status restore 65 $?
+    assert_grep "$TEST_TMP/restore.err" 'damaged at byte'
+    assertFalse "no database was put in place" "[ -e '$DB' ]"
+}
+
+test_an_erasure_is_replayed_too() {
+    pipeline "$DATA/sample.ndjson"
+    ctxvault-backup create > /dev/null 2> "$TEST_TMP/create.err"
+    n=$(ctxvault query --user user-00001 --limit 1000 | grep -c .)
+    assertTrue "user-00001 has rows ($n)" "[ $n -gt 0 ]"
+    ctxvault delete --user user-00001 > /dev/null 2> "$TEST_TMP/delete.err"
+    assert_status delete 0 $?
+    want=$(sums)
+    rm -f "$DB"
+    ctxvault-backup restore > /dev/null 2> "$TEST_TMP/restore.err"
+    assert_status restore 0 $?
+    assertEquals "the user's rows after restoring a backup from before the erasure" \
+        0 "$(ctxvault query --user user-00001 --limit 1000 | grep -c .)"
+    assertEquals "rows" "$want" "$(sums)"
+    ctxvault audit list > "$TEST_TMP/audit.ndjson"
+    assert_grep "$TEST_TMP/audit.ndjson" '"action":"erase"' "the erasure stays in the audit trail"
 }
 
 test_a_backup_on_stdout_verifies_from_stdin() {
