@@ -1,26 +1,14 @@
 /* backup.h - encrypted backups that count only once restored and checked.
  *
  * A backup is a consistent snapshot of the database (VACUUM INTO on a
- * read-only connection: writers go on), compressed with zstd and sealed
- * with libsodium's secretstream under the keyring subkey "backup":
- *
- *   "CTXVBK1\n"            8 bytes: the format
- *   key version            4 bytes, big-endian
- *   secretstream header    24 bytes
- *   records                each a 4-byte big-endian length and the
- *                          ciphertext of one message: first the manifest
- *                          (JSON), then the zstd stream of the snapshot in
- *                          pieces of at most 64 KiB; the last is tagged
- *                          FINAL, so a cut file is refused
- *
- * The first 12 bytes are the associated data of every message, so the
- * version cannot be swapped. The manifest holds the time, key version,
- * rows per kind, the highest seq, the snapshot's size and BLAKE2b, and a
- * digest of every row's (seq, checksum): verify decrypts into a temporary
- * file and checks all of it, integrity_check and every row's keyed
- * checksum included, before a backup counts. In the backup directory a
- * sidecar NAME.json (0600, no personal data) records the manifest and the
- * verification; the latest good backup is the newest verified one. */
+ * read-only connection: writers go on), sealed as snapshot.h describes,
+ * in the backup directory as ctxvault-TIME.cvb with a sidecar
+ * ctxvault-TIME.json (0600, no personal data) that records its manifest
+ * and its verification: verify decrypts it into a temporary file and
+ * checks all of it, integrity_check and every row's keyed checksum
+ * included, before it counts. The latest good backup is the newest
+ * verified one. A restore loads it and replays the journal (journal.h)
+ * on top, up to the last committed batch. */
 #ifndef CV_BACKUP_H
 #define CV_BACKUP_H
 

@@ -83,6 +83,10 @@ static const char schema_sql[] =
     "  mac        BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS audit_expires ON audit(expires_at)"
     "  WHERE expires_at IS NOT NULL;"
+    /* tombstones of erased users (lib/erasure.h): a keyed hash, a time */
+    "CREATE TABLE IF NOT EXISTS erasures ("
+    "  user_key TEXT PRIMARY KEY,"
+    "  at       INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key   TEXT PRIMARY KEY,"
     "  value TEXT) WITHOUT ROWID;";

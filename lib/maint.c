@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "control.h"
+#include "erasure.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
 #include "store.h"
@@ -161,6 +162,21 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     }
     if (rc)
         return db_fail(m, "cannot look the user up");
+    int64_t now = cv_now_ms();
+    for (size_t i = 0; i < n; i++) { /* the tombstone first: it needs the id */
+        sqlite3_stmt *st = cv_db_stmt(m->db, "SELECT user_id FROM users WHERE uid = ?");
+        if (!st)
+            return db_fail(m, "cannot prepare the erasure");
+        sqlite3_bind_int64(st, 1, uids[i]);
+        int src = sqlite3_step(st);
+        int trc = src == SQLITE_ROW
+                      ? cv_erasure_record(cv_db_handle(m->db), m->kr,
+                                          (const char *)sqlite3_column_text(st, 0), now)
+                      : 0;
+        sqlite3_reset(st);
+        if ((src != SQLITE_ROW && src != SQLITE_DONE) || trc < 0)
+            return db_fail(m, "cannot record the erasure");
+    }
     static const char *const sql[] = {
         "DELETE FROM events WHERE uid = ?",
         "DELETE FROM profiles WHERE uid = ?",
@@ -184,8 +200,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     char err[512];
     cv_audit_entry e = {.actor = actor_of(req), .action = "erase",
                         .subject = user, .rows = deleted};
-    if (cv_audit_append(m->db, m->kr, m->pol, cv_now_ms(), &e, err,
-                        sizeof err) < 0) {
+    if (cv_audit_append(m->db, m->kr, m->pol, now, &e, err, sizeof err) < 0) {
         cv_db_rollback(m->db);
         return fail("%s", err);
     }
@@ -199,6 +214,37 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     bool truncated = compact(m);
     return json_pack("{s:b, s:I, s:b}", "ok", 1, "deleted", (json_int_t)deleted,
                      "wal_truncated", truncated);
+}
+
+/* Tombstones of another database (the one a restore replaced): its
+ * erasures stay done here. */
+static json_t *do_erasures_merge(cv_maint *m, json_t *req)
+{
+    const char *from = json_string_value(json_object_get(req, "from"));
+    if (!from || !*from)
+        return fail("erasures_merge needs \"from\", a database file%s", "");
+    char err[512];
+    int64_t users, rows;
+    sqlite3 *h = cv_db_handle(m->db);
+    if (cv_erasure_attach(h, from, err, sizeof err) < 0)
+        return cv_reply_error(EX_IOERR, "%s", err);
+    json_t *failed = NULL;
+    if (cv_db_begin(m->db) != SQLITE_OK) {
+        failed = db_fail(m, "cannot begin");
+    } else if (cv_erasure_reapply(h, m->kr, &users, &rows, err, sizeof err) < 0) {
+        cv_db_rollback(m->db);
+        failed = cv_reply_error(EX_IOERR, "%s", err);
+    } else if (cv_db_commit(m->db) != SQLITE_OK) {
+        failed = db_fail(m, "cannot commit the erasures");
+    }
+    cv_erasure_detach(h);
+    if (failed)
+        return failed;
+    m->deleted += (uint64_t)rows;
+    if (rows && m->store)
+        cv_store_forget_users(m->store);
+    return json_pack("{s:b, s:I, s:I}", "ok", 1, "users", (json_int_t)users,
+                     "rows", (json_int_t)rows);
 }
 
 /* ---- rectify ----------------------------------------------------------- */
@@ -555,6 +601,8 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
         return do_sweep_done(m, req);
     if (strcmp(op, "erase") == 0)
         return do_erase(m, req);
+    if (strcmp(op, "erasures_merge") == 0)
+        return do_erasures_merge(m, req);
     if (strcmp(op, "rectify") == 0)
         return do_rectify(m, req);
     if (strcmp(op, "audit") == 0)

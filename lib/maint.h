@@ -43,6 +43,8 @@ typedef struct {
  *   sweep_done  {"now":MS,"deleted":N,"by_kind":{},"ms":N,"actor":A}
  *               -> {"backlog":N,"wal_truncated":bool}
  *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
+ *   erasures_merge {"from":DBFILE} -> {"users":N,"rows":N}: the tombstones
+ *               of another database, and the rows they cover erased here
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
  *   audit       {"action":S,"subject":U|null,"rows":N,"detail":{},"actor":A}
  *   scrub       {"now":MS,"rows":[[SEQ,SUM,ID,KIND,USER,TS,MOVED,FIELDS,BODY]],

@@ -118,7 +118,8 @@ test_sigkill_during_create_leaves_no_backup_that_counts() {
     for try in 1 2 3 4 5; do
         ctxvault-backup create > /dev/null 2>&1 &
         pid=$!
-        wait_until 10 sh -c "ls -a '$HOME_DIR/backups' | grep -q 'tmp'"
+        # its own snapshot (a new create first clears the last one's)
+        wait_until 10 test -e "$HOME_DIR/backups/.snapshot-$pid.tmp"
         kill -9 "$pid" 2> /dev/null && killed=$((killed + 1))
         wait "$pid" 2> /dev/null
     done
@@ -350,6 +351,16 @@ test_an_erasure_is_replayed_too() {
     assertEquals "rows" "$want" "$(sums)"
     ctxvault audit list > "$TEST_TMP/audit.ndjson"
     assert_grep "$TEST_TMP/audit.ndjson" '"action":"erase"' "the erasure stays in the audit trail"
+    # without the journal (--no-replay), the replaced database's tombstones
+    # still keep the user erased
+    ctxvault-backup restore --no-replay > "$TEST_TMP/restore.out" 2> "$TEST_TMP/restore.err"
+    assert_status restore 0 $?
+    assertTrue "the user's rows were erased again" \
+        "[ $(json_get '$.erasures_carried.rows' < "$TEST_TMP/restore.out") -eq $n ]"
+    assertEquals "the user's rows after restoring without the journal" \
+        0 "$(ctxvault query --user user-00001 --limit 1000 | grep -c .)"
+    assertEquals "and after a restart of store" \
+        0 "$(: | ctxvault-store 2> /dev/null; ctxvault query --user user-00001 --limit 1000 | grep -c .)"
 }
 
 test_a_backup_on_stdout_verifies_from_stdin() {

@@ -1,0 +1,112 @@
+/* erasure.c - tombstones of erased users (erasure.h). */
+#include "erasure.h"
+
+#include "fieldcrypt.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int key_of(const cv_keyring *kr, uint32_t v, const char *user_id,
+                  char out[CV_PSEUDONYM_MAX])
+{
+    return cv_pseudonym(kr, v, "erasure", user_id, strlen(user_id), out);
+}
+
+int cv_erasure_record(sqlite3 *h, const cv_keyring *kr, const char *user_id,
+                      int64_t at)
+{
+    char key[CV_PSEUDONYM_MAX];
+    sqlite3_stmt *st;
+    if (key_of(kr, cv_keyring_primary(kr), user_id, key) < 0 ||
+        sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO erasures(user_key, at) "
+                           "VALUES(?, ?)", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t cv_erased_at(sqlite3 *h, const cv_keyring *kr, const char *user_id)
+{
+    uint32_t v[64];
+    size_t n = cv_keyring_versions(kr, v, 64);
+    int64_t at = -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "SELECT at FROM main.erasures WHERE user_key = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char key[CV_PSEUDONYM_MAX];
+        if (key_of(kr, v[i], user_id, key) < 0)
+            continue;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > at)
+            at = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return at;
+}
+
+int cv_erasure_attach(sqlite3 *h, const char *from, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(h, "ATTACH ? AS gone", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK)
+        snprintf(err, errlen, "cannot open %s: %s", from, sqlite3_errmsg(h));
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+void cv_erasure_detach(sqlite3 *h)
+{
+    sqlite3_exec(h, "DETACH gone", NULL, NULL, NULL);
+}
+
+int cv_erasure_reapply(sqlite3 *h, const cv_keyring *kr, int64_t *users,
+                       int64_t *rows, char *err, size_t errlen)
+{
+    *users = *rows = 0;
+    sqlite3_stmt *st = NULL, *del = NULL;
+    /* a database that cannot be read has nothing to give */
+    if (sqlite3_exec(h, "INSERT OR REPLACE INTO main.erasures "
+                     "SELECT g.user_key, max(g.at, coalesce(m.at, 0)) "
+                     "FROM gone.erasures g LEFT JOIN main.erasures m "
+                     "USING (user_key)", NULL, NULL, NULL) != SQLITE_OK)
+        return 0;
+    int rc = -1;
+    if (sqlite3_prepare_v2(h, "SELECT uid, user_id FROM main.users", -1, &st,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(h, "DELETE FROM main.events WHERE uid = ? AND "
+                           "created_at <= ?", -1, &del, NULL) != SQLITE_OK)
+        goto dberr;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t at = cv_erased_at(h, kr, (const char *)sqlite3_column_text(st, 1));
+        if (at < 0)
+            continue;
+        sqlite3_bind_int64(del, 1, sqlite3_column_int64(st, 0));
+        sqlite3_bind_int64(del, 2, at);
+        if (sqlite3_step(del) != SQLITE_DONE)
+            goto dberr;
+        sqlite3_reset(del);
+        int64_t n = sqlite3_changes(h);
+        *rows += n;
+        *users += n > 0;
+    }
+    rc = 0;
+    goto out;
+dberr:
+    snprintf(err, errlen, "cannot carry the erasures over: %s", sqlite3_errmsg(h));
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(del);
+    return rc;
+}
