@@ -2,6 +2,7 @@
  * restore. A backup is a consistent snapshot taken while writers go on,
  * compressed and sealed under the keyring; it counts only once it has been
  * decrypted into a temporary file and checked row by row. */
+#include "archive.h"
 #include "backup.h"
 #include "config.h"
 #include "fieldcrypt.h"
@@ -32,13 +33,21 @@ static void usage(FILE *f)
         "                 checksum against the manifest (default: the newest;\n"
         "                 - reads stdin)\n"
         "  restore [BACKUP] [--to-time T] [--check] [--no-replay]\n"
+        "  restore --archive ARCHIVE\n"
         "                 replace the database with a backup (default: the\n"
         "                 latest verified one, or the latest taken by T), then\n"
         "                 replay the journal up to the last committed batch\n"
         "                 (or the last committed by T, RFC 3339); --check\n"
         "                 checks a verified backup in full again; refused\n"
         "                 while a store holds the database\n"
-        "  list           the backups, newest first, and whether verified\n"
+        "  list [--archives]\n"
+        "                 the backups (or archives), newest first, and whether\n"
+        "                 verified\n"
+        "  archive --older-than T\n"
+        "                 move the rows whose event time is before T (RFC 3339,\n"
+        "                 or an age such as 400d) into a sealed archive in\n"
+        "                 HOME/archives, verify it, then delete them through\n"
+        "                 store; restore --archive FILE puts them back\n"
         "  serve [--interval D]\n"
         "                 as a supervised service: create (and verify) a backup\n"
         "                 every interval ([backup] interval = 1d; the first one\n"
@@ -115,6 +124,9 @@ int main(int argc, char **argv)
         {"to-time", required_argument, NULL, 't'},
         {"check", no_argument, NULL, 'C'},
         {"no-replay", no_argument, NULL, 'R'},
+        {"archive", required_argument, NULL, 'A'},
+        {"archives", no_argument, NULL, 'L'},
+        {"older-than", required_argument, NULL, 'O'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -123,7 +135,9 @@ int main(int argc, char **argv)
     const char *home = NULL, *conf = NULL;
     cv_backup_opts bo = {.verify = true};
     cv_restore_opts ro = {.to_ms = -1};
-    bool dry_run = false, quiet = false;
+    bool dry_run = false, quiet = false, archives = false;
+    const char *archive = NULL;
+    int64_t before = -1;
     int64_t daily = -1, monthly = -1, interval = -1;
     int c;
 
@@ -159,6 +173,19 @@ int main(int argc, char **argv)
             }
             break;
         case 'C': ro.check = true; break;
+        case 'A': archive = optarg; break;
+        case 'L': archives = true; break;
+        case 'O':
+            if (!cv_time_parse(optarg, strlen(optarg), &before)) {
+                int64_t age = cv_parse_duration(optarg);
+                if (age < 0) {
+                    cv_err("--older-than '%s' is neither an RFC 3339 time nor "
+                           "an age such as 400d", optarg);
+                    return EX_USAGE;
+                }
+                before = cv_now_ms() - age;
+            }
+            break;
         case 'R': ro.no_replay = true; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -201,11 +228,21 @@ int main(int argc, char **argv)
         status = cv_backup_create(&cfg, kr, &bo, &res);
     else if (!strcmp(cmd, "verify"))
         status = cv_backup_verify(&cfg, kr, arg, &res);
+    else if (!strcmp(cmd, "restore") && archive)
+        status = arg ? (usage(stderr), EX_USAGE)
+                     : cv_archive_restore(&cfg, kr, archive, &res);
     else if (!strcmp(cmd, "restore")) {
         ro.path = arg;
         status = cv_backup_restore(&cfg, kr, &ro, &res);
+    } else if (!strcmp(cmd, "archive")) {
+        if (before < 0) {
+            cv_err("archive needs --older-than T");
+            status = EX_USAGE;
+        } else {
+            status = cv_archive_create(&cfg, kr, before, &res);
+        }
     }    else if (!strcmp(cmd, "list"))
-        status = cv_backup_list(&cfg, &res);
+        status = cv_backup_list(&cfg, archives, &res);
     else if (!strcmp(cmd, "serve")) {
         service s = {&cfg, kr, quiet};
         int64_t every = interval > 0 ? interval : cfg.backup_interval_ms;

@@ -31,9 +31,9 @@ static int by_name_desc(const void *a, const void *b)
 }
 
 /* The backup files in the directory, newest first (names sort by time). */
-static char **backup_files(const cv_config *cfg, size_t *n)
+static char **backup_files(const char *dir, size_t *n)
 {
-    DIR *d = opendir(cfg->backup_dir);
+    DIR *d = opendir(dir);
     char **v = NULL;
     *n = 0;
     if (!d)
@@ -45,7 +45,7 @@ static char **backup_files(const cv_config *cfg, size_t *n)
             strcmp(e->d_name + l - strlen(SUFFIX), SUFFIX) != 0)
             continue;
         v = cv_realloc(v, (*n + 1) * sizeof *v);
-        v[(*n)++] = cv_fmt("%s/%s", cfg->backup_dir, e->d_name);
+        v[(*n)++] = cv_fmt("%s/%s", dir, e->d_name);
     }
     closedir(d);
     if (*n)
@@ -64,7 +64,7 @@ static void free_files(char **v, size_t n)
 static char *newest(const cv_config *cfg, bool verified)
 {
     size_t n;
-    char **v = backup_files(cfg, &n), *r = NULL;
+    char **v = backup_files(cfg->backup_dir, &n), *r = NULL;
     for (size_t i = 0; i < n && !r; i++) {
         json_t *s = verified ? cv_sidecar_read(v[i]) : NULL;
         if (!verified || json_is_true(json_object_get(s, "verified")))
@@ -80,7 +80,7 @@ static char *newest(const cv_config *cfg, bool verified)
 /* One backup command at a time in the directory: temporary files found
  * while holding the lock are leftovers of a killed run (a snapshot can be
  * as large as the database), and go. The lock's fd, or -1. */
-static int dir_lock(const cv_config *cfg)
+int cv_backup_dir_lock(const cv_config *cfg)
 {
     if (cv_mkdir_p(cfg->backup_dir, 0700, true) < 0) {
         cv_err("cannot create %s: %s", cfg->backup_dir, strerror(errno));
@@ -95,21 +95,24 @@ static int dir_lock(const cv_config *cfg)
             close(fd);
         return -1;
     }
-    DIR *d = opendir(cfg->backup_dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *n = e->d_name;
-        if (strstr(n, ".tmp") && (!strncmp(n, ".snapshot-", 10) ||
-                                  !strncmp(n, ".verify-", 8) ||
-                                  strstr(n, SUFFIX ".tmp"))) {
-            char *p = cv_fmt("%s/%s", cfg->backup_dir, n);
-            if (unlink(p) == 0)
-                cv_warn("removed %s, left by a backup that was stopped", p);
-            free(p);
+    const char *dirs[] = {cfg->backup_dir, cfg->archive_dir};
+    for (size_t i = 0; i < 2; i++) {
+        DIR *d = opendir(dirs[i]);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            const char *n = e->d_name;
+            if (strstr(n, ".tmp") && (!strncmp(n, ".snapshot-", 10) ||
+                                      !strncmp(n, ".verify-", 8) ||
+                                      strstr(n, SUFFIX ".tmp"))) {
+                char *p = cv_fmt("%s/%s", dirs[i], n);
+                if (unlink(p) == 0)
+                    cv_warn("removed %s, left by a backup that was stopped", p);
+                free(p);
+            }
         }
+        if (d)
+            closedir(d);
     }
-    if (d)
-        closedir(d);
     return fd;
 }
 
@@ -117,8 +120,8 @@ static int dir_lock(const cv_config *cfg)
 
 /* Record what was done (through store, or under the writer lock). A trail
  * that cannot be reached is said, not fatal: the backup stands. */
-static void audit(const cv_config *cfg, const char *action, const char *path,
-                  int64_t rows, const char *failure)
+void cv_backup_audit(const cv_config *cfg, const char *action, const char *path,
+                     int64_t rows, const char *failure)
 {
     int status = 0;
     char err[512];
@@ -147,8 +150,6 @@ static void audit(const cv_config *cfg, const char *action, const char *path,
 
 /* ---- create ----------------------------------------------------------- */
 
-static int verify_locked(const cv_config *cfg, const cv_keyring *kr,
-                         const char *path, json_t **result);
 
 /* A verified backup holds every batch up to its journal_lsn: the journal
  * segments it covers are no longer needed for a restore. */
@@ -165,7 +166,7 @@ static void prune_journal(const cv_config *cfg, json_t *manifest, json_t *result
                                   (json_int_t)bytes));
 }
 
-static char *backup_name(const cv_config *cfg, int64_t now)
+char *cv_backup_file_name(const char *dir, const char *prefix, int64_t now)
 {
     char t[40];
     cv_time_format_ms(now, t); /* 2026-11-22T06:58:01.123Z */
@@ -175,7 +176,7 @@ static char *backup_name(const cv_config *cfg, int64_t now)
         if (t[i] != '-' && t[i] != ':')
             compact[j++] = t[i];
     compact[j] = '\0';
-    return cv_fmt("%s/ctxvault-%s%s", cfg->backup_dir, compact, SUFFIX);
+    return cv_fmt("%s/%s%s%s", dir, prefix, compact, SUFFIX);
 }
 
 int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
@@ -186,10 +187,10 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
     int status = EX_IOERR, code, fd = -1;
     *result = NULL;
     bool to_stdout = o->out && strcmp(o->out, "-") == 0;
-    int lock = dir_lock(cfg);
+    int lock = cv_backup_dir_lock(cfg);
     if (lock < 0)
         return EX_CANTCREAT;
-    char *path = o->out && !to_stdout ? cv_strdup(o->out) : backup_name(cfg, now);
+    char *path = o->out && !to_stdout ? cv_strdup(o->out) : cv_backup_file_name(cfg->backup_dir, "ctxvault-", now);
     char *snap = cv_fmt("%s/.snapshot-%ld.tmp", cfg->backup_dir, (long)getpid());
     char *tmp = cv_fmt("%s.tmp", path);
     json_t *manifest = NULL, *desc = NULL;
@@ -267,7 +268,7 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
         status = cv_sidecar_write(path, side) < 0 ? EX_IOERR : 0;
         if (!status && o->verify) {
             json_t *v = NULL;
-            status = verify_locked(cfg, kr, path, &v);
+            status = cv_backup_verify_file(cfg, kr, path, &v);
             json_decref(v);
         }
         if (!status && o->verify && cfg->journal)
@@ -275,7 +276,7 @@ int cv_backup_create(const cv_config *cfg, const cv_keyring *kr,
     }
     json_decref(side);
     if (!to_stdout)
-        audit(cfg, "backup", path,
+        cv_backup_audit(cfg, "backup", path,
               json_integer_value(json_object_get(manifest, "rows")), NULL);
     json_object_set_new(*result, "verified",
                         json_boolean(!to_stdout && o->verify && status == 0));
@@ -298,7 +299,7 @@ out:
 
 /* ---- verify ----------------------------------------------------------- */
 
-static int verify_locked(const cv_config *cfg, const cv_keyring *kr,
+int cv_backup_verify_file(const cv_config *cfg, const cv_keyring *kr,
                          const char *path, json_t **result)
 {
     char err[1024];
@@ -336,7 +337,7 @@ static int verify_locked(const cv_config *cfg, const cv_keyring *kr,
     if (rc) {
         cv_err("BACKUP %s FAILED VERIFICATION: %s; it is not counted as a good "
                "backup", p, err);
-        audit(cfg, "backup-verify-failed", p, 0, err);
+        cv_backup_audit(cfg, "backup-verify-failed", p, 0, err);
         *result = json_pack("{s:s, s:b, s:s}", "path", p, "verified", 0,
                             "failure", err);
         free(p);
@@ -355,10 +356,10 @@ int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
                      const char *path, json_t **result)
 {
     *result = NULL;
-    int lock = dir_lock(cfg);
+    int lock = cv_backup_dir_lock(cfg);
     if (lock < 0)
         return EX_CANTCREAT;
-    int rc = verify_locked(cfg, kr, path, result);
+    int rc = cv_backup_verify_file(cfg, kr, path, result);
     close(lock);
     return rc;
 }
@@ -369,7 +370,7 @@ int cv_backup_verify(const cv_config *cfg, const cv_keyring *kr,
 static char *newest_before(const cv_config *cfg, int64_t to_ms)
 {
     size_t n;
-    char **v = backup_files(cfg, &n), *r = NULL;
+    char **v = backup_files(cfg->backup_dir, &n), *r = NULL;
     for (size_t i = 0; i < n && !r; i++) {
         json_t *s = cv_sidecar_read(v[i]);
         const char *at = json_string_value(
@@ -387,7 +388,7 @@ static char *newest_before(const cv_config *cfg, int64_t to_ms)
 /* A verified backup need not be checked again: its messages authenticate
  * and unpack matched the snapshot's digest, so the file is the one that
  * was checked, as long as its manifest is the one the sidecar recorded. */
-static bool checked_before(const char *path, json_t *manifest)
+bool cv_backup_checked_before(const char *path, json_t *manifest)
 {
     if (!strcmp(path, "-"))
         return false;
@@ -561,7 +562,7 @@ int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,
     int64_t lsn = 0, moved = 0;
     if (p && cv_snapshot_unpack(kr, p, tmp, &manifest, err, sizeof err) < 0) {
         failed_check = true;
-    } else if (p && (o->check || !checked_before(p, manifest))) {
+    } else if (p && (o->check || !cv_backup_checked_before(p, manifest))) {
         checked = true;
         failed_check = cv_snapshot_check(tmp, kr, manifest, err, sizeof err) < 0;
     }
@@ -627,9 +628,9 @@ out:
     close(lock);
     if (!status) { /* into the restored trail, which goes on from there */
         carry_erasures(cfg, replaced, *result);
-        audit(cfg, "restore", p ? p : "journal", res.rows, NULL);
+        cv_backup_audit(cfg, "restore", p ? p : "journal", res.rows, NULL);
     } else if (failed_check) {
-        audit(cfg, "backup-verify-failed", p, 0, err);
+        cv_backup_audit(cfg, "backup-verify-failed", p, 0, err);
     }
     cv_db_unlink(replaced);
     free(replaced);
@@ -640,10 +641,10 @@ out:
 
 /* ---- list and prune --------------------------------------------------- */
 
-int cv_backup_list(const cv_config *cfg, json_t **result)
+int cv_backup_list(const cv_config *cfg, bool archives, json_t **result)
 {
     size_t n;
-    char **v = backup_files(cfg, &n);
+    char **v = backup_files(archives ? cfg->archive_dir : cfg->backup_dir, &n);
     *result = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *s = cv_sidecar_read(v[i]);
@@ -661,14 +662,27 @@ int cv_backup_list(const cv_config *cfg, json_t **result)
     return 0;
 }
 
+/* A sealed file and its sidecar. */
+static int remove_sealed(const char *path)
+{
+    char *side = cv_sidecar_path(path);
+    int rc = 0;
+    if (unlink(path) < 0 || (unlink(side) < 0 && errno != ENOENT)) {
+        cv_err("cannot delete %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(side);
+    return rc;
+}
+
 int cv_backup_prune(const cv_config *cfg, int daily, int monthly,
                     bool dry_run, json_t **result)
 {
-    int lock = dir_lock(cfg);
+    int lock = cv_backup_dir_lock(cfg);
     if (lock < 0)
         return EX_CANTCREAT;
     size_t n;
-    char **v = backup_files(cfg, &n);
+    char **v = backup_files(cfg->backup_dir, &n);
     json_t *kept = json_array(), *gone = json_array();
     char days[64][11], months[64][8];
     int nd = 0, nm = 0;
@@ -699,14 +713,23 @@ int cv_backup_prune(const cv_config *cfg, int daily, int monthly,
         }
         json_decref(s);
         json_array_append_new(keep ? kept : gone, json_string(v[i]));
-        if (!keep && !dry_run) {
-            char *side = cv_sidecar_path(v[i]);
-            if (unlink(v[i]) < 0 || (unlink(side) < 0 && errno != ENOENT)) {
-                cv_err("cannot delete %s: %s", v[i], strerror(errno));
+        if (!keep && !dry_run && remove_sealed(v[i]) < 0)
+            status = EX_IOERR;
+    }
+    free_files(v, n);
+    /* an archive goes when its last row's retention has ended */
+    v = backup_files(cfg->archive_dir, &n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = cv_sidecar_read(v[i]);
+        const char *until = json_string_value(
+            json_object_get(json_object_get(s, "manifest"), "expires_at"));
+        int64_t t;
+        if (until && cv_time_parse(until, strlen(until), &t) && t <= cv_now_ms()) {
+            json_array_append_new(gone, json_string(v[i]));
+            if (!dry_run && remove_sealed(v[i]) < 0)
                 status = EX_IOERR;
-            }
-            free(side);
         }
+        json_decref(s);
     }
     free_files(v, n);
     close(lock);

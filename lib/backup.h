@@ -51,13 +51,30 @@ typedef struct {
 int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,
                       const cv_restore_opts *o, json_t **result);
 
-/* The backups in the directory, newest first, with their sidecars. */
-int cv_backup_list(const cv_config *cfg, json_t **result);
+/* The backups (or the archives) in their directory, newest first, with
+ * what their sidecars say. */
+int cv_backup_list(const cv_config *cfg, bool archives, json_t **result);
 
 /* Keep the newest verified backup of each of the last `daily` days and
  * of the last `monthly` months that have one; delete the rest (not with
  * dry_run). Unverified backups newer than the latest good one stay. */
 int cv_backup_prune(const cv_config *cfg, int daily, int monthly,
                     bool dry_run, json_t **result);
+
+/* For archive.c, which keeps its files the same way: one command at a
+ * time per backup directory (the lock's fd, or -1, logged), clearing what
+ * a killed one left; an audit entry through store or under the lock; the
+ * check of a sealed file with its sidecar marked (the caller holds the
+ * lock; NULL path: the newest backup). */
+int cv_backup_dir_lock(const cv_config *cfg);
+void cv_backup_audit(const cv_config *cfg, const char *action, const char *path,
+                     int64_t rows, const char *failure);
+int cv_backup_verify_file(const cv_config *cfg, const cv_keyring *kr,
+                          const char *path, json_t **result);
+/* Was this sealed file verified with this manifest (its sidecar says so)?
+ * Then its checks need not run again: unpacking authenticated it. */
+bool cv_backup_checked_before(const char *path, json_t *manifest);
+/* DIR/PREFIX20261122T031500.000Z.cvb */
+char *cv_backup_file_name(const char *dir, const char *prefix, int64_t now);
 
 #endif

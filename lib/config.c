@@ -50,6 +50,7 @@ static int handle(void *arg, const char *sec, const char *key,
                      : !strcmp(key, "spool")      ? &c->spool_dir
                      : !strcmp(key, "backups")    ? &c->backup_dir
                      : !strcmp(key, "journal")    ? &c->journal_dir
+                     : !strcmp(key, "archives")   ? &c->archive_dir
                                                   : NULL;
         if (!dst)
             return BAD("unknown setting '%s' in [paths]", key);
@@ -290,7 +291,7 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
     }
     char **paths[] = {&c->policy_file, &c->keyring_file, &c->db_file,
                       &c->deadletter_dir, &c->run_dir, &c->spool_dir,
-                      &c->backup_dir, &c->journal_dir};
+                      &c->backup_dir, &c->journal_dir, &c->archive_dir};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         char *r = resolve(c->home, *paths[i]);
         free(*paths[i]);
@@ -331,6 +332,7 @@ void cv_config_free(cv_config *c)
     free(c->spool_dir);
     free(c->backup_dir);
     free(c->journal_dir);
+    free(c->archive_dir);
     free(c->source);
     free(c->ep_ingest);
     free(c->ep_encrypt);

@@ -26,6 +26,7 @@ typedef struct {
     char *spool_dir;
     char *backup_dir;
     char *journal_dir;    /* the replay journal (lib/journal.h) */
+    char *archive_dir;    /* ctxvault-backup archive's files */
     /* ingest */
     int64_t max_line;     /* bytes */
     int max_depth;

@@ -34,6 +34,12 @@ static json_t *db_fail(cv_maint *m, const char *what)
     return cv_reply_error(EX_IOERR, "%s", msg);
 }
 
+/* An integer, or -1 for null (a time that is not set). */
+static int64_t int_or(json_t *v)
+{
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
 static int64_t int_arg(json_t *req, const char *key, int64_t dflt)
 {
     json_t *v = json_object_get(req, key);
@@ -567,6 +573,132 @@ static json_t *do_scrub_done(cv_maint *m, json_t *req)
                      "wal_truncated", truncated);
 }
 
+/* ---- archive ----------------------------------------------------------- */
+
+/* Rows an archive holds, deleted only while unchanged since it was taken:
+ * a row rectified or scrubbed meanwhile stays (the archive's copy is then
+ * the older one, and a restore of it finds the id already there). */
+static json_t *do_archive_delete(cv_maint *m, json_t *req)
+{
+    json_t *rows = json_object_get(req, "rows");
+    if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
+        return fail("archive_delete needs \"rows\", at most %s [seq, sum]", "100000");
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin an archive batch");
+    sqlite3_stmt *st = cv_db_stmt(m->db,
+        "DELETE FROM events WHERE seq = ? AND checksum = ?");
+    if (!st)
+        return db_fail(m, "cannot prepare the deletion");
+    int64_t deleted = 0, changed = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) {
+        uint8_t sum[CV_CHECKSUM_BYTES];
+        size_t len;
+        json_t *seq = json_array_get(r, 0);
+        if (!json_is_integer(seq) || !sum_arg(json_array_get(r, 1), sum, &len)) {
+            cv_db_rollback(m->db);
+            return fail("archive row %s is not [seq, sum (hex)]", "");
+        }
+        sqlite3_bind_int64(st, 1, json_integer_value(seq));
+        sqlite3_bind_blob(st, 2, sum, (int)len, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return db_fail(m, "archive deletion failed");
+        if (sqlite3_changes(cv_db_handle(m->db)))
+            deleted++;
+        else
+            changed++;
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot commit an archive batch");
+    m->deleted += (uint64_t)deleted;
+    return json_pack("{s:b, s:I, s:I}", "ok", 1, "deleted", (json_int_t)deleted,
+                     "changed", (json_int_t)changed);
+}
+
+/* users.uid of a stored user id, added when new. -1 on error. */
+static int64_t uid_of(cv_maint *m, const char *user)
+{
+    sqlite3_stmt *ins = cv_db_stmt(m->db, "INSERT INTO users(user_id) VALUES(?)"
+                                          " ON CONFLICT(user_id) DO NOTHING");
+    sqlite3_stmt *get = cv_db_stmt(m->db, "SELECT uid FROM users WHERE user_id = ?");
+    if (!ins || !get)
+        return -1;
+    sqlite3_bind_text(ins, 1, user, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    sqlite3_bind_text(get, 1, user, -1, SQLITE_STATIC);
+    int64_t uid = rc == SQLITE_DONE && sqlite3_step(get) == SQLITE_ROW
+                      ? sqlite3_column_int64(get, 0) : -1;
+    sqlite3_reset(get);
+    return uid;
+}
+
+/* Rows of an archive put back as they were stored, except those past
+ * their retention (a sweep would take them again) and those of a user
+ * erased after they were created (erasure.h). */
+static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs,
+                                  size_t nblobs)
+{
+    json_t *rows = json_object_get(req, "rows");
+    int64_t now = int_arg(req, "now", cv_now_ms());
+    if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
+        return fail("archive_restore needs \"rows\", at most %s", "100000");
+    if (cv_db_begin(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot begin an archive batch");
+    int64_t restored = 0, dups = 0, expired = 0, erased = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) {
+        /* [ID, USER, KIND, TYPE, TS, CREATED, EXPIRES, SCRUB_AFTER,
+         *  SCRUBBED_AT, BODY, SUM] */
+        uint8_t sum[CV_CHECKSUM_BYTES];
+        size_t sumlen;
+        cv_row row = {
+            .id = json_string_value(json_array_get(r, 0)),
+            .kind = json_string_value(json_array_get(r, 2)),
+            .type = json_string_value(json_array_get(r, 3)),
+            .ts = json_integer_value(json_array_get(r, 4)),
+            .created_at = json_integer_value(json_array_get(r, 5)),
+            .expires_at = int_or(json_array_get(r, 6)),
+            .scrub_after = int_or(json_array_get(r, 7)),
+            .scrubbed_at = int_or(json_array_get(r, 8)),
+        };
+        const char *user = json_string_value(json_array_get(r, 1));
+        if (!row.id || !user || !row.kind || !json_is_integer(json_array_get(r, 4)) ||
+            !body_arg(json_array_get(r, 9), blobs, nblobs, &row.body, &row.body_len) ||
+            !row.body || !sum_arg(json_array_get(r, 10), sum, &sumlen)) {
+            cv_db_rollback(m->db);
+            return fail("archive row %s is not [id, user, kind, type, ts, created, "
+                        "expires, scrub_after, scrubbed_at, body, sum]", "");
+        }
+        if (row.expires_at >= 0 && row.expires_at <= now) {
+            expired++;
+            continue;
+        }
+        int64_t gone = cv_erased_at(cv_db_handle(m->db), m->kr, user);
+        if (gone >= 0 && gone >= row.created_at) {
+            erased++;
+            continue;
+        }
+        row.checksum = sum;
+        row.checksum_len = sumlen;
+        if ((row.uid = uid_of(m, user)) < 0)
+            return db_fail(m, "cannot add the row's user");
+        int rc = cv_db_insert(m->db, &row);
+        if (rc < 0)
+            return db_fail(m, "cannot put a row back");
+        rc ? restored++ : dups++;
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK)
+        return db_fail(m, "cannot commit an archive batch");
+    return json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", 1, "restored",
+                     (json_int_t)restored, "duplicates", (json_int_t)dups,
+                     "expired", (json_int_t)expired, "erased", (json_int_t)erased);
+}
+
 /* ---- audit ------------------------------------------------------------- */
 
 static json_t *do_audit(cv_maint *m, json_t *req)
@@ -611,6 +743,10 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
         return do_scrub(m, req, blobs, nblobs);
     if (strcmp(op, "scrub_done") == 0)
         return do_scrub_done(m, req);
+    if (strcmp(op, "archive_delete") == 0)
+        return do_archive_delete(m, req);
+    if (strcmp(op, "archive_restore") == 0)
+        return do_archive_restore(m, req, blobs, nblobs);
     return NULL;
 }
 

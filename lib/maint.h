@@ -51,7 +51,13 @@ typedef struct {
  *                "actor":A}  (SUM: the checksum read, hex; BODY, when
  *               changed: the text, or the index of a blob)
  *               -> {"scrubbed":N,"conflicts":[seq,...]}
- *   scrub_done  {"now":MS} -> {"backlog":N,"wal_truncated":bool} */
+ *   scrub_done  {"now":MS} -> {"backlog":N,"wal_truncated":bool}
+ *   archive_delete {"rows":[[SEQ,SUM]]} -> {"deleted":N,"changed":N}: rows
+ *               an archive holds, each only while its checksum is SUM
+ *   archive_restore {"now":MS,"rows":[[ID,USER,KIND,TYPE,TS,CREATED,
+ *               EXPIRES,SCRUB_AFTER,SCRUBBED_AT,BODY,SUM]]} (BODY: text or
+ *               a blob's index) -> {"restored":N,"duplicates":N,
+ *               "expired":N,"erased":N} */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
 /* The same, with the blobs that came with the request (frames after its
  * JSON): a scrub row's "body" may be the index of one. */
