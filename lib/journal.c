@@ -92,7 +92,8 @@ static int list_segments(const char *dir, seglist *l)
         l->first[l->n++] = strtoll(s, NULL, 10);
     }
     closedir(d);
-    qsort(l->first, l->n, sizeof *l->first, cmp64);
+    if (l->n > 1)
+        qsort(l->first, l->n, sizeof *l->first, cmp64);
     return 0;
 }
 
@@ -500,36 +501,70 @@ int cv_journal_replay(sqlite3 *h, const char *dir, int64_t after_lsn,
     cv_progress pr;
     cv_progress_init(&pr, "replay");
     pr.on = pr.on && progress;
+    /* consecutive batches are merged and applied together: one apply per
+     * batch costs ~0.1 ms of set-up, which 100,000 small batches feel */
+    sqlite3_changegroup *g = NULL;
+    int64_t group_first = 0, grouped = 0;
+    size_t group_bytes = 0;
     int rc;
     uint8_t *rec;
     size_t n;
-    while ((rc = reader_next(&r, &rec, &n, &out->torn_tail, err, errlen)) == 1) {
-        int64_t lsn = (int64_t)get64(rec + 4), at = (int64_t)get64(rec + 12);
-        if (until_ms >= 0 && at > until_ms)
-            break;
-        conflict_note c = {0};
-        void *ps = rec + REC_HEAD;
-        int len = (int)(n - REC_HEAD);
-        int arc = sqlite3changeset_apply(h, len, ps, NULL, on_conflict, &c);
-        if (c.conflicts) {
-            snprintf(err, errlen, "batch %lld does not fit the database: %s",
-                     (long long)lsn, c.what);
-            rc = CV_REPLAY_CONFLICT;
-            break;
+    for (;;) {
+        rc = reader_next(&r, &rec, &n, &out->torn_tail, err, errlen);
+        bool stop = rc != 1 || (until_ms >= 0 && (int64_t)get64(rec + 12) > until_ms);
+        if (rc == 1 && !stop) {
+            int64_t lsn = (int64_t)get64(rec + 4), at = (int64_t)get64(rec + 12);
+            int len = (int)(n - REC_HEAD);
+            if ((!g && sqlite3changegroup_new(&g) != SQLITE_OK) ||
+                sqlite3changegroup_add(g, len, rec + REC_HEAD) != SQLITE_OK ||
+                count_changes(rec + REC_HEAD, len, &out->changes) < 0) {
+                snprintf(err, errlen, "batch %lld cannot be read as changes",
+                         (long long)lsn);
+                rc = CV_REPLAY_DAMAGED;
+                break;
+            }
+            if (!grouped++)
+                group_first = lsn;
+            group_bytes += (size_t)len;
+            if (!out->first)
+                out->first = lsn;
+            out->last = lsn;
+            out->last_at_ms = at;
         }
-        if (arc != SQLITE_OK || count_changes(ps, len, &out->changes) < 0) {
-            snprintf(err, errlen, "cannot apply batch %lld: %s", (long long)lsn,
-                     sqlite3_errmsg(h));
-            rc = CV_REPLAY_ERROR;
-            break;
+        if (grouped && (stop || grouped >= 4096 || group_bytes >= (16u << 20))) {
+            int len = 0;
+            void *ps = NULL;
+            conflict_note c = {0};
+            int arc = sqlite3changegroup_output(g, &len, &ps);
+            if (arc == SQLITE_OK)
+                arc = sqlite3changeset_apply(h, len, ps, NULL, on_conflict, &c);
+            sqlite3_free(ps);
+            sqlite3changegroup_delete(g);
+            g = NULL;
+            if (c.conflicts) {
+                snprintf(err, errlen, "batches %lld to %lld do not fit the "
+                         "database: %s", (long long)group_first,
+                         (long long)out->last, c.what);
+                rc = CV_REPLAY_CONFLICT;
+                break;
+            }
+            if (arc != SQLITE_OK) {
+                snprintf(err, errlen, "cannot apply batches %lld to %lld: %s",
+                         (long long)group_first, (long long)out->last,
+                         sqlite3_errmsg(h));
+                rc = CV_REPLAY_ERROR;
+                break;
+            }
+            out->batches += grouped;
+            grouped = 0;
+            group_bytes = 0;
+            cv_progress_update(&pr, (uint64_t)out->batches, "batches");
         }
-        if (!out->first)
-            out->first = lsn;
-        out->last = lsn;
-        out->last_at_ms = at;
-        out->batches++;
-        cv_progress_update(&pr, (uint64_t)out->batches, "batches");
+        if (stop)
+            break;
     }
+    if (g)
+        sqlite3changegroup_delete(g);
     cv_progress_done(&pr);
     reader_close(&r);
     if (rc > 0)

@@ -1,0 +1,218 @@
+/* test_journal.c - the replay journal: records appended, taken back, cut
+ * when torn, moved aside, pruned, and replayed into an empty database
+ * that then equals the one written. */
+#include "fixtures.h"
+#include "harness.h"
+
+#include "db.h"
+#include "journal.h"
+#include "store.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static cv_journal *open_at(const char *dir, int64_t seg, int64_t db_lsn)
+{
+    char err[256];
+    int code;
+    cv_journal *j = cv_journal_open(dir, seg, false, db_lsn, &code, err, sizeof err);
+    if (!j)
+        fprintf(stderr, "open: %s\n", err);
+    return j;
+}
+
+/* n records of 1,000 bytes after the journal's end */
+static int append_n(cv_journal *j, int n)
+{
+    char err[256], payload[1000];
+    memset(payload, 'p', sizeof payload);
+    for (int i = 0; i < n; i++)
+        if (cv_journal_append(j, cv_journal_last(j) + 1, 1000 * (i + 1), payload,
+                              sizeof payload, err, sizeof err) < 0)
+            return -1;
+    return 0;
+}
+
+static int64_t size_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+TEST(records_append_and_the_last_is_taken_back)
+{
+    const char *dir = cvt_tmpdir();
+    cv_journal *j = open_at(dir, 1 << 20, 0);
+    CHECK(j);
+    CHECK_INT(append_n(j, 3), 0);
+    char *seg = cv_fmt("%s/%020d.cvj", dir, 1);
+    int64_t two = 16 + 2 * (20 + 1000 + 16);
+    CHECK_INT(size_of(seg), two + 20 + 1000 + 16);
+    cv_journal_undo(j);
+    CHECK_INT(cv_journal_last(j), 2);
+    CHECK_INT(size_of(seg), two);
+    char err[256];
+    /* a batch out of order is refused */
+    CHECK(cv_journal_append(j, 7, 1, "x", 1, err, sizeof err) < 0);
+    cv_journal_destroy(&j);
+    CHECK(j == NULL);
+    j = open_at(dir, 1 << 20, 2);
+    CHECK_INT(cv_journal_last(j), 2);
+    cv_journal_destroy(&j);
+    free(seg);
+}
+
+TEST(a_torn_end_is_cut_when_opened)
+{
+    const char *dir = cvt_tmpdir();
+    cv_journal *j = open_at(dir, 1 << 20, 0);
+    CHECK_INT(append_n(j, 2), 0);
+    cv_journal_destroy(&j);
+    char *seg = cv_fmt("%s/%020d.cvj", dir, 1);
+    int64_t whole = size_of(seg);
+    /* half of a third record: its header and some of its bytes */
+    int fd = open(seg, O_WRONLY | O_APPEND);
+    CHECK(fd >= 0);
+    char junk[300] = {0, 0, 3, 232};
+    CHECK_INT(write(fd, junk, sizeof junk), sizeof junk);
+    close(fd);
+    j = open_at(dir, 1 << 20, 2);
+    CHECK(j);
+    CHECK_INT(cv_journal_last(j), 2);
+    CHECK_INT(size_of(seg), whole);
+    /* a record whose bytes changed at the very end is torn too */
+    CHECK_INT(append_n(j, 1), 0);
+    cv_journal_destroy(&j);
+    fd = open(seg, O_WRONLY);
+    CHECK_INT(pwrite(fd, "Z", 1, whole + 500), 1);
+    close(fd);
+    j = open_at(dir, 1 << 20, 2);
+    CHECK_INT(cv_journal_last(j), 2);
+    CHECK_INT(size_of(seg), whole);
+    cv_journal_destroy(&j);
+    free(seg);
+}
+
+TEST(segments_fill_then_are_pruned_and_cut)
+{
+    const char *dir = cvt_tmpdir();
+    cv_journal *j = open_at(dir, 4096, 0); /* three records a segment */
+    CHECK_INT(append_n(j, 10), 0);
+    cv_journal_destroy(&j);
+    cv_journal_info in;
+    CHECK_INT(cv_journal_stat(dir, &in), 0);
+    CHECK_INT(in.first, 1);
+    CHECK_INT(in.last, 10);
+    CHECK_INT(in.segments, 4); /* 1-3, 4-6, 7-9, 10 */
+    int removed;
+    int64_t bytes;
+    /* batch 5 is covered, but the segment 4-6 is not all covered */
+    CHECK_INT(cv_journal_prune(dir, 5, &removed, &bytes), 0);
+    CHECK_INT(removed, 1);
+    CHECK_INT(cv_journal_stat(dir, &in), 0);
+    CHECK_INT(in.first, 4);
+    /* everything covered: the newest segment still stays */
+    CHECK_INT(cv_journal_prune(dir, 10, &removed, &bytes), 0);
+    CHECK_INT(removed, 2);
+    CHECK_INT(cv_journal_stat(dir, &in), 0);
+    CHECK_INT(in.segments, 1);
+    CHECK_INT(in.last, 10);
+
+    const char *dir2 = cvt_tmpdir();
+    char *jdir = cv_fmt("%s/j", dir2), *aside = cv_fmt("%s/aside", dir2);
+    j = open_at(jdir, 4096, 0);
+    CHECK_INT(append_n(j, 8), 0);
+    cv_journal_destroy(&j);
+    char err[256];
+    int64_t moved;
+    CHECK_INT(cv_journal_cut(jdir, 4, aside, &moved, err, sizeof err), 0);
+    CHECK_INT(moved, 4);
+    CHECK_INT(cv_journal_stat(jdir, &in), 0);
+    CHECK_INT(in.last, 4);
+    CHECK_INT(cv_journal_stat(aside, &in), 0);
+    CHECK_INT(in.first, 5);
+    CHECK_INT(in.last, 8);
+    /* the journal goes on from the cut */
+    j = open_at(jdir, 4096, 4);
+    CHECK_INT(cv_journal_last(j), 4);
+    CHECK_INT(append_n(j, 1), 0);
+    cv_journal_destroy(&j);
+    free(jdir);
+    free(aside);
+}
+
+/* an empty database with the schema, as a restore starts one */
+static sqlite3 *empty_db(const char *path)
+{
+    sqlite3 *h;
+    if (sqlite3_open(path, &h) != SQLITE_OK ||
+        sqlite3_exec(h, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK ||
+        cv_db_create_schema(h) != SQLITE_OK)
+        return NULL;
+    return h;
+}
+
+static int64_t q(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v = -99;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+TEST(every_commit_is_journaled_and_replays_into_an_equal_database)
+{
+    cvt_store f;
+    char err[256];
+    CHECK_INT(cvt_store_setup(&f, NULL), 0);
+    for (int b = 0; b < 3; b++) {
+        for (int i = 0; i < 4; i++) {
+            char e[256];
+            snprintf(e, sizeof e, "{\"id\":\"e%d-%d\",\"kind\":\"click\","
+                     "\"user_id\":\"u%d\",\"ts\":\"2026-11-01T00:00:00Z\"}", b, i, i);
+            CHECK_INT(cvt_store_add(&f, e), CV_STORE_INSERTED);
+        }
+        CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    }
+    /* a transaction that changes nothing is no batch */
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"e0-0\",\"kind\":\"click\",\"user_id\":\"u0\","
+                               "\"ts\":\"2026-11-01T00:00:00Z\"}"), CV_STORE_DUPLICATE);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    CHECK_INT(cvt_q(&f, "SELECT value FROM meta WHERE key = 'journal_lsn'"), 3);
+    /* a deletion is a batch too */
+    CHECK_INT(cv_db_begin(f.db), 0);
+    CHECK_INT(sqlite3_exec(cv_db_handle(f.db), "DELETE FROM events WHERE id = 'e1-2'",
+                           NULL, NULL, NULL), 0);
+    CHECK_INT(cv_db_commit(f.db), 0);
+    cv_journal_info in;
+    CHECK_INT(cv_journal_stat(f.cfg.journal_dir, &in), 0);
+    CHECK_INT(in.last, 4);
+
+    char *path = cv_fmt("%s/replayed.db", cvt_tmpdir());
+    sqlite3 *h = empty_db(path);
+    CHECK(h);
+    cv_replay r;
+    CHECK_INT(cv_journal_replay(h, f.cfg.journal_dir, 0, -1, false, &r, err,
+                                sizeof err), CV_REPLAY_OK);
+    CHECK_INT(r.batches, 4);
+    CHECK_INT(q(h, "SELECT count(*) FROM events"), 11);
+    CHECK_INT(q(h, "SELECT count(*) FROM events WHERE id = 'e1-2'"), 0);
+    CHECK_INT(q(h, "SELECT value FROM meta WHERE key = 'journal_lsn'"), 4);
+    CHECK_INT(q(h, "SELECT count(*) FROM events e JOIN users u USING (uid)"), 11);
+    /* a second replay finds every row there: a conflict, nothing applied */
+    CHECK_INT(cv_journal_replay(h, f.cfg.journal_dir, 0, -1, false, &r, err,
+                                sizeof err), CV_REPLAY_CONFLICT);
+    CHECK(strstr(err, "already there") != NULL);
+    CHECK_INT(q(h, "SELECT count(*) FROM events"), 11);
+    sqlite3_close(h);
+    cvt_store_teardown(&f);
+    free(path);
+}
