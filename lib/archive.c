@@ -117,34 +117,54 @@ out:
     return rc;
 }
 
+/* A snapshot's rows read by sql, and a session to send them to store. */
+typedef struct {
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cv_maint_session *s;
+} feed;
+
+static int feed_open(feed *f, const cv_config *cfg, const char *program,
+                     const char *snap, const char *sql)
+{
+    int status = 0;
+    memset(f, 0, sizeof *f);
+    if (!(f->s = cv_maint_open(cfg, program, false, &status)))
+        return status;
+    if (sqlite3_open_v2(snap, &f->h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(f->h, sql, -1, &f->st, NULL) != SQLITE_OK) {
+        cv_err("cannot read %s: %s", snap, f->h ? sqlite3_errmsg(f->h) : "no memory");
+        return EX_IOERR;
+    }
+    return 0;
+}
+
+static void feed_close(feed *f)
+{
+    sqlite3_finalize(f->st);
+    if (f->h)
+        sqlite3_close(f->h);
+    cv_maint_close(&f->s);
+}
+
 /* Ask store to delete the archived rows, BATCH at a time. */
 static int delete_rows(const cv_config *cfg, const char *snap, int64_t *deleted,
                        int64_t *changed)
 {
     char err[512];
-    int status = 0;
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-backup archive", false, &status);
-    if (!s)
-        return status;
-    if (sqlite3_open_v2(snap, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(h, "SELECT seq, hex(checksum) FROM events ORDER BY seq",
-                           -1, &st, NULL) != SQLITE_OK) {
-        cv_err("cannot read %s: %s", snap, h ? sqlite3_errmsg(h) : "no memory");
-        status = EX_IOERR;
-        goto out;
-    }
+    feed f;
+    int status = feed_open(&f, cfg, "ctxvault-backup archive", snap,
+                           "SELECT seq, hex(checksum) FROM events ORDER BY seq");
     bool more = true;
     while (more && status == 0) {
         json_t *rows = json_array();
-        while (json_array_size(rows) < BATCH && (more = sqlite3_step(st) == SQLITE_ROW))
+        while (json_array_size(rows) < BATCH && (more = sqlite3_step(f.st) == SQLITE_ROW))
             json_array_append_new(rows, json_pack("[I, s]",
-                (json_int_t)sqlite3_column_int64(st, 0),
-                (const char *)sqlite3_column_text(st, 1)));
+                (json_int_t)sqlite3_column_int64(f.st, 0),
+                (const char *)sqlite3_column_text(f.st, 1)));
         json_t *req = json_pack("{s:s, s:o}", "op", "archive_delete", "rows", rows);
         json_t *r = json_array_size(rows)
-                        ? cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err,
+                        ? cv_maint_ok(cv_maint_call(f.s, req, err, sizeof err), err,
                                       "deleting archived rows")
                         : json_object();
         if (!r)
@@ -154,11 +174,7 @@ static int delete_rows(const cv_config *cfg, const char *snap, int64_t *deleted,
         json_decref(r);
         json_decref(req);
     }
-out:
-    sqlite3_finalize(st);
-    if (h)
-        sqlite3_close(h);
-    cv_maint_close(&s);
+    feed_close(&f);
     return status;
 }
 
@@ -270,24 +286,15 @@ static int put_back(const cv_config *cfg, const char *snap, json_t *counts)
 {
     static const char *const keys[] = {"restored", "duplicates", "expired", "erased"};
     char err[512];
-    int status = 0;
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
     batch b = {.rows = json_array(), .bodies = cv_calloc(BATCH, sizeof(char *)),
                .blobs = cv_calloc(BATCH, sizeof(cv_blob))};
-    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-backup restore", false, &status);
-    if (!s)
-        goto out;
-    if (sqlite3_open_v2(snap, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(h, "SELECT e.id, u.user_id, e.kind, e.type, e.ts,"
+    feed f;
+    int status = feed_open(&f, cfg, "ctxvault-backup restore", snap,
+                           "SELECT e.id, u.user_id, e.kind, e.type, e.ts,"
                            " e.created_at, e.expires_at, e.scrub_after,"
                            " e.scrubbed_at, e.body, hex(e.checksum)"
-                           " FROM events e JOIN users u USING (uid) ORDER BY e.seq",
-                           -1, &st, NULL) != SQLITE_OK) {
-        cv_err("cannot read %s: %s", snap, h ? sqlite3_errmsg(h) : "no memory");
-        status = EX_IOERR;
-        goto out;
-    }
+                           " FROM events e JOIN users u USING (uid) ORDER BY e.seq");
+    sqlite3_stmt *st = f.st;
     bool more = true;
     while (more && status == 0) {
         while (b.n < BATCH && (more = sqlite3_step(st) == SQLITE_ROW)) {
@@ -309,8 +316,8 @@ static int put_back(const cv_config *cfg, const char *snap, json_t *counts)
         json_t *req = json_pack("{s:s, s:I, s:O}", "op", "archive_restore", "now",
                                 (json_int_t)cv_now_ms(), "rows", b.rows);
         json_t *r = NULL;
-        if (cv_maint_send_blobs(s, req, b.blobs, b.n, err, sizeof err) == 0)
-            r = cv_maint_recv(s, err, sizeof err);
+        if (cv_maint_send_blobs(f.s, req, b.blobs, b.n, err, sizeof err) == 0)
+            r = cv_maint_recv(f.s, err, sizeof err);
         r = cv_maint_ok(r, err, "putting archived rows back");
         if (!r)
             status = EX_IOERR;
@@ -322,15 +329,11 @@ static int put_back(const cv_config *cfg, const char *snap, json_t *counts)
         json_decref(req);
         batch_clear(&b);
     }
-out:
     batch_clear(&b);
     json_decref(b.rows);
     free(b.bodies);
     free(b.blobs);
-    sqlite3_finalize(st);
-    if (h)
-        sqlite3_close(h);
-    cv_maint_close(&s);
+    feed_close(&f);
     return status;
 }
 

@@ -300,7 +300,7 @@ out:
 /* ---- verify ----------------------------------------------------------- */
 
 int cv_backup_verify_file(const cv_config *cfg, const cv_keyring *kr,
-                         const char *path, json_t **result)
+                          const char *path, json_t **result)
 {
     char err[1024];
     int64_t t0 = cv_mono_ms();

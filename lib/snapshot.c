@@ -287,8 +287,9 @@ int cv_snapshot_digest(const char *path, uint64_t *size, char hex[65],
 /* Decrypt and decompress the backup at path into dest (new, 0600,
  * fsynced), checking the snapshot's size and digest against the
  * manifest; *manifest gets it. 0 or -1 with a reason. */
-int cv_snapshot_unpack(const cv_keyring *kr, const char *path, const char *dest,
-                  json_t **manifest, char *err, size_t errlen)
+int cv_snapshot_unpack(const cv_keyring *kr, const char *path,
+                       const char *dest, json_t **manifest, char *err,
+                       size_t errlen)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     *manifest = NULL;
@@ -372,7 +373,7 @@ out:
 
 /* integrity_check, the manifest's rows and digests, every keyed checksum. */
 int cv_snapshot_check(const char *snap, const cv_keyring *kr,
-                          json_t *manifest, char *err, size_t errlen)
+                      json_t *manifest, char *err, size_t errlen)
 {
     int code, rc = -1;
     cv_db *db = cv_db_open_reader(snap, &code, err, errlen);
