@@ -8,6 +8,7 @@
 #include "export.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
+#include "journal.h"
 #include "instance.h"
 #include "keyring.h"
 #include "maint.h"
@@ -431,6 +432,19 @@ static int cmd_deadletter(ctx *c, int argc, char **argv)
     return rc;
 }
 
+/* The replay journal's extent beside the database's own figures. */
+static int print_stats(ctx *c, json_t *stats)
+{
+    cv_journal_info j;
+    if (cv_journal_stat(c->cfg.journal_dir, &j) == 0)
+        json_object_set_new(stats, "journal", json_pack("{s:I, s:I, s:i, s:I}",
+            "first_batch", (json_int_t)j.first, "last_batch", (json_int_t)j.last,
+            "segments", j.segments, "bytes", (json_int_t)j.bytes));
+    int rc = cv_inspect_stats_print(stats, stdout);
+    json_decref(stats);
+    return rc;
+}
+
 /* Ask the running store when one answers, else read the file. */
 static int cmd_stats(ctx *c)
 {
@@ -443,9 +457,7 @@ static int cmd_stats(ctx *c)
         cv_control_destroy(&ctl);
         if (reply && json_is_true(json_object_get(reply, "ok"))) {
             json_object_del(reply, "ok");
-            int rc = cv_inspect_stats_print(reply, stdout);
-            json_decref(reply);
-            return rc;
+            return print_stats(c, reply);
         }
         if (reply)
             cv_warn("store could not answer (%s); reading the file",
@@ -455,7 +467,8 @@ static int cmd_stats(ctx *c)
         json_decref(reply);
     }
     int rc = open_reader(c, false);
-    return rc ? rc : cv_inspect_stats(c->db, stdout);
+    json_t *stats = rc ? NULL : cv_inspect_stats_json(c->db);
+    return rc ? rc : stats ? print_stats(c, stats) : EX_IOERR;
 }
 
 int main(int argc, char **argv)

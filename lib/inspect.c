@@ -333,6 +333,9 @@ json_t *cv_inspect_stats_json(cv_db *db)
                         json_integer(scalar(db, "PRAGMA freelist_count")));
     json_object_set_new(o, "schema_version",
                         json_integer(scalar(db, "SELECT value FROM meta WHERE key='schema_version'")));
+    /* the last journal batch the database holds (lib/journal.h) */
+    json_object_set_new(o, "journal_batch",
+                        json_integer(scalar(db, "SELECT coalesce(max(value), 0) FROM meta WHERE key='journal_lsn'")));
     return o;
 }
 

@@ -284,6 +284,11 @@ test_journal_segments_go_once_a_verified_backup_covers_them() {
     assertTrue "the journal still goes on from the backup (segment $first, backup $lsn)" \
         "[ $first -le $((lsn + 1)) ]"
     fill 200 64
+    ctxvault stats > "$TEST_TMP/stats.out"
+    assertEquals "stats: the database's batch is the journal's last" \
+        "$(json_get '$.journal_batch' < "$TEST_TMP/stats.out")" "$(json_get '$.journal.last_batch' < "$TEST_TMP/stats.out")"
+    assertTrue "stats: the journal starts after the first backup" \
+        "[ $(json_get '$.journal.first_batch' < "$TEST_TMP/stats.out") -gt 1 ]"
     want=$(sums)
     rm -f "$DB"
     ctxvault-backup restore > "$TEST_TMP/restore.out" 2> "$TEST_TMP/restore.err"
