@@ -98,6 +98,9 @@ int main(int argc, char **argv)
     if (dbpath) {
         free(cfg.db_file);
         cfg.db_file = cv_strdup(dbpath);
+        /* another database has a journal of its own */
+        free(cfg.journal_dir);
+        cfg.journal_dir = cv_fmt("%s.journal", dbpath);
     }
     if (cv_fieldcrypt_init() < 0) {
         cv_err("cannot initialise libsodium");

@@ -179,6 +179,8 @@ test_store_db_option_writes_there() {
     assertEquals "rows in --db $other" 100 \
         "$(sqlite3 "$other" 'SELECT COUNT(*) FROM events')"
     assertEquals "rows in the instance's database" 0 "$(rows)"
+    assertTrue "its journal is beside it" "ls '$other.journal/'*.cvj > /dev/null"
+    assertFalse "the instance's journal has none of it" "ls '$HOME_DIR/journal/'*.cvj > /dev/null 2>&1"
 }
 
 test_second_store_on_the_same_database_refuses_with_exit_75() {
