@@ -176,32 +176,56 @@ int cv_db_begin(cv_db *db)
     return rc;
 }
 
+static int to_journal(void *arg, const void *data, int n)
+{
+    return cv_journal_write(arg, data, (size_t)n) < 0 ? SQLITE_IOERR : SQLITE_OK;
+}
+
 /* The batch goes to the journal, numbered in meta, before COMMIT: a
  * crash between the two leaves a record the database lacks, which the
  * next open replays (its events were not acknowledged; if resent, they
- * are found already stored). */
+ * are found already stored). The patchset streams to the file: a batch
+ * of 10,000 events is never whole in memory. */
 static int journal_batch(cv_db *db)
 {
-    int n = 0;
-    void *p = NULL;
-    int rc = sqlite3session_patchset(db->sess, &n, &p);
+    char err[512];
+    int64_t lsn = db->lsn + 1;
+    int rc = SQLITE_OK;
+    if (sqlite3session_isempty(db->sess)) {
+        end_session(db);
+        return SQLITE_OK;
+    }
+    if (cv_journal_begin(db->journal, lsn, cv_now_ms(), err, sizeof err) < 0) {
+        end_session(db);
+        db->why = cv_strdup(err);
+        return SQLITE_IOERR;
+    }
+    /* SQLite streams 1 KiB pieces by default: a write each is too many */
+    static int piece = 256 * 1024;
+    if (piece > 0) {
+        sqlite3session_config(SQLITE_SESSION_CONFIG_STRMSIZE, &piece);
+        piece = 0;
+    }
+    rc = sqlite3session_patchset_strm(db->sess, to_journal, db->journal);
     end_session(db);
-    if (rc != SQLITE_OK || n == 0) {
-        sqlite3_free(p);
+    int written = rc == SQLITE_OK ? cv_journal_end(db->journal, err, sizeof err) : -1;
+    if (rc != SQLITE_OK) {
+        cv_journal_abort(db->journal);
         return rc;
     }
-    int64_t lsn = db->lsn + 1;
-    char err[512];
+    if (written < 0) {
+        db->why = cv_strdup(err);
+        return SQLITE_IOERR;
+    }
+    if (written == 0)
+        return SQLITE_OK; /* changes that cancelled out */
     rc = exec_fmt(db, "INSERT OR REPLACE INTO meta(key, value) "
                   "VALUES('journal_lsn', %lld)", (long long)lsn);
-    if (rc == SQLITE_OK &&
-        cv_journal_append(db->journal, lsn, cv_now_ms(), p, (size_t)n, err,
-                          sizeof err) < 0) {
-        db->why = cv_strdup(err);
-        rc = SQLITE_IOERR;
+    if (rc != SQLITE_OK) {
+        cv_journal_undo(db->journal);
+        return rc;
     }
-    sqlite3_free(p);
-    return rc == SQLITE_OK ? SQLITE_DONE : rc;
+    return SQLITE_DONE;
 }
 
 int cv_db_commit(cv_db *db)

@@ -30,8 +30,11 @@ struct cv_journal {
     int64_t last;              /* the last batch appended */
     bool fresh_segment;        /* the next append starts a segment */
     int64_t undo_size;         /* for cv_journal_undo */
-    uint8_t *buf;
-    size_t cap;
+    /* the record being written */
+    int64_t rec_lsn, rec_at, rec_len;
+    bool rec_failed;
+    int rec_errno;
+    crypto_generichash_state rec_hash;
 };
 
 static void put64(uint8_t *p, uint64_t v)
@@ -53,9 +56,23 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* The sum of a record (header first, then payload, as on disk): BLAKE2b
+ * of the payload, then the header, the order it is written in. */
 static void record_sum(const uint8_t *rec, size_t n, uint8_t out[REC_SUM])
 {
-    crypto_generichash(out, REC_SUM, rec, n, NULL, 0);
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, REC_SUM);
+    crypto_generichash_update(&h, rec + REC_HEAD, n - REC_HEAD);
+    crypto_generichash_update(&h, rec, REC_HEAD);
+    crypto_generichash_final(&h, out, REC_SUM);
 }
 
 /* ---- the segment files ------------------------------------------------- */
@@ -150,7 +167,7 @@ static int walk_segment(int fd, int64_t first, int64_t *end, int64_t *last,
 static int new_segment(const char *dir, int64_t first, char *err, size_t errlen)
 {
     char *p = seg_path(dir, first);
-    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     uint8_t h[HEAD_BYTES];
     memcpy(h, MAGIC, 8);
     put64(h + 8, (uint64_t)first);
@@ -198,7 +215,7 @@ cv_journal *cv_journal_open(const char *dir, int64_t segment_bytes,
         int64_t first = l.first[l.n - 1], end, last;
         bool torn;
         char *p = seg_path(dir, first);
-        int fd = open(p, O_RDWR | O_APPEND | O_CLOEXEC);
+        int fd = open(p, O_RDWR | O_CLOEXEC);
         if (fd < 0 || walk_segment(fd, first, &end, &last, &torn) < 0) {
             struct stat st;
             if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size < HEAD_BYTES) {
@@ -262,25 +279,25 @@ void cv_journal_destroy(cv_journal **p)
         close(j->fd);
     }
     free(j->dir);
-    free(j->buf);
     free(j);
     *p = NULL;
 }
 
 int64_t cv_journal_last(const cv_journal *j) { return j->last; }
 
-int cv_journal_append(cv_journal *j, int64_t lsn, int64_t at_ms,
-                      const void *patchset, size_t len, char *err,
-                      size_t errlen)
+/* A record is written in place as it comes (a patchset streams out of
+ * SQLite in pieces, never whole in memory): the payload after a gap for
+ * the header, then the header, then the sum. A crash midway leaves a
+ * record whose header does not follow, which the next open cuts off. */
+int cv_journal_begin(cv_journal *j, int64_t lsn, int64_t at_ms, char *err,
+                     size_t errlen)
 {
-    if (lsn != j->last + 1 || len > REC_MAX) {
+    if (lsn != j->last + 1) {
         snprintf(err, errlen, "journal: batch %lld does not follow %lld",
                  (long long)lsn, (long long)j->last);
         return -1;
     }
-    size_t n = REC_HEAD + len + REC_SUM;
-    if (j->fd >= 0 && j->size > HEAD_BYTES &&
-        j->size + (int64_t)n > j->segment_bytes) {
+    if (j->fd >= 0 && j->size > HEAD_BYTES && j->size >= j->segment_bytes) {
         if (fdatasync(j->fd) < 0) {
             snprintf(err, errlen, "cannot sync the journal: %s", strerror(errno));
             return -1;
@@ -297,28 +314,83 @@ int cv_journal_append(cv_journal *j, int64_t lsn, int64_t at_ms,
         j->size = HEAD_BYTES;
         j->fresh_segment = false;
     }
-    if (n > j->cap)
-        j->buf = cv_realloc(j->buf, j->cap = n + n / 2);
-    uint8_t *r = j->buf;
-    r[0] = (uint8_t)(len >> 24);
-    r[1] = (uint8_t)(len >> 16);
-    r[2] = (uint8_t)(len >> 8);
-    r[3] = (uint8_t)len;
-    put64(r + 4, (uint64_t)lsn);
-    put64(r + 12, (uint64_t)at_ms);
-    memcpy(r + REC_HEAD, patchset, len);
-    record_sum(r, REC_HEAD + len, r + REC_HEAD + len);
-    if (cv_write_all(j->fd, r, n) < 0 || (j->sync_each && fdatasync(j->fd) < 0)) {
+    j->rec_lsn = lsn;
+    j->rec_at = at_ms;
+    j->rec_len = 0;
+    j->rec_failed = false;
+    crypto_generichash_init(&j->rec_hash, NULL, 0, REC_SUM);
+    return 0;
+}
+
+int cv_journal_write(cv_journal *j, const void *data, size_t n)
+{
+    if (j->rec_failed)
+        return -1;
+    int64_t off = j->size + REC_HEAD + j->rec_len;
+    const uint8_t *p = data;
+    while (n > 0) {
+        ssize_t w = pwrite(j->fd, p, n, off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            j->rec_errno = w < 0 ? errno : EIO;
+            j->rec_failed = true;
+            return -1;
+        }
+        crypto_generichash_update(&j->rec_hash, p, (size_t)w);
+        p += w;
+        n -= (size_t)w;
+        off += w;
+        j->rec_len += w;
+    }
+    return 0;
+}
+
+int cv_journal_end(cv_journal *j, char *err, size_t errlen)
+{
+    uint8_t h[REC_HEAD], sum[REC_SUM];
+    int64_t len = j->rec_len;
+    if (!j->rec_failed && len == 0)
+        return 0; /* nothing changed: no batch */
+    if (!j->rec_failed && len > REC_MAX) {
+        j->rec_failed = true;
+        j->rec_errno = EFBIG;
+    }
+    put32(h, (uint32_t)len);
+    put64(h + 4, (uint64_t)j->rec_lsn);
+    put64(h + 12, (uint64_t)j->rec_at);
+    crypto_generichash_update(&j->rec_hash, h, sizeof h);
+    crypto_generichash_final(&j->rec_hash, sum, sizeof sum);
+    if (j->rec_failed ||
+        pwrite(j->fd, sum, sizeof sum, j->size + REC_HEAD + len) != (ssize_t)sizeof sum ||
+        pwrite(j->fd, h, sizeof h, j->size) != (ssize_t)sizeof h ||
+        (j->sync_each && fdatasync(j->fd) < 0)) {
         snprintf(err, errlen, "cannot write the journal in %s: %s", j->dir,
-                 strerror(errno));
+                 strerror(j->rec_failed ? j->rec_errno : errno));
         if (ftruncate(j->fd, j->size) < 0) /* no half record stays */
             j->fresh_segment = true;
         return -1;
     }
     j->undo_size = j->size;
-    j->size += (int64_t)n;
-    j->last = lsn;
-    return 0;
+    j->size += REC_HEAD + len + REC_SUM;
+    j->last = j->rec_lsn;
+    return 1;
+}
+
+void cv_journal_abort(cv_journal *j)
+{
+    if (j->fd >= 0 && ftruncate(j->fd, j->size) < 0)
+        j->fresh_segment = true;
+}
+
+int cv_journal_append(cv_journal *j, int64_t lsn, int64_t at_ms,
+                      const void *payload, size_t len, char *err,
+                      size_t errlen)
+{
+    if (cv_journal_begin(j, lsn, at_ms, err, errlen) < 0)
+        return -1;
+    cv_journal_write(j, payload, len);
+    return cv_journal_end(j, err, errlen) < 0 ? -1 : 0;
 }
 
 void cv_journal_undo(cv_journal *j)

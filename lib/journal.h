@@ -16,9 +16,11 @@
  *   first lsn             8 bytes, big-endian
  *   records               each: length (4), lsn (8), commit time in ms
  *                         (8), the patchset, and a 16-byte BLAKE2b of
- *                         all that, so a torn or altered record is found
+ *                         the patchset then the 20 bytes before it, so a
+ *                         torn or altered record is found
  *
- * A segment fills to its size limit and the next begins; the newest is
+ * A segment fills to its size limit (a record may pass it) and the next
+ * begins; the newest is
  * the only one written. ctxvault-backup removes segments once a verified
  * backup holds every batch in them. */
 #ifndef CV_JOURNAL_H
@@ -45,10 +47,19 @@ void cv_journal_destroy(cv_journal **p);
 /* The last batch in the journal (0 when empty). */
 int64_t cv_journal_last(const cv_journal *j);
 
-/* Append batch lsn (cv_journal_last + 1) made at at_ms. 0, or -1 with a
- * reason (nothing is left half-written). */
+/* Append batch lsn (cv_journal_last + 1) made at at_ms, its payload in
+ * pieces: begin, write each piece (a failure is kept for end), end. end
+ * returns 1 when the record is written, 0 when the payload was empty (no
+ * batch), or -1 with a reason; nothing is left half-written. abort drops
+ * a record begun. */
+int cv_journal_begin(cv_journal *j, int64_t lsn, int64_t at_ms, char *err,
+                     size_t errlen);
+int cv_journal_write(cv_journal *j, const void *data, size_t n);
+int cv_journal_end(cv_journal *j, char *err, size_t errlen);
+void cv_journal_abort(cv_journal *j);
+/* The three at once: 0, or -1 with a reason. */
 int cv_journal_append(cv_journal *j, int64_t lsn, int64_t at_ms,
-                      const void *patchset, size_t len, char *err,
+                      const void *payload, size_t len, char *err,
                       size_t errlen);
 /* Take back the last append: its COMMIT failed. */
 void cv_journal_undo(cv_journal *j);

@@ -261,7 +261,7 @@ bench_backup() {
     CTXVAULT_HOME=$1 "$BIN/ctxvault-backup" create >"$tmp/backup.out" 2>"$tmp/backup.err" ||
         { sed 's/^/    /' "$tmp/backup.err" >&2; die "ctxvault-backup create failed"; }
     bk_ms=$(( $(now_ms) - t0 ))
-    bk_bytes=$(sed -n 's/.*"bytes":\([0-9]*\).*/\1/p' "$tmp/backup.out")
+    bk_bytes=$(sed -n 's/.*"bytes":\([0-9]*\),"ratio".*/\1/p' "$tmp/backup.out")
     t0=$(now_ms)
     sqlite3 "$_db" ".backup '$tmp/ref.db'" && zstd -q -3 --rm -f "$tmp/ref.db" -o "$tmp/ref.db.zst" ||
         die "sqlite3 .backup | zstd failed"

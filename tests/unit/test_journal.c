@@ -101,24 +101,25 @@ TEST(a_torn_end_is_cut_when_opened)
 TEST(segments_fill_then_are_pruned_and_cut)
 {
     const char *dir = cvt_tmpdir();
-    cv_journal *j = open_at(dir, 4096, 0); /* three records a segment */
+    /* a segment takes records while it is under 4,096 bytes: four */
+    cv_journal *j = open_at(dir, 4096, 0);
     CHECK_INT(append_n(j, 10), 0);
     cv_journal_destroy(&j);
     cv_journal_info in;
     CHECK_INT(cv_journal_stat(dir, &in), 0);
     CHECK_INT(in.first, 1);
     CHECK_INT(in.last, 10);
-    CHECK_INT(in.segments, 4); /* 1-3, 4-6, 7-9, 10 */
+    CHECK_INT(in.segments, 3); /* 1-4, 5-8, 9-10 */
     int removed;
     int64_t bytes;
-    /* batch 5 is covered, but the segment 4-6 is not all covered */
-    CHECK_INT(cv_journal_prune(dir, 5, &removed, &bytes), 0);
+    /* batch 6 is covered, but the segment 5-8 is not all covered */
+    CHECK_INT(cv_journal_prune(dir, 6, &removed, &bytes), 0);
     CHECK_INT(removed, 1);
     CHECK_INT(cv_journal_stat(dir, &in), 0);
-    CHECK_INT(in.first, 4);
+    CHECK_INT(in.first, 5);
     /* everything covered: the newest segment still stays */
     CHECK_INT(cv_journal_prune(dir, 10, &removed, &bytes), 0);
-    CHECK_INT(removed, 2);
+    CHECK_INT(removed, 1);
     CHECK_INT(cv_journal_stat(dir, &in), 0);
     CHECK_INT(in.segments, 1);
     CHECK_INT(in.last, 10);
@@ -130,16 +131,18 @@ TEST(segments_fill_then_are_pruned_and_cut)
     cv_journal_destroy(&j);
     char err[256];
     int64_t moved;
-    CHECK_INT(cv_journal_cut(jdir, 4, aside, &moved, err, sizeof err), 0);
-    CHECK_INT(moved, 4);
+    /* after 3: the first segment is split, the second moves whole */
+    CHECK_INT(cv_journal_cut(jdir, 3, aside, &moved, err, sizeof err), 0);
+    CHECK_INT(moved, 5);
     CHECK_INT(cv_journal_stat(jdir, &in), 0);
-    CHECK_INT(in.last, 4);
+    CHECK_INT(in.last, 3);
     CHECK_INT(cv_journal_stat(aside, &in), 0);
-    CHECK_INT(in.first, 5);
+    CHECK_INT(in.first, 4);
     CHECK_INT(in.last, 8);
+    CHECK_INT(in.segments, 2);
     /* the journal goes on from the cut */
-    j = open_at(jdir, 4096, 4);
-    CHECK_INT(cv_journal_last(j), 4);
+    j = open_at(jdir, 4096, 3);
+    CHECK_INT(cv_journal_last(j), 3);
     CHECK_INT(append_n(j, 1), 0);
     cv_journal_destroy(&j);
     free(jdir);
