@@ -14,7 +14,7 @@ BUILD   ?= build/plain
 BINDIR  ?= bin
 SAN     ?=
 
-PKGS    = libczmq libzmq jansson libsodium sqlite3 libzstd
+PKGS    = libczmq libzmq jansson libsodium sqlite3 libzstd libmicrohttpd
 CC      ?= cc
 WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
           -Wno-format-nonliteral
@@ -24,7 +24,7 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -I$(BUILD)/gen \
           -fno-omit-frame-pointer -DSQLITE_ENABLE_SESSION \
           -DSQLITE_ENABLE_PREUPDATE_HOOK
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lczmq -lzmq -ljansson -lsodium -lsqlite3 -lzstd)
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lczmq -lzmq -ljansson -lsodium -lsqlite3 -lzstd -lmicrohttpd) -lpthread -lm
 # quiet build lines unless V=1
 ifeq ($(V),1)
 Q =
@@ -40,14 +40,14 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
-          libsodium-dev libsqlite3-dev libzstd-dev sqlite3 shunit2 supervisor time \
-          jq
+          libsodium-dev libsqlite3-dev libzstd-dev libmicrohttpd-dev sqlite3 \
+          shunit2 supervisor time jq curl
 # Only `make bench` needs the peer. Kept apart because syslog-ng-core
 # replaces the system's log daemon (rsyslog) on an ordinary host.
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
-           ctxvault-scrub ctxvault-backup
+           ctxvault-scrub ctxvault-backup ctxvault-metrics
 BINS     = $(addprefix $(BINDIR)/,$(PROGRAMS))
 LIB_SRCS = $(wildcard lib/*.c)
 GEN_SRCS = $(BUILD)/gen/defaults.c

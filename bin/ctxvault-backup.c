@@ -7,7 +7,9 @@
 #include "config.h"
 #include "fieldcrypt.h"
 #include "keyring.h"
+#include "metrics.h"
 #include "schedule.h"
+#include "sock.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -73,7 +75,43 @@ typedef struct {
     const cv_config *cfg;
     const cv_keyring *kr;
     bool quiet;
+    cv_metrics *m;
 } service;
+
+/* The newest verified backup into the metrics: its time and size. */
+static void report_latest(const cv_config *cfg, cv_metrics *m)
+{
+    json_t *all = NULL;
+    size_t i;
+    json_t *b;
+    if (cv_backup_list(cfg, false, &all) != 0)
+        return;
+    json_array_foreach(all, i, b) {
+        const char *at = json_string_value(json_object_get(b, "created_at"));
+        int64_t t;
+        if (!json_is_true(json_object_get(b, "verified")) || !at ||
+            !cv_time_parse(at, strlen(at), &t))
+            continue;
+        cv_metrics_set(m, "ctxvault_backup_last_success_timestamp_seconds", NULL,
+                       (double)t / 1000.0);
+        cv_metrics_set(m, "ctxvault_backup_size_bytes", NULL,
+                       (double)json_integer_value(json_object_get(b, "bytes")));
+        break;
+    }
+    json_decref(all);
+}
+
+/* What a create or verify did, into the metrics. */
+static void report_run(const service *s, int status, json_t *res, bool created)
+{
+    if (status == EX_DATAERR)
+        cv_metrics_add(s->m, "ctxvault_backup_verification_failures_total", NULL, 1);
+    if (created && status == 0)
+        cv_metrics_observe(s->m, "ctxvault_backup_duration_seconds", NULL,
+                           (double)json_integer_value(json_object_get(res, "ms")) / 1000.0);
+    report_latest(s->cfg, s->m);
+    cv_metrics_publish(s->m, false);
+}
 
 static int print(json_t *res, bool to_stderr);
 
@@ -85,6 +123,7 @@ static int tick(void *arg)
     cv_backup_opts bo = {.verify = true};
     json_t *res = NULL;
     int rc = cv_backup_create(s->cfg, s->kr, &bo, &res);
+    report_run(s, rc, res, true);
     if (res)
         print(res, false);
     json_decref(res);
@@ -224,10 +263,18 @@ int main(int argc, char **argv)
         status = EX_CONFIG;
         goto out;
     }
-    if (!strcmp(cmd, "create"))
+    cv_sock_init();
+    service s = {&cfg, kr, quiet,
+                 cv_metrics_new(&cfg, "ctxvault-backup", !strcmp(cmd, "serve"))};
+    cv_metrics_set(s.m, "ctxvault_backup_verification_failures_total", NULL, 0);
+    report_latest(&cfg, s.m);
+    if (!strcmp(cmd, "create")) {
         status = cv_backup_create(&cfg, kr, &bo, &res);
-    else if (!strcmp(cmd, "verify"))
+        report_run(&s, status, res, !bo.out || strcmp(bo.out, "-") != 0);
+    } else if (!strcmp(cmd, "verify")) {
         status = cv_backup_verify(&cfg, kr, arg, &res);
+        report_run(&s, status, res, false);
+    }
     else if (!strcmp(cmd, "restore") && archive)
         status = arg ? (usage(stderr), EX_USAGE)
                      : cv_archive_restore(&cfg, kr, archive, &res);
@@ -244,12 +291,11 @@ int main(int argc, char **argv)
     }    else if (!strcmp(cmd, "list"))
         status = cv_backup_list(&cfg, archives, &res);
     else if (!strcmp(cmd, "serve")) {
-        service s = {&cfg, kr, quiet};
         int64_t every = interval > 0 ? interval : cfg.backup_interval_ms;
         if (!quiet)
             cv_info("backing up every %lld s into %s", (long long)(every / 1000),
                     cfg.backup_dir);
-        status = cv_serve_every(every, tick, &s);
+        status = cv_serve_every(every, tick, &s, s.m);
         if (!quiet && !status)
             cv_info("stopped");
     } else if (!strcmp(cmd, "prune"))
@@ -265,6 +311,8 @@ int main(int argc, char **argv)
         int rc = (!quiet || !to_stderr) ? print(res, to_stderr) : 0;
         status = status ? status : rc;
     }
+    cv_metrics_destroy(&s.m);
+    cv_sock_shutdown();
 out:
     json_decref(res);
     cv_keyring_destroy(&kr);

@@ -11,6 +11,7 @@
 #include "event.h"
 #include "fieldcrypt.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "keyring.h"
 #include "ndjson.h"
 #include "progress.h"
@@ -206,6 +207,8 @@ int main(int argc, char **argv)
         cv_sock_init();
         cv_install_signals(); /* again: CZMQ's set-up may reset them */
         char *client_source = cv_fmt("%s-client", cfg.source);
+        cv_metrics *mx = cv_metrics_new(&cfg, "ctxvault-ingest", serve);
+        cv_deadletter_set_metrics(in.dl, mx);
         cv_ingest_opts o = {
             .cfg = &cfg,
             .rules = in.rules,
@@ -215,9 +218,11 @@ int main(int argc, char **argv)
             .timeout_ms = timeout_ms,
             .drain_ms = drain_ms,
             .quiet = quiet,
+            .mx = mx,
         };
         int rc = serve ? cv_ingest_serve(&o)
                        : cv_ingest_client(&o, argv + optind, argc - optind);
+        cv_metrics_destroy(&mx);
         free(client_source);
         cv_sock_shutdown();
         cv_deadletter_close(&in.dl);

@@ -5,6 +5,7 @@
  * conditional updates, batch by batch, each with an entry in the audit
  * trail; a row changed meanwhile is read again, never overwritten. */
 #include "policy.h"
+#include "metrics.h"
 #include "schedule.h"
 #include "scrub.h"
 #include "util.h"
@@ -71,12 +72,26 @@ static int check_policy(const cv_config *cfg)
     return EX_CONFIG;
 }
 
+/* A run into the metrics: rows and fields scrubbed, time, the backlog. */
+static void report(cv_metrics *m, json_t *r)
+{
+    cv_metrics_add(m, "ctxvault_pii_records_scrubbed_total", NULL,
+                   (double)json_integer_value(json_object_get(r, "scrubbed")));
+    cv_metrics_add(m, "ctxvault_pii_fields_scrubbed_total", NULL,
+                   (double)json_integer_value(json_object_get(r, "fields")));
+    cv_metrics_observe(m, "ctxvault_pii_scrubbing_duration_seconds", NULL,
+                       (double)json_integer_value(json_object_get(r, "ms")) / 1000.0);
+    json_int_t backlog = json_integer_value(json_object_get(r, "backlog"));
+    if (backlog >= 0)
+        cv_metrics_set(m, "ctxvault_pii_records_due", NULL, (double)backlog);
+}
+
 int main(int argc, char **argv)
 {
     static const cv_program scrub = {
         .name = "ctxvault-scrub", .doing = "scrubbing", .usage = usage,
         .schedule = schedule, .check = check_policy, .run = cv_scrub_run,
-        .summary = summary,
+        .summary = summary, .report = report,
     };
     return cv_program_main(&scrub, argc, argv);
 }

@@ -149,7 +149,8 @@ int main(int argc, char **argv)
         }
         cv_store_service svc = {.cfg = &cfg, .db = db, .store = st, .pol = pol,
                                 .kr = kr, .dl = dl, .check = check,
-                                .started_ms = started, .quiet = quiet};
+                                .started_ms = started, .recovery = rec,
+                                .quiet = quiet};
         status = cv_store_serve(&svc);
         check = svc.check;
         goto out;

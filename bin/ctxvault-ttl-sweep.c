@@ -2,6 +2,7 @@
  * small transactions through the running store (or under the writer lock
  * when none runs), so writers are never held up for long; each run ends
  * with the files compacted and an entry in the audit trail. */
+#include "metrics.h"
 #include "schedule.h"
 #include "sweep.h"
 #include "util.h"
@@ -50,11 +51,24 @@ static void summary(json_t *res)
 
 static const cv_schedule *schedule(const cv_config *cfg) { return &cfg->sweep; }
 
+/* A run into the metrics: rows deleted, time taken, the backlog left. */
+static void report(cv_metrics *m, json_t *r)
+{
+    cv_metrics_add(m, "ctxvault_ttl_records_deleted_total", NULL,
+                   (double)json_integer_value(json_object_get(r, "deleted")));
+    cv_metrics_observe(m, "ctxvault_ttl_cleanup_duration_seconds", NULL,
+                       (double)json_integer_value(json_object_get(r, "ms")) / 1000.0);
+    json_int_t backlog = json_integer_value(json_object_get(r, "backlog"));
+    if (backlog >= 0)
+        cv_metrics_set(m, "ctxvault_ttl_records_expired", NULL, (double)backlog);
+}
+
 int main(int argc, char **argv)
 {
     static const cv_program sweep = {
         .name = "ctxvault-ttl-sweep", .doing = "sweeping", .usage = usage,
         .schedule = schedule, .run = cv_sweep_run, .summary = summary,
+        .report = report,
     };
     return cv_program_main(&sweep, argc, argv);
 }

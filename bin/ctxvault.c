@@ -2,14 +2,15 @@
  * stored, check it, and check the configuration. */
 #include "config.h"
 #include "audit.h"
+#include "collect.h"
 #include "control.h"
 #include "db.h"
 #include "deadletter.h"
 #include "export.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
-#include "journal.h"
 #include "instance.h"
+#include "journal.h"
 #include "keyring.h"
 #include "maint.h"
 #include "policy.h"
@@ -41,6 +42,9 @@ static void usage(FILE *f)
         "                            kind column (kind,id,ts,created_at,\n"
         "                            expires_at,event); -o writes FILE (0600)\n"
         "  stats                     counts and sizes as JSON\n"
+        "  status                    the pipeline's health, from ctxvault-metrics:\n"
+        "                            each program's state, events, spool, last\n"
+        "                            backup, expired rows (exit 69 when degraded)\n"
         "  verify [--scrub]          integrity_check, every row's checksum and\n"
         "                            the audit trail's chain; --scrub: no row\n"
         "                            past its scrub age is left unscrubbed, and\n"
@@ -445,6 +449,25 @@ static int print_stats(ctx *c, json_t *stats)
     return rc;
 }
 
+/* The health summary, as ctxvault-metrics sees it. */
+static int cmd_status(ctx *c)
+{
+    char err[512];
+    int code = 0;
+    char *page = cv_collect_fetch(c->cfg.metrics_listen, "/status", 5000, &code,
+                                  err, sizeof err);
+    if (!page) {
+        cv_err("%s (is ctxvault-metrics running? [metrics] listen)", err);
+        return EX_UNAVAILABLE;
+    }
+    int rc = fputs(page, stdout) == EOF || fflush(stdout) == EOF ? EX_IOERR : 0;
+    /* degraded: 69, so a script can act on it */
+    if (!rc && strncmp(page, "ctxvault: ok", 12) != 0)
+        rc = EX_UNAVAILABLE;
+    free(page);
+    return rc;
+}
+
 /* Ask the running store when one answers, else read the file. */
 static int cmd_stats(ctx *c)
 {
@@ -504,7 +527,7 @@ int main(int argc, char **argv)
     static const char *const known[] = {"init", "query", "get", "export",
                                         "stats", "verify", "config",
                                         "deadletter", "delete", "rectify",
-                                        "audit", NULL};
+                                        "audit", "status", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -535,6 +558,8 @@ int main(int argc, char **argv)
         rc = cmd_export(&c, argc, argv);
     } else if (strcmp(cmd, "stats") == 0) {
         rc = argc != 1 ? EX_USAGE : cmd_stats(&c);
+    } else if (strcmp(cmd, "status") == 0) {
+        rc = argc != 1 ? EX_USAGE : cmd_status(&c);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = cmd_verify(&c, argc, argv);
     } else if (strcmp(cmd, "deadletter") == 0) {

@@ -177,6 +177,7 @@ static int handle(void *arg, const char *sec, const char *key,
                      : !strcmp(key, "store")   ? &c->ep_store
                      : !strcmp(key, "acks")    ? &c->ep_acks
                      : !strcmp(key, "control") ? &c->ep_control
+                     : !strcmp(key, "metrics") ? &c->ep_metrics
                                                : NULL;
         if (dst) {
             if (dst == &c->source) {
@@ -216,6 +217,25 @@ static int handle(void *arg, const char *sec, const char *key,
                 return BAD("curve '%s' is not auto, yes or no", v);
         } else {
             return BAD("unknown setting '%s' in [pipeline]", key);
+        }
+        return 0;
+    }
+    if (!strcmp(sec, "metrics")) {
+        if (!strcmp(key, "report_interval") || !strcmp(key, "stale_after")) {
+            n = cv_parse_duration(v);
+            if (n < 100 || n > 3600000)
+                return BAD("%s '%s' is not a duration from 100ms to 1h", key, v);
+            *(key[0] == 'r' ? &c->metrics_interval_ms : &c->metrics_stale_ms) = n;
+        } else if (!strcmp(key, "listen")) {
+            const char *colon = strrchr(v, ':');
+            if (!colon || colon == v || !cv_parse_int(colon + 1, 0, 65535, &n))
+                return BAD("listen '%s' is not ADDRESS:PORT (port 0: no HTTP)", v);
+            set_str(&c->metrics_listen, v);
+        } else if (!strcmp(key, "textfile")) {
+            free(c->metrics_textfile);
+            c->metrics_textfile = *v ? cv_strdup(v) : NULL;
+        } else {
+            return BAD("unknown setting '%s' in [metrics]", key);
         }
         return 0;
     }
@@ -298,7 +318,7 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
         *paths[i] = r;
     }
     char **eps[] = {&c->ep_ingest, &c->ep_encrypt, &c->ep_store, &c->ep_acks,
-                    &c->ep_control};
+                    &c->ep_control, &c->ep_metrics};
     for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
         if (strncmp(*eps[i], "ipc://", 6) == 0 && (*eps[i])[6] != '/') {
             char *r = cv_fmt("ipc://%s/%s", c->home, *eps[i] + 6);
@@ -339,6 +359,9 @@ void cv_config_free(cv_config *c)
     free(c->ep_store);
     free(c->ep_acks);
     free(c->ep_control);
+    free(c->ep_metrics);
+    free(c->metrics_listen);
+    free(c->metrics_textfile);
     memset(c, 0, sizeof *c);
 }
 

@@ -56,11 +56,17 @@ typedef struct {
     char *ep_store;       /* encrypt -> store (store binds, PULL) */
     char *ep_acks;        /* store -> ingest acks (store binds, PUB) */
     char *ep_control;     /* requests to store (store binds, ROUTER) */
+    char *ep_metrics;     /* every program -> ctxvault-metrics (it binds, SUB) */
     int window;           /* events in flight per ingest */
     int send_batch;       /* events per message */
     int64_t resend_ms;    /* first resend; doubles up to 30 s */
     int64_t spool_sync_ms;/* group commit: fsync at most this often */
     int curve;            /* 1 on, 0 off, -1 auto (on for tcp://) */
+    /* metrics */
+    int64_t metrics_interval_ms; /* between a program's reports */
+    int64_t metrics_stale_ms;    /* a service silent this long is down */
+    char *metrics_listen;        /* ctxvault-metrics' HTTP: ADDRESS:PORT */
+    char *metrics_textfile;      /* node_exporter textfile, or NULL */
 } cv_config;
 
 /* The commented default configuration that `ctxvault init` writes. */

@@ -102,6 +102,7 @@ int cv_db_create_schema(sqlite3 *h)
 }
 
 sqlite3 *cv_db_handle(cv_db *db) { return db->h; }
+int64_t cv_db_journal_batch(const cv_db *db) { return db->lsn; }
 const char *cv_db_path(const cv_db *db) { return db->path; }
 const char *cv_db_errmsg(cv_db *db)
 {

@@ -111,6 +111,9 @@ const char *cv_db_errmsg(cv_db *db);
  * PRAGMA auto_vacuum=INCREMENTAL first). */
 int cv_db_create_schema(sqlite3 *h);
 
+/* The last journal batch the writer's database holds (0: none). */
+int64_t cv_db_journal_batch(const cv_db *db);
+
 /* Remove a database file with its WAL and shared-memory files. */
 void cv_db_unlink(const char *path);
 

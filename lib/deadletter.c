@@ -3,6 +3,7 @@
 #include "deadletter.h"
 
 #include "fieldcrypt.h"
+#include "metrics.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -21,6 +22,7 @@ struct cv_deadletter {
     char *program;
     uint64_t count;
     uint64_t failed;
+    cv_metrics *mx;
 };
 
 cv_deadletter *cv_deadletter_open(const char *dir, const char *program,
@@ -94,6 +96,10 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
 {
     cv_err("%s:%llu: %s", source, (unsigned long long)line, reason);
     dl->count++;
+    /* every rejection in every program passes here: counted by reason */
+    char label[64];
+    snprintf(label, sizeof label, "reason=%s", cv_reject_class(reason));
+    cv_metrics_add(dl->mx, "ctxvault_events_rejected_total", label, 1);
 
     char when[40];
     cv_time_format_ms(cv_now_ms(), when);
@@ -135,8 +141,17 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
         dl->failed++;
         cv_err("cannot write dead-letter file %s: %s", dl->path,
                strerror(errno));
+    } else {
+        cv_metrics_add(dl->mx, "ctxvault_events_deadlettered_total", NULL, 1);
     }
     return rc;
+}
+
+void cv_deadletter_set_metrics(cv_deadletter *dl, cv_metrics *m)
+{
+    dl->mx = m;
+    /* the series exists from the start, at zero */
+    cv_metrics_add(m, "ctxvault_events_deadlettered_total", NULL, 0);
 }
 
 /* Replace "raw_sealed" by the line it holds. */

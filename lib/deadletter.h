@@ -34,6 +34,10 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
                       const char *reason, const char *raw, size_t len,
                       bool truncated);
 uint64_t cv_deadletter_count(const cv_deadletter *dl);
+/* Count each rejection in m (ctxvault_events_rejected_total by reason,
+ * ctxvault_events_deadlettered_total when written). */
+struct cv_metrics;
+void cv_deadletter_set_metrics(cv_deadletter *dl, struct cv_metrics *m);
 /* Records that could not be written to the file. */
 uint64_t cv_deadletter_failed(const cv_deadletter *dl);
 const char *cv_deadletter_path(const cv_deadletter *dl);

@@ -9,6 +9,8 @@
  * by design: ingest resends what store has not acknowledged. */
 #include "encrypt_serve.h"
 
+#include "metrics.h"
+
 #include "event.h"
 #include "sock.h"
 #include "util.h"
@@ -29,7 +31,16 @@ typedef struct {
     cv_protect *pr;
     cv_deadletter *dl;
     uint64_t messages, events, passed, rejected, malformed;
+    cv_metrics *mx;
 } service;
+
+static void report(service *s, bool final)
+{
+    cv_metrics_set(s->mx, "ctxvault_events_received_total", NULL, (double)s->events);
+    cv_metrics_set(s->mx, "ctxvault_events_forwarded_total", NULL, (double)s->passed);
+    cv_metrics_set(s->mx, "ctxvault_messages_malformed_total", NULL, (double)s->malformed);
+    cv_metrics_publish(s->mx, final);
+}
 
 static void malformed(service *s, const char *why)
 {
@@ -147,8 +158,12 @@ int cv_encrypt_serve(const cv_config *cfg, cv_protect *pr, cv_deadletter *dl,
     }
     if (!quiet)
         cv_info("serving: %s -> %s", cfg->ep_encrypt, cfg->ep_store);
+    s.mx = cv_metrics_new(cfg, "ctxvault-encrypt", true);
+    cv_deadletter_set_metrics(dl, s.mx);
 
     while (!cv_stop_requested) {
+        if (cv_metrics_due(s.mx))
+            report(&s, false);
         zmq_pollitem_t items[1] = {{0}};
         /* one message at a time: read only when the last one has left */
         items[0].socket = zsock_resolve(out ? push : pull);
@@ -185,6 +200,11 @@ int cv_encrypt_serve(const cv_config *cfg, cv_protect *pr, cv_deadletter *dl,
         zmsg_destroy(&out);
     }
 out:
+    if (s.mx) {
+        report(&s, true);
+        cv_deadletter_set_metrics(dl, NULL);
+        cv_metrics_destroy(&s.mx);
+    }
     zsock_destroy(&pull);
     zsock_destroy(&push);
     cv_sock_shutdown();

@@ -1,9 +1,9 @@
 /* ingest.c - client and service modes of ctxvault-ingest. See ingest.h. */
 #include "ingest.h"
 
-#include "ndjson.h"
-
 #include "lineread.h"
+#include "metrics.h"
+#include "ndjson.h"
 #include "progress.h"
 #include "sender.h"
 #include "sock.h"
@@ -31,6 +31,8 @@ static cv_sender *open_sender(const cv_ingest_opts *o, int *status)
     if (!s) {
         *status = errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_IOERR;
         cv_err("%s", err);
+    } else {
+        cv_sender_set_metrics(s, o->mx);
     }
     return s;
 }
@@ -55,6 +57,28 @@ static int take_line(const cv_ingest_opts *o, cv_sender *s, const char *source,
         return -1;
     }
     return 0;
+}
+
+/* The sender's counters into the report ctxvault-metrics gets; the
+ * rejections are counted as they are dead-lettered. */
+static void report(const cv_ingest_opts *o, cv_sender *s, bool final)
+{
+    cv_metrics *m = o->mx;
+    const cv_sender_stats *st = cv_sender_stats_get(s);
+    uint64_t rejected = cv_deadletter_count(o->dl);
+    cv_metrics_set(m, "ctxvault_events_received_total", NULL,
+                   (double)(st->accepted + rejected));
+    cv_metrics_set(m, "ctxvault_events_forwarded_total", NULL,
+                   (double)(st->sent - st->resent));
+    cv_metrics_set(m, "ctxvault_events_resent_total", NULL, (double)st->resent);
+    cv_metrics_set(m, "ctxvault_acks_total", "kind=ack", (double)st->acked);
+    cv_metrics_set(m, "ctxvault_acks_total", "kind=nak", (double)st->rejected);
+    cv_metrics_set(m, "ctxvault_spool_events", NULL, (double)cv_sender_outstanding(s));
+    cv_metrics_set(m, "ctxvault_spool_bytes", NULL, (double)cv_sender_spool_bytes(s));
+    int64_t oldest = cv_sender_oldest_ms(s);
+    cv_metrics_set(m, "ctxvault_spool_oldest_age_seconds", NULL,
+                   oldest ? (double)(cv_mono_ms() - oldest) / 1000.0 : 0);
+    cv_metrics_publish(m, final);
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -204,6 +228,8 @@ int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
     if (st->rejected && !o->quiet)
         cv_warn("%llu events rejected downstream (see the dead-letter files "
                 "of encrypt and store)", (unsigned long long)st->rejected);
+    if (o->mx)
+        report(o, c.s, true);
     cv_sender_destroy(&c.s);
     if (status)
         return status;
@@ -373,6 +399,8 @@ int cv_ingest_serve(const cv_ingest_opts *o)
             }
         }
         send_replies(s, router, &head, &tail);
+        if (cv_metrics_due(o->mx))
+            report(o, s, false);
     }
 
     /* drain: nothing new; what is accepted is committed and answered, and
@@ -391,6 +419,8 @@ int cv_ingest_serve(const cv_ingest_opts *o)
             status = EX_IOERR;
         }
     }
+    if (o->mx)
+        report(o, s, true);
     const cv_sender_stats *st = cv_sender_stats_get(s);
     if (!o->quiet)
         cv_info("stopped: %llu messages, %llu events accepted, %llu resent from "

@@ -30,6 +30,7 @@ typedef struct {
     int64_t timeout_ms;  /* client: give up after this long; 0 never */
     int64_t drain_ms;    /* service: wait this long for acks on SIGTERM */
     bool quiet;
+    struct cv_metrics *mx; /* reported to ctxvault-metrics (may be NULL) */
 } cv_ingest_opts;
 
 /* Client mode over the named files ("-" is stdin; none: stdin). Returns

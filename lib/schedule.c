@@ -1,6 +1,9 @@
 /* schedule.c - a maintenance program's main. See schedule.h. */
 #include "schedule.h"
 
+#include "metrics.h"
+#include "sock.h"
+
 #include "fieldcrypt.h"
 #include "maint.h"
 #include "util.h"
@@ -41,12 +44,16 @@ static bool schedule_args(cv_schedule *s, const char *interval,
 }
 
 static int run_once(const cv_program *p, const cv_config *cfg,
-                    const cv_run_opts *o, bool quiet)
+                    const cv_run_opts *o, bool quiet, cv_metrics *m)
 {
     json_t *res = NULL;
     int status = p->run(cfg, o, &res);
     if (!res)
         return status;
+    if (!o->dry_run && p->report && m) {
+        p->report(m, res);
+        cv_metrics_publish(m, false);
+    }
     char *text = json_dumps(res, CV_JSON_DUMP);
     if (!text || printf("%s\n", text) < 0 || fflush(stdout) != 0) {
         cv_err("cannot write to stdout");
@@ -59,11 +66,19 @@ static int run_once(const cv_program *p, const cv_config *cfg,
     return status;
 }
 
-int cv_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx)
+int cv_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx,
+                   cv_metrics *m)
 {
     int rc = 0;
     while (!cv_stop_requested) {
-        cv_nap_ms(rc == EX_TEMPFAIL && interval_ms > 5000 ? 5000 : interval_ms);
+        int64_t until = cv_mono_ms() +
+            (rc == EX_TEMPFAIL && interval_ms > 5000 ? 5000 : interval_ms);
+        /* the nap in steps: a report each interval says the service lives */
+        while (!cv_stop_requested && cv_mono_ms() < until) {
+            int64_t left = until - cv_mono_ms();
+            cv_nap_ms(left > 200 ? 200 : left);
+            cv_metrics_tick(m);
+        }
         if (cv_stop_requested)
             break;
         rc = run(ctx);
@@ -78,12 +93,13 @@ typedef struct {
     const cv_config *cfg;
     const cv_run_opts *o;
     bool quiet;
+    cv_metrics *m;
 } program_run;
 
 static int run_program(void *ctx)
 {
     program_run *r = ctx;
-    return run_once(r->p, r->cfg, r->o, r->quiet);
+    return run_once(r->p, r->cfg, r->o, r->quiet, r->m);
 }
 
 int cv_program_main(const cv_program *p, int argc, char **argv)
@@ -104,6 +120,7 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
     const char *interval_s = NULL, *batch_s = NULL, *pause_s = NULL;
     bool once = false, quiet = false;
     cv_run_opts o = {0};
+    cv_metrics *m = NULL;
     int c;
 
     umask(077);
@@ -155,7 +172,9 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
     o.actor = actor;
 
     if (once || o.dry_run) {
-        status = run_once(p, &cfg, &o, quiet);
+        cv_sock_init();
+        m = o.dry_run ? NULL : cv_metrics_new(&cfg, p->name, false);
+        status = run_once(p, &cfg, &o, quiet, m);
         goto out;
     }
     /* a service never takes the writer lock: a store restarting under
@@ -164,11 +183,17 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
     if (!quiet)
         cv_info("%s every %lld s, %d rows per transaction", p->doing,
                 (long long)(sched.interval_ms / 1000), o.batch);
-    program_run r = {p, &cfg, &o, quiet};
-    status = cv_serve_every(sched.interval_ms, run_program, &r);
+    cv_sock_init();
+    m = cv_metrics_new(&cfg, p->name, true);
+    program_run r = {p, &cfg, &o, quiet, m};
+    status = cv_serve_every(sched.interval_ms, run_program, &r, m);
     if (!quiet && !status)
         cv_info("stopped");
 out:
+    if (m) {
+        cv_metrics_destroy(&m);
+        cv_sock_shutdown();
+    }
     free(actor);
     cv_config_free(&cfg);
     return status;

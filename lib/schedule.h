@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct cv_metrics;
+
 /* What one run is asked to do. */
 typedef struct {
     int batch;              /* rows per transaction */
@@ -33,6 +35,8 @@ typedef struct {
     int (*run)(const cv_config *cfg, const cv_run_opts *o, json_t **result);
     /* one line on stderr about a run (not for dry runs, not with -q) */
     void (*summary)(json_t *result);
+    /* a run's result into the program's metrics (not for dry runs) */
+    void (*report)(struct cv_metrics *m, json_t *result);
 } cv_program;
 
 /* The program's main: --home, -c, --once, --dry-run, --interval, --batch,
@@ -45,7 +49,10 @@ typedef struct {
 int cv_program_main(const cv_program *p, int argc, char **argv);
 
 /* The service's loop alone: run(ctx) every interval_ms until SIGTERM, as
- * above. 0, or the status of a run that retrying will not help. */
-int cv_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx);
+ * above, publishing m (may be NULL) every report interval meanwhile, so
+ * a service with a daily run is not taken for a silent one. 0, or the
+ * status of a run that retrying will not help. */
+int cv_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx,
+                   struct cv_metrics *m);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "fieldcrypt.h"
 #include "jscan.h"
+#include "metrics.h"
 #include "sock.h"
 #include "spool.h"
 #include "util.h"
@@ -35,6 +36,8 @@ typedef struct ev {
     uint64_t rec;           /* spool record */
     uint64_t hash;
     int64_t deadline;       /* of the next resend, when sent */
+    int64_t added_ms;       /* when it entered the window */
+    int64_t sent_ms;        /* its first send */
     uint32_t tries;
     uint8_t list;
     size_t len;
@@ -49,6 +52,7 @@ typedef struct {
 
 struct cv_sender {
     const cv_config *cfg;
+    cv_metrics *mx;         /* ack latency goes there, when set */
     char *source;
     size_t source_len;
     cv_spool *spool;
@@ -147,6 +151,7 @@ static int window_add(cv_sender *s, const char *line, size_t len, uint64_t rec,
     memcpy(e->id, id, idl + 1);
     e->len = len;
     e->rec = rec;
+    e->added_ms = cv_mono_ms();
     e->hash = hash_id(s, id, idl);
     size_t b = e->hash & (s->nbuckets - 1);
     e->hnext = s->buckets[b];
@@ -423,6 +428,8 @@ static int send_ready(cv_sender *s)
             list_del(s, e);
             if (e->tries > 0)
                 s->st.resent++;
+            else
+                e->sent_ms = now;
             e->tries++;
             e->deadline = now + resend_delay(s, e->tries);
             list_push(s, L_SENT0 + (e->tries - 1 < NLEVELS ? (int)e->tries - 1
@@ -477,6 +484,9 @@ static void answer(cv_sender *s, const char *id, size_t idl, const char *reason,
             logged = true;
         } else {
             s->st.acked++;
+            if (e->sent_ms)
+                cv_metrics_observe(s->mx, "ctxvault_ack_latency_seconds", NULL,
+                                   (double)(cv_mono_ms() - e->sent_ms) / 1000.0);
         }
         if (cv_spool_ack(s->spool, e->rec) < 0) {
             /* logged by the spool; the segment is only replayed again */
@@ -618,3 +628,17 @@ uint64_t cv_sender_outstanding(const cv_sender *s)
 const cv_sender_stats *cv_sender_stats_get(const cv_sender *s) { return &s->st; }
 const char *cv_sender_error(const cv_sender *s) { return s->err; }
 const char *cv_sender_spool_dir(const cv_sender *s) { return cv_spool_dir(s->spool); }
+
+void cv_sender_set_metrics(cv_sender *s, cv_metrics *m) { s->mx = m; }
+
+int64_t cv_sender_oldest_ms(const cv_sender *s)
+{
+    int64_t oldest = 0;
+    for (int l = 0; l < L_SENT0 + NLEVELS; l++)
+        for (const ev *e = s->lists[l].head; e; e = e->next)
+            if (!oldest || e->added_ms < oldest)
+                oldest = e->added_ms;
+    return oldest;
+}
+
+uint64_t cv_sender_spool_bytes(const cv_sender *s) { return cv_spool_bytes(s->spool); }

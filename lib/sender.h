@@ -81,5 +81,12 @@ uint64_t cv_sender_outstanding(const cv_sender *s);
 const cv_sender_stats *cv_sender_stats_get(const cv_sender *s);
 const char *cv_sender_error(const cv_sender *s);
 const char *cv_sender_spool_dir(const cv_sender *s);
+/* Observe each acknowledgement's latency (first send to ACK) into m. */
+struct cv_metrics;
+void cv_sender_set_metrics(cv_sender *s, struct cv_metrics *m);
+/* When the oldest unanswered event entered the window (cv_mono_ms), or 0;
+ * and the spool's size in bytes. */
+int64_t cv_sender_oldest_ms(const cv_sender *s);
+uint64_t cv_sender_spool_bytes(const cv_sender *s);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "control.h"
 #include "maint.h"
+#include "metrics.h"
 
 #include "event.h"
 #include "inspect.h"
@@ -70,6 +71,9 @@ typedef struct {
     int wal_frames;         /* in the WAL after the last commit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
+    cv_metrics *mx;         /* reported to ctxvault-metrics */
+    uint64_t failures_reported;
+    char last_failure[256];
 } server;
 
 static void malformed(server *s, const char *why)
@@ -174,6 +178,8 @@ static void publish(server *s)
 static void fail_batch(server *s, const char *why)
 {
     s->commit_failures++;
+    snprintf(s->last_failure, sizeof s->last_failure,
+             "a commit failed, nothing acknowledged: %s", why);
     if (s->commit_failures <= 10 || s->commit_failures % 100 == 0)
         cv_err("batch rolled back, nothing acknowledged (%llu so far; ingest "
                "resends): %s", (unsigned long long)s->commit_failures, why);
@@ -190,9 +196,13 @@ static void maybe_checkpoint(server *s, int pages)
 {
     if (pages > 0 && s->wal_frames >= pages) {
         int log, done;
+        int64_t t0 = cv_mono_ms();
         sqlite3_wal_checkpoint_v2(cv_db_handle(s->svc->db), NULL,
                                   SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         s->wal_frames = 0;
+        cv_metrics_add(s->mx, "ctxvault_wal_checkpoints_total", NULL, 1);
+        cv_metrics_observe(s->mx, "ctxvault_wal_checkpoint_duration_seconds",
+                           NULL, (double)(cv_mono_ms() - t0) / 1000.0);
     }
 }
 
@@ -385,6 +395,51 @@ static json_t *do_query(server *s, json_t *req)
     return json_pack("{s:b, s:o}", "ok", 1, "events", events);
 }
 
+/* The counters into the report ctxvault-metrics gets. */
+static void report(server *s, bool final)
+{
+    const cv_store_stats *st = cv_store_stats_get(s->svc->store);
+    cv_metrics *m = s->mx;
+    cv_metrics_set(m, "ctxvault_events_received_total", NULL,
+                   (double)(st->inserted + st->duplicates + s->rejected));
+    cv_metrics_set(m, "ctxvault_events_stored_total", NULL, (double)st->inserted);
+    cv_metrics_set(m, "ctxvault_events_duplicate_total", NULL, (double)st->duplicates);
+    cv_metrics_set(m, "ctxvault_acks_total", "kind=ack", (double)s->acked);
+    cv_metrics_set(m, "ctxvault_acks_total", "kind=nak", (double)s->naked);
+    cv_metrics_set(m, "ctxvault_commit_batches_total", NULL, (double)st->batches);
+    cv_metrics_set(m, "ctxvault_commit_failures_total", NULL, (double)s->commit_failures);
+    cv_metrics_set(m, "ctxvault_messages_malformed_total", NULL, (double)s->malformed);
+    cv_metrics_set(m, "ctxvault_requests_total", NULL, (double)s->requests);
+    cv_metrics_set(m, "ctxvault_pii_records_scrubbed_total", "when=arrival",
+                   (double)st->scrubbed_on_arrival);
+    char *wal = cv_fmt("%s-wal", cv_db_path(s->svc->db));
+    cv_metrics_set(m, "ctxvault_wal_size_bytes", NULL, (double)cv_db_file_size(wal));
+    free(wal);
+    cv_metrics_set(m, "ctxvault_db_size_bytes", NULL,
+                   (double)cv_db_file_size(cv_db_path(s->svc->db)));
+    cv_metrics_set(m, "ctxvault_journal_batch", NULL, (double)cv_db_journal_batch(s->svc->db));
+    /* the oldest row past its retention: one step down the expiry index */
+    sqlite3_stmt *st_old = cv_db_stmt(s->svc->db,
+        "SELECT min(expires_at) FROM events WHERE expires_at <= ?");
+    if (st_old) {
+        int64_t now = cv_now_ms();
+        sqlite3_bind_int64(st_old, 1, now);
+        double age = 0;
+        if (sqlite3_step(st_old) == SQLITE_ROW &&
+            sqlite3_column_type(st_old, 0) != SQLITE_NULL)
+            age = (double)(now - sqlite3_column_int64(st_old, 0)) / 1000.0;
+        sqlite3_reset(st_old);
+        cv_metrics_set(m, "ctxvault_ttl_oldest_expired_age_seconds", NULL, age);
+    }
+    /* a failed commit since the last report: nothing acknowledged then */
+    if (s->commit_failures > s->failures_reported)
+        cv_metrics_health(m, false, s->last_failure);
+    else
+        cv_metrics_health(m, true, s->check_ok ? NULL : "start check running");
+    s->failures_reported = s->commit_failures;
+    cv_metrics_publish(m, final);
+}
+
 static json_t *do_ping(server *s)
 {
     const cv_store_stats *st = cv_store_stats_get(s->svc->store);
@@ -451,7 +506,10 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, zmsg_t *rest)
         else
             reply = cv_reply_error(0, "cannot read the database%s", "");
     } else if (strcmp(op, "query") == 0) {
+        int64_t t0 = cv_mono_ms();
         reply = do_query(s, req);
+        cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
+                           (double)(cv_mono_ms() - t0) / 1000.0);
     } else if (commit_batch(s) < 0) {
         /* a change runs in its own transaction, after the open batch */
         reply = cv_reply_error(0, "cannot commit the open batch first%s", "");
@@ -540,6 +598,17 @@ int cv_store_serve(cv_store_service *svc)
     /* checkpoints are run by commit_batch, after the acks */
     sqlite3_wal_hook(cv_db_handle(svc->db), wal_hook, &s);
     cv_sock_init();
+    s.mx = cv_metrics_new(cfg, "ctxvault-store", true);
+    cv_deadletter_set_metrics(svc->dl, s.mx);
+    const cv_recovery *rec = &svc->recovery;
+    if (rec->wal_present || rec->replayed)
+        cv_metrics_add(s.mx, "ctxvault_recovery_attempts_total", NULL, 1);
+    cv_metrics_observe(s.mx, "ctxvault_recovery_duration_seconds", NULL,
+                       (double)rec->duration_ms / 1000.0);
+    cv_metrics_set(s.mx, "ctxvault_recovery_transactions_replayed", NULL,
+                   (double)rec->replayed);
+    cv_metrics_set(s.mx, "ctxvault_key_version", NULL,
+                   (double)cv_keyring_primary(svc->kr));
     s.pull = cv_sock_bind_hwm(cfg, ZMQ_PULL, cfg->ep_store, PULL_HWM, err,
                               sizeof err);
     if (s.pull)
@@ -604,6 +673,8 @@ int cv_store_serve(cv_store_service *svc)
             (cv_mono_ms() >= s.deadline ||
              (cfg->commit_when_idle && !(zsock_events(s.pull) & ZMQ_POLLIN))))
             commit_batch(&s);
+        if (cv_metrics_due(s.mx))
+            report(&s, false);
     }
     if (status == EX_DATAERR) {
         cv_store_rollback(svc->store);
@@ -616,6 +687,10 @@ int cv_store_serve(cv_store_service *svc)
                     s.nacks);
     }
 out:
+    if (s.ctl)
+        report(&s, true);
+    cv_deadletter_set_metrics(svc->dl, NULL);
+    cv_metrics_destroy(&s.mx);
     sqlite3_wal_hook(cv_db_handle(svc->db), NULL, NULL); /* s goes now */
     drop_acks(&s, 0);
     free(s.acks);

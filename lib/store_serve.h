@@ -26,6 +26,7 @@ typedef struct {
     cv_deadletter *dl;
     cv_dbcheck *check;      /* the start check, running; taken over */
     int64_t started_ms;     /* cv_mono_ms() when the program started */
+    cv_recovery recovery;   /* what opening the database found and did */
     bool quiet;
 } cv_store_service;
 

@@ -70,3 +70,7 @@ step "5. $user's latest 5 events as stored (protected fields encrypted or hashed
 echo
 echo "   decrypted with the instance's keys (hashed fields stay hashed):"
 "$BIN/ctxvault" query --user "$user" --limit 5 --decrypt
+
+step "6. the pipeline's health, as ctxvault-metrics serves it (also /metrics on [metrics] listen)"
+sleep 2.5 # a report interval, so every service has reported
+"$BIN/ctxvault" status || echo "   (degraded: see the reasons above)"

@@ -17,6 +17,9 @@ setUp() {
     export CTXVAULT_HOME=$HOME_DIR
     ctxvault init > /dev/null || fail "ctxvault init failed"
     DB=$HOME_DIR/data/ctxvault.db
+    # no HTTP port for ctxvault-metrics unless a test asks for one: suites
+    # run side by side, and a fixed port would be shared
+    sed -i 's|^listen .*|listen = 127.0.0.1:0|' "$HOME_DIR/ctxvault.conf"
 }
 
 tearDown() {

@@ -57,7 +57,7 @@ sv_stop_clean() {
     SUPERVISE_TIMEOUT=60 sh "$SUPERVISE" stop > "$TEST_TMP/stop.out" 2>&1
     _st_rc=$?
     assertEquals "supervise.sh stop (every program exits 0 on SIGTERM): $(cat "$TEST_TMP/stop.out") $(sv_logs)" 0 "$_st_rc"
-    assertEquals "programs that exited 0 on SIGTERM: $(cat "$TEST_TMP/stop.out")" 6 \
+    assertEquals "programs that exited 0 on SIGTERM: $(cat "$TEST_TMP/stop.out")" 7 \
         "$(grep -c 'stopped: ctxvault-[a-z-]* (exit status 0)' "$TEST_TMP/stop.out")"
 }
 
@@ -436,7 +436,7 @@ test_supervisord_files_are_private_and_status_reports_running() {
     assertEquals "supervisord's socket mode" 700 "$(stat -c %a "$HOME_DIR/run/supervisord.sock")"
     sh "$SUPERVISE" status > "$TEST_TMP/status.out" 2>&1
     assertEquals "supervise.sh status: $(cat "$TEST_TMP/status.out")" 0 $?
-    assertEquals "programs RUNNING" 6 "$(grep -c '^ctxvault:ctxvault-[a-z-]* *RUNNING' "$TEST_TMP/status.out")"
+    assertEquals "programs RUNNING" 7 "$(grep -c '^ctxvault:ctxvault-[a-z-]* *RUNNING' "$TEST_TMP/status.out")"
     # the sample, through the running pipeline
     ctxvault-ingest "$DATA/sample.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
     assert_status client 0 $?

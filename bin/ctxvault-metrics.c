@@ -1,0 +1,299 @@
+/* ctxvault-metrics - collect every program's reports and serve them:
+ * /metrics in Prometheus' text format, /health as JSON, /status for people,
+ * over HTTP (libmicrohttpd) on loopback unless told otherwise, and as a
+ * node_exporter textfile when asked. It only listens: a program never
+ * waits for it, and its absence loses nothing but the figures. */
+#include "collect.h"
+#include "config.h"
+#include "metrics.h"
+#include "sock.h"
+#include "util.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define EXPECT_DEFAULT "ctxvault-ingest ctxvault-encrypt ctxvault-store " \
+                       "ctxvault-ttl-sweep ctxvault-scrub ctxvault-backup"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ctxvault-metrics [--home DIR] [-c FILE] [--listen ADDR:PORT]\n"
+        "                        [--textfile PATH] [--expect \"PROGRAM ...\"] [--once]\n"
+        "\n"
+        "Collect the reports every ctxvault program publishes on [pipeline]\n"
+        "metrics, and serve them over HTTP until SIGTERM:\n"
+        "  /metrics   Prometheus text format (ctxvault_* metrics)\n"
+        "  /health    JSON: \"ok\" or \"degraded\", with a reason per program\n"
+        "  /status    a short page for a terminal\n"
+        "\n"
+        "  --listen ADDR:PORT   HTTP address ([metrics] listen = 127.0.0.1:9464;\n"
+        "                       port 0: no HTTP)\n"
+        "  --textfile PATH      also keep PATH (node_exporter's textfile\n"
+        "                       collector), rewritten atomically each interval\n"
+        "  --expect LIST        the services health waits for (default: the\n"
+        "                       supervised six)\n"
+        "  --once               collect for one stale interval, print\n"
+        "                       /metrics on stdout, exit\n"
+        "  --list               every metric ctxvault exports: name, type, help\n"
+        "  --home DIR, -c FILE  the instance, its configuration file\n"
+        "  -q, --quiet          no log of what it does\n"
+        "  -h, --help, -V, --version\n"
+        "\n"
+        "Exit status: 0 stopped by SIGTERM, 64 usage, 69 the address or the\n"
+        "endpoint cannot be bound, 73 the textfile cannot be written, 78\n"
+        "configuration problem.\n");
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    cv_collect *c;
+} state;
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code,
+                             const char *type, char *body)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* One request: libmicrohttpd's thread, under the state's lock. */
+static enum MHD_Result serve(void *cls, struct MHD_Connection *conn,
+                             const char *url, const char *method,
+                             const char *version, const char *upload,
+                             size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload;
+    (void)upload_size;
+    (void)con_cls;
+    state *s = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+                     cv_strdup("only GET\n"));
+    int64_t now = cv_mono_ms();
+    char *body = NULL;
+    unsigned code = MHD_HTTP_OK;
+    const char *type = "text/plain; charset=utf-8";
+    pthread_mutex_lock(&s->lock);
+    if (!strcmp(url, "/metrics")) {
+        body = cv_collect_prometheus(s->c, now);
+        type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (!strcmp(url, "/health")) {
+        json_t *h = cv_collect_health(s->c, now);
+        /* a degraded pipeline answers 503, so a plain HTTP check sees it */
+        if (strcmp(json_string_value(json_object_get(h, "status")), "ok") != 0)
+            code = MHD_HTTP_SERVICE_UNAVAILABLE;
+        char *j = json_dumps(h, JSON_INDENT(2));
+        body = cv_fmt("%s\n", j);
+        free(j);
+        json_decref(h);
+        type = "application/json";
+    } else if (!strcmp(url, "/status") || !strcmp(url, "/")) {
+        body = cv_collect_status(s->c, now);
+    } else {
+        code = MHD_HTTP_NOT_FOUND;
+        body = cv_strdup("not found: try /metrics, /health or /status\n");
+    }
+    pthread_mutex_unlock(&s->lock);
+    return reply(conn, code, type, body);
+}
+
+/* ADDR:PORT (or [ADDR]:PORT) as a socket address. */
+static int parse_listen(const char *spec, struct sockaddr_storage *sa,
+                        socklen_t *len, int *port)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || (size_t)(colon - spec) >= sizeof host)
+        return -1;
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    char *h = host;
+    if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+        h[strlen(h) - 1] = '\0';
+        h++;
+    }
+    int64_t p;
+    if (!cv_parse_int(colon + 1, 0, 65535, &p))
+        return -1;
+    *port = (int)p;
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(h, colon + 1, &hints, &ai) != 0)
+        return -1;
+    memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int write_textfile(const char *path, const char *text)
+{
+    if (cv_write_file_atomic(path, text, strlen(text), 0644, false) < 0) {
+        cv_err("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"listen", required_argument, NULL, 'l'},
+        {"textfile", required_argument, NULL, 't'},
+        {"expect", required_argument, NULL, 'e'},
+        {"once", no_argument, NULL, '1'},
+        {"list", no_argument, NULL, 'L'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL, *conf = NULL, *listen = NULL, *textfile = NULL;
+    const char *expect = EXPECT_DEFAULT;
+    bool once = false, quiet = false;
+    int c;
+    umask(077);
+    cv_log_init(argv[0]);
+    cv_install_signals();
+    while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': home = optarg; break;
+        case 'c': conf = optarg; break;
+        case 'l': listen = optarg; break;
+        case 't': textfile = optarg; break;
+        case 'e': expect = optarg; break;
+        case '1': once = true; break;
+        case 'L': /* the catalogue: what ctxvault can export */
+            for (const cv_metric_def *d = cv_metric_defs; d->name; d++)
+                printf("%s %s %s\n", d->name, d->type == CV_COUNTER ? "counter"
+                       : d->type == CV_GAUGE ? "gauge" : "histogram", d->help);
+            return fflush(stdout) == EOF ? EX_IOERR : 0;
+        case 'q': quiet = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ctxvault-metrics %s\n", CV_VERSION); return 0;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    cv_config cfg;
+    int status = 0;
+    struct MHD_Daemon *d = NULL;
+    zsock_t *sub = NULL;
+    state s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    if (cv_config_load(&cfg, home, conf)) {
+        cv_config_free(&cfg);
+        return EX_CONFIG;
+    }
+    listen = listen ? listen : cfg.metrics_listen;
+    textfile = textfile ? textfile : cfg.metrics_textfile;
+    s.c = cv_collect_new(cfg.metrics_stale_ms, expect);
+    char err[512];
+    cv_sock_init();
+    sub = cv_sock_bind(&cfg, ZMQ_SUB, cfg.ep_metrics, err, sizeof err);
+    if (!sub) {
+        cv_err("%s", err);
+        status = EX_UNAVAILABLE;
+        goto out;
+    }
+    zsock_set_subscribe(sub, CV_WIRE_VERSION);
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int port = 0;
+    if (!once && parse_listen(listen, &sa, &salen, &port) < 0) {
+        cv_err("listen '%s' is not ADDRESS:PORT with a numeric address", listen);
+        status = EX_CONFIG;
+        goto out;
+    }
+    if (!once && port > 0) {
+        d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                                 (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                             (uint16_t)port, NULL, NULL, serve, &s,
+                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                             MHD_OPTION_END);
+        if (!d) {
+            cv_err("cannot listen on %s: %s", listen, strerror(errno));
+            status = EX_UNAVAILABLE;
+            goto out;
+        }
+    }
+    if (!quiet)
+        cv_info("collecting on %s%s%s%s%s", cfg.ep_metrics,
+                d ? "; serving http://" : "", d ? listen : "",
+                textfile ? "; textfile " : "", textfile ? textfile : "");
+    int64_t started = cv_mono_ms(), written = 0;
+    while (!cv_stop_requested) {
+        zmq_pollitem_t it = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 200) < 0 && errno != EINTR) {
+            cv_err("cannot poll: %s", zmq_strerror(errno));
+            status = EX_OSERR;
+            break;
+        }
+        while (zsock_events(sub) & ZMQ_POLLIN) {
+            zmsg_t *m = zmsg_recv(sub);
+            if (!m)
+                break;
+            zframe_t *ver = zmsg_first(m), *kind = zmsg_next(m), *body = zmsg_next(m);
+            pthread_mutex_lock(&s.lock);
+            if (ver && kind && body && zframe_streq(kind, "METRICS"))
+                cv_collect_take(s.c, (const char *)zframe_data(body),
+                                zframe_size(body), cv_mono_ms());
+            else
+                cv_collect_take(s.c, "", 0, cv_mono_ms()); /* counted */
+            pthread_mutex_unlock(&s.lock);
+            zmsg_destroy(&m);
+        }
+        int64_t now = cv_mono_ms();
+        if (once && now - started >= cfg.metrics_stale_ms)
+            break;
+        if (textfile && now - written >= cfg.metrics_interval_ms) {
+            pthread_mutex_lock(&s.lock);
+            char *text = cv_collect_prometheus(s.c, now);
+            pthread_mutex_unlock(&s.lock);
+            int rc = write_textfile(textfile, text);
+            free(text);
+            if (rc < 0) {
+                status = EX_CANTCREAT;
+                break;
+            }
+            written = now;
+        }
+    }
+    if (once && !status) {
+        char *text = cv_collect_prometheus(s.c, cv_mono_ms());
+        if (fputs(text, stdout) == EOF || fflush(stdout) == EOF)
+            status = EX_IOERR;
+        free(text);
+    }
+    if (!quiet && !once)
+        cv_info("stopped");
+out:
+    if (d)
+        MHD_stop_daemon(d);
+    zsock_destroy(&sub);
+    cv_sock_shutdown();
+    cv_collect_destroy(&s.c);
+    cv_config_free(&cfg);
+    return status;
+}

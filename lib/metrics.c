@@ -1,0 +1,332 @@
+/* metrics.c - the catalogue of metrics, a program's series, and their
+ * publication to ctxvault-metrics (metrics.h). */
+#include "metrics.h"
+
+#include "config.h"
+#include "sock.h"
+#include "util.h"
+#include "wire.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define C CV_COUNTER
+#define G CV_GAUGE
+#define H CV_HISTOGRAM
+
+const cv_metric_def cv_metric_defs[] = {
+    /* the P2.4 plan's */
+    {"ctxvault_wal_size_bytes", G, "Size of the WAL file after the last commit."},
+    {"ctxvault_wal_checkpoints_total", C, "WAL checkpoints store ran."},
+    {"ctxvault_wal_checkpoint_duration_seconds", H, "Time a WAL checkpoint took."},
+    {"ctxvault_ttl_records_deleted_total", C, "Rows deleted because their retention ended."},
+    {"ctxvault_ttl_cleanup_duration_seconds", H, "Time a retention sweep took."},
+    {"ctxvault_ttl_records_expired", G, "Rows past their retention and still stored."},
+    {"ctxvault_ttl_oldest_expired_age_seconds", G, "How long ago the oldest row still stored expired."},
+    {"ctxvault_pii_records_scrubbed_total", C, "Rows whose personal data was scrubbed."},
+    {"ctxvault_pii_scrubbing_duration_seconds", H, "Time a scrub run took."},
+    {"ctxvault_pii_fields_scrubbed_total", C, "Fields changed by scrubbing."},
+    {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed."},
+    {"ctxvault_recovery_attempts_total", C, "Starts that found a crash to recover from."},
+    {"ctxvault_recovery_duration_seconds", H, "Time the start's recovery took."},
+    {"ctxvault_recovery_transactions_replayed", G, "Journal batches replayed at the last start."},
+    /* the pipeline's */
+    {"ctxvault_events_received_total", C, "Events a program read."},
+    {"ctxvault_events_forwarded_total", C, "Events a program passed on (resends not counted)."},
+    {"ctxvault_events_stored_total", C, "Events committed to the database."},
+    {"ctxvault_events_duplicate_total", C, "Events store already held (acknowledged again, not stored)."},
+    {"ctxvault_events_rejected_total", C, "Events rejected, by program and reason."},
+    {"ctxvault_events_deadlettered_total", C, "Rejected events written to the dead-letter file."},
+    {"ctxvault_events_resent_total", C, "Events ingest sent again for want of an acknowledgement."},
+    {"ctxvault_acks_total", C, "Acknowledgements (kind ack or nak) sent by store or received by ingest."},
+    {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged."},
+    {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files."},
+    {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool."},
+    {"ctxvault_commit_batches_total", C, "Transactions store committed with events."},
+    {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged)."},
+    {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program."},
+    {"ctxvault_requests_total", C, "Control requests store answered, by op."},
+    {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement."},
+    {"ctxvault_query_latency_seconds", H, "Time store took to answer a query."},
+    {"ctxvault_db_size_bytes", G, "Size of the database file."},
+    {"ctxvault_journal_batch", G, "The last journal batch the database holds."},
+    /* backups and keys */
+    {"ctxvault_backup_last_success_timestamp_seconds", G, "When the newest verified backup was taken."},
+    {"ctxvault_backup_size_bytes", G, "Size of the newest verified backup."},
+    {"ctxvault_backup_verification_failures_total", C, "Backups that failed verification."},
+    {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included."},
+    {"ctxvault_key_version", G, "The keyring's primary key version."},
+    {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version."},
+    /* ctxvault-metrics' own */
+    {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent."},
+    {"ctxvault_report_age_seconds", G, "Time since a program's last report."},
+    {"ctxvault_metrics_reports_malformed_total", C, "Reports ctxvault-metrics could not read."},
+    {NULL, 0, NULL},
+};
+
+const double cv_metric_buckets[CV_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1, 2.5, 5, 10};
+
+const cv_metric_def *cv_metric_find(const char *name)
+{
+    for (const cv_metric_def *d = cv_metric_defs; d->name; d++)
+        if (strcmp(d->name, name) == 0)
+            return d;
+    return NULL;
+}
+
+const char *cv_reject_class(const char *reason)
+{
+    static const struct { const char *has, *label; } classes[] = {
+        {"longer than", "too_long"},
+        {"NUL", "nul_byte"},
+        {"nested deeper", "too_deep"},
+        {"too deep", "too_deep"},
+        {"duplicate key", "duplicate_key"},
+        {"not a JSON object", "not_object"},
+        {"UTF-8", "bad_utf8"},
+        {"invalid JSON", "invalid_json"},
+        {"not valid JSON", "invalid_json"},
+        {"\"ts\"", "bad_timestamp"},
+        {"privacy_level", "bad_profile"},
+        {"retention_days", "bad_profile"},
+        {"not pseudonymised", "not_protected"},
+        {"\"kind\"", "bad_field"},
+        {"\"user_id\"", "bad_field"},
+        {"\"type\"", "bad_field"},
+        {"\"id\"", "bad_field"},
+        {"policy", "policy"},
+        {"encrypt", "policy"},
+    };
+    for (size_t i = 0; reason && i < sizeof classes / sizeof *classes; i++)
+        if (strstr(reason, classes[i].has))
+            return classes[i].label;
+    return "invalid_event";
+}
+
+typedef struct {
+    const cv_metric_def *def;
+    char *labels;
+    double value;                     /* counter, gauge */
+    uint64_t buckets[CV_BUCKETS + 1]; /* histogram: per bucket, +Inf last */
+    double sum;
+} series;
+
+struct cv_metrics {
+    char *program;
+    bool service;
+    zsock_t *pub;
+    int64_t interval_ms, last_ms;
+    series *s;
+    size_t n, cap;
+    bool ok, final_sent;
+    bool subscribed;        /* ctxvault-metrics has subscribed */
+    bool collector_maybe;   /* one may be there to wait for */
+    char *reason;
+};
+
+cv_metrics *cv_metrics_new(const cv_config *cfg, const char *program,
+                           bool service)
+{
+    cv_metrics *m = cv_calloc(1, sizeof *m);
+    m->program = cv_strdup(program);
+    m->service = service;
+    m->ok = true;
+    m->interval_ms = cfg ? cfg->metrics_interval_ms : 0;
+    m->last_ms = cv_mono_ms();
+    if (cfg && cfg->ep_metrics && *cfg->ep_metrics) {
+        char err[256];
+        /* a few snapshots queue at most: old ones are worthless. XPUB, to
+         * see ctxvault-metrics subscribe (a command's only report must not
+         * go out before it has) */
+        m->pub = cv_sock_connect_hwm(cfg, ZMQ_XPUB, cfg->ep_metrics, 4, err,
+                                     sizeof err);
+        if (!m->pub)
+            cv_warn("metrics will not be published: %s", err);
+        /* over ipc://, no socket file means no collector: nobody to wait for */
+        const char *ep = cfg->ep_metrics;
+        m->collector_maybe = strncmp(ep, "ipc://", 6) != 0 || access(ep + 6, F_OK) == 0;
+    }
+    return m;
+}
+
+void cv_metrics_destroy(cv_metrics **p)
+{
+    cv_metrics *m = *p;
+    if (!m)
+        return;
+    if (m->pub) {
+        if (!m->final_sent)
+            cv_metrics_publish(m, true);
+        zsock_set_linger(m->pub, 200); /* the final snapshot, if it can */
+        zsock_destroy(&m->pub);
+    }
+    for (size_t i = 0; i < m->n; i++)
+        free(m->s[i].labels);
+    free(m->s);
+    free(m->program);
+    free(m->reason);
+    free(m);
+    *p = NULL;
+}
+
+static series *find(cv_metrics *m, const char *name, const char *labels,
+                    cv_metric_type want)
+{
+    labels = labels ? labels : "";
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->s[i].def->name, name) == 0 &&
+            strcmp(m->s[i].labels, labels) == 0)
+            return &m->s[i];
+    const cv_metric_def *d = cv_metric_find(name);
+    if (!d || (d->type == CV_HISTOGRAM) != (want == CV_HISTOGRAM)) {
+        static int said;
+        if (!said++)
+            cv_warn("metric %s is not in the catalogue as used: dropped", name);
+        return NULL;
+    }
+    if (m->n == m->cap)
+        m->s = cv_realloc(m->s, (m->cap = m->cap ? m->cap * 2 : 32) * sizeof *m->s);
+    series *s = &m->s[m->n++];
+    memset(s, 0, sizeof *s);
+    s->def = d;
+    s->labels = cv_strdup(labels);
+    return s;
+}
+
+void cv_metrics_set(cv_metrics *m, const char *name, const char *labels,
+                    double value)
+{
+    series *s = m ? find(m, name, labels, CV_GAUGE) : NULL;
+    if (s)
+        s->value = value;
+}
+
+void cv_metrics_add(cv_metrics *m, const char *name, const char *labels,
+                    double delta)
+{
+    series *s = m ? find(m, name, labels, CV_COUNTER) : NULL;
+    if (s)
+        s->value += delta;
+}
+
+void cv_metrics_observe(cv_metrics *m, const char *name, const char *labels,
+                        double seconds)
+{
+    series *s = m ? find(m, name, labels, CV_HISTOGRAM) : NULL;
+    if (!s)
+        return;
+    size_t b = 0;
+    while (b < CV_BUCKETS && seconds > cv_metric_buckets[b])
+        b++;
+    s->buckets[b]++;
+    s->sum += seconds;
+}
+
+void cv_metrics_health(cv_metrics *m, bool ok, const char *reason)
+{
+    if (!m)
+        return;
+    m->ok = ok;
+    free(m->reason);
+    m->reason = reason ? cv_strdup(reason) : NULL;
+}
+
+static json_t *labels_json(const char *labels)
+{
+    json_t *o = json_object();
+    char *copy = cv_strdup(labels), *save = NULL;
+    for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (eq) {
+            *eq = '\0';
+            json_object_set_new(o, kv, json_string(eq + 1));
+        }
+    }
+    free(copy);
+    return o;
+}
+
+void *cv_metrics_snapshot(cv_metrics *m, bool final)
+{
+    json_t *all = json_array();
+    for (size_t i = 0; i < m->n; i++) {
+        series *s = &m->s[i];
+        json_t *o = json_pack("{s:s, s:o}", "name", s->def->name, "labels",
+                              labels_json(s->labels));
+        if (s->def->type == CV_HISTOGRAM) {
+            json_t *b = json_array();
+            uint64_t count = 0;
+            for (size_t k = 0; k <= CV_BUCKETS; k++) {
+                json_array_append_new(b, json_integer((json_int_t)s->buckets[k]));
+                count += s->buckets[k];
+            }
+            json_object_set_new(o, "buckets", b);
+            json_object_set_new(o, "sum", json_real(s->sum));
+            json_object_set_new(o, "count", json_integer((json_int_t)count));
+        } else {
+            json_object_set_new(o, "value", json_real(s->value));
+        }
+        json_array_append_new(all, o);
+    }
+    return json_pack("{s:s, s:I, s:I, s:I, s:b, s:b, s:{s:b, s:s?}, s:o}",
+                     "program", m->program, "pid", (json_int_t)getpid(),
+                     "at", (json_int_t)cv_now_ms(), "interval_ms",
+                     (json_int_t)m->interval_ms, "service", m->service,
+                     "final", final, "health", "ok", m->ok, "reason",
+                     m->reason, "series", all);
+}
+
+void cv_metrics_publish(cv_metrics *m, bool final)
+{
+    if (!m)
+        return;
+    m->last_ms = cv_mono_ms();
+    m->final_sent = m->final_sent || final;
+    if (!m->pub)
+        return;
+    /* subscriptions arrive as messages on the XPUB: take them */
+    if (!m->subscribed && final && !m->service && m->collector_maybe) {
+        zmq_pollitem_t it = {zsock_resolve(m->pub), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 500);
+    }
+    while (zsock_events(m->pub) & ZMQ_POLLIN) {
+        zframe_t *f = zframe_recv(m->pub);
+        if (!f)
+            break;
+        m->subscribed = m->subscribed || (zframe_size(f) > 0 && zframe_data(f)[0] == 1);
+        zframe_destroy(&f);
+    }
+    json_t *snap = cv_metrics_snapshot(m, final);
+    char *text = json_dumps(snap, JSON_COMPACT);
+    json_decref(snap);
+    if (!text)
+        return;
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, CV_WIRE_VERSION);
+    zmsg_addstr(msg, "METRICS");
+    zmsg_addstr(msg, text);
+    free(text);
+    /* PUB drops what it cannot queue: a slow collector costs nothing */
+    zmsg_send(&msg, m->pub);
+    zmsg_destroy(&msg);
+}
+
+bool cv_metrics_due(const cv_metrics *m)
+{
+    return m && m->pub && m->interval_ms > 0 &&
+           cv_mono_ms() - m->last_ms >= m->interval_ms;
+}
+
+bool cv_metrics_tick(cv_metrics *m)
+{
+    if (!cv_metrics_due(m))
+        return false;
+    cv_metrics_publish(m, false);
+    return true;
+}

@@ -1,0 +1,225 @@
+#!/bin/sh
+# test_metrics.sh - ctxvault-metrics: the programs' reports over real
+# ZeroMQ sockets, served over real HTTP: Prometheus text with the figures
+# the pipeline did, every rejection counted by reason, health that turns
+# degraded when a service goes silent (kill -9) or stops, the reports of
+# commands (sweep, backup), the status page and the textfile.
+SUITE=metrics
+. "$CV_TOP/tests/shell/lib.sh"
+
+# free_port: a TCP port nobody listens on now
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# metrics_start [ARGS...]: ctxvault-metrics on a free port, reports every
+# 200 ms, silent services stale after 1 s; URL is its base
+metrics_start() {
+    conf_set report_interval 200ms
+    conf_set stale_after 1s
+    PORT=$(free_port)
+    URL=http://127.0.0.1:$PORT
+    conf_set listen "127.0.0.1:$PORT" # where `ctxvault status` looks
+    ctxvault-metrics "$@" 2> "$TEST_TMP/metrics.err" &
+    METRICS_PID=$!
+    bg_track "$METRICS_PID"
+    wait_until 10 curl -s -o /dev/null "$URL/status" ||
+        fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
+}
+
+services_start() {
+    ctxvault-store --serve 2> "$TEST_TMP/store.err" &
+    STORE_PID=$!
+    bg_track "$STORE_PID"
+    ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt.err" &
+    ENCRYPT_PID=$!
+    bg_track "$ENCRYPT_PID"
+    wait_until 10 grep -q 'ready in' "$TEST_TMP/store.err" ||
+        fail "store --serve did not get ready: $(cat "$TEST_TMP/store.err")"
+}
+
+# sample NAME [LABELS-REGEX]: the value of the first sample of NAME in
+# /metrics whose labels match
+sample() {
+    curl -s "$URL/metrics" > "$TEST_TMP/metrics.txt"
+    grep "^$1{" "$TEST_TMP/metrics.txt" | grep -E -- "${2:-.}" | head -n 1 | sed 's/.* //'
+}
+
+# sum NAME [LABELS-REGEX]: the sum of the samples of NAME that match
+sum() {
+    curl -s "$URL/metrics" > "$TEST_TMP/metrics.txt"
+    grep "^$1{" "$TEST_TMP/metrics.txt" | grep -E -- "${2:-.}" |
+        awk '{ s += $NF } END { printf "%d", s }'
+}
+
+test_the_pipelines_figures_are_served_as_prometheus_text() {
+    metrics_start --expect "ctxvault-store ctxvault-encrypt"
+    services_start
+    cp "$DATA/bad.ndjson" "$TEST_TMP/in.ndjson"
+    ctxvault-ingest --timeout 30 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 65 $?
+    stored=$(rows)
+    bad=$(ctxvault deadletter ingest 2> /dev/null | grep -c .)
+    assertTrue "rows stored ($stored) and lines rejected ($bad)" "[ $stored -gt 0 ] && [ $bad -gt 0 ]"
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_events_stored_total{program=\"ctxvault-store\",mode=\"service\"} $stored\$'" ||
+        fail "store's count never reached $stored: $(grep stored_total "$TEST_TMP/metrics.txt")"
+    assertEquals "rejected by ingest, all reasons" "$bad" \
+        "$(sum ctxvault_events_rejected_total 'program="ctxvault-ingest"')"
+    assertEquals "dead-lettered by ingest" "$bad" \
+        "$(sum ctxvault_events_deadlettered_total 'program="ctxvault-ingest"')"
+    for reason in invalid_json bad_field too_deep nul_byte bad_utf8 bad_timestamp; do
+        assertTrue "a rejection counted as $reason" \
+            "[ $(sum ctxvault_events_rejected_total "reason=\"$reason\"") -gt 0 ]"
+    done
+    assertEquals "no rejection left unclassified" 0 \
+        "$(sum ctxvault_events_rejected_total 'reason="invalid_event"')"
+    assertEquals "acknowledgements the client got" "$stored" \
+        "$(sample ctxvault_acks_total 'program="ctxvault-ingest".*kind="ack"')"
+    assertEquals "acknowledgement latencies observed" "$stored" \
+        "$(sample ctxvault_ack_latency_seconds_count 'program="ctxvault-ingest"')"
+    assertEquals "events encrypt passed on" "$stored" \
+        "$(sample ctxvault_events_forwarded_total 'program="ctxvault-encrypt"')"
+    # the format: every sample's metric has HELP and TYPE, names are
+    # ctxvault_ with units, counters end in _total
+    grep -v '^#' "$TEST_TMP/metrics.txt" | sed 's/[{ ].*//; s/_bucket$//; s/_sum$//; s/_count$//' |
+        sort -u > "$TEST_TMP/names"
+    while read -r n; do
+        grep -q "^# TYPE $n " "$TEST_TMP/metrics.txt" || fail "$n has no TYPE line"
+        grep -q "^# HELP $n " "$TEST_TMP/metrics.txt" || fail "$n has no HELP line"
+        case $n in ctxvault_*) ;; *) fail "$n is not ctxvault_" ;; esac
+    done < "$TEST_TMP/names"
+    grep '^# TYPE .* counter$' "$TEST_TMP/metrics.txt" | awk '{ print $3 }' |
+        grep -v '_total$' > "$TEST_TMP/bad_counters"
+    assertEquals "counters without _total: $(cat "$TEST_TMP/bad_counters")" 0 \
+        "$(grep -c . "$TEST_TMP/bad_counters")"
+    assertEquals "the histogram's +Inf bucket is its count" \
+        "$(sample ctxvault_ack_latency_seconds_bucket 'le="\+Inf"')" \
+        "$(sample ctxvault_ack_latency_seconds_count)"
+    curl -s -o /dev/null -w '%{http_code}' "$URL/health" > "$TEST_TMP/code"
+    assertEquals "health while all report" 200 "$(cat "$TEST_TMP/code")"
+    ctxvault status > "$TEST_TMP/status.txt" 2> "$TEST_TMP/status.err"
+    assert_status "ctxvault status" 0 $?
+    assert_grep "$TEST_TMP/status.txt" '^ctxvault: ok'
+    assert_grep "$TEST_TMP/status.txt" "^ctxvault-store +service +up, .*stored $stored"
+    assert_grep "$TEST_TMP/status.txt" '^ctxvault-ingest +command +done, .*spooled 0'
+}
+
+test_health_turns_degraded_when_a_service_goes_silent_or_stops() {
+    metrics_start --expect "ctxvault-store ctxvault-encrypt"
+    services_start
+    wait_until 5 sh -c "curl -s '$URL/health' | grep -q '\"status\": \"ok\"'" ||
+        fail "never ok: $(curl -s "$URL/health")"
+    kill -9 "$ENCRYPT_PID"
+    wait "$ENCRYPT_PID" 2> /dev/null
+    wait_until 5 sh -c "curl -s '$URL/health' | grep -q 'ctxvault-encrypt has not reported for'" ||
+        fail "a killed encrypt was not noticed: $(curl -s "$URL/health")"
+    curl -s -o "$TEST_TMP/health.json" -w '%{http_code}' "$URL/health" > "$TEST_TMP/code"
+    assertEquals "health answers 503 when degraded" 503 "$(cat "$TEST_TMP/code")"
+    assertEquals "status" degraded "$(json_get '$.status' < "$TEST_TMP/health.json")"
+    assertEquals "encrypt's up" 0 "$(sample ctxvault_up 'program="ctxvault-encrypt"')"
+    assertEquals "store's up" 1 "$(sample ctxvault_up 'program="ctxvault-store"')"
+    kill -TERM "$STORE_PID"
+    wait "$STORE_PID" 2> /dev/null
+    wait_until 5 sh -c "curl -s '$URL/health' | grep -q 'ctxvault-store has stopped'" ||
+        fail "a stopped store was not noticed: $(curl -s "$URL/health")"
+    ctxvault status > "$TEST_TMP/status.txt" 2> "$TEST_TMP/status.err"
+    assert_status "ctxvault status when degraded" 69 $?
+    assert_grep "$TEST_TMP/status.txt" '^ctxvault: degraded'
+    assert_grep "$TEST_TMP/status.txt" '^ctxvault-store +service +down'
+    assert_grep "$TEST_TMP/status.txt" '! ctxvault-encrypt has not reported for'
+    kill -TERM "$METRICS_PID"
+    wait "$METRICS_PID"
+    assert_status "metrics after SIGTERM" 0 $?
+    ctxvault status > /dev/null 2> "$TEST_TMP/status.err"
+    assert_status "ctxvault status with no collector" 69 $?
+    assert_grep "$TEST_TMP/status.err" 'no ctxvault-metrics answers'
+}
+
+test_a_service_that_never_reported_degrades_health() {
+    metrics_start --expect "ctxvault-store ctxvault-scrub"
+    services_start
+    wait_until 5 sh -c "curl -s '$URL/health' | grep -q '\"last_report_ms_ago\"'" ||
+        fail "store never reported: $(curl -s "$URL/health")"
+    curl -s "$URL/health" > "$TEST_TMP/health.json"
+    assertEquals "store is fine" ok "$(json_get '$.programs."ctxvault-store".state' < "$TEST_TMP/health.json")"
+    assertEquals "a missing scrub is not" "ctxvault-scrub has not reported" \
+        "$(json_get '$.reasons[0]' < "$TEST_TMP/health.json")"
+    assertEquals "status" degraded "$(json_get '$.status' < "$TEST_TMP/health.json")"
+}
+
+test_commands_report_what_they_did_sweep_scrub_and_backup() {
+    metrics_start --expect ""
+    gen "$TEST_TMP/in.ndjson" -n 1000 -s 92 -u 20
+    store_at 2026-11-01T02:00:00Z "$TEST_TMP/in.ndjson"
+    CTXVAULT_NOW=2027-06-01T00:00:00Z ctxvault-ttl-sweep --once > "$TEST_TMP/sweep.out" 2> /dev/null
+    assert_status sweep 0 $?
+    deleted=$(json_get '$.deleted' < "$TEST_TMP/sweep.out")
+    assertTrue "the sweep deleted rows ($deleted)" "[ $deleted -gt 0 ]"
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_ttl_records_deleted_total{program=\"ctxvault-ttl-sweep\",mode=\"command\"} $deleted\$'" ||
+        fail "the sweep's report: $(grep ttl "$TEST_TMP/metrics.txt")"
+    assertEquals "backlog after the sweep" 0 "$(sample ctxvault_ttl_records_expired)"
+    assertEquals "sweeps timed" 1 "$(sample ctxvault_ttl_cleanup_duration_seconds_count)"
+    ctxvault-backup create > "$TEST_TMP/create.out" 2> /dev/null
+    assert_status create 0 $?
+    bytes=$(json_get '$.bytes' < "$TEST_TMP/create.out")
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_backup_size_bytes{.*} $bytes\$'" ||
+        fail "the backup's report: $(grep backup "$TEST_TMP/metrics.txt")"
+    ts=$(sample ctxvault_backup_last_success_timestamp_seconds | cut -d. -f1)
+    assertTrue "the last good backup's time ($ts) is now" "[ $(( $(date +%s) - ts )) -lt 60 ]"
+    b=$(json_get '$.path' < "$TEST_TMP/create.out")
+    printf 'Z' | dd of="$b" bs=1 seek=$(( $(stat -c %s "$b") / 2 )) conv=notrunc 2> /dev/null
+    ctxvault-backup verify > /dev/null 2>&1
+    assert_status verify 65 $?
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_backup_verification_failures_total{.*} 1\$'" ||
+        fail "a failed verification was not counted: $(grep backup "$TEST_TMP/metrics.txt")"
+}
+
+test_a_textfile_is_kept_for_node_exporter() {
+    metrics_start --expect ctxvault-store --textfile "$TEST_TMP/ctxvault.prom"
+    services_start
+    wait_until 5 grep -qs '^ctxvault_up{program="ctxvault-store",mode="service"} 1' "$TEST_TMP/ctxvault.prom" ||
+        fail "no textfile: $(cat "$TEST_TMP/ctxvault.prom" 2>&1 | head -n 5)"
+    assertEquals "the textfile is world-readable for the exporter" 644 "$(stat -c %a "$TEST_TMP/ctxvault.prom")"
+    assertEquals "no temporary file left beside it" 0 "$(ls "$TEST_TMP" | grep -c 'ctxvault.prom.')"
+}
+
+test_programs_never_wait_for_metrics_and_a_bad_listen_is_refused() {
+    # nothing collects: store, encrypt and a client go on as ever
+    services_start
+    gen "$TEST_TMP/in.ndjson" -n 500 -s 91 -u 20
+    ctxvault-ingest --timeout 30 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 0 $?
+    assertEquals "rows with no collector" 500 "$(rows)"
+    ctxvault-metrics --listen nowhere > /dev/null 2> "$TEST_TMP/bad.err"
+    assert_status "metrics with a bad --listen" 78 $?
+    assert_grep "$TEST_TMP/bad.err" "listen 'nowhere' is not ADDRESS:PORT"
+    port=$(free_port)
+    python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', $port)); s.listen(); time.sleep(5)" &
+    holder=$!
+    bg_track "$holder"
+    sleep 0.3
+    ctxvault-metrics --listen "127.0.0.1:$port" > /dev/null 2> "$TEST_TMP/busy.err"
+    assert_status "metrics on a busy port" 69 $?
+    assert_grep "$TEST_TMP/busy.err" "cannot listen on 127.0.0.1:$port"
+}
+
+test_the_grafana_dashboard_queries_only_metrics_ctxvault_exports() {
+    ctxvault-metrics --list > "$TEST_TMP/list"
+    assert_status "ctxvault-metrics --list" 0 $?
+    json_q "(SELECT group_concat(t.value, char(10)) FROM json_tree(j) t WHERE t.key = 'expr')" \
+        < "$TOP/etc/grafana-dashboard.json" > "$TEST_TMP/exprs"
+    grep -o 'ctxvault_[a-z_]*' "$TEST_TMP/exprs" | sed 's/_bucket$//; s/_sum$//; s/_count$//' |
+        sort -u > "$TEST_TMP/queried"
+    assertTrue "the dashboard queries metrics" "[ $(grep -c . "$TEST_TMP/queried") -ge 15 ]"
+    while read -r name; do
+        grep -q "^$name " "$TEST_TMP/list" || fail "the dashboard queries $name, which ctxvault does not export"
+    done < "$TEST_TMP/queried"
+    # it shows rates, latency, spool depth, retention backlog and backup age
+    for want in ctxvault_events_stored_total ctxvault_ack_latency_seconds \
+        ctxvault_spool_events ctxvault_ttl_records_expired \
+        ctxvault_backup_last_success_timestamp_seconds; do
+        grep -q "^$want\$" "$TEST_TMP/queried" || fail "the dashboard does not show $want"
+    done
+}
+
+. shunit2
