@@ -23,6 +23,8 @@ typedef struct {
     bool service;
     json_t *report;      /* the newest */
     int64_t at_ms;       /* when it came (ctxvault-metrics' clock) */
+    json_t *prev;        /* the one before, for rates */
+    int64_t prev_ms;
 } program;
 
 struct cv_collect {
@@ -55,6 +57,7 @@ void cv_collect_destroy(cv_collect **p)
     for (size_t i = 0; i < c->n; i++) {
         free(c->p[i].name);
         json_decref(c->p[i].report);
+        json_decref(c->p[i].prev);
     }
     for (size_t i = 0; i < c->nexpect; i++)
         free(c->expect[i]);
@@ -94,7 +97,9 @@ int cv_collect_take(cv_collect *c, const char *json, size_t len, int64_t now_ms)
         p->name = cv_strdup(name);
         p->service = service;
     }
-    json_decref(p->report);
+    json_decref(p->prev);
+    p->prev = p->report;
+    p->prev_ms = p->at_ms;
     p->report = r;
     p->at_ms = now_ms;
     return 0;
@@ -319,13 +324,13 @@ json_t *cv_collect_health(cv_collect *c, int64_t now_ms)
                      reasons, "programs", progs);
 }
 
-/* The value of a series of p (summed over its labels), or NAN. */
-static double value_of(const program *p, const char *name)
+/* The value of a series in a report (summed over its labels), or NAN. */
+static double value_of(json_t *report, const char *name)
 {
     double v = NAN;
     size_t k;
     json_t *s;
-    json_array_foreach(json_object_get(p->report, "series"), k, s) {
+    json_array_foreach(json_object_get(report, "series"), k, s) {
         if (strcmp(json_string_value(json_object_get(s, "name")) ?: "", name))
             continue;
         double x = json_is_number(json_object_get(s, "value"))
@@ -362,16 +367,21 @@ char *cv_collect_status(cv_collect *c, int64_t now_ms)
             p->service ? (up(c, p, now_ms) ? "up" : "down") : "done",
             (double)(now_ms - p->at_ms) / 1000.0);
         for (size_t k = 0; k < sizeof shown / sizeof *shown; k++) {
-            double v = value_of(p, shown[k].metric);
+            double v = value_of(p->report, shown[k].metric);
             if (isnan(v))
                 continue;
             if (strstr(shown[k].metric, "timestamp")) {
                 char t[40];
                 cv_time_format_ms((int64_t)(v * 1000), t);
                 put(&b, "; %s %s", shown[k].say, t);
-            } else {
-                put(&b, "; %s %.0f", shown[k].say, v);
+                continue;
             }
+            put(&b, "; %s %.0f", shown[k].say, v);
+            /* a counter's rate between the last two reports */
+            double was = p->prev ? value_of(p->prev, shown[k].metric) : NAN;
+            if (strstr(shown[k].metric, "_total") && !isnan(was) &&
+                p->at_ms > p->prev_ms && v >= was)
+                put(&b, " (%.0f/s)", (v - was) * 1000.0 / (double)(p->at_ms - p->prev_ms));
         }
         put(&b, "\n");
     }

@@ -139,6 +139,7 @@ int cv_deadletter_put(cv_deadletter *dl, const char *source, uint64_t line,
     }
     if (rc < 0) {
         dl->failed++;
+        cv_metrics_add(dl->mx, "ctxvault_deadletter_write_failures_total", NULL, 1);
         cv_err("cannot write dead-letter file %s: %s", dl->path,
                strerror(errno));
     } else {

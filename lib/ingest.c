@@ -75,6 +75,8 @@ static void report(const cv_ingest_opts *o, cv_sender *s, bool final)
     cv_metrics_set(m, "ctxvault_acks_total", "kind=nak", (double)st->rejected);
     cv_metrics_set(m, "ctxvault_spool_events", NULL, (double)cv_sender_outstanding(s));
     cv_metrics_set(m, "ctxvault_spool_bytes", NULL, (double)cv_sender_spool_bytes(s));
+    cv_metrics_set(m, "ctxvault_spool_bytes_dropped_total", NULL,
+                   (double)cv_sender_spool_dropped(s));
     int64_t oldest = cv_sender_oldest_ms(s);
     cv_metrics_set(m, "ctxvault_spool_oldest_age_seconds", NULL,
                    oldest ? (double)(cv_mono_ms() - oldest) / 1000.0 : 0);

@@ -28,6 +28,7 @@
 typedef struct {
     uint32_t version;
     char status[16];
+    int64_t created_ms; /* -1: not recorded */
     uint8_t *key; /* points into the secret block */
 } key_entry;
 
@@ -374,6 +375,9 @@ cv_keyring *cv_keyring_load(const char *path, char *err, size_t errlen)
             goto fail;
         }
         snprintf(e->status, sizeof e->status, "%s", json_string_value(status));
+        const char *made = json_string_value(json_object_get(k, "created"));
+        if (!made || !cv_time_parse(made, strlen(made), &e->created_ms))
+            e->created_ms = -1;
         e->key = kr->secret + (i + 1) * CV_KEY_BYTES;
         if (!decode_key(json_object_get(k, "key"), e->key)) {
             ERR("%s: key version %u is not a base64 %d-byte key", path,
@@ -409,4 +413,10 @@ done:
         wipe_string(json_object_get(json_array_get(keys, i), "key"));
     json_decref(root);
     return kr;
+}
+
+int64_t cv_keyring_created_ms(const cv_keyring *kr, uint32_t version)
+{
+    const key_entry *e = find_key(kr, version);
+    return e ? e->created_ms : -1;
 }

@@ -27,6 +27,8 @@ void cv_keyring_destroy(cv_keyring **p);
 
 /* The version that new writes use. */
 uint32_t cv_keyring_primary(const cv_keyring *kr);
+/* When a version was made (ms since the epoch), or -1 when not recorded. */
+int64_t cv_keyring_created_ms(const cv_keyring *kr, uint32_t version);
 /* Versions present, ascending; returns how many (at most max written). */
 size_t cv_keyring_versions(const cv_keyring *kr, uint32_t *out, size_t max);
 

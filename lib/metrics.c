@@ -46,6 +46,8 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged."},
     {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files."},
     {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool."},
+    {"ctxvault_spool_bytes_dropped_total", C, "Bytes cut off the spool at a start: records a crash left half-written, never accepted."},
+    {"ctxvault_deadletter_write_failures_total", C, "Rejected lines whose dead-letter record could not be written (the rejection is still counted)."},
     {"ctxvault_commit_batches_total", C, "Transactions store committed with events."},
     {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged)."},
     {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program."},

@@ -642,3 +642,4 @@ int64_t cv_sender_oldest_ms(const cv_sender *s)
 }
 
 uint64_t cv_sender_spool_bytes(const cv_sender *s) { return cv_spool_bytes(s->spool); }
+uint64_t cv_sender_spool_dropped(const cv_sender *s) { return cv_spool_dropped(s->spool); }

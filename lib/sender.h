@@ -88,5 +88,6 @@ void cv_sender_set_metrics(cv_sender *s, struct cv_metrics *m);
  * and the spool's size in bytes. */
 int64_t cv_sender_oldest_ms(const cv_sender *s);
 uint64_t cv_sender_spool_bytes(const cv_sender *s);
+uint64_t cv_sender_spool_dropped(const cv_sender *s);
 
 #endif

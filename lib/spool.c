@@ -31,6 +31,7 @@ typedef struct {
 
 struct cv_spool {
     char *dir;
+    uint64_t dropped;   /* bytes cut off segments at replay (never synced) */
     int lockfd;
     seg *segs;       /* sorted by seq; the current one, if any, is last */
     size_t nsegs, capsegs;
@@ -232,6 +233,8 @@ static int scan_seg(cv_spool *sp, uint32_t seq, char *err, size_t errlen)
         cv_warn("spool segment %s: %s at byte %llu; replay stops there "
                 "(%lld bytes dropped)", path, why, (unsigned long long)good,
                 size >= 0 ? size - (long long)good : -1);
+        if (size > (long long)good)
+            sp->dropped += (uint64_t)(size - (long long)good);
         if (ftruncate(fd, (off_t)good) < 0 || fdatasync(fd) < 0) {
             snprintf(err, errlen, "cannot truncate spool segment %s: %s",
                      path, strerror(errno));
@@ -577,6 +580,7 @@ int cv_spool_replay_next(cv_spool *sp, uint64_t *rec, const char **line,
 
 uint64_t cv_spool_replay_left(const cv_spool *sp) { return sp->replay_left; }
 uint64_t cv_spool_pending(const cv_spool *sp) { return sp->pending; }
+uint64_t cv_spool_dropped(const cv_spool *sp) { return sp->dropped; }
 const char *cv_spool_dir(const cv_spool *sp) { return sp->dir; }
 
 uint64_t cv_spool_bytes(const cv_spool *sp)

@@ -75,6 +75,9 @@ uint64_t cv_spool_replay_left(const cv_spool *sp);
 uint64_t cv_spool_pending(const cv_spool *sp);
 /* Bytes the spool's segments take on disk (buffered ones included). */
 uint64_t cv_spool_bytes(const cv_spool *sp);
+/* Bytes cut off the ends of segments when they were opened: records a
+ * crash left half-written (never synced, so never accepted). */
+uint64_t cv_spool_dropped(const cv_spool *sp);
 const char *cv_spool_dir(const cv_spool *sp);
 
 #endif

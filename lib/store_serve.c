@@ -418,6 +418,10 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_db_size_bytes", NULL,
                    (double)cv_db_file_size(cv_db_path(s->svc->db)));
     cv_metrics_set(m, "ctxvault_journal_batch", NULL, (double)cv_db_journal_batch(s->svc->db));
+    int64_t made = cv_keyring_created_ms(s->svc->kr, cv_keyring_primary(s->svc->kr));
+    if (made >= 0)
+        cv_metrics_set(m, "ctxvault_key_rotation_age_seconds", NULL,
+                       (double)(cv_now_ms() - made) / 1000.0);
     /* the oldest row past its retention: one step down the expiry index */
     sqlite3_stmt *st_old = cv_db_stmt(s->svc->db,
         "SELECT min(expires_at) FROM events WHERE expires_at <= ?");

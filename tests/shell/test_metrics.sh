@@ -203,6 +203,55 @@ test_programs_never_wait_for_metrics_and_a_bad_listen_is_refused() {
     assert_grep "$TEST_TMP/busy.err" "cannot listen on 127.0.0.1:$port"
 }
 
+# Every path that drops or rejects data, and the counter that says so
+# (OPERATIONS.md lists them): a line ingest rejects, an event encrypt or
+# store rejects, a malformed message at encrypt or store, bytes a crash
+# left half-written in the spool.
+test_every_drop_and_rejection_is_counted_with_its_reason() {
+    metrics_start --expect ""
+    services_start
+    # ingest: the bad-input corpus
+    ctxvault-ingest --timeout 30 "$DATA/bad.ndjson" > /dev/null 2>&1
+    bad=$(ctxvault deadletter ingest 2> /dev/null | grep -c .)
+    wait_until 5 sh -c "[ \"\$(curl -s '$URL/metrics' | grep '^ctxvault_events_rejected_total{program=\"ctxvault-ingest\"' | awk '{ s += \$NF } END { print s + 0 }')\" = $bad ]" ||
+        fail "ingest's rejections: $(grep rejected "$TEST_TMP/metrics.txt")"
+    # encrypt and store: events sent past ingest (cvsend), and garbage
+    gen "$TEST_TMP/in.ndjson" -n 10 -s 93 -u 5
+    ctxvault-ingest --stdout "$TEST_TMP/in.ndjson" > "$TEST_TMP/ok.ndjson" 2> /dev/null
+    printf '%s\n' '{"id":"rej-store-1","kind":"interaction","user_id":"u1"}' \
+        '{"id":"rej-encrypt-1","kind":"interaction","user_id":"u1","ts":"2026-11-01T00:00:00Z","a":1,"a":2}' \
+        >> "$TEST_TMP/ok.ndjson"
+    "$CV_BUILD/cvsend" --timeout 20 --garbage 6 "$TEST_TMP/ok.ndjson" > /dev/null 2>&1
+    ctxvault-encrypt < "$TEST_TMP/ok.ndjson" 2> /dev/null | head -n 10 > "$TEST_TMP/enc.ndjson"
+    "$CV_BUILD/cvsend" --timeout 20 --garbage 3 --to store "$TEST_TMP/enc.ndjson" > /dev/null 2>&1
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_messages_malformed_total{program=\"ctxvault-store\",mode=\"service\"} 3\$'" ||
+        fail "store's malformed messages: $(grep malformed "$TEST_TMP/metrics.txt")"
+    assertEquals "encrypt's malformed messages" 6 \
+        "$(sample ctxvault_messages_malformed_total 'program="ctxvault-encrypt"')"
+    assertEquals "encrypt's rejection" 1 \
+        "$(sample ctxvault_events_rejected_total 'program="ctxvault-encrypt".*reason="duplicate_key"')"
+    assertEquals "store's rejection" 1 \
+        "$(sample ctxvault_events_rejected_total 'program="ctxvault-store".*reason="bad_timestamp"')"
+    assertEquals "encrypt's dead letters" 1 \
+        "$(sample ctxvault_events_deadlettered_total 'program="ctxvault-encrypt"')"
+    # the spool: a client interrupted with events unacknowledged, then
+    # bytes a crash would leave half-written at the end of its segment
+    kill -TERM "$ENCRYPT_PID"
+    wait "$ENCRYPT_PID" 2> /dev/null
+    gen "$TEST_TMP/more.ndjson" -n 50 -s 94 -u 5
+    ctxvault-ingest --source torn --timeout 1 "$TEST_TMP/more.ndjson" > /dev/null 2>&1
+    assert_status "client with encrypt stopped" 75 $?
+    seg=$(ls "$HOME_DIR/spool/torn/"*.seg | tail -n 1)
+    printf 'half a record!' >> "$seg"
+    ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt2.err" &
+    bg_track $!
+    : > "$TEST_TMP/none.ndjson"
+    ctxvault-ingest --source torn --timeout 30 "$TEST_TMP/none.ndjson" > /dev/null 2>&1
+    assert_status "client replaying the spool" 0 $?
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_spool_bytes_dropped_total{program=\"ctxvault-ingest\",mode=\"command\"} 14\$'" ||
+        fail "the spool's dropped bytes: $(grep dropped "$TEST_TMP/metrics.txt")"
+}
+
 test_the_grafana_dashboard_queries_only_metrics_ctxvault_exports() {
     ctxvault-metrics --list > "$TEST_TMP/list"
     assert_status "ctxvault-metrics --list" 0 $?
