@@ -228,7 +228,7 @@ char *cv_collect_prometheus(cv_collect *c, int64_t now_ms)
                     for (size_t j = 0; j <= CV_BUCKETS; j++) {
                         char le[32];
                         if (j < CV_BUCKETS)
-                            snprintf(le, sizeof le, "%g", cv_metric_buckets[j]);
+                            snprintf(le, sizeof le, "%g", cv_metric_bounds(d)[j]);
                         else
                             snprintf(le, sizeof le, "+Inf");
                         cum += (uint64_t)json_integer_value(json_array_get(bk, j));

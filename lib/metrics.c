@@ -14,65 +14,75 @@
 #include <string.h>
 #include <unistd.h>
 
+/* events per transaction: 1 to 100,000 (store's batch_size is at most 1e6) */
+static const double batch_bounds[CV_BUCKETS] = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000};
+
 #define C CV_COUNTER
 #define G CV_GAUGE
 #define H CV_HISTOGRAM
 
 const cv_metric_def cv_metric_defs[] = {
     /* the P2.4 plan's */
-    {"ctxvault_wal_size_bytes", G, "Size of the WAL file after the last commit."},
-    {"ctxvault_wal_checkpoints_total", C, "WAL checkpoints store ran."},
-    {"ctxvault_wal_checkpoint_duration_seconds", H, "Time a WAL checkpoint took."},
-    {"ctxvault_ttl_records_deleted_total", C, "Rows deleted because their retention ended."},
-    {"ctxvault_ttl_cleanup_duration_seconds", H, "Time a retention sweep took."},
-    {"ctxvault_ttl_records_expired", G, "Rows past their retention and still stored."},
-    {"ctxvault_ttl_oldest_expired_age_seconds", G, "How long ago the oldest row still stored expired."},
-    {"ctxvault_pii_records_scrubbed_total", C, "Rows whose personal data was scrubbed."},
-    {"ctxvault_pii_scrubbing_duration_seconds", H, "Time a scrub run took."},
-    {"ctxvault_pii_fields_scrubbed_total", C, "Fields changed by scrubbing."},
-    {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed."},
-    {"ctxvault_recovery_attempts_total", C, "Starts that found a crash to recover from."},
-    {"ctxvault_recovery_duration_seconds", H, "Time the start's recovery took."},
-    {"ctxvault_recovery_transactions_replayed", G, "Journal batches replayed at the last start."},
+    {"ctxvault_wal_size_bytes", G, "Size of the WAL file after the last commit.", NULL},
+    {"ctxvault_wal_checkpoints_total", C, "WAL checkpoints store ran.", NULL},
+    {"ctxvault_wal_checkpoint_duration_seconds", H, "Time a WAL checkpoint took.", NULL},
+    {"ctxvault_ttl_records_deleted_total", C, "Rows deleted because their retention ended.", NULL},
+    {"ctxvault_ttl_cleanup_duration_seconds", H, "Time a retention sweep took.", NULL},
+    {"ctxvault_ttl_records_expired", G, "Rows past their retention and still stored.", NULL},
+    {"ctxvault_ttl_oldest_expired_age_seconds", G, "How long ago the oldest row still stored expired.", NULL},
+    {"ctxvault_pii_records_scrubbed_total", C, "Rows whose personal data was scrubbed.", NULL},
+    {"ctxvault_pii_scrubbing_duration_seconds", H, "Time a scrub run took.", NULL},
+    {"ctxvault_pii_fields_scrubbed_total", C, "Fields changed by scrubbing.", NULL},
+    {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed.", NULL},
+    {"ctxvault_recovery_attempts_total", C, "Starts that found a crash to recover from.", NULL},
+    {"ctxvault_recovery_duration_seconds", H, "Time the start's recovery took.", NULL},
+    {"ctxvault_recovery_transactions_replayed", G, "Journal batches replayed at the last start.", NULL},
     /* the pipeline's */
-    {"ctxvault_events_received_total", C, "Events a program read."},
-    {"ctxvault_events_forwarded_total", C, "Events a program passed on (resends not counted)."},
-    {"ctxvault_events_stored_total", C, "Events committed to the database."},
-    {"ctxvault_events_duplicate_total", C, "Events store already held (acknowledged again, not stored)."},
-    {"ctxvault_events_rejected_total", C, "Events rejected, by program and reason."},
-    {"ctxvault_events_deadlettered_total", C, "Rejected events written to the dead-letter file."},
-    {"ctxvault_events_resent_total", C, "Events ingest sent again for want of an acknowledgement."},
-    {"ctxvault_acks_total", C, "Acknowledgements (kind ack or nak) sent by store or received by ingest."},
-    {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged."},
-    {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files."},
-    {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool."},
-    {"ctxvault_spool_bytes_dropped_total", C, "Bytes cut off the spool at a start: records a crash left half-written, never accepted."},
-    {"ctxvault_deadletter_write_failures_total", C, "Rejected lines whose dead-letter record could not be written (the rejection is still counted)."},
-    {"ctxvault_commit_batches_total", C, "Transactions store committed with events."},
-    {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged)."},
-    {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program."},
-    {"ctxvault_requests_total", C, "Control requests store answered, by op."},
-    {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement."},
-    {"ctxvault_query_latency_seconds", H, "Time store took to answer a query."},
-    {"ctxvault_db_size_bytes", G, "Size of the database file."},
-    {"ctxvault_journal_batch", G, "The last journal batch the database holds."},
+    {"ctxvault_events_received_total", C, "Events a program read.", NULL},
+    {"ctxvault_events_forwarded_total", C, "Events a program passed on (resends not counted).", NULL},
+    {"ctxvault_events_stored_total", C, "Events committed to the database.", NULL},
+    {"ctxvault_events_duplicate_total", C, "Events store already held (acknowledged again, not stored).", NULL},
+    {"ctxvault_events_rejected_total", C, "Events rejected, by program and reason.", NULL},
+    {"ctxvault_events_deadlettered_total", C, "Rejected events written to the dead-letter file.", NULL},
+    {"ctxvault_events_resent_total", C, "Events ingest sent again for want of an acknowledgement.", NULL},
+    {"ctxvault_acks_total", C, "Acknowledgements (kind ack or nak) sent by store or received by ingest.", NULL},
+    {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged.", NULL},
+    {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files.", NULL},
+    {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool.", NULL},
+    {"ctxvault_spool_bytes_dropped_total", C, "Bytes cut off the spool at a start: records a crash left half-written, never accepted.", NULL},
+    {"ctxvault_deadletter_write_failures_total", C, "Rejected lines whose dead-letter record could not be written (the rejection is still counted).", NULL},
+    {"ctxvault_commit_batches_total", C, "Transactions store committed with events.", NULL},
+    {"ctxvault_commit_batch_size_events", H, "Events per transaction store committed.", batch_bounds},
+    {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged).", NULL},
+    {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program.", NULL},
+    {"ctxvault_requests_total", C, "Control requests store answered, by op.", NULL},
+    {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement.", NULL},
+    {"ctxvault_query_latency_seconds", H, "Time store took to answer a query.", NULL},
+    {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL},
+    {"ctxvault_journal_batch", G, "The last journal batch the database holds.", NULL},
     /* backups and keys */
-    {"ctxvault_backup_last_success_timestamp_seconds", G, "When the newest verified backup was taken."},
-    {"ctxvault_backup_size_bytes", G, "Size of the newest verified backup."},
-    {"ctxvault_backup_verification_failures_total", C, "Backups that failed verification."},
-    {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included."},
-    {"ctxvault_key_version", G, "The keyring's primary key version."},
-    {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version."},
+    {"ctxvault_backup_last_success_timestamp_seconds", G, "When the newest verified backup was taken.", NULL},
+    {"ctxvault_backup_size_bytes", G, "Size of the newest verified backup.", NULL},
+    {"ctxvault_backup_verification_failures_total", C, "Backups that failed verification.", NULL},
+    {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included.", NULL},
+    {"ctxvault_key_version", G, "The keyring's primary key version.", NULL},
+    {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version.", NULL},
     /* ctxvault-metrics' own */
-    {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent."},
-    {"ctxvault_report_age_seconds", G, "Time since a program's last report."},
-    {"ctxvault_metrics_reports_malformed_total", C, "Reports ctxvault-metrics could not read."},
-    {NULL, 0, NULL},
+    {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent.", NULL},
+    {"ctxvault_report_age_seconds", G, "Time since a program's last report.", NULL},
+    {"ctxvault_metrics_reports_malformed_total", C, "Reports ctxvault-metrics could not read.", NULL},
+    {NULL, 0, NULL, NULL},
 };
 
 const double cv_metric_buckets[CV_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1, 2.5, 5, 10};
+
+const double *cv_metric_bounds(const cv_metric_def *d)
+{
+    return d->bounds ? d->bounds : cv_metric_buckets;
+}
 
 const cv_metric_def *cv_metric_find(const char *name)
 {
@@ -218,16 +228,17 @@ void cv_metrics_add(cv_metrics *m, const char *name, const char *labels,
 }
 
 void cv_metrics_observe(cv_metrics *m, const char *name, const char *labels,
-                        double seconds)
+                        double value)
 {
     series *s = m ? find(m, name, labels, CV_HISTOGRAM) : NULL;
     if (!s)
         return;
+    const double *bounds = cv_metric_bounds(s->def);
     size_t b = 0;
-    while (b < CV_BUCKETS && seconds > cv_metric_buckets[b])
+    while (b < CV_BUCKETS && value > bounds[b])
         b++;
     s->buckets[b]++;
-    s->sum += seconds;
+    s->sum += value;
 }
 
 void cv_metrics_health(cv_metrics *m, bool ok, const char *reason)

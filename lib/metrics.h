@@ -30,6 +30,7 @@ typedef struct {
     const char *name;
     cv_metric_type type;
     const char *help;
+    const double *bounds;   /* a histogram's bucket bounds (NULL: seconds) */
 } cv_metric_def;
 
 /* The catalogue, ending with a NULL name. */
@@ -42,9 +43,11 @@ const cv_metric_def *cv_metric_find(const char *name);
  * not_protected, policy, invalid_event), so the series stay few. */
 const char *cv_reject_class(const char *reason);
 
-/* Upper bounds of every histogram's buckets, in seconds (+Inf is last). */
+/* Upper bounds of a histogram's buckets, ascending, CV_BUCKETS of them
+ * (+Inf comes after): seconds unless the metric names its own. */
 #define CV_BUCKETS 14
 extern const double cv_metric_buckets[CV_BUCKETS];
+const double *cv_metric_bounds(const cv_metric_def *d);
 
 typedef struct cv_metrics cv_metrics;
 
@@ -63,9 +66,9 @@ void cv_metrics_set(cv_metrics *m, const char *name, const char *labels,
                     double value);
 void cv_metrics_add(cv_metrics *m, const char *name, const char *labels,
                     double delta);
-/* Count one observation (seconds) into a histogram. */
+/* Count one observation (in the histogram's unit) into a histogram. */
 void cv_metrics_observe(cv_metrics *m, const char *name, const char *labels,
-                        double seconds);
+                        double value);
 /* Health as the program sees it: ok, or a reason (copied). */
 void cv_metrics_health(cv_metrics *m, bool ok, const char *reason);
 

@@ -216,6 +216,8 @@ static int commit_batch(server *s)
         fail_batch(s, err);
         return -1;
     }
+    cv_metrics_observe(s->mx, "ctxvault_commit_batch_size_events", NULL,
+                       (double)(s->nacks - s->committed));
     s->committed = s->nacks;
     if (s->check_ok)
         publish(s);

@@ -461,7 +461,7 @@ for s in ss: s.close()' "$1"
 test_pipeline_over_tcp_with_curve_stores_each_event_once_through_kills() {
     n=$((N_EVENTS / 5))
     gen "$TEST_TMP/in.ndjson" -n "$n" -s 65 -u 200
-    set -- $(free_ports 5)
+    set -- $(free_ports 6)
     # one host here, but each stage reaches the next over tcp:// with CURVE
     # (curve = auto), as it would across hosts (pipelines/README.md)
     conf_set ingest "tcp://127.0.0.1:$1"
@@ -469,6 +469,7 @@ test_pipeline_over_tcp_with_curve_stores_each_event_once_through_kills() {
     conf_set store "tcp://127.0.0.1:$3"
     conf_set acks "tcp://127.0.0.1:$4"
     conf_set control "tcp://127.0.0.1:$5"
+    conf_set metrics "tcp://127.0.0.1:$6"
     # this host runs all three stages of storage-tcp.conf
     sed "s|^files = .*|files = $TOP/pipelines/storage-tcp.conf|" "$TOP/etc/supervisord.conf" \
         > "$TEST_TMP/supervisord.conf"

@@ -29,8 +29,11 @@ TEST(the_catalogue_names_follow_prometheus_style)
             CHECK(ends_with(d->name, "_total"));
         else
             CHECK(!ends_with(d->name, "_total"));
-        if (d->type == CV_HISTOGRAM)
-            CHECK(ends_with(d->name, "_seconds"));
+        if (d->type == CV_HISTOGRAM) /* a unit, and buckets in it */
+            CHECK(d->bounds ? ends_with(d->name, "_events")
+                            : ends_with(d->name, "_seconds"));
+        for (int b = 1; b < CV_BUCKETS; b++)
+            CHECK(cv_metric_bounds(d)[b] > cv_metric_bounds(d)[b - 1]);
         CHECK(cv_metric_find(d->name) == d); /* no name twice */
     }
     CHECK(n > 30);
