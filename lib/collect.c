@@ -185,83 +185,85 @@ static bool up(const cv_collect *c, const program *p, int64_t now_ms)
            now_ms - p->at_ms <= c->stale_ms;
 }
 
+static void put_head(buf *b, const cv_metric_def *d, bool *head)
+{
+    if (*head)
+        return;
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help, d->name,
+        d->type == CV_COUNTER ? "counter" : d->type == CV_GAUGE ? "gauge"
+                                                              : "histogram");
+    *head = true;
+}
+
+/* One series of a program: a sample, or a histogram's buckets, sum and
+ * count (the buckets cumulative, as the format wants them). */
+static void put_series(buf *b, const cv_metric_def *d, const program *p, json_t *s)
+{
+    json_t *labels = json_object_get(s, "labels");
+    if (d->type != CV_HISTOGRAM) {
+        put(b, "%s", d->name);
+        put_labels(b, p, labels, NULL);
+        put(b, " ");
+        put_number(b, json_number_value(json_object_get(s, "value")));
+        return;
+    }
+    json_t *bk = json_object_get(s, "buckets");
+    uint64_t cum = 0;
+    for (size_t j = 0; j <= CV_BUCKETS; j++) {
+        char le[32];
+        if (j < CV_BUCKETS)
+            snprintf(le, sizeof le, "%g", cv_metric_bounds(d)[j]);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        cum += (uint64_t)json_integer_value(json_array_get(bk, j));
+        put(b, "%s_bucket", d->name);
+        put_labels(b, p, labels, le);
+        put(b, " %llu\n", (unsigned long long)cum);
+    }
+    put(b, "%s_sum", d->name);
+    put_labels(b, p, labels, NULL);
+    put(b, " ");
+    put_number(b, json_number_value(json_object_get(s, "sum")));
+    put(b, "%s_count", d->name);
+    put_labels(b, p, labels, NULL);
+    put(b, " %llu\n", (unsigned long long)cum);
+}
+
 char *cv_collect_prometheus(cv_collect *c, int64_t now_ms)
 {
     buf b = {cv_malloc(4096), 0, 4096};
     b.b[0] = '\0';
     for (const cv_metric_def *d = cv_metric_defs; d->name; d++) {
         bool head = false;
+        /* ctxvault-metrics' own: per program, whatever it reported */
+        bool is_up = !strcmp(d->name, "ctxvault_up");
+        if (is_up || !strcmp(d->name, "ctxvault_report_age_seconds")) {
+            for (size_t i = 0; i < c->n; i++) {
+                put_head(&b, d, &head);
+                put(&b, "%s", d->name);
+                put_labels(&b, &c->p[i], NULL, NULL);
+                put(&b, " ");
+                put_number(&b, is_up ? (up(c, &c->p[i], now_ms) ? 1 : 0)
+                                     : (double)(now_ms - c->p[i].at_ms) / 1000.0);
+            }
+            continue;
+        }
+        if (!strcmp(d->name, "ctxvault_metrics_reports_malformed_total")) {
+            put_head(&b, d, &head);
+            put(&b, "%s %llu\n", d->name, (unsigned long long)c->malformed);
+            continue;
+        }
         for (size_t i = 0; i < c->n; i++) {
-            program *p = &c->p[i];
             size_t k;
             json_t *s;
-            bool synthetic = !strcmp(d->name, "ctxvault_up") ||
-                             !strcmp(d->name, "ctxvault_report_age_seconds");
-            json_array_foreach(json_object_get(p->report, "series"), k, s) {
-                if (synthetic && k > 0)
-                    break;
-                if (!synthetic &&
-                    strcmp(json_string_value(json_object_get(s, "name")) ?: "", d->name))
+            json_array_foreach(json_object_get(c->p[i].report, "series"), k, s) {
+                const char *name = json_string_value(json_object_get(s, "name"));
+                if (!name || strcmp(name, d->name) != 0)
                     continue;
-                if (!head) {
-                    put(&b, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help, d->name,
-                        d->type == CV_COUNTER ? "counter"
-                        : d->type == CV_GAUGE ? "gauge" : "histogram");
-                    head = true;
-                }
-                json_t *labels = synthetic ? NULL : json_object_get(s, "labels");
-                if (synthetic) {
-                    put(&b, "%s", d->name);
-                    put_labels(&b, p, NULL, NULL);
-                    put(&b, " ");
-                    put_number(&b, !strcmp(d->name, "ctxvault_up")
-                                       ? (up(c, p, now_ms) ? 1 : 0)
-                                       : (double)(now_ms - p->at_ms) / 1000.0);
-                } else if (d->type != CV_HISTOGRAM) {
-                    put(&b, "%s", d->name);
-                    put_labels(&b, p, labels, NULL);
-                    put(&b, " ");
-                    put_number(&b, json_number_value(json_object_get(s, "value")));
-                } else {
-                    json_t *bk = json_object_get(s, "buckets");
-                    uint64_t cum = 0;
-                    for (size_t j = 0; j <= CV_BUCKETS; j++) {
-                        char le[32];
-                        if (j < CV_BUCKETS)
-                            snprintf(le, sizeof le, "%g", cv_metric_bounds(d)[j]);
-                        else
-                            snprintf(le, sizeof le, "+Inf");
-                        cum += (uint64_t)json_integer_value(json_array_get(bk, j));
-                        put(&b, "%s_bucket", d->name);
-                        put_labels(&b, p, labels, le);
-                        put(&b, " %llu\n", (unsigned long long)cum);
-                    }
-                    put(&b, "%s_sum", d->name);
-                    put_labels(&b, p, labels, NULL);
-                    put(&b, " ");
-                    put_number(&b, json_number_value(json_object_get(s, "sum")));
-                    put(&b, "%s_count", d->name);
-                    put_labels(&b, p, labels, NULL);
-                    put(&b, " %llu\n", (unsigned long long)cum);
-                }
-            }
-            if (synthetic && json_array_size(json_object_get(p->report, "series")) == 0) {
-                /* a program with no series yet is still up or down */
-                if (!head) {
-                    put(&b, "# HELP %s %s\n# TYPE %s gauge\n", d->name, d->help, d->name);
-                    head = true;
-                }
-                put(&b, "%s", d->name);
-                put_labels(&b, p, NULL, NULL);
-                put(&b, " ");
-                put_number(&b, !strcmp(d->name, "ctxvault_up")
-                                   ? (up(c, p, now_ms) ? 1 : 0)
-                                   : (double)(now_ms - p->at_ms) / 1000.0);
+                put_head(&b, d, &head);
+                put_series(&b, d, &c->p[i], s);
             }
         }
-        if (!strcmp(d->name, "ctxvault_metrics_reports_malformed_total"))
-            put(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", d->name, d->help,
-                d->name, d->name, (unsigned long long)c->malformed);
     }
     return b.b;
 }
@@ -331,7 +333,8 @@ static double value_of(json_t *report, const char *name)
     size_t k;
     json_t *s;
     json_array_foreach(json_object_get(report, "series"), k, s) {
-        if (strcmp(json_string_value(json_object_get(s, "name")) ?: "", name))
+        const char *n = json_string_value(json_object_get(s, "name"));
+        if (!n || strcmp(n, name) != 0)
             continue;
         double x = json_is_number(json_object_get(s, "value"))
                        ? json_number_value(json_object_get(s, "value"))

@@ -190,6 +190,21 @@ serve_store() {
     }
 }
 
+# services_start: store --serve and encrypt --serve in the background, with
+# their pids in STORE_PID and ENCRYPT_PID; waits until store is ready
+services_start() {
+    ctxvault-store --serve 2> "$TEST_TMP/store.err" &
+    STORE_PID=$!
+    bg_track "$STORE_PID"
+    ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt.err" &
+    ENCRYPT_PID=$!
+    bg_track "$ENCRYPT_PID"
+    wait_until 10 grep -q 'ready in' "$TEST_TMP/store.err" ||
+        fail "store --serve did not get ready: $(cat "$TEST_TMP/store.err")"
+    wait_until 10 grep -q 'serving' "$TEST_TMP/encrypt.err" ||
+        fail "encrypt --serve did not start: $(cat "$TEST_TMP/encrypt.err")"
+}
+
 # store_start [ARGS...]: run ctxvault-store in the background reading a FIFO
 # that the test writes through fd 8 (store_feed FILE...), so the store stays
 # up until store_close (end of input) or a signal. Sets STORE_PID; its

@@ -27,17 +27,6 @@ metrics_start() {
         fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
 }
 
-services_start() {
-    ctxvault-store --serve 2> "$TEST_TMP/store.err" &
-    STORE_PID=$!
-    bg_track "$STORE_PID"
-    ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt.err" &
-    ENCRYPT_PID=$!
-    bg_track "$ENCRYPT_PID"
-    wait_until 10 grep -q 'ready in' "$TEST_TMP/store.err" ||
-        fail "store --serve did not get ready: $(cat "$TEST_TMP/store.err")"
-}
-
 # sample NAME [LABELS-REGEX]: the value of the first sample of NAME in
 # /metrics whose labels match
 sample() {

@@ -9,21 +9,6 @@ SUITE=sockets
 
 CVSEND=$CV_BUILD/cvsend
 
-# services_start: store --serve and encrypt --serve in the background, with
-# their pids in STORE_PID and ENCRYPT_PID; waits until store is ready
-services_start() {
-    ctxvault-store --serve 2> "$TEST_TMP/store.err" &
-    STORE_PID=$!
-    bg_track "$STORE_PID"
-    ctxvault-encrypt --serve 2> "$TEST_TMP/encrypt.err" &
-    ENCRYPT_PID=$!
-    bg_track "$ENCRYPT_PID"
-    wait_until 10 grep -q 'ready in' "$TEST_TMP/store.err" ||
-        fail "store --serve did not get ready: $(cat "$TEST_TMP/store.err")"
-    wait_until 10 grep -q 'serving' "$TEST_TMP/encrypt.err" ||
-        fail "encrypt --serve did not start: $(cat "$TEST_TMP/encrypt.err")"
-}
-
 # stop PID: SIGTERM, wait; its exit status in STOPPED
 stop() {
     kill -TERM "$1"
