@@ -45,7 +45,7 @@ stop_supervisord() {
         step "supervisord keeps running (KEEP=1): CTXVAULT_HOME=$CTXVAULT_HOME tools/supervise.sh stop"
         return 0
     fi
-    step "6. stop: SIGTERM to supervisord; each program drains and exits 0 (KEEP=1 keeps it running)"
+    step "7. stop: SIGTERM to supervisord; each program drains and exits 0 (KEEP=1 keeps it running)"
     tools/supervise.sh stop
 }
 trap 'stop_supervisord' EXIT
