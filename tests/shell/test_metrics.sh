@@ -34,6 +34,15 @@ sample() {
     grep "^$1{" "$TEST_TMP/metrics.txt" | grep -E -- "${2:-.}" | head -n 1 | sed 's/.* //'
 }
 
+# settled WANT NAME [LABELS-REGEX]: the sample once it equals WANT, or as
+# it is after 5 s (a service reports every 200 ms here)
+settled() {
+    _want=$1
+    shift
+    wait_until 5 sh -c "[ \"\$(curl -s '$URL/metrics' | grep '^$1{' | grep -E -- '${2:-.}' | head -n 1 | sed 's/.* //')\" = '$_want' ]"
+    sample "$@"
+}
+
 # sum NAME [LABELS-REGEX]: the sum of the samples of NAME that match
 sum() {
     curl -s "$URL/metrics" > "$TEST_TMP/metrics.txt"
@@ -67,7 +76,7 @@ test_the_pipelines_figures_are_served_as_prometheus_text() {
     assertEquals "acknowledgement latencies observed" "$stored" \
         "$(sample ctxvault_ack_latency_seconds_count 'program="ctxvault-ingest"')"
     assertEquals "events encrypt passed on" "$stored" \
-        "$(sample ctxvault_events_forwarded_total 'program="ctxvault-encrypt"')"
+        "$(settled "$stored" ctxvault_events_forwarded_total 'program="ctxvault-encrypt"')"
     # the format: every sample's metric has HELP and TYPE, names are
     # ctxvault_ with units, counters end in _total
     grep -v '^#' "$TEST_TMP/metrics.txt" | sed 's/[{ ].*//; s/_bucket$//; s/_sum$//; s/_count$//' |
@@ -219,13 +228,13 @@ test_every_drop_and_rejection_is_counted_with_its_reason() {
     wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_messages_malformed_total{program=\"ctxvault-store\",mode=\"service\"} 3\$'" ||
         fail "store's malformed messages: $(grep malformed "$TEST_TMP/metrics.txt")"
     assertEquals "encrypt's malformed messages" 6 \
-        "$(sample ctxvault_messages_malformed_total 'program="ctxvault-encrypt"')"
+        "$(settled 6 ctxvault_messages_malformed_total 'program="ctxvault-encrypt"')"
     assertEquals "encrypt's rejection" 1 \
-        "$(sample ctxvault_events_rejected_total 'program="ctxvault-encrypt".*reason="duplicate_key"')"
+        "$(settled 1 ctxvault_events_rejected_total 'program="ctxvault-encrypt".*reason="duplicate_key"')"
     assertEquals "store's rejection" 1 \
-        "$(sample ctxvault_events_rejected_total 'program="ctxvault-store".*reason="bad_timestamp"')"
+        "$(settled 1 ctxvault_events_rejected_total 'program="ctxvault-store".*reason="bad_timestamp"')"
     assertEquals "encrypt's dead letters" 1 \
-        "$(sample ctxvault_events_deadlettered_total 'program="ctxvault-encrypt"')"
+        "$(settled 1 ctxvault_events_deadlettered_total 'program="ctxvault-encrypt"')"
     # the spool: a client interrupted with events unacknowledged, then
     # bytes a crash would leave half-written at the end of its segment
     kill -TERM "$ENCRYPT_PID"
