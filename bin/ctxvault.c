@@ -42,6 +42,9 @@ static void usage(FILE *f)
         "                            kind column (kind,id,ts,created_at,\n"
         "                            expires_at,event); -o writes FILE (0600)\n"
         "  stats                     counts and sizes as JSON\n"
+        "  keys list|rotate          the keyring's versions (never the keys) and\n"
+        "                            rows per version; rotate: a new primary\n"
+        "                            version (restart the pipeline to use it)\n"
         "  status                    the pipeline's health, from ctxvault-metrics:\n"
         "                            each program's state, events, spool, last\n"
         "                            backup, expired rows (exit 69 when degraded)\n"
@@ -449,6 +452,63 @@ static int print_stats(ctx *c, json_t *stats)
     return rc;
 }
 
+/* keys list: the versions and how many rows each one's checksum is under;
+ * keys rotate: a new primary version. */
+static int cmd_keys(ctx *c, int argc, char **argv)
+{
+    char err[512];
+    if (argc != 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "rotate"))) {
+        cv_err("usage: ctxvault keys list|rotate");
+        return EX_USAGE;
+    }
+    if (!strcmp(argv[1], "rotate")) {
+        uint32_t v;
+        if (cv_keyring_rotate(c->cfg.keyring_file, &v, err, sizeof err) < 0) {
+            cv_err("%s", err);
+            return EX_IOERR;
+        }
+        printf("{\"rotated\":true,\"primary\":%u}\n", v);
+        cv_info("key version %u is the primary: restart the pipeline "
+                "(tools/supervise.sh stop, start) so that new writes use it; "
+                "every older version still decrypts", v);
+        return fflush(stdout) == EOF ? EX_IOERR : 0;
+    }
+    cv_keyring *kr = cv_keyring_load(c->cfg.keyring_file, err, sizeof err);
+    if (!kr) {
+        cv_err("%s", err);
+        return EX_CONFIG;
+    }
+    json_t *list = cv_keyring_describe(kr);
+    cv_keyring_destroy(&kr);
+    /* rows per version, by the first byte of their checksum */
+    int rc = open_reader(c, false);
+    if (!rc) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(cv_db_handle(c->db), "SELECT substr(checksum, 1, 1),"
+                               " count(*) FROM events GROUP BY 1", -1, &st,
+                               NULL) == SQLITE_OK) {
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                const uint8_t *v = sqlite3_column_blob(st, 0);
+                size_t i;
+                json_t *e;
+                json_array_foreach(list, i, e)
+                    if (v && sqlite3_column_bytes(st, 0) == 1 &&
+                        json_integer_value(json_object_get(e, "version")) == v[0])
+                        json_object_set_new(e, "rows", json_integer(
+                            sqlite3_column_int64(st, 1)));
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    rc = 0;
+    char *text = json_dumps(list, JSON_INDENT(2));
+    if (!text || printf("%s\n", text) < 0 || fflush(stdout) == EOF)
+        rc = EX_IOERR;
+    free(text);
+    json_decref(list);
+    return rc;
+}
+
 /* The health summary, as ctxvault-metrics sees it. */
 static int cmd_status(ctx *c)
 {
@@ -527,7 +587,7 @@ int main(int argc, char **argv)
     static const char *const known[] = {"init", "query", "get", "export",
                                         "stats", "verify", "config",
                                         "deadletter", "delete", "rectify",
-                                        "audit", "status", NULL};
+                                        "audit", "status", "keys", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -560,6 +620,8 @@ int main(int argc, char **argv)
         rc = argc != 1 ? EX_USAGE : cmd_stats(&c);
     } else if (strcmp(cmd, "status") == 0) {
         rc = argc != 1 ? EX_USAGE : cmd_status(&c);
+    } else if (strcmp(cmd, "keys") == 0) {
+        rc = cmd_keys(&c, argc, argv);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = cmd_verify(&c, argc, argv);
     } else if (strcmp(cmd, "deadletter") == 0) {

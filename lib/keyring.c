@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,10 @@ fail:
 
 cv_keyring *cv_keyring_load(const char *path, char *err, size_t errlen)
 {
+    /* a process that holds keys leaves no core file behind: the keys sit
+     * in locked, no-dump memory, but derived copies pass through the stack */
+    struct rlimit none = {0, 0};
+    (void)setrlimit(RLIMIT_CORE, &none);
     if (sodium_init() < 0) {
         ERR("cannot initialise libsodium");
         return NULL;
@@ -419,4 +424,91 @@ int64_t cv_keyring_created_ms(const cv_keyring *kr, uint32_t version)
 {
     const key_entry *e = find_key(kr, version);
     return e ? e->created_ms : -1;
+}
+
+/* Wipe and free a heap string that held key material. */
+static void wipe_free(char *p)
+{
+    if (p) {
+        sodium_memzero(p, strlen(p));
+        free(p);
+    }
+}
+
+int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
+                      size_t errlen)
+{
+    enum { B64 = sodium_base64_ENCODED_LEN(CV_KEY_BYTES,
+                                           sodium_base64_VARIANT_ORIGINAL) };
+    if (sodium_init() < 0) {
+        ERR("cannot initialise libsodium");
+        return -1;
+    }
+    size_t len;
+    char *text = cv_read_file(path, 1 << 20, &len), *out = NULL;
+    json_t *j = NULL;
+    int rc = -1;
+    struct { uint8_t key[CV_KEY_BYTES]; char b64[B64]; } *s = sodium_malloc(sizeof *s);
+    if (!text || !s) {
+        ERR("cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    json_error_t je;
+    j = json_loadb(text, len, 0, &je);
+    json_t *keys = json_object_get(j, "keys");
+    if (!json_is_array(keys)) {
+        ERR("%s: not a keyring (%s)", path, j ? "no \"keys\"" : je.text);
+        goto out;
+    }
+    uint32_t top = 0;
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        json_int_t v = json_integer_value(json_object_get(k, "version"));
+        if (v > 0 && v < UINT32_MAX && (uint32_t)v > top)
+            top = (uint32_t)v;
+    }
+    if (top == 0 || top == UINT32_MAX - 1) {
+        ERR("%s: no key version to follow", path);
+        goto out;
+    }
+    randombytes_buf(s->key, sizeof s->key);
+    sodium_bin2base64(s->b64, sizeof s->b64, s->key, sizeof s->key,
+                      sodium_base64_VARIANT_ORIGINAL);
+    char when[40];
+    cv_time_format_ms(cv_now_ms(), when);
+    json_array_append_new(keys, json_pack("{s:I, s:s, s:s, s:s}", "version",
+                                          (json_int_t)top + 1, "created", when,
+                                          "status", "active", "key", s->b64));
+    json_object_set_new(j, "primary", json_integer((json_int_t)top + 1));
+    out = json_dumps(j, JSON_COMPACT);
+    if (!out || cv_write_file_atomic(path, out, strlen(out), 0600, false) < 0) {
+        ERR("cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    *version = top + 1;
+    rc = 0;
+out:
+    json_decref(j); /* its strings are freed unwiped: jansson owns them */
+    wipe_free(out);
+    wipe_free(text);
+    sodium_free(s);
+    return rc;
+}
+
+json_t *cv_keyring_describe(const cv_keyring *kr)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < kr->nkeys; i++) {
+        const key_entry *e = &kr->keys[i];
+        char when[40] = "";
+        if (e->created_ms >= 0)
+            cv_time_format_ms(e->created_ms, when);
+        json_array_append_new(a, json_pack("{s:I, s:s?, s:s, s:b}", "version",
+                                           (json_int_t)e->version, "created",
+                                           *when ? when : NULL, "status",
+                                           e->status, "primary",
+                                           e->version == kr->primary));
+    }
+    return a;
 }

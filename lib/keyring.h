@@ -8,6 +8,7 @@
 #ifndef CV_KEYRING_H
 #define CV_KEYRING_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,16 @@ void cv_keyring_destroy(cv_keyring **p);
 
 /* The version that new writes use. */
 uint32_t cv_keyring_primary(const cv_keyring *kr);
+/* Add a new key version to the keyring file at path and make it the
+ * primary (temp file, fsync, rename; 0600). Programs that hold the
+ * keyring use it once restarted; every older version still decrypts and
+ * verifies. *version gets the new one. 0, or -1 with a reason. */
+int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
+                      size_t errlen);
+/* The versions, never their keys: [{"version","created","status",
+ * "primary"}]. */
+json_t *cv_keyring_describe(const cv_keyring *kr);
+
 /* When a version was made (ms since the epoch), or -1 when not recorded. */
 int64_t cv_keyring_created_ms(const cv_keyring *kr, uint32_t version);
 /* Versions present, ascending; returns how many (at most max written). */
