@@ -41,7 +41,7 @@ endif
 
 DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
           libsodium-dev libsqlite3-dev libzstd-dev libmicrohttpd-dev sqlite3 \
-          shunit2 supervisor time jq curl
+          shunit2 supervisor time jq curl python3
 # Only `make bench` needs the peer. Kept apart because syslog-ng-core
 # replaces the system's log daemon (rsyslog) on an ordinary host.
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd

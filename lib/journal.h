@@ -35,8 +35,9 @@ typedef struct cv_journal cv_journal;
 
 /* Open DIR (created 0700) for appending after batch db_lsn, the database's
  * meta.journal_lsn. A torn last record (a write cut by a crash) is
- * removed. Records the database lacks are left for cv_journal_catch_up;
- * when the journal ends before db_lsn (it was deleted, or lost its tail
+ * removed. Records the database lacks are left for the caller to replay
+ * (cv_journal_replay, as lib/db.c does on open); when the journal ends
+ * before db_lsn (it was deleted, or lost its tail
  * to a power cut), a warning says so and it goes on from db_lsn. NULL
  * with a reason; *code is the sysexits status. */
 cv_journal *cv_journal_open(const char *dir, int64_t segment_bytes,

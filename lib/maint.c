@@ -690,7 +690,10 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
         int rc = cv_db_insert(m->db, &row);
         if (rc < 0)
             return db_fail(m, "cannot put a row back");
-        rc ? restored++ : dups++;
+        if (rc)
+            restored++;
+        else
+            dups++;
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
         return db_fail(m, "cannot commit an archive batch");
