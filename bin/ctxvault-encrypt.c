@@ -2,6 +2,7 @@
  * pseudonymise, generalise, round, drop. A line it cannot process is
  * dead-lettered, never passed on: nothing leaves this filter unprotected. */
 #include "config.h"
+#include "datakeys.h"
 #include "deadletter.h"
 #include "encrypt_serve.h"
 #include "fieldcrypt.h"
@@ -9,6 +10,7 @@
 #include "ndjson.h"
 #include "policy.h"
 #include "protect.h"
+#include "sock.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -38,8 +41,10 @@ static void usage(FILE *f)
         "\n"
         "Exit status: 0 all events processed (or --serve stopped by SIGTERM),\n"
         "65 some lines rejected (see the\n"
-        "dead-letter file), 74 input or output failed, 78 configuration,\n"
-        "policy or keyring problem.\n");
+        "dead-letter file), 74 input or output failed, 75 the data-key store\n"
+        "failed (the lines before it were written), 78 configuration, policy\n"
+        "or keyring problem. With --serve, a keyring that cannot be loaded is\n"
+        "waited for: nothing is taken from ingest meanwhile.\n");
 }
 
 typedef struct {
@@ -55,8 +60,15 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
     char reason[512], id[8];
     const char *out;
     size_t n;
-    if (cv_protect_line(f->pr, line, len, &out, &n, id, sizeof id, reason,
-                        sizeof reason) != 0) {
+    int rc = cv_protect_line(f->pr, line, len, &out, &n, id, sizeof id,
+                             reason, sizeof reason);
+    if (rc == 0)
+        rc = cv_protect_commit(f->pr, reason, sizeof reason) < 0 ? 2 : 0;
+    if (rc == 2) {
+        cv_err("stdin:%llu: %s", (unsigned long long)lineno, reason);
+        return EX_TEMPFAIL;
+    }
+    if (rc != 0) {
         cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, false);
         return 1;
     }
@@ -74,7 +86,63 @@ static int encrypt_line(void *arg, const char *source, uint64_t lineno,
                         const char *line, size_t len)
 {
     (void)source;
-    return process(arg, lineno, line, len) == EX_IOERR ? EX_IOERR : 0;
+    int rc = process(arg, lineno, line, len);
+    return rc == EX_IOERR || rc == EX_TEMPFAIL ? rc : 0;
+}
+
+/* The keyring, and the data-key store when per-user keys are on. NULL
+ * with a reason in err when either is unavailable. */
+static cv_keyring *load_keys(const cv_config *cfg, const cv_policy *pol,
+                             cv_datakeys **ds, char *err, size_t errlen)
+{
+    char why[512];
+    cv_keyring *kr = cv_keyring_load(cfg->keyring_file, why, sizeof why);
+    if (!kr) {
+        struct stat st;
+        if (stat(cfg->keyring_file, &st) < 0 && errno == ENOENT)
+            snprintf(err, errlen, "cannot load keyring: %s; run `ctxvault "
+                     "init` to create the instance", why);
+        else
+            snprintf(err, errlen, "cannot load keyring: %s", why);
+        return NULL;
+    }
+    if (cfg->per_user_keys) {
+        *ds = cv_datakeys_open(cfg->datakeys_file, kr, true,
+                               cv_policy_ephemeral_ms(pol), err, errlen);
+        if (!*ds)
+            cv_keyring_destroy(&kr);
+    }
+    return kr;
+}
+
+/* Socket mode without keys: bind nothing, so ingest keeps its events
+ * spooled, say why in the health report, and try again every second
+ * until the keys come back (or a stop). */
+static cv_keyring *wait_for_keys(const cv_config *cfg, const cv_policy *pol,
+                                 cv_datakeys **ds, cv_metrics *mx)
+{
+    char err[600], last[600] = "";
+    for (;;) {
+        cv_keyring *kr = load_keys(cfg, pol, ds, err, sizeof err);
+        if (kr) {
+            if (*last)
+                cv_info("keys are available again: serving");
+            return kr;
+        }
+        if (strcmp(err, last) != 0) {
+            cv_err("%s; events stay in ingest's spool until it is fixed "
+                   "(trying again every second)", err);
+            snprintf(last, sizeof last, "%s", err);
+        }
+        char reason[700];
+        snprintf(reason, sizeof reason, "encryption key unavailable: %s", err);
+        cv_metrics_health(mx, false, reason);
+        cv_metrics_publish(mx, false);
+        for (int i = 0; i < 10 && !cv_stop_requested; i++)
+            usleep(100000);
+        if (cv_stop_requested)
+            return NULL;
+    }
 }
 
 static int run(filter *f, size_t max_line)
@@ -126,7 +194,9 @@ int main(int argc, char **argv)
 
     int status = EX_CONFIG;
     cv_keyring *kr = NULL;
+    cv_datakeys *ds = NULL;
     cv_policy *policy = NULL;
+    cv_metrics *mx = NULL;
     filter f = {0};
     cv_config cfg;
     if (cv_config_load(&cfg, home, conf) > 0)
@@ -134,17 +204,6 @@ int main(int argc, char **argv)
     if (cv_fieldcrypt_init() < 0) {
         cv_err("cannot initialise libsodium");
         status = EX_SOFTWARE;
-        goto out;
-    }
-    char err[512];
-    kr = cv_keyring_load(cfg.keyring_file, err, sizeof err);
-    if (!kr) {
-        struct stat st;
-        if (stat(cfg.keyring_file, &st) < 0 && errno == ENOENT)
-            cv_err("cannot load keyring: %s; run `ctxvault init` to create "
-                   "the instance", err);
-        else
-            cv_err("cannot load keyring: %s", err);
         goto out;
     }
     /* the instance's policy file may be absent (built-in rules); one named
@@ -160,7 +219,22 @@ int main(int argc, char **argv)
                problems == 1 ? "" : "s");
         goto out;
     }
-    f.pr = cv_protect_new(policy, kr);
+    char err[700];
+    if (serve) {
+        cv_sock_init();
+        mx = cv_metrics_new(&cfg, "ctxvault-encrypt", true);
+        kr = wait_for_keys(&cfg, policy, &ds, mx);
+        if (!kr) { /* stopped while waiting */
+            status = 0;
+            goto out;
+        }
+    } else if (!(kr = load_keys(&cfg, policy, &ds, err, sizeof err))) {
+        cv_err("%s", err);
+        goto out;
+    }
+    if (ds)
+        cv_datakeys_attach(ds, kr);
+    f.pr = cv_protect_new(policy, kr, ds);
     f.dl = cv_deadletter_open(cfg.deadletter_dir, "encrypt", kr);
     if (!f.dl) {
         cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
@@ -169,7 +243,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (serve) {
-        status = cv_encrypt_serve(&cfg, f.pr, f.dl, quiet);
+        status = cv_encrypt_serve(&cfg, f.pr, f.dl, mx, quiet);
         if (!status && cv_deadletter_failed(f.dl))
             status = EX_IOERR;
         goto out;
@@ -194,8 +268,12 @@ int main(int argc, char **argv)
     if (!status && rejected)
         status = EX_DATAERR;
 out:
+    cv_metrics_destroy(&mx);
+    if (serve)
+        cv_sock_shutdown();
     cv_deadletter_close(&f.dl);
     cv_protect_destroy(&f.pr);
+    cv_datakeys_destroy(&ds);
     cv_policy_destroy(&policy);
     cv_keyring_destroy(&kr);
     cv_config_free(&cfg);

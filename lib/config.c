@@ -44,6 +44,7 @@ static int handle(void *arg, const char *sec, const char *key,
     if (!strcmp(sec, "paths")) {
         char **dst = !strcmp(key, "policy")       ? &c->policy_file
                      : !strcmp(key, "keyring")    ? &c->keyring_file
+                     : !strcmp(key, "datakeys")   ? &c->datakeys_file
                      : !strcmp(key, "database")   ? &c->db_file
                      : !strcmp(key, "deadletter") ? &c->deadletter_dir
                      : !strcmp(key, "run")        ? &c->run_dir
@@ -239,6 +240,16 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "keys")) {
+        if (!strcmp(key, "data_keys")) {
+            if (strcmp(v, "user") && strcmp(v, "instance"))
+                return BAD("data_keys '%s' is not 'user' or 'instance'", v);
+            c->per_user_keys = v[0] == 'u';
+        } else {
+            return BAD("unknown setting '%s' in [keys]", key);
+        }
+        return 0;
+    }
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
     return BAD("unknown section [%s]", sec);
@@ -309,7 +320,8 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
     } else {
         free(path);
     }
-    char **paths[] = {&c->policy_file, &c->keyring_file, &c->db_file,
+    char **paths[] = {&c->policy_file, &c->keyring_file, &c->datakeys_file,
+                      &c->db_file,
                       &c->deadletter_dir, &c->run_dir, &c->spool_dir,
                       &c->backup_dir, &c->journal_dir, &c->archive_dir};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
@@ -346,6 +358,7 @@ void cv_config_free(cv_config *c)
     free(c->config_file);
     free(c->policy_file);
     free(c->keyring_file);
+    free(c->datakeys_file);
     free(c->db_file);
     free(c->deadletter_dir);
     free(c->run_dir);

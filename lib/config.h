@@ -20,6 +20,7 @@ typedef struct {
     /* paths, absolute after loading */
     char *policy_file;
     char *keyring_file;
+    char *datakeys_file;  /* per-user and hourly data keys (datakeys.h) */
     char *db_file;
     char *deadletter_dir;
     char *run_dir;
@@ -62,6 +63,7 @@ typedef struct {
     int64_t resend_ms;    /* first resend; doubles up to 30 s */
     int64_t spool_sync_ms;/* group commit: fsync at most this often */
     int curve;            /* 1 on, 0 off, -1 auto (on for tcp://) */
+    bool per_user_keys;   /* [keys] data_keys = user */
     /* metrics */
     int64_t metrics_interval_ms; /* between a program's reports */
     int64_t metrics_stale_ms;    /* a service silent this long is down */

@@ -30,7 +30,7 @@ typedef struct {
     const cv_config *cfg;
     cv_protect *pr;
     cv_deadletter *dl;
-    uint64_t messages, events, passed, rejected, malformed;
+    uint64_t messages, events, passed, rejected, malformed, deferred;
     cv_metrics *mx;
 } service;
 
@@ -70,6 +70,18 @@ static void add_rejection(zmsg_t *out, const char *id, const char *reason)
         if (buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r')
             buf[i] = ' ';
     zmsg_addmem(out, buf, (size_t)n);
+}
+
+/* The data keys this message needs could not be made durable: it is not
+ * passed on, and ingest, which has it spooled, sends it again. */
+static zmsg_t *defer(service *s, zmsg_t **out, const char *why)
+{
+    s->deferred++;
+    if (s->deferred <= 10 || s->deferred % 1000 == 0)
+        cv_warn("a message was not passed on (%llu so far), ingest will "
+                "send it again: %s", (unsigned long long)s->deferred, why);
+    zmsg_destroy(out);
+    return NULL;
 }
 
 /* Protect the events of one message: the message to forward, or NULL when
@@ -113,17 +125,21 @@ static zmsg_t *process(service *s, zmsg_t *in)
         const char *prot;
         size_t plen;
         char id[CV_ID_MAX + 1], reason[512];
+        int rc;
         if (len > (size_t)cv_config_stage_max_line(s->cfg)) {
             snprintf(reason, sizeof reason, "line longer than %lld bytes",
                      (long long)cv_config_stage_max_line(s->cfg));
             id[0] = '\0';
             cv_deadletter_put(s->dl, source, s->events, reason, line,
                               (size_t)cv_config_stage_max_line(s->cfg), true);
-        } else if (cv_protect_line(s->pr, line, len, &prot, &plen, id,
-                                   sizeof id, reason, sizeof reason) == 0) {
+        } else if ((rc = cv_protect_line(s->pr, line, len, &prot, &plen, id,
+                                         sizeof id, reason,
+                                         sizeof reason)) == 0) {
             zmsg_addmem(out, prot, plen);
             s->passed++;
             continue;
+        } else if (rc == 2) {
+            return defer(s, &out, reason);
         } else {
             cv_deadletter_put(s->dl, source, s->events, reason, line, len, false);
         }
@@ -135,17 +151,19 @@ static zmsg_t *process(service *s, zmsg_t *in)
     }
     if (zmsg_size(out) == 3) /* no events, or none with an id */
         zmsg_destroy(&out);
+    char err[256];
+    if (out && cv_protect_commit(s->pr, err, sizeof err) < 0)
+        return defer(s, &out, err);
     return out;
 }
 
 int cv_encrypt_serve(const cv_config *cfg, cv_protect *pr, cv_deadletter *dl,
-                     bool quiet)
+                     cv_metrics *mx, bool quiet)
 {
-    service s = {.cfg = cfg, .pr = pr, .dl = dl};
+    service s = {.cfg = cfg, .pr = pr, .dl = dl, .mx = mx};
     char err[512];
     int status = 0;
     zmsg_t *out = NULL;
-    cv_sock_init();
     zsock_t *pull = cv_sock_bind_hwm(cfg, ZMQ_PULL, cfg->ep_encrypt, QUEUE_MSGS,
                                      err, sizeof err);
     zsock_t *push = pull ? cv_sock_connect_hwm(cfg, ZMQ_PUSH, cfg->ep_store,
@@ -158,7 +176,7 @@ int cv_encrypt_serve(const cv_config *cfg, cv_protect *pr, cv_deadletter *dl,
     }
     if (!quiet)
         cv_info("serving: %s -> %s", cfg->ep_encrypt, cfg->ep_store);
-    s.mx = cv_metrics_new(cfg, "ctxvault-encrypt", true);
+    cv_metrics_health(s.mx, true, NULL);
     cv_deadletter_set_metrics(dl, s.mx);
 
     while (!cv_stop_requested) {
@@ -200,19 +218,17 @@ int cv_encrypt_serve(const cv_config *cfg, cv_protect *pr, cv_deadletter *dl,
         zmsg_destroy(&out);
     }
 out:
-    if (s.mx) {
-        report(&s, true);
-        cv_deadletter_set_metrics(dl, NULL);
-        cv_metrics_destroy(&s.mx);
-    }
+    report(&s, true);
+    cv_deadletter_set_metrics(dl, NULL);
     zsock_destroy(&pull);
     zsock_destroy(&push);
-    cv_sock_shutdown();
     if (!quiet && !status)
         cv_info("stopped: %llu messages, %llu events: %llu protected, "
-                "%llu rejected; %llu malformed messages dropped",
+                "%llu rejected; %llu malformed messages dropped, %llu left "
+                "for ingest to send again",
                 (unsigned long long)s.messages, (unsigned long long)s.events,
                 (unsigned long long)s.passed, (unsigned long long)s.rejected,
-                (unsigned long long)s.malformed);
+                (unsigned long long)s.malformed,
+                (unsigned long long)s.deferred);
     return status;
 }

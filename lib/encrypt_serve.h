@@ -8,14 +8,17 @@
 
 #include "config.h"
 #include "deadletter.h"
+#include "metrics.h"
 #include "protect.h"
 
 #include <stdbool.h>
 
 /* Run until SIGTERM/SIGINT (cv_stop_requested): the message in hand is
  * finished and sent, then it returns 0; or a sysexits status when a socket
- * cannot be set up. Logs a summary unless quiet. */
+ * cannot be set up. Reports through mx (the caller's: it may have reported
+ * before, e.g. while waiting for keys; sockets initialised). Logs a
+ * summary unless quiet. */
 int cv_encrypt_serve(const cv_config *cfg, cv_protect *pr, cv_deadletter *dl,
-                     bool quiet);
+                     cv_metrics *mx, bool quiet);
 
 #endif

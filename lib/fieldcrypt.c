@@ -136,25 +136,21 @@ static size_t b64_len(size_t n) /* without the NUL */
     return sodium_base64_encoded_len(n, B64V) - 1;
 }
 
-char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
-              const char *event_id, const char *path, char *err,
-              size_t errlen)
+/* Seal under key and write "enc:<label>:<alg>:<nonce>:<ct>:<tag>". */
+static char *seal_under(const uint8_t key[CV_KEY_BYTES], const char *label,
+                        const char *plain, size_t len, const char *event_id,
+                        const char *path, char *err, size_t errlen)
 {
     if (chosen == ALG_UNSET && cv_fieldcrypt_init() < 0) {
         snprintf(err, errlen, "cannot initialise libsodium");
         return NULL;
     }
     alg_t alg = chosen;
-    uint32_t ver = cv_keyring_primary(kr);
-    uint8_t key[CV_KEY_BYTES], nonce[NONCE_MAX], tag[TAG_BYTES];
+    uint8_t nonce[NONCE_MAX], tag[TAG_BYTES];
     uint8_t adbuf[512], ctbuf[STACK_BYTES];
     void *adheap = NULL, *ctheap = NULL;
     char *out = NULL;
     size_t adlen, nlen = alg_nonce(alg);
-    if (cv_keyring_subkey(kr, ver, "aead", key) < 0) {
-        snprintf(err, errlen, "primary key version %u is missing", ver);
-        return NULL;
-    }
     const uint8_t *ad = make_ad(event_id, path, adbuf, sizeof adbuf, &adlen,
                                 &adheap);
     uint8_t *ct = len <= sizeof ctbuf ? ctbuf : (ctheap = cv_malloc(len));
@@ -173,15 +169,15 @@ char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
         goto done;
     }
     const char *an = alg_name(alg);
-    size_t al = strlen(an);
-    /* "enc:v" + at most 10 digits + ":" + algorithm + ":" */
-    size_t total = 5 + 10 + 1 + al + 1 + b64_len(nlen) + 1 + b64_len(len) +
+    size_t al = strlen(an), ll = strlen(label);
+    size_t total = 4 + ll + 1 + al + 1 + b64_len(nlen) + 1 + b64_len(len) +
                    1 + b64_len(TAG_BYTES) + 1;
     out = cv_malloc(total);
     char *p = out;
-    memcpy(p, "enc:v", 5);
-    p += 5;
-    p += put_u32(p, ver);
+    memcpy(p, "enc:", 4);
+    p += 4;
+    memcpy(p, label, ll);
+    p += ll;
     *p++ = ':';
     memcpy(p, an, al);
     p += al;
@@ -194,15 +190,47 @@ char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
     *p++ = ':';
     sodium_bin2base64(p, total - (size_t)(p - out), tag, TAG_BYTES, B64V);
 done:
-    sodium_memzero(key, sizeof key);
+    if (ct == ctbuf)
+        sodium_memzero(ctbuf, len);
     free(adheap);
     free(ctheap);
     return out;
 }
 
+char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
+              const char *event_id, const char *path, char *err,
+              size_t errlen)
+{
+    uint32_t ver = cv_keyring_primary(kr);
+    uint8_t key[CV_KEY_BYTES];
+    char label[12];
+    if (cv_keyring_subkey(kr, ver, "aead", key) < 0) {
+        snprintf(err, errlen, "primary key version %u is missing", ver);
+        return NULL;
+    }
+    label[0] = 'v';
+    label[1 + put_u32(label + 1, ver)] = '\0';
+    char *out = seal_under(key, label, plain, len, event_id, path, err,
+                           errlen);
+    sodium_memzero(key, sizeof key);
+    return out;
+}
+
+char *cv_seal_dk(const cv_datakey *dk, const char *plain, size_t len,
+                 const char *event_id, const char *path, char *err,
+                 size_t errlen)
+{
+    char label[CV_DATAKEY_ID_LEN + 2];
+    label[0] = 'd';
+    memcpy(label + 1, dk->id, CV_DATAKEY_ID_LEN + 1);
+    return seal_under(dk->aead, label, plain, len, event_id, path, err,
+                      errlen);
+}
+
 /* Split an envelope into its parts. Returns false when malformed. */
 typedef struct {
-    uint32_t version;
+    uint32_t version;               /* 0: under a data key */
+    char dkid[CV_DATAKEY_ID_LEN + 1]; /* the data key's id, or "" */
     alg_t alg;
     const char *nonce, *ct, *tag;
     size_t nonce_len, ct_len, tag_len;
@@ -236,12 +264,39 @@ static bool b64url_chars(const char *s, size_t n)
     return true;
 }
 
+/* "v<version>" or "d<data key id>", then ':'. */
+static bool parse_label(const char **sp, uint32_t *version, char *dkid)
+{
+    const char *s = *sp;
+    *version = 0;
+    dkid[0] = '\0';
+    if (*s == 'v') {
+        s++;
+        if (!parse_version(&s, version))
+            return false;
+    } else if (*s == 'd') {
+        s++;
+        if (strlen(s) < CV_DATAKEY_ID_LEN + 1 ||
+            !b64url_chars(s, CV_DATAKEY_ID_LEN))
+            return false;
+        memcpy(dkid, s, CV_DATAKEY_ID_LEN);
+        dkid[CV_DATAKEY_ID_LEN] = '\0';
+        s += CV_DATAKEY_ID_LEN;
+    } else {
+        return false;
+    }
+    if (*s++ != ':')
+        return false;
+    *sp = s;
+    return true;
+}
+
 static bool parse_envelope(const char *s, envelope *e)
 {
-    if (strncmp(s, "enc:v", 5) != 0)
+    if (strncmp(s, "enc:", 4) != 0)
         return false;
-    s += 5;
-    if (!parse_version(&s, &e->version) || *s++ != ':')
+    s += 4;
+    if (!parse_label(&s, &e->version, e->dkid))
         return false;
     if (strncmp(s, "aes256gcm:", 10) == 0) {
         e->alg = ALG_AES;
@@ -309,7 +364,19 @@ int cv_unseal(const cv_keyring *kr, const char *envelope_s,
                  "decrypt (libsodium needs AES-NI and PCLMUL)");
         return -1;
     }
-    if (cv_keyring_subkey(kr, e.version, "aead", key) < 0) {
+    if (e.version == 0) {
+        cv_datakey dk;
+        int found = cv_keyring_datakey(kr, e.dkid, &dk, err, errlen);
+        if (found == 0)
+            snprintf(err, errlen,
+                     "data key %s was destroyed (its user was erased or its "
+                     "hour expired): the value cannot be read",
+                     e.dkid);
+        if (found <= 0)
+            return -1;
+        memcpy(key, dk.aead, sizeof key);
+        sodium_memzero(&dk, sizeof dk);
+    } else if (cv_keyring_subkey(kr, e.version, "aead", key) < 0) {
         snprintf(err, errlen, "key version %u is not in the keyring",
                  e.version);
         return -1;
@@ -375,13 +442,36 @@ int cv_pseudonym(const cv_keyring *kr, uint32_t version, const char *purpose,
     return 0;
 }
 
+int cv_pseudonym_dk(const cv_datakey *dk, const char *purpose,
+                    const void *data, size_t len, char out[CV_PSEUDONYM_MAX])
+{
+    char sub[128];
+    uint8_t key[CV_KEY_BYTES], d[DIGEST_BYTES];
+    size_t pl = strlen(purpose);
+    if (pl + 6 > sizeof sub)
+        return -1;
+    memcpy(sub, "hash:", 5);
+    memcpy(sub + 5, purpose, pl + 1);
+    cv_datakey_subkey(dk, sub, key);
+    crypto_generichash(d, sizeof d, data, len, key, sizeof key);
+    sodium_memzero(key, sizeof key);
+    /* "hash:d" + 16 + ":" + 22 + NUL fits CV_PSEUDONYM_MAX */
+    memcpy(out, "hash:d", 6);
+    memcpy(out + 6, dk->id, CV_DATAKEY_ID_LEN);
+    size_t n = 6 + CV_DATAKEY_ID_LEN;
+    out[n++] = ':';
+    sodium_bin2base64(out + n, CV_PSEUDONYM_MAX - n, d, sizeof d, B64V);
+    return 0;
+}
+
 bool cv_is_pseudonym(const char *s)
 {
     uint32_t v;
-    if (!s || strncmp(s, "hash:v", 6) != 0)
+    char dkid[CV_DATAKEY_ID_LEN + 1];
+    if (!s || strncmp(s, "hash:", 5) != 0)
         return false;
-    s += 6;
-    if (!parse_version(&s, &v) || *s++ != ':')
+    s += 5;
+    if (!parse_label(&s, &v, dkid))
         return false;
     size_t n = strlen(s);
     return n == b64_len(DIGEST_BYTES) && b64url_chars(s, n);

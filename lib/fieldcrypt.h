@@ -3,6 +3,9 @@
  * Encrypted value (a JSON string; the plaintext is the JSON text of the
  * original value, so its type comes back on decryption):
  *     "enc:v<KEYID>:<ALG>:<NONCE>:<CIPHERTEXT>:<TAG>"
+ *     "enc:d<DATAKEYID>:<ALG>:<NONCE>:<CIPHERTEXT>:<TAG>"
+ *   v: under a keyring version's subkey; d: under a user's or an hour's
+ *   data key (lib/datakeys.h), whose random 16-character id it names.
  *   ALG is "aes256gcm" (when the CPU has AES-NI) or "xchacha20poly1305";
  *   NONCE, CIPHERTEXT and TAG are unpadded base64url. The associated data
  *   is "<event id>\0<field path>", so a value moved to another event or
@@ -39,6 +42,10 @@ int cv_fieldcrypt_force_algorithm(const char *name);
 char *cv_seal(const cv_keyring *kr, const char *plain, size_t len,
               const char *event_id, const char *path, char *err,
               size_t errlen);
+/* Seal under a data key (lib/datakeys.h): "enc:d<ID>:<ALG>:...". */
+char *cv_seal_dk(const cv_datakey *dk, const char *plain, size_t len,
+                 const char *event_id, const char *path, char *err,
+                 size_t errlen);
 /* Open an envelope. 0 with a malloc'ed NUL-terminated plaintext in *plain,
  * or -1 with a reason in err (unknown key version, tampered, malformed). */
 int cv_unseal(const cv_keyring *kr, const char *envelope, const char *event_id,
@@ -68,7 +75,12 @@ int cv_open_record(const cv_keyring *kr, const char *purpose, const uint8_t *rec
  * 0, or -1 when the version is unknown. */
 int cv_pseudonym(const cv_keyring *kr, uint32_t version, const char *purpose,
                  const void *data, size_t len, char out[CV_PSEUDONYM_MAX]);
-/* Is s exactly "hash:v<KEYID>:" and a 22-character digest? */
+/* The pseudonym under a data key's subkey "hash:<purpose>":
+ * "hash:d<ID>:<DIGEST>". 0, or -1 when purpose is too long. */
+int cv_pseudonym_dk(const cv_datakey *dk, const char *purpose,
+                    const void *data, size_t len, char out[CV_PSEUDONYM_MAX]);
+/* Is s exactly "hash:v<KEYID>:" or "hash:d<ID>:" and a 22-character
+ * digest? */
 bool cv_is_pseudonym(const char *s);
 
 /* Keyed digests over several fields: each is fed as a presence byte and a

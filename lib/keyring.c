@@ -48,6 +48,8 @@ struct cv_keyring {
     cache_slot *cache;   /* sodium_malloc: derived subkeys */
     unsigned cache_next; /* round-robin replacement */
     pthread_mutex_t lock; /* the cache is shared by threads of a program */
+    cv_datakey_lookup *dk_lookup;
+    void *dk_ctx;
 };
 
 #define ERR(...) snprintf(err, errlen, __VA_ARGS__)
@@ -127,6 +129,31 @@ int cv_keyring_subkey(const cv_keyring *kr, uint32_t version,
 }
 
 uint32_t cv_keyring_primary(const cv_keyring *kr) { return kr->primary; }
+
+void cv_keyring_set_datakey_lookup(cv_keyring *kr, cv_datakey_lookup *fn,
+                                   void *ctx)
+{
+    kr->dk_lookup = fn;
+    kr->dk_ctx = ctx;
+}
+
+int cv_keyring_datakey(const cv_keyring *kr, const char *id, cv_datakey *out,
+                       char *err, size_t errlen)
+{
+    if (!kr->dk_lookup) {
+        snprintf(err, errlen, "no data-key store is open");
+        return -1;
+    }
+    return kr->dk_lookup(kr->dk_ctx, id, out, err, errlen);
+}
+
+void cv_datakey_subkey(const cv_datakey *dk, const char *purpose,
+                       uint8_t out[CV_KEY_BYTES])
+{
+    derive(dk->key, purpose, out);
+}
+
+void cv_datakey_derive(cv_datakey *dk) { derive(dk->key, "aead", dk->aead); }
 
 const uint8_t *cv_keyring_id_key(const cv_keyring *kr) { return kr->secret; }
 

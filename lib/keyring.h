@@ -53,4 +53,30 @@ int cv_keyring_subkey(const cv_keyring *kr, uint32_t version,
 /* The id key: keyed digests for event ids. */
 const uint8_t *cv_keyring_id_key(const cv_keyring *kr);
 
+/* A data key (lib/datakeys.h): a user's or an hour's random key, named by
+ * a random id that every envelope sealed under it carries. Held in
+ * sodium_malloc'ed memory by whoever holds one for long. */
+#define CV_DATAKEY_ID_LEN 16 /* base64url of 12 random bytes */
+typedef struct {
+    char id[CV_DATAKEY_ID_LEN + 1];
+    uint8_t key[CV_KEY_BYTES];  /* the data key */
+    uint8_t aead[CV_KEY_BYTES]; /* its subkey "aead" (cv_datakey_derive) */
+} cv_datakey;
+
+/* Where cv_unseal finds the data key an "enc:d" envelope names: 1 found,
+ * 0 destroyed or unknown, -1 on an error (reason in err). */
+typedef int cv_datakey_lookup(void *ctx, const char *id, cv_datakey *out,
+                              char *err, size_t errlen);
+void cv_keyring_set_datakey_lookup(cv_keyring *kr, cv_datakey_lookup *fn,
+                                   void *ctx);
+/* The lookup's answer, or -1 with "no data-key store is open" when none
+ * was set. */
+int cv_keyring_datakey(const cv_keyring *kr, const char *id, cv_datakey *out,
+                       char *err, size_t errlen);
+/* Fill dk->aead from dk->key. */
+void cv_datakey_derive(cv_datakey *dk);
+/* A per-purpose subkey of a data key (pseudonyms: "hash:<purpose>"). */
+void cv_datakey_subkey(const cv_datakey *dk, const char *purpose,
+                       uint8_t out[CV_KEY_BYTES]);
+
 #endif

@@ -348,7 +348,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
         json_array_append_new(paths, json_string(path));
     }
     /* the rules protect only what is still plain: the new values */
-    if (cv_policy_apply(m->pol, m->kr, ev, err, sizeof err) < 0) {
+    if (cv_policy_apply(m->pol, m->kr, NULL, ev, err, sizeof err) < 0) {
         reply = fail("cannot apply the field policy: %s", err);
         goto out;
     }

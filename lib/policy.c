@@ -669,6 +669,7 @@ typedef struct {
     bool ts_moved;      /* the top-level ts was rewritten (scrub, text) */
     int64_t new_ts;     /* to this */
     const cv_keyring *kr;
+    const cv_datakey *dk; /* the user's or hour's data key, or NULL */
     const char *event_id;
     uint32_t primary;
     int n;      /* path length */
@@ -738,7 +739,10 @@ static int op_encrypt(walk *w, json_t *v, json_t **out)
     }
     char buf[512], e[256];
     char *path = path_text(w, buf, sizeof buf);
-    char *env = cv_seal(w->kr, plain, len, w->event_id, path, e, sizeof e);
+    char *env = w->dk ? cv_seal_dk(w->dk, plain, len, w->event_id, path, e,
+                                   sizeof e)
+                      : cv_seal(w->kr, plain, len, w->event_id, path, e,
+                                sizeof e);
     /* json_dumpb may have filled the stack buffer before falling back */
     sodium_memzero(stack, len < sizeof stack ? len : sizeof stack);
     if (plain != stack) {
@@ -754,6 +758,20 @@ static int op_encrypt(walk *w, json_t *v, json_t **out)
     return R_REPLACE;
 }
 
+/* A field's pseudonym: under the data key when there is one, so a
+ * user's pseudonyms die with the key, except the top-level user_id: that
+ * is store's index, by which an erasure finds the rows, so it stays under
+ * the keyring. */
+static int pseudonym_of(const walk *w, const char *purpose, const void *data,
+                        size_t len, char out[CV_PSEUDONYM_MAX])
+{
+    bool index = w->n == 1 && w->path[0].len == 7 &&
+                 memcmp(w->path[0].s, "user_id", 7) == 0;
+    if (w->dk && !index)
+        return cv_pseudonym_dk(w->dk, purpose, data, len, out);
+    return cv_pseudonym(w->kr, w->primary, purpose, data, len, out);
+}
+
 static int op_hash(walk *w, json_t *v, const char *purpose, json_t **out)
 {
     char ps[CV_PSEUDONYM_MAX];
@@ -761,13 +779,13 @@ static int op_hash(walk *w, json_t *v, const char *purpose, json_t **out)
     if (json_is_string(v)) {
         if (cv_is_pseudonym(json_string_value(v)))
             return R_SAME;
-        rc = cv_pseudonym(w->kr, w->primary, purpose, json_string_value(v),
+        rc = pseudonym_of(w, purpose, json_string_value(v),
                           json_string_length(v), ps);
     } else {
         char *t = json_dumps(v, CV_JSON_DUMP | JSON_ENCODE_ANY);
         if (!t)
             return fail(w, "cannot serialise value");
-        rc = cv_pseudonym(w->kr, w->primary, purpose, t, strlen(t), ps);
+        rc = pseudonym_of(w, purpose, t, strlen(t), ps);
         sodium_memzero(t, strlen(t));
         free(t);
     }
@@ -1076,11 +1094,12 @@ static int walk_event(walk *w, const cv_keyring *kr, json_t *event,
     return rc == R_ERR ? -1 : w->changed;
 }
 
-int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
-                    char *err, size_t errlen)
+int cv_policy_apply(const cv_policy *p, const cv_keyring *kr,
+                    const cv_datakey *dk, json_t *event, char *err,
+                    size_t errlen)
 {
     walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
-              .dflt_arg = p->fields.default_arg};
+              .dflt_arg = p->fields.default_arg, .dk = dk};
     return walk_event(&w, kr, event, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -1289,12 +1308,15 @@ static void rep_quoted(text_walk *t, const char *s, size_t n)
 static int seal_text(text_walk *t, const char *plain, size_t len,
                      bool is_string)
 {
-    if (is_string && len >= 7 && memcmp(plain + 1, "enc:v", 5) == 0 &&
+    if (is_string && len >= 7 && memcmp(plain + 1, "enc:", 4) == 0 &&
         test_cstr(plain + 1, len - 2, cv_is_envelope))
         return R_SAME; /* sealed by an earlier run */
     char buf[512], e[256];
     char *path = path_text(&t->w, buf, sizeof buf);
-    char *env = cv_seal(t->w.kr, plain, len, t->w.event_id, path, e, sizeof e);
+    char *env = t->w.dk ? cv_seal_dk(t->w.dk, plain, len, t->w.event_id, path,
+                                     e, sizeof e)
+                        : cv_seal(t->w.kr, plain, len, t->w.event_id, path, e,
+                                  sizeof e);
     if (path != buf)
         free(path);
     if (!env)
@@ -1308,11 +1330,11 @@ static int seal_text(text_walk *t, const char *plain, size_t len,
 static int hash_text(text_walk *t, const char *purpose, const char *s,
                      size_t n)
 {
-    if (n >= 6 && memcmp(s, "hash:v", 6) == 0 &&
+    if (n >= 6 && memcmp(s, "hash:", 5) == 0 &&
         test_cstr(s, n, cv_is_pseudonym))
         return R_SAME;
     char ps[CV_PSEUDONYM_MAX];
-    if (cv_pseudonym(t->w.kr, t->w.primary, purpose, s, n, ps) < 0)
+    if (pseudonym_of(&t->w, purpose, s, n, ps) < 0)
         return fail(&t->w, "cannot hash: primary key version missing");
     rep_quoted(t, ps, strlen(ps));
     return R_REPLACE;
@@ -1583,7 +1605,7 @@ static int scrub_text(text_walk *t, cv_op op, const char *arg, int tok,
 {
     int rc;
     if (op != CV_OP_KEEP && op != CV_OP_ENCRYPT && tok == CV_JW_STRING &&
-        !t->jw.escaped && vlen >= 7 && memcmp(vs + 1, "enc:v", 5) == 0 &&
+        !t->jw.escaped && vlen >= 7 && memcmp(vs + 1, "enc:", 4) == 0 &&
         test_cstr(vs + 1, vlen - 2, cv_is_envelope))
         rc = R_DROP;
     else
@@ -1821,12 +1843,12 @@ static int apply_text(const walk *setup, const cv_keyring *kr,
 }
 
 int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
-                         const char *line, size_t len, const char *event_id,
-                         char **out, size_t *outlen, size_t *outcap,
-                         char *err, size_t errlen)
+                         const cv_datakey *dk, const char *line, size_t len,
+                         const char *event_id, char **out, size_t *outlen,
+                         size_t *outcap, char *err, size_t errlen)
 {
     walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
-              .dflt_arg = p->fields.default_arg};
+              .dflt_arg = p->fields.default_arg, .dk = dk};
     return apply_text(&w, kr, line, len, event_id, out, outlen, outcap, NULL,
                       err, errlen) < 0 ? -1 : 0;
 }

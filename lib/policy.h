@@ -74,8 +74,9 @@ int64_t cv_policy_ephemeral_ms(const cv_policy *p);
  * (a string) must be present: it is bound into every encrypted field.
  * 0 on success; -1 with a reason in err, leaving the event half-done, so
  * the caller must drop it rather than pass it on. */
-int cv_policy_apply(const cv_policy *p, const cv_keyring *kr, json_t *event,
-                    char *err, size_t errlen);
+int cv_policy_apply(const cv_policy *p, const cv_keyring *kr,
+                    const cv_datakey *dk, json_t *event, char *err,
+                    size_t errlen);
 
 /* Scrub a stored event in place with the rules of [scrub fields KIND]
  * (tried first) and [scrub fields]; what no rule matches takes their
@@ -128,9 +129,9 @@ bool cv_policy_scrubs(const cv_policy *p);
  * finite reals), has no matching "id", or an operator fails: the output
  * is then unusable and the event must not be passed on. */
 int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
-                         const char *line, size_t len, const char *event_id,
-                         char **out, size_t *outlen, size_t *outcap,
-                         char *err, size_t errlen);
+                         const cv_datakey *dk, const char *line, size_t len,
+                         const char *event_id, char **out, size_t *outlen,
+                         size_t *outcap, char *err, size_t errlen);
 
 /* The operator that applies to a path (for example "user_id"), and its
  * argument (the hash purpose), if any. */

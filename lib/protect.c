@@ -1,8 +1,10 @@
 /* protect.c - applying the field policy to one event line. */
 #include "protect.h"
 
+#include "event.h"
 #include "jscan.h"
 #include "jwalk.h"
+#include "timefmt.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -13,16 +15,55 @@
 struct cv_protect {
     const cv_policy *policy;
     const cv_keyring *kr;
+    cv_datakeys *ds; /* NULL: every field under the keyring */
     char *out;     /* reused output buffer */
     size_t outcap;
 };
 
-cv_protect *cv_protect_new(const cv_policy *pol, const cv_keyring *kr)
+cv_protect *cv_protect_new(const cv_policy *pol, const cv_keyring *kr,
+                           cv_datakeys *ds)
 {
     cv_protect *p = cv_calloc(1, sizeof *p);
     p->policy = pol;
     p->kr = kr;
+    p->ds = ds;
     return p;
+}
+
+int cv_protect_commit(cv_protect *p, char *err, size_t errlen)
+{
+    return p->ds ? cv_datakeys_commit(p->ds, err, errlen) : 0;
+}
+
+/* The data key for this event: its user's (a profile's privacy_level
+ * first marks the user ephemeral or not), the hour's for an ephemeral
+ * user. *dk stays NULL without a data-key store or a user_id. 0, or -1
+ * when the store failed (a reason in err: try again later). */
+static int event_key(cv_protect *p, const cv_jfield *f, const cv_datakey **dk,
+                     char *err, size_t errlen)
+{
+    enum { F_ID, F_USER, F_KIND, F_TS, F_LEVEL };
+    char user[CV_USER_MAX + 1], buf[64];
+    *dk = NULL;
+    if (!p->ds || f[F_USER].type != CV_JS_STRING ||
+        !cv_jfield_string(&f[F_USER], user, sizeof user) || !*user)
+        return 0;
+    size_t ulen = strlen(user);
+    if (f[F_KIND].type == CV_JS_STRING && f[F_LEVEL].type == CV_JS_STRING &&
+        cv_jfield_string(&f[F_KIND], buf, sizeof buf) &&
+        strcmp(buf, "profile") == 0 &&
+        cv_jfield_string(&f[F_LEVEL], buf, sizeof buf) &&
+        cv_datakeys_set_ephemeral(p->ds, user, ulen,
+                                  strcmp(buf, "ephemeral") == 0, err,
+                                  errlen) < 0)
+        return -1;
+    int64_t ts = -1;
+    if (f[F_TS].type == CV_JS_STRING &&
+        cv_jfield_string(&f[F_TS], buf, sizeof buf) &&
+        !cv_time_parse(buf, strlen(buf), &ts))
+        ts = -1;
+    *dk = cv_datakeys_for_user(p->ds, user, ulen, ts, err, errlen);
+    return *dk ? 0 : -1;
 }
 
 void cv_protect_destroy(cv_protect **pp)
@@ -52,11 +93,15 @@ int cv_protect_line(cv_protect *p, const char *line, size_t len,
 {
     char err[256], idbuf[256], *idheap = NULL;
     const char *event_id = NULL;
-    cv_jfield id = {.name = "id"};
+    const cv_datakey *dk;
+    cv_jfield f[] = {{.name = "id"}, {.name = "user_id"}, {.name = "kind"},
+                     {.name = "ts"}, {.name = "privacy_level"}};
+    cv_jfield id = f[0];
     if (idcap)
         idout[0] = '\0';
-    int scanned = cv_jscan_object(line, len, CV_JW_MAX_DEPTH, true, &id, 1,
-                                  err, sizeof err);
+    int scanned = cv_jscan_object(line, len, CV_JW_MAX_DEPTH, true, f,
+                                  sizeof f / sizeof *f, err, sizeof err);
+    id = f[0];
     if (scanned < 0) {
         if (strncmp(err, "not a JSON object", 17) == 0)
             snprintf(reason, rlen, "event is not a JSON object");
@@ -91,8 +136,14 @@ int cv_protect_line(cv_protect *p, const char *line, size_t len,
             goto reject;
         }
     }
-    if (cv_policy_apply_text(p->policy, p->kr, line, len, event_id, &p->out,
-                             outlen, &p->outcap, err, sizeof err) < 0) {
+    if (event_key(p, f, &dk, err, sizeof err) < 0) {
+        snprintf(reason, rlen, "data-key store: %s", err);
+        free(idheap);
+        return 2;
+    }
+    if (cv_policy_apply_text(p->policy, p->kr, dk, line, len, event_id,
+                             &p->out, outlen, &p->outcap, err,
+                             sizeof err) < 0) {
         snprintf(reason, rlen, "cannot apply policy: %s", err);
         goto reject;
     }

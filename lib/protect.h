@@ -5,6 +5,7 @@
 #ifndef CV_PROTECT_H
 #define CV_PROTECT_H
 
+#include "datakeys.h"
 #include "keyring.h"
 #include "policy.h"
 
@@ -12,14 +13,21 @@
 
 typedef struct cv_protect cv_protect;
 
-/* policy and keyring must outlive it. */
-cv_protect *cv_protect_new(const cv_policy *pol, const cv_keyring *kr);
+/* policy, keyring and data-key store must outlive it. ds NULL: every
+ * field is sealed under the keyring (no per-user keys). */
+cv_protect *cv_protect_new(const cv_policy *pol, const cv_keyring *kr,
+                           cv_datakeys *ds);
+/* Make the data keys made for the lines protected so far durable: call it
+ * before those lines leave the process. 0, or -1 (reason in err): then
+ * they must not leave. */
+int cv_protect_commit(cv_protect *p, char *err, size_t errlen);
 void cv_protect_destroy(cv_protect **p);
 
 /* Check and protect one line (no newline). 0: *out and *outlen hold the
  * protected line, valid until the next call, with room for one more byte
  * after it. 1: rejected; reason says why, and id holds the event's "id"
- * when one could be read (else ""). The line is validated and its "id"
+ * when one could be read (else ""). 2: the data-key store failed (reason
+ * says why): nothing is wrong with the line; try it again later. The line is validated and its "id"
  * found by the scanner (no tree), then rewritten as text: only the values
  * the policy changes are replaced. */
 int cv_protect_line(cv_protect *p, const char *line, size_t len,

@@ -20,7 +20,7 @@ static char *apply(const cv_policy *p, const cv_keyring *kr, const char *text)
 {
     char err[256];
     json_t *ev = cvt_json(text);
-    if (cv_policy_apply(p, kr, ev, err, sizeof err) < 0)
+    if (cv_policy_apply(p, kr, NULL, ev, err, sizeof err) < 0)
         cvt_fail(__FILE__, __LINE__, "apply: %s", err);
     char *out = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(ev);
@@ -349,7 +349,7 @@ TEST(policy_reserved_members_untouched)
     char err[256];
     p = cvt_policy("");
     json_t *noid = cvt_json("{\"a\":1}");
-    CHECK_INT(cv_policy_apply(p, kr, noid, err, sizeof err), -1);
+    CHECK_INT(cv_policy_apply(p, kr, NULL, noid, err, sizeof err), -1);
     json_decref(noid);
     cv_policy_destroy(&p);
     cv_keyring_destroy(&kr);
@@ -462,7 +462,7 @@ TEST(policy_depth_limit)
         cur = o;
     }
     char err[256];
-    CHECK_INT(cv_policy_apply(p, kr, ev, err, sizeof err), -1);
+    CHECK_INT(cv_policy_apply(p, kr, NULL, ev, err, sizeof err), -1);
     CHECK(strstr(err, "deeper") != NULL);
     json_decref(ev);
     cv_policy_destroy(&p);

@@ -195,7 +195,7 @@ static void check_event(const cv_policy *p, const cv_keyring *kr,
     /* an exact-length copy: ASan sees any read past the end */
     char *copy = cv_malloc(len ? len : 1);
     memcpy(copy, ev, len);
-    int rc = cv_policy_apply_text(p, kr, copy, len, id, &o->buf, &o->len,
+    int rc = cv_policy_apply_text(p, kr, NULL, copy, len, id, &o->buf, &o->len,
                                   &o->cap, err, sizeof err);
     free(copy);
     if (rc != 0)
@@ -204,7 +204,7 @@ static void check_event(const cv_policy *p, const cv_keyring *kr,
     if (o->len >= o->cap || o->buf[o->len] != '\0' ||
         strlen(o->buf) != o->len)
         cvt_fail(__FILE__, __LINE__, "%s: output not NUL-terminated", what);
-    if (cv_policy_apply(p, kr, tree, err, sizeof err) < 0)
+    if (cv_policy_apply(p, kr, NULL, tree, err, sizeof err) < 0)
         cvt_fail(__FILE__, __LINE__, "%s: apply (tree) failed: %s", what,
                  err);
     json_t *text = json_loadb(o->buf, o->len, JSON_REJECT_DUPLICATES, &je);
@@ -514,7 +514,7 @@ static void check_scrub(const cv_policy *p, const cv_keyring *kr,
 {
     char err[256];
     json_error_t je;
-    if (cv_policy_apply_text(p, kr, ev, len, NULL, &stored->buf, &stored->len,
+    if (cv_policy_apply_text(p, kr, NULL, ev, len, NULL, &stored->buf, &stored->len,
                              &stored->cap, err, sizeof err) < 0)
         return; /* not an event [fields] takes: never stored */
     json_t *tree = json_loadb(stored->buf, stored->len, 0, &je);
@@ -668,7 +668,7 @@ static char *apply_text(const cv_policy *p, const cv_keyring *kr,
 {
     char *out = NULL;
     size_t len = 0, cap = 0;
-    *rc = cv_policy_apply_text(p, kr, ev, strlen(ev), id, &out, &len, &cap,
+    *rc = cv_policy_apply_text(p, kr, NULL, ev, strlen(ev), id, &out, &len, &cap,
                                err, errlen);
     return out;
 }
@@ -856,7 +856,7 @@ TEST(policy_text_malformed)
         char *copy = cv_malloc(n ? n : 1); /* exact: ASan sees overreads */
         memcpy(copy, bad[i].text, n);
         err[0] = '\0';
-        int rc = cv_policy_apply_text(p, kr, copy, n, "e", &out, &len, &cap,
+        int rc = cv_policy_apply_text(p, kr, NULL, copy, n, "e", &out, &len, &cap,
                                       err, sizeof err);
         if (rc != -1 || !err[0])
             cvt_fail(__FILE__, __LINE__, "bad[%zu] (%.*s): rc %d", i, (int)n,
@@ -881,7 +881,7 @@ TEST(policy_text_malformed)
         json_t *j = json_loads(edge[i], 0, NULL);
         CHECK(j != NULL);
         json_decref(j);
-        int rc = cv_policy_apply_text(p, kr, edge[i], strlen(edge[i]), "e",
+        int rc = cv_policy_apply_text(p, kr, NULL, edge[i], strlen(edge[i]), "e",
                                       &out, &len, &cap, err, sizeof err);
         if (rc != 0)
             cvt_fail(__FILE__, __LINE__, "edge[%zu]: %s", i, err);
@@ -919,7 +919,7 @@ TEST(policy_text_mangled)
             }
             json_t *j = json_loadb(copy, n, JSON_REJECT_DUPLICATES, NULL);
             const char *id = json_string_value(json_object_get(j, "id"));
-            int rc = cv_policy_apply_text(p, kr, copy, n,
+            int rc = cv_policy_apply_text(p, kr, NULL, copy, n,
                                           id && *id ? id : "x", &o.buf,
                                           &o.len, &o.cap, err, sizeof err);
             if (id && *id && rc != 0)
@@ -961,7 +961,7 @@ TEST(policy_text_depth)
         put(&b, "}");
         char *out = NULL;
         size_t len = 0, cap = 0;
-        int rc = cv_policy_apply_text(p, kr, b.s, b.n, "e", &out, &len, &cap,
+        int rc = cv_policy_apply_text(p, kr, NULL, b.s, b.n, "e", &out, &len, &cap,
                                       err, sizeof err);
         if (depth < 2048) {
             CHECK_INT(rc, 0);

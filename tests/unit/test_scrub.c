@@ -93,7 +93,7 @@ TEST(scrub_operators_each_do_what_they_say)
     cv_policy *p = cvt_policy(operators_policy);
     char err[256];
     json_t *ev = cvt_json(operators_event);
-    CHECK_INT(cv_policy_apply(p, kr, ev, err, sizeof err), 0);
+    CHECK_INT(cv_policy_apply(p, kr, NULL, ev, err, sizeof err), 0);
     CHECK(cv_is_envelope(str(ev, "secret")));
     char *sealed_keep = cv_strdup(str(ev, "sealed_keep"));
     notes n = {0};
@@ -160,7 +160,7 @@ TEST(shipped_scrub_rules_on_a_typical_event)
     cv_policy *p = cvt_policy(cv_default_policy_text);
     char err[256];
     json_t *ev = cvt_json(cvt_typical_event);
-    CHECK_INT(cv_policy_apply(p, kr, ev, err, sizeof err), 0);
+    CHECK_INT(cv_policy_apply(p, kr, NULL, ev, err, sizeof err), 0);
     char *email = cv_strdup(str(ev, "email"));
     CHECK(cv_policy_scrub(p, kr, "interaction", ev, NULL, NULL, err,
                           sizeof err) > 0);
