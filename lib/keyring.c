@@ -1110,6 +1110,10 @@ int cv_keyring_passphrase_remove(const char *path, const char *old, char *err,
 
 int cv_keyring_file_protected(const char *path, char *err, size_t errlen)
 {
+    if (sodium_init() < 0) {
+        ERR("cannot initialise libsodium");
+        return -1;
+    }
     size_t len;
     char *text = read_keyring_file(path, &len, err, errlen);
     if (!text)
