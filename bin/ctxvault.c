@@ -18,6 +18,7 @@
 #include "timefmt.h"
 #include "util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,12 @@ static void usage(FILE *f)
         "  keys list|rotate          the keyring's versions (never the keys) and\n"
         "                            rows per version; rotate: a new primary\n"
         "                            version (restart the pipeline to use it)\n"
+        "  keys passphrase set|change|remove\n"
+        "                            seal the keyring under a passphrase, under\n"
+        "                            a new one, or store it plain again; read\n"
+        "                            from the terminal, else stdin's lines (the\n"
+        "                            current one first); programs then take it\n"
+        "                            from CTXVAULT_PASSPHRASE_FD or key_command\n"
         "  status                    the pipeline's health, from ctxvault-metrics:\n"
         "                            each program's state, events, spool, last\n"
         "                            backup, expired rows (exit 69 when degraded)\n"
@@ -69,7 +76,7 @@ static void usage(FILE *f)
         "\n"
         "Times are RFC 3339. Exit status: 0 ok, 64 usage, 65 bad data or a\n"
         "failed verify, 66 nothing found, 74 I/O error, 78 configuration\n"
-        "problem.\n");
+        "problem (a wrong or missing keyring passphrase too).\n");
 }
 
 typedef struct {
@@ -452,20 +459,99 @@ static int print_stats(ctx *c, json_t *stats)
     return rc;
 }
 
+/* keys passphrase set|change|remove. The passphrases come from the
+ * terminal (echo off; a new one twice) or, when stdin is not a terminal,
+ * from its lines: the current one first, then the new one. Never from
+ * argv, nor from key_command: that is how programs get the one in use. */
+static int cmd_passphrase(ctx *c, const char *what)
+{
+    char err[512];
+    const char *path = c->cfg.keyring_file;
+    bool set = !strcmp(what, "set"), remove = !strcmp(what, "remove");
+    char *old = NULL, *pass = NULL, *again = NULL;
+    int rc = EX_NOINPUT;
+    /* the state first, so nobody types a passphrase for nothing */
+    int sealed = cv_keyring_file_protected(path, err, sizeof err);
+    if (sealed < 0) {
+        cv_err("%s", err);
+        return EX_CONFIG;
+    }
+    if (set == (sealed == 1)) {
+        cv_err(set ? "%s is already protected by a passphrase (ctxvault keys "
+                     "passphrase change or remove)"
+                   : "%s is not protected by a passphrase (ctxvault keys "
+                     "passphrase set)", path);
+        return EX_DATAERR;
+    }
+    if (!set && !(old = cv_passphrase_read(STDIN_FILENO, "current passphrase: ",
+                                           err, sizeof err))) {
+        cv_err("current passphrase: %s", err);
+        goto out;
+    }
+    if (!remove) {
+        if (!(pass = cv_passphrase_read(STDIN_FILENO, "new passphrase: ", err,
+                                        sizeof err))) {
+            cv_err("new passphrase: %s", err);
+            goto out;
+        }
+        if (isatty(STDIN_FILENO)) {
+            again = cv_passphrase_read(STDIN_FILENO, "new passphrase again: ",
+                                       err, sizeof err);
+            if (!again || strcmp(pass, again) != 0) {
+                cv_err("the new passphrase was not typed the same twice; "
+                       "nothing changed");
+                rc = EX_DATAERR;
+                goto out;
+            }
+        }
+    }
+    int r = set      ? cv_keyring_passphrase_set(path, pass, err, sizeof err)
+            : remove ? cv_keyring_passphrase_remove(path, old, err, sizeof err)
+                     : cv_keyring_passphrase_change(path, old, pass, err,
+                                                    sizeof err);
+    if (r < 0) {
+        cv_err("%s", err);
+        rc = errno == EALREADY ? EX_DATAERR
+             : errno == CV_KEYRING_REJECTED || errno == EINVAL ? EX_CONFIG
+                                                               : EX_IOERR;
+        goto out;
+    }
+    printf("{\"protected\":%s}\n", remove ? "false" : "true");
+    if (remove)
+        cv_info("%s is no longer protected by a passphrase", path);
+    else
+        cv_info("%s is sealed under the %spassphrase: programs read it from "
+                "CTXVAULT_PASSPHRASE_FD or key_command ([keys] in %s); running "
+                "ones keep the keys they hold", path, set ? "" : "new ",
+                c->cfg.config_file ? c->cfg.config_file : "ctxvault.conf");
+    rc = fflush(stdout) == EOF ? EX_IOERR : 0;
+out:
+    cv_passphrase_free(&old);
+    cv_passphrase_free(&pass);
+    cv_passphrase_free(&again);
+    return rc;
+}
+
 /* keys list: the versions and how many rows each one's checksum is under;
- * keys rotate: a new primary version. */
+ * keys rotate: a new primary version; keys passphrase: cmd_passphrase. */
 static int cmd_keys(ctx *c, int argc, char **argv)
 {
     char err[512];
+    if (argc == 3 && !strcmp(argv[1], "passphrase") &&
+        (!strcmp(argv[2], "set") || !strcmp(argv[2], "change") ||
+         !strcmp(argv[2], "remove")))
+        return cmd_passphrase(c, argv[2]);
     if (argc != 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "rotate"))) {
-        cv_err("usage: ctxvault keys list|rotate");
+        cv_err("usage: ctxvault keys list|rotate|passphrase set|change|remove");
         return EX_USAGE;
     }
     if (!strcmp(argv[1], "rotate")) {
         uint32_t v;
         if (cv_keyring_rotate(c->cfg.keyring_file, &v, err, sizeof err) < 0) {
             cv_err("%s", err);
-            return EX_IOERR;
+            return errno == CV_KEYRING_REJECTED ||
+                   errno == CV_KEYRING_UNAVAILABLE || errno == EINVAL
+                       ? EX_CONFIG : EX_IOERR;
         }
         printf("{\"rotated\":true,\"primary\":%u}\n", v);
         cv_info("key version %u is the primary: restart the pipeline "
@@ -480,6 +566,11 @@ static int cmd_keys(ctx *c, int argc, char **argv)
     }
     json_t *list = cv_keyring_describe(kr);
     cv_keyring_destroy(&kr);
+    /* stderr: the listing's shape stays what scripts parse */
+    if (cv_keyring_file_protected(c->cfg.keyring_file, err, sizeof err) == 1)
+        cv_info("%s is protected by a passphrase", c->cfg.keyring_file);
+    else
+        cv_info("%s is not protected by a passphrase", c->cfg.keyring_file);
     /* rows per version, by the first byte of their checksum */
     int rc = open_reader(c, false);
     if (!rc) {

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "ini.h"
+#include "keyring.h"
 #include "util.h"
 
 #include <errno.h>
@@ -58,6 +59,13 @@ static int handle(void *arg, const char *sec, const char *key,
         if (!*v)
             return BAD("empty path for '%s'", key);
         set_str(dst, v);
+        return 0;
+    }
+    if (!strcmp(sec, "keys")) {
+        if (strcmp(key, "key_command") != 0)
+            return BAD("unknown setting '%s' in [keys]", key);
+        free(c->key_command);
+        c->key_command = *v ? cv_strdup(v) : NULL;
         return 0;
     }
     if (!strcmp(sec, "ingest")) {
@@ -338,6 +346,9 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
             *eps[i] = r;
         }
     }
+    /* every program loads its config before its keyring: this one place
+     * tells the keyring where a passphrase comes from */
+    cv_keyring_set_key_command(c->key_command);
     return problems;
 }
 
@@ -366,6 +377,7 @@ void cv_config_free(cv_config *c)
     free(c->backup_dir);
     free(c->journal_dir);
     free(c->archive_dir);
+    free(c->key_command);
     free(c->source);
     free(c->ep_ingest);
     free(c->ep_encrypt);

@@ -28,6 +28,8 @@ typedef struct {
     char *backup_dir;
     char *journal_dir;    /* the replay journal (lib/journal.h) */
     char *archive_dir;    /* ctxvault-backup archive's files */
+    /* keys */
+    char *key_command;    /* prints a sealed keyring's passphrase, or NULL */
     /* ingest */
     int64_t max_line;     /* bytes */
     int max_depth;

@@ -4,10 +4,16 @@
  * them primary, plus an id key that never rotates (event ids must stay
  * stable across rotation). Every use derives a per-purpose subkey from a
  * version's master key (crypto_kdf), so no two purposes share a key. Key
- * material lives in sodium_malloc'ed memory and is never logged. */
+ * material lives in sodium_malloc'ed memory and is never logged.
+ *
+ * The file may be sealed under a passphrase (format 2: Argon2id, then
+ * XChaCha20-Poly1305); loading and rotating open it transparently. The
+ * passphrase comes from the descriptor named by CTXVAULT_PASSPHRASE_FD,
+ * else from key_command (cv_keyring_set_key_command), never from argv. */
 #ifndef CV_KEYRING_H
 #define CV_KEYRING_H
 
+#include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,9 +27,17 @@ typedef struct cv_keyring cv_keyring;
  * a reason in err. */
 int cv_keyring_create(const char *path, char *err, size_t errlen);
 
-/* Load a keyring. NULL with a reason in err (missing file, bad format,
- * permissions wider than 0600). */
+/* Load a keyring, either format. NULL with a reason in err (missing file,
+ * bad format, permissions wider than 0600) and errno set; for a sealed
+ * keyring errno tells the key's absence from a fault:
+ *   CV_KEYRING_UNAVAILABLE  no passphrase could be had (neither source set,
+ *                           the descriptor empty, key_command failed):
+ *                           it may come later, so waiting makes sense
+ *   CV_KEYRING_REJECTED     "PATH: wrong passphrase (or the file was
+ *                           altered)": the tag did not verify */
 cv_keyring *cv_keyring_load(const char *path, char *err, size_t errlen);
+#define CV_KEYRING_UNAVAILABLE ENOKEY
+#define CV_KEYRING_REJECTED EKEYREJECTED
 void cv_keyring_destroy(cv_keyring **p);
 
 /* The version that new writes use. */
@@ -34,6 +48,39 @@ uint32_t cv_keyring_primary(const cv_keyring *kr);
  * verifies. *version gets the new one. 0, or -1 with a reason. */
 int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
                       size_t errlen);
+
+/* Where a sealed keyring's passphrase comes from, process-wide: the
+ * config's [keys] key_command (cv_config_load sets it; NULL or "": none),
+ * run with /bin/sh -c, stdin /dev/null, its stdout's first line the
+ * passphrase. CTXVAULT_PASSPHRASE_FD=N, when set, comes first: the first
+ * line of descriptor N (a regular file is read from its start, so every
+ * program of a pipeline can share it). */
+void cv_keyring_set_key_command(const char *cmd);
+/* Argon2id's cost for passphrases set from now on; 0, 0: the interactive
+ * limits (crypto_pwhash_OPSLIMIT/MEMLIMIT_INTERACTIVE: every program pays
+ * it at each start). The file records what it was sealed with. */
+void cv_keyring_set_kdf_limits(unsigned long long opslimit, size_t memlimit);
+
+/* Seal the keyring at path under pass (fails with EALREADY when it is
+ * sealed), seal it under a new one, or store it plain again. The old
+ * passphrase must open it (errno CV_KEYRING_REJECTED otherwise). Atomic
+ * rewrite, 0600. 0, or -1 with a reason and errno. */
+int cv_keyring_passphrase_set(const char *path, const char *pass, char *err,
+                              size_t errlen);
+int cv_keyring_passphrase_change(const char *path, const char *old,
+                                 const char *pass, char *err, size_t errlen);
+int cv_keyring_passphrase_remove(const char *path, const char *old, char *err,
+                                 size_t errlen);
+/* 1 when the file at path is sealed under a passphrase, 0 when plain, -1
+ * with a reason. */
+int cv_keyring_file_protected(const char *path, char *err, size_t errlen);
+
+/* One passphrase from fd into secure memory: when fd is a terminal, the
+ * prompt goes to stderr and echo is off; else the next line. The newline
+ * is dropped; empty is an error. Free with cv_passphrase_free (wipes). */
+char *cv_passphrase_read(int fd, const char *prompt, char *err, size_t errlen);
+void cv_passphrase_free(char **p);
+
 /* The versions, never their keys: [{"version","created","status",
  * "primary"}]. */
 json_t *cv_keyring_describe(const cv_keyring *kr);

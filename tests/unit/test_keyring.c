@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char *kr_path(const char *name)
 {
@@ -198,4 +200,274 @@ TEST(keyring_versions_and_cache)
     CHECK(memcmp(a, b, sizeof a) == 0);
     cv_keyring_destroy(&kr);
     free(path);
+}
+
+/* ---- passphrases --------------------------------------------------------- */
+
+/* A fresh keyring at path; its first version's "aead" subkey and id key. */
+static int fresh(const char *path, uint8_t sub[CV_KEY_BYTES],
+                 uint8_t id[CV_KEY_BYTES])
+{
+    char err[256];
+    if (cv_keyring_create(path, err, sizeof err) < 0)
+        return -1;
+    cv_keyring *kr = cv_keyring_load(path, err, sizeof err);
+    if (!kr)
+        return -1;
+    cv_keyring_subkey(kr, 1, "aead", sub);
+    memcpy(id, cv_keyring_id_key(kr), CV_KEY_BYTES);
+    cv_keyring_destroy(&kr);
+    return 0;
+}
+
+/* Does the keyring at path load with the same subkey and id key? */
+static int same_keys(const char *path, const uint8_t sub[CV_KEY_BYTES],
+                     const uint8_t id[CV_KEY_BYTES], char *err, size_t errlen)
+{
+    cv_keyring *kr = cv_keyring_load(path, err, errlen);
+    if (!kr)
+        return -1;
+    uint8_t k[CV_KEY_BYTES];
+    int rc = cv_keyring_subkey(kr, 1, "aead", k) == 0 &&
+             memcmp(k, sub, sizeof k) == 0 &&
+             memcmp(cv_keyring_id_key(kr), id, CV_KEY_BYTES) == 0 ? 0 : 1;
+    cv_keyring_destroy(&kr);
+    return rc;
+}
+
+TEST(keyring_passphrase_wraps_and_loads)
+{
+    char err[256] = "";
+    char *path = kr_path("keyring");
+    uint8_t sub[CV_KEY_BYTES], id[CV_KEY_BYTES];
+    CHECK_INT(fresh(path, sub, id), 0);
+    size_t len;
+    char *plain = cv_read_file(path, 4096, &len);
+    CHECK(plain);
+    CHECK_INT(cv_keyring_file_protected(path, err, sizeof err), 0);
+    /* the default (interactive) cost, once */
+    CHECK_INT(cv_keyring_passphrase_set(path, "correct horse", err, sizeof err), 0);
+    CHECK_INT(cv_keyring_file_protected(path, err, sizeof err), 1);
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    char *sealed = cv_read_file(path, 8192, &len);
+    CHECK(sealed);
+    CHECK(strstr(sealed, "\"format\":2") != NULL);
+    CHECK(strstr(sealed, "\"alg\":\"argon2id13\"") != NULL);
+    /* no key's base64 is left in the file */
+    for (char *k = strstr(plain, "key\":\""); k; k = strstr(k + 1, "key\":\"")) {
+        char b64[45];
+        memcpy(b64, k + 6, 44);
+        b64[44] = '\0';
+        CHECK(strstr(sealed, b64) == NULL);
+    }
+    /* no source: a clear refusal that says what to set */
+    unsetenv("CTXVAULT_PASSPHRASE_FD");
+    cv_keyring_set_key_command(NULL);
+    errno = 0;
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
+    CHECK(strstr(err, "is protected by a passphrase; set key_command or "
+                      "CTXVAULT_PASSPHRASE_FD") != NULL);
+    cv_keyring_set_key_command("printf 'correct horse\\n'");
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    /* the same keys through a descriptor, which comes first */
+    cv_keyring_set_key_command("exit 9");
+    char *pf = kr_path("pass");
+    CHECK_INT(write_text(pf, "correct horse\nnext line\n", 0600), 0);
+    FILE *f = fopen(pf, "r");
+    CHECK(f);
+    char fdv[16];
+    snprintf(fdv, sizeof fdv, "%d", fileno(f));
+    setenv("CTXVAULT_PASSPHRASE_FD", fdv, 1);
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    /* a file is read from its start each time: another process (or a
+     * forgotten passphrase) reads the same line */
+    cv_keyring_set_key_command("exit 8");
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    fclose(f);
+    unsetenv("CTXVAULT_PASSPHRASE_FD");
+    free(plain);
+    free(sealed);
+    free(pf);
+    free(path);
+}
+
+TEST(keyring_wrong_passphrase_and_failed_command)
+{
+    char err[256] = "";
+    char *path = kr_path("keyring");
+    uint8_t sub[CV_KEY_BYTES], id[CV_KEY_BYTES];
+    CHECK_INT(fresh(path, sub, id), 0);
+    cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
+    CHECK_INT(cv_keyring_passphrase_set(path, "right", err, sizeof err), 0);
+    cv_keyring_set_key_command("echo wrong");
+    errno = 0;
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_REJECTED);
+    char *want = cv_fmt("%s: wrong passphrase (or the file was altered)", path);
+    CHECK_STR(err, want);
+    free(want);
+    CHECK(strstr(err, "wrong\n") == NULL);
+    /* a command that fails: its status, and the key is unavailable */
+    cv_keyring_set_key_command("echo right; exit 3");
+    errno = 0;
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
+    CHECK(strstr(err, "key_command 'echo right; exit 3' failed with exit "
+                      "status 3") != NULL);
+    cv_keyring_set_key_command("true");
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
+    CHECK(strstr(err, "printed nothing") != NULL);
+    /* a remembered passphrase that stops working is forgotten */
+    cv_keyring_set_key_command("echo right");
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    CHECK_INT(cv_keyring_passphrase_change(path, "right", "other", err, sizeof err), 0);
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_REJECTED);
+    free(path);
+}
+
+TEST(keyring_altered_sealed_file_fails)
+{
+    char err[256] = "";
+    char *path = kr_path("keyring");
+    uint8_t sub[CV_KEY_BYTES], id[CV_KEY_BYTES];
+    CHECK_INT(fresh(path, sub, id), 0);
+    cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
+    CHECK_INT(cv_keyring_passphrase_set(path, "pw", err, sizeof err), 0);
+    cv_keyring_set_key_command("echo pw");
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    size_t len;
+    char *good = cv_read_file(path, 8192, &len);
+    CHECK(good);
+    /* one character of the sealed text, then the KDF's cost */
+    char *text = cv_strdup(good);
+    char *s = strstr(text, "\"sealed\":\"") + 20;
+    *s = *s == 'A' ? 'B' : 'A';
+    CHECK_INT(write_text(path, text, 0600), 0);
+    errno = 0;
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_REJECTED);
+    CHECK(strstr(err, "wrong passphrase (or the file was altered)") != NULL);
+    free(text);
+    text = cv_strdup(good);
+    s = strstr(text, "\"opslimit\":") + 11;
+    CHECK(*s == '1');
+    *s = '2';
+    CHECK_INT(write_text(path, text, 0600), 0);
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK_INT(errno, CV_KEYRING_REJECTED);
+    free(text);
+    /* a broken envelope says what is missing */
+    text = cv_strdup(good);
+    s = strstr(text, "\"nonce\":\"") + 9;
+    *s = '!';
+    CHECK_INT(write_text(path, text, 0600), 0);
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    CHECK(strstr(err, "\"nonce\"") != NULL);
+    free(text);
+    /* and the original still loads */
+    CHECK_INT(write_text(path, good, 0600), 0);
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    free(good);
+    free(path);
+}
+
+TEST(keyring_rotate_keeps_the_seal)
+{
+    char err[256] = "";
+    char *path = kr_path("keyring");
+    uint8_t sub[CV_KEY_BYTES], id[CV_KEY_BYTES];
+    CHECK_INT(fresh(path, sub, id), 0);
+    cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
+    CHECK_INT(cv_keyring_passphrase_set(path, "pw", err, sizeof err), 0);
+    uint32_t v = 0;
+    cv_keyring_set_key_command(NULL);
+    CHECK_INT(cv_keyring_rotate(path, &v, err, sizeof err), -1);
+    CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
+    cv_keyring_set_key_command("echo pw");
+    CHECK_INT(cv_keyring_rotate(path, &v, err, sizeof err), 0);
+    CHECK_INT(v, 2);
+    CHECK_INT(cv_keyring_file_protected(path, err, sizeof err), 1);
+    CHECK_INT(cv_keyring_rotate(path, &v, err, sizeof err), 0);
+    CHECK_INT(v, 3);
+    cv_keyring *kr = cv_keyring_load(path, err, sizeof err);
+    if (!kr)
+        cvt_fail(__FILE__, __LINE__, "load: %s", err);
+    CHECK(kr);
+    CHECK_INT(cv_keyring_primary(kr), 3);
+    uint32_t vs[4];
+    CHECK_INT(cv_keyring_versions(kr, vs, 4), 3);
+    cv_keyring_destroy(&kr);
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    /* the rotated keyring comes out plain again, all versions there */
+    CHECK_INT(cv_keyring_passphrase_remove(path, "pw", err, sizeof err), 0);
+    CHECK_INT(cv_keyring_file_protected(path, err, sizeof err), 0);
+    cv_keyring_set_key_command(NULL);
+    kr = cv_keyring_load(path, err, sizeof err);
+    CHECK(kr);
+    CHECK_INT(cv_keyring_primary(kr), 3);
+    cv_keyring_destroy(&kr);
+    free(path);
+}
+
+TEST(keyring_passphrase_change_and_remove)
+{
+    char err[256] = "";
+    char *path = kr_path("keyring");
+    uint8_t sub[CV_KEY_BYTES], id[CV_KEY_BYTES];
+    CHECK_INT(fresh(path, sub, id), 0);
+    cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
+    /* change and remove need a sealed file; set a plain one */
+    CHECK_INT(cv_keyring_passphrase_change(path, "a", "b", err, sizeof err), -1);
+    CHECK(strstr(err, "is not protected by a passphrase") != NULL);
+    CHECK_INT(cv_keyring_passphrase_remove(path, "a", err, sizeof err), -1);
+    CHECK_INT(cv_keyring_passphrase_set(path, "", err, sizeof err), -1);
+    CHECK_INT(cv_keyring_passphrase_set(path, "one", err, sizeof err), 0);
+    CHECK_INT(cv_keyring_passphrase_set(path, "two", err, sizeof err), -1);
+    CHECK_INT(errno, EALREADY);
+    CHECK(strstr(err, "already protected") != NULL);
+    size_t len1, len2;
+    char *before = cv_read_file(path, 8192, &len1);
+    CHECK_INT(cv_keyring_passphrase_change(path, "wrong", "two", err, sizeof err), -1);
+    CHECK_INT(errno, CV_KEYRING_REJECTED);
+    char *after = cv_read_file(path, 8192, &len2);
+    CHECK(before && after && len1 == len2 && memcmp(before, after, len1) == 0);
+    CHECK_INT(cv_keyring_passphrase_change(path, "one", "two", err, sizeof err), 0);
+    cv_keyring_set_key_command("echo one");
+    CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
+    cv_keyring_set_key_command("echo two");
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    CHECK_INT(cv_keyring_passphrase_remove(path, "one", err, sizeof err), -1);
+    CHECK_INT(cv_keyring_passphrase_remove(path, "two", err, sizeof err), 0);
+    cv_keyring_set_key_command(NULL);
+    CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
+    free(before);
+    free(after);
+    free(path);
+}
+
+TEST(keyring_passphrase_read_lines)
+{
+    char err[256] = "";
+    int p[2];
+    CHECK(pipe(p) == 0);
+    const char *in = "old one\r\nnew one\n\n";
+    CHECK(write(p[1], in, strlen(in)) == (ssize_t)strlen(in));
+    close(p[1]);
+    char *a = cv_passphrase_read(p[0], "x: ", err, sizeof err);
+    char *b = cv_passphrase_read(p[0], "x: ", err, sizeof err);
+    CHECK_STR(a, "old one");
+    CHECK_STR(b, "new one");
+    CHECK(cv_passphrase_read(p[0], NULL, err, sizeof err) == NULL);
+    CHECK(strstr(err, "empty") != NULL);
+    CHECK(cv_passphrase_read(p[0], NULL, err, sizeof err) == NULL);
+    CHECK(strstr(err, "end of input") != NULL);
+    cv_passphrase_free(&a);
+    cv_passphrase_free(&b);
+    CHECK(a == NULL);
+    close(p[0]);
 }
