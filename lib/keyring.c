@@ -435,11 +435,15 @@ static void wipe_free(char *p)
     }
 }
 
-int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
-                      size_t errlen)
+/* The keyring file's JSON, changed by edit and written back atomically
+ * (temp file, fsync, rename; 0600): rotate and retire share it. edit
+ * returns 0, or -1 with a reason in err. The text is wiped after use. */
+typedef int (*keyring_edit)(json_t *root, json_t *keys, void *arg, char *err,
+                            size_t errlen);
+
+static int rewrite_keyring(const char *path, keyring_edit edit, void *arg,
+                           char *err, size_t errlen)
 {
-    enum { B64 = sodium_base64_ENCODED_LEN(CV_KEY_BYTES,
-                                           sodium_base64_VARIANT_ORIGINAL) };
     if (sodium_init() < 0) {
         ERR("cannot initialise libsodium");
         return -1;
@@ -448,8 +452,7 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
     char *text = cv_read_file(path, 1 << 20, &len), *out = NULL;
     json_t *j = NULL;
     int rc = -1;
-    struct { uint8_t key[CV_KEY_BYTES]; char b64[B64]; } *s = sodium_malloc(sizeof *s);
-    if (!text || !s) {
+    if (!text) {
         ERR("cannot read %s: %s", path, strerror(errno));
         goto out;
     }
@@ -460,7 +463,27 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
         ERR("%s: not a keyring (%s)", path, j ? "no \"keys\"" : je.text);
         goto out;
     }
-    uint32_t top = 0;
+    if (edit(j, keys, arg, err, errlen) < 0)
+        goto out;
+    out = json_dumps(j, JSON_COMPACT);
+    if (!out || cv_write_file_atomic(path, out, strlen(out), 0600, false) < 0) {
+        ERR("cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(j); /* its strings are freed unwiped: jansson owns them */
+    wipe_free(out);
+    wipe_free(text);
+    return rc;
+}
+
+static int add_version(json_t *root, json_t *keys, void *arg, char *err,
+                       size_t errlen)
+{
+    enum { B64 = sodium_base64_ENCODED_LEN(CV_KEY_BYTES,
+                                           sodium_base64_VARIANT_ORIGINAL) };
+    uint32_t *version = arg, top = 0;
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k) {
@@ -469,8 +492,13 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
             top = (uint32_t)v;
     }
     if (top == 0 || top == UINT32_MAX - 1) {
-        ERR("%s: no key version to follow", path);
-        goto out;
+        ERR("no key version to follow");
+        return -1;
+    }
+    struct { uint8_t key[CV_KEY_BYTES]; char b64[B64]; } *s = sodium_malloc(sizeof *s);
+    if (!s) {
+        ERR("cannot allocate secure memory: %s", strerror(errno));
+        return -1;
     }
     randombytes_buf(s->key, sizeof s->key);
     sodium_bin2base64(s->b64, sizeof s->b64, s->key, sizeof s->key,
@@ -480,20 +508,49 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
     json_array_append_new(keys, json_pack("{s:I, s:s, s:s, s:s}", "version",
                                           (json_int_t)top + 1, "created", when,
                                           "status", "active", "key", s->b64));
-    json_object_set_new(j, "primary", json_integer((json_int_t)top + 1));
-    out = json_dumps(j, JSON_COMPACT);
-    if (!out || cv_write_file_atomic(path, out, strlen(out), 0600, false) < 0) {
-        ERR("cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    *version = top + 1;
-    rc = 0;
-out:
-    json_decref(j); /* its strings are freed unwiped: jansson owns them */
-    wipe_free(out);
-    wipe_free(text);
+    json_object_set_new(root, "primary", json_integer((json_int_t)top + 1));
     sodium_free(s);
-    return rc;
+    *version = top + 1;
+    return 0;
+}
+
+int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
+                      size_t errlen)
+{
+    uint32_t v = 0;
+    if (rewrite_keyring(path, add_version, &v, err, errlen) < 0)
+        return -1;
+    *version = v;
+    return 0;
+}
+
+static int mark_retired(json_t *root, json_t *keys, void *arg, char *err,
+                        size_t errlen)
+{
+    uint32_t version = *(uint32_t *)arg;
+    if (json_integer_value(json_object_get(root, "primary")) == version) {
+        ERR("key version %u is the primary: rotate first", version);
+        return -1;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+        if (json_integer_value(json_object_get(k, "version")) == version)
+            return json_object_set_new(k, "status", json_string("retired"));
+    ERR("key version %u is not in the keyring", version);
+    return -1;
+}
+
+int cv_keyring_retire(const char *path, uint32_t version, char *err,
+                      size_t errlen)
+{
+    return rewrite_keyring(path, mark_retired, &version, err, errlen);
+}
+
+bool cv_keyring_retired(const cv_keyring *kr, uint32_t version)
+{
+    const key_entry *e = find_key(kr, version);
+    return e && strcmp(e->status, "retired") == 0;
 }
 
 json_t *cv_keyring_describe(const cv_keyring *kr)
