@@ -14,6 +14,8 @@
 #include "keyring.h"
 #include "maint.h"
 #include "policy.h"
+#include "progress.h"
+#include "rewrap.h"
 #include "scrub.h"
 #include "timefmt.h"
 #include "util.h"
@@ -52,6 +54,12 @@ static void usage(FILE *f)
         "                            from the terminal, else stdin's lines (the\n"
         "                            current one first); programs then take it\n"
         "                            from CTXVAULT_PASSPHRASE_FD or key_command\n"
+        "  keys rewrap [--batch N]   re-seal fields under older versions with\n"
+        "                            the primary (through store, N rows per\n"
+        "                            transaction); JSON summary on stdout\n"
+        "  keys retire VERSION       mark a version retired; refused (65) while\n"
+        "                            rows, backups, archives, journal or dead\n"
+        "                            letters still need it\n"
         "  status                    the pipeline's health, from ctxvault-metrics:\n"
         "                            each program's state, events, spool, last\n"
         "                            backup, expired rows (exit 69 when degraded)\n"
@@ -532,8 +540,140 @@ out:
     return rc;
 }
 
+/* keys rewrap [--batch N]: every field under an older version re-sealed
+ * under the primary, through store, a batch per request (store ingests
+ * between them). Restartable: a run cut short leaves whole batches, and
+ * the next run finds only what is left. */
+static int keys_rewrap(ctx *c, int argc, char **argv)
+{
+    int64_t batch = 1000;
+    if (argc == 4 && !strcmp(argv[2], "--batch")) {
+        if (!cv_parse_int(argv[3], 1, 100000, &batch)) {
+            cv_err("--batch '%s' is not a number from 1 to 100000", argv[3]);
+            return EX_USAGE;
+        }
+    } else if (argc != 2) {
+        cv_err("usage: ctxvault keys rewrap [--batch N]");
+        return EX_USAGE;
+    }
+    int status = 0;
+    char err[512];
+    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
+    if (!s)
+        return status;
+    int64_t t0 = cv_mono_ms(), after = 0, examined = 0, rewrapped = 0,
+            fields = 0, skipped = 0;
+    cv_progress pr;
+    cv_progress_init(&pr, "rewrap");
+    for (;;) {
+        json_t *req = json_pack("{s:s, s:I, s:I, s:b}", "op", "rewrap", "after",
+                                (json_int_t)after, "batch", (json_int_t)batch,
+                                "clean", skipped == 0);
+        json_t *r = cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err,
+                                "rewrap");
+        json_decref(req);
+        if (!r) {
+            status = EX_TEMPFAIL;
+            break;
+        }
+        examined += json_integer_value(json_object_get(r, "examined"));
+        rewrapped += json_integer_value(json_object_get(r, "rewrapped"));
+        fields += json_integer_value(json_object_get(r, "fields"));
+        skipped += json_integer_value(json_object_get(r, "skipped"));
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(r, "skipped_rows"), i, k)
+            cv_err("row %lld (event %s) left as it is: %s",
+                   (long long)json_integer_value(json_object_get(k, "seq")),
+                   json_string_value(json_object_get(k, "id")),
+                   json_string_value(json_object_get(k, "why")));
+        after = json_integer_value(json_object_get(r, "next"));
+        bool done = json_is_true(json_object_get(r, "done"));
+        json_decref(r);
+        char extra[64];
+        snprintf(extra, sizeof extra, "%lld rewrapped", (long long)rewrapped);
+        cv_progress_update(&pr, (uint64_t)examined, extra);
+        if (done)
+            break;
+    }
+    cv_progress_done(&pr);
+    cv_maint_close(&s);
+    int64_t ms = cv_mono_ms() - t0;
+    printf("{\"examined\":%lld,\"rewrapped\":%lld,\"fields\":%lld,"
+           "\"skipped\":%lld,\"ms\":%lld,\"rows_per_s\":%.0f,\"complete\":%s}\n",
+           (long long)examined, (long long)rewrapped, (long long)fields,
+           (long long)skipped, (long long)ms,
+           ms > 0 ? (double)examined * 1000.0 / (double)ms : (double)examined,
+           !status && !skipped ? "true" : "false");
+    if (!status && skipped) {
+        cv_err("%lld rows could not be rewrapped (see above; ctxvault verify)",
+               (long long)skipped);
+        status = EX_DATAERR;
+    }
+    return status;
+}
+
+/* keys retire VERSION: refused (65) while anything still needs the
+ * version to decrypt or verify; then marked retired in the keyring. */
+static int keys_retire(ctx *c, int argc, char **argv)
+{
+    int64_t v;
+    char err[512];
+    if (argc != 3 || !cv_parse_int(argv[2], 1, UINT32_MAX, &v)) {
+        cv_err("usage: ctxvault keys retire VERSION");
+        return EX_USAGE;
+    }
+    int rc = open_reader(c, false);
+    if (rc)
+        return rc;
+    if ((uint32_t)v == cv_keyring_primary(c->kr)) {
+        cv_err("key version %lld is the primary: rotate, rewrap, then retire it",
+               (long long)v);
+        return EX_DATAERR;
+    }
+    json_t *uses = cv_key_uses(&c->cfg, c->db, (uint32_t)v, err, sizeof err);
+    if (!uses) {
+        cv_err("%s", err);
+        return EX_IOERR;
+    }
+    int64_t rows = json_integer_value(json_object_get(uses, "rows"));
+    int64_t backups = json_integer_value(json_object_get(uses, "backups"));
+    int64_t archives = json_integer_value(json_object_get(uses, "archives"));
+    int64_t journal = json_integer_value(json_object_get(uses, "journal_batches"));
+    int64_t dead = json_integer_value(json_object_get(uses, "deadletters"));
+    bool marked = json_is_true(json_object_get(uses, "rewrapped"));
+    json_object_set_new(uses, "version", json_integer(v));
+    if (rows || backups || archives || journal || dead || !marked) {
+        json_object_set_new(uses, "retired", json_false());
+        cv_err("key version %lld is still needed: %lld rows, %lld backups, "
+               "%lld archives, %lld journal batches, %lld dead letters%s",
+               (long long)v, (long long)rows, (long long)backups,
+               (long long)archives, (long long)journal, (long long)dead,
+               marked ? "" : "; no finished rewrap is recorded");
+        cv_err("run ctxvault keys rewrap; take a new backup and delete the "
+               "older ones (ctxvault-backup prune, or remove them with their "
+               ".json); review and remove old dead-letter files");
+        rc = EX_DATAERR;
+    } else if (cv_keyring_retire(c->cfg.keyring_file, (uint32_t)v, err,
+                                 sizeof err) < 0) {
+        cv_err("%s", err);
+        json_decref(uses);
+        return EX_IOERR;
+    } else {
+        json_object_set_new(uses, "retired", json_true());
+        cv_info("key version %lld is retired: it no longer decrypts or "
+                "verifies, and still recognises its pseudonyms", (long long)v);
+    }
+    char *text = json_dumps(uses, JSON_COMPACT);
+    if (!text || printf("%s\n", text) < 0)
+        rc = rc ? rc : EX_IOERR;
+    free(text);
+    json_decref(uses);
+    return rc;
+}
+
 /* keys list: the versions and how many rows each one's checksum is under;
- * keys rotate: a new primary version; keys passphrase: cmd_passphrase. */
+ * keys rotate: a new primary version; passphrase, rewrap, retire: above. */
 static int cmd_keys(ctx *c, int argc, char **argv)
 {
     char err[512];
@@ -541,8 +681,13 @@ static int cmd_keys(ctx *c, int argc, char **argv)
         (!strcmp(argv[2], "set") || !strcmp(argv[2], "change") ||
          !strcmp(argv[2], "remove")))
         return cmd_passphrase(c, argv[2]);
+    if (argc >= 2 && !strcmp(argv[1], "rewrap"))
+        return keys_rewrap(c, argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "retire"))
+        return keys_retire(c, argc, argv);
     if (argc != 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "rotate"))) {
-        cv_err("usage: ctxvault keys list|rotate|passphrase set|change|remove");
+        cv_err("usage: ctxvault keys list|rotate|rewrap [--batch N]|"
+               "retire VERSION|passphrase set|change|remove");
         return EX_USAGE;
     }
     if (!strcmp(argv[1], "rotate")) {

@@ -691,7 +691,8 @@ int64_t cv_db_check_checksums(cv_db *db, const cv_keyring *kr,
             cv_err("row %lld (id %s): %s", (long long)sqlite3_column_int64(st, 0),
                    id ? id : "(null)",
                    ok == 0 ? "checksum mismatch: the row was changed outside ctxvault"
-                           : "checksum under a key version the keyring lacks");
+                   : ok == -2 ? "checksum under a retired key version"
+                              : "checksum under a key version the keyring lacks");
         cv_progress_update(&pr, (uint64_t)*rows, NULL);
     }
     cv_progress_done(&pr);

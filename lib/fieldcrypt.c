@@ -381,6 +381,11 @@ int cv_unseal(const cv_keyring *kr, const char *envelope_s,
                  e.version);
         return -1;
     }
+    if (cv_keyring_retired(kr, e.version)) { /* kept for pseudonyms only */
+        sodium_memzero(key, sizeof key);
+        snprintf(err, errlen, "key version %u is retired", e.version);
+        return -1;
+    }
     size_t ctmax = e.ct_len / 4 * 3 + 3;
     uint8_t *ct = ctmax <= sizeof ctbuf ? ctbuf : (ctheap = cv_malloc(ctmax));
     if (!b64_decode(nonce, sizeof nonce, e.nonce, e.nonce_len, &n) ||
@@ -537,6 +542,8 @@ int cv_row_checksum_check(const cv_keyring *kr, const uint8_t *sum,
     uint8_t want[CV_CHECKSUM_BYTES];
     if (!sum || sum_len != CV_CHECKSUM_BYTES)
         return 0;
+    if (cv_keyring_retired(kr, sum[0]))
+        return -2;
     if (cv_row_checksum(kr, sum[0], id, user_id, kind, ts, body, body_len,
                         want) < 0)
         return -1;

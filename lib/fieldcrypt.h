@@ -100,7 +100,8 @@ int cv_row_checksum(const cv_keyring *kr, uint32_t version, const char *id,
                     const char *user_id, const char *kind, int64_t ts,
                     const char *body, size_t body_len,
                     uint8_t out[CV_CHECKSUM_BYTES]);
-/* 1 when sum matches, 0 when not, -1 when its key version is unknown. */
+/* 1 when sum matches, 0 when not, -1 when its key version is unknown, -2
+ * when it is retired (a retired version no longer verifies). */
 int cv_row_checksum_check(const cv_keyring *kr, const uint8_t *sum,
                           size_t sum_len, const char *id, const char *user_id,
                           const char *kind, int64_t ts, const char *body,

@@ -4,6 +4,7 @@
 #include "audit.h"
 
 #include "fieldcrypt.h"
+#include "rewrap.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -388,11 +389,19 @@ int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out)
     fprintf(out, "%s: %s, %lld rows, %lld bad checksums\n", cv_db_path(db),
             problems ? "integrity_check FAILED" : "integrity ok",
             (long long)rows, (long long)bad);
+    /* every sealed field opens (into wiped memory, then dropped) */
+    int64_t fields = 0, sealed_bad = cv_verify_envelopes(db, kr, 1000, &fields);
+    if (sealed_bad < 0) {
+        problems++;
+        sealed_bad = 0;
+    }
+    fprintf(out, "%s: %lld sealed fields, %lld that do not open\n",
+            cv_db_path(db), (long long)fields, (long long)sealed_bad);
     int64_t entries = 0;
     int audit = cv_audit_verify(db, kr, &entries);
     fprintf(out, "%s: audit trail %s, %lld entries\n", cv_db_path(db),
             audit == 0 ? "intact" : "BROKEN (see above)", (long long)entries);
-    if (problems || bad || audit)
+    if (problems || bad || sealed_bad || audit)
         status = EX_DATAERR;
     return status;
 }

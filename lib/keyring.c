@@ -1004,11 +1004,16 @@ int64_t cv_keyring_created_ms(const cv_keyring *kr, uint32_t version)
     return e ? e->created_ms : -1;
 }
 
-int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
-                      size_t errlen)
+/* The keyring file's JSON, changed by edit and written back as it was
+ * (sealed again under the same key when it was sealed; atomic, 0600):
+ * rotate and retire share it. Only a keyring that loads is rewritten.
+ * edit returns 0, or -1 with a reason in err. */
+typedef int (*keyring_edit)(json_t *root, json_t *keys, void *arg, char *err,
+                            size_t errlen);
+
+static int rewrite_keyring(const char *path, keyring_edit edit, void *arg,
+                           char *err, size_t errlen)
 {
-    enum { B64 = sodium_base64_ENCODED_LEN(CV_KEY_BYTES,
-                                           sodium_base64_VARIANT_ORIGINAL) };
     if (sodium_init() < 0) {
         ERR("cannot initialise libsodium");
         return -1;
@@ -1018,18 +1023,26 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
     if (!j)
         return -1;
     int rc = -1;
-    struct { uint8_t key[CV_KEY_BYTES]; char b64[B64]; } *s = sodium_malloc(sizeof *s);
-    if (!s) {
-        ERR("cannot allocate secure memory: %s", strerror(errno));
-        goto out;
-    }
-    /* only a keyring that loads is rewritten */
     cv_keyring *kr = parse_keyring(path, j, err, errlen);
     if (!kr)
         goto out;
     cv_keyring_destroy(&kr);
-    json_t *keys = json_object_get(j, "keys");
-    uint32_t top = 0;
+    if (edit(j, json_object_get(j, "keys"), arg, err, errlen) < 0 ||
+        write_tree(path, j, &sl, err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    free_tree(j);
+    seal_clear(&sl);
+    return rc;
+}
+
+static int add_version(json_t *root, json_t *keys, void *arg, char *err,
+                       size_t errlen)
+{
+    enum { B64 = sodium_base64_ENCODED_LEN(CV_KEY_BYTES,
+                                           sodium_base64_VARIANT_ORIGINAL) };
+    uint32_t *version = arg, top = 0;
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k) {
@@ -1038,8 +1051,13 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
             top = (uint32_t)v;
     }
     if (top == 0 || top == UINT32_MAX - 1) {
-        ERR("%s: no key version to follow", path);
-        goto out;
+        ERR("no key version to follow");
+        return -1;
+    }
+    struct { uint8_t key[CV_KEY_BYTES]; char b64[B64]; } *s = sodium_malloc(sizeof *s);
+    if (!s) {
+        ERR("cannot allocate secure memory: %s", strerror(errno));
+        return -1;
     }
     randombytes_buf(s->key, sizeof s->key);
     sodium_bin2base64(s->b64, sizeof s->b64, s->key, sizeof s->key,
@@ -1049,23 +1067,54 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
     json_array_append_new(keys, json_pack("{s:I, s:s, s:s, s:s}", "version",
                                           (json_int_t)top + 1, "created", when,
                                           "status", "active", "key", s->b64));
-    json_object_set_new(j, "primary", json_integer((json_int_t)top + 1));
-    /* back as it was: a sealed keyring is sealed again under the same key */
-    if (write_tree(path, j, &sl, err, errlen) < 0)
-        goto out;
+    json_object_set_new(root, "primary", json_integer((json_int_t)top + 1));
+    sodium_free(s);
     *version = top + 1;
-    rc = 0;
-out:
-    free_tree(j);
-    seal_clear(&sl);
-    if (s)
-        sodium_free(s);
-    return rc;
+    return 0;
+}
+
+int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
+                      size_t errlen)
+{
+    uint32_t v = 0;
+    if (rewrite_keyring(path, add_version, &v, err, errlen) < 0)
+        return -1;
+    *version = v;
+    return 0;
+}
+
+static int mark_retired(json_t *root, json_t *keys, void *arg, char *err,
+                        size_t errlen)
+{
+    uint32_t version = *(uint32_t *)arg;
+    if (json_integer_value(json_object_get(root, "primary")) == version) {
+        ERR("key version %u is the primary: rotate first", version);
+        return -1;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+        if (json_integer_value(json_object_get(k, "version")) == version)
+            return json_object_set_new(k, "status", json_string("retired"));
+    ERR("key version %u is not in the keyring", version);
+    return -1;
+}
+
+int cv_keyring_retire(const char *path, uint32_t version, char *err,
+                      size_t errlen)
+{
+    return rewrite_keyring(path, mark_retired, &version, err, errlen);
+}
+
+bool cv_keyring_retired(const cv_keyring *kr, uint32_t version)
+{
+    const key_entry *e = find_key(kr, version);
+    return e && strcmp(e->status, "retired") == 0;
 }
 
 /* set (old NULL), change, remove (pass NULL): read the keyring as it is,
  * check it loads, write it back sealed under pass or plain. */
-static int rewrap(const char *path, const char *old, const char *pass,
+static int reseal(const char *path, const char *old, const char *pass,
                   char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
@@ -1120,19 +1169,19 @@ out:
 int cv_keyring_passphrase_set(const char *path, const char *pass, char *err,
                               size_t errlen)
 {
-    return rewrap(path, NULL, pass, err, errlen);
+    return reseal(path, NULL, pass, err, errlen);
 }
 
 int cv_keyring_passphrase_change(const char *path, const char *old,
                                  const char *pass, char *err, size_t errlen)
 {
-    return rewrap(path, old, pass, err, errlen);
+    return reseal(path, old, pass, err, errlen);
 }
 
 int cv_keyring_passphrase_remove(const char *path, const char *old, char *err,
                                  size_t errlen)
 {
-    return rewrap(path, old, NULL, err, errlen);
+    return reseal(path, old, NULL, err, errlen);
 }
 
 int cv_keyring_file_protected(const char *path, char *err, size_t errlen)

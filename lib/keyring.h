@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +82,17 @@ int cv_keyring_file_protected(const char *path, char *err, size_t errlen);
 char *cv_passphrase_read(int fd, const char *prompt, char *err, size_t errlen);
 void cv_passphrase_free(char **p);
 
+/* Mark version retired in the keyring file at path (same atomic rewrite
+ * as rotate). A retired version no longer decrypts or verifies (cv_unseal
+ * and cv_row_checksum_check refuse it) but still derives its subkeys, so
+ * pseudonyms made under it are still recognised (a pseudonym cannot be
+ * recomputed without its original value). Refuses the primary. The
+ * caller checks first that nothing needs the version (ctxvault keys
+ * retire). 0, or -1 with a reason. */
+int cv_keyring_retire(const char *path, uint32_t version, char *err,
+                      size_t errlen);
+/* Is version in the keyring and retired? */
+bool cv_keyring_retired(const cv_keyring *kr, uint32_t version);
 /* The versions, never their keys: [{"version","created","status",
  * "primary"}]. */
 json_t *cv_keyring_describe(const cv_keyring *kr);

@@ -7,6 +7,7 @@
 #include "erasure.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
+#include "rewrap.h"
 #include "store.h"
 #include "util.h"
 
@@ -750,6 +751,8 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
         return do_archive_delete(m, req);
     if (strcmp(op, "archive_restore") == 0)
         return do_archive_restore(m, req, blobs, nblobs);
+    if (strcmp(op, "rewrap") == 0)
+        return cv_rewrap_batch(m, req);
     return NULL;
 }
 

@@ -57,7 +57,10 @@ typedef struct {
  *   archive_restore {"now":MS,"rows":[[ID,USER,KIND,TYPE,TS,CREATED,
  *               EXPIRES,SCRUB_AFTER,SCRUBBED_AT,BODY,SUM]]} (BODY: text or
  *               a blob's index) -> {"restored":N,"duplicates":N,
- *               "expired":N,"erased":N} */
+ *               "expired":N,"erased":N}
+ *   rewrap      {"after":SEQ,"batch":N,"clean":bool} -> {"examined":N,
+ *               "rewrapped":N,"fields":N,"checksums":N,"skipped":N,
+ *               "skipped_rows":[...],"next":SEQ,"done":bool} (rewrap.h) */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
 /* The same, with the blobs that came with the request (frames after its
  * JSON): a scrub row's "body" may be the index of one. */

@@ -9,7 +9,8 @@
 # Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (1000),
 # BENCH_QUERY_EVENTS (1000000), BENCH_QUERY_USERS (10000), BENCH_QUERIES
 # (20), BENCH_SCRUB_EVENTS (1000000), BENCH_KEEP=1 keeps the temporary
-# directory, BENCH_ONLY=scrub runs only the scrub and backup figures.
+# directory, BENCH_ONLY=scrub runs only the scrub and backup figures,
+# BENCH_REWRAP_EVENTS (1000000), BENCH_ONLY=rewrap only the rewrap figure.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -251,6 +252,46 @@ bench_scrub() {
     say ""
 }
 
+# ---- rewrap: a million rows under an old key version, the pipeline running --
+
+# BENCH_REWRAP_EVENTS rows (1,000,000) stored under key version 1; then
+# ctxvault keys rotate, the supervised pipeline started (so it writes under
+# version 2), and ctxvault keys rewrap through the store while cvlatency
+# sends 1,000 events/s through encrypt and store. Run alone with
+# BENCH_ONLY=rewrap.
+bench_rewrap() {
+    RW_EVENTS=${BENCH_REWRAP_EVENTS:-1000000}
+    say "== rewrap: ctxvault keys rewrap of $RW_EVENTS rows under version 1, the pipeline running"
+    rhome=$tmp/rhome
+    new_home "$rhome"
+    t0=$(now_ms)
+    { "$GEN" -n "$RW_EVENTS" -u 1000 -s 31 \
+        | CTXVAULT_HOME=$rhome timed "r.ingest" "$BIN/ctxvault-ingest" --stdout \
+        | CTXVAULT_HOME=$rhome timed "r.encrypt" "$BIN/ctxvault-encrypt" \
+        | CTXVAULT_HOME=$rhome timed "r.store" "$BIN/ctxvault-store"; } || :
+    check3 r "building the rewrap database"
+    say "built in $(( $(now_ms) - t0 )) ms: $(rows "$rhome") rows"
+    "$GEN" -n 30000 -u 1000 -s 32 | sed 's/"user_id":"user-/"user_id":"probe-/' \
+        | CTXVAULT_HOME=$rhome "$BIN/ctxvault-ingest" --stdout >"$tmp/rprobe.ndjson" 2>/dev/null
+    CTXVAULT_HOME=$rhome "$BIN/ctxvault" keys rotate >/dev/null 2>&1 || die "ctxvault keys rotate failed"
+    sv_up "$rhome"
+    CTXVAULT_HOME=$rhome "$BIN/ctxvault" keys rewrap >"$tmp/rewrap.out" 2>"$tmp/rewrap.err" &
+    rw_pid=$!
+    r_lat=$("$LATENCY" --home "$rhome" --rate 1000 --seconds 10 "$tmp/rprobe.ndjson" 2>"$tmp/rlat.err") || :
+    wait "$rw_pid" || { sed 's/^/    /' "$tmp/rewrap.err" >&2; die "ctxvault keys rewrap failed"; }
+    rw_json=$(cat "$tmp/rewrap.out")
+    rw_rows=$(printf '%s' "$rw_json" | sed -n 's/.*"rewrapped":\([0-9]*\).*/\1/p')
+    rw_ms=$(printf '%s' "$rw_json" | sed -n 's/.*"ms":\([0-9]*\).*/\1/p')
+    rw_rate=$(rate "${rw_rows:-0}" "${rw_ms:-1}")
+    say "rewrap: $rw_rows rows rewrapped in $rw_ms ms through store: $rw_rate rows/s" \
+        "(target >= 50000: $(awk -v r="$rw_rate" 'BEGIN { print (r >= 50000) ? "ok" : "UNDER" }'))"
+    say "  $rw_json"
+    say "ack latency during the rewrap (1,000 events/s for 10 s): ${r_lat:-failed}"
+    sv_down "$rhome"
+    rm -rf "$rhome"
+    say ""
+}
+
 # bench_backup HOME: ctxvault-backup create (with its verification) of
 # HOME's million rows, against sqlite3's .backup and zstd on the same file
 bench_backup() {
@@ -316,6 +357,10 @@ say ""
 LATENCY=build/plain/cvlatency
 if [ "${BENCH_ONLY:-}" = scrub ]; then
     bench_scrub
+    exit 0
+fi
+if [ "${BENCH_ONLY:-}" = rewrap ]; then
+    bench_rewrap
     exit 0
 fi
 
@@ -722,6 +767,7 @@ rm -rf "$whome"
 say ""
 
 bench_scrub
+bench_rewrap
 
 # ---- summary ---------------------------------------------------------------
 
