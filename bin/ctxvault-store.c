@@ -2,6 +2,7 @@
  * and commits them in batches (N events or T ms, whichever comes first),
  * idempotent on id. Exits 0 once everything read is committed. */
 #include "config.h"
+#include "datakeys.h"
 #include "db.h"
 #include "deadletter.h"
 #include "fieldcrypt.h"
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
     char err[1024];
     cv_config cfg;
     cv_keyring *kr = NULL;
+    cv_datakeys *ds = NULL;
     cv_policy *pol = NULL;
     cv_db *db = NULL;
     cv_store *st = NULL;
@@ -114,6 +116,10 @@ int main(int argc, char **argv)
     }
     pol = cv_policy_load(cfg.policy_file, true, &problems);
     if (!pol || problems)
+        goto out;
+    ds = cv_datakeys_of_instance(cfg.datakeys_file, kr, true,
+                                 cv_policy_ephemeral_ms(pol));
+    if (!ds)
         goto out;
     cv_recovery rec;
     /* The service must be ready at once after a crash: it checks the whole
@@ -148,7 +154,7 @@ int main(int argc, char **argv)
             goto out;
         }
         cv_store_service svc = {.cfg = &cfg, .db = db, .store = st, .pol = pol,
-                                .kr = kr, .dl = dl, .check = check,
+                                .kr = kr, .ds = ds, .dl = dl, .check = check,
                                 .started_ms = started, .recovery = rec,
                                 .quiet = quiet};
         status = cv_store_serve(&svc);
@@ -265,6 +271,7 @@ out:
     cv_deadletter_close(&dl);
     cv_db_close(&db);
     cv_policy_destroy(&pol);
+    cv_datakeys_destroy(&ds);
     cv_keyring_destroy(&kr);
     cv_config_free(&cfg);
     return status;

@@ -1,6 +1,7 @@
 /* ctxvault - the operator's command: create an instance, read what is
  * stored, check it, and check the configuration. */
 #include "config.h"
+#include "datakeys.h"
 #include "audit.h"
 #include "collect.h"
 #include "control.h"
@@ -90,6 +91,7 @@ static void usage(FILE *f)
 typedef struct {
     cv_config cfg;
     cv_keyring *kr;
+    cv_datakeys *ds; /* to open fields under data keys, when there are any */
     cv_policy *pol;
     cv_db *db;
 } ctx;
@@ -108,6 +110,7 @@ static int open_reader(ctx *c, bool need_policy)
         cv_err("%s", err);
         return EX_CONFIG;
     }
+    c->ds = cv_datakeys_of_instance(c->cfg.datakeys_file, c->kr, false, 0);
     if (need_policy) {
         c->pol = cv_policy_load(c->cfg.policy_file, true, &problems);
         if (!c->pol || problems)
@@ -561,6 +564,7 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
     cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
     if (!s)
         return status;
+    int64_t datakeys = 0;
     int64_t t0 = cv_mono_ms(), after = 0, examined = 0, rewrapped = 0,
             fields = 0, skipped = 0;
     cv_progress pr;
@@ -580,6 +584,7 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
         rewrapped += json_integer_value(json_object_get(r, "rewrapped"));
         fields += json_integer_value(json_object_get(r, "fields"));
         skipped += json_integer_value(json_object_get(r, "skipped"));
+        datakeys += json_integer_value(json_object_get(r, "data_keys"));
         size_t i;
         json_t *k;
         json_array_foreach(json_object_get(r, "skipped_rows"), i, k)
@@ -600,9 +605,10 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
     cv_maint_close(&s);
     int64_t ms = cv_mono_ms() - t0;
     printf("{\"examined\":%lld,\"rewrapped\":%lld,\"fields\":%lld,"
-           "\"skipped\":%lld,\"ms\":%lld,\"rows_per_s\":%.0f,\"complete\":%s}\n",
+           "\"skipped\":%lld,\"data_keys\":%lld,\"ms\":%lld,"
+           "\"rows_per_s\":%.0f,\"complete\":%s}\n",
            (long long)examined, (long long)rewrapped, (long long)fields,
-           (long long)skipped, (long long)ms,
+           (long long)skipped, (long long)datakeys, (long long)ms,
            ms > 0 ? (double)examined * 1000.0 / (double)ms : (double)examined,
            !status && !skipped ? "true" : "false");
     if (!status && skipped) {
@@ -641,14 +647,17 @@ static int keys_retire(ctx *c, int argc, char **argv)
     int64_t archives = json_integer_value(json_object_get(uses, "archives"));
     int64_t journal = json_integer_value(json_object_get(uses, "journal_batches"));
     int64_t dead = json_integer_value(json_object_get(uses, "deadletters"));
+    int64_t dks = json_integer_value(json_object_get(uses, "data_keys"));
     bool marked = json_is_true(json_object_get(uses, "rewrapped"));
     json_object_set_new(uses, "version", json_integer(v));
-    if (rows || backups || archives || journal || dead || !marked) {
+    if (rows || backups || archives || journal || dead || dks || !marked) {
         json_object_set_new(uses, "retired", json_false());
         cv_err("key version %lld is still needed: %lld rows, %lld backups, "
-               "%lld archives, %lld journal batches, %lld dead letters%s",
+               "%lld archives, %lld journal batches, %lld dead letters, "
+               "%lld data keys%s",
                (long long)v, (long long)rows, (long long)backups,
                (long long)archives, (long long)journal, (long long)dead,
+               (long long)dks,
                marked ? "" : "; no finished rewrap is recorded");
         cv_err("run ctxvault keys rewrap; take a new backup and delete the "
                "older ones (ctxvault-backup prune, or remove them with their "
@@ -878,6 +887,7 @@ int main(int argc, char **argv)
 out:
     cv_db_close(&c.db);
     cv_policy_destroy(&c.pol);
+    cv_datakeys_destroy(&c.ds);
     cv_keyring_destroy(&c.kr);
     cv_config_free(&c.cfg);
     return rc;

@@ -61,13 +61,6 @@ static int handle(void *arg, const char *sec, const char *key,
         set_str(dst, v);
         return 0;
     }
-    if (!strcmp(sec, "keys")) {
-        if (strcmp(key, "key_command") != 0)
-            return BAD("unknown setting '%s' in [keys]", key);
-        free(c->key_command);
-        c->key_command = *v ? cv_strdup(v) : NULL;
-        return 0;
-    }
     if (!strcmp(sec, "ingest")) {
         if (!strcmp(key, "max_line")) {
             n = cv_parse_size(v);
@@ -253,6 +246,9 @@ static int handle(void *arg, const char *sec, const char *key,
             if (strcmp(v, "user") && strcmp(v, "instance"))
                 return BAD("data_keys '%s' is not 'user' or 'instance'", v);
             c->per_user_keys = v[0] == 'u';
+        } else if (!strcmp(key, "key_command")) {
+            free(c->key_command);
+            c->key_command = *v ? cv_strdup(v) : NULL;
         } else {
             return BAD("unknown setting '%s' in [keys]", key);
         }

@@ -243,6 +243,22 @@ static void cache_clear(cv_datakeys *ds)
     ds->hour_n = -1;
 }
 
+cv_datakeys *cv_datakeys_of_instance(const char *path, cv_keyring *kr,
+                                     bool write, int64_t ephemeral_ms)
+{
+    struct stat sb;
+    char err[512];
+    if (!write && stat(path, &sb) < 0)
+        return NULL;
+    cv_datakeys *ds = cv_datakeys_open(path, kr, write, ephemeral_ms, err,
+                                       sizeof err);
+    if (!ds)
+        cv_err("%s", err);
+    else
+        cv_datakeys_attach(ds, kr);
+    return ds;
+}
+
 void cv_datakeys_destroy(cv_datakeys **p)
 {
     cv_datakeys *ds = *p;
@@ -621,4 +637,25 @@ json_t *cv_datakeys_describe(cv_datakeys *ds)
     }
     sqlite3_finalize(st);
     return o;
+}
+
+int cv_datakeys_of_body(cv_datakeys *ds, const char *body, cv_datakey *out)
+{
+    static const char *const marks[] = {"\"enc:d", "\"hash:d"};
+    for (size_t i = 0; ds && i < 2; i++) {
+        const char *p = strstr(body, marks[i]);
+        if (!p)
+            continue;
+        p += strlen(marks[i]);
+        char id[CV_DATAKEY_ID_LEN + 1], err[256];
+        size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                             "0123456789-_");
+        if (n != CV_DATAKEY_ID_LEN)
+            continue;
+        memcpy(id, p, n);
+        id[n] = '\0';
+        if (cv_datakeys_find(ds, id, out, err, sizeof err) == 1)
+            return 1;
+    }
+    return 0;
 }

@@ -35,6 +35,12 @@ cv_datakeys *cv_datakeys_open(const char *path, const cv_keyring *kr,
                               bool create, int64_t ephemeral_ms, char *err,
                               size_t errlen);
 void cv_datakeys_destroy(cv_datakeys **p);
+/* The instance's store, attached to kr so cv_unseal opens "enc:d"
+ * envelopes. write: made when missing (store, maintenance: an erasure
+ * must reach keys made later); else opened only when the file exists.
+ * NULL when there is none to read (or, with write, on an error: logged). */
+cv_datakeys *cv_datakeys_of_instance(const char *path, cv_keyring *kr,
+                                     bool write, int64_t ephemeral_ms);
 
 /* The key that seals user_id's new fields: the hour key of ts (ms, or -1
  * for now) when the user is ephemeral, else the user's key. A missing key
@@ -57,6 +63,10 @@ int cv_datakeys_commit(cv_datakeys *ds, char *err, size_t errlen);
  * (reason in err). */
 int cv_datakeys_find(cv_datakeys *ds, const char *id, cv_datakey *out,
                      char *err, size_t errlen);
+/* The key a stored body's fields are under (the first "enc:d" or
+ * "hash:d" it names), for sealing more of the same row (rectify). 1
+ * found, 0 none (no such field, or the key is gone). */
+int cv_datakeys_of_body(cv_datakeys *ds, const char *body, cv_datakey *out);
 /* Let the keyring's cv_unseal open "enc:d" envelopes through this store. */
 void cv_datakeys_attach(cv_datakeys *ds, cv_keyring *kr);
 

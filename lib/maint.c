@@ -3,6 +3,7 @@
 #include "maint.h"
 
 #include "audit.h"
+#include "datakeys.h"
 #include "control.h"
 #include "erasure.h"
 #include "fieldcrypt.h"
@@ -145,8 +146,15 @@ static json_t *do_sweep_done(cv_maint *m, json_t *req)
     if (err)
         return err;
     bool truncated = compact(m);
-    return json_pack("{s:b, s:I, s:b}", "ok", 1, "backlog",
-                     (json_int_t)cv_db_expired(m->db, now), "wal_truncated", truncated);
+    /* the hours whose rows have all expired: their keys go too, so a copy
+     * taken meanwhile cannot be read */
+    char why[512];
+    int keys = m->ds ? cv_datakeys_expire(m->ds, now, why, sizeof why) : 0;
+    if (keys < 0)
+        cv_warn("cannot destroy expired hour keys: %s", why);
+    return json_pack("{s:b, s:I, s:b, s:i}", "ok", 1, "backlog",
+                     (json_int_t)cv_db_expired(m->db, now), "wal_truncated",
+                     truncated, "hour_keys_destroyed", keys < 0 ? 0 : keys);
 }
 
 /* ---- erase ------------------------------------------------------------- */
@@ -158,6 +166,14 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         return fail("erase needs \"user\", a non-empty string%s", "");
     int64_t uids[CV_USER_UIDS_MAX];
     size_t n;
+    char err[512];
+    /* the key first: whatever copy of the user's fields is left anywhere
+     * (a backup, an archive, the journal, a row not yet deleted) can no
+     * longer be read */
+    int destroyed = m->ds ? cv_datakeys_forget_user(m->ds, user, err,
+                                                    sizeof err) : 0;
+    if (destroyed < 0)
+        return fail("cannot destroy the user's data key: %s", err);
     if (cv_db_begin(m->db) != SQLITE_OK)
         return db_fail(m, "cannot begin the erasure");
     int rc = cv_inspect_user_uids(m->db, m->pol, m->kr, user, uids,
@@ -204,7 +220,6 @@ static json_t *do_erase(cv_maint *m, json_t *req)
             if (k == 0)
                 deleted += sqlite3_changes(cv_db_handle(m->db));
         }
-    char err[512];
     cv_audit_entry e = {.actor = actor_of(req), .action = "erase",
                         .subject = user, .rows = deleted};
     if (cv_audit_append(m->db, m->kr, m->pol, now, &e, err, sizeof err) < 0) {
@@ -219,8 +234,9 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     if (m->store)
         cv_store_forget_users(m->store); /* its numbers are gone */
     bool truncated = compact(m);
-    return json_pack("{s:b, s:I, s:b}", "ok", 1, "deleted", (json_int_t)deleted,
-                     "wal_truncated", truncated);
+    return json_pack("{s:b, s:I, s:b, s:b}", "ok", 1, "deleted",
+                     (json_int_t)deleted, "wal_truncated", truncated,
+                     "key_destroyed", destroyed > 0);
 }
 
 /* Tombstones of another database (the one a restore replaced): its
@@ -332,6 +348,13 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     char *user = cv_strdup((const char *)sqlite3_column_text(st, 4));
     bool scrubbed = sqlite3_column_int(st, 5);
     json_error_t je;
+    /* new values go under the key the row's fields are under, so they die
+     * with it (a row with no such field: the keyring's) */
+    cv_datakey *dk = sodium_malloc(sizeof *dk);
+    if (dk && !cv_datakeys_of_body(m->ds, (const char *)sqlite3_column_text(st, 3), dk)) {
+        sodium_free(dk);
+        dk = NULL;
+    }
     json_t *ev = json_loads((const char *)sqlite3_column_text(st, 3), 0, &je);
     sqlite3_reset(st);
     json_t *reply = NULL;
@@ -349,7 +372,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
         json_array_append_new(paths, json_string(path));
     }
     /* the rules protect only what is still plain: the new values */
-    if (cv_policy_apply(m->pol, m->kr, NULL, ev, err, sizeof err) < 0) {
+    if (cv_policy_apply(m->pol, m->kr, dk, ev, err, sizeof err) < 0) {
         reply = fail("cannot apply the field policy: %s", err);
         goto out;
     }
@@ -404,6 +427,8 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
 out:
     cv_db_rollback(m->db);
 out_rolledback:
+    if (dk)
+        sodium_free(dk);
     json_decref(paths);
     json_decref(ev);
     free(body);
@@ -761,6 +786,7 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
 struct cv_maint_session {
     cv_maint m;          /* local: the writer's connection */
     cv_keyring *kr;
+    cv_datakeys *ds;
     cv_policy *pol;
     cv_control *ctl;     /* remote: the running store */
     json_t *reply;       /* local: the reply of the request sent */
@@ -808,8 +834,15 @@ cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
         *status = EX_CONFIG;
         goto fail;
     }
+    s->ds = cv_datakeys_of_instance(cfg->datakeys_file, s->kr, true,
+                                    cv_policy_ephemeral_ms(s->pol));
+    if (!s->ds) {
+        *status = EX_CANTCREAT;
+        goto fail;
+    }
     s->m.kr = s->kr;
     s->m.pol = s->pol;
+    s->m.ds = s->ds;
     return s;
 fail:
     cv_maint_close(&s);
@@ -875,6 +908,7 @@ void cv_maint_close(cv_maint_session **p)
     cv_control_destroy(&s->ctl);
     cv_db_close(&s->m.db);
     cv_policy_destroy(&s->pol);
+    cv_datakeys_destroy(&s->ds);
     cv_keyring_destroy(&s->kr);
     free(s);
     *p = NULL;

@@ -31,6 +31,8 @@ typedef struct {
     cv_db *db;               /* the writer's connection */
     const cv_keyring *kr;
     const cv_policy *pol;
+    struct cv_datakeys *ds;  /* data keys (NULL: none): erase destroys the
+                                user's, sweep_done the expired hours' */
     struct cv_store *store;  /* its user cache is forgotten on erasure */
     uint64_t deleted;        /* rows swept, erased, counters for metrics */
     uint64_t erased_users, rectified, audit_entries, scrubbed;

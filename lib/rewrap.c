@@ -2,6 +2,7 @@
  * sealed field, count what still needs a version. See rewrap.h. */
 #include "rewrap.h"
 
+#include "datakeys.h"
 #include "fieldcrypt.h"
 #include "journal.h"
 #include "jwalk.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_BATCH 100000
 #define NAMED_SKIPS 10
@@ -322,18 +324,50 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
             goto out;
         }
     }
-    reply = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:O, s:I, s:b}", "ok", 1,
-                      "examined", (json_int_t)examined, "rewrapped",
+    /* the data keys are wrapped under a version too: rewrapping them is
+     * cheap (one per user), so the pass's last batch does all of them */
+    int keys = 0;
+    if (done && m->ds) {
+        char why[512];
+        if ((keys = cv_datakeys_rewrap(m->ds, why, sizeof why)) < 0) {
+            reply = cv_reply_error(EX_IOERR, "cannot rewrap the data keys: %s", why);
+            goto out;
+        }
+    }
+    reply = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:O, s:I, s:b, s:i}",
+                      "ok", 1, "examined", (json_int_t)examined, "rewrapped",
                       (json_int_t)ntodo, "fields", (json_int_t)fields,
                       "checksums", (json_int_t)ntodo, "skipped",
                       (json_int_t)skipped, "skipped_rows", skips, "next",
-                      (json_int_t)next, "done", done);
+                      (json_int_t)next, "done", done, "data_keys", keys);
 out:
     for (size_t i = 0; i < ntodo; i++)
         free(todo[i].body);
     free(todo);
     json_decref(skips);
     return reply;
+}
+
+/* Data keys wrapped under version (read-only; no file: none). */
+static int64_t datakeys_needing(const char *path, uint32_t version)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    struct stat sb;
+    if (stat(path, &sb) < 0)
+        return 0;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, "SELECT count(*) FROM keys WHERE kek = ?", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, version);
+        n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    } else {
+        n = -1; /* unreadable: counts as needing it */
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n < 0 ? 1 : n;
 }
 
 /* ---- verify --------------------------------------------------------------- */
@@ -346,10 +380,19 @@ typedef struct {
 
 /* The hook for "enc:d" fields (per-user data keys): NULL when the field
  * opens, else why not. Filled in with the data-key store. */
+/* A field under a data key opens, or says why not: the key was destroyed
+ * (its user erased, its hour expired), no data-key store is open, or the
+ * value was altered. */
 static const char *check_datakey_field(const cv_keyring *kr, const char *id,
-                                       const char *path, const char *value)
+                                       const char *path, const char *value,
+                                       char *why, size_t whylen)
 {
-    (void)kr, (void)id, (void)path, (void)value;
+    char *plain = NULL;
+    size_t plen;
+    if (cv_unseal(kr, value, id, path, &plain, &plen, why, whylen) < 0)
+        return why;
+    sodium_memzero(plain, plen);
+    free(plain);
     return NULL;
 }
 
@@ -358,7 +401,7 @@ static int verify_field(void *arg, const char *path, const char *value,
 {
     verify_ctx *c = arg;
     uint32_t v = 0;
-    char why[128];
+    char why[256];
     const char *bad = NULL;
     (void)repl;
     switch (cv_envelope_classify(c->kr, value, len, &v)) {
@@ -366,7 +409,8 @@ static int verify_field(void *arg, const char *path, const char *value,
     case CV_ENV_PSEUDONYM:
         return 0;
     case CV_ENV_DATAKEY:
-        bad = check_datakey_field(c->kr, c->id, path, value);
+        bad = check_datakey_field(c->kr, c->id, path, value, why,
+                                  sizeof why);
         break;
     case CV_ENV_MALFORMED:
         bad = "not a well-formed encrypted value (altered)";
@@ -561,7 +605,9 @@ json_t *cv_key_uses(const cv_config *cfg, cv_db *db, uint32_t version,
     cv_journal_info ji;
     if (!marked && cv_journal_stat(cfg->journal_dir, &ji) == 0 && ji.last > 0)
         jb = ji.last - ji.first + 1;
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "rows", (json_int_t)rows,
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "rows", (json_int_t)rows,
+                     "data_keys", (json_int_t)datakeys_needing(cfg->datakeys_file,
+                                                               version),
                      "backups", (json_int_t)snapshots_needing(cfg->backup_dir,
                                                               version, marked, lsn, at),
                      "archives", (json_int_t)snapshots_needing(cfg->archive_dir,

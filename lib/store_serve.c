@@ -595,7 +595,7 @@ int cv_store_serve(cv_store_service *svc)
     const cv_config *cfg = svc->cfg;
     server s = {.svc = svc, .cfg = cfg, .check_ok = svc->check == NULL,
                 .maint = {.db = svc->db, .kr = svc->kr, .pol = svc->pol,
-                          .store = svc->store}};
+                          .ds = svc->ds, .store = svc->store}};
     /* while the start check runs, acks wait; this many, then reading waits */
     s.held_max = (size_t)cfg->batch_size * 4 > 40000 ? (size_t)cfg->batch_size * 4
                                                      : 40000;

@@ -23,6 +23,7 @@ typedef struct {
     cv_store *store;
     const cv_policy *pol;
     const cv_keyring *kr;
+    struct cv_datakeys *ds; /* erasures destroy keys, sweeps expire them */
     cv_deadletter *dl;
     cv_dbcheck *check;      /* the start check, running; taken over */
     int64_t started_ms;     /* cv_mono_ms() when the program started */

@@ -20,6 +20,10 @@ setUp() {
     # no HTTP port for ctxvault-metrics unless a test asks for one: suites
     # run side by side, and a fixed port would be shared
     sed -i 's|^listen .*|listen = 127.0.0.1:0|' "$HOME_DIR/ctxvault.conf"
+    # a suite's own set-up last (suite_setUp, when the suite has one)
+    if command -v suite_setUp > /dev/null 2>&1; then
+        suite_setUp
+    fi
 }
 
 tearDown() {

@@ -18,7 +18,7 @@ store_sample() {
 # pseudonym and every sealed value of theirs) into FILE, one per line
 traces_of() {
     ctxvault query --user "$1" --limit 100000 > "$TEST_TMP/rows.ndjson"
-    grep -o -E '"(hash|enc):v[0-9]+:[^"]*"' "$TEST_TMP/rows.ndjson" | tr -d '"' | sort -u > "$2.all"
+    grep -o -E '"(hash|enc):(v[0-9]+|d[A-Za-z0-9_-]{16}):[^"]*"' "$TEST_TMP/rows.ndjson" | tr -d '"' | sort -u > "$2.all"
     # a pseudonym shared with other users (a device name) is not theirs alone
     ctxvault query --user "$1" --limit 1 | json_get '$.user_id' > "$2"
     grep '^enc:' "$2.all" >> "$2"
@@ -113,8 +113,8 @@ test_rectify_corrects_a_field_under_the_policy_and_a_new_checksum() {
     ctxvault get "$id" > "$TEST_TMP/stored.json"
     assertEquals "display_name, decrypted" 'Corrected, "Name"' "$(json_get '$.display_name' < "$TEST_TMP/plain.json")"
     assertEquals "preferences.theme" dark "$(json_get '$.preferences.theme' < "$TEST_TMP/plain.json")"
-    assert_grep "$TEST_TMP/stored.json" '"display_name":"enc:v1:' "display_name should be stored encrypted"
-    assert_grep "$TEST_TMP/stored.json" '"email":"hash:v1:' "email should be stored as a pseudonym"
+    assert_grep "$TEST_TMP/stored.json" '"display_name":"enc:d' "display_name should be stored encrypted"
+    assert_grep "$TEST_TMP/stored.json" '"email":"hash:d' "email should be stored as a pseudonym"
     assert_no_grep "$DB" 'fixed@example\.net|Corrected, ' "the plain values should not be in the file"
     [ -f "$DB-wal" ] && assert_no_grep "$DB-wal" 'fixed@example\.net|Corrected, ' "the plain values should not be in the WAL"
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"

@@ -51,8 +51,8 @@ test_json_round_trip_gives_back_every_field_of_every_event() {
     assertEquals "nothing on stderr" 0 "$(wc -c < "$TEST_TMP/export.err")"
     # the rows as stored, to check hashed fields against
     sqlite3 "$DB" "SELECT body FROM events" > "$TEST_TMP/stored.ndjson"
-    assert_grep "$TEST_TMP/stored.ndjson" '"enc:v1:' "the stored rows should hold envelopes"
-    assert_no_grep "$TEST_TMP/export.json" '"enc:v[0-9]+:' "the export should hold no envelope"
+    assert_grep "$TEST_TMP/stored.ndjson" '"enc:d' "the stored rows should hold envelopes"
+    assert_no_grep "$TEST_TMP/export.json" '"enc:(v[0-9]+|d[A-Za-z0-9_-]{16}):' "the export should hold no envelope"
 
     # Each input event of $u, made into what the export must show: a field
     # the policy hashes (etc/policy.conf) becomes its stored pseudonym, a
@@ -64,7 +64,7 @@ test_json_round_trip_gives_back_every_field_of_every_event() {
             | ($k[-1] | IN("user_id", "email", "ip", "ip_address", "device_id",
                            "person_id", "device_name"))
               or $k[-2:] == ["device", "name"];
-        def pseudonym: type == "string" and test("^hash:v[0-9]+:[A-Za-z0-9_-]{22}$");
+        def pseudonym: type == "string" and test("^hash:(v[0-9]+|d[A-Za-z0-9_-]{16}):[A-Za-z0-9_-]{22}$");
         def expected($s):
             reduce (paths(type != "object" and type != "array") | select(hashed)) as $p
                 (.; if ($s | getpath($p) | pseudonym) then setpath($p; $s | getpath($p)) else . end)
@@ -145,7 +145,7 @@ test_csv_has_one_row_per_event_and_quotes_as_rfc4180() {
     assertEquals "rows whose event is not the row's" 0 \
         "$(csv_sql "$TEST_TMP/export.csv" "SELECT COUNT(*) FROM t WHERE json_extract(event, '\$.id') IS NOT id OR json_extract(event, '\$.kind') IS NOT kind")"
     assertEquals "envelopes left" 0 \
-        "$(csv_sql "$TEST_TMP/export.csv" "SELECT COUNT(*) FROM t WHERE event LIKE '%enc:v1:%'")"
+        "$(csv_sql "$TEST_TMP/export.csv" "SELECT COUNT(*) FROM t WHERE event LIKE '%enc:d%'")"
     assertEquals "rows out of (kind, ts) order" 0 \
         "$(csv_sql "$TEST_TMP/export.csv" 'SELECT COUNT(*) FROM t a JOIN t b ON b.rowid = a.rowid + 1 WHERE (b.kind, b.ts) < (a.kind, a.ts)')"
     # the odd event: each field comes back whole

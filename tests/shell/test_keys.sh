@@ -6,6 +6,13 @@
 SUITE=keys
 . "$CV_TOP/tests/shell/lib.sh"
 
+# This suite is about the keyring's versions, so fields are sealed under
+# the keyring itself; test_datakeys.sh covers per-user data keys (whose
+# rewrap is a rewrap of the keys, checked at the end of rewrap_then_retire).
+suite_setUp() {
+    conf_set data_keys instance
+}
+
 test_rotate_makes_a_new_primary_and_old_rows_still_read() {
     pipeline "$DATA/sample.ndjson"
     assert_status store 0 "$STATUS_STORE"

@@ -65,11 +65,11 @@ test_the_shipped_rules_scrub_every_due_row_and_verify_says_so() {
     assertEquals "coordinates left" 0 "$(sql "SELECT count(*) $s AND (json_extract(body, '$.location.lat') IS NOT NULL OR json_extract(body, '$.location.region') IS NOT NULL)")"
     assertTrue "cities kept" "[ $(sql "SELECT count(*) $s AND json_extract(body, '$.location.city') IS NOT NULL") -gt 0 ]"
     assertEquals "device names left" 0 "$(sql "SELECT count(*) $s AND json_extract(body, '$.device.name') IS NOT NULL")"
-    assertEquals "sealed fields left" 0 "$(sql "SELECT count(*) $s AND body LIKE '%enc:v1:%'")"
+    assertEquals "sealed fields left" 0 "$(sql "SELECT count(*) $s AND body LIKE '%enc:%'")"
     assertEquals "display names left" 0 "$(sql "SELECT count(*) $s AND json_extract(body, '$.display_name') IS NOT NULL")"
     # the row's own ts stays (no "ts = round" in the shipped rules)
     assertEquals "row times" "$ts_before" "$(sql "SELECT sum(ts) FROM events WHERE scrubbed_at IS NOT NULL AND scrubbed_at != created_at")"
-    assertEquals "plain identifiers left" 0 "$(sql "SELECT count(*) $s AND (json_extract(body, '$.email') NOT LIKE 'hash:v1:%' OR json_extract(body, '$.device.device_id') NOT LIKE 'hash:v1:%')")"
+    assertEquals "plain identifiers left" 0 "$(sql "SELECT count(*) $s AND (json_extract(body, '$.email') NOT LIKE 'hash:%' OR json_extract(body, '$.device.device_id') NOT LIKE 'hash:%')")"
     # pseudonyms are stable: counts per person still come out the same
     assertEquals "distinct email pseudonyms" "$emails_before" \
         "$(sql "SELECT count(DISTINCT json_extract(body, '$.email')) FROM events WHERE scrub_after IS NOT NULL")"
