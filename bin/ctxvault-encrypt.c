@@ -51,10 +51,35 @@ typedef struct {
     cv_protect *pr;
     cv_deadletter *dl;
     uint64_t passed;
+    char *out;         /* protected lines not yet written */
+    size_t len, cap;
 } filter;
 
-/* Check and protect one line. 0 when written, 1 when dead-lettered, or
- * EX_IOERR when stdout failed. */
+#define OUT_BYTES (1 << 20)
+
+/* Write what is buffered, once the data keys its lines were sealed under
+ * are durable: no line leaves before its key could be lost. 0, EX_TEMPFAIL
+ * or EX_IOERR. */
+static int flush_out(filter *f)
+{
+    char err[512];
+    if (f->len == 0)
+        return 0;
+    if (cv_protect_commit(f->pr, err, sizeof err) < 0) {
+        cv_err("cannot make the data keys durable, so %zu bytes of protected "
+               "events were not written: %s", f->len, err);
+        return EX_TEMPFAIL;
+    }
+    if (cv_write_all(1, f->out, f->len) < 0) {
+        cv_err("cannot write to stdout: %s", strerror(errno));
+        return EX_IOERR;
+    }
+    f->len = 0;
+    return 0;
+}
+
+/* Check and protect one line. 0 when buffered, 1 when dead-lettered, or
+ * EX_TEMPFAIL / EX_IOERR. */
 static int process(filter *f, uint64_t lineno, const char *line, size_t len)
 {
     char reason[512], id[8];
@@ -62,8 +87,6 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
     size_t n;
     int rc = cv_protect_line(f->pr, line, len, &out, &n, id, sizeof id,
                              reason, sizeof reason);
-    if (rc == 0)
-        rc = cv_protect_commit(f->pr, reason, sizeof reason) < 0 ? 2 : 0;
     if (rc == 2) {
         cv_err("stdin:%llu: %s", (unsigned long long)lineno, reason);
         return EX_TEMPFAIL;
@@ -72,12 +95,18 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
         cv_deadletter_put(f->dl, "stdin", lineno, reason, line, len, false);
         return 1;
     }
-    /* the line and its newline in one write (out has room for it) */
-    ((char *)out)[n++] = '\n';
-    if (fwrite(out, 1, n, stdout) != n) {
-        cv_err("cannot write to stdout: %s", strerror(errno));
-        return EX_IOERR;
+    if (f->len + n + 1 > f->cap) {
+        int st = flush_out(f);
+        if (st)
+            return st;
+        if (n + 1 > f->cap) {
+            f->cap = n + 1;
+            f->out = cv_realloc(f->out, f->cap);
+        }
     }
+    memcpy(f->out + f->len, out, n);
+    f->out[f->len + n] = '\n';
+    f->len += n + 1;
     f->passed++;
     return 0;
 }
@@ -88,6 +117,17 @@ static int encrypt_line(void *arg, const char *source, uint64_t lineno,
     (void)source;
     int rc = process(arg, lineno, line, len);
     return rc == EX_IOERR || rc == EX_TEMPFAIL ? rc : 0;
+}
+
+static int run(filter *f, size_t max_line)
+{
+    cv_progress progress;
+    cv_progress_init(&progress, "encrypt");
+    int status = cv_ndjson_each(0, "stdin", max_line, f->dl, &progress,
+                                encrypt_line, f);
+    cv_progress_done(&progress);
+    int st = flush_out(f);
+    return status ? status : st;
 }
 
 /* The keyring, and the data-key store when per-user keys are on. NULL
@@ -143,16 +183,6 @@ static cv_keyring *wait_for_keys(const cv_config *cfg, const cv_policy *pol,
         if (cv_stop_requested)
             return NULL;
     }
-}
-
-static int run(filter *f, size_t max_line)
-{
-    cv_progress progress;
-    cv_progress_init(&progress, "encrypt");
-    int status = cv_ndjson_each(0, "stdin", max_line, f->dl, &progress,
-                                encrypt_line, f);
-    cv_progress_done(&progress);
-    return status;
 }
 
 int main(int argc, char **argv)
@@ -248,15 +278,11 @@ int main(int argc, char **argv)
             status = EX_IOERR;
         goto out;
     }
-    static char outbuf[1 << 20];
-    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    f.cap = OUT_BYTES;
+    f.out = cv_malloc(f.cap);
     cv_grow_pipe(1);
 
     status = run(&f, (size_t)cv_config_stage_max_line(&cfg));
-    if (fflush(stdout) != 0 && !status) {
-        cv_err("cannot write to stdout: %s", strerror(errno));
-        status = EX_IOERR;
-    }
     uint64_t rejected = cv_deadletter_count(f.dl);
     if (rejected && !quiet)
         cv_warn("%llu of %llu events rejected; they are in %s",
@@ -273,6 +299,7 @@ out:
         cv_sock_shutdown();
     cv_deadletter_close(&f.dl);
     cv_protect_destroy(&f.pr);
+    free(f.out);
     cv_datakeys_destroy(&ds);
     cv_policy_destroy(&policy);
     cv_keyring_destroy(&kr);

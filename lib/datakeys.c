@@ -24,7 +24,7 @@
 #define TAGB crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define WRAPPED (NONCE + CV_KEY_BYTES + TAGB)
 #define OWNER_MAX 48
-#define SLOTS 32768 /* cached users; a full cache is simply emptied */
+#define SLOTS 16384 /* cached users; a full cache is simply emptied */
 #define HOUR_MS 3600000LL
 #define EXPIRY_SLACK_MS 300000LL /* an hour key outlives its rows by this */
 #define CHECK_EVERY_MS 20 /* data_version is read at most this often */
@@ -33,6 +33,7 @@
 
 typedef struct {
     char *user;      /* raw user id, NULL: empty slot */
+    size_t len;
     bool ephemeral;
     uint32_t hash;
 } slot;
@@ -391,7 +392,7 @@ static slot *find_slot(cv_datakeys *ds, const char *user, size_t len,
 {
     for (uint32_t i = h & (SLOTS - 1);; i = (i + 1) & (SLOTS - 1)) {
         slot *s = &ds->slots[i];
-        if (!s->user || (s->hash == h && strlen(s->user) == len &&
+        if (!s->user || (s->hash == h && s->len == len &&
                          memcmp(s->user, user, len) == 0))
             return s;
     }
@@ -419,6 +420,7 @@ static slot *user_slot(cv_datakeys *ds, const char *user, size_t len,
     s->user = cv_malloc(len + 1);
     memcpy(s->user, user, len);
     s->user[len] = '\0';
+    s->len = len;
     s->hash = h;
     s->ephemeral = eph;
     ds->used++;
@@ -426,14 +428,17 @@ static slot *user_slot(cv_datakeys *ds, const char *user, size_t len,
 }
 
 const cv_datakey *cv_datakeys_for_user(cv_datakeys *ds, const char *user_id,
-                                       size_t len, int64_t ts, char *err,
-                                       size_t errlen)
+                                       size_t len, const char *ts_text,
+                                       char *err, size_t errlen)
 {
     slot *s = user_slot(ds, user_id, len, err, errlen);
     if (!s)
         return NULL;
     if (!s->ephemeral)
         return &ds->keys[s - ds->slots];
+    int64_t ts = -1;
+    if (ts_text && !cv_time_parse(ts_text, strlen(ts_text), &ts))
+        ts = -1;
     int64_t now = cv_now_ms();
     int64_t hour = (ts >= 0 && ts < now ? ts : now) / HOUR_MS;
     if (hour != ds->hour_n) {

@@ -42,14 +42,15 @@ void cv_datakeys_destroy(cv_datakeys **p);
 cv_datakeys *cv_datakeys_of_instance(const char *path, cv_keyring *kr,
                                      bool write, int64_t ephemeral_ms);
 
-/* The key that seals user_id's new fields: the hour key of ts (ms, or -1
- * for now) when the user is ephemeral, else the user's key. A missing key
+/* The key that seals user_id's new fields: the hour key of ts_text (an
+ * RFC 3339 time; NULL or unparsable: now) when the user is ephemeral,
+ * else the user's key. A missing key
  * is made inside a transaction that cv_datakeys_commit ends: commit before
  * anything sealed under it leaves the process. The result is valid until
  * the next call. NULL with a reason in err. */
 const cv_datakey *cv_datakeys_for_user(cv_datakeys *ds, const char *user_id,
-                                       size_t len, int64_t ts, char *err,
-                                       size_t errlen);
+                                       size_t len, const char *ts_text,
+                                       char *err, size_t errlen);
 /* Mark user_id ephemeral or not (from a profile event's privacy_level),
  * in the same transaction as made keys. 0, or -1. */
 int cv_datakeys_set_ephemeral(cv_datakeys *ds, const char *user_id,

@@ -450,16 +450,16 @@ int cv_pseudonym(const cv_keyring *kr, uint32_t version, const char *purpose,
 int cv_pseudonym_dk(const cv_datakey *dk, const char *purpose,
                     const void *data, size_t len, char out[CV_PSEUDONYM_MAX])
 {
-    char sub[128];
-    uint8_t key[CV_KEY_BYTES], d[DIGEST_BYTES];
-    size_t pl = strlen(purpose);
-    if (pl + 6 > sizeof sub)
-        return -1;
-    memcpy(sub, "hash:", 5);
-    memcpy(sub + 5, purpose, pl + 1);
-    cv_datakey_subkey(dk, sub, key);
-    crypto_generichash(d, sizeof d, data, len, key, sizeof key);
-    sodium_memzero(key, sizeof key);
+    /* one keyed BLAKE2b under the key's "hash" subkey, the purpose
+     * length-prefixed ahead of the data: purposes stay unlinkable without
+     * a derivation per value */
+    uint8_t d[DIGEST_BYTES];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, dk->hash, sizeof dk->hash, sizeof d);
+    cv_mac_put_str(&st, purpose);
+    crypto_generichash_update(&st, data, len);
+    crypto_generichash_final(&st, d, sizeof d);
+    sodium_memzero(&st, sizeof st);
     /* "hash:d" + 16 + ":" + 22 + NUL fits CV_PSEUDONYM_MAX */
     memcpy(out, "hash:d", 6);
     memcpy(out + 6, dk->id, CV_DATAKEY_ID_LEN);

@@ -149,13 +149,11 @@ int cv_keyring_datakey(const cv_keyring *kr, const char *id, cv_datakey *out,
     return kr->dk_lookup(kr->dk_ctx, id, out, err, errlen);
 }
 
-void cv_datakey_subkey(const cv_datakey *dk, const char *purpose,
-                       uint8_t out[CV_KEY_BYTES])
+void cv_datakey_derive(cv_datakey *dk)
 {
-    derive(dk->key, purpose, out);
+    derive(dk->key, "aead", dk->aead);
+    derive(dk->key, "hash", dk->hash);
 }
-
-void cv_datakey_derive(cv_datakey *dk) { derive(dk->key, "aead", dk->aead); }
 
 const uint8_t *cv_keyring_id_key(const cv_keyring *kr) { return kr->secret; }
 

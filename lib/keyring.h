@@ -120,6 +120,7 @@ typedef struct {
     char id[CV_DATAKEY_ID_LEN + 1];
     uint8_t key[CV_KEY_BYTES];  /* the data key */
     uint8_t aead[CV_KEY_BYTES]; /* its subkey "aead" (cv_datakey_derive) */
+    uint8_t hash[CV_KEY_BYTES]; /* its subkey "hash": pseudonyms */
 } cv_datakey;
 
 /* Where cv_unseal finds the data key an "enc:d" envelope names: 1 found,
@@ -132,10 +133,7 @@ void cv_keyring_set_datakey_lookup(cv_keyring *kr, cv_datakey_lookup *fn,
  * was set. */
 int cv_keyring_datakey(const cv_keyring *kr, const char *id, cv_datakey *out,
                        char *err, size_t errlen);
-/* Fill dk->aead from dk->key. */
+/* Fill dk->aead and dk->hash from dk->key. */
 void cv_datakey_derive(cv_datakey *dk);
-/* A per-purpose subkey of a data key (pseudonyms: "hash:<purpose>"). */
-void cv_datakey_subkey(const cv_datakey *dk, const char *purpose,
-                       uint8_t out[CV_KEY_BYTES]);
 
 #endif

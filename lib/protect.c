@@ -57,11 +57,9 @@ static int event_key(cv_protect *p, const cv_jfield *f, const cv_datakey **dk,
                                   strcmp(buf, "ephemeral") == 0, err,
                                   errlen) < 0)
         return -1;
-    int64_t ts = -1;
-    if (f[F_TS].type == CV_JS_STRING &&
-        cv_jfield_string(&f[F_TS], buf, sizeof buf) &&
-        !cv_time_parse(buf, strlen(buf), &ts))
-        ts = -1;
+    const char *ts = f[F_TS].type == CV_JS_STRING &&
+                             cv_jfield_string(&f[F_TS], buf, sizeof buf)
+                         ? buf : NULL;
     *dk = cv_datakeys_for_user(p->ds, user, ulen, ts, err, errlen);
     return *dk ? 0 : -1;
 }

@@ -400,6 +400,18 @@ pj_rate=$(rate "$EVENTS" "$ms")
 say "without the journal: $pj_rate events/s; the journal ($((p_journal / 1024)) MiB for $EVENTS events)" \
     "costs $(awk -v a="$p_rate" -v b="$pj_rate" 'BEGIN { printf "%+.0f%%", (a > 0) ? (b / a - 1) * 100 : 0 }') of the pipeline's time"
 rm -rf "$home"
+# per-user data keys (the default, above) against every field under the
+# keyring: target at most 10% slower
+new_home "$home"
+sed -i 's/^data_keys .*/data_keys = instance/' "$home/ctxvault.conf"
+pipeline pk "$home" "$events"
+pk_rate=$(rate "$EVENTS" "$ms")
+pk_fall=$(awk -v a="$p_rate" -v b="$pk_rate" 'BEGIN { printf "%.1f", (b > 0) ? (1 - a / b) * 100 : 0 }')
+say "with one key for all ([keys] data_keys = instance): $pk_rate events/s; per-user keys" \
+    "cost ${pk_fall}% of the throughput (target <= 10%:" \
+    "$(awk -v f="$pk_fall" 'BEGIN { print (f <= 10) ? "ok" : "OVER" }')); encrypt peak RSS" \
+    "$(mib "$(rss p.encrypt)") MiB per-user, $(mib "$(rss pk.encrypt)") MiB one key"
+rm -rf "$home"
 say ""
 
 # ---- the supervised pipeline over ipc:// -----------------------------------

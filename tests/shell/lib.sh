@@ -38,6 +38,7 @@ tearDown() {
         bg_cleanup
         return 0
     fi
+    key_leaks
     # record the test's outcome for tests/run.sh (per test, not per assert)
     if [ "${__shunit_testSuccess:-0}" -eq "${SHUNIT_TRUE:-0}" ]; then
         echo "PASS ${SUITE:-suite} ${_shunit_test_:-?}" >> "${CV_RESULTS:-/dev/null}"
@@ -46,6 +47,27 @@ tearDown() {
     fi
     bg_cleanup
     rm -rf "$TEST_TMP"
+}
+
+# key_leaks: after every test, each key of each keyring it made (base64
+# and hex) must be in no file the test left (stderr logs, stdout captures,
+# databases, backups, spools, dead letters) but the keyrings themselves;
+# so a whole run's logs are searched for every key
+key_leaks() {
+    _kl=$TEST_TMP.keys
+    : > "$_kl"
+    for _kr in $(find "$TEST_TMP" -type f -name 'keyring*' 2> /dev/null); do
+        for _k in $(grep -o '"\(key\|id_key\)":"[^"]*"' "$_kr" | sed 's/.*":"//; s/"$//'); do
+            printf '%s\n' "$_k" >> "$_kl"
+            printf '%s' "$_k" | base64 -d 2> /dev/null | od -An -tx1 | tr -d ' \n' >> "$_kl"
+            echo >> "$_kl"
+        done
+    done
+    if [ -s "$_kl" ]; then
+        _hits=$(grep -r -a -i -l -F -f "$_kl" "$TEST_TMP" 2> /dev/null | grep -v '/keyring[^/]*$')
+        [ -z "$_hits" ] || fail "key material found in: $_hits"
+    fi
+    rm -f "$_kl"
 }
 
 # pipeline FILE...: ingest | encrypt | store; sets STATUS_INGEST/_ENCRYPT/_STORE

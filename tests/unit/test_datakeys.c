@@ -6,6 +6,7 @@
 #include "fieldcrypt.h"
 #include "fixtures.h"
 #include "harness.h"
+#include "timefmt.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -45,13 +46,13 @@ TEST(datakeys_one_key_per_user_kept_across_opens)
     struct stat sb;
     CHECK(stat(path, &sb) == 0);
     CHECK_INT(sb.st_mode & 0777, 0600);
-    const cv_datakey *a = cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err);
+    const cv_datakey *a = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK(a);
     memcpy(id, a->id, sizeof id);
-    const cv_datakey *b = cv_datakeys_for_user(ds, "bob", 3, -1, err, sizeof err);
+    const cv_datakey *b = cv_datakeys_for_user(ds, "bob", 3, NULL, err, sizeof err);
     CHECK(b && strcmp(b->id, id) != 0);
     CHECK_INT(cv_datakeys_commit(ds, err, sizeof err), 0);
-    a = cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err);
+    a = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK_STR(a->id, id);
     cv_datakey saved = *a;
     cv_datakeys_destroy(&ds);
@@ -59,7 +60,7 @@ TEST(datakeys_one_key_per_user_kept_across_opens)
 
     ds = cv_datakeys_open(path, kr, false, HOUR, err, sizeof err);
     CHECK(ds);
-    a = cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err);
+    a = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK(a);
     CHECK_STR(a->id, id);
     CHECK(memcmp(a->key, saved.key, CV_KEY_BYTES) == 0);
@@ -79,7 +80,7 @@ TEST(datakeys_seal_open_and_shred)
     cv_datakeys *ds = cv_datakeys_open(path, kr, true, HOUR, err, sizeof err);
     CHECK(ds);
     cv_datakeys_attach(ds, kr);
-    const cv_datakey *a = cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err);
+    const cv_datakey *a = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK(a);
     char *env = cv_seal_dk(a, "\"secret\"", 8, "ev1", "note", err, sizeof err);
     CHECK(env && strncmp(env, "enc:d", 5) == 0);
@@ -100,7 +101,7 @@ TEST(datakeys_seal_open_and_shred)
     CHECK_INT(cv_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), -1);
     CHECK(strstr(err, "was destroyed"));
     /* a new key for a returning user: the old envelope stays shut */
-    const cv_datakey *a2 = cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err);
+    const cv_datakey *a2 = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK(a2);
     CHECK_INT(cv_datakeys_commit(ds, err, sizeof err), 0);
     CHECK_INT(cv_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), -1);
@@ -117,15 +118,18 @@ TEST(datakeys_ephemeral_users_share_the_hour_key_until_it_expires)
     cv_datakeys *ds = cv_datakeys_open(path, kr, true, HOUR, err, sizeof err);
     CHECK(ds);
     int64_t now = cv_now_ms(), ts = now - 3 * HOUR;
+    char t1[40], t2[40];
+    cv_time_format_ms(ts, t1);
+    cv_time_format_ms(ts + 1000, t2);
     CHECK_INT(cv_datakeys_set_ephemeral(ds, "eve", 3, true, err, sizeof err), 0);
-    const cv_datakey *e = cv_datakeys_for_user(ds, "eve", 3, ts, err, sizeof err);
+    const cv_datakey *e = cv_datakeys_for_user(ds, "eve", 3, t1, err, sizeof err);
     CHECK(e);
     char hid[CV_DATAKEY_ID_LEN + 1];
     memcpy(hid, e->id, sizeof hid);
-    const cv_datakey *u = cv_datakeys_for_user(ds, "ursula", 6, ts, err, sizeof err);
+    const cv_datakey *u = cv_datakeys_for_user(ds, "ursula", 6, t1, err, sizeof err);
     CHECK(u && strcmp(u->id, hid) != 0); /* not ephemeral: her own */
     CHECK_INT(cv_datakeys_set_ephemeral(ds, "ursula", 6, true, err, sizeof err), 0);
-    u = cv_datakeys_for_user(ds, "ursula", 6, ts + 1000, err, sizeof err);
+    u = cv_datakeys_for_user(ds, "ursula", 6, t2, err, sizeof err);
     CHECK(u);
     CHECK_STR(u->id, hid);
     CHECK_INT(cv_datakeys_commit(ds, err, sizeof err), 0);
@@ -146,8 +150,8 @@ TEST(datakeys_rewrap_and_a_moved_key)
     cv_keyring *kr = cvt_keyring("kr");
     cv_datakeys *ds = cv_datakeys_open(path, kr, true, HOUR, err, sizeof err);
     CHECK(ds);
-    CHECK(cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err));
-    CHECK(cv_datakeys_for_user(ds, "bob", 3, -1, err, sizeof err));
+    CHECK(cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err));
+    CHECK(cv_datakeys_for_user(ds, "bob", 3, NULL, err, sizeof err));
     CHECK_INT(cv_datakeys_commit(ds, err, sizeof err), 0);
     cv_datakeys_destroy(&ds);
     cv_keyring_destroy(&kr);
@@ -163,7 +167,7 @@ TEST(datakeys_rewrap_and_a_moved_key)
     CHECK_INT(cv_datakeys_count_kek(ds, 1), 0);
     CHECK_INT(cv_datakeys_count_kek(ds, 2), 2);
     CHECK_INT(cv_datakeys_rewrap(ds, err, sizeof err), 0);
-    CHECK(cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err));
+    CHECK(cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err));
     cv_datakeys_destroy(&ds);
 
     /* bob's wrapped key given to alice does not open */
@@ -177,9 +181,9 @@ TEST(datakeys_rewrap_and_a_moved_key)
     ds = cv_datakeys_open(path, kr, false, HOUR, err, sizeof err);
     CHECK(ds);
     int bad = 0;
-    if (!cv_datakeys_for_user(ds, "alice", 5, -1, err, sizeof err))
+    if (!cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err))
         bad++;
-    if (!cv_datakeys_for_user(ds, "bob", 3, -1, err, sizeof err))
+    if (!cv_datakeys_for_user(ds, "bob", 3, NULL, err, sizeof err))
         bad++;
     CHECK_INT(bad, 1);
     CHECK(strstr(err, "does not unwrap"));
