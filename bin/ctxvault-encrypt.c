@@ -119,12 +119,16 @@ static int encrypt_line(void *arg, const char *source, uint64_t lineno,
     return rc == EX_IOERR || rc == EX_TEMPFAIL ? rc : 0;
 }
 
+static int idle(void *arg) { return flush_out(arg); }
+
 static int run(filter *f, size_t max_line)
 {
     cv_progress progress;
     cv_progress_init(&progress, "encrypt");
-    int status = cv_ndjson_each(0, "stdin", max_line, f->dl, &progress,
-                                encrypt_line, f);
+    /* output waits for a full buffer only while input keeps coming, so
+     * neither the events nor the data-key store's lock wait on a pause */
+    int status = cv_ndjson_each_idle(0, "stdin", max_line, f->dl, &progress,
+                                     encrypt_line, idle, f);
     cv_progress_done(&progress);
     int st = flush_out(f);
     return status ? status : st;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAGB crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -198,8 +199,16 @@ cv_datakeys *cv_datakeys_open(const char *path, const cv_keyring *kr,
         goto fail;
     }
     sqlite3_busy_timeout(ds->db, 10000);
-    if (exec(ds, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                 "PRAGMA secure_delete=ON;"
+    /* switching to WAL takes an exclusive lock that the busy handler does
+     * not wait for: two programs starting together retry */
+    for (int i = 0;; i++) {
+        rc = sqlite3_exec(ds->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK || i == 500 ||
+            (rc != SQLITE_BUSY && rc != SQLITE_LOCKED))
+            break;
+        usleep(10000);
+    }
+    if (exec(ds, "PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
                  "CREATE TABLE IF NOT EXISTS keys("
                  " id TEXT PRIMARY KEY, owner TEXT NOT NULL UNIQUE,"
                  " kek INTEGER NOT NULL, wrapped BLOB NOT NULL,"

@@ -15,12 +15,28 @@ int cv_ndjson_each(int fd, const char *source, size_t max_line,
                    cv_deadletter *dl, cv_progress *progress, cv_line_fn *fn,
                    void *arg)
 {
+    return cv_ndjson_each_idle(fd, source, max_line, dl, progress, fn, NULL,
+                               arg);
+}
+
+int cv_ndjson_each_idle(int fd, const char *source, size_t max_line,
+                        cv_deadletter *dl, cv_progress *progress,
+                        cv_line_fn *fn, cv_idle_fn *idle, void *arg)
+{
     cv_lineread *lr = cv_lineread_new(fd, max_line);
     const char *line;
     size_t len;
     int rc, status = 0;
     while (!status && !cv_stop_requested &&
-           (rc = cv_lineread_next(lr, &line, &len, false)) != CV_LR_EOF) {
+           (rc = cv_lineread_next(lr, &line, &len, idle != NULL)) != CV_LR_EOF) {
+        if (rc == CV_LR_AGAIN) {
+            /* every buffered line is done: the caller's turn, then wait */
+            if ((status = idle(arg)) != 0)
+                break;
+            if (cv_lineread_fill(lr) >= 0)
+                continue; /* at the end too: a last line without "\n" */
+            rc = CV_LR_ERROR;
+        }
         if (rc == CV_LR_ERROR) {
             /* a stop request interrupts the read: finish what is done */
             if (!cv_stop_requested) {

@@ -22,6 +22,14 @@ int cv_ndjson_each(int fd, const char *source, size_t max_line,
                    cv_deadletter *dl, cv_progress *progress, cv_line_fn *fn,
                    void *arg);
 
+/* cv_ndjson_each, calling idle(arg) whenever every line read so far is
+ * done and the next read may wait (a filter flushes its output there);
+ * a non-zero status from it ends the loop. */
+typedef int (cv_idle_fn)(void *arg);
+int cv_ndjson_each_idle(int fd, const char *source, size_t max_line,
+                        cv_deadletter *dl, cv_progress *progress,
+                        cv_line_fn *fn, cv_idle_fn *idle, void *arg);
+
 /* Called with each input's fd and its name for messages. */
 typedef int (cv_input_fn)(void *arg, int fd, const char *source);
 
