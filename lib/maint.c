@@ -27,8 +27,7 @@ static json_t *fail(const char *fmt, const char *arg)
     return cv_reply_error(EX_DATAERR, fmt, arg);
 }
 
-/* The database failed: roll back, say why (EX_IOERR). */
-static json_t *db_fail(cv_maint *m, const char *what)
+json_t *cv_maint_db_fail(cv_maint *m, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
@@ -84,12 +83,12 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
     if (batch < 1 || batch > MAX_BATCH)
         return fail("\"batch\" must be from 1 to %s", "100000");
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin a sweep batch");
+        return cv_maint_db_fail(m, "cannot begin a sweep batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
         " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING kind");
     if (!st)
-        return db_fail(m, "cannot prepare the sweep");
+        return cv_maint_db_fail(m, "cannot prepare the sweep");
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, batch);
     json_t *by_kind = json_object();
@@ -102,14 +101,14 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         json_decref(by_kind);
-        return db_fail(m, "sweep failed");
+        return cv_maint_db_fail(m, "sweep failed");
     }
     char err[512];
     int64_t audit = cv_audit_expire(m->db, m->kr, now, batch, err, sizeof err);
     if (audit < 0 || cv_db_commit(m->db) != SQLITE_OK) {
         json_decref(by_kind);
         return audit < 0 ? (cv_db_rollback(m->db), fail("%s", err))
-                         : db_fail(m, "cannot commit a sweep batch");
+                         : cv_maint_db_fail(m, "cannot commit a sweep batch");
     }
     m->deleted += (uint64_t)n;
     return json_pack("{s:b, s:I, s:o, s:I, s:b}", "ok", 1, "deleted",
@@ -121,13 +120,13 @@ static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
 {
     char err[512];
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin");
+        return cv_maint_db_fail(m, "cannot begin");
     if (cv_audit_append(m->db, m->kr, m->pol, now, e, err, sizeof err) < 0) {
         cv_db_rollback(m->db);
         return fail("%s", err);
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot commit the audit entry");
+        return cv_maint_db_fail(m, "cannot commit the audit entry");
     m->audit_entries++;
     return NULL;
 }
@@ -175,7 +174,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     if (destroyed < 0)
         return fail("cannot destroy the user's data key: %s", err);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin the erasure");
+        return cv_maint_db_fail(m, "cannot begin the erasure");
     int rc = cv_inspect_user_uids(m->db, m->pol, m->kr, user, uids,
                                   CV_USER_UIDS_MAX, &n);
     if (rc == EX_CONFIG) {
@@ -184,12 +183,12 @@ static json_t *do_erase(cv_maint *m, json_t *req)
                     "look up users%s", "");
     }
     if (rc)
-        return db_fail(m, "cannot look the user up");
+        return cv_maint_db_fail(m, "cannot look the user up");
     int64_t now = cv_now_ms();
     for (size_t i = 0; i < n; i++) { /* the tombstone first: it needs the id */
         sqlite3_stmt *st = cv_db_stmt(m->db, "SELECT user_id FROM users WHERE uid = ?");
         if (!st)
-            return db_fail(m, "cannot prepare the erasure");
+            return cv_maint_db_fail(m, "cannot prepare the erasure");
         sqlite3_bind_int64(st, 1, uids[i]);
         int src = sqlite3_step(st);
         int trc = src == SQLITE_ROW
@@ -198,7 +197,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
                       : 0;
         sqlite3_reset(st);
         if ((src != SQLITE_ROW && src != SQLITE_DONE) || trc < 0)
-            return db_fail(m, "cannot record the erasure");
+            return cv_maint_db_fail(m, "cannot record the erasure");
     }
     static const char *const sql[] = {
         "DELETE FROM events WHERE uid = ?",
@@ -210,11 +209,11 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         for (int k = 0; k < 3; k++) {
             sqlite3_stmt *st = cv_db_stmt(m->db, sql[k]);
             if (!st)
-                return db_fail(m, "cannot prepare the erasure");
+                return cv_maint_db_fail(m, "cannot prepare the erasure");
             sqlite3_bind_int64(st, 1, uids[i]);
             if (sqlite3_step(st) != SQLITE_DONE) {
                 sqlite3_reset(st);
-                return db_fail(m, "erasure failed");
+                return cv_maint_db_fail(m, "erasure failed");
             }
             sqlite3_reset(st);
             if (k == 0)
@@ -227,7 +226,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         return fail("%s", err);
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot commit the erasure");
+        return cv_maint_db_fail(m, "cannot commit the erasure");
     m->deleted += (uint64_t)deleted;
     m->erased_users++;
     m->audit_entries++;
@@ -253,12 +252,12 @@ static json_t *do_erasures_merge(cv_maint *m, json_t *req)
         return cv_reply_error(EX_IOERR, "%s", err);
     json_t *failed = NULL;
     if (cv_db_begin(m->db) != SQLITE_OK) {
-        failed = db_fail(m, "cannot begin");
+        failed = cv_maint_db_fail(m, "cannot begin");
     } else if (cv_erasure_reapply(h, m->kr, &users, &rows, err, sizeof err) < 0) {
         cv_db_rollback(m->db);
         failed = cv_reply_error(EX_IOERR, "%s", err);
     } else if (cv_db_commit(m->db) != SQLITE_OK) {
-        failed = db_fail(m, "cannot commit the erasures");
+        failed = cv_maint_db_fail(m, "cannot commit the erasures");
     }
     cv_erasure_detach(h);
     if (failed)
@@ -331,12 +330,12 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
                         "delete and resend) to change it", path);
     }
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin the rectification");
+        return cv_maint_db_fail(m, "cannot begin the rectification");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "SELECT e.seq, e.kind, e.ts, e.body, u.user_id, e.scrubbed_at IS NOT NULL"
         " FROM events e JOIN users u ON u.uid = e.uid WHERE e.id = ?");
     if (!st)
-        return db_fail(m, "cannot prepare the rectification");
+        return cv_maint_db_fail(m, "cannot prepare the rectification");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -391,7 +390,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     }
     st = cv_db_stmt(m->db, "UPDATE events SET body = ?, checksum = ? WHERE seq = ?");
     if (!st) {
-        reply = db_fail(m, "cannot prepare the update");
+        reply = cv_maint_db_fail(m, "cannot prepare the update");
         goto out_rolledback;
     }
     sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
@@ -400,7 +399,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        reply = db_fail(m, "cannot update the event");
+        reply = cv_maint_db_fail(m, "cannot update the event");
         goto out_rolledback;
     }
     json_t *detail = json_pack("{s:s, s:s, s:O}", "id", id, "kind", kind,
@@ -414,7 +413,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
         goto out;
     }
     if (cv_db_commit(m->db) != SQLITE_OK) {
-        reply = db_fail(m, "cannot commit the rectification");
+        reply = cv_maint_db_fail(m, "cannot commit the rectification");
         goto out_rolledback;
     }
     m->rectified++;
@@ -483,7 +482,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         return fail("scrub needs \"rows\", an array of at most %s rows",
                     "100000");
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin a scrub batch");
+        return cv_maint_db_fail(m, "cannot begin a scrub batch");
     json_t *by_kind = json_object(), *conflicts = json_array(), *item;
     json_t *reply = NULL;
     int64_t n = 0, fields = 0;
@@ -535,7 +534,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
                 " AND checksum = ?6 AND scrubbed_at IS NULL");
         }
         if (!st) {
-            reply = db_fail(m, "cannot prepare the scrub");
+            reply = cv_maint_db_fail(m, "cannot prepare the scrub");
             goto out;
         }
         sqlite3_bind_int64(st, 1, now);
@@ -549,7 +548,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) {
-            reply = db_fail(m, "scrub batch failed");
+            reply = cv_maint_db_fail(m, "scrub batch failed");
             goto out;
         }
         if (sqlite3_changes(cv_db_handle(m->db)) == 0) {
@@ -574,7 +573,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         goto rollback;
     }
     if (cv_db_commit(m->db) != SQLITE_OK) {
-        reply = db_fail(m, "cannot commit a scrub batch");
+        reply = cv_maint_db_fail(m, "cannot commit a scrub batch");
         goto out;
     }
     m->scrubbed += (uint64_t)n;
@@ -610,11 +609,11 @@ static json_t *do_archive_delete(cv_maint *m, json_t *req)
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
         return fail("archive_delete needs \"rows\", at most %s [seq, sum]", "100000");
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin an archive batch");
+        return cv_maint_db_fail(m, "cannot begin an archive batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "DELETE FROM events WHERE seq = ? AND checksum = ?");
     if (!st)
-        return db_fail(m, "cannot prepare the deletion");
+        return cv_maint_db_fail(m, "cannot prepare the deletion");
     int64_t deleted = 0, changed = 0;
     size_t i;
     json_t *r;
@@ -631,14 +630,14 @@ static json_t *do_archive_delete(cv_maint *m, json_t *req)
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-            return db_fail(m, "archive deletion failed");
+            return cv_maint_db_fail(m, "archive deletion failed");
         if (sqlite3_changes(cv_db_handle(m->db)))
             deleted++;
         else
             changed++;
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot commit an archive batch");
+        return cv_maint_db_fail(m, "cannot commit an archive batch");
     m->deleted += (uint64_t)deleted;
     return json_pack("{s:b, s:I, s:I}", "ok", 1, "deleted", (json_int_t)deleted,
                      "changed", (json_int_t)changed);
@@ -673,7 +672,7 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
         return fail("archive_restore needs \"rows\", at most %s", "100000");
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin an archive batch");
+        return cv_maint_db_fail(m, "cannot begin an archive batch");
     int64_t restored = 0, dups = 0, expired = 0, erased = 0;
     size_t i;
     json_t *r;
@@ -712,17 +711,17 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
         row.checksum = sum;
         row.checksum_len = sumlen;
         if ((row.uid = uid_of(m, user)) < 0)
-            return db_fail(m, "cannot add the row's user");
+            return cv_maint_db_fail(m, "cannot add the row's user");
         int rc = cv_db_insert(m->db, &row);
         if (rc < 0)
-            return db_fail(m, "cannot put a row back");
+            return cv_maint_db_fail(m, "cannot put a row back");
         if (rc)
             restored++;
         else
             dups++;
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot commit an archive batch");
+        return cv_maint_db_fail(m, "cannot commit an archive batch");
     return json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", 1, "restored",
                      (json_int_t)restored, "duplicates", (json_int_t)dups,
                      "expired", (json_int_t)expired, "erased", (json_int_t)erased);

@@ -64,6 +64,8 @@ typedef struct {
  *               "rewrapped":N,"fields":N,"checksums":N,"skipped":N,
  *               "skipped_rows":[...],"next":SEQ,"done":bool} (rewrap.h) */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
+/* The database failed: roll back, and the reply that says why (EX_IOERR). */
+json_t *cv_maint_db_fail(cv_maint *m, const char *what);
 /* The same, with the blobs that came with the request (frames after its
  * JSON): a scrub row's "body" may be the index of one. */
 json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,

@@ -183,14 +183,6 @@ typedef struct {
     uint8_t sum[CV_CHECKSUM_BYTES];
 } pending;
 
-static json_t *db_fail(cv_maint *m, const char *what)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
-    cv_db_rollback(m->db);
-    return cv_reply_error(EX_IOERR, "%s", msg);
-}
-
 /* After a pass that left nothing under another version: the primary then
  * and the journal batch from which every row is under it (a backup that
  * holds that batch holds no older version; ctxvault keys retire). */
@@ -221,13 +213,13 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
         return cv_reply_error(EX_DATAERR, "\"batch\" must be from 1 to %s", "100000");
     uint32_t primary = cv_keyring_primary(m->kr);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return db_fail(m, "cannot begin a rewrap batch");
+        return cv_maint_db_fail(m, "cannot begin a rewrap batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "SELECT e.seq, e.id, u.user_id, e.kind, e.ts, e.body, e.checksum"
         " FROM events e LEFT JOIN users u ON u.uid = e.uid"
         " WHERE e.seq > ? ORDER BY e.seq LIMIT ?");
     if (!st)
-        return db_fail(m, "cannot prepare the rewrap");
+        return cv_maint_db_fail(m, "cannot prepare the rewrap");
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, batch);
     pending *todo = cv_malloc((size_t)batch * sizeof *todo);
@@ -286,7 +278,7 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        reply = db_fail(m, "rewrap read failed");
+        reply = cv_maint_db_fail(m, "rewrap read failed");
         goto out;
     }
     /* written after the read: no update under a running scan */
@@ -296,7 +288,7 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
             ? "UPDATE events SET checksum = ?1, body = ?3 WHERE seq = ?2"
             : "UPDATE events SET checksum = ?1 WHERE seq = ?2");
         if (!up) {
-            reply = db_fail(m, "cannot prepare the rewrap");
+            reply = cv_maint_db_fail(m, "cannot prepare the rewrap");
             goto out;
         }
         sqlite3_bind_blob(up, 1, p->sum, sizeof p->sum, SQLITE_STATIC);
@@ -306,13 +298,13 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
         rc = sqlite3_step(up);
         sqlite3_reset(up);
         if (rc != SQLITE_DONE) {
-            reply = db_fail(m, "rewrap update failed");
+            reply = cv_maint_db_fail(m, "rewrap update failed");
             goto out;
         }
     }
     bool done = examined < batch;
     if (cv_db_commit(m->db) != SQLITE_OK) {
-        reply = db_fail(m, "cannot commit a rewrap batch");
+        reply = cv_maint_db_fail(m, "cannot commit a rewrap batch");
         goto out;
     }
     /* the mark only when the whole pass left nothing behind: the command
@@ -320,7 +312,7 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
     if (done && json_is_true(json_object_get(req, "clean")) && !skipped) {
         if (cv_db_begin(m->db) != SQLITE_OK || mark_done(m) < 0 ||
             cv_db_commit(m->db) != SQLITE_OK) {
-            reply = db_fail(m, "cannot record the finished rewrap");
+            reply = cv_maint_db_fail(m, "cannot record the finished rewrap");
             goto out;
         }
     }
