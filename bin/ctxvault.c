@@ -745,6 +745,21 @@ static int cmd_keys(ctx *c, int argc, char **argv)
         }
         sqlite3_finalize(st);
     }
+    /* and the data keys each version wraps */
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+        if (c->ds)
+            json_object_set_new(e, "data_keys", json_integer(cv_datakeys_count_kek(
+                c->ds, (uint32_t)json_integer_value(json_object_get(e, "version")))));
+    if (c->ds) {
+        json_t *d = cv_datakeys_describe(c->ds);
+        cv_info("data keys: %lld users (%lld ephemeral), %lld hours",
+                (long long)json_integer_value(json_object_get(d, "users")),
+                (long long)json_integer_value(json_object_get(d, "ephemeral_users")),
+                (long long)json_integer_value(json_object_get(d, "hours")));
+        json_decref(d);
+    }
     rc = 0;
     char *text = json_dumps(list, JSON_INDENT(2));
     if (!text || printf("%s\n", text) < 0 || fflush(stdout) == EOF)

@@ -111,6 +111,9 @@ test_data_keys_are_rewrapped_and_the_old_version_retires() {
     assert_status rewrap 0 $?
     assertEquals "data keys rewrapped" "$nkeys" "$(json_get '$.data_keys' < "$TEST_TMP/rw.json")"
     assertEquals "none left under version 1" 0 "$(keys_sql "SELECT COUNT(*) FROM keys WHERE kek = 1")"
+    ctxvault keys list > "$TEST_TMP/list.json" 2> "$TEST_TMP/list.err"
+    assertEquals "keys list: data keys under version 2" "$nkeys" "$(json_get '$[1].data_keys' < "$TEST_TMP/list.json")"
+    assert_grep "$TEST_TMP/list.err" "data keys: $(keys_sql "SELECT COUNT(*) FROM keys WHERE owner LIKE 'u:%'") users"
     ctxvault keys retire 1 > /dev/null 2> "$TEST_TMP/r2.err"
     assert_status "retire after the rewrap" 0 $?
     ctxvault query --user user-00001 --limit 1000 --decrypt > "$TEST_TMP/u1.ndjson" 2> /dev/null
