@@ -68,7 +68,7 @@ step "4. what the store holds: ctxvault stats"
 step "5. $user's latest 5 events as stored (protected fields encrypted or hashed)"
 "$BIN/ctxvault" query --user "$user" --limit 5
 echo
-echo "   decrypted with the instance's keys (hashed fields stay hashed):"
+echo "   decrypted with the instance's keys (each user's fields are under that user's data key; hashed fields stay hashed):"
 "$BIN/ctxvault" query --user "$user" --limit 5 --decrypt
 
 step "6. the pipeline's health, as ctxvault-metrics serves it (also /metrics on [metrics] listen)"
