@@ -43,8 +43,9 @@ typedef struct {
  * NULL when op is not a maintenance op. Ops:
  *   sweep       {"now":MS,"batch":N}  -> {"deleted":N,"by_kind":{},"audit":N,"more":bool}
  *   sweep_done  {"now":MS,"deleted":N,"by_kind":{},"ms":N,"actor":A}
- *               -> {"backlog":N,"wal_truncated":bool}
- *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool}
+ *               -> {"backlog":N,"wal_truncated":bool,"hour_keys_destroyed":N}
+ *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool,
+ *               "key_destroyed":bool}: the user's data key goes first
  *   erasures_merge {"from":DBFILE} -> {"users":N,"rows":N}: the tombstones
  *               of another database, and the rows they cover erased here
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}
