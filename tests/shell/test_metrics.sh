@@ -194,12 +194,16 @@ test_programs_never_wait_for_metrics_and_a_bad_listen_is_refused() {
     ctxvault-metrics --listen nowhere > /dev/null 2> "$TEST_TMP/bad.err"
     assert_status "metrics with a bad --listen" 78 $?
     assert_grep "$TEST_TMP/bad.err" "listen 'nowhere' is not ADDRESS:PORT"
-    port=$(free_port)
-    python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', $port)); s.listen(); time.sleep(5)" &
+    # a port another process listens on: the holder picks it itself, so no
+    # other process can take it in between (a port merely in TIME_WAIT
+    # would let metrics bind, and run)
+    python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)" \
+        > "$TEST_TMP/held" &
     holder=$!
     bg_track "$holder"
-    sleep 0.3
-    ctxvault-metrics --listen "127.0.0.1:$port" > /dev/null 2> "$TEST_TMP/busy.err"
+    wait_until 5 test -s "$TEST_TMP/held" || fail "the port holder did not start"
+    port=$(cat "$TEST_TMP/held")
+    timeout 10 ctxvault-metrics --listen "127.0.0.1:$port" > /dev/null 2> "$TEST_TMP/busy.err"
     assert_status "metrics on a busy port" 69 $?
     assert_grep "$TEST_TMP/busy.err" "cannot listen on 127.0.0.1:$port"
 }
