@@ -49,6 +49,12 @@ tearDown() {
     rm -rf "$TEST_TMP"
 }
 
+# free_port: a TCP port nobody listens on now (python3 is a test
+# dependency: make deps installs it)
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # key_leaks: after every test, each key of each keyring it made (base64
 # and hex) must be in no file the test left (stderr logs, stdout captures,
 # databases, backups, spools, dead letters) but the keyrings themselves;

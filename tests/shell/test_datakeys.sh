@@ -122,11 +122,6 @@ test_data_keys_are_rewrapped_and_the_old_version_retires() {
     assert_status "verify after the retirement" 0 $?
 }
 
-# free_port: a TCP port nobody listens on now
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 test_encrypt_waits_for_a_missing_key_and_nothing_is_lost() {
     gen "$TEST_TMP/in.ndjson" -n 500 -s 17 -u 20
     conf_set report_interval 200ms

@@ -7,11 +7,6 @@
 SUITE=metrics
 . "$CV_TOP/tests/shell/lib.sh"
 
-# free_port: a TCP port nobody listens on now
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # metrics_start [ARGS...]: ctxvault-metrics on a free port, reports every
 # 200 ms, silent services stale after 1 s; URL is its base
 metrics_start() {

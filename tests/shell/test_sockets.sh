@@ -224,12 +224,6 @@ test_store_refuses_a_database_that_fails_its_start_check() {
     assert_grep "$TEST_TMP/store.err" "restore.*ctxvault-backup restore"
 }
 
-# free_port: a TCP port nobody listens on
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2> /dev/null ||
-        echo $((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
-}
-
 test_curve_over_tcp_keeps_out_an_unknown_key() {
     for k in encrypt store acks control; do
         conf_set "$k" "tcp://127.0.0.1:$(free_port)"
