@@ -57,7 +57,8 @@ free_port() {
 
 # key_leaks: after every test, each key of each keyring it made (base64
 # and hex) must be in no file the test left (stderr logs, stdout captures,
-# databases, backups, spools, dead letters) but the keyrings themselves;
+# databases, backups, spools, dead letters) but the keyrings themselves
+# (and files a test names keyring* because it keeps keys on purpose);
 # so a whole run's logs are searched for every key
 key_leaks() {
     _kl=$TEST_TMP.keys

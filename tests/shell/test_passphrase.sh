@@ -38,15 +38,15 @@ pipeline_fd() {
 }
 
 test_sealed_keyring_runs_the_pipeline_by_fd_and_by_key_command() {
-    keys_b64 > "$TEST_TMP/keys.b64"
-    assertEquals "keys in the fresh keyring (id key, version 1)" 2 "$(grep -c . "$TEST_TMP/keys.b64")"
+    keys_b64 > "$TEST_TMP/keyring-copy.b64"
+    assertEquals "keys in the fresh keyring (id key, version 1)" 2 "$(grep -c . "$TEST_TMP/keyring-copy.b64")"
     seal 'correct horse battery staple'
     assertEquals "set prints" '{"protected":true}' "$(cat "$TEST_TMP/set.out")"
     assertEquals "the keyring's mode" 600 "$(stat -c %a "$(KR)")"
     assert_grep "$(KR)" '"format":2,"kdf":\{"alg":"argon2id13"'
     while read -r k; do
         assertFalse "a sealed keyring holds a key in plain" "has_key '$k'"
-    done < "$TEST_TMP/keys.b64"
+    done < "$TEST_TMP/keyring-copy.b64"
 
     # no passphrase to be had: each program says what to set
     pipeline "$DATA/sample.ndjson"
@@ -159,8 +159,8 @@ test_the_passphrase_is_never_logged_nor_in_an_argv() {
 }
 
 test_change_rotate_then_remove() {
-    keys_b64 > "$TEST_TMP/keys.b64"
-    assertEquals "keys in the fresh keyring" 2 "$(grep -c . "$TEST_TMP/keys.b64")"
+    keys_b64 > "$TEST_TMP/keyring-copy.b64"
+    assertEquals "keys in the fresh keyring" 2 "$(grep -c . "$TEST_TMP/keyring-copy.b64")"
     seal 'first passphrase'
     # change: the current one, then the new one, on stdin; a wrong current
     # one changes nothing
@@ -184,7 +184,7 @@ test_change_rotate_then_remove() {
     assert_grep "$(KR)" '"format":2'
     while read -r k; do
         assertFalse "a sealed keyring holds a key in plain" "has_key '$k'"
-    done < "$TEST_TMP/keys.b64"
+    done < "$TEST_TMP/keyring-copy.b64"
     printf 'first passphrase\n' > "$TEST_TMP/old"
     conf_set key_command "cat $TEST_TMP/old"
     ctxvault keys list > /dev/null 2> "$TEST_TMP/old.err"
@@ -198,7 +198,7 @@ test_change_rotate_then_remove() {
     assertEquals "the keyring's mode" 600 "$(stat -c %a "$(KR)")"
     while read -r k; do
         assertTrue "the original keys are back" "has_key '$k'"
-    done < "$TEST_TMP/keys.b64"
+    done < "$TEST_TMP/keyring-copy.b64"
     gen "$TEST_TMP/more.ndjson" -n 100 -s 9 -u 5
     pipeline "$TEST_TMP/more.ndjson"
     assert_status store 0 "$STATUS_STORE"
