@@ -82,8 +82,8 @@ static void usage(FILE *f)
         "        [--limit N | --all] [--page N] [--cursor C] [--decrypt]\n"
         "                            the user's interactions as NDJSON, newest\n"
         "                            first, paged through the running store\n"
-        "  api JSON                  one request to store's control socket;\n"
-        "                            prints the reply\n"
+        "  api JSON|-                one request to store's control socket (-:\n"
+        "                            from stdin); prints the reply\n"
         "  deadletter [--decrypt] [PROGRAM...]\n"
         "                            rejected lines with their reasons (ingest,\n"
         "                            encrypt, store); the lines are sealed\n"
@@ -947,14 +947,32 @@ static int cmd_interactions(ctx *c, int argc, char **argv)
 static int cmd_api(ctx *c, int argc, char **argv)
 {
     if (argc != 2) {
-        cv_err("usage: ctxvault api JSON");
+        cv_err("usage: ctxvault api JSON|-");
         return EX_USAGE;
     }
+    /* "-": the request from stdin (longer than an argument may be) */
+    char *text = NULL;
+    if (strcmp(argv[1], "-") == 0) {
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        char buf[65536];
+        size_t n;
+        while (m && (n = fread(buf, 1, sizeof buf, stdin)) > 0)
+            fwrite(buf, 1, n, m);
+        if (!m || fclose(m) != 0 || ferror(stdin)) {
+            cv_err("cannot read the request from stdin");
+            free(text);
+            return EX_IOERR;
+        }
+    }
     cv_client *cl = client_open(c);
-    if (!cl)
+    if (!cl) {
+        free(text);
         return EX_CONFIG;
+    }
     char *reply = NULL;
-    int rc = cv_client_call(cl, argv[1], &reply);
+    int rc = cv_client_call(cl, text ? text : argv[1], &reply);
+    free(text);
     int prc = print_line(reply);
     rc = client_status(cl, rc);
     cv_client_close(&cl);
