@@ -499,6 +499,7 @@ static json_t *do_ping(server *s)
         "commit_failures", (json_int_t)s->commit_failures,
         "malformed", (json_int_t)s->malformed,
         "requests", (json_int_t)s->requests);
+    json_object_set_new(r, "api", json_integer(2)); /* PROTOCOL.md, Versioning */
     json_t *c = json_object_get(r, "counters");
     json_object_set_new(c, "rows_deleted", json_integer((json_int_t)s->maint.deleted));
     json_object_set_new(c, "users_erased", json_integer((json_int_t)s->maint.erased_users));
