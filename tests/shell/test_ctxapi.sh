@@ -201,9 +201,23 @@ test_concurrent_clients_each_get_every_interaction() {
     done
 }
 
+# metric NAME LABELS-REGEX: the value of the first sample of NAME whose
+# labels match, from ctxvault-metrics at $URL
+metric() {
+    curl -s "$URL/metrics" | grep "^$1{" | grep -E -- "$2" | head -n 1 | sed 's/.* //'
+}
+
 test_bad_requests_get_their_code_and_store_keeps_answering() {
     interactions "$TEST_TMP/in.ndjson" someone 10
     pipeline "$TEST_TMP/in.ndjson"
+    # ctxvault-metrics, to see the refusals counted
+    conf_set report_interval 200ms
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    URL=http://127.0.0.1:$port
+    ctxvault-metrics --listen "127.0.0.1:$port" 2> "$TEST_TMP/metrics.err" &
+    bg_track $!
+    wait_until 10 curl -s -o /dev/null "$URL/status" ||
+        fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
     serve_store || return
     for case in \
         'unknown_op|{"op":"context.teleport","user":"someone"}' \
@@ -237,6 +251,13 @@ test_bad_requests_get_their_code_and_store_keeps_answering() {
     assertEquals "store still runs" 0 "$(kill -0 "$SERVE_PID" 2> /dev/null; echo $?)"
     api '{"op":"interactions.query","user":"someone","limit":3}'
     assertEquals "a good request after them" 3 "$(echo "$REPLY" | json_q "json_array_length(j, '$.events')")"
+    # counted by code: 6 bad_request above, 1 unknown_op, 2 not_found, ...
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 6\$'" ||
+        fail "bad requests counted: $(curl -s "$URL/metrics" | grep control_errors)"
+    assertEquals "unknown ops counted" 1 "$(metric ctxvault_control_errors_total 'code="unknown_op"')"
+    assertEquals "unknown users counted" 2 "$(metric ctxvault_control_errors_total 'code="not_found"')"
+    assertEquals "oversize counted" 1 "$(metric ctxvault_control_errors_total 'code="too_large"')"
+    assertEquals "forbidden counted" 1 "$(metric ctxvault_control_errors_total 'code="forbidden"')"
 }
 
 test_decrypting_needs_control_decrypt_and_is_audited() {
