@@ -922,19 +922,16 @@ static int cmd_interactions(ctx *c, int argc, char **argv)
                "[--decrypt]");
         return EX_USAGE;
     }
-    /* no page longer than what is to be printed */
-    f.page = (int)(page ? page : !all && limit < 1000 ? limit : 1000);
+    f.page = (int)(page ? page : 1000);
+    f.max = all ? 0 : limit; /* the iterator's last page ends at --limit */
     cv_client *cl = client_open(c);
     if (!cl)
         return EX_CONFIG;
     cv_client_iter *it = cv_client_interactions(cl, &f);
     int rc = it ? 0 : EX_DATAERR, got = 0;
-    int64_t printed = 0;
     char *ev;
-    while (!rc && (all || printed < limit) && (got = cv_client_iter_next(it, &ev)) > 0) {
+    while (!rc && (got = cv_client_iter_next(it, &ev)) > 0)
         rc = print_line(ev);
-        printed++;
-    }
     if (!rc && got < 0)
         rc = client_status(cl, got);
     if (it && !rc && !all && cv_client_iter_cursor(it))

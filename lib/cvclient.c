@@ -23,11 +23,13 @@ struct cv_client {
 struct cv_client_iter {
     cv_client *c;
     json_t *req;           /* the next page's request */
-    json_t *page;          /* the events of the page being read */
+    json_t *page_rows;     /* the events of the page being read */
     size_t next;           /* index into page */
     char *cursor;          /* NULL: before the first page or after the last */
     bool started, done;
     int pages;
+    int page;              /* rows per request */
+    long long max, given;  /* events to give at most (0: all); given so far */
 };
 
 cv_client *cv_client_open(const char *home, char *err, size_t errlen)
@@ -208,8 +210,8 @@ cv_client_iter *cv_client_interactions(cv_client *c, const cv_client_filter *f)
         free(it);
         return NULL;
     }
-    if (f->page > 0)
-        json_object_set_new(it->req, "limit", json_integer(f->page));
+    it->page = f->page > 0 ? f->page : 100;
+    it->max = f->max > 0 ? f->max : 0;
     if (f->decrypt)
         json_object_set_new(it->req, "decrypt", json_true());
     if (f->cursor)
@@ -222,6 +224,12 @@ static int fetch(cv_client_iter *it)
 {
     if (it->cursor)
         json_object_set_new(it->req, "cursor", json_string(it->cursor));
+    /* the last page ends at max exactly, so its cursor is right after
+     * the last event given */
+    long long limit = it->page;
+    if (it->max && it->max - it->given < limit)
+        limit = it->max - it->given;
+    json_object_set_new(it->req, "limit", json_integer(limit));
     json_t *reply = call(it->c, it->req);
     if (!reply)
         return CV_CLIENT_FAILED;
@@ -236,8 +244,8 @@ static int fetch(cv_client_iter *it)
         set_error(it->c, "transport", "store's reply has no events and cursor");
         return CV_CLIENT_FAILED;
     }
-    json_decref(it->page);
-    it->page = json_incref(events);
+    json_decref(it->page_rows);
+    it->page_rows = json_incref(events);
     it->next = 0;
     free(it->cursor);
     it->cursor = json_is_string(cursor) ? cv_strdup(json_string_value(cursor)) : NULL;
@@ -252,8 +260,11 @@ int cv_client_iter_next(cv_client_iter *it, char **event)
 {
     *event = NULL;
     for (;;) {
-        if (it->page && it->next < json_array_size(it->page)) {
-            json_t *e = json_array_get(it->page, it->next++);
+        if (it->max && it->given == it->max)
+            return 0;
+        if (it->page_rows && it->next < json_array_size(it->page_rows)) {
+            json_t *e = json_array_get(it->page_rows, it->next++);
+            it->given++;
             *event = json_dumps(e, CV_JSON_DUMP | JSON_ENCODE_ANY);
             return 1;
         }
@@ -281,7 +292,7 @@ void cv_client_iter_destroy(cv_client_iter **p)
     if (!it)
         return;
     json_decref(it->req);
-    json_decref(it->page);
+    json_decref(it->page_rows);
     free(it->cursor);
     free(it);
     *p = NULL;

@@ -76,6 +76,8 @@ typedef struct {
     const char *since;     /* RFC 3339, inclusive; NULL: open */
     const char *until;     /* RFC 3339, exclusive; NULL: open */
     int page;              /* rows per request (0: 100; at most 1000) */
+    long long max;         /* stop after this many events (0: every one);
+                            * the cursor then resumes right after them */
     const char *cursor;    /* resume after a cursor an iterator gave */
     bool decrypt;
 } cv_client_filter;

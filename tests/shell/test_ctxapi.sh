@@ -134,15 +134,15 @@ test_paging_10000_interactions_gives_each_once_in_order() {
         "$(rows "user_id = '$user' AND type = 'search' AND ts >= strftime('%s', '$since') * 1000")" \
         "$(grep -c . "$TEST_TMP/search.ndjson")"
     assert_no_grep "$TEST_TMP/search.ndjson" '"type":"(click|navigation)"'
-    # --limit stops early and says where to go on
-    ctxvault interactions --user pager --limit 5 > "$TEST_TMP/five.ndjson" 2> "$TEST_TMP/ctl.err"
-    assertEquals "five" 5 "$(grep -c . "$TEST_TMP/five.ndjson")"
+    # --limit stops early, mid-page too, and says where to go on
+    ctxvault interactions --user pager --limit 150 --page 100 > "$TEST_TMP/first.ndjson" 2> "$TEST_TMP/ctl.err"
+    assertEquals "150" 150 "$(grep -c . "$TEST_TMP/first.ndjson")"
     cursor=$(sed -n 's/.*more: --cursor //p' "$TEST_TMP/ctl.err")
-    ctxvault interactions --user pager --limit 5 --cursor "$cursor" > "$TEST_TMP/next.ndjson" 2> /dev/null
-    ids_of "$TEST_TMP/five.ndjson" > "$TEST_TMP/ten.ids"
-    ids_of "$TEST_TMP/next.ndjson" >> "$TEST_TMP/ten.ids"
-    head -n 10 "$TEST_TMP/want.ids" > "$TEST_TMP/want10.ids"
-    assertTrue "the next five from the cursor" "cmp -s '$TEST_TMP/want10.ids' '$TEST_TMP/ten.ids'"
+    ctxvault interactions --user pager --limit 50 --cursor "$cursor" > "$TEST_TMP/next.ndjson" 2> /dev/null
+    ids_of "$TEST_TMP/first.ndjson" > "$TEST_TMP/200.ids"
+    ids_of "$TEST_TMP/next.ndjson" >> "$TEST_TMP/200.ids"
+    head -n 200 "$TEST_TMP/want.ids" > "$TEST_TMP/want200.ids"
+    assertTrue "the next 50 from the cursor" "cmp -s '$TEST_TMP/want200.ids' '$TEST_TMP/200.ids'"
 }
 
 test_paging_while_the_pipeline_ingests_misses_nothing() {
