@@ -55,7 +55,8 @@ LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/default
 LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(BUILD)/unit-tests
-TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency
+TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency \
+           $(BUILD)/cvclient-example
 
 .PHONY: all deps bench-deps check run bench install clean programs
 all: $(BINS) $(TOOLS)
@@ -96,6 +97,13 @@ $(BUILD)/genevents: tests/tools/genevents.c
 
 # test and bench tools that speak the wire protocol
 $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency: $(BUILD)/%: tests/tools/%.c tests/tools/acks.h $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+# the client library's example: only lib/cvclient.h, linked as an
+# application links it
+$(BUILD)/cvclient-example: examples/cvclient-example.c lib/cvclient.h $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "collect.h"
 #include "control.h"
+#include "cvclient.h"
 #include "db.h"
 #include "deadletter.h"
 #include "export.h"
@@ -74,6 +75,15 @@ static void usage(FILE *f)
         "                            correct fields of an event; the policy and\n"
         "                            checksum are applied again\n"
         "  audit verify|list         check the audit trail's chain, or print it\n"
+        "  context USER [--name N] [--list [--limit N]] [--decrypt]\n"
+        "                            the user's latest (or named) context, or\n"
+        "                            the list, from the running store\n"
+        "  interactions --user U [--type T] [--since T] [--until T]\n"
+        "        [--limit N | --all] [--page N] [--cursor C] [--decrypt]\n"
+        "                            the user's interactions as NDJSON, newest\n"
+        "                            first, paged through the running store\n"
+        "  api JSON|-                one request to store's control socket (-:\n"
+        "                            from stdin); prints the reply\n"
         "  deadletter [--decrypt] [PROGRAM...]\n"
         "                            rejected lines with their reasons (ingest,\n"
         "                            encrypt, store); the lines are sealed\n"
@@ -94,6 +104,7 @@ typedef struct {
     cv_datakeys *ds; /* to open fields under data keys, when there are any */
     cv_policy *pol;
     cv_db *db;
+    const char *home, *conf; /* as given, for the client library */
 } ctx;
 
 /* Load what reading needs: keyring, policy, a read-only connection. */
@@ -769,6 +780,202 @@ static int cmd_keys(ctx *c, int argc, char **argv)
     return rc;
 }
 
+/* --- the context API, through the client library (lib/cvclient.h) ---- */
+
+static cv_client *client_open(ctx *c)
+{
+    char err[512];
+    cv_client *cl = cv_client_open_config(c->home, c->conf, err, sizeof err);
+    if (!cl)
+        cv_err("%s", err);
+    return cl;
+}
+
+/* The exit status for a call's outcome: store's error code mapped to
+ * sysexits, with the message on stderr. */
+static int client_status(cv_client *cl, int rc)
+{
+    if (rc == 0)
+        return 0;
+    const char *code = cv_client_error_code(cl);
+    cv_err("%s%s", cv_client_error(cl),
+           rc == CV_CLIENT_FAILED ? " (is ctxvault-store --serve running?)" : "");
+    if (rc == CV_CLIENT_FAILED)
+        return EX_UNAVAILABLE;
+    if (!strcmp(code, "not_found"))
+        return EX_NOINPUT;
+    if (!strcmp(code, "forbidden"))
+        return EX_NOPERM;
+    if (!strcmp(code, "internal"))
+        return EX_SOFTWARE;
+    return EX_DATAERR;
+}
+
+static int print_line(char *text)
+{
+    int rc = text && (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF)
+                 ? EX_IOERR : 0;
+    free(text);
+    return rc;
+}
+
+static int cmd_context(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'N'},
+        {"list", no_argument, NULL, 'l'},
+        {"limit", required_argument, NULL, 'n'},
+        {"decrypt", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL;
+    bool list = false, decrypt = false;
+    int64_t limit = 0;
+    int o;
+    optind = 0; /* USER may come before the options: GNU getopt starts again, permuting */
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'N': name = optarg; break;
+        case 'l': list = true; break;
+        case 'n':
+            if (!cv_parse_int(optarg, 1, 1000, &limit)) {
+                cv_err("--limit '%s' is not a number from 1 to 1000", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'd': decrypt = true; break;
+        default: return EX_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !*argv[optind] || (list && name) ||
+        (limit && !list)) {
+        cv_err("usage: ctxvault context USER [--name N] [--list [--limit N]] "
+               "[--decrypt]");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    char *out = NULL;
+    int rc = list ? cv_client_context_list(cl, argv[optind], (int)limit,
+                                           decrypt, &out)
+                  : cv_client_context_load(cl, argv[optind], name, decrypt, &out);
+    rc = client_status(cl, rc);
+    if (!rc)
+        rc = print_line(out);
+    cv_client_close(&cl);
+    return rc;
+}
+
+static int cmd_interactions(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"type", required_argument, NULL, 'T'},
+        {"since", required_argument, NULL, 's'},
+        {"until", required_argument, NULL, 't'},
+        {"limit", required_argument, NULL, 'n'},
+        {"page", required_argument, NULL, 'p'},
+        {"all", no_argument, NULL, 'a'},
+        {"cursor", required_argument, NULL, 'C'},
+        {"decrypt", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    cv_client_filter f = {0};
+    int64_t limit = 100, page = 0, ms;
+    bool all = false;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': f.user = optarg; break;
+        case 'T': f.type = optarg; break;
+        case 's':
+            if (!parse_time_opt("--since", optarg, &ms)) return EX_USAGE;
+            f.since = optarg;
+            break;
+        case 't':
+            if (!parse_time_opt("--until", optarg, &ms)) return EX_USAGE;
+            f.until = optarg;
+            break;
+        case 'n':
+            if (!cv_parse_int(optarg, 1, INT64_MAX, &limit)) {
+                cv_err("--limit '%s' is not a number from 1", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'p':
+            if (!cv_parse_int(optarg, 1, 1000, &page)) {
+                cv_err("--page '%s' is not a number from 1 to 1000", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'a': all = true; break;
+        case 'C': f.cursor = optarg; break;
+        case 'd': f.decrypt = true; break;
+        default: return EX_USAGE;
+        }
+    }
+    if (!f.user || !*f.user || optind != argc) {
+        cv_err("usage: ctxvault interactions --user U [--type T] [--since T] "
+               "[--until T] [--limit N | --all] [--page N] [--cursor C] "
+               "[--decrypt]");
+        return EX_USAGE;
+    }
+    f.page = (int)(page ? page : 1000);
+    f.max = all ? 0 : limit; /* the iterator's last page ends at --limit */
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    cv_client_iter *it = cv_client_interactions(cl, &f);
+    int rc = it ? 0 : EX_DATAERR, got = 0;
+    char *ev;
+    while (!rc && (got = cv_client_iter_next(it, &ev)) > 0)
+        rc = print_line(ev);
+    if (!rc && got < 0)
+        rc = client_status(cl, got);
+    if (it && !rc && !all && cv_client_iter_cursor(it))
+        cv_info("more: --cursor %s", cv_client_iter_cursor(it));
+    cv_client_iter_destroy(&it);
+    cv_client_close(&cl);
+    return rc;
+}
+
+static int cmd_api(ctx *c, int argc, char **argv)
+{
+    if (argc != 2) {
+        cv_err("usage: ctxvault api JSON|-");
+        return EX_USAGE;
+    }
+    /* "-": the request from stdin (longer than an argument may be) */
+    char *text = NULL;
+    if (strcmp(argv[1], "-") == 0) {
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        char buf[65536];
+        size_t n;
+        while (m && (n = fread(buf, 1, sizeof buf, stdin)) > 0)
+            fwrite(buf, 1, n, m);
+        if (!m || fclose(m) != 0 || ferror(stdin)) {
+            cv_err("cannot read the request from stdin");
+            free(text);
+            return EX_IOERR;
+        }
+    }
+    cv_client *cl = client_open(c);
+    if (!cl) {
+        free(text);
+        return EX_CONFIG;
+    }
+    char *reply = NULL;
+    int rc = cv_client_call(cl, text ? text : argv[1], &reply);
+    free(text);
+    int prc = print_line(reply);
+    rc = client_status(cl, rc);
+    cv_client_close(&cl);
+    return rc ? rc : prc;
+}
+
 /* The health summary, as ctxvault-metrics sees it. */
 static int cmd_status(ctx *c)
 {
@@ -847,7 +1054,8 @@ int main(int argc, char **argv)
     static const char *const known[] = {"init", "query", "get", "export",
                                         "stats", "verify", "config",
                                         "deadletter", "delete", "rectify",
-                                        "audit", "status", "keys", NULL};
+                                        "audit", "status", "keys", "context",
+                                        "interactions", "api", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -856,7 +1064,7 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
-    ctx c = {0};
+    ctx c = {.home = home, .conf = conf};
     int rc;
     int problems = cv_config_load(&c.cfg, home, conf);
     if (problems) {
@@ -892,6 +1100,12 @@ int main(int argc, char **argv)
         rc = cmd_rectify(&c, argc, argv);
     } else if (strcmp(cmd, "audit") == 0) {
         rc = cmd_audit(&c, argc, argv);
+    } else if (strcmp(cmd, "context") == 0) {
+        rc = cmd_context(&c, argc, argv);
+    } else if (strcmp(cmd, "interactions") == 0) {
+        rc = cmd_interactions(&c, argc, argv);
+    } else if (strcmp(cmd, "api") == 0) {
+        rc = cmd_api(&c, argc, argv);
     } else {
         rc = cmd_config(&c, argc, argv);
     }

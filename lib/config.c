@@ -217,6 +217,9 @@ static int handle(void *arg, const char *sec, const char *key,
                 c->curve = b;
             else
                 return BAD("curve '%s' is not auto, yes or no", v);
+        } else if (!strcmp(key, "control_decrypt")) {
+            if (!parse_bool(v, &c->control_decrypt))
+                return BAD("control_decrypt '%s' is not yes or no", v);
         } else {
             return BAD("unknown setting '%s' in [pipeline]", key);
         }

@@ -169,28 +169,39 @@ size_t cv_inspect_uid_list(char *sql, size_t cap, size_t n)
     return len;
 }
 
-int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
-                          const cv_keyring *kr, const cv_query *q,
-                          cv_row_fn *fn, void *arg)
+int cv_inspect_select(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                      const cv_query *q, cv_hit_fn *fn, void *arg, bool *known)
 {
     int64_t uids[CV_USER_UIDS_MAX];
     size_t nid;
+    if (known)
+        *known = false;
     int status = cv_inspect_user_uids(db, pol, kr, q->user, uids,
                                       CV_USER_UIDS_MAX, &nid);
     if (status || nid == 0)
         return status;
+    if (known)
+        *known = true;
 
-    /* one uid (the usual case) walks the index in ts order */
+    /* one uid (the usual case) walks the index in ts order; the index
+     * ends in the rowid (seq), so (ts, seq) order and the keyset bound
+     * come from it too */
+    const char *dir = q->oldest_first ? "ASC" : "DESC";
     sqlite3_stmt *st;
     char sql[2048];
-    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT body FROM events WHERE uid IN (");
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+                                "SELECT seq, ts, kind, type, body FROM events WHERE uid IN (");
     n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
-    n += (size_t)snprintf(sql + n, sizeof sql - n, ")%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
+    n += (size_t)snprintf(sql + n, sizeof sql - n,
+                          ")%s%s%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
                           q->kind ? " AND kind = ?" : "",
+                          q->type ? " AND type = ?" : "",
                           q->since >= 0 ? " AND ts >= ?" : "",
                           q->until >= 0 ? " AND ts < ?" : "",
-                          q->oldest_first ? "ASC" : "DESC",
-                          q->oldest_first ? "ASC" : "DESC");
+                          !q->has_after ? ""
+                          : q->oldest_first ? " AND (ts, seq) > (?, ?)"
+                                            : " AND (ts, seq) < (?, ?)",
+                          dir, dir);
     if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
         return EX_SOFTWARE;
@@ -200,21 +211,52 @@ int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
         sqlite3_bind_int64(st, b++, uids[i]);
     if (q->kind)
         sqlite3_bind_text(st, b++, q->kind, -1, SQLITE_STATIC);
+    if (q->type)
+        sqlite3_bind_text(st, b++, q->type, -1, SQLITE_STATIC);
     if (q->since >= 0)
         sqlite3_bind_int64(st, b++, q->since);
     if (q->until >= 0)
         sqlite3_bind_int64(st, b++, q->until);
+    if (q->has_after) {
+        sqlite3_bind_int64(st, b++, q->after_ts);
+        sqlite3_bind_int64(st, b++, q->after_seq);
+    }
     sqlite3_bind_int64(st, b++, q->limit >= 0 ? q->limit : -1);
     int rc;
-    while (!status && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        status = fn(arg, (const char *)sqlite3_column_text(st, 0),
-                    (size_t)sqlite3_column_bytes(st, 0));
+    while (!status && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cv_hit h = {.seq = sqlite3_column_int64(st, 0),
+                    .ts = sqlite3_column_int64(st, 1),
+                    .kind = (const char *)sqlite3_column_text(st, 2),
+                    .type = (const char *)sqlite3_column_text(st, 3),
+                    .body = (const char *)sqlite3_column_text(st, 4),
+                    .len = (size_t)sqlite3_column_bytes(st, 4)};
+        status = fn(arg, &h);
+    }
     if (!status && rc != SQLITE_DONE) {
         cv_err("cannot query %s: %s", cv_db_path(db), cv_db_errmsg(db));
         status = EX_IOERR;
     }
     sqlite3_finalize(st);
     return status;
+}
+
+typedef struct {
+    cv_row_fn *fn;
+    void *arg;
+} body_only;
+
+static int pass_body(void *arg, const cv_hit *h)
+{
+    body_only *b = arg;
+    return b->fn(b->arg, h->body, h->len);
+}
+
+int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
+                          const cv_keyring *kr, const cv_query *q,
+                          cv_row_fn *fn, void *arg)
+{
+    body_only b = {fn, arg};
+    return cv_inspect_select(db, pol, kr, q, pass_body, &b, NULL);
 }
 
 typedef struct {

@@ -19,6 +19,11 @@ typedef struct {
     int64_t limit;       /* < 0: no limit */
     bool oldest_first;
     bool decrypt;
+    const char *type;    /* NULL: any; else the stored `type` column */
+    /* keyset paging: only rows after (after_ts, after_seq) in the order
+     * asked (newest first: older than it), when has_after */
+    bool has_after;
+    int64_t after_ts, after_seq;
 } cv_query;
 
 /* The numbers (users.uid) under which a user's rows are stored: the user
@@ -45,6 +50,22 @@ typedef int (cv_row_fn)(void *arg, const char *body, size_t len);
 int cv_inspect_query_each(cv_db *db, const cv_policy *pol,
                           const cv_keyring *kr, const cv_query *q,
                           cv_row_fn *fn, void *arg);
+/* One matching row, as cv_inspect_select hands it over. */
+typedef struct {
+    int64_t seq, ts;
+    const char *kind, *type;  /* type may be NULL */
+    const char *body;
+    size_t len;
+} cv_hit;
+typedef int (cv_hit_fn)(void *arg, const cv_hit *h);
+/* The one query behind cv_inspect_query_each and the context API
+ * (lib/ctxapi.h): rows of q->user matching kind, type, times and the
+ * keyset cursor, in (ts, seq) order, at most q->limit. fn as above.
+ * Returns 0 or a sysexits status; *known (when not NULL) says whether
+ * the user has any stored number at all. */
+int cv_inspect_select(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                      const cv_query *q, cv_hit_fn *fn, void *arg,
+                      bool *known);
 /* Print one event by id; EX_NOINPUT (66) when there is none. */
 int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
                    bool decrypt, FILE *out);

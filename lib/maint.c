@@ -744,6 +744,17 @@ static json_t *do_audit(cv_maint *m, json_t *req)
     return err ? err : json_pack("{s:b}", "ok", 1);
 }
 
+bool cv_maint_handles(const char *op)
+{
+    static const char *const names[] = {"sweep", "sweep_done", "erase",
+        "erasures_merge", "rectify", "audit", "scrub", "scrub_done",
+        "archive_delete", "archive_restore", "rewrap", NULL};
+    for (int i = 0; op && names[i]; i++)
+        if (strcmp(op, names[i]) == 0)
+            return true;
+    return false;
+}
+
 json_t *cv_maint_do(cv_maint *m, json_t *req)
 {
     return cv_maint_do_blobs(m, req, NULL, 0);

@@ -65,6 +65,8 @@ typedef struct {
  *               "rewrapped":N,"fields":N,"checksums":N,"skipped":N,
  *               "skipped_rows":[...],"next":SEQ,"done":bool} (rewrap.h) */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
+/* Is op one that cv_maint_do carries out? */
+bool cv_maint_handles(const char *op);
 /* The database failed: roll back, and the reply that says why (EX_IOERR). */
 json_t *cv_maint_db_fail(cv_maint *m, const char *what);
 /* The same, with the blobs that came with the request (frames after its

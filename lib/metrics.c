@@ -57,6 +57,7 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged).", NULL},
     {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program.", NULL},
     {"ctxvault_requests_total", C, "Control requests store answered, by op.", NULL},
+    {"ctxvault_control_errors_total", C, "Control requests store refused or failed, by code (other: an op without codes).", NULL},
     {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement.", NULL},
     {"ctxvault_query_latency_seconds", H, "Time store took to answer a query.", NULL},
     {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL},

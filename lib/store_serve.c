@@ -18,6 +18,7 @@
 #include "store_serve.h"
 
 #include "control.h"
+#include "ctxapi.h"
 #include "maint.h"
 #include "metrics.h"
 
@@ -341,21 +342,6 @@ static int collect(void *arg, const char *body, size_t len)
     return 0;
 }
 
-/* A time given as RFC 3339 text or milliseconds; false when malformed. */
-static bool time_arg(json_t *v, int64_t *ms)
-{
-    if (!v || json_is_null(v)) {
-        *ms = -1;
-        return true;
-    }
-    if (json_is_integer(v)) {
-        *ms = json_integer_value(v);
-        return *ms >= 0;
-    }
-    return json_is_string(v) &&
-           cv_time_parse(json_string_value(v), json_string_length(v), ms);
-}
-
 static json_t *do_query(server *s, json_t *req)
 {
     cv_query q = {.since = -1, .until = -1, .limit = QUERY_LIMIT};
@@ -370,9 +356,9 @@ static json_t *do_query(server *s, json_t *req)
             return cv_reply_error(0, "\"kind\" must be a string%s", "");
         q.kind = json_string_value(kind);
     }
-    if (!time_arg(json_object_get(req, "since"), &q.since))
+    if (!cv_ctx_time_arg(json_object_get(req, "since"), &q.since))
         return cv_reply_error(0, "\"since\" must be an RFC 3339 time or ms%s", "");
-    if (!time_arg(json_object_get(req, "until"), &q.until))
+    if (!cv_ctx_time_arg(json_object_get(req, "until"), &q.until))
         return cv_reply_error(0, "\"until\" must be an RFC 3339 time or ms%s", "");
     if (limit && !json_is_null(limit)) {
         if (!json_is_integer(limit) || json_integer_value(limit) < 0)
@@ -395,6 +381,55 @@ static json_t *do_query(server *s, json_t *req)
                                            : "74");
     }
     return json_pack("{s:b, s:o}", "ok", 1, "events", events);
+}
+
+/* A context API request (lib/ctxapi.h). A decrypting reply is recorded
+ * in the audit trail first (the maint path's audit op, in a transaction
+ * of its own after the open batch); no entry, no decrypted reply. */
+static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
+{
+    cv_ctxapi api = {.db = reader(s), .pol = s->svc->pol, .kr = s->svc->kr,
+                     .allow_decrypt = s->cfg->control_decrypt};
+    bool decrypted = false;
+    int64_t t0 = cv_mono_ms();
+    json_t *reply = cv_ctxapi_answer(&api, req, body_len, &decrypted);
+    cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
+                       (double)(cv_mono_ms() - t0) / 1000.0);
+    if (!decrypted)
+        return reply;
+    json_t *rows = json_object_get(reply, "events");
+    if (!rows)
+        rows = json_object_get(reply, "contexts");
+    json_int_t n = rows ? (json_int_t)json_array_size(rows) : 1;
+    const char *actor = json_string_value(json_object_get(req, "actor"));
+    json_t *audit = json_pack("{s:s, s:s, s:s?, s:I, s:{s:s}, s:s}", "op", "audit",
+                              "action", "decrypt-read", "subject",
+                              json_string_value(json_object_get(req, "user")),
+                              "rows", n, "detail", "op",
+                              json_string_value(json_object_get(req, "op")),
+                              "actor", actor ? actor : "control");
+    json_t *done = commit_batch(s) < 0 ? NULL : cv_maint_do(&s->maint, audit);
+    json_decref(audit);
+    if (!done || !json_is_true(json_object_get(done, "ok"))) {
+        json_decref(reply);
+        reply = cv_ctx_error(CV_ERR_INTERNAL, "cannot record the decrypting read "
+                             "in the audit trail (%s); nothing decrypted returned",
+                             done ? json_string_value(json_object_get(done, "error"))
+                                  : "the open batch did not commit");
+    }
+    json_decref(done);
+    return reply;
+}
+
+/* Count a failed request by its code (older ops' errors have none). */
+static void count_error(server *s, json_t *reply)
+{
+    if (!reply || json_is_true(json_object_get(reply, "ok")))
+        return;
+    const char *code = json_string_value(json_object_get(reply, "code"));
+    char label[64];
+    snprintf(label, sizeof label, "code=%s", code ? code : "other");
+    cv_metrics_add(s->mx, "ctxvault_control_errors_total", label, 1);
 }
 
 /* The counters into the report ctxvault-metrics gets. */
@@ -464,6 +499,7 @@ static json_t *do_ping(server *s)
         "commit_failures", (json_int_t)s->commit_failures,
         "malformed", (json_int_t)s->malformed,
         "requests", (json_int_t)s->requests);
+    json_object_set_new(r, "api", json_integer(2)); /* PROTOCOL.md, Versioning */
     json_t *c = json_object_get(r, "counters");
     json_object_set_new(c, "rows_deleted", json_integer((json_int_t)s->maint.deleted));
     json_object_set_new(c, "users_erased", json_integer((json_int_t)s->maint.erased_users));
@@ -488,20 +524,22 @@ static json_t *do_maint(server *s, json_t *req, zmsg_t *rest)
     return reply;
 }
 
-static json_t *answer(server *s, zframe_t *ver, zframe_t *body, zmsg_t *rest)
+static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
+                          zmsg_t *rest)
 {
     if (!frame_is(ver, CV_WIRE_VERSION) || !body || zmsg_size(rest) > MAX_BLOBS)
-        return cv_reply_error(0, "not a %s request: expected [\"CTXV1\"][JSON]"
-                              "[blob]...", CV_WIRE_VERSION);
+        return cv_ctx_error(CV_ERR_BAD_REQUEST, "not a %s request: expected "
+                            "[\"CTXV1\"][JSON][blob]...", CV_WIRE_VERSION);
     json_error_t je;
     json_t *req = json_loadb((const char *)zframe_data(body), zframe_size(body),
                              JSON_REJECT_DUPLICATES, &je);
     if (!req)
-        return cv_reply_error(0, "request is not valid JSON: %s", je.text);
+        return cv_ctx_error(CV_ERR_BAD_REQUEST, "request is not valid JSON: %s",
+                            je.text);
     json_t *reply;
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!json_is_object(req) || !op) {
-        reply = cv_reply_error(0, "request has no \"op\"%s", "");
+        reply = cv_ctx_error(CV_ERR_BAD_REQUEST, "request has no \"op\"%s", "");
     } else if (strcmp(op, "ping") == 0) {
         reply = do_ping(s);
     } else if (strcmp(op, "stats") == 0) {
@@ -516,18 +554,28 @@ static json_t *answer(server *s, zframe_t *ver, zframe_t *body, zmsg_t *rest)
         reply = do_query(s, req);
         cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
                            (double)(cv_mono_ms() - t0) / 1000.0);
+    } else if (cv_ctxapi_handles(op)) {
+        reply = do_ctxapi(s, req, zframe_size(body));
+    } else if (!cv_maint_handles(op)) {
+        reply = cv_ctx_error(CV_ERR_UNKNOWN_OP, "unknown op '%s' (see "
+                             "doc/PROTOCOL.md)", op);
     } else if (commit_batch(s) < 0) {
         /* a change runs in its own transaction, after the open batch */
         reply = cv_reply_error(0, "cannot commit the open batch first%s", "");
-    } else if (!(reply = do_maint(s, req, rest))) {
-        reply = cv_reply_error(0, "unknown op '%s' (ping, stats, query, sweep, "
-                            "sweep_done, erase, rectify, scrub, scrub_done, audit)", op);
     } else {
+        reply = do_maint(s, req, rest);
         /* a long sweep must not grow the WAL without bound; checkpoint it
          * in small steps, each a short pause for the events waiting */
         maybe_checkpoint(s, s->cfg->wal_autocheckpoint / 10);
     }
     json_decref(req);
+    return reply;
+}
+
+static json_t *answer(server *s, zframe_t *ver, zframe_t *body, zmsg_t *rest)
+{
+    json_t *reply = answer_req(s, ver, body, rest);
+    count_error(s, reply);
     return reply;
 }
 

@@ -1,0 +1,454 @@
+/* ctxapi.c - the context API's read side (ctxapi.h). */
+#include "ctxapi.h"
+
+#include "timefmt.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The ops, and the members each takes besides "op" and "actor". */
+static const struct {
+    const char *op;
+    const char *members[8];
+} ops[] = {
+    {"context.load", {"user", "name", "decrypt", NULL}},
+    {"context.list", {"user", "limit", "decrypt", NULL}},
+    {"interactions.query",
+     {"user", "since", "until", "type", "limit", "cursor", "decrypt", NULL}},
+    {"profile.get", {"user", "decrypt", NULL}},
+    {"db.size", {NULL}},
+};
+#define NOPS (sizeof ops / sizeof *ops)
+
+static int op_index(const char *op)
+{
+    for (size_t i = 0; op && i < NOPS; i++)
+        if (strcmp(op, ops[i].op) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool cv_ctxapi_handles(const char *op)
+{
+    return op_index(op) >= 0;
+}
+
+json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", code);
+}
+
+/* --- cursors ------------------------------------------------------------ */
+
+void cv_ctx_cursor_encode(int64_t ts, int64_t seq, char out[CV_CURSOR_MAX])
+{
+    snprintf(out, CV_CURSOR_MAX, "c1.%" PRId64 ".%" PRId64, ts, seq);
+}
+
+/* A decimal number of 1 to 19 digits from *p up to the stop character. */
+static bool decimal(const char **p, char stop, int64_t *v)
+{
+    const char *s = *p;
+    int64_t n = 0;
+    int digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (digits == 18)
+            return false; /* keeps n clear of overflow */
+        n = n * 10 + (*s - '0');
+    }
+    if (digits == 0 || *s != stop)
+        return false;
+    *v = n;
+    *p = stop ? s + 1 : s;
+    return true;
+}
+
+bool cv_ctx_cursor_decode(const char *s, int64_t *ts, int64_t *seq)
+{
+    if (!s || strncmp(s, "c1.", 3) != 0)
+        return false;
+    s += 3;
+    return decimal(&s, '.', ts) && decimal(&s, '\0', seq);
+}
+
+/* --- arguments ---------------------------------------------------------- */
+
+bool cv_ctx_time_arg(json_t *v, int64_t *ms)
+{
+    if (!v || json_is_null(v)) {
+        *ms = -1;
+        return true;
+    }
+    if (json_is_integer(v)) {
+        *ms = json_integer_value(v);
+        return *ms >= 0;
+    }
+    return json_is_string(v) &&
+           cv_time_parse(json_string_value(v), json_string_length(v), ms);
+}
+
+static json_t *bad(const char *fmt, const char *arg)
+{
+    return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
+}
+
+/* An optional non-empty string member: NULL when absent or null. */
+static json_t *opt_string(json_t *req, const char *name, const char **out)
+{
+    json_t *v = json_object_get(req, name);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return bad("\"%s\" must be a non-empty string", name);
+    *out = json_string_value(v);
+    return NULL;
+}
+
+json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->q = (cv_query){.since = -1, .until = -1, .limit = CV_CTXAPI_LIMIT};
+    if (!json_is_object(req))
+        return bad("a request is a JSON object%s", "");
+    int k = op_index(json_string_value(json_object_get(req, "op")));
+    if (k < 0)
+        return cv_ctx_error(CV_ERR_UNKNOWN_OP, "not a context API op%s", "");
+    /* a member the op does not take is a mistake (a typo in "limit",
+     * say) that would otherwise widen the answer silently */
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
+        for (int i = 0; !known && ops[k].members[i]; i++)
+            known = strcmp(key, ops[k].members[i]) == 0;
+        if (!known)
+            return bad("unknown member \"%s\" for this op", key);
+    }
+    json_t *err;
+    const char *actor;
+    if ((err = opt_string(req, "actor", &actor)))
+        return err;
+    bool takes_user = ops[k].members[0] && !strcmp(ops[k].members[0], "user");
+    if ((err = opt_string(req, "user", &a->q.user)))
+        return err;
+    if (takes_user && !a->q.user)
+        return bad("\"user\" is required, a non-empty string%s", "");
+    if ((err = opt_string(req, "name", &a->q.type)) ||
+        (a->q.type == NULL && (err = opt_string(req, "type", &a->q.type))))
+        return err;
+    if (!cv_ctx_time_arg(json_object_get(req, "since"), &a->q.since))
+        return bad("\"since\" must be an RFC 3339 time or ms since the epoch%s", "");
+    if (!cv_ctx_time_arg(json_object_get(req, "until"), &a->q.until))
+        return bad("\"until\" must be an RFC 3339 time or ms since the epoch%s", "");
+    v = json_object_get(req, "limit");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            return bad("\"limit\" must be a whole number from 1 (at most %s "
+                       "are returned)", CV_STR(CV_CTXAPI_LIMIT_MAX));
+        a->q.limit = json_integer_value(v);
+        if (a->q.limit > CV_CTXAPI_LIMIT_MAX)
+            a->q.limit = CV_CTXAPI_LIMIT_MAX;
+    }
+    v = json_object_get(req, "cursor");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) ||
+            !cv_ctx_cursor_decode(json_string_value(v), &a->q.after_ts,
+                                  &a->q.after_seq))
+            return bad("\"cursor\" must be a cursor a reply gave%s", "");
+        a->q.has_after = true;
+    }
+    v = json_object_get(req, "decrypt");
+    if (v && !json_is_boolean(v))
+        return bad("\"decrypt\" must be true or false%s", "");
+    a->decrypt = json_is_true(v);
+    return NULL;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+typedef struct {
+    const cv_ctxapi *api;
+    bool decrypt;
+    json_t *rows;           /* the events, as objects */
+    int64_t last_ts, last_seq;
+    int64_t undecryptable;
+    int64_t keep;           /* rows to keep (0: all); one more sets more */
+    bool more;
+} gather;
+
+static int gather_row(void *arg, const cv_hit *h)
+{
+    gather *g = arg;
+    if (g->keep > 0 && (int64_t)json_array_size(g->rows) == g->keep) {
+        g->more = true;
+        return 0;
+    }
+    json_error_t je;
+    json_t *o = json_loadb(h->body, h->len, 0, &je);
+    if (o && g->decrypt) {
+        int failed = 0;
+        cv_reveal(g->api->kr, o, &failed);
+        g->undecryptable += failed;
+    }
+    /* a body that is no longer JSON (verify says so) goes as stored */
+    json_array_append_new(g->rows, o ? o : json_stringn(h->body, h->len));
+    g->last_ts = h->ts;
+    g->last_seq = h->seq;
+    return 0;
+}
+
+/* Run q; NULL with the rows in g, or an error reply (not_found when the
+ * user was never seen). */
+static json_t *select_rows(const cv_ctxapi *api, const cv_query *q, gather *g)
+{
+    bool known;
+    g->rows = json_array();
+    int rc = cv_inspect_select(api->db, api->pol, api->kr, q, gather_row, g,
+                               &known);
+    if (rc) {
+        json_decref(g->rows);
+        g->rows = NULL;
+        return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (%s); see "
+                            "store's log", rc == EX_CONFIG
+                                ? "the policy cannot look users up"
+                                : "the database could not be read");
+    }
+    if (!known) {
+        json_decref(g->rows);
+        g->rows = NULL;
+        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    }
+    return NULL;
+}
+
+static void mark_decrypted(json_t *reply, const gather *g, bool *decrypted)
+{
+    if (!g->decrypt)
+        return;
+    *decrypted = true;
+    json_object_set_new(reply, "decrypted", json_true());
+    json_object_set_new(reply, "undecryptable",
+                        json_integer((json_int_t)g->undecryptable));
+}
+
+static json_t *context_load(const cv_ctxapi *api, cv_ctx_args *a,
+                            bool *decrypted)
+{
+    a->q.kind = "context";
+    a->q.limit = 1;
+    gather g = {.api = api, .decrypt = a->decrypt};
+    json_t *err = select_rows(api, &a->q, &g);
+    if (err)
+        return err;
+    if (json_array_size(g.rows) == 0) {
+        json_decref(g.rows);
+        return cv_ctx_error(CV_ERR_NOT_FOUND, a->q.type
+                            ? "the user has no context named '%s'"
+                            : "the user has no context%s",
+                            a->q.type ? a->q.type : "");
+    }
+    json_t *r = json_pack("{s:b, s:O}", "ok", 1, "context",
+                          json_array_get(g.rows, 0));
+    json_decref(g.rows);
+    mark_decrypted(r, &g, decrypted);
+    return r;
+}
+
+static json_t *context_list(const cv_ctxapi *api, cv_ctx_args *a,
+                            bool *decrypted)
+{
+    a->q.kind = "context";
+    gather g = {.api = api, .decrypt = a->decrypt};
+    json_t *err = select_rows(api, &a->q, &g);
+    if (err)
+        return err;
+    json_t *r = json_pack("{s:b, s:o}", "ok", 1, "contexts", g.rows);
+    mark_decrypted(r, &g, decrypted);
+    return r;
+}
+
+static json_t *interactions_query(const cv_ctxapi *api, cv_ctx_args *a,
+                                  bool *decrypted)
+{
+    a->q.kind = "interaction";
+    /* one row more than asked says whether a next page exists, so the
+     * last page ends with a null cursor and not an empty page */
+    gather g = {.api = api, .decrypt = a->decrypt, .keep = a->q.limit};
+    a->q.limit++;
+    json_t *err = select_rows(api, &a->q, &g);
+    if (err)
+        return err;
+    json_t *cursor = json_null();
+    if (g.more) {
+        /* the last row returned, not the one held back */
+        char c[CV_CURSOR_MAX];
+        cv_ctx_cursor_encode(g.last_ts, g.last_seq, c);
+        cursor = json_string(c);
+    }
+    json_t *r = json_pack("{s:b, s:o, s:o}", "ok", 1, "events", g.rows,
+                          "cursor", cursor);
+    mark_decrypted(r, &g, decrypted);
+    return r;
+}
+
+static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
+                           bool *decrypted)
+{
+    int64_t uids[CV_USER_UIDS_MAX];
+    size_t nid;
+    if (cv_inspect_user_uids(api->db, api->pol, api->kr, a->q.user, uids,
+                             CV_USER_UIDS_MAX, &nid))
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
+                            "store's log%s", "");
+    if (nid == 0)
+        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    /* the profile row: under any of the user's numbers, the newest */
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+        "SELECT privacy_level, retention_days, ts, event_id FROM profiles "
+        "WHERE uid IN (");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ") ORDER BY ts DESC LIMIT 1");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(api->db), sql, -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read profiles in %s: %s", cv_db_path(api->db),
+               cv_db_errmsg(api->db));
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the profile%s", "");
+    }
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 1, uids[i]);
+    json_t *profile = json_null();
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        char t[40];
+        cv_time_format_ms(sqlite3_column_int64(st, 2), t);
+        const char *lvl = (const char *)sqlite3_column_text(st, 0);
+        json_decref(profile);
+        profile = json_pack("{s:s?, s:o, s:s, s:s}", "privacy_level", lvl,
+                            "retention_days",
+                            sqlite3_column_type(st, 1) == SQLITE_NULL
+                                ? json_null()
+                                : json_integer(sqlite3_column_int64(st, 1)),
+                            "ts", t, "event_id",
+                            (const char *)sqlite3_column_text(st, 3));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(profile);
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the profile%s", "");
+    }
+    /* and the latest profile event, with its preferences */
+    a->q.kind = "profile";
+    a->q.limit = 1;
+    gather g = {.api = api, .decrypt = a->decrypt};
+    json_t *err = select_rows(api, &a->q, &g);
+    if (err) {
+        json_decref(profile);
+        return err;
+    }
+    json_t *event = json_array_size(g.rows) ? json_incref(json_array_get(g.rows, 0))
+                                            : json_null();
+    json_decref(g.rows);
+    json_t *r = json_pack("{s:b, s:o, s:o}", "ok", 1, "profile", profile,
+                          "event", event);
+    mark_decrypted(r, &g, decrypted);
+    return r;
+}
+
+static int64_t scalar(cv_db *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+/* Rows and bytes by kind (a scan of the table: an estimate of what each
+ * kind costs, not a page count), the tables' and indexes' bytes from
+ * dbstat when SQLite has it, and the files. */
+static json_t *db_size(const cv_ctxapi *api)
+{
+    sqlite3 *h = cv_db_handle(api->db);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h,
+            "SELECT kind, count(*), sum(length(body)), "
+            "sum(length(id) + length(checksum) + coalesce(length(type), 0) + 48) "
+            "FROM events GROUP BY kind ORDER BY kind", -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read %s: %s", cv_db_path(api->db), cv_db_errmsg(api->db));
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the database%s", "");
+    }
+    json_t *kinds = json_object();
+    int64_t total = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t body = sqlite3_column_int64(st, 2), rest = sqlite3_column_int64(st, 3);
+        json_object_set_new(kinds, (const char *)sqlite3_column_text(st, 0),
+                            json_pack("{s:I, s:I, s:I}", "rows",
+                                      (json_int_t)sqlite3_column_int64(st, 1),
+                                      "body_bytes", (json_int_t)body,
+                                      "bytes", (json_int_t)(body + rest)));
+        total += body + rest;
+    }
+    sqlite3_finalize(st);
+    json_t *r = json_pack("{s:b, s:o, s:I}", "ok", 1, "by_kind", kinds,
+                          "rows_bytes", (json_int_t)total);
+    /* dbstat is a compile-time option of SQLite: without it, no "tables" */
+    if (sqlite3_prepare_v2(h, "SELECT name, sum(pgsize) FROM dbstat GROUP BY name "
+                           "ORDER BY name", -1, &st, NULL) == SQLITE_OK) {
+        json_t *tables = json_object();
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_object_set_new(tables, (const char *)sqlite3_column_text(st, 0),
+                                json_integer(sqlite3_column_int64(st, 1)));
+        sqlite3_finalize(st);
+        json_object_set_new(r, "tables", tables);
+    }
+    char *wal = cv_fmt("%s-wal", cv_db_path(api->db));
+    json_object_set_new(r, "db_bytes", json_integer(cv_db_file_size(cv_db_path(api->db))));
+    json_object_set_new(r, "wal_bytes", json_integer(cv_db_file_size(wal)));
+    free(wal);
+    json_object_set_new(r, "page_size", json_integer(scalar(api->db, "PRAGMA page_size")));
+    json_object_set_new(r, "pages", json_integer(scalar(api->db, "PRAGMA page_count")));
+    json_object_set_new(r, "freelist_pages",
+                        json_integer(scalar(api->db, "PRAGMA freelist_count")));
+    return r;
+}
+
+json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
+                         bool *decrypted)
+{
+    *decrypted = false;
+    if (body_len > CV_CTXAPI_MAX_REQUEST)
+        return cv_ctx_error(CV_ERR_TOO_LARGE, "request longer than %s bytes",
+                            CV_STR(CV_CTXAPI_MAX_REQUEST));
+    cv_ctx_args a;
+    json_t *err = cv_ctx_parse(req, &a);
+    if (err)
+        return err;
+    if (a.decrypt && !api->allow_decrypt)
+        return cv_ctx_error(CV_ERR_FORBIDDEN, "this control socket is read-only: "
+                            "it returns fields as stored ([pipeline] "
+                            "control_decrypt = no)%s", "");
+    if (!api->db)
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot open the database for "
+                            "reading%s", "");
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!strcmp(op, "context.load"))
+        return context_load(api, &a, decrypted);
+    if (!strcmp(op, "context.list"))
+        return context_list(api, &a, decrypted);
+    if (!strcmp(op, "interactions.query"))
+        return interactions_query(api, &a, decrypted);
+    if (!strcmp(op, "profile.get"))
+        return profile_get(api, &a, decrypted);
+    return db_size(api);
+}

@@ -1,0 +1,79 @@
+/* ctxapi.h - the context API's read side (issue 9) on store's control
+ * socket: context.load, context.list, interactions.query, profile.get and
+ * db.size (doc/PROTOCOL.md, "Context API").
+ *
+ * Every op reads committed data through a read-only connection, with the
+ * one query of lib/inspect.h. Replies return what is stored (sealed
+ * fields, pseudonyms) unless the request asks "decrypt":true and the
+ * instance allows it ([pipeline] control_decrypt = yes); the caller
+ * writes a decrypting reply to the audit trail (it holds the writer).
+ *
+ * Errors keep "error" a string, as every older reply has it, and name
+ * their class beside it: {"ok":false,"error":"...","code":"bad_request"}. */
+#ifndef CV_CTXAPI_H
+#define CV_CTXAPI_H
+
+#include "db.h"
+#include "inspect.h"
+#include "keyring.h"
+#include "policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A request's JSON may be at most this long (the ops here read only). */
+#define CV_CTXAPI_MAX_REQUEST 1048576
+#define CV_CTXAPI_LIMIT 100   /* rows per reply by default */
+#define CV_CTXAPI_LIMIT_MAX 1000
+
+/* The error codes, as the replies and the metric label spell them. */
+#define CV_ERR_BAD_REQUEST "bad_request"
+#define CV_ERR_UNKNOWN_OP "unknown_op"
+#define CV_ERR_NOT_FOUND "not_found"
+#define CV_ERR_TOO_LARGE "too_large"
+#define CV_ERR_FORBIDDEN "forbidden"
+#define CV_ERR_INTERNAL "internal"
+
+typedef struct {
+    cv_db *db;               /* a read-only connection */
+    const cv_policy *pol;    /* to look users up under their pseudonym */
+    const cv_keyring *kr;    /* the same, and to decrypt when allowed */
+    bool allow_decrypt;      /* [pipeline] control_decrypt */
+} cv_ctxapi;
+
+/* Is op one of the context API's? */
+bool cv_ctxapi_handles(const char *op);
+
+/* Answer req (its "op" one of ours; body_len the size of its JSON text).
+ * Always a reply object. *decrypted is set when the reply holds
+ * decrypted fields: the caller must record that in the audit trail. */
+json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
+                         bool *decrypted);
+
+/* {"ok":false,"error":MESSAGE,"code":CODE}, the message made from fmt and
+ * its one string argument. */
+json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg);
+
+/* Cursors: "c1.<ts>.<seq>", the last row a page returned (decimal ms and
+ * seq); opaque to clients. decode: false when s is not one. */
+#define CV_CURSOR_MAX 48
+void cv_ctx_cursor_encode(int64_t ts, int64_t seq, char out[CV_CURSOR_MAX]);
+bool cv_ctx_cursor_decode(const char *s, int64_t *ts, int64_t *seq);
+
+/* The arguments of a reading request (user, name, since, until, type,
+ * limit, cursor, decrypt), checked against what op takes: NULL with a
+ * filled (its strings point into req), or the error reply to send
+ * (bad_request: a member op does not take, or of the wrong type). */
+typedef struct {
+    cv_query q;
+    bool decrypt;
+} cv_ctx_args;
+json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a);
+
+/* A time given as RFC 3339 text or ms since the epoch; absent or null:
+ * -1. False when malformed. */
+bool cv_ctx_time_arg(json_t *v, int64_t *ms);
+
+#endif

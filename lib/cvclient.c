@@ -1,0 +1,299 @@
+/* cvclient.c - the context API's C client (cvclient.h), on cv_control. */
+#include "cvclient.h"
+
+#include "config.h"
+#include "control.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIMEOUT_MS 10000
+
+struct cv_client {
+    cv_config cfg;
+    cv_control *ctl;       /* made on first need, again after a timeout */
+    int timeout_ms;
+    char error[512];
+    char code[32];
+};
+
+struct cv_client_iter {
+    cv_client *c;
+    json_t *req;           /* the next page's request */
+    json_t *page_rows;     /* the events of the page being read */
+    size_t next;           /* index into page */
+    char *cursor;          /* NULL: before the first page or after the last */
+    bool started, done;
+    int pages;
+    int page;              /* rows per request */
+    long long max, given;  /* events to give at most (0: all); given so far */
+};
+
+cv_client *cv_client_open(const char *home, char *err, size_t errlen)
+{
+    return cv_client_open_config(home, NULL, err, errlen);
+}
+
+cv_client *cv_client_open_config(const char *home, const char *config_file,
+                                 char *err, size_t errlen)
+{
+    cv_client *c = cv_calloc(1, sizeof *c);
+    c->timeout_ms = TIMEOUT_MS;
+    if (cv_config_load(&c->cfg, home, config_file)) {
+        snprintf(err, errlen, "cannot load the instance's configuration "
+                 "(its problems are on stderr)");
+        cv_config_free(&c->cfg);
+        free(c);
+        return NULL;
+    }
+    c->ctl = cv_control_new(&c->cfg, err, errlen);
+    if (!c->ctl) {
+        cv_config_free(&c->cfg);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cv_client_close(cv_client **p)
+{
+    cv_client *c = *p;
+    if (!c)
+        return;
+    cv_control_destroy(&c->ctl);
+    cv_config_free(&c->cfg);
+    free(c);
+    *p = NULL;
+}
+
+void cv_client_set_timeout(cv_client *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : TIMEOUT_MS;
+}
+
+const char *cv_client_error(const cv_client *c)
+{
+    return c->error;
+}
+
+const char *cv_client_error_code(const cv_client *c)
+{
+    return c->code;
+}
+
+static void set_error(cv_client *c, const char *code, const char *msg)
+{
+    snprintf(c->code, sizeof c->code, "%s", code);
+    snprintf(c->error, sizeof c->error, "%s", msg);
+}
+
+/* One request: the reply object (ok or not), or NULL with the error set. */
+static json_t *call(cv_client *c, json_t *req)
+{
+    char err[512];
+    c->error[0] = c->code[0] = '\0';
+    /* a timed-out connection may still deliver a late reply: a new one */
+    if (!c->ctl && !(c->ctl = cv_control_new(&c->cfg, err, sizeof err))) {
+        set_error(c, "transport", err);
+        return NULL;
+    }
+    json_t *reply = cv_control_call(c->ctl, req, c->timeout_ms, err, sizeof err);
+    if (!reply) {
+        cv_control_destroy(&c->ctl);
+        set_error(c, "transport", err);
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        const char *code = json_string_value(json_object_get(reply, "code"));
+        const char *msg = json_string_value(json_object_get(reply, "error"));
+        set_error(c, code ? code : "other", msg ? msg : "store refused the request");
+    }
+    return reply;
+}
+
+/* 0 with the member of the reply (or the reply) as text in *out, or the
+ * status of a refused or failed call. Takes req. */
+static int call_for(cv_client *c, json_t *req, const char *member, char **out)
+{
+    *out = NULL;
+    json_t *reply = call(c, req);
+    json_decref(req);
+    if (!reply)
+        return CV_CLIENT_FAILED;
+    int rc = CV_CLIENT_REFUSED;
+    if (json_is_true(json_object_get(reply, "ok"))) {
+        if (!member)
+            json_object_del(reply, "ok");
+        json_t *v = member ? json_object_get(reply, member) : reply;
+        *out = v ? json_dumps(v, CV_JSON_DUMP | JSON_ENCODE_ANY) : NULL;
+        rc = 0;
+        if (!*out) {
+            set_error(c, "transport", "store's reply lacks what was asked for");
+            rc = CV_CLIENT_FAILED;
+        }
+    }
+    json_decref(reply);
+    return rc;
+}
+
+int cv_client_call(cv_client *c, const char *request, char **reply)
+{
+    *reply = NULL;
+    json_error_t je;
+    json_t *req = json_loads(request, JSON_DECODE_ANY, &je);
+    if (!req) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the request is not valid JSON: %s", je.text);
+        set_error(c, "bad_request", msg);
+        return CV_CLIENT_REFUSED;
+    }
+    json_t *r = call(c, req);
+    json_decref(req);
+    if (!r)
+        return CV_CLIENT_FAILED;
+    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : CV_CLIENT_REFUSED;
+    *reply = json_dumps(r, CV_JSON_DUMP);
+    json_decref(r);
+    return rc;
+}
+
+static json_t *user_req(const char *op, const char *user, bool decrypt)
+{
+    json_t *req = json_pack("{s:s, s:s?}", "op", op, "user", user);
+    if (decrypt)
+        json_object_set_new(req, "decrypt", json_true());
+    return req;
+}
+
+int cv_client_context_load(cv_client *c, const char *user, const char *name,
+                           bool decrypt, char **context)
+{
+    json_t *req = user_req("context.load", user, decrypt);
+    if (name)
+        json_object_set_new(req, "name", json_string(name));
+    return call_for(c, req, "context", context);
+}
+
+int cv_client_context_list(cv_client *c, const char *user, int limit,
+                           bool decrypt, char **contexts)
+{
+    json_t *req = user_req("context.list", user, decrypt);
+    if (limit > 0)
+        json_object_set_new(req, "limit", json_integer(limit));
+    return call_for(c, req, "contexts", contexts);
+}
+
+int cv_client_profile_get(cv_client *c, const char *user, bool decrypt,
+                          char **profile)
+{
+    return call_for(c, user_req("profile.get", user, decrypt), NULL, profile);
+}
+
+int cv_client_db_size(cv_client *c, char **sizes)
+{
+    return call_for(c, json_pack("{s:s}", "op", "db.size"), NULL, sizes);
+}
+
+/* --- paging -------------------------------------------------------------- */
+
+cv_client_iter *cv_client_interactions(cv_client *c, const cv_client_filter *f)
+{
+    cv_client_iter *it = cv_calloc(1, sizeof *it);
+    it->c = c;
+    it->req = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "op",
+                        "interactions.query", "user", f->user, "type", f->type,
+                        "since", f->since, "until", f->until);
+    if (!it->req) { /* a string that is not UTF-8 */
+        free(it);
+        return NULL;
+    }
+    it->page = f->page > 0 ? f->page : 100;
+    it->max = f->max > 0 ? f->max : 0;
+    if (f->decrypt)
+        json_object_set_new(it->req, "decrypt", json_true());
+    if (f->cursor)
+        it->cursor = cv_strdup(f->cursor);
+    return it;
+}
+
+/* Fetch the page after the cursor: 0, or the status of the call. */
+static int fetch(cv_client_iter *it)
+{
+    if (it->cursor)
+        json_object_set_new(it->req, "cursor", json_string(it->cursor));
+    /* the last page ends at max exactly, so its cursor is right after
+     * the last event given */
+    long long limit = it->page;
+    if (it->max && it->max - it->given < limit)
+        limit = it->max - it->given;
+    json_object_set_new(it->req, "limit", json_integer(limit));
+    json_t *reply = call(it->c, it->req);
+    if (!reply)
+        return CV_CLIENT_FAILED;
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        json_decref(reply);
+        return CV_CLIENT_REFUSED;
+    }
+    json_t *events = json_object_get(reply, "events");
+    json_t *cursor = json_object_get(reply, "cursor");
+    if (!json_is_array(events) || !(json_is_string(cursor) || json_is_null(cursor))) {
+        json_decref(reply);
+        set_error(it->c, "transport", "store's reply has no events and cursor");
+        return CV_CLIENT_FAILED;
+    }
+    json_decref(it->page_rows);
+    it->page_rows = json_incref(events);
+    it->next = 0;
+    free(it->cursor);
+    it->cursor = json_is_string(cursor) ? cv_strdup(json_string_value(cursor)) : NULL;
+    it->done = it->cursor == NULL;
+    it->started = true;
+    it->pages++;
+    json_decref(reply);
+    return 0;
+}
+
+int cv_client_iter_next(cv_client_iter *it, char **event)
+{
+    *event = NULL;
+    for (;;) {
+        if (it->max && it->given == it->max)
+            return 0;
+        if (it->page_rows && it->next < json_array_size(it->page_rows)) {
+            json_t *e = json_array_get(it->page_rows, it->next++);
+            it->given++;
+            *event = json_dumps(e, CV_JSON_DUMP | JSON_ENCODE_ANY);
+            return 1;
+        }
+        if (it->started && it->done)
+            return 0;
+        int rc = fetch(it);
+        if (rc)
+            return rc;
+    }
+}
+
+const char *cv_client_iter_cursor(const cv_client_iter *it)
+{
+    return it->cursor;
+}
+
+int cv_client_iter_pages(const cv_client_iter *it)
+{
+    return it->pages;
+}
+
+void cv_client_iter_destroy(cv_client_iter **p)
+{
+    cv_client_iter *it = *p;
+    if (!it)
+        return;
+    json_decref(it->req);
+    json_decref(it->page_rows);
+    free(it->cursor);
+    free(it);
+    *p = NULL;
+}

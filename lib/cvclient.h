@@ -1,0 +1,98 @@
+/* cvclient.h - a C application's way into a running ctxvault: the
+ * context API on store's control socket (doc/PROTOCOL.md), without
+ * ZeroMQ, JSON libraries or SQLite in the caller's code.
+ *
+ *     char err[256];
+ *     cv_client *c = cv_client_open(NULL, err, sizeof err);
+ *     cv_client_filter f = {.user = "user-00001", .type = "search"};
+ *     cv_client_iter *it = cv_client_interactions(c, &f);
+ *     char *ev;
+ *     while (cv_client_iter_next(it, &ev) > 0) {
+ *         puts(ev);
+ *         free(ev);
+ *     }
+ *     cv_client_iter_destroy(&it);
+ *     cv_client_close(&c);
+ *
+ * Everything handed out is JSON text, malloc'ed: the caller frees it.
+ * Calls return 0 when store answered "ok", CV_CLIENT_REFUSED when it
+ * answered with an error (cv_client_error and cv_client_error_code say
+ * which), CV_CLIENT_FAILED when no answer came (no store, a timeout, a
+ * broken reply; cv_client_error says why). One handle is one connection:
+ * use it from one thread at a time. */
+#ifndef CV_CLIENT_H
+#define CV_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CV_CLIENT_REFUSED 1
+#define CV_CLIENT_FAILED (-1)
+
+typedef struct cv_client cv_client;
+typedef struct cv_client_iter cv_client_iter;
+
+/* Connect to the instance at home (NULL: $CTXVAULT_HOME, else
+ * ~/.ctxvault), reading its configuration for the control endpoint and
+ * CURVE keys. Nothing is sent yet. NULL with a reason in err. */
+cv_client *cv_client_open(const char *home, char *err, size_t errlen);
+/* The same with a configuration file other than HOME/ctxvault.conf. */
+cv_client *cv_client_open_config(const char *home, const char *config_file,
+                                 char *err, size_t errlen);
+void cv_client_close(cv_client **p);
+
+/* Per request, in ms (default 10000). */
+void cv_client_set_timeout(cv_client *c, int timeout_ms);
+
+/* The last call's error message and code ("bad_request", "not_found",
+ * "forbidden", ... or "transport" when no answer came); "" when it
+ * succeeded. Valid until the next call. */
+const char *cv_client_error(const cv_client *c);
+const char *cv_client_error_code(const cv_client *c);
+
+/* Any request as JSON text; *reply gets the reply's JSON text whenever
+ * store answered (ok or not). */
+int cv_client_call(cv_client *c, const char *request, char **reply);
+
+/* The user's latest context (name NULL), or the latest whose type is
+ * name; *context gets the event. decrypt: ask store to open sealed
+ * fields (refused, "forbidden", unless the instance allows it). */
+int cv_client_context_load(cv_client *c, const char *user, const char *name,
+                           bool decrypt, char **context);
+/* The user's contexts, newest first, at most limit (0: 100; at most
+ * 1000): *contexts gets a JSON array. */
+int cv_client_context_list(cv_client *c, const char *user, int limit,
+                           bool decrypt, char **contexts);
+/* {"profile":{...}|null,"event":{...}|null} */
+int cv_client_profile_get(cv_client *c, const char *user, bool decrypt,
+                          char **profile);
+/* The database's size by kind and its files, as db.size replies. */
+int cv_client_db_size(cv_client *c, char **sizes);
+
+/* interactions.query, page by page behind an iterator. */
+typedef struct {
+    const char *user;      /* required */
+    const char *type;      /* click, search, navigation, ...; NULL: any */
+    const char *since;     /* RFC 3339, inclusive; NULL: open */
+    const char *until;     /* RFC 3339, exclusive; NULL: open */
+    int page;              /* rows per request (0: 100; at most 1000) */
+    long long max;         /* stop after this many events (0: every one);
+                            * the cursor then resumes right after them */
+    const char *cursor;    /* resume after a cursor an iterator gave */
+    bool decrypt;
+} cv_client_filter;
+
+/* NULL only when out of memory; errors come from cv_client_iter_next. */
+cv_client_iter *cv_client_interactions(cv_client *c, const cv_client_filter *f);
+/* The next event, newest first: 1 with *event (JSON text), 0 after the
+ * last, or CV_CLIENT_REFUSED / CV_CLIENT_FAILED (cv_client_error says
+ * why; the iterator can be resumed from its cursor). */
+int cv_client_iter_next(cv_client_iter *it, char **event);
+/* The cursor after the last page fetched (NULL before the first, and
+ * after the last): a new iterator resumes there. */
+const char *cv_client_iter_cursor(const cv_client_iter *it);
+/* Requests the iterator made (pages fetched). */
+int cv_client_iter_pages(const cv_client_iter *it);
+void cv_client_iter_destroy(cv_client_iter **p);
+
+#endif
