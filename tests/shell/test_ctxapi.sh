@@ -212,7 +212,7 @@ test_bad_requests_get_their_code_and_store_keeps_answering() {
     pipeline "$TEST_TMP/in.ndjson"
     # ctxvault-metrics, to see the refusals counted
     conf_set report_interval 200ms
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     URL=http://127.0.0.1:$port
     ctxvault-metrics --listen "127.0.0.1:$port" 2> "$TEST_TMP/metrics.err" &
     bg_track $!
