@@ -362,18 +362,6 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     return r;
 }
 
-static int64_t scalar(cv_db *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return v;
-}
-
 /* Rows and bytes by kind (a scan of the table: an estimate of what each
  * kind costs, not a page count), the tables' and indexes' bytes from
  * dbstat when SQLite has it, and the files. */
@@ -416,10 +404,10 @@ static json_t *db_size(const cv_ctxapi *api)
     json_object_set_new(r, "db_bytes", json_integer(cv_db_file_size(cv_db_path(api->db))));
     json_object_set_new(r, "wal_bytes", json_integer(cv_db_file_size(wal)));
     free(wal);
-    json_object_set_new(r, "page_size", json_integer(scalar(api->db, "PRAGMA page_size")));
-    json_object_set_new(r, "pages", json_integer(scalar(api->db, "PRAGMA page_count")));
+    json_object_set_new(r, "page_size", json_integer(cv_db_scalar(api->db, "PRAGMA page_size")));
+    json_object_set_new(r, "pages", json_integer(cv_db_scalar(api->db, "PRAGMA page_count")));
     json_object_set_new(r, "freelist_pages",
-                        json_integer(scalar(api->db, "PRAGMA freelist_count")));
+                        json_integer(cv_db_scalar(api->db, "PRAGMA freelist_count")));
     return r;
 }
 

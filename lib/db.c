@@ -109,6 +109,18 @@ const char *cv_db_errmsg(cv_db *db)
     return db->why ? db->why : sqlite3_errmsg(db->h);
 }
 
+int64_t cv_db_scalar(cv_db *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
 int64_t cv_db_file_size(const char *path)
 {
     struct stat st;

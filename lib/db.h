@@ -119,5 +119,7 @@ void cv_db_unlink(const char *path);
 
 /* Sizes of the database and its WAL in bytes (0 when absent). */
 int64_t cv_db_file_size(const char *path);
+/* The first column of the first row of sql, or -1 (an error, no row). */
+int64_t cv_db_scalar(cv_db *db, const char *sql);
 
 #endif

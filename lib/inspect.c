@@ -312,18 +312,6 @@ int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
     return status;
 }
 
-static int64_t scalar(cv_db *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return v;
-}
-
 json_t *cv_inspect_stats_json(cv_db *db)
 {
     json_t *o = json_object();
@@ -349,16 +337,16 @@ json_t *cv_inspect_stats_json(cv_db *db)
     json_object_set_new(o, "events", json_integer(total));
     json_object_set_new(o, "by_kind", kinds);
     json_object_set_new(o, "users",
-                        json_integer(scalar(db, "SELECT COUNT(*) FROM users")));
+                        json_integer(cv_db_scalar(db, "SELECT COUNT(*) FROM users")));
     json_object_set_new(o, "profiles",
-                        json_integer(scalar(db, "SELECT COUNT(*) FROM profiles")));
+                        json_integer(cv_db_scalar(db, "SELECT COUNT(*) FROM profiles")));
     json_object_set_new(o, "audit_entries",
-                        json_integer(scalar(db, "SELECT COUNT(*) FROM audit")));
+                        json_integer(cv_db_scalar(db, "SELECT COUNT(*) FROM audit")));
     json_object_set_new(o, "expired_not_deleted",
                         json_integer(cv_db_expired(db, now)));
     json_object_set_new(o, "scrub_due", json_integer(cv_db_scrub_due(db, now)));
-    int64_t oldest = scalar(db, "SELECT MIN(ts) FROM events");
-    int64_t newest = scalar(db, "SELECT MAX(ts) FROM events");
+    int64_t oldest = cv_db_scalar(db, "SELECT MIN(ts) FROM events");
+    int64_t newest = cv_db_scalar(db, "SELECT MAX(ts) FROM events");
     char t[40];
     if (total > 0) {
         cv_time_format_ms(oldest, t);
@@ -370,15 +358,15 @@ json_t *cv_inspect_stats_json(cv_db *db)
     json_object_set_new(o, "db_bytes", json_integer(cv_db_file_size(cv_db_path(db))));
     json_object_set_new(o, "wal_bytes", json_integer(cv_db_file_size(wal)));
     free(wal);
-    json_object_set_new(o, "page_size", json_integer(scalar(db, "PRAGMA page_size")));
-    json_object_set_new(o, "pages", json_integer(scalar(db, "PRAGMA page_count")));
+    json_object_set_new(o, "page_size", json_integer(cv_db_scalar(db, "PRAGMA page_size")));
+    json_object_set_new(o, "pages", json_integer(cv_db_scalar(db, "PRAGMA page_count")));
     json_object_set_new(o, "freelist_pages",
-                        json_integer(scalar(db, "PRAGMA freelist_count")));
+                        json_integer(cv_db_scalar(db, "PRAGMA freelist_count")));
     json_object_set_new(o, "schema_version",
-                        json_integer(scalar(db, "SELECT value FROM meta WHERE key='schema_version'")));
+                        json_integer(cv_db_scalar(db, "SELECT value FROM meta WHERE key='schema_version'")));
     /* the last journal batch the database holds (lib/journal.h) */
     json_object_set_new(o, "journal_batch",
-                        json_integer(scalar(db, "SELECT coalesce(max(value), 0) FROM meta WHERE key='journal_lsn'")));
+                        json_integer(cv_db_scalar(db, "SELECT coalesce(max(value), 0) FROM meta WHERE key='journal_lsn'")));
     return o;
 }
 
