@@ -31,7 +31,9 @@ for suite in "$top"/tests/shell/test_*.sh; do
     name=$(basename "$suite" .sh)
     echo "== $label: $name"
     : > "$results"
+    t0=$(date +%s)
     CV_RESULTS=$results sh "$suite"; rc=$?
+    echo "-- $label: $name took $(($(date +%s) - t0)) s" # the run must stay under 20 min
     p=$(grep -c '^PASS ' "$results")
     f=$(grep -c '^FAIL ' "$results")
     grep '^FAIL ' "$results" | sed 's/^FAIL /not ok - /'
