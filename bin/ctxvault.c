@@ -648,7 +648,7 @@ static int keys_retire(ctx *c, int argc, char **argv)
                (long long)v);
         return EX_DATAERR;
     }
-    json_t *uses = cv_key_uses(&c->cfg, c->db, (uint32_t)v, err, sizeof err);
+    json_t *uses = cv_key_uses(&c->cfg, c->db, c->ds, (uint32_t)v, err, sizeof err);
     if (!uses) {
         cv_err("%s", err);
         return EX_IOERR;

@@ -190,8 +190,6 @@ static char *seal_under(const uint8_t key[CV_KEY_BYTES], const char *label,
     *p++ = ':';
     sodium_bin2base64(p, total - (size_t)(p - out), tag, TAG_BYTES, B64V);
 done:
-    if (ct == ctbuf)
-        sodium_memzero(ctbuf, len);
     free(adheap);
     free(ctheap);
     return out;

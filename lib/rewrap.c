@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_BATCH 100000
 #define NAMED_SKIPS 10
@@ -340,28 +339,6 @@ out:
     return reply;
 }
 
-/* Data keys wrapped under version (read-only; no file: none). */
-static int64_t datakeys_needing(const char *path, uint32_t version)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t n = 0;
-    struct stat sb;
-    if (stat(path, &sb) < 0)
-        return 0;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, "SELECT count(*) FROM keys WHERE kek = ?", -1,
-                           &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, version);
-        n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    } else {
-        n = -1; /* unreadable: counts as needing it */
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return n < 0 ? 1 : n;
-}
-
 /* ---- verify --------------------------------------------------------------- */
 
 typedef struct {
@@ -562,9 +539,13 @@ static int64_t deadletters_needing(const char *dir, uint32_t version)
     return n;
 }
 
-json_t *cv_key_uses(const cv_config *cfg, cv_db *db, uint32_t version,
-                    char *err, size_t errlen)
+json_t *cv_key_uses(const cv_config *cfg, cv_db *db, cv_datakeys *ds,
+                    uint32_t version, char *err, size_t errlen)
 {
+    /* an unreadable data-key store counts as needing the version */
+    int64_t dks = ds ? cv_datakeys_count_kek(ds, version) : 0;
+    if (dks < 0)
+        dks = 1;
     sqlite3_stmt *st;
     char pat[32];
     uint8_t vb = (uint8_t)version;
@@ -598,8 +579,7 @@ json_t *cv_key_uses(const cv_config *cfg, cv_db *db, uint32_t version,
     if (!marked && cv_journal_stat(cfg->journal_dir, &ji) == 0 && ji.last > 0)
         jb = ji.last - ji.first + 1;
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "rows", (json_int_t)rows,
-                     "data_keys", (json_int_t)datakeys_needing(cfg->datakeys_file,
-                                                               version),
+                     "data_keys", (json_int_t)dks,
                      "backups", (json_int_t)snapshots_needing(cfg->backup_dir,
                                                               version, marked, lsn, at),
                      "archives", (json_int_t)snapshots_needing(cfg->archive_dir,

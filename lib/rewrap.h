@@ -22,6 +22,7 @@
 #define CV_REWRAP_H
 
 #include "config.h"
+#include "datakeys.h"
 #include "db.h"
 #include "keyring.h"
 #include "maint.h"
@@ -75,9 +76,11 @@ int64_t cv_verify_envelopes(cv_db *db, const cv_keyring *kr,
                             int64_t max_named, int64_t *fields);
 
 /* What still needs version to decrypt or verify, for ctxvault keys
- * retire: {"rows":N,"backups":N,"archives":N,"journal_batches":N,
- * "deadletters":N,"rewrapped":bool}. NULL with a reason in err. */
-json_t *cv_key_uses(const cv_config *cfg, cv_db *db, uint32_t version,
-                    char *err, size_t errlen);
+ * retire: {"rows":N,"data_keys":N,"backups":N,"archives":N,
+ * "journal_batches":N,"deadletters":N,"rewrapped":bool}; ds: the
+ * instance's data-key store (NULL: there is none). NULL with a reason in
+ * err. */
+json_t *cv_key_uses(const cv_config *cfg, cv_db *db, cv_datakeys *ds,
+                    uint32_t version, char *err, size_t errlen);
 
 #endif

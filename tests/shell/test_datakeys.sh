@@ -48,7 +48,7 @@ test_an_erasure_destroys_the_users_key_and_old_backups_stay_unreadable() {
     assert_status delete 0 $?
     assertEquals "the key is gone" 0 "$(keys_sql "SELECT COUNT(*) FROM keys WHERE id = '$kid'")"
     assertEquals "the other users keep theirs" "$((users - 1))" \
-        "$(keys_sql "SELECT COUNT(*) FROM keys WHERE owner LIKE 'u:%' AND id IN (SELECT id FROM keys)")"
+        "$(keys_sql "SELECT COUNT(*) FROM keys WHERE owner LIKE 'u:%'")"
     # nothing of the destroyed row is left in the file or its WAL
     for f in "$HOME_DIR/keys/datakeys.db"*; do
         assertFalse "$f still holds the destroyed key's id" "grep -q -a '$kid' '$f'"
