@@ -30,7 +30,8 @@ int cv_event_id_valid(const char *s, size_t len)
 static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* ULID layout: 48-bit milliseconds in 10 characters, 80 bits in 16. */
-static void make_id(int64_t ms, const uint8_t digest[10], char out[27])
+void cv_event_make_id(int64_t ms, const uint8_t bits[10],
+                      char out[CV_EVENT_ID_LEN + 1])
 {
     uint64_t t = (uint64_t)ms & 0xffffffffffffULL;
     for (int i = 9; i >= 0; i--) {
@@ -42,7 +43,7 @@ static void make_id(int64_t ms, const uint8_t digest[10], char out[27])
     for (int i = 0; i < 16; i++) {
         unsigned v = 0;
         for (int k = 0; k < 5; k++, bit++)
-            v = (v << 1) | ((digest[bit / 8] >> (7 - bit % 8)) & 1);
+            v = (v << 1) | ((bits[bit / 8] >> (7 - bit % 8)) & 1);
         out[10 + i] = b32[v];
     }
     out[26] = '\0';
@@ -159,7 +160,7 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
         crypto_generichash(digest, sizeof digest, (const unsigned char *)canon,
                            (size_t)clen, r->id_key, 32);
         free(canon);
-        make_id(has_ts ? ts : 0, digest, idbuf);
+        cv_event_make_id(has_ts ? ts : 0, digest, idbuf);
     }
 
     /* Splice: '{' "id":"…", ["ts":"…",] then the producer's members. */

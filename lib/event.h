@@ -33,6 +33,13 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
                        int64_t now_ms, char **out, size_t *outlen,
                        char *reason, size_t rlen);
 
+/* An id in the layout derived ids have: ms in its first 10 characters
+ * (time-ordered), then the 80 bits given (a digest, or random bits for a
+ * client that has no id key: lib/cvclient.c). */
+#define CV_EVENT_ID_LEN 26
+void cv_event_make_id(int64_t ms, const uint8_t bits[10],
+                      char out[CV_EVENT_ID_LEN + 1]);
+
 /* Is s an acceptable producer id (1..128 printable ASCII characters, no
  * quote, backslash or space)? */
 int cv_event_id_valid(const char *s, size_t len);

@@ -56,14 +56,19 @@ static const char *actor_of(json_t *req)
 /* Give back freed pages and empty the WAL, so deleted content lingers in
  * neither file. The checkpoint cannot finish while a reader holds an old
  * snapshot: then the WAL is emptied by a later checkpoint. */
-static bool compact(cv_maint *m)
+bool cv_maint_compact(cv_db *db)
 {
-    sqlite3 *h = cv_db_handle(m->db);
+    sqlite3 *h = cv_db_handle(db);
     (void)sqlite3_exec(h, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
     int log = -1, done = -1;
     int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE,
                                        &log, &done);
     return rc == SQLITE_OK;
+}
+
+static bool compact(cv_maint *m)
+{
+    return cv_maint_compact(m->db);
 }
 
 /* ---- sweep ------------------------------------------------------------- */

@@ -67,6 +67,10 @@ typedef struct {
 json_t *cv_maint_do(cv_maint *m, json_t *req);
 /* Is op one that cv_maint_do carries out? */
 bool cv_maint_handles(const char *op);
+/* After a deletion: give freed pages back and empty the WAL (truncating
+ * checkpoint), so deleted content lingers in neither file. False when a
+ * reader's snapshot kept the WAL. */
+bool cv_maint_compact(cv_db *db);
 /* The database failed: roll back, and the reply that says why (EX_IOERR). */
 json_t *cv_maint_db_fail(cv_maint *m, const char *what);
 /* The same, with the blobs that came with the request (frames after its

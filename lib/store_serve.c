@@ -19,6 +19,7 @@
 
 #include "control.h"
 #include "ctxapi.h"
+#include "ctxwrite.h"
 #include "maint.h"
 #include "metrics.h"
 
@@ -69,6 +70,7 @@ typedef struct {
     int64_t pause_until;
     bool check_ok;
     cv_maint maint;         /* sweep, erase, rectify, audit */
+    cv_ctxwrite *write;     /* the context API's writes */
     int wal_frames;         /* in the WAL after the last commit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
@@ -421,6 +423,19 @@ static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
     return reply;
 }
 
+/* A context API write (lib/ctxwrite.h): after the open batch, like a
+ * change, so it keeps its place among the events before it. */
+static json_t *do_ctxwrite(server *s, json_t *req, size_t body_len)
+{
+    if (commit_batch(s) < 0)
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot commit the open batch "
+                            "first%s", "");
+    cv_ctxapi read = {.db = reader(s), .pol = s->svc->pol, .kr = s->svc->kr};
+    json_t *reply = cv_ctxwrite_answer(s->write, &read, req, body_len);
+    maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
+    return reply;
+}
+
 /* Count a failed request by its code (older ops' errors have none). */
 static void count_error(server *s, json_t *reply)
 {
@@ -556,6 +571,8 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
                            (double)(cv_mono_ms() - t0) / 1000.0);
     } else if (cv_ctxapi_handles(op)) {
         reply = do_ctxapi(s, req, zframe_size(body));
+    } else if (cv_ctxwrite_handles(op)) {
+        reply = do_ctxwrite(s, req, zframe_size(body));
     } else if (!cv_maint_handles(op)) {
         reply = cv_ctx_error(CV_ERR_UNKNOWN_OP, "unknown op '%s' (see "
                              "doc/PROTOCOL.md)", op);
@@ -651,6 +668,9 @@ int cv_store_serve(cv_store_service *svc)
     int status = 0;
     /* checkpoints are run by commit_batch, after the acks */
     sqlite3_wal_hook(cv_db_handle(svc->db), wal_hook, &s);
+    s.write = cv_ctxwrite_new(&(cv_ctxwrite_opts){
+        .store = svc->store, .db = svc->db, .pol = svc->pol, .kr = svc->kr,
+        .ds = svc->ds, .dl = svc->dl, .max_depth = cfg->max_depth});
     cv_sock_init();
     s.mx = cv_metrics_new(cfg, "ctxvault-store", true);
     cv_deadletter_set_metrics(svc->dl, s.mx);
@@ -748,6 +768,7 @@ out:
     sqlite3_wal_hook(cv_db_handle(svc->db), NULL, NULL); /* s goes now */
     drop_acks(&s, 0);
     free(s.acks);
+    cv_ctxwrite_destroy(&s.write);
     cv_db_close(&s.reader);
     if (s.pub)
         zsock_set_linger(s.pub, 1000); /* let the last acks leave */

@@ -1,0 +1,562 @@
+/* ctxwrite.c - the context API's write side (ctxwrite.h). */
+#include "ctxwrite.h"
+
+#include "audit.h"
+#include "event.h"
+#include "inspect.h"
+#include "maint.h"
+#include "protect.h"
+#include "timefmt.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cv_ctxwrite {
+    cv_ctxwrite_opts o;
+    cv_protect *pr;
+    cv_event_rules rules;
+    cv_ctxwrite_stats st;
+};
+
+/* The ops, and the members each takes besides "op" and "actor". */
+static const struct {
+    const char *op;
+    const char *kind;        /* of the event it stores, or NULL */
+    const char *members[8];
+} ops[] = {
+    {"context.save", "context", {"user", "name", "id", "ts", "fields", NULL}},
+    {"interactions.save", "interaction", {"user", "events", NULL}},
+    {"context.delete", NULL, {"user", "id", "name", "all", NULL}},
+    {"profile.set", "profile",
+     {"user", "id", "ts", "privacy_level", "retention_days", "preferences",
+      "fields", NULL}},
+};
+#define NOPS (sizeof ops / sizeof *ops)
+
+/* Members store itself reads, or that decide where and how long a row
+ * lives: they come from the request's own members, never from "fields"
+ * (rectify refuses the same ones). */
+static const char *const reserved[] = {"id", "kind", "type", "ts", "user_id",
+                                       "privacy_level", "retention_days", NULL};
+
+static int op_index(const char *op)
+{
+    for (size_t i = 0; op && i < NOPS; i++)
+        if (strcmp(op, ops[i].op) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool cv_ctxwrite_handles(const char *op)
+{
+    return op_index(op) >= 0;
+}
+
+cv_ctxwrite *cv_ctxwrite_new(const cv_ctxwrite_opts *o)
+{
+    cv_ctxwrite *w = cv_calloc(1, sizeof *w);
+    w->o = *o;
+    w->pr = cv_protect_new(o->pol, o->kr, o->ds);
+    /* ids derived as ingest derives them: the same key, the same layout */
+    w->rules = (cv_event_rules){.max_depth = o->max_depth,
+                                .id_key = cv_keyring_id_key(o->kr)};
+    return w;
+}
+
+void cv_ctxwrite_destroy(cv_ctxwrite **p)
+{
+    cv_ctxwrite *w = *p;
+    if (!w)
+        return;
+    cv_protect_destroy(&w->pr);
+    free(w);
+    *p = NULL;
+}
+
+const cv_ctxwrite_stats *cv_ctxwrite_stats_get(const cv_ctxwrite *w)
+{
+    return &w->st;
+}
+
+/* --- the request -------------------------------------------------------- */
+
+static json_t *bad(const char *fmt, const char *arg)
+{
+    return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
+}
+
+/* A member the op does not take is refused, as on the read side: a typo
+ * ("feilds") would otherwise drop what the caller meant to store. */
+static json_t *check_members(json_t *req, int k)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
+        for (int i = 0; !known && ops[k].members[i]; i++)
+            known = strcmp(key, ops[k].members[i]) == 0;
+        if (!known)
+            return bad("unknown member \"%s\" for this op", key);
+    }
+    v = json_object_get(req, "actor");
+    if (v && !json_is_string(v))
+        return bad("\"actor\" must be a string%s", "");
+    return NULL;
+}
+
+/* An optional non-empty string member without NUL: *out NULL when absent
+ * or null. */
+static json_t *opt_string(json_t *req, const char *name, const char **out)
+{
+    json_t *v = json_object_get(req, name);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return bad("\"%s\" must be a non-empty string", name);
+    *out = json_string_value(v);
+    return NULL;
+}
+
+static json_t *need_user(json_t *req, const char **user)
+{
+    json_t *err = opt_string(req, "user", user);
+    if (!err && !*user)
+        err = bad("\"user\" is required, a non-empty string%s", "");
+    return err;
+}
+
+/* "fields": an object none of whose members is reserved. */
+static json_t *fields_arg(json_t *req, bool required, json_t **fields)
+{
+    *fields = json_object_get(req, "fields");
+    if (!*fields || json_is_null(*fields)) {
+        *fields = NULL;
+        return required ? bad("\"fields\" is required: an object of the "
+                              "context's members%s", "") : NULL;
+    }
+    if (!json_is_object(*fields))
+        return bad("\"fields\" must be an object%s", "");
+    for (int i = 0; reserved[i]; i++)
+        if (json_object_get(*fields, reserved[i]))
+            return bad("\"%s\" cannot be a field: the request's own member "
+                       "(or store) sets it", reserved[i]);
+    return NULL;
+}
+
+json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
+{
+    *err = NULL;
+    int k = json_is_object(req)
+                ? op_index(json_string_value(json_object_get(req, "op"))) : -1;
+    if (k < 0 || !ops[k].kind || !strcmp(ops[k].op, "interactions.save")) {
+        *err = cv_ctx_error(CV_ERR_UNKNOWN_OP, "not an op that saves one "
+                            "event%s", "");
+        return NULL;
+    }
+    bool profile = strcmp(ops[k].kind, "profile") == 0;
+    const char *user, *name, *id;
+    json_t *fields;
+    int64_t ts;
+    if ((*err = check_members(req, k)) || (*err = need_user(req, &user)) ||
+        (*err = opt_string(req, "name", &name)) ||
+        (*err = opt_string(req, "id", &id)) ||
+        (*err = fields_arg(req, !profile, &fields)))
+        return NULL;
+    if (!cv_ctx_time_arg(json_object_get(req, "ts"), &ts)) {
+        *err = bad("\"ts\" must be an RFC 3339 time or ms since the epoch%s", "");
+        return NULL;
+    }
+    json_t *lvl = json_object_get(req, "privacy_level");
+    json_t *days = json_object_get(req, "retention_days");
+    json_t *prefs = json_object_get(req, "preferences");
+    if (profile) {
+        /* the values themselves are the validator's (cv_profile_from_fields) */
+        if (lvl && !json_is_string(lvl) && !json_is_null(lvl))
+            *err = bad("\"privacy_level\" must be a string or null%s", "");
+        else if (days && !json_is_integer(days) && !json_is_null(days))
+            *err = bad("\"retention_days\" must be a whole number of days or "
+                       "null (kept until erased)%s", "");
+        else if (prefs && !json_is_object(prefs))
+            *err = bad("\"preferences\" must be an object%s", "");
+        else if (!lvl && !days && !prefs && !fields)
+            *err = bad("nothing to set: give privacy_level, retention_days, "
+                       "preferences or fields%s", "");
+        if (*err)
+            return NULL;
+    }
+    /* id and ts first, as ingest writes them; without a ts, store's clock,
+     * so the derived id tells this save from an earlier one of the same
+     * content (a context saved again after another must become the
+     * newest, not a duplicate of its first save) */
+    char tsbuf[40];
+    cv_time_format_ms(ts >= 0 ? ts : now_ms, tsbuf);
+    json_t *ev = json_object();
+    if (id)
+        json_object_set_new(ev, "id", json_string(id));
+    json_object_set_new(ev, "ts", json_string(tsbuf));
+    json_object_set_new(ev, "kind", json_string(ops[k].kind));
+    if (name)
+        json_object_set_new(ev, "type", json_string(name));
+    json_object_set_new(ev, "user_id", json_string(user));
+    if (lvl)
+        json_object_set(ev, "privacy_level", lvl);
+    if (days)
+        json_object_set(ev, "retention_days", days);
+    if (prefs)
+        json_object_set(ev, "preferences", prefs);
+    if (fields)
+        json_object_update(ev, fields);
+    return ev;
+}
+
+/* --- the durable path --------------------------------------------------- */
+
+/* One event into the open batch, as an ingested one goes: ingest's
+ * validator (and its id, derived when the event has none), encrypt's
+ * policy, store's add. CV_STORE_INSERTED or _DUPLICATE with its id in
+ * id; CV_STORE_REJECTED (the event is bad) or CV_STORE_FAILED (the
+ * database or the data keys failed: roll back) with reason filled. */
+static int add_event(cv_ctxwrite *w, json_t *ev, char id[CV_ID_MAX + 1],
+                     char *reason, size_t rlen)
+{
+    id[0] = '\0';
+    char *text = json_dumps(ev, CV_JSON_DUMP);
+    if (!text) {
+        snprintf(reason, rlen, "cannot encode the event as JSON");
+        return CV_STORE_REJECTED;
+    }
+    char *norm = NULL;
+    size_t nlen;
+    int rc = cv_event_normalise(&w->rules, text, strlen(text), cv_now_ms(),
+                                &norm, &nlen, reason, rlen);
+    free(text);
+    if (rc < 0)
+        return CV_STORE_REJECTED;
+    const char *out;
+    size_t outlen;
+    char pid[CV_ID_MAX + 1];
+    rc = cv_protect_line(w->pr, norm, nlen, &out, &outlen, pid, sizeof pid,
+                         reason, rlen);
+    free(norm);
+    if (rc == 1)
+        return CV_STORE_REJECTED;
+    if (rc != 0)
+        return CV_STORE_FAILED;
+    rc = cv_store_add(w->o.store, out, outlen, reason, rlen);
+    snprintf(id, CV_ID_MAX + 1, "%s", cv_store_last_id(w->o.store));
+    return rc;
+}
+
+/* Make the batch durable: the data keys its fields are sealed under
+ * first (a row must never be committed without its key), then the rows,
+ * in one journaled transaction. 0, or -1 rolled back with reason. */
+static int commit(cv_ctxwrite *w, char *reason, size_t rlen)
+{
+    if (cv_protect_commit(w->pr, reason, rlen) < 0 ||
+        cv_store_commit(w->o.store, reason, rlen) < 0) {
+        cv_store_rollback(w->o.store);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *failed(cv_ctxwrite *w, const char *reason)
+{
+    cv_store_rollback(w->o.store);
+    cv_err("a context API write failed, nothing stored: %s", reason);
+    return cv_ctx_error(CV_ERR_INTERNAL, "nothing stored: %s", reason);
+}
+
+/* Save one event (context.save, profile.set): {"ok":true,"id":..,"stored":..}
+ * or an error reply. */
+static json_t *save_one(cv_ctxwrite *w, json_t *ev)
+{
+    char id[CV_ID_MAX + 1], reason[512];
+    int rc = add_event(w, ev, id, reason, sizeof reason);
+    if (rc == CV_STORE_REJECTED) {
+        cv_store_rollback(w->o.store); /* an add may have opened the batch */
+        w->st.rejected++;
+        return bad("the event is not valid: %s", reason);
+    }
+    if (rc == CV_STORE_FAILED || commit(w, reason, sizeof reason) < 0)
+        return failed(w, reason);
+    if (rc == CV_STORE_INSERTED)
+        w->st.stored++;
+    else
+        w->st.duplicates++;
+    return json_pack("{s:b, s:s, s:b}", "ok", 1, "id", id, "stored",
+                     rc == CV_STORE_INSERTED);
+}
+
+/* --- the ops ------------------------------------------------------------ */
+
+static json_t *context_save(cv_ctxwrite *w, json_t *req)
+{
+    json_t *err;
+    json_t *ev = cv_ctxwrite_event(req, cv_now_ms(), &err);
+    if (!ev)
+        return err;
+    json_t *r = save_one(w, ev);
+    json_decref(ev);
+    return r;
+}
+
+/* profile.get's reply for user, from committed data. */
+static json_t *profile_get(const cv_ctxapi *read, const char *user)
+{
+    json_t *q = json_pack("{s:s, s:s}", "op", "profile.get", "user", user);
+    bool decrypted;
+    json_t *r = cv_ctxapi_answer(read, q, 0, &decrypted);
+    json_decref(q);
+    return r;
+}
+
+/* A profile event replaces the user's profile (lib/store.c), so a setting
+ * the request leaves out keeps its current value: profile.set
+ * {"preferences":...} must not reset retention_days to "forever". */
+static json_t *profile_set(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req)
+{
+    json_t *err;
+    json_t *ev = cv_ctxwrite_event(req, cv_now_ms(), &err);
+    if (!ev)
+        return err;
+    const char *user = json_string_value(json_object_get(req, "user"));
+    json_t *cur = profile_get(read, user);
+    const char *code = json_string_value(json_object_get(cur, "code"));
+    json_t *r = NULL;
+    if (!json_is_true(json_object_get(cur, "ok")) &&
+        !(code && !strcmp(code, CV_ERR_NOT_FOUND))) {
+        r = cur; /* the current profile could not be read */
+        cur = NULL;
+        goto out;
+    }
+    json_t *p = json_object_get(cur, "profile");
+    static const char *const settings[] = {"privacy_level", "retention_days", NULL};
+    for (int i = 0; json_is_object(p) && settings[i]; i++)
+        if (!json_object_get(ev, settings[i]))
+            json_object_set(ev, settings[i], json_object_get(p, settings[i]));
+    r = save_one(w, ev);
+    if (!json_is_true(json_object_get(r, "ok")))
+        goto out;
+    /* the reply: the profile as it now stands */
+    json_t *now = profile_get(read, user);
+    json_object_set(now, "id", json_object_get(r, "id"));
+    json_object_set(now, "stored", json_object_get(r, "stored"));
+    json_decref(r);
+    r = now;
+out:
+    json_decref(cur);
+    json_decref(ev);
+    return r;
+}
+
+typedef struct {
+    size_t index;
+    char *reason;
+    char *raw;
+} rejection;
+
+static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
+{
+    json_t *err;
+    const char *user;
+    json_t *events = json_object_get(req, "events");
+    if ((err = check_members(req, op_index("interactions.save"))) ||
+        (err = opt_string(req, "user", &user)))
+        return err;
+    if (!json_is_array(events) || json_array_size(events) == 0)
+        return bad("\"events\" is required: an array of interaction events%s", "");
+    if (json_array_size(events) > CV_CTXWRITE_BATCH_MAX)
+        return cv_ctx_error(CV_ERR_TOO_LARGE, "more than %s events in one "
+                            "request", CV_STR(CV_CTXWRITE_BATCH_MAX));
+    size_t n = json_array_size(events), nrej = 0;
+    rejection *rej = cv_calloc(n, sizeof *rej);
+    json_t *ids = json_array(), *r = NULL;
+    int64_t stored = 0, dups = 0, now = cv_now_ms();
+    char tsbuf[40], id[CV_ID_MAX + 1], reason[512];
+    cv_time_format_ms(now, tsbuf);
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e) {
+        int rc;
+        json_t *ev = NULL;
+        if (!json_is_object(e)) {
+            snprintf(reason, sizeof reason, "not a JSON object");
+            rc = CV_STORE_REJECTED;
+        } else {
+            /* id and ts first, as ingest writes them; the event's own
+             * members then take their places (user_id from the request
+             * only where the event has none) */
+            ev = json_object();
+            if (json_object_get(e, "id"))
+                json_object_set_new(ev, "id", json_null());
+            json_object_set_new(ev, "ts", json_string(tsbuf));
+            json_object_set_new(ev, "kind", json_string("interaction"));
+            if (user)
+                json_object_set_new(ev, "user_id", json_string(user));
+            json_object_update(ev, e);
+            json_t *kind = json_object_get(ev, "kind");
+            if (!json_is_string(kind) || strcmp(json_string_value(kind), "interaction")) {
+                snprintf(reason, sizeof reason,
+                         "\"kind\" must be \"interaction\" (or left out)");
+                rc = CV_STORE_REJECTED;
+            } else {
+                rc = add_event(w, ev, id, reason, sizeof reason);
+            }
+        }
+        json_decref(ev);
+        if (rc == CV_STORE_FAILED) {
+            r = failed(w, reason);
+            goto out;
+        }
+        if (rc == CV_STORE_REJECTED) {
+            rej[nrej].index = i;
+            rej[nrej].reason = cv_strdup(reason);
+            rej[nrej].raw = json_dumps(e, CV_JSON_DUMP | JSON_ENCODE_ANY);
+            nrej++;
+            json_array_append_new(ids, json_null());
+            continue;
+        }
+        json_array_append_new(ids, json_string(id));
+        if (rc == CV_STORE_INSERTED)
+            stored++;
+        else
+            dups++;
+    }
+    if (commit(w, reason, sizeof reason) < 0) {
+        r = failed(w, reason);
+        goto out;
+    }
+    w->st.stored += (uint64_t)stored;
+    w->st.duplicates += (uint64_t)dups;
+    /* dead-lettered once stored: a batch that failed is sent again whole,
+     * and its bad events would be recorded twice */
+    json_t *rejected = json_array();
+    for (size_t k = 0; k < nrej; k++) {
+        const char *raw = rej[k].raw ? rej[k].raw : "";
+        w->st.rejected++;
+        if (w->o.dl)
+            cv_deadletter_put(w->o.dl, "interactions.save", w->st.rejected,
+                              rej[k].reason, raw, strlen(raw), false);
+        json_array_append_new(rejected, json_pack("{s:I, s:s}", "index",
+                                                  (json_int_t)rej[k].index,
+                                                  "error", rej[k].reason));
+    }
+    r = json_pack("{s:b, s:I, s:I, s:o, s:O}", "ok", 1, "stored",
+                  (json_int_t)stored, "duplicates", (json_int_t)dups,
+                  "rejected", rejected, "ids", ids);
+out:
+    for (size_t k = 0; k < nrej; k++) {
+        free(rej[k].reason);
+        free(rej[k].raw);
+    }
+    free(rej);
+    json_decref(ids);
+    return r;
+}
+
+/* Delete the user's contexts: one id, every version of a name, or all,
+ * in one journaled transaction with its audit entry. */
+static json_t *context_delete(cv_ctxwrite *w, json_t *req)
+{
+    json_t *err;
+    const char *user, *id, *name;
+    json_t *all = json_object_get(req, "all");
+    if ((err = check_members(req, op_index("context.delete"))) ||
+        (err = need_user(req, &user)) || (err = opt_string(req, "id", &id)) ||
+        (err = opt_string(req, "name", &name)))
+        return err;
+    if (all && !json_is_boolean(all))
+        return bad("\"all\" must be true or false%s", "");
+    /* all of a user's contexts only when asked in so many words */
+    if ((id != NULL) + (name != NULL) + json_is_true(all) != 1)
+        return bad("say which contexts: \"id\", \"name\" or \"all\":true "
+                   "(exactly one)%s", "");
+    cv_db *db = w->o.db;
+    int64_t uids[CV_USER_UIDS_MAX];
+    size_t nid;
+    if (cv_inspect_user_uids(db, w->o.pol, w->o.kr, user, uids,
+                             CV_USER_UIDS_MAX, &nid))
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
+                            "store's log%s", "");
+    if (nid == 0)
+        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+        "DELETE FROM events WHERE kind = 'context' AND uid IN (");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ")%s", id ? " AND id = ?"
+                                             : name ? " AND type = ?" : "");
+    if (cv_db_begin(db) != SQLITE_OK)
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot begin the deletion: %s",
+                            cv_db_errmsg(db));
+    sqlite3_stmt *st;
+    char why[512];
+    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+        goto db_failed;
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 1, uids[i]);
+    if (id || name)
+        sqlite3_bind_text(st, (int)nid + 1, id ? id : name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto db_failed;
+    int64_t deleted = sqlite3_changes(cv_db_handle(db));
+    if (deleted == 0) {
+        cv_db_rollback(db);
+        return cv_ctx_error(CV_ERR_NOT_FOUND, id ? "the user has no context "
+                            "with id '%s'" : name ? "the user has no context "
+                            "named '%s'" : "the user has no context%s",
+                            id ? id : name ? name : "");
+    }
+    /* the audit entry holds neither the id nor the name: both are the
+     * producer's and may say something about the user */
+    const char *actor = json_string_value(json_object_get(req, "actor"));
+    json_t *detail = json_pack("{s:s}", "by", id ? "id" : name ? "name" : "all");
+    cv_audit_entry e = {.actor = actor && *actor ? actor : "control",
+                        .action = "context-delete", .subject = user,
+                        .rows = deleted, .detail = detail};
+    rc = cv_audit_append(db, w->o.kr, w->o.pol, cv_now_ms(), &e, why, sizeof why);
+    json_decref(detail);
+    if (rc < 0) {
+        cv_db_rollback(db);
+        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+    }
+    if (cv_db_commit(db) != SQLITE_OK)
+        goto db_failed;
+    w->st.deleted += (uint64_t)deleted;
+    /* what was deleted leaves the file and the WAL, as an erasure's does */
+    cv_maint_compact(db);
+    return json_pack("{s:b, s:I}", "ok", 1, "deleted", (json_int_t)deleted);
+db_failed:
+    snprintf(why, sizeof why, "%s", cv_db_errmsg(db));
+    cv_db_rollback(db);
+    cv_err("context.delete failed, nothing deleted: %s", why);
+    return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+}
+
+json_t *cv_ctxwrite_answer(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req,
+                           size_t body_len)
+{
+    if (body_len > CV_CTXAPI_MAX_REQUEST)
+        return cv_ctx_error(CV_ERR_TOO_LARGE, "request longer than %s bytes",
+                            CV_STR(CV_CTXAPI_MAX_REQUEST));
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (!op || op_index(op) < 0)
+        return cv_ctx_error(CV_ERR_UNKNOWN_OP, "not a context API write%s", "");
+    if (!strcmp(op, "context.save"))
+        return context_save(w, req);
+    if (!strcmp(op, "interactions.save"))
+        return interactions_save(w, req);
+    if (!strcmp(op, "context.delete"))
+        return context_delete(w, req);
+    if (!read || !read->db)
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot open the database for "
+                            "reading%s", "");
+    return profile_set(w, read, req);
+}
