@@ -82,6 +82,22 @@ static void usage(FILE *f)
         "        [--limit N | --all] [--page N] [--cursor C] [--decrypt]\n"
         "                            the user's interactions as NDJSON, newest\n"
         "                            first, paged through the running store\n"
+        "  context save --user U [--name N] [--id ID] [--ts T] < FIELDS.json\n"
+        "                            save a context (its fields, a JSON object)\n"
+        "                            through the running store; prints its id\n"
+        "  context delete --user U (--id ID | --name N | --all)\n"
+        "                            delete a context, every version of a name,\n"
+        "                            or all the user's contexts (audited)\n"
+        "  interactions save [--user U] < EVENTS.ndjson\n"
+        "                            store interaction events in batches; a bad\n"
+        "                            line is reported (stdin:LINE: reason) and\n"
+        "                            dead-lettered, the others stored (exit 65)\n"
+        "  profile set --user U [--privacy-level L] [--retention-days N|none]\n"
+        "        [--preferences JSON] set the user's profile (a setting left out\n"
+        "                            keeps its value; a shorter retention applies\n"
+        "                            to stored rows too, a longer one only to new)\n"
+        "  profile get --user U [--decrypt]\n"
+        "                            the user's profile, as store applies it\n"
         "  api JSON|-                one request to store's control socket (-:\n"
         "                            from stdin); prints the reply\n"
         "  deadletter [--decrypt] [PROGRAM...]\n"
@@ -819,8 +835,18 @@ static int print_line(char *text)
     return rc;
 }
 
+static int cmd_context_save(ctx *c, int argc, char **argv);
+static int cmd_context_delete(ctx *c, int argc, char **argv);
+static int cmd_interactions_save(ctx *c, int argc, char **argv);
+
 static int cmd_context(ctx *c, int argc, char **argv)
 {
+    /* writes are subcommands (a user named "save" or "delete" is read
+     * with ctxvault api) */
+    if (argc > 1 && strcmp(argv[1], "save") == 0)
+        return cmd_context_save(c, argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "delete") == 0)
+        return cmd_context_delete(c, argc - 1, argv + 1);
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'N'},
         {"list", no_argument, NULL, 'l'},
@@ -869,6 +895,8 @@ static int cmd_context(ctx *c, int argc, char **argv)
 
 static int cmd_interactions(ctx *c, int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "save") == 0)
+        return cmd_interactions_save(c, argc - 1, argv + 1);
     static const struct option opts[] = {
         {"user", required_argument, NULL, 'u'},
         {"type", required_argument, NULL, 'T'},
@@ -941,6 +969,24 @@ static int cmd_interactions(ctx *c, int argc, char **argv)
     return rc;
 }
 
+/* All of stdin as text, or NULL (logged: reading what failed). */
+static char *read_stdin(const char *what)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    char buf[65536];
+    size_t n;
+    while (m && (n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        fwrite(buf, 1, n, m);
+    if (!m || fclose(m) != 0 || ferror(stdin)) {
+        cv_err("cannot read %s from stdin", what);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 static int cmd_api(ctx *c, int argc, char **argv)
 {
     if (argc != 2) {
@@ -949,19 +995,8 @@ static int cmd_api(ctx *c, int argc, char **argv)
     }
     /* "-": the request from stdin (longer than an argument may be) */
     char *text = NULL;
-    if (strcmp(argv[1], "-") == 0) {
-        size_t len = 0;
-        FILE *m = open_memstream(&text, &len);
-        char buf[65536];
-        size_t n;
-        while (m && (n = fread(buf, 1, sizeof buf, stdin)) > 0)
-            fwrite(buf, 1, n, m);
-        if (!m || fclose(m) != 0 || ferror(stdin)) {
-            cv_err("cannot read the request from stdin");
-            free(text);
-            return EX_IOERR;
-        }
-    }
+    if (strcmp(argv[1], "-") == 0 && !(text = read_stdin("the request")))
+        return EX_IOERR;
     cv_client *cl = client_open(c);
     if (!cl) {
         free(text);
@@ -974,6 +1009,283 @@ static int cmd_api(ctx *c, int argc, char **argv)
     rc = client_status(cl, rc);
     cv_client_close(&cl);
     return rc ? rc : prc;
+}
+
+/* --- the context API's writes ------------------------------------------- */
+
+/* ctxvault context save --user U [--name N] [--id ID] [--ts T] < JSON */
+static int cmd_context_save(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"name", required_argument, NULL, 'N'},
+        {"id", required_argument, NULL, 'i'},
+        {"ts", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    cv_client_context cx = {0};
+    int64_t ms;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': cx.user = optarg; break;
+        case 'N': cx.name = optarg; break;
+        case 'i':
+            if (strlen(optarg) > CV_CLIENT_ID_MAX) {
+                cv_err("--id is longer than %d characters", CV_CLIENT_ID_MAX);
+                return EX_USAGE;
+            }
+            snprintf(cx.id, sizeof cx.id, "%s", optarg);
+            break;
+        case 't':
+            if (!parse_time_opt("--ts", optarg, &ms)) return EX_USAGE;
+            cx.ts = optarg;
+            break;
+        default: return EX_USAGE;
+        }
+    }
+    if (!cx.user || !*cx.user || optind != argc) {
+        cv_err("usage: ctxvault context save --user U [--name N] [--id ID] "
+               "[--ts T] < FIELDS.json");
+        return EX_USAGE;
+    }
+    char *fields = read_stdin("the context's fields");
+    if (!fields)
+        return EX_IOERR;
+    cv_client *cl = client_open(c);
+    if (!cl) {
+        free(fields);
+        return EX_CONFIG;
+    }
+    cx.fields = fields;
+    int rc = client_status(cl, cv_client_context_save(cl, &cx));
+    free(fields);
+    if (!rc && printf("{\"id\":\"%s\",\"stored\":%s}\n", cx.id,
+                      cx.stored ? "true" : "false") < 0)
+        rc = EX_IOERR;
+    cv_client_close(&cl);
+    return rc;
+}
+
+/* ctxvault context delete --user U (--id ID | --name N | --all) */
+static int cmd_context_delete(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"id", required_argument, NULL, 'i'},
+        {"name", required_argument, NULL, 'N'},
+        {"all", no_argument, NULL, 'a'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL, *id = NULL, *name = NULL;
+    bool all = false;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': user = optarg; break;
+        case 'i': id = optarg; break;
+        case 'N': name = optarg; break;
+        case 'a': all = true; break;
+        default: return EX_USAGE;
+        }
+    }
+    if (!user || !*user || optind != argc || (id != NULL) + (name != NULL) + all != 1) {
+        cv_err("usage: ctxvault context delete --user U (--id ID | --name N | --all)");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    long long deleted;
+    int rc = client_status(cl, cv_client_context_delete(cl, user, id, name,
+                                                        all, &deleted));
+    if (!rc && printf("{\"deleted\":%lld}\n", deleted) < 0)
+        rc = EX_IOERR;
+    cv_client_close(&cl);
+    return rc;
+}
+
+/* Send one batch of interactions; report its rejections by line on
+ * stderr (first, the line number of events[0]... in lines[]) and add up
+ * the counts. 0, or the exit status of a failed call. */
+static int save_batch(cv_client *cl, const char *user, char **events,
+                      const long *lines, size_t n, int64_t sum[3])
+{
+    char *reply = NULL;
+    int rc = client_status(cl, cv_client_interactions_save(
+                                   cl, user, (const char *const *)events, n, &reply));
+    json_error_t je;
+    json_t *r = rc ? NULL : json_loads(reply, 0, &je);
+    free(reply);
+    if (rc)
+        return rc;
+    sum[0] += json_integer_value(json_object_get(r, "stored"));
+    sum[1] += json_integer_value(json_object_get(r, "duplicates"));
+    size_t i;
+    json_t *rej;
+    json_array_foreach(json_object_get(r, "rejected"), i, rej) {
+        json_int_t k = json_integer_value(json_object_get(rej, "index"));
+        cv_err("stdin:%ld: %s", k >= 0 && (size_t)k < n ? lines[k] : 0L,
+               json_string_value(json_object_get(rej, "error")));
+        sum[2]++;
+    }
+    json_decref(r);
+    return 0;
+}
+
+/* ctxvault interactions save [--user U] < NDJSON: batches of at most
+ * 1000 events and well under the 1 MiB request cap */
+#define SAVE_BATCH 1000
+#define SAVE_BYTES 900000
+static int cmd_interactions_save(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': user = optarg; break;
+        default: return EX_USAGE;
+        }
+    }
+    if ((user && !*user) || optind != argc) {
+        cv_err("usage: ctxvault interactions save [--user U] < EVENTS.ndjson");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    char *events[SAVE_BATCH], *line = NULL;
+    long lines[SAVE_BATCH], lineno = 0;
+    size_t n = 0, bytes = 0, cap = 0;
+    int64_t sum[3] = {0, 0, 0}; /* stored, duplicates, rejected */
+    int rc = 0;
+    ssize_t len;
+    while (!rc && (len = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (strspn(line, " \t") == (size_t)len)
+            continue; /* a blank line is no event */
+        if (len > SAVE_BYTES) {
+            cv_err("stdin:%ld: line longer than %d bytes", lineno, SAVE_BYTES);
+            sum[2]++;
+            continue;
+        }
+        if (n == SAVE_BATCH || bytes + (size_t)len > SAVE_BYTES) {
+            rc = save_batch(cl, user, events, lines, n, sum);
+            for (size_t i = 0; i < n; i++)
+                free(events[i]);
+            n = bytes = 0;
+        }
+        events[n] = cv_strdup(line);
+        lines[n++] = lineno;
+        bytes += (size_t)len + 8;
+    }
+    if (!rc && ferror(stdin)) {
+        cv_err("cannot read the events from stdin");
+        rc = EX_IOERR;
+    }
+    if (!rc && n)
+        rc = save_batch(cl, user, events, lines, n, sum);
+    for (size_t i = 0; i < n; i++)
+        free(events[i]);
+    free(line);
+    cv_client_close(&cl);
+    if (!rc && printf("{\"stored\":%lld,\"duplicates\":%lld,\"rejected\":%lld}\n",
+                      (long long)sum[0], (long long)sum[1], (long long)sum[2]) < 0)
+        rc = EX_IOERR;
+    /* as ingest: a rejected line makes the status 65, after the others */
+    return rc ? rc : sum[2] ? EX_DATAERR : 0;
+}
+
+/* ctxvault profile get|set --user U ... */
+static int cmd_profile(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"privacy-level", required_argument, NULL, 'p'},
+        {"retention-days", required_argument, NULL, 'r'},
+        {"preferences", required_argument, NULL, 'P'},
+        {"decrypt", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    bool set = argc > 1 && strcmp(argv[1], "set") == 0;
+    bool get = argc > 1 && strcmp(argv[1], "get") == 0;
+    const char *user = NULL;
+    bool decrypt = false;
+    json_t *settings = json_object();
+    int64_t days;
+    int o, rc = EX_USAGE;
+    if (set || get) {
+        argc--;
+        argv++;
+    }
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': user = optarg; break;
+        case 'p':
+            json_object_set_new(settings, "privacy_level", json_string(optarg));
+            break;
+        case 'r':
+            /* "none": kept until erased */
+            if (strcmp(optarg, "none") == 0) {
+                json_object_set_new(settings, "retention_days", json_null());
+            } else if (cv_parse_int(optarg, 0, INT32_MAX, &days)) {
+                json_object_set_new(settings, "retention_days", json_integer(days));
+            } else {
+                cv_err("--retention-days '%s' is not a number of days or 'none'", optarg);
+                goto out;
+            }
+            break;
+        case 'P': {
+            json_error_t je;
+            json_t *p = json_loads(optarg, 0, &je);
+            if (!json_is_object(p)) {
+                cv_err("--preferences must be a JSON object%s%s", p ? "" : ": ",
+                       p ? "" : je.text);
+                json_decref(p);
+                goto out;
+            }
+            json_object_set_new(settings, "preferences", p);
+            break;
+        }
+        case 'd': decrypt = true; break;
+        default: goto out;
+        }
+    }
+    if ((!set && !get) || !user || !*user || optind != argc ||
+        (set && (decrypt || json_object_size(settings) == 0)) ||
+        (get && json_object_size(settings))) {
+        cv_err("usage: ctxvault profile set --user U [--privacy-level L] "
+               "[--retention-days N|none] [--preferences JSON]\n"
+               "       ctxvault profile get --user U [--decrypt]");
+        goto out;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl) {
+        rc = EX_CONFIG;
+        goto out;
+    }
+    char *text = json_dumps(settings, CV_JSON_DUMP), *reply = NULL;
+    rc = client_status(cl, set ? cv_client_profile_set(cl, user, text, &reply)
+                               : cv_client_profile_get(cl, user, decrypt, &reply));
+    free(text);
+    if (!rc)
+        rc = print_line(reply);
+    else
+        free(reply);
+    cv_client_close(&cl);
+out:
+    json_decref(settings);
+    return rc;
 }
 
 /* The health summary, as ctxvault-metrics sees it. */
@@ -1055,7 +1367,8 @@ int main(int argc, char **argv)
                                         "stats", "verify", "config",
                                         "deadletter", "delete", "rectify",
                                         "audit", "status", "keys", "context",
-                                        "interactions", "api", NULL};
+                                        "interactions", "api", "profile",
+                                        NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -1106,6 +1419,8 @@ int main(int argc, char **argv)
         rc = cmd_interactions(&c, argc, argv);
     } else if (strcmp(cmd, "api") == 0) {
         rc = cmd_api(&c, argc, argv);
+    } else if (strcmp(cmd, "profile") == 0) {
+        rc = cmd_profile(&c, argc, argv);
     } else {
         rc = cmd_config(&c, argc, argv);
     }

@@ -3,14 +3,17 @@
 
 #include "config.h"
 #include "control.h"
+#include "event.h"
 #include "util.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TIMEOUT_MS 10000
+#define SAVE_ATTEMPTS 2 /* a write is sent again once when no answer came */
 
 struct cv_client {
     cv_config cfg;
@@ -195,6 +198,186 @@ int cv_client_profile_get(cv_client *c, const char *user, bool decrypt,
 int cv_client_db_size(cv_client *c, char **sizes)
 {
     return call_for(c, json_pack("{s:s}", "op", "db.size"), NULL, sizes);
+}
+
+/* --- writes ------------------------------------------------------------- */
+
+/* A new id: the derived ids' layout (time first, so the id index grows at
+ * its end), with random bits where ingest has a keyed digest: a client
+ * holds no key, and a plain digest of the content would be a guessable
+ * fingerprint of personal data, stored in clear. Made once per save and
+ * kept for its resends, so those dedupe. */
+static void new_id(char out[CV_CLIENT_ID_MAX + 1])
+{
+    uint8_t bits[10];
+    if (sodium_init() < 0)
+        abort(); /* no randomness: no id that is safe to use */
+    randombytes_buf(bits, sizeof bits);
+    char id[CV_EVENT_ID_LEN + 1];
+    cv_event_make_id(cv_now_ms(), bits, id);
+    snprintf(out, CV_CLIENT_ID_MAX + 1, "%s", id);
+}
+
+/* call(), sent again with the same request when no answer came: the
+ * request carries its ids, so store keeps one copy whatever arrived. */
+static json_t *call_write(cv_client *c, json_t *req)
+{
+    json_t *reply = NULL;
+    for (int i = 0; i < SAVE_ATTEMPTS && !reply; i++)
+        reply = call(c, req);
+    return reply;
+}
+
+/* A JSON object's text, or NULL with a bad_request error set. */
+static json_t *object_arg(cv_client *c, const char *what, const char *text)
+{
+    json_error_t je;
+    json_t *o = text ? json_loads(text, 0, &je) : NULL;
+    if (!json_is_object(o)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s must be a JSON object%s%s", what,
+                 o || !text ? "" : ": ", o || !text ? "" : je.text);
+        set_error(c, "bad_request", msg);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int cv_client_context_save(cv_client *c, cv_client_context *ctx)
+{
+    json_t *fields = object_arg(c, "the context's fields", ctx->fields);
+    if (!fields)
+        return CV_CLIENT_REFUSED;
+    if (!ctx->id[0])
+        new_id(ctx->id);
+    ctx->stored = false;
+    json_t *req = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:o}", "op",
+                            "context.save", "user", ctx->user, "name",
+                            ctx->name, "ts", ctx->ts, "id", ctx->id, "fields",
+                            fields);
+    if (!req) {
+        set_error(c, "bad_request", "user, name, ts and id must be UTF-8 text");
+        return CV_CLIENT_REFUSED;
+    }
+    json_t *reply = call_write(c, req);
+    json_decref(req);
+    if (!reply)
+        return CV_CLIENT_FAILED;
+    int rc = CV_CLIENT_REFUSED;
+    if (json_is_true(json_object_get(reply, "ok"))) {
+        ctx->stored = json_is_true(json_object_get(reply, "stored"));
+        rc = 0;
+    }
+    json_decref(reply);
+    return rc;
+}
+
+int cv_client_interactions_save(cv_client *c, const char *user,
+                                const char *const *events, size_t n,
+                                char **reply)
+{
+    *reply = NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_error_t je;
+        json_t *e = json_loads(events[i], 0, &je);
+        if (json_is_object(e) && !json_object_get(e, "id")) {
+            /* the id first, as ingest puts it */
+            char id[CV_CLIENT_ID_MAX + 1];
+            new_id(id);
+            json_t *o = json_pack("{s:s}", "id", id);
+            json_object_update(o, e);
+            json_decref(e);
+            e = o;
+        }
+        if (!json_is_object(e)) {
+            /* sent as the text it is (null when not UTF-8), for store to
+             * reject by its index while it stores the others */
+            json_decref(e);
+            e = json_string(events[i]);
+            if (!e)
+                e = json_null();
+        }
+        json_array_append_new(arr, e);
+    }
+    json_t *req = json_pack("{s:s, s:s?, s:o}", "op", "interactions.save",
+                            "user", user, "events", arr);
+    if (!req) {
+        set_error(c, "bad_request", "user and events must be UTF-8 text");
+        return CV_CLIENT_REFUSED;
+    }
+    json_t *r = call_write(c, req);
+    json_decref(req);
+    if (!r)
+        return CV_CLIENT_FAILED;
+    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : CV_CLIENT_REFUSED;
+    if (!rc) {
+        json_object_del(r, "ok");
+        *reply = json_dumps(r, CV_JSON_DUMP);
+    }
+    json_decref(r);
+    return rc;
+}
+
+int cv_client_context_delete(cv_client *c, const char *user, const char *id,
+                             const char *name, bool all, long long *deleted)
+{
+    *deleted = 0;
+    json_t *req = json_pack("{s:s, s:s?, s:s?, s:s?}", "op", "context.delete",
+                            "user", user, "id", id, "name", name);
+    if (!req) {
+        set_error(c, "bad_request", "user, id and name must be UTF-8 text");
+        return CV_CLIENT_REFUSED;
+    }
+    if (all)
+        json_object_set_new(req, "all", json_true());
+    /* deleting twice deletes nothing more: a resend is safe (its reply
+     * may then say not_found) */
+    json_t *reply = call_write(c, req);
+    json_decref(req);
+    if (!reply)
+        return CV_CLIENT_FAILED;
+    int rc = CV_CLIENT_REFUSED;
+    if (json_is_true(json_object_get(reply, "ok"))) {
+        *deleted = json_integer_value(json_object_get(reply, "deleted"));
+        rc = 0;
+    }
+    json_decref(reply);
+    return rc;
+}
+
+int cv_client_profile_set(cv_client *c, const char *user, const char *settings,
+                          char **profile)
+{
+    *profile = NULL;
+    json_t *set = object_arg(c, "the profile's settings", settings);
+    if (!set)
+        return CV_CLIENT_REFUSED;
+    char id[CV_CLIENT_ID_MAX + 1];
+    new_id(id);
+    json_t *req = json_pack("{s:s, s:s?, s:s}", "op", "profile.set", "user",
+                            user, "id", id);
+    if (!req) {
+        json_decref(set);
+        set_error(c, "bad_request", "user must be UTF-8 text");
+        return CV_CLIENT_REFUSED;
+    }
+    json_object_del(set, "op"); /* the settings cannot make it another op */
+    json_object_del(set, "user");
+    json_object_update(req, set);
+    json_decref(set);
+    json_t *r = call_write(c, req);
+    json_decref(req);
+    if (!r)
+        return CV_CLIENT_FAILED;
+    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : CV_CLIENT_REFUSED;
+    if (!rc) {
+        json_object_del(r, "ok");
+        *profile = json_dumps(r, CV_JSON_DUMP);
+    }
+    json_decref(r);
+    return rc;
 }
 
 /* --- paging -------------------------------------------------------------- */

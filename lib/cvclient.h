@@ -69,6 +69,48 @@ int cv_client_profile_get(cv_client *c, const char *user, bool decrypt,
 /* The database's size by kind and its files, as db.size replies. */
 int cv_client_db_size(cv_client *c, char **sizes);
 
+/* --- writes (each committed by store before it answers) --------------- */
+
+#define CV_CLIENT_ID_MAX 128
+
+/* A context to save. */
+typedef struct {
+    const char *user;     /* required */
+    const char *name;     /* its name (what context.load's name finds); NULL: none */
+    const char *ts;       /* RFC 3339; NULL: store's clock */
+    const char *fields;   /* the context's members: a JSON object's text */
+    /* in: the id to store it under, or "" for one made here (time-ordered,
+     * random); out: the id. The call resends with it once when no answer
+     * came, and a caller that got CV_CLIENT_FAILED can call again with it:
+     * either way the context is stored once. */
+    char id[CV_CLIENT_ID_MAX + 1];
+    bool stored;          /* out: false when that id was stored already */
+} cv_client_context;
+
+/* context.save. */
+int cv_client_context_save(cv_client *c, cv_client_context *ctx);
+/* interactions.save: n events (each a JSON object's text; "kind" and
+ * "user_id" may be left out: "interaction" and user). One without an id
+ * gets one here, so a resend stores nothing twice. *reply gets store's
+ * reply: {"stored":N,"duplicates":N,"rejected":[{"index":i,"error":".."}],
+ * "ids":[id or null, ...]}; a bad event is rejected alone (by index), the
+ * others are stored. At most 1000 events and 1 MiB per call. */
+int cv_client_interactions_save(cv_client *c, const char *user,
+                                const char *const *events, size_t n,
+                                char **reply);
+/* context.delete: the context with id, every version of name, or (all)
+ * every context of the user; exactly one. *deleted gets the count. */
+int cv_client_context_delete(cv_client *c, const char *user, const char *id,
+                             const char *name, bool all, long long *deleted);
+/* profile.set: settings is a JSON object's text with any of
+ * privacy_level, retention_days (null: kept until erased), preferences
+ * (an object) and fields (other members); a setting left out keeps its
+ * value. *profile gets the profile as profile.get gives it. A shorter
+ * retention applies to the rows already stored; a longer one only to new
+ * rows (retention only ever tightens). */
+int cv_client_profile_set(cv_client *c, const char *user, const char *settings,
+                          char **profile);
+
 /* interactions.query, page by page behind an iterator. */
 typedef struct {
     const char *user;      /* required */
