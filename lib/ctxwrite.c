@@ -376,9 +376,8 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
     size_t n = json_array_size(events), nrej = 0;
     rejection *rej = cv_calloc(n, sizeof *rej);
     json_t *ids = json_array(), *r = NULL;
-    int64_t stored = 0, dups = 0, now = cv_now_ms();
-    char tsbuf[40], id[CV_ID_MAX + 1], reason[512];
-    cv_time_format_ms(now, tsbuf);
+    int64_t stored = 0, dups = 0;
+    char id[CV_ID_MAX + 1], reason[512];
     size_t i;
     json_t *e;
     json_array_foreach(events, i, e) {
@@ -388,13 +387,15 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
             snprintf(reason, sizeof reason, "not a JSON object");
             rc = CV_STORE_REJECTED;
         } else {
-            /* id and ts first, as ingest writes them; the event's own
-             * members then take their places (user_id from the request
-             * only where the event has none) */
+            /* the event's own members take their places (user_id from
+             * the request only where the event has none); the id, when
+             * it has one, first, as ingest writes it. An event without
+             * one gets ingest's: derived from its content before a
+             * missing ts is filled in, so the same events sent again (a
+             * resend after a timeout, the same file twice) dedupe */
             ev = json_object();
             if (json_object_get(e, "id"))
                 json_object_set_new(ev, "id", json_null());
-            json_object_set_new(ev, "ts", json_string(tsbuf));
             json_object_set_new(ev, "kind", json_string("interaction"));
             if (user)
                 json_object_set_new(ev, "user_id", json_string(user));

@@ -281,16 +281,10 @@ int cv_client_interactions_save(cv_client *c, const char *user,
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_error_t je;
+        /* no id made here: store derives one from the event's content,
+         * as ingest does, so a resend (or the same events sent again by
+         * a later call) is stored once */
         json_t *e = json_loads(events[i], 0, &je);
-        if (json_is_object(e) && !json_object_get(e, "id")) {
-            /* the id first, as ingest puts it */
-            char id[CV_CLIENT_ID_MAX + 1];
-            new_id(id);
-            json_t *o = json_pack("{s:s}", "id", id);
-            json_object_update(o, e);
-            json_decref(e);
-            e = o;
-        }
         if (!json_is_object(e)) {
             /* sent as the text it is (null when not UTF-8), for store to
              * reject by its index while it stores the others */

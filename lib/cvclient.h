@@ -91,7 +91,10 @@ typedef struct {
 int cv_client_context_save(cv_client *c, cv_client_context *ctx);
 /* interactions.save: n events (each a JSON object's text; "kind" and
  * "user_id" may be left out: "interaction" and user). One without an id
- * gets one here, so a resend stores nothing twice. *reply gets store's
+ * gets one store derives from its content, as ingest does, so a resend
+ * (the call's own after a timeout, or the caller's) stores nothing twice;
+ * two identical events are one unless each has its own "id" (or "ts").
+ * *reply gets store's
  * reply: {"stored":N,"duplicates":N,"rejected":[{"index":i,"error":".."}],
  * "ids":[id or null, ...]}; a bad event is rejected alone (by index), the
  * others are stored. At most 1000 events and 1 MiB per call. */

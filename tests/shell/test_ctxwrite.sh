@@ -158,13 +158,17 @@ test_interactions_save_stores_the_good_and_reports_the_bad() {
     assertEquals "exit status with a bad line" 65 $?
     assert_grep "$TEST_TMP/save.err" '^ctxvault: error: stdin:3: not a JSON object'
     assertEquals "stored by ctxvault" 2 "$(json_get '$.stored' < "$TEST_TMP/out.json")"
+    # the same file again: ids derived from content, as ingest's, dedupe
+    ctxvault interactions save --user dave < "$TEST_TMP/in.ndjson" > "$TEST_TMP/again.json" 2> /dev/null
+    assertEquals "sent again: duplicates" 2 "$(json_get '$.duplicates' < "$TEST_TMP/again.json")"
+    assertEquals "sent again: nothing new" 0 "$(json_get '$.stored' < "$TEST_TMP/again.json")"
     assertEquals "an event's own user_id wins" 1 \
         "$(ctxvault interactions --user erin 2> /dev/null | grep -c .)"
-    # every drop counted: 3 + 1 rejected by store
-    assertEquals "dead letters in all" 4 "$(dl_count store)"
-    wait_until 5 sh -c "[ \"\$(curl -s '$URL/metrics' | grep '^ctxvault_events_rejected_total{' | grep ctxvault-store | awk '{ s += \$NF } END { print s + 0 }')\" = 4 ]" ||
+    # every drop counted: 3 + 1 + 1 (the file's bad line, sent twice)
+    assertEquals "dead letters in all" 5 "$(dl_count store)"
+    wait_until 5 sh -c "[ \"\$(curl -s '$URL/metrics' | grep '^ctxvault_events_rejected_total{' | grep ctxvault-store | awk '{ s += \$NF } END { print s + 0 }')\" = 5 ]" ||
         fail "rejections counted: $(curl -s "$URL/metrics" | grep events_rejected)"
-    assertEquals "dead letters counted" 4 "$(metric ctxvault_events_deadlettered_total 'ctxvault-store')"
+    assertEquals "dead letters counted" 5 "$(metric ctxvault_events_deadlettered_total 'ctxvault-store')"
 }
 
 test_interactions_save_is_bounded() {
