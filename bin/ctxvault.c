@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "collect.h"
 #include "control.h"
+#include "ctxops.h"
 #include "cvclient.h"
 #include "db.h"
 #include "deadletter.h"
@@ -46,7 +47,10 @@ static void usage(FILE *f)
         "                            one JSON document, or one CSV file with a\n"
         "                            kind column (kind,id,ts,created_at,\n"
         "                            expires_at,event); -o writes FILE (0600)\n"
-        "  stats                     counts and sizes as JSON\n"
+        "  stats [--since T] [--until T]\n"
+        "                            counts and sizes as JSON; with a period:\n"
+        "                            rows with ts in it per kind and type, bytes,\n"
+        "                            active users\n"
         "  keys list|rotate          the keyring's versions (never the keys) and\n"
         "                            rows per version; rotate: a new primary\n"
         "                            version (restart the pipeline to use it)\n"
@@ -99,6 +103,19 @@ static void usage(FILE *f)
         "                            to stored rows too, a longer one only to new)\n"
         "  profile get --user U [--decrypt]\n"
         "                            the user's profile, as store applies it\n"
+        "  segment --user U [--refresh]\n"
+        "                            the user's segment (dormant, new, power,\n"
+        "                            regular, casual; [segments]), stored while\n"
+        "                            fresh; --refresh computes it again\n"
+        "  cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
+        "  cache get --ns NS --key K\n"
+        "                            a model cache entry (get: 66 on a miss)\n"
+        "  compact [--pages N] [--max-ms N]\n"
+        "                            give the database's free pages back, in\n"
+        "                            short steps (through store, or under the\n"
+        "                            writer lock when no store runs)\n"
+        "  meta                      schema version, last sweep and backup,\n"
+        "                            cache stats, from the running store\n"
         "  api JSON|-                one request to store's control socket (-:\n"
         "                            from stdin); prints the reply\n"
         "  deadletter [--decrypt] [PROGRAM...]\n"
@@ -988,6 +1005,13 @@ static char *read_stdin(const char *what)
     return text;
 }
 
+/* arg itself, or stdin's text when arg is "-" (NULL, logged, when stdin
+ * cannot be read). */
+static char *read_arg_or_stdin(const char *arg, const char *what)
+{
+    return strcmp(arg, "-") != 0 ? cv_strdup(arg) : read_stdin(what);
+}
+
 static int cmd_api(ctx *c, int argc, char **argv)
 {
     if (argc != 2) {
@@ -995,8 +1019,8 @@ static int cmd_api(ctx *c, int argc, char **argv)
         return EX_USAGE;
     }
     /* "-": the request from stdin (longer than an argument may be) */
-    char *text = NULL;
-    if (strcmp(argv[1], "-") == 0 && !(text = read_stdin("the request")))
+    char *text = read_arg_or_stdin(argv[1], "the request");
+    if (!text)
         return EX_IOERR;
     cv_client *cl = client_open(c);
     if (!cl) {
@@ -1004,7 +1028,7 @@ static int cmd_api(ctx *c, int argc, char **argv)
         return EX_CONFIG;
     }
     char *reply = NULL;
-    int rc = cv_client_call(cl, text ? text : argv[1], &reply);
+    int rc = cv_client_call(cl, text, &reply);
     free(text);
     int prc = print_line(reply);
     rc = client_status(cl, rc);
@@ -1308,30 +1332,274 @@ static int cmd_status(ctx *c)
     return rc;
 }
 
-/* Ask the running store when one answers, else read the file. */
-static int cmd_stats(ctx *c)
+/* Ask the running store when one answers, else read the file (the same
+ * code store runs, lib/ctxops.c). */
+static int cmd_stats(ctx *c, int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"since", required_argument, NULL, 's'},
+        {"until", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    json_t *req = json_pack("{s:s}", "op", "stats");
+    int64_t ms;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if ((o != 's' && o != 't') ||
+            !parse_time_opt(o == 's' ? "--since" : "--until", optarg, &ms)) {
+            cv_err("usage: ctxvault stats [--since T] [--until T]");
+            json_decref(req);
+            return EX_USAGE;
+        }
+        json_object_set_new(req, o == 's' ? "since" : "until", json_string(optarg));
+    }
+    if (optind != argc) {
+        cv_err("usage: ctxvault stats [--since T] [--until T]");
+        json_decref(req);
+        return EX_USAGE;
+    }
+    bool period = json_object_size(req) > 1;
+    json_t *reply = NULL;
     cv_control *ctl = cv_control_find(&c->cfg, 200);
     if (ctl) {
         char err[512];
-        json_t *req = json_pack("{s:s}", "op", "stats");
-        json_t *reply = cv_control_call(ctl, req, 10000, err, sizeof err);
-        json_decref(req);
+        reply = cv_control_call(ctl, req, 10000, err, sizeof err);
         cv_control_destroy(&ctl);
-        if (reply && json_is_true(json_object_get(reply, "ok"))) {
-            json_object_del(reply, "ok");
-            return print_stats(c, reply);
-        }
-        if (reply)
+        if (reply && !json_is_true(json_object_get(reply, "ok"))) {
             cv_warn("store could not answer (%s); reading the file",
                     json_string_value(json_object_get(reply, "error")));
-        else
+            json_decref(reply);
+            reply = NULL;
+        } else if (!reply) {
             cv_warn("%s; reading the file", err);
-        json_decref(reply);
+        }
     }
-    int rc = open_reader(c, false);
-    json_t *stats = rc ? NULL : cv_inspect_stats_json(c->db);
-    return rc ? rc : stats ? print_stats(c, stats) : EX_IOERR;
+    int rc = 0;
+    if (!reply && !(rc = open_reader(c, false))) {
+        cv_mlcache_counters none = {0};
+        cv_ctxops ops = {.db = c->db, .cache = &none};
+        reply = cv_ctxops_answer(&ops, req);
+    }
+    json_decref(req);
+    if (rc)
+        return rc;
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        cv_err("%s", json_string_value(json_object_get(reply, "error")));
+        json_decref(reply);
+        return EX_IOERR;
+    }
+    json_object_del(reply, "ok");
+    if (!period)
+        return print_stats(c, reply);
+    rc = cv_inspect_stats_print(reply, stdout);
+    json_decref(reply);
+    return rc;
+}
+
+static int cmd_segment(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"refresh", no_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL;
+    bool refresh = false;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o == 'u')
+            user = optarg;
+        else if (o == 'r')
+            refresh = true;
+        else
+            return EX_USAGE;
+    }
+    if (!user || !*user || optind != argc) {
+        cv_err("usage: ctxvault segment --user U [--refresh]");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    char *out = NULL;
+    int rc = client_status(cl, cv_client_segment(cl, user, refresh, &out));
+    if (!rc)
+        rc = print_line(out);
+    else
+        free(out);
+    cv_client_close(&cl);
+    return rc;
+}
+
+static int cmd_cache(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"ns", required_argument, NULL, 'n'},
+        {"key", required_argument, NULL, 'k'},
+        {"ttl", required_argument, NULL, 't'},
+        {"user", required_argument, NULL, 'u'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char use[] =
+        "usage: ctxvault cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
+        "       ctxvault cache get --ns NS --key K";
+    const char *ns = NULL, *key = NULL, *user = NULL;
+    int64_t ttl = -1;
+    bool put = argc >= 2 && !strcmp(argv[1], "put");
+    if (argc < 2 || (!put && strcmp(argv[1], "get"))) {
+        cv_err("%s", use);
+        return EX_USAGE;
+    }
+    int o;
+    optind = 2;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'n': ns = optarg; break;
+        case 'k': key = optarg; break;
+        case 'u': user = optarg; break;
+        case 't':
+            if (!cv_parse_int(optarg, 1, CV_MLCACHE_TTL_MAX, &ttl)) {
+                cv_err("--ttl '%s' is not a number of seconds from 1 to %lld",
+                       optarg, (long long)CV_MLCACHE_TTL_MAX);
+                return EX_USAGE;
+            }
+            break;
+        default: cv_err("%s", use); return EX_USAGE;
+        }
+    }
+    if (!ns || !key || (put && (ttl < 0 || optind != argc - 1)) ||
+        (!put && (ttl >= 0 || user || optind != argc))) {
+        cv_err("%s", use);
+        return EX_USAGE;
+    }
+    char *value = put ? read_arg_or_stdin(argv[optind], "the value") : NULL;
+    if (put && !value)
+        return EX_IOERR;
+    cv_client *cl = client_open(c);
+    if (!cl) {
+        free(value);
+        return EX_CONFIG;
+    }
+    char *out = NULL;
+    int rc;
+    if (put) {
+        rc = client_status(cl, cv_client_cache_put(cl, ns, key, value, ttl, user));
+    } else {
+        rc = client_status(cl, cv_client_cache_get(cl, ns, key, &out));
+        if (!rc && !out) {
+            cv_err("no entry %s/%s (never put, or past its ttl)", ns, key);
+            rc = EX_NOINPUT;
+        }
+        if (!rc)
+            rc = print_line(out);
+    }
+    free(value);
+    cv_client_close(&cl);
+    return rc;
+}
+
+/* db.compact again and again, each request a few ms of steps, until the
+ * freelist is empty: store commits events between the requests. */
+static int cmd_compact(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"pages", required_argument, NULL, 'p'},
+        {"max-ms", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
+    };
+    int64_t pages = 0, max_ms = 0;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int64_t *dst = o == 'p' ? &pages : o == 'm' ? &max_ms : NULL;
+        if (!dst || !cv_parse_int(optarg, 1, o == 'p' ? 100000 : 10000, dst)) {
+            cv_err("usage: ctxvault compact [--pages N (1 to 100000)] "
+                   "[--max-ms N (1 to 10000)]");
+            return EX_USAGE;
+        }
+    }
+    if (optind != argc) {
+        cv_err("usage: ctxvault compact [--pages N] [--max-ms N]");
+        return EX_USAGE;
+    }
+    int status = 0;
+    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
+    if (!s)
+        return status;
+    json_t *req = json_pack("{s:s}", "op", "db.compact");
+    if (pages)
+        json_object_set_new(req, "pages", json_integer(pages));
+    if (max_ms)
+        json_object_set_new(req, "max_ms", json_integer(max_ms));
+    cv_progress pr;
+    cv_progress_init(&pr, "compact");
+    int64_t freed = 0, before = -1, pages_before = -1, requests = 0, t0 = cv_mono_ms();
+    json_t *last = NULL;
+    for (bool more = true; more && !status && !cv_stop_requested;) {
+        char err[512], extra[64];
+        json_t *r = cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err, "compact");
+        if (!r) {
+            status = EX_SOFTWARE;
+            break;
+        }
+        requests++;
+        if (before < 0) {
+            before = json_integer_value(json_object_get(r, "freelist_before"));
+            pages_before = json_integer_value(json_object_get(r, "pages_before"));
+        }
+        freed += json_integer_value(json_object_get(r, "freed"));
+        more = json_is_true(json_object_get(r, "more"));
+        snprintf(extra, sizeof extra, "%lld pages left", (long long)
+                 json_integer_value(json_object_get(r, "freelist_after")));
+        cv_progress_update(&pr, (uint64_t)freed, extra);
+        json_decref(last);
+        last = r;
+        if (more)
+            cv_nap_ms(1);
+    }
+    cv_progress_done(&pr);
+    json_decref(req);
+    cv_maint_close(&s);
+    if (last && !status) {
+        const char *msg = json_string_value(json_object_get(last, "message"));
+        json_t *out = json_pack("{s:O, s:I, s:I, s:O, s:I, s:O, s:I, s:I}",
+            "auto_vacuum", json_object_get(last, "auto_vacuum"),
+            "freed", (json_int_t)freed, "freelist_before", (json_int_t)before,
+            "freelist_after", json_object_get(last, "freelist_after"),
+            "pages_before", (json_int_t)pages_before,
+            "pages_after", json_object_get(last, "pages_after"),
+            "requests", (json_int_t)requests,
+            "ms", (json_int_t)(cv_mono_ms() - t0));
+        char *text = json_dumps(out, CV_JSON_DUMP);
+        json_decref(out);
+        status = print_line(text);
+        if (msg) {
+            /* nothing can be given back in steps: say so, and how */
+            cv_err("%s", msg);
+            status = EX_DATAERR;
+        }
+    }
+    json_decref(last);
+    return status;
+}
+
+static int cmd_meta(ctx *c, int argc)
+{
+    if (argc != 1) {
+        cv_err("usage: ctxvault meta");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    char *out = NULL;
+    int rc = client_status(cl, cv_client_meta(cl, &out));
+    if (!rc)
+        rc = print_line(out);
+    cv_client_close(&cl);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -1369,6 +1637,7 @@ int main(int argc, char **argv)
                                         "deadletter", "delete", "rectify",
                                         "audit", "status", "keys", "context",
                                         "interactions", "api", "profile",
+                                        "segment", "cache", "compact", "meta",
                                         NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
@@ -1399,7 +1668,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "export") == 0) {
         rc = cmd_export(&c, argc, argv);
     } else if (strcmp(cmd, "stats") == 0) {
-        rc = argc != 1 ? EX_USAGE : cmd_stats(&c);
+        rc = cmd_stats(&c, argc, argv);
     } else if (strcmp(cmd, "status") == 0) {
         rc = argc != 1 ? EX_USAGE : cmd_status(&c);
     } else if (strcmp(cmd, "keys") == 0) {
@@ -1422,6 +1691,14 @@ int main(int argc, char **argv)
         rc = cmd_api(&c, argc, argv);
     } else if (strcmp(cmd, "profile") == 0) {
         rc = cmd_profile(&c, argc, argv);
+    } else if (strcmp(cmd, "segment") == 0) {
+        rc = cmd_segment(&c, argc, argv);
+    } else if (strcmp(cmd, "cache") == 0) {
+        rc = cmd_cache(&c, argc, argv);
+    } else if (strcmp(cmd, "compact") == 0) {
+        rc = cmd_compact(&c, argc, argv);
+    } else if (strcmp(cmd, "meta") == 0) {
+        rc = cmd_meta(&c, argc);
     } else {
         rc = cmd_config(&c, argc, argv);
     }

@@ -430,12 +430,14 @@ static int replay_into(const cv_config *cfg, const char *tmp, bool empty, const 
         snprintf(err, errlen, "cannot open %s: %s", tmp, h ? sqlite3_errmsg(h) : "no memory");
         goto out;
     }
-    /* the file is thrown away if this stops midway: no rollback file */
+    /* the file is thrown away if this stops midway: no rollback file. A
+     * backup of an older schema gets the current one's tables first: the
+     * journal's later batches may write to them */
     if (sqlite3_exec(h, empty ? "PRAGMA auto_vacuum=INCREMENTAL; "
                      "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF"
                      : "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF",
                      NULL, NULL, NULL) != SQLITE_OK ||
-        (empty && cv_db_create_schema(h) != SQLITE_OK)) {
+        cv_db_create_schema(h) != SQLITE_OK) {
         snprintf(err, errlen, "cannot prepare %s: %s", tmp, sqlite3_errmsg(h));
         goto out;
     }

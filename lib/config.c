@@ -155,6 +155,30 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "segments")) {
+        cv_segment_rules *r = &c->segments;
+        int64_t *dur = !strcmp(key, "window")        ? &r->window_ms
+                     : !strcmp(key, "dormant_after") ? &r->dormant_ms
+                     : !strcmp(key, "new_within")    ? &r->new_ms
+                     : !strcmp(key, "stale_after")   ? &r->stale_ms : NULL;
+        int64_t *num = !strcmp(key, "power_interactions")   ? &r->power_count
+                     : !strcmp(key, "power_types")          ? &r->power_types
+                     : !strcmp(key, "regular_interactions") ? &r->regular_count
+                                                            : NULL;
+        if (dur) {
+            n = cv_parse_duration(v);
+            if (n < 0 || n > 3660 * 86400000LL)
+                return BAD("%s '%s' is not a duration up to 3660d", key, v);
+            *dur = n;
+        } else if (num) {
+            if (!cv_parse_int(v, 0, 1000000000, &n))
+                return BAD("%s '%s' is not a number from 0 to 1000000000", key, v);
+            *num = n;
+        } else {
+            return BAD("unknown setting '%s' in [segments]", key);
+        }
+        return 0;
+    }
     if (!strcmp(sec, "backup")) {
         if (!strcmp(key, "interval")) {
             n = cv_parse_duration(v);

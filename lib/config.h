@@ -14,6 +14,17 @@ typedef struct {
     int64_t pause_ms;     /* between batches, so writers get their turn */
 } cv_schedule;
 
+/* The rules of user.segment ([segments]; lib/segment.h applies them). */
+typedef struct {
+    int64_t window_ms;        /* interactions are counted over this window */
+    int64_t dormant_ms;       /* none for this long: dormant */
+    int64_t new_ms;           /* first interaction this recent: new */
+    int64_t power_count;      /* at least this many in the window ... */
+    int64_t power_types;      /* ... of at least this many types: power */
+    int64_t regular_count;    /* at least this many in the window: regular */
+    int64_t stale_ms;         /* a stored segment older than this is redone */
+} cv_segment_rules;
+
 typedef struct {
     char *home;           /* the instance directory */
     char *config_file;    /* the file read, or NULL for built-in defaults */
@@ -48,6 +59,7 @@ typedef struct {
     int64_t journal_segment; /* bytes per journal segment file */
     cv_schedule sweep;    /* ctxvault-ttl-sweep */
     cv_schedule scrub;    /* ctxvault-scrub */
+    cv_segment_rules segments; /* user.segment */
     int64_t backup_interval_ms; /* between backups of the service */
     int backup_daily;     /* prune keeps the newest verified backup of */
     int backup_monthly;   /* each of the last N days and N months */

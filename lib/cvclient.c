@@ -122,6 +122,10 @@ static json_t *call(cv_client *c, json_t *req)
 static int call_for(cv_client *c, json_t *req, const char *member, char **out)
 {
     *out = NULL;
+    if (!req) { /* json_pack refused a string: not UTF-8 */
+        set_error(c, "bad_request", "an argument is not valid UTF-8");
+        return CV_CLIENT_REFUSED;
+    }
     json_t *reply = call(c, req);
     json_decref(req);
     if (!reply)
@@ -372,6 +376,75 @@ int cv_client_profile_set(cv_client *c, const char *user, const char *settings,
     }
     json_decref(r);
     return rc;
+}
+
+int cv_client_stats_period(cv_client *c, const char *since, const char *until,
+                           char **stats)
+{
+    return call_for(c, json_pack("{s:s, s:s?, s:s?}", "op", "stats", "since",
+                                 since, "until", until), NULL, stats);
+}
+
+int cv_client_segment(cv_client *c, const char *user, bool refresh,
+                      char **segment)
+{
+    return call_for(c, json_pack("{s:s, s:s?, s:b}", "op", "user.segment",
+                                 "user", user, "refresh", refresh), NULL, segment);
+}
+
+int cv_client_compact(cv_client *c, int pages, int max_ms, char **result)
+{
+    json_t *req = json_pack("{s:s}", "op", "db.compact");
+    if (pages > 0)
+        json_object_set_new(req, "pages", json_integer(pages));
+    if (max_ms > 0)
+        json_object_set_new(req, "max_ms", json_integer(max_ms));
+    return call_for(c, req, NULL, result);
+}
+
+int cv_client_cache_put(cv_client *c, const char *ns, const char *key,
+                        const char *value, long long ttl, const char *user)
+{
+    json_error_t je;
+    json_t *v = value ? json_loads(value, JSON_DECODE_ANY, &je) : NULL;
+    if (!v) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the value is not valid JSON: %s",
+                 value ? je.text : "none given");
+        set_error(c, "bad_request", msg);
+        return CV_CLIENT_REFUSED;
+    }
+    char *ignored;
+    int rc = call_for(c, json_pack("{s:s, s:s?, s:s?, s:o, s:I, s:s?}", "op",
+                                   "cache.put", "ns", ns, "key", key, "value",
+                                   v, "ttl", (json_int_t)ttl, "user", user),
+                      NULL, &ignored);
+    free(ignored);
+    return rc;
+}
+
+int cv_client_cache_get(cv_client *c, const char *ns, const char *key,
+                        char **value)
+{
+    *value = NULL;
+    char *text;
+    int rc = call_for(c, json_pack("{s:s, s:s?, s:s?}", "op", "cache.get", "ns",
+                                   ns, "key", key), NULL, &text);
+    if (rc)
+        return rc;
+    json_error_t je;
+    json_t *r = json_loads(text, 0, &je);
+    free(text);
+    if (json_is_true(json_object_get(r, "hit")))
+        *value = json_dumps(json_object_get(r, "value"),
+                            CV_JSON_DUMP | JSON_ENCODE_ANY);
+    json_decref(r);
+    return 0;
+}
+
+int cv_client_meta(cv_client *c, char **meta)
+{
+    return call_for(c, json_pack("{s:s}", "op", "meta"), NULL, meta);
 }
 
 /* --- paging -------------------------------------------------------------- */

@@ -113,6 +113,29 @@ int cv_client_context_delete(cv_client *c, const char *user, const char *id,
  * rows (retention only ever tightens). */
 int cv_client_profile_set(cv_client *c, const char *user, const char *settings,
                           char **profile);
+/* Rows whose ts is in [since, until) (RFC 3339; NULL: open, but not
+ * both): {"period":{},"events":N,"bytes":N,"active_users":N,
+ * "by_kind":{KIND:{"events":N,"bytes":N,"by_type":{TYPE:N}}}}. */
+int cv_client_stats_period(cv_client *c, const char *since, const char *until,
+                           char **stats);
+/* The user's segment, {"segment":S,"computed_at":T,"recomputed":bool,
+ * "inputs":{...}}: the stored one while fresh; refresh: computed again. */
+int cv_client_segment(cv_client *c, const char *user, bool refresh,
+                      char **segment);
+/* One db.compact request (pages per step, 0: 256; max_ms, 0: 50): its
+ * reply; while its "more" is true, call again. */
+int cv_client_compact(cv_client *c, int pages, int max_ms, char **result);
+/* A model cache entry: value is JSON text, kept ttl seconds; user (NULL:
+ * none) ties it to a user, and it is erased with them. */
+int cv_client_cache_put(cv_client *c, const char *ns, const char *key,
+                        const char *value, long long ttl, const char *user);
+/* 0 with *value (JSON text) on a hit, or NULL on a miss (never put, or
+ * past its ttl). */
+int cv_client_cache_get(cv_client *c, const char *ns, const char *key,
+                        char **value);
+/* {"schema_version":N,"journal_batch":N,"last_sweep":T|null,
+ * "last_backup":T|null,"cache":{...}} */
+int cv_client_meta(cv_client *c, char **meta);
 
 /* interactions.query, page by page behind an iterator. */
 typedef struct {

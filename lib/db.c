@@ -89,17 +89,55 @@ static const char schema_sql[] =
     "  at       INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS meta ("
     "  key   TEXT PRIMARY KEY,"
-    "  value TEXT) WITHOUT ROWID;";
+    "  value TEXT) WITHOUT ROWID;"
+    /* schema version 2 */
+    /* user.segment's results (lib/segment.h), one per user: the segment,
+     * what it was computed from, and when */
+    "CREATE TABLE IF NOT EXISTS segments ("
+    "  uid         INTEGER PRIMARY KEY,"  /* the user's smallest users.uid */
+    "  segment     TEXT NOT NULL,"
+    "  inputs      TEXT NOT NULL,"        /* JSON: counts, times, rules */
+    "  last_seq    INTEGER NOT NULL,"     /* the newest interaction counted */
+    "  computed_at INTEGER NOT NULL);"
+    /* model caches (lib/mlcache.h): JSON values with their own expiry */
+    "CREATE TABLE IF NOT EXISTS mlcache ("
+    "  ns         TEXT NOT NULL,"
+    "  key        TEXT NOT NULL,"
+    "  value      TEXT NOT NULL,"
+    "  uid        INTEGER,"               /* users.uid: erased with the user */
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (ns, key));"
+    "CREATE INDEX IF NOT EXISTS mlcache_expires ON mlcache(expires_at);"
+    "CREATE INDEX IF NOT EXISTS mlcache_uid ON mlcache(uid)"
+    "  WHERE uid IS NOT NULL;";
 
+/* Versions: 1, the first; 2 added segments and mlcache. Every change so
+ * far only adds tables, so bringing an older file up to date is the
+ * same CREATE ... IF NOT EXISTS as making a new one, and the version
+ * moves with them in one savepoint: a crash leaves the old schema or the
+ * new, never half of it. */
 int cv_db_create_schema(sqlite3 *h)
 {
-    int rc = sqlite3_exec(h, schema_sql, NULL, NULL, NULL);
+    int rc = sqlite3_exec(h, "SAVEPOINT cv_schema", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_exec(h, schema_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(h, "INSERT OR IGNORE INTO meta(key, value) VALUES"
                           "('schema_version', " CV_STR(CV_SCHEMA_VERSION) ")",
                           NULL, NULL, NULL);
-    return rc;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, "UPDATE meta SET value = " CV_STR(CV_SCHEMA_VERSION)
+                          " WHERE key = 'schema_version' AND CAST(value AS INTEGER) < "
+                          CV_STR(CV_SCHEMA_VERSION), NULL, NULL, NULL);
+    /* on failure the savepoint stays open, and the error is SQLite's last
+     * (the callers tell corruption by it): every caller gives up and
+     * closes the connection, which rolls it back */
+    return rc == SQLITE_OK ? sqlite3_exec(h, "RELEASE cv_schema", NULL, NULL, NULL)
+                           : rc;
 }
+
 
 sqlite3 *cv_db_handle(cv_db *db) { return db->h; }
 int64_t cv_db_journal_batch(const cv_db *db) { return db->lsn; }
@@ -130,6 +168,36 @@ int64_t cv_db_file_size(const char *path)
 static int exec(cv_db *db, const char *sql)
 {
     return sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+}
+
+int cv_db_compact_step(cv_db *db, int64_t pages, int64_t max_ms,
+                       cv_db_compaction *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t t0 = cv_mono_ms();
+    out->auto_vacuum = (int)cv_db_scalar(db, "PRAGMA auto_vacuum");
+    out->freelist_before = cv_db_scalar(db, "PRAGMA freelist_count");
+    out->pages_before = cv_db_scalar(db, "PRAGMA page_count");
+    out->freelist_after = out->freelist_before;
+    out->pages_after = out->pages_before;
+    if (out->auto_vacuum != 2 || out->freelist_before < 0)
+        return out->freelist_before < 0 ? -1 : 0;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", (long long)pages);
+    /* at least one step, however short max_ms: each request progresses */
+    while (out->freelist_after > 0 &&
+           (out->steps == 0 || cv_mono_ms() - t0 < max_ms)) {
+        if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return -1;
+        out->steps++;
+        out->freelist_after = cv_db_scalar(db, "PRAGMA freelist_count");
+    }
+    out->pages_after = cv_db_scalar(db, "PRAGMA page_count");
+    /* the file is cut to its new size when the WAL is copied back; a
+     * reader on an older snapshot defers that to a later checkpoint */
+    sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    out->ms = cv_mono_ms() - t0;
+    return 0;
 }
 
 static int exec_fmt(cv_db *db, const char *fmt, long long v)
@@ -530,8 +598,21 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
     if (rc == SQLITE_OK)
         rc = exec_fmt(db, "PRAGMA cache_size=-%lld",
                       (long long)(cfg->cache_size / 1024));
-    if (rc == SQLITE_OK)
+    int64_t version = 0;
+    if (rc == SQLITE_OK) {
+        version = meta_int(db, "schema_version"); /* 0: a new file */
+        if (version > CV_SCHEMA_VERSION) {
+            snprintf(err, errlen, "database %s has schema version %lld, newer "
+                     "than this ctxvault knows (%d): run the newer ctxvault",
+                     db->path, (long long)version, CV_SCHEMA_VERSION);
+            *code = EX_CONFIG;
+            goto fail;
+        }
         rc = cv_db_create_schema(db->h);
+    }
+    if (rc == SQLITE_OK && version > 0 && version < CV_SCHEMA_VERSION)
+        cv_info("upgraded database %s from schema version %lld to %d",
+                db->path, (long long)version, CV_SCHEMA_VERSION);
     if (rc != SQLITE_OK) {
         int ext = sqlite3_extended_errcode(db->h);
         bool corrupt = (ext & 0xff) == SQLITE_CORRUPT || (ext & 0xff) == SQLITE_NOTADB;

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CV_SCHEMA_VERSION 1
+#define CV_SCHEMA_VERSION 2   /* 2: segments, mlcache (db.c) */
 #define CV_STR_(x) #x
 #define CV_STR(x) CV_STR_(x)
 
@@ -116,6 +116,23 @@ int64_t cv_db_journal_batch(const cv_db *db);
 
 /* Remove a database file with its WAL and shared-memory files. */
 void cv_db_unlink(const char *path);
+
+/* One db.compact request: PRAGMA incremental_vacuum(pages) again and
+ * again, each step its own short transaction, until the freelist is
+ * empty or max_ms has passed, then a passive checkpoint, so the file
+ * shrinks once nobody reads an older snapshot. Events wait only for the
+ * request, never for the whole compaction: the caller asks again while
+ * "more". */
+typedef struct {
+    int auto_vacuum;          /* 0 none, 1 full, 2 incremental */
+    int64_t freelist_before, freelist_after;
+    int64_t pages_before, pages_after;
+    int64_t steps, ms;
+} cv_db_compaction;
+/* 0, or -1 with the error in cv_db_errmsg. Does nothing (steps 0) unless
+ * auto_vacuum is incremental: the caller says so. */
+int cv_db_compact_step(cv_db *db, int64_t pages, int64_t max_ms,
+                       cv_db_compaction *out);
 
 /* Sizes of the database and its WAL in bytes (0 when absent). */
 int64_t cv_db_file_size(const char *path);

@@ -71,6 +71,28 @@ void cv_erasure_detach(sqlite3 *h)
     sqlite3_exec(h, "DETACH gone", NULL, NULL, NULL);
 }
 
+/* What was derived from uid's rows or tied to them (its segment, its
+ * model cache entries) and made at or before at. 0 or -1. */
+static int delete_derived(sqlite3 *h, int64_t uid, int64_t at)
+{
+    static const char *const sql[] = {
+        "DELETE FROM main.segments WHERE uid = ? AND computed_at <= ?",
+        "DELETE FROM main.mlcache WHERE uid = ? AND created_at <= ?",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h, sql[i], -1, &st, NULL) != SQLITE_OK)
+            return -1;
+        sqlite3_bind_int64(st, 1, uid);
+        sqlite3_bind_int64(st, 2, at);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
+}
+
 int cv_erasure_reapply(sqlite3 *h, const cv_keyring *kr, int64_t *users,
                        int64_t *rows, char *err, size_t errlen)
 {
@@ -98,6 +120,8 @@ int cv_erasure_reapply(sqlite3 *h, const cv_keyring *kr, int64_t *users,
             goto dberr;
         sqlite3_reset(del);
         int64_t n = sqlite3_changes(h);
+        if (delete_derived(h, sqlite3_column_int64(st, 0), at) < 0)
+            goto dberr;
         *rows += n;
         *users += n > 0;
     }

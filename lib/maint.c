@@ -5,10 +5,14 @@
 #include "audit.h"
 #include "datakeys.h"
 #include "control.h"
+#include "ctxapi.h"
+#include "ctxops.h"
 #include "erasure.h"
 #include "fieldcrypt.h"
 #include "inspect.h"
+#include "mlcache.h"
 #include "rewrap.h"
+#include "segment.h"
 #include "store.h"
 #include "util.h"
 
@@ -108,6 +112,12 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
         json_decref(by_kind);
         return cv_maint_db_fail(m, "sweep failed");
     }
+    /* model cache entries past their ttl go with the rows */
+    int64_t cache = cv_mlcache_expire(m->db, now, batch);
+    if (cache < 0) {
+        json_decref(by_kind);
+        return cv_maint_db_fail(m, "cannot delete expired cache entries");
+    }
     char err[512];
     int64_t audit = cv_audit_expire(m->db, m->kr, now, batch, err, sizeof err);
     if (audit < 0 || cv_db_commit(m->db) != SQLITE_OK) {
@@ -116,9 +126,10 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
                          : cv_maint_db_fail(m, "cannot commit a sweep batch");
     }
     m->deleted += (uint64_t)n;
-    return json_pack("{s:b, s:I, s:o, s:I, s:b}", "ok", 1, "deleted",
+    return json_pack("{s:b, s:I, s:o, s:I, s:I, s:b}", "ok", 1, "deleted",
                      (json_int_t)n, "by_kind", by_kind, "audit",
-                     (json_int_t)audit, "more", n == batch || audit == batch);
+                     (json_int_t)audit, "cache", (json_int_t)cache, "more",
+                     n == batch || audit == batch || cache == batch);
 }
 
 static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
@@ -207,11 +218,13 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     static const char *const sql[] = {
         "DELETE FROM events WHERE uid = ?",
         "DELETE FROM profiles WHERE uid = ?",
+        "DELETE FROM segments WHERE uid = ?",
+        "DELETE FROM mlcache WHERE uid = ?",
         "DELETE FROM users WHERE uid = ?",
     };
     int64_t deleted = 0;
     for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < (int)(sizeof sql / sizeof *sql); k++) {
             sqlite3_stmt *st = cv_db_stmt(m->db, sql[k]);
             if (!st)
                 return cv_maint_db_fail(m, "cannot prepare the erasure");
@@ -749,11 +762,57 @@ static json_t *do_audit(cv_maint *m, json_t *req)
     return err ? err : json_pack("{s:b}", "ok", 1);
 }
 
+/* ---- db.compact --------------------------------------------------------- */
+
+static json_t *do_compact(cv_maint *m, json_t *req)
+{
+    static const char *const members[] = {"pages", "max_ms", NULL};
+    json_t *err = cv_ctx_check_members(req, members);
+    if (err)
+        return err;
+    json_t *pv = json_object_get(req, "pages"), *tv = json_object_get(req, "max_ms");
+    if ((pv && !json_is_null(pv) && (!json_is_integer(pv) ||
+         json_integer_value(pv) < 1 || json_integer_value(pv) > 100000)) ||
+        (tv && !json_is_null(tv) && (!json_is_integer(tv) ||
+         json_integer_value(tv) < 1 || json_integer_value(tv) > 10000)))
+        return cv_ctx_error(CV_ERR_BAD_REQUEST, "\"pages\" (per step) must be "
+                            "from 1 to 100000 and \"max_ms\" from 1 to %s",
+                            "10000");
+    cv_db_compaction c;
+    if (cv_db_compact_step(m->db, json_is_integer(pv) ? json_integer_value(pv) : 256,
+                           json_is_integer(tv) ? json_integer_value(tv) : 50,
+                           &c) < 0) {
+        cv_err("db.compact: %s: %s", cv_db_path(m->db), cv_db_errmsg(m->db));
+        return cv_ctx_error(CV_ERR_INTERNAL, "incremental vacuum failed; see "
+                            "store's log%s", "");
+    }
+    static const char *const modes[] = {"none", "full", "incremental"};
+    json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+        "ok", 1, "auto_vacuum",
+        c.auto_vacuum >= 0 && c.auto_vacuum <= 2 ? modes[c.auto_vacuum] : "none",
+        "freed", (json_int_t)(c.freelist_before - c.freelist_after),
+        "freelist_before", (json_int_t)c.freelist_before,
+        "freelist_after", (json_int_t)c.freelist_after,
+        "pages_before", (json_int_t)c.pages_before,
+        "pages_after", (json_int_t)c.pages_after,
+        "steps", (json_int_t)c.steps, "ms", (json_int_t)c.ms,
+        "more", c.auto_vacuum == 2 && c.freelist_after > 0);
+    if (c.auto_vacuum != 2)
+        /* not an error to retry: the file must be rebuilt once, offline */
+        json_object_set_new(r, "message", json_string(
+            "the database was created without auto_vacuum=INCREMENTAL, so its "
+            "free pages cannot be given back in steps; convert it once, with "
+            "store stopped: sqlite3 DB 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM' "
+            "(a full rewrite: it needs the database's size free on disk)"));
+    return r;
+}
+
 bool cv_maint_handles(const char *op)
 {
     static const char *const names[] = {"sweep", "sweep_done", "erase",
         "erasures_merge", "rectify", "audit", "scrub", "scrub_done",
-        "archive_delete", "archive_restore", "rewrap", NULL};
+        "archive_delete", "archive_restore", "rewrap", "user.segment",
+        "cache.put", "db.compact", NULL};
     for (int i = 0; op && names[i]; i++)
         if (strcmp(op, names[i]) == 0)
             return true;
@@ -793,6 +852,12 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
         return do_archive_restore(m, req, blobs, nblobs);
     if (strcmp(op, "rewrap") == 0)
         return cv_rewrap_batch(m, req);
+    if (strcmp(op, "user.segment") == 0)
+        return cv_segment_op(m, req);
+    if (strcmp(op, "cache.put") == 0)
+        return cv_mlcache_put(m, req);
+    if (strcmp(op, "db.compact") == 0)
+        return do_compact(m, req);
     return NULL;
 }
 
@@ -856,6 +921,7 @@ cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
         goto fail;
     }
     s->m.kr = s->kr;
+    s->m.cfg = cfg;
     s->m.pol = s->pol;
     s->m.ds = s->ds;
     return s;

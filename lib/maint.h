@@ -35,7 +35,8 @@ typedef struct {
                                 user's, sweep_done the expired hours' */
     struct cv_store *store;  /* its user cache is forgotten on erasure */
     uint64_t deleted;        /* rows swept, erased, counters for metrics */
-    uint64_t erased_users, rectified, audit_entries, scrubbed;
+    uint64_t erased_users, rectified, audit_entries, scrubbed, cache_puts;
+    const cv_config *cfg;    /* [segments] for user.segment */
 } cv_maint;
 
 /* Carry out one request on the writer's connection (no batch open).

@@ -20,6 +20,7 @@
 #include "control.h"
 #include "ctxapi.h"
 #include "ctxwrite.h"
+#include "ctxops.h"
 #include "maint.h"
 #include "metrics.h"
 
@@ -71,6 +72,7 @@ typedef struct {
     bool check_ok;
     cv_maint maint;         /* sweep, erase, rectify, audit */
     cv_ctxwrite *write;     /* the context API's writes */
+    cv_mlcache_counters cache; /* cache.get's hits and misses */
     int wal_frames;         /* in the WAL after the last commit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
@@ -462,6 +464,9 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_commit_failures_total", NULL, (double)s->commit_failures);
     cv_metrics_set(m, "ctxvault_messages_malformed_total", NULL, (double)s->malformed);
     cv_metrics_set(m, "ctxvault_requests_total", NULL, (double)s->requests);
+    cv_metrics_set(m, "ctxvault_cache_lookups_total", "result=hit", (double)s->cache.hits);
+    cv_metrics_set(m, "ctxvault_cache_lookups_total", "result=miss", (double)s->cache.misses);
+    cv_metrics_set(m, "ctxvault_cache_puts_total", NULL, (double)s->maint.cache_puts);
     cv_metrics_set(m, "ctxvault_pii_records_scrubbed_total", "when=arrival",
                    (double)st->scrubbed_on_arrival);
     char *wal = cv_fmt("%s-wal", cv_db_path(s->svc->db));
@@ -514,7 +519,7 @@ static json_t *do_ping(server *s)
         "commit_failures", (json_int_t)s->commit_failures,
         "malformed", (json_int_t)s->malformed,
         "requests", (json_int_t)s->requests);
-    json_object_set_new(r, "api", json_integer(2)); /* PROTOCOL.md, Versioning */
+    json_object_set_new(r, "api", json_integer(3)); /* PROTOCOL.md, Versioning */
     json_t *c = json_object_get(r, "counters");
     json_object_set_new(c, "rows_deleted", json_integer((json_int_t)s->maint.deleted));
     json_object_set_new(c, "users_erased", json_integer((json_int_t)s->maint.erased_users));
@@ -557,13 +562,10 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
         reply = cv_ctx_error(CV_ERR_BAD_REQUEST, "request has no \"op\"%s", "");
     } else if (strcmp(op, "ping") == 0) {
         reply = do_ping(s);
-    } else if (strcmp(op, "stats") == 0) {
-        cv_db *db = reader(s);
-        reply = db ? cv_inspect_stats_json(db) : NULL;
-        if (reply)
-            json_object_set_new(reply, "ok", json_true());
-        else
-            reply = cv_reply_error(0, "cannot read the database%s", "");
+    } else if (cv_ctxops_handles(op)) { /* stats, meta, cache.get */
+        cv_ctxops o = {.db = reader(s), .cache = &s->cache,
+                       .puts = s->maint.cache_puts};
+        reply = cv_ctxops_answer(&o, req);
     } else if (strcmp(op, "query") == 0) {
         int64_t t0 = cv_mono_ms();
         reply = do_query(s, req);
@@ -660,6 +662,7 @@ int cv_store_serve(cv_store_service *svc)
     const cv_config *cfg = svc->cfg;
     server s = {.svc = svc, .cfg = cfg, .check_ok = svc->check == NULL,
                 .maint = {.db = svc->db, .kr = svc->kr, .pol = svc->pol,
+                          .cfg = cfg,
                           .ds = svc->ds, .store = svc->store}};
     /* while the start check runs, acks wait; this many, then reading waits */
     s.held_max = (size_t)cfg->batch_size * 4 > 40000 ? (size_t)cfg->batch_size * 4

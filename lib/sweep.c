@@ -86,7 +86,7 @@ int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
     if (!s)
         return status;
     json_t *by_kind = json_object();
-    int64_t deleted = 0, audit = 0;
+    int64_t deleted = 0, audit = 0, cache = 0;
     cv_progress progress;
     cv_progress_init(&progress, "sweep");
     bool more = true;
@@ -99,6 +99,7 @@ int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
         }
         deleted += json_integer_value(json_object_get(r, "deleted"));
         audit += json_integer_value(json_object_get(r, "audit"));
+        cache += json_integer_value(json_object_get(r, "cache"));
         add_counts(by_kind, json_object_get(r, "by_kind"));
         more = json_is_true(json_object_get(r, "more"));
         json_decref(r);
@@ -116,9 +117,10 @@ int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
                                   o->actor));
     if (!r && !status)
         status = EX_SOFTWARE;
-    *result = json_pack("{s:I, s:O, s:I, s:I, s:I, s:I, s:b, s:b}",
+    *result = json_pack("{s:I, s:O, s:I, s:I, s:I, s:I, s:I, s:b, s:b}",
         "deleted", (json_int_t)deleted, "by_kind", by_kind,
-        "audit_expired", (json_int_t)audit, "ms", (json_int_t)ms,
+        "audit_expired", (json_int_t)audit, "cache_expired", (json_int_t)cache,
+        "ms", (json_int_t)ms,
         "rows_per_s", (json_int_t)(ms > 0 ? deleted * 1000 / ms : deleted),
         "backlog", (json_int_t)(r ? json_integer_value(json_object_get(r, "backlog")) : -1),
         "wal_truncated", r && json_is_true(json_object_get(r, "wal_truncated")),

@@ -14,7 +14,8 @@
 
 
 /* Run once. *result gets a JSON object (deleted or would_delete, by_kind,
- * audit entries expired, ms, backlog, rows_per_s); the caller prints it.
+ * audit entries expired, model cache entries expired (cache_expired), ms,
+ * backlog, rows_per_s); the caller prints it.
  * Returns 0, or a sysexits status with the reason logged. A stop request
  * (SIGTERM) ends the run after the batch in flight, recorded as it is. */
 int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o,

@@ -1,0 +1,49 @@
+/* ctxops.h - the context API's operational requests on store's control
+ * socket (doc/PROTOCOL.md, "Context API"): stats for a period, meta and
+ * cache.get, answered from the read-only connection; and the checks
+ * every newer op shares (its members, its user).
+ *
+ * The changes among them (user.segment, cache.put, db.compact) are
+ * maintenance ops (lib/maint.h): they run on the writer's connection,
+ * between batches, in transactions of their own. */
+#ifndef CV_CTXOPS_H
+#define CV_CTXOPS_H
+
+#include "db.h"
+#include "keyring.h"
+#include "mlcache.h"
+#include "policy.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    cv_db *db;                     /* a read-only connection (NULL: none) */
+    cv_mlcache_counters *cache;    /* cache.get's hits and misses */
+    uint64_t puts;                 /* cache.put's, for meta */
+} cv_ctxops;
+
+/* Is op one that cv_ctxops_answer answers? ("stats" too.) */
+bool cv_ctxops_handles(const char *op);
+/* Always a reply object. */
+json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req);
+
+/* NULL when every member of req other than "op" and "actor" is one of
+ * members (NULL-terminated) and "actor", when there, a string; else the
+ * bad_request reply naming the first that is not. */
+json_t *cv_ctx_check_members(json_t *req, const char *const *members);
+
+/* An optional member that must be a non-empty string without NUL: NULL
+ * (with *out set, NULL when absent or null) or the bad_request reply. */
+json_t *cv_ctx_string_arg(json_t *req, const char *name, const char **out);
+
+/* The user's smallest stored number (users.uid), the one user.segment and
+ * cache.put key their rows by: NULL with *uid set, or the error reply
+ * (not_found for a user with no rows, internal when the lookup fails).
+ * uids/nuids (may be NULL) get every number of the user. */
+json_t *cv_ctx_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                        const char *user, int64_t *uid, int64_t *uids,
+                        size_t *nuids);
+
+#endif
