@@ -34,7 +34,10 @@ Q = @
 say = @echo
 endif
 
-ifneq ($(SAN),)
+ifeq ($(SAN),fuzz)
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else ifneq ($(SAN),)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
@@ -44,6 +47,8 @@ DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
           shunit2 supervisor time jq curl python3
 # Only `make bench` needs the peer. Kept apart because syslog-ng-core
 # replaces the system's log daemon (rsyslog) on an ordinary host.
+# Only `make fuzz` needs clang (libFuzzer comes with its compiler-rt).
+FUZZ_DEBS = clang
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
@@ -55,13 +60,17 @@ LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/default
 LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(BUILD)/unit-tests
+# fuzz targets (fuzz/): each also linked with fuzz/replay.c, a program
+# that runs its corpus once, so make check keeps every crash found fixed
+FUZZ_TARGETS = event policy envelope config request spool journal backup
+FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency \
            $(BUILD)/cvclient-example
 
-.PHONY: all deps bench-deps check run bench install clean programs
+.PHONY: all deps bench-deps fuzz-deps check run bench install clean programs fuzz fuzzers
 all: $(BINS) $(TOOLS)
 
-programs: $(BINS) $(UNIT_BIN) $(TOOLS)
+programs: $(BINS) $(UNIT_BIN) $(TOOLS) $(FUZZ_REPLAY)
 
 $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 	@mkdir -p $(@D)
@@ -108,6 +117,19 @@ $(BUILD)/cvclient-example: examples/cvclient-example.c lib/cvclient.h $(LIBA)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
+$(BUILD)/fuzz-replay-%: fuzz/fuzz_%.c fuzz/fuzzutil.c fuzz/replay.c $(wildcard fuzz/*.h) $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -o $@ $< fuzz/fuzzutil.c fuzz/replay.c $(LIBA) $(LDLIBS)
+
+# libFuzzer builds: clang, the library instrumented for coverage
+$(BUILD)/fuzz-%: fuzz/fuzz_%.c fuzz/fuzzutil.c $(wildcard fuzz/*.h) $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -fsanitize=fuzzer -o $@ $< fuzz/fuzzutil.c $(LIBA) $(LDLIBS)
+
+fuzzers: $(addprefix $(BUILD)/fuzz-,$(FUZZ_TARGETS))
+
 deps:
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(DEBS)"
 
@@ -142,6 +164,15 @@ run: deps all
 
 bench: bench-deps all
 	sh tools/bench.sh
+
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY="event spool"]: each target for
+# FUZZ_SECONDS; a crash is kept in build/fuzz/crashes (see fuzz/README.md)
+fuzz: fuzz-deps
+	$(MAKE) fuzzers BUILD=build/fuzz BINDIR=build/fuzz/bin SAN=fuzz CC=clang
+	sh tools/fuzz.sh build/fuzz $(or $(FUZZ_ONLY),$(FUZZ_TARGETS))
+
+fuzz-deps: deps
+	@$(MAKE) --no-print-directory install-debs PKGLIST="$(FUZZ_DEBS)"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
