@@ -6,6 +6,8 @@
 #   make run        build, run the pipeline under supervisord (instance in ./var),
 #                   send the sample events, show them (KEEP=1 leaves it running)
 #   make bench      the throughput and latency figures
+#   make fuzz       every parser under libFuzzer (FUZZ_SECONDS each)
+#   make memcheck   valgrind over the unit tests and a pipeline run
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -34,7 +36,20 @@ Q = @
 say = @echo
 endif
 
-ifneq ($(SAN),)
+# The release build is hardened: fortified libc calls, stack canaries, a
+# position-independent executable with full RELRO. The sanitizer builds
+# leave it out (ASan replaces the same checks, and warns with FORTIFY).
+HARDEN_CFLAGS  = -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
+HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now
+ifeq ($(SAN),)
+ALL_CFLAGS += $(HARDEN_CFLAGS)
+LDFLAGS += $(HARDEN_LDFLAGS)
+endif
+
+ifeq ($(SAN),fuzz)
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else ifneq ($(SAN),)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
@@ -44,6 +59,8 @@ DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
           shunit2 supervisor time jq curl python3
 # Only `make bench` needs the peer. Kept apart because syslog-ng-core
 # replaces the system's log daemon (rsyslog) on an ordinary host.
+# Only `make fuzz` needs clang (libFuzzer comes with its compiler-rt).
+FUZZ_DEBS = clang
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
@@ -55,13 +72,17 @@ LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/default
 LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(BUILD)/unit-tests
+# fuzz targets (fuzz/): each also linked with fuzz/replay.c, a program
+# that runs its corpus once, so make check keeps every crash found fixed
+FUZZ_TARGETS = event policy envelope config request spool journal backup
+FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency \
            $(BUILD)/cvclient-example
 
-.PHONY: all deps bench-deps check run bench install clean programs
+.PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers
 all: $(BINS) $(TOOLS)
 
-programs: $(BINS) $(UNIT_BIN) $(TOOLS)
+programs: $(BINS) $(UNIT_BIN) $(TOOLS) $(FUZZ_REPLAY)
 
 $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 	@mkdir -p $(@D)
@@ -72,7 +93,7 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(say) "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
 	@mkdir -p $(@D)
 	$(say) "  CC      $<$(if $(SAN), (asan))"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -81,7 +102,7 @@ $(LIBA): $(LIB_OBJS)
 	$(say) "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BINDIR)/%: bin/%.c $(LIBA)
+$(BINDIR)/%: bin/%.c $(LIBA) Makefile
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
@@ -107,6 +128,19 @@ $(BUILD)/cvclient-example: examples/cvclient-example.c lib/cvclient.h $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/fuzz-replay-%: fuzz/fuzz_%.c fuzz/fuzzutil.c fuzz/replay.c $(wildcard fuzz/*.h) $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -o $@ $< fuzz/fuzzutil.c fuzz/replay.c $(LIBA) $(LDLIBS)
+
+# libFuzzer builds: clang, the library instrumented for coverage
+$(BUILD)/fuzz-%: fuzz/fuzz_%.c fuzz/fuzzutil.c $(wildcard fuzz/*.h) $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -fsanitize=fuzzer -o $@ $< fuzz/fuzzutil.c $(LIBA) $(LDLIBS)
+
+fuzzers: $(addprefix $(BUILD)/fuzz-,$(FUZZ_TARGETS))
 
 deps:
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(DEBS)"
@@ -142,6 +176,20 @@ run: deps all
 
 bench: bench-deps all
 	sh tools/bench.sh
+
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY="event spool"]: each target for
+# FUZZ_SECONDS; a crash is kept in build/fuzz/crashes (see fuzz/README.md)
+fuzz: fuzz-deps
+	$(MAKE) fuzzers BUILD=build/fuzz BINDIR=build/fuzz/bin SAN=fuzz CC=clang
+	sh tools/fuzz.sh build/fuzz $(or $(FUZZ_ONLY),$(FUZZ_TARGETS))
+
+# make memcheck: valgrind over the unit tests and one pipeline run
+memcheck: deps all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory install-debs PKGLIST=valgrind
+	sh tools/memcheck.sh $(BUILD) $(BINDIR)
+
+fuzz-deps: deps
+	@$(MAKE) --no-print-directory install-debs PKGLIST="$(FUZZ_DEBS)"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
