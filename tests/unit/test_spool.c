@@ -253,6 +253,7 @@ TEST(spool_lock_refuses_second_opener)
         cv_spool *sp2 = cv_spool_open(dir, e2, sizeof e2);
         char want[64];
         snprintf(want, sizeof want, "in use by process %ld", (long)getppid());
+        free(dir); /* valgrind (make memcheck) follows the child too */
         _exit(!sp2 && strstr(e2, want) ? 0 : 1);
     }
     int status;
