@@ -177,7 +177,7 @@ run: deps all
 bench: bench-deps all
 	sh tools/bench.sh
 
-# make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY="event spool"]: each target for
+# make fuzz [FUZZ_SECONDS=75] [FUZZ_ONLY="event spool"]: each target for
 # FUZZ_SECONDS; a crash is kept in build/fuzz/crashes (see fuzz/README.md)
 fuzz: fuzz-deps
 	$(MAKE) fuzzers BUILD=build/fuzz BINDIR=build/fuzz/bin SAN=fuzz CC=clang
