@@ -1,6 +1,7 @@
 #!/bin/sh
 # fuzz.sh BUILD TARGET... - run each libFuzzer target for FUZZ_SECONDS
-# (default 75: ten minutes over the eight targets) from its seed corpus in fuzz/corpus/TARGET. What it learns
+# (default 75: ten minutes over the eight targets) from its seed corpus
+# in fuzz/corpus/TARGET. What it learns
 # goes to BUILD/corpus/TARGET (the repository's corpus stays the seeds and
 # the regressions); a crash goes to BUILD/crashes/. Prints the executions
 # per second of each, and exits 1 when any target crashed.
