@@ -10,29 +10,10 @@
 #include "journal.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void for_segments(const char *d, const fuzz_damage *dm)
-{
-    DIR *dp = opendir(d);
-    struct dirent *e;
-    while (dp && (e = readdir(dp))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *p = cv_fmt("%s/%s", d, e->d_name);
-        if (dm)
-            fuzz_damage_file(p, dm);
-        else
-            unlink(p);
-        free(p);
-    }
-    if (dp)
-        closedir(dp);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t left = size - at, len;
     char *dir = cv_fmt("%s/journal", fuzz_dir()), err[256];
     int code;
-    for_segments(dir, NULL);
+    fuzz_each_file(dir, NULL);
     cv_journal *j = cv_journal_open(dir, 4096, false, 0, &code, err, sizeof err);
     if (!j)
         abort();
@@ -56,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lsn++;
     }
     cv_journal_destroy(&j);
-    for_segments(dir, &dm);
+    fuzz_each_file(dir, &dm);
 
     sqlite3 *h = NULL;
     if (sqlite3_open(":memory:", &h) != SQLITE_OK || cv_db_create_schema(h) != SQLITE_OK)

@@ -8,41 +8,10 @@
 #include "spool.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void empty_dir(const char *d)
-{
-    DIR *dp = opendir(d);
-    struct dirent *e;
-    while (dp && (e = readdir(dp))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *p = cv_fmt("%s/%s", d, e->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (dp)
-        closedir(dp);
-}
-
-static void damage_segments(const char *d, const fuzz_damage *dm)
-{
-    DIR *dp = opendir(d);
-    struct dirent *e;
-    while (dp && (e = readdir(dp))) {
-        if (!strstr(e->d_name, ".seg"))
-            continue;
-        char *p = cv_fmt("%s/%s", d, e->d_name);
-        fuzz_damage_file(p, dm);
-        free(p);
-    }
-    if (dp)
-        closedir(dp);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -51,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data + at, *rec;
     size_t left = size - at, len, n = 0;
     char *dir = cv_fmt("%s/spool", fuzz_dir()), err[256];
-    empty_dir(dir);
+    fuzz_each_file(dir, NULL);
     cv_spool *sp = cv_spool_open(dir, err, sizeof err);
     if (!sp)
         abort();
@@ -69,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cv_spool_sync(sp) < 0)
         abort();
     cv_spool_destroy(&sp);
-    damage_segments(dir, &dm);
+    fuzz_each_file(dir, &dm);
     if (!(sp = cv_spool_open(dir, err, sizeof err)))
         goto out; /* refused with a reason: fine */
     const char *line;

@@ -5,6 +5,7 @@
 #include "fieldcrypt.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,24 @@ void fuzz_damage_file(const char *path, const fuzz_damage *d)
 out:
     if (fd >= 0)
         close(fd);
+}
+
+void fuzz_each_file(const char *d, const fuzz_damage *dm)
+{
+    DIR *dp = opendir(d);
+    struct dirent *e;
+    while (dp && (e = readdir(dp))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = cv_fmt("%s/%s", d, e->d_name);
+        if (dm)
+            fuzz_damage_file(p, dm);
+        else
+            unlink(p);
+        free(p);
+    }
+    if (dp)
+        closedir(dp);
 }
 
 void fuzz_write_file(const char *path, const void *p, size_t n)

@@ -37,6 +37,9 @@ typedef struct {
 size_t fuzz_damage_read(const uint8_t *data, size_t size, fuzz_damage *d);
 /* Apply d to the file at path. */
 void fuzz_damage_file(const char *path, const fuzz_damage *d);
+/* Each file in dir (not starting with "."): damaged by d, or removed when
+ * d is NULL. */
+void fuzz_each_file(const char *dir, const fuzz_damage *d);
 /* Write n bytes to path (0600), replacing it. */
 void fuzz_write_file(const char *path, const void *p, size_t n);
 

@@ -43,6 +43,15 @@ json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg)
     return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", code);
 }
 
+json_t *cv_ctx_time_json(int64_t ms)
+{
+    if (ms < 0)
+        return json_null();
+    char t[40];
+    cv_time_format_ms(ms, t);
+    return json_string(t);
+}
+
 /* --- cursors ------------------------------------------------------------ */
 
 void cv_ctx_cursor_encode(int64_t ts, int64_t seq, char out[CV_CURSOR_MAX])
@@ -98,7 +107,25 @@ static json_t *bad(const char *fmt, const char *arg)
 }
 
 /* An optional non-empty string member: NULL when absent or null. */
-static json_t *opt_string(json_t *req, const char *name, const char **out)
+json_t *cv_ctx_check_members(json_t *req, const char *const *members)
+{
+    if (!json_is_object(req))
+        return cv_ctx_error(CV_ERR_BAD_REQUEST, "a request is a JSON object%s", "");
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
+        for (int i = 0; !known && members[i]; i++)
+            known = strcmp(key, members[i]) == 0;
+        if (!known)
+            return cv_ctx_error(CV_ERR_BAD_REQUEST,
+                                "unknown member \"%s\" for this op", key);
+    }
+    const char *actor;
+    return cv_ctx_string_arg(req, "actor", &actor);
+}
+
+json_t *cv_ctx_string_arg(json_t *req, const char *name, const char **out)
 {
     json_t *v = json_object_get(req, name);
     *out = NULL;
@@ -106,7 +133,8 @@ static json_t *opt_string(json_t *req, const char *name, const char **out)
         return NULL;
     if (!json_is_string(v) || json_string_length(v) == 0 ||
         strlen(json_string_value(v)) != json_string_length(v))
-        return bad("\"%s\" must be a non-empty string", name);
+        return cv_ctx_error(CV_ERR_BAD_REQUEST,
+                            "\"%s\" must be a non-empty string", name);
     *out = json_string_value(v);
     return NULL;
 }
@@ -122,32 +150,22 @@ json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
         return cv_ctx_error(CV_ERR_UNKNOWN_OP, "not a context API op%s", "");
     /* a member the op does not take is a mistake (a typo in "limit",
      * say) that would otherwise widen the answer silently */
-    const char *key;
-    json_t *v;
-    json_object_foreach(req, key, v) {
-        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
-        for (int i = 0; !known && ops[k].members[i]; i++)
-            known = strcmp(key, ops[k].members[i]) == 0;
-        if (!known)
-            return bad("unknown member \"%s\" for this op", key);
-    }
-    json_t *err;
-    const char *actor;
-    if ((err = opt_string(req, "actor", &actor)))
+    json_t *err = cv_ctx_check_members(req, ops[k].members);
+    if (err)
         return err;
     bool takes_user = ops[k].members[0] && !strcmp(ops[k].members[0], "user");
-    if ((err = opt_string(req, "user", &a->q.user)))
+    if ((err = cv_ctx_string_arg(req, "user", &a->q.user)))
         return err;
     if (takes_user && !a->q.user)
         return bad("\"user\" is required, a non-empty string%s", "");
-    if ((err = opt_string(req, "name", &a->q.type)) ||
-        (a->q.type == NULL && (err = opt_string(req, "type", &a->q.type))))
+    if ((err = cv_ctx_string_arg(req, "name", &a->q.type)) ||
+        (a->q.type == NULL && (err = cv_ctx_string_arg(req, "type", &a->q.type))))
         return err;
     if (!cv_ctx_time_arg(json_object_get(req, "since"), &a->q.since))
         return bad("\"since\" must be an RFC 3339 time or ms since the epoch%s", "");
     if (!cv_ctx_time_arg(json_object_get(req, "until"), &a->q.until))
         return bad("\"until\" must be an RFC 3339 time or ms since the epoch%s", "");
-    v = json_object_get(req, "limit");
+    json_t *v = json_object_get(req, "limit");
     if (v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
             return bad("\"limit\" must be a whole number from 1 (at most %s "

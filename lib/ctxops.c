@@ -10,38 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_t *cv_ctx_check_members(json_t *req, const char *const *members)
-{
-    if (!json_is_object(req))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "a request is a JSON object%s", "");
-    const char *key;
-    json_t *v;
-    json_object_foreach(req, key, v) {
-        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
-        for (int i = 0; !known && members[i]; i++)
-            known = strcmp(key, members[i]) == 0;
-        if (!known)
-            return cv_ctx_error(CV_ERR_BAD_REQUEST,
-                                "unknown member \"%s\" for this op", key);
-    }
-    const char *actor;
-    return cv_ctx_string_arg(req, "actor", &actor);
-}
-
-json_t *cv_ctx_string_arg(json_t *req, const char *name, const char **out)
-{
-    json_t *v = json_object_get(req, name);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return NULL;
-    if (!json_is_string(v) || json_string_length(v) == 0 ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST,
-                            "\"%s\" must be a non-empty string", name);
-    *out = json_string_value(v);
-    return NULL;
-}
-
 json_t *cv_ctx_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                         const char *user, int64_t *uid, int64_t *uids,
                         size_t *nuids)
@@ -64,15 +32,6 @@ json_t *cv_ctx_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
     if (nuids)
         *nuids = n;
     return NULL;
-}
-
-static json_t *time_or_null(int64_t ms)
-{
-    if (ms < 0)
-        return json_null();
-    char t[40];
-    cv_time_format_ms(ms, t);
-    return json_string(t);
 }
 
 static json_t *db_error(cv_db *db, const char *what)
@@ -147,8 +106,8 @@ static json_t *period_stats(cv_db *db, int64_t since, int64_t until)
         return db_error(db, "count the period's users");
     }
     return json_pack("{s:b, s:{s:o, s:o}, s:I, s:I, s:I, s:o}", "ok", 1,
-                     "period", "since", time_or_null(since), "until",
-                     time_or_null(until), "events", (json_int_t)events,
+                     "period", "since", cv_ctx_time_json(since), "until",
+                     cv_ctx_time_json(until), "events", (json_int_t)events,
                      "bytes", (json_int_t)bytes, "active_users",
                      (json_int_t)active, "by_kind", kinds);
 }
@@ -210,8 +169,8 @@ static json_t *meta(const cv_ctxops *o, json_t *req)
             "SELECT value FROM meta WHERE key = 'schema_version'"),
         "journal_batch", (json_int_t)cv_db_scalar(o->db,
             "SELECT coalesce(max(value), 0) FROM meta WHERE key = 'journal_lsn'"),
-        "last_sweep", time_or_null(last_action(o->db, "sweep")),
-        "last_backup", time_or_null(last_action(o->db, "backup")),
+        "last_sweep", cv_ctx_time_json(last_action(o->db, "sweep")),
+        "last_backup", cv_ctx_time_json(last_action(o->db, "backup")),
         "cache", cache);
 }
 

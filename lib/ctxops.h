@@ -29,15 +29,6 @@ bool cv_ctxops_handles(const char *op);
 /* Always a reply object. */
 json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req);
 
-/* NULL when every member of req other than "op" and "actor" is one of
- * members (NULL-terminated) and "actor", when there, a string; else the
- * bad_request reply naming the first that is not. */
-json_t *cv_ctx_check_members(json_t *req, const char *const *members);
-
-/* An optional member that must be a non-empty string without NUL: NULL
- * (with *out set, NULL when absent or null) or the bad_request reply. */
-json_t *cv_ctx_string_arg(json_t *req, const char *name, const char **out);
-
 /* The user's smallest stored number (users.uid), the one user.segment and
  * cache.put key their rows by: NULL with *uid set, or the error reply
  * (not_found for a user with no rows, internal when the lookup fails).

@@ -87,43 +87,9 @@ static json_t *bad(const char *fmt, const char *arg)
     return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
 }
 
-/* A member the op does not take is refused, as on the read side: a typo
- * ("feilds") would otherwise drop what the caller meant to store. */
-static json_t *check_members(json_t *req, int k)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(req, key, v) {
-        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
-        for (int i = 0; !known && ops[k].members[i]; i++)
-            known = strcmp(key, ops[k].members[i]) == 0;
-        if (!known)
-            return bad("unknown member \"%s\" for this op", key);
-    }
-    v = json_object_get(req, "actor");
-    if (v && !json_is_string(v))
-        return bad("\"actor\" must be a string%s", "");
-    return NULL;
-}
-
-/* An optional non-empty string member without NUL: *out NULL when absent
- * or null. */
-static json_t *opt_string(json_t *req, const char *name, const char **out)
-{
-    json_t *v = json_object_get(req, name);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return NULL;
-    if (!json_is_string(v) || json_string_length(v) == 0 ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return bad("\"%s\" must be a non-empty string", name);
-    *out = json_string_value(v);
-    return NULL;
-}
-
 static json_t *need_user(json_t *req, const char **user)
 {
-    json_t *err = opt_string(req, "user", user);
+    json_t *err = cv_ctx_string_arg(req, "user", user);
     if (!err && !*user)
         err = bad("\"user\" is required, a non-empty string%s", "");
     return err;
@@ -161,9 +127,10 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
     const char *user, *name, *id;
     json_t *fields;
     int64_t ts;
-    if ((*err = check_members(req, k)) || (*err = need_user(req, &user)) ||
-        (*err = opt_string(req, "name", &name)) ||
-        (*err = opt_string(req, "id", &id)) ||
+    if ((*err = cv_ctx_check_members(req, ops[k].members)) ||
+        (*err = need_user(req, &user)) ||
+        (*err = cv_ctx_string_arg(req, "name", &name)) ||
+        (*err = cv_ctx_string_arg(req, "id", &id)) ||
         (*err = fields_arg(req, !profile, &fields)))
         return NULL;
     if (!cv_ctx_time_arg(json_object_get(req, "ts"), &ts)) {
@@ -365,8 +332,8 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
     json_t *err;
     const char *user;
     json_t *events = json_object_get(req, "events");
-    if ((err = check_members(req, op_index("interactions.save"))) ||
-        (err = opt_string(req, "user", &user)))
+    if ((err = cv_ctx_check_members(req, ops[op_index("interactions.save")].members)) ||
+        (err = cv_ctx_string_arg(req, "user", &user)))
         return err;
     if (!json_is_array(events) || json_array_size(events) == 0)
         return bad("\"events\" is required: an array of interaction events%s", "");
@@ -467,9 +434,10 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     json_t *err;
     const char *user, *id, *name;
     json_t *all = json_object_get(req, "all");
-    if ((err = check_members(req, op_index("context.delete"))) ||
-        (err = need_user(req, &user)) || (err = opt_string(req, "id", &id)) ||
-        (err = opt_string(req, "name", &name)))
+    if ((err = cv_ctx_check_members(req, ops[op_index("context.delete")].members)) ||
+        (err = need_user(req, &user)) ||
+        (err = cv_ctx_string_arg(req, "id", &id)) ||
+        (err = cv_ctx_string_arg(req, "name", &name)))
         return err;
     if (all && !json_is_boolean(all))
         return bad("\"all\" must be true or false%s", "");

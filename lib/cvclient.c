@@ -117,16 +117,27 @@ static json_t *call(cv_client *c, json_t *req)
     return reply;
 }
 
-/* 0 with the member of the reply (or the reply) as text in *out, or the
- * status of a refused or failed call. Takes req. */
-static int call_for(cv_client *c, json_t *req, const char *member, char **out)
+/* call(), sent again with the same request when no answer came (writes:
+ * the request carries its ids, so store keeps one copy whatever arrived). */
+static json_t *call_write(cv_client *c, json_t *req)
+{
+    json_t *reply = NULL;
+    for (int i = 0; i < SAVE_ATTEMPTS && !reply; i++)
+        reply = call(c, req);
+    return reply;
+}
+
+/* 0 with the member of the reply (or the reply, without "ok") as text in
+ * *out, or the status of a refused or failed call. Takes req. */
+static int ask_for(cv_client *c, json_t *req, const char *member, char **out,
+                   bool resend)
 {
     *out = NULL;
     if (!req) { /* json_pack refused a string: not UTF-8 */
         set_error(c, "bad_request", "an argument is not valid UTF-8");
         return CV_CLIENT_REFUSED;
     }
-    json_t *reply = call(c, req);
+    json_t *reply = resend ? call_write(c, req) : call(c, req);
     json_decref(req);
     if (!reply)
         return CV_CLIENT_FAILED;
@@ -144,6 +155,17 @@ static int call_for(cv_client *c, json_t *req, const char *member, char **out)
     }
     json_decref(reply);
     return rc;
+}
+
+static int call_for(cv_client *c, json_t *req, const char *member, char **out)
+{
+    return ask_for(c, req, member, out, false);
+}
+
+/* A write's reply, without "ok", as text in *out. */
+static int write_for(cv_client *c, json_t *req, char **out)
+{
+    return ask_for(c, req, NULL, out, true);
 }
 
 int cv_client_call(cv_client *c, const char *request, char **reply)
@@ -222,16 +244,6 @@ static void new_id(char out[CV_CLIENT_ID_MAX + 1])
     snprintf(out, CV_CLIENT_ID_MAX + 1, "%s", id);
 }
 
-/* call(), sent again with the same request when no answer came: the
- * request carries its ids, so store keeps one copy whatever arrived. */
-static json_t *call_write(cv_client *c, json_t *req)
-{
-    json_t *reply = NULL;
-    for (int i = 0; i < SAVE_ATTEMPTS && !reply; i++)
-        reply = call(c, req);
-    return reply;
-}
-
 /* A JSON object's text, or NULL with a bad_request error set. */
 static json_t *object_arg(cv_client *c, const char *what, const char *text)
 {
@@ -305,17 +317,7 @@ int cv_client_interactions_save(cv_client *c, const char *user,
         set_error(c, "bad_request", "user and events must be UTF-8 text");
         return CV_CLIENT_REFUSED;
     }
-    json_t *r = call_write(c, req);
-    json_decref(req);
-    if (!r)
-        return CV_CLIENT_FAILED;
-    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : CV_CLIENT_REFUSED;
-    if (!rc) {
-        json_object_del(r, "ok");
-        *reply = json_dumps(r, CV_JSON_DUMP);
-    }
-    json_decref(r);
-    return rc;
+    return write_for(c, req, reply);
 }
 
 int cv_client_context_delete(cv_client *c, const char *user, const char *id,
@@ -365,17 +367,7 @@ int cv_client_profile_set(cv_client *c, const char *user, const char *settings,
     json_object_del(set, "user");
     json_object_update(req, set);
     json_decref(set);
-    json_t *r = call_write(c, req);
-    json_decref(req);
-    if (!r)
-        return CV_CLIENT_FAILED;
-    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : CV_CLIENT_REFUSED;
-    if (!rc) {
-        json_object_del(r, "ok");
-        *profile = json_dumps(r, CV_JSON_DUMP);
-    }
-    json_decref(r);
-    return rc;
+    return write_for(c, req, profile);
 }
 
 int cv_client_stats_period(cv_client *c, const char *since, const char *until,

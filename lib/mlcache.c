@@ -35,13 +35,6 @@ static json_t *ns_key(json_t *req, const char **ns, const char **key)
     return err;
 }
 
-static json_t *time_json(int64_t ms)
-{
-    char t[40];
-    cv_time_format_ms(ms, t);
-    return json_string(t);
-}
-
 json_t *cv_mlcache_put(cv_maint *m, json_t *req)
 {
     static const char *const members[] = {"ns", "key", "value", "ttl", "user", NULL};
@@ -103,7 +96,7 @@ json_t *cv_mlcache_put(cv_maint *m, json_t *req)
         goto rollback;
     free(text);
     m->cache_puts++;
-    return json_pack("{s:b, s:o}", "ok", 1, "expires_at", time_json(expires));
+    return json_pack("{s:b, s:o}", "ok", 1, "expires_at", cv_ctx_time_json(expires));
 rollback:
     cv_err("cannot put a cache entry in %s: %s", cv_db_path(m->db),
            cv_db_errmsg(m->db));
@@ -149,8 +142,8 @@ json_t *cv_mlcache_get(cv_db *db, json_t *req, cv_mlcache_counters *c)
                                JSON_DECODE_ANY, &je);
         r = json_pack("{s:b, s:b, s:o, s:o, s:o}", "ok", 1, "hit", 1, "value",
                       v ? v : json_null(), "created_at",
-                      time_json(sqlite3_column_int64(st, 1)), "expires_at",
-                      time_json(sqlite3_column_int64(st, 2)));
+                      cv_ctx_time_json(sqlite3_column_int64(st, 1)), "expires_at",
+                      cv_ctx_time_json(sqlite3_column_int64(st, 2)));
         if (c)
             c->hits++;
     } else if (rc == SQLITE_DONE) {

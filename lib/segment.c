@@ -37,15 +37,6 @@ json_t *cv_segment_rules_json(const cv_segment_rules *r)
                      "stale_after_ms", (json_int_t)r->stale_ms);
 }
 
-static json_t *time_or_null(int64_t ms)
-{
-    if (ms < 0)
-        return json_null();
-    char t[40];
-    cv_time_format_ms(ms, t);
-    return json_string(t);
-}
-
 /* sql with "uid IN (%s)" filled for n numbers, prepared and bound from
  * parameter 1; the caller binds the rest. NULL on error. */
 static sqlite3_stmt *prepare_uids(cv_db *db, const char *fmt,
@@ -118,7 +109,7 @@ static json_t *reply(const char *segment, int64_t computed_at, bool recomputed,
                      json_t *inputs)
 {
     return json_pack("{s:b, s:s, s:o, s:b, s:O}", "ok", 1, "segment", segment,
-                     "computed_at", time_or_null(computed_at), "recomputed",
+                     "computed_at", cv_ctx_time_json(computed_at), "recomputed",
                      recomputed, "inputs", inputs);
 }
 
@@ -193,8 +184,8 @@ json_t *cv_segment_op(cv_maint *m, json_t *req)
     json_t *inputs = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}",
         "interactions", (json_int_t)in.interactions,
         "types", (json_int_t)in.types,
-        "first_interaction", time_or_null(in.first_ts),
-        "last_interaction", time_or_null(in.last_ts),
+        "first_interaction", cv_ctx_time_json(in.first_ts),
+        "last_interaction", cv_ctx_time_json(in.last_ts),
         "since_last_ms", in.last_ts < 0 ? json_null()
                                         : json_integer(in.now - in.last_ts),
         "rules", rules);
