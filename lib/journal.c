@@ -544,6 +544,88 @@ static int on_conflict(void *arg, int type, sqlite3_changeset_iter *it)
     return SQLITE_CHANGESET_ABORT;
 }
 
+/* A varint as SQLite's session extension writes it (big-endian groups of
+ * 7 bits, the 9th byte whole). 0 when it runs past end. */
+static size_t session_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < 9; i++) {
+        if (p + i >= end)
+            return 0;
+        if (i == 8) {
+            *v = (*v << 8) | p[i];
+            return 9;
+        }
+        *v = (*v << 7) | (p[i] & 0x7f);
+        if (!(p[i] & 0x80))
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Is [p, p+n) a patchset in the format SQLite documents (sqlite3session.c,
+ * "PATCHSET FORMAT"): table headers ('P', column count, primary-key flags,
+ * name), each followed by changes (op, indirect flag, one record of typed
+ * fields: the key columns for a DELETE, every column for an INSERT or an
+ * UPDATE)? SQLite 3.40's own reader loops for ever, or overflows a buffer
+ * when merging, on some malformed ones (found by fuzz/fuzz_journal.c), so
+ * nothing reaches it unchecked. */
+static bool patchset_wellformed(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n, *pk = NULL;
+    uint64_t ncol = 0, v;
+    size_t k;
+    if (n == 0 || p[0] != 'P')
+        return false;
+    while (p < end) {
+        if (*p == 'P') {
+            if (!(k = session_varint(++p, end, &ncol)) || ncol == 0 || ncol > 2000)
+                return false;
+            p += k;
+            if ((size_t)(end - p) < ncol)
+                return false;
+            pk = p;
+            bool any = false;
+            for (uint64_t i = 0; i < ncol; i++) {
+                if (pk[i] > 1)
+                    return false;
+                any = any || pk[i];
+            }
+            p += ncol;
+            const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+            if (!any || !nul || nul == p)
+                return false;
+            p = nul + 1;
+            continue;
+        }
+        int op = *p++;
+        if ((op != SQLITE_INSERT && op != SQLITE_UPDATE && op != SQLITE_DELETE) ||
+            p >= end || *p++ > 1)
+            return false;
+        for (uint64_t i = 0; i < ncol; i++) {
+            if (op == SQLITE_DELETE && !pk[i])
+                continue; /* a deletion names its key only */
+            if (p >= end)
+                return false;
+            int type = *p++;
+            if (type == 0 && op != SQLITE_UPDATE)
+                return false; /* undefined: only an update's unchanged columns */
+            if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) {
+                if ((size_t)(end - p) < 8)
+                    return false;
+                p += 8;
+            } else if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+                if (!(k = session_varint(p, end, &v)) || v > (uint64_t)(end - p - (ptrdiff_t)k))
+                    return false;
+                p += k + v;
+            } else if (type != 0 && type != SQLITE_NULL) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 /* The number of columns of table tab in h, 0 when it has none. */
 static int table_columns(sqlite3 *h, const char *tab)
 {
@@ -562,8 +644,8 @@ static int table_columns(sqlite3 *h, const char *tab)
 /* Count the changes of patchset p, checking each as it goes: a table of
  * h's with its number of columns, and every value readable. A record
  * passes its checksum only as it was written, but a patchset that does
- * not fit the schema must never reach sqlite3changegroup_add: SQLite
- * 3.40's merges overflow a buffer on one (found by fuzz/fuzz_journal.c).
+ * not fit the schema must never reach sqlite3changegroup_add, which
+ * overflows a buffer merging one (SQLite 3.40, found by fuzz_journal.c).
  * 0, or -1 when it is not such a patchset. */
 static int check_changes(sqlite3 *h, void *p, int n, int64_t *count)
 {
@@ -635,7 +717,8 @@ int cv_journal_replay(sqlite3 *h, const char *dir, int64_t after_lsn,
         if (rc == 1 && !stop) {
             int64_t lsn = (int64_t)get64(rec + 4), at = (int64_t)get64(rec + 12);
             int len = (int)(n - REC_HEAD);
-            if (check_changes(h, rec + REC_HEAD, len, &out->changes) < 0 ||
+            if (!patchset_wellformed(rec + REC_HEAD, (size_t)len) ||
+                check_changes(h, rec + REC_HEAD, len, &out->changes) < 0 ||
                 (!g && sqlite3changegroup_new(&g) != SQLITE_OK) ||
                 sqlite3changegroup_add(g, len, rec + REC_HEAD) != SQLITE_OK) {
                 snprintf(err, errlen, "batch %lld cannot be read as changes",
