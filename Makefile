@@ -76,7 +76,7 @@ UNIT_BIN = $(BUILD)/unit-tests
 # that runs its corpus once, so make check keeps every crash found fixed
 FUZZ_TARGETS = event policy envelope config request spool journal backup
 FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
-TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency \
+TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood \
            $(BUILD)/cvclient-example
 
 .PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers
@@ -117,7 +117,7 @@ $(BUILD)/genevents: tests/tools/genevents.c
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
 # test and bench tools that speak the wire protocol
-$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency: $(BUILD)/%: tests/tools/%.c tests/tools/acks.h $(LIBA)
+$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood: $(BUILD)/%: tests/tools/%.c tests/tools/acks.h $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

@@ -241,6 +241,9 @@ static int handle(void *arg, const char *sec, const char *key,
                 c->curve = b;
             else
                 return BAD("curve '%s' is not auto, yes or no", v);
+        } else if (!strcmp(key, "allow_plain_tcp")) {
+            if (!parse_bool(v, &c->allow_plain_tcp))
+                return BAD("allow_plain_tcp '%s' is not yes or no", v);
         } else if (!strcmp(key, "control_decrypt")) {
             if (!parse_bool(v, &c->control_decrypt))
                 return BAD("control_decrypt '%s' is not yes or no", v);
@@ -321,6 +324,31 @@ static char *absolute(char *p)
     return a;
 }
 
+/* A tcp:// endpoint without CURVE would carry events, keys' uses and
+ * control requests in the clear to anyone on the network: refused unless
+ * [pipeline] allow_plain_tcp says it is meant (a trusted link, a test).
+ * Reports each such endpoint; returns the number reported. */
+static int check_plain_tcp(const cv_config *c, const char *source)
+{
+    if (c->allow_plain_tcp || c->curve != 0)
+        return 0; /* auto and yes put CURVE on every tcp:// endpoint */
+    const char *names[] = {"ingest", "encrypt", "store", "acks", "control",
+                           "metrics"};
+    const char *eps[] = {c->ep_ingest, c->ep_encrypt, c->ep_store, c->ep_acks,
+                         c->ep_control, c->ep_metrics};
+    int n = 0;
+    for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
+        if (eps[i] && strncmp(eps[i], "tcp://", 6) == 0) {
+            cv_err("%s: [pipeline] %s = %s is tcp:// without CURVE (curve = "
+                   "no): refused; use curve = auto, or set [pipeline] "
+                   "allow_plain_tcp = yes to allow plain tcp", source,
+                   names[i], eps[i]);
+            n++;
+        }
+    }
+    return n;
+}
+
 int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
 {
     memset(c, 0, sizeof *c);
@@ -369,6 +397,8 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
             *eps[i] = r;
         }
     }
+    problems += check_plain_tcp(c, c->config_file ? c->config_file
+                                                  : "built-in configuration");
     /* every program loads its config before its keyring: this one place
      * tells the keyring where a passphrase comes from */
     cv_keyring_set_key_command(c->key_command);
@@ -379,8 +409,10 @@ int cv_config_check_text(const char *source, const char *text)
 {
     cv_config c;
     memset(&c, 0, sizeof c);
+    c.curve = -1; /* the built-in default, so only a "curve = no" counts */
     int problems = 0;
     ini_parse(source, text, handle, &c, report_stderr, &problems);
+    problems += check_plain_tcp(&c, source);
     c.home = cv_strdup("/");
     cv_config_free(&c);
     return problems;

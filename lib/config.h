@@ -77,6 +77,7 @@ typedef struct {
     int64_t resend_ms;    /* first resend; doubles up to 30 s */
     int64_t spool_sync_ms;/* group commit: fsync at most this often */
     int curve;            /* 1 on, 0 off, -1 auto (on for tcp://) */
+    bool allow_plain_tcp; /* tcp:// without CURVE is refused unless yes */
     bool control_decrypt; /* the context API may decrypt for its callers */
     bool per_user_keys;   /* [keys] data_keys = user */
     /* metrics */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,8 +13,39 @@
  * the ZAP requests of every socket of the process. */
 static zactor_t *auth;
 
+/* libzmq and CZMQ abort (an assertion, SIGABRT) when they cannot get a
+ * descriptor for the context, an I/O thread's poller or a socket's
+ * mailbox: seen here with ulimit -n from 12 to 16. A working process needs
+ * a few dozen (those, one per listener and peer, SQLite's database, WAL,
+ * shm and lock, the spool and journal files), so below CV_MIN_FDS it stops
+ * with a clear error instead; a soft limit below the hard one is raised
+ * first, as far as CV_WANT_FDS. */
+#define CV_MIN_FDS 64
+#define CV_WANT_FDS 4096
+
+static void check_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return; /* nothing known: ZeroMQ will say what fails */
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < CV_WANT_FDS &&
+        (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur)) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > CV_WANT_FDS
+                          ? CV_WANT_FDS : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < CV_MIN_FDS)
+        cv_die(EX_OSERR, "cannot open ZeroMQ's sockets: the open file limit "
+               "(ulimit -n) is %llu, below the %d descriptors the sockets "
+               "and the database need; raise it",
+               (unsigned long long)rl.rlim_cur, CV_MIN_FDS);
+}
+
 void cv_sock_init(void)
 {
+    check_fd_limit();
     zsys_handler_set(NULL); /* keep our SIGTERM/SIGINT handlers */
     zsys_init();
 }
@@ -196,6 +228,15 @@ static zsock_t *make(const cv_config *cfg, int type, const char *endpoint,
         /* before bind or connect: a pipe takes the marks it is made with */
         zsock_set_sndhwm(s, hwm);
         zsock_set_rcvhwm(s, hwm);
+    }
+    /* cv_config_load refuses this already; checked again here so that no
+     * caller with a config of its own can open plain tcp by mistake */
+    if (strncmp(endpoint, "tcp://", 6) == 0 && !cv_sock_curve(cfg, endpoint) &&
+        !cfg->allow_plain_tcp) {
+        snprintf(err, errlen, "refusing %s: tcp:// without CURVE (curve = no); "
+                 "set [pipeline] allow_plain_tcp = yes to allow it", endpoint);
+        zsock_destroy(&s);
+        return NULL;
     }
     if (cv_sock_curve(cfg, endpoint) &&
         curve_setup(cfg, s, bind, err, errlen) < 0) {
