@@ -88,7 +88,7 @@ suite_tearDown() {
 # these runs only (the rest of the suite keeps them).
 NO_LSAN="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 
-test_a_low_open_file_limit_stops_store_with_a_clear_error_never_an_abort() {
+test_low_open_file_limit_stops_store_with_a_clear_error_never_an_abort() {
     # found here: below about 12 the lock file, database or journal cannot
     # be opened; from 12 to 28 libzmq and CZMQ used to abort (SIGABRT) on
     # their own descriptors; sock.c now stops below 64 with a clear error
@@ -118,7 +118,7 @@ test_a_low_open_file_limit_stops_store_with_a_clear_error_never_an_abort() {
     assert_status store 0 $?
 }
 
-test_a_low_open_file_limit_on_the_ingest_client_loses_nothing() {
+test_low_open_file_limit_on_the_ingest_client_loses_nothing() {
     gen "$TEST_TMP/in.ndjson" -n 2000 -s 71 -u 50
     services_start
     for n in 8 16 32; do
@@ -149,7 +149,7 @@ test_a_low_open_file_limit_on_the_ingest_client_loses_nothing() {
 # under test (cv_malloc's clear death, no signal, no loss) is the same code.
 PLAIN=$TOP/bin
 
-test_a_memory_limit_gives_a_clear_out_of_memory_error_and_loses_nothing() {
+test_memory_limit_gives_a_clear_out_of_memory_error_and_loses_nothing() {
     [ -x "$PLAIN/ctxvault-ingest" ] || { fail "$PLAIN/ctxvault-ingest is missing: make first"; return; }
     # ingest takes a buffer of max_line for a line: 1 GiB under 400 MB of
     # address space cannot be had
@@ -192,7 +192,7 @@ test_a_memory_limit_gives_a_clear_out_of_memory_error_and_loses_nothing() {
 
 # ---- A. a peer that stops reading ----------------------------------------------
 
-test_a_stopped_store_keeps_events_spooled_with_bounded_memory_and_loses_nothing() {
+test_stopped_store_keeps_events_spooled_with_bounded_memory_and_loses_nothing() {
     gen "$TEST_TMP/in.ndjson" -n "$N_STREAM" -s 72 -u 100
     services_start
     kill -STOP "$STORE_PID"
@@ -216,7 +216,7 @@ test_a_stopped_store_keeps_events_spooled_with_bounded_memory_and_loses_nothing(
     assertEquals "rows (each once)" "$N_STREAM" "$(sqlite3 -readonly "$DB" 'SELECT COUNT(*) FROM events')"
 }
 
-test_a_control_client_that_never_reads_does_not_block_store() {
+test_control_client_that_never_reads_does_not_block_store() {
     [ -x "$FLOOD" ] || { fail "$FLOOD is missing: make first"; return; }
     # ASan keeps freed memory in quarantine (256 MiB by default), which
     # would hide whether store's own memory is bounded: keep it small
@@ -293,15 +293,15 @@ every_file_under_umask() {
     umask 022
 }
 
-test_b_every_file_is_0600_and_directory_0700_under_umask_000() {
+test_every_file_is_0600_and_directory_0700_under_umask_000() {
     every_file_under_umask 000
 }
 
-test_b_every_file_is_0600_and_directory_0700_under_umask_002() {
+test_every_file_is_0600_and_directory_0700_under_umask_002() {
     every_file_under_umask 002
 }
 
-test_b_tcp_without_curve_is_refused_unless_allowed() {
+test_tcp_without_curve_is_refused_unless_allowed() {
     port=$(free_port)
     conf_set store "tcp://127.0.0.1:$port"
     conf_set curve no
@@ -333,7 +333,7 @@ listening() {
     grep -q " $1:$(printf %04X "$2") 00000000:0000 0A" /proc/net/tcp
 }
 
-test_b_metrics_listens_on_loopback_unless_told_otherwise() {
+test_metrics_listens_on_loopback_unless_told_otherwise() {
     # the built-in default (no listen line at all): 127.0.0.1:9464; a
     # suite beside this one may hold the port, and then the refusal
     # names the address, which shows the default just as well
@@ -367,7 +367,7 @@ test_b_metrics_listens_on_loopback_unless_told_otherwise() {
 
 # ---- C. the bad-input corpus through the supervised pipeline --------------------
 
-test_c_bad_input_corpus_through_supervised_pipeline_stores_valid_lines_once() {
+test_bad_input_corpus_through_supervised_pipeline_stores_valid_lines_once() {
     # tests/data/corpus-bad.ndjson (tests/tools/badcorpus.py): 28 lines, 9
     # valid, 1 blank, 18 bad, with max_line = 16KiB
     bad_lines="1 3 5 7 9 10 12 13 15 16 17 20 21 22 23 24 25 27"
