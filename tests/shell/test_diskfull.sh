@@ -124,6 +124,10 @@ ns_run() {
     if [ -s "$TEST_TMP/r.errors" ]; then
         fail "inside the scenario: $(head -c 1500 "$TEST_TMP/r.errors")"
     fi
+    # under ASan/UBSan: a program whose exit status is not asserted
+    # (metrics, encrypt) must not have reported either
+    _san=$(grep -l -E 'Sanitizer|runtime error' "$TEST_TMP"/*.err "$TEST_TMP"/*.out 2> /dev/null)
+    [ -z "$_san" ] || fail "a sanitizer reported in: $_san: $(grep -h -m 3 -E 'Sanitizer|runtime error' $_san)"
 }
 
 # got NAME: a result the scenario put
