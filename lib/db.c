@@ -289,11 +289,13 @@ static int journal_batch(cv_db *db)
     }
     rc = sqlite3session_patchset_strm(db->sess, to_journal, db->journal);
     end_session(db);
-    int written = rc == SQLITE_OK ? cv_journal_end(db->journal, err, sizeof err) : -1;
-    if (rc != SQLITE_OK) {
-        cv_journal_abort(db->journal);
+    if (rc != SQLITE_OK && !cv_journal_write_failed(db->journal)) {
+        cv_journal_abort(db->journal); /* SQLite's failure: its message */
         return rc;
     }
+    /* a write that failed (a full disk) is taken back by end, which says
+     * why with the journal's path, not SQLite's "not an error" */
+    int written = cv_journal_end(db->journal, err, sizeof err);
     if (written < 0) {
         db->why = cv_strdup(err);
         return SQLITE_IOERR;

@@ -38,7 +38,7 @@ static cv_sender *open_sender(const cv_ingest_opts *o, int *status)
 }
 
 /* Validate one line and spool it, or dead-letter it. 0, 1 when rejected,
- * -1 on a spool failure. */
+ * -1 on a spool failure (the caller says where; cv_sender_error why). */
 static int take_line(const cv_ingest_opts *o, cv_sender *s, const char *source,
                      uint64_t lineno, const char *line, size_t len,
                      uint64_t *seq, char *reason, size_t rlen)
@@ -52,11 +52,7 @@ static int take_line(const cv_ingest_opts *o, cv_sender *s, const char *source,
     }
     int rc = cv_sender_add(s, norm, nlen, seq);
     free(norm);
-    if (rc < 0) {
-        cv_err("%s", cv_sender_error(s));
-        return -1;
-    }
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 /* The sender's counters into the report ctxvault-metrics gets; the
@@ -67,7 +63,8 @@ static void report(const cv_ingest_opts *o, cv_sender *s, bool final)
     const cv_sender_stats *st = cv_sender_stats_get(s);
     uint64_t rejected = cv_deadletter_count(o->dl);
     cv_metrics_set(m, "ctxvault_events_received_total", NULL,
-                   (double)(st->accepted + rejected));
+                   (double)(st->accepted + rejected + st->refused));
+    cv_metrics_set(m, "ctxvault_events_refused_total", NULL, (double)st->refused);
     cv_metrics_set(m, "ctxvault_events_forwarded_total", NULL,
                    (double)(st->sent - st->resent));
     cv_metrics_set(m, "ctxvault_events_resent_total", NULL, (double)st->resent);
@@ -80,6 +77,8 @@ static void report(const cv_ingest_opts *o, cv_sender *s, bool final)
     int64_t oldest = cv_sender_oldest_ms(s);
     cv_metrics_set(m, "ctxvault_spool_oldest_age_seconds", NULL,
                    oldest ? (double)(cv_mono_ms() - oldest) / 1000.0 : 0);
+    cv_metrics_health(m, !cv_sender_failed(s),
+                      cv_sender_failed(s) ? cv_sender_error(s) : NULL);
     cv_metrics_publish(m, final);
 }
 
@@ -95,6 +94,9 @@ typedef struct {
 
 static void show(client *c)
 {
+    /* a long run reports as it goes: its spool's depth is worth seeing */
+    if (cv_metrics_due(c->o->mx))
+        report(c->o, c->s, false);
     const cv_sender_stats *st = cv_sender_stats_get(c->s);
     char extra[96];
     snprintf(extra, sizeof extra, "%llu acknowledged",
@@ -152,6 +154,9 @@ static int client_fd(client *c, int fd, const char *source)
                 continue; /* blank lines are not events */
             if (take_line(o, c->s, source, lineno, line, len, NULL, reason,
                           sizeof reason) < 0) {
+                cv_err("%s:%llu: %s; refusing this line and the rest of the "
+                       "input", source, (unsigned long long)lineno,
+                       cv_sender_error(c->s));
                 status = EX_IOERR;
                 break;
             }
@@ -163,6 +168,14 @@ static int client_fd(client *c, int fd, const char *source)
         int n = need_fill ? 1 : 0;
         if (cv_sender_poll(c->s, &in, n, wait_ms(c, -1)) < 0) {
             cv_err("%s", cv_sender_error(c->s));
+            status = EX_IOERR;
+            break;
+        }
+        if (cv_sender_failed(c->s)) { /* a group commit failed */
+            cv_err("%s:%llu: %s; refusing the lines not yet synced and the "
+                   "rest of the input", source,
+                   (unsigned long long)cv_lineread_lineno(lr),
+                   cv_sender_error(c->s));
             status = EX_IOERR;
             break;
         }
@@ -196,14 +209,18 @@ int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
     status = cv_each_input(files, nfiles, client_fd_cb, &c, &missing);
     /* the input is all read: commit the spool now, then wait for answers */
     if (!status && cv_sender_sync(c.s) < 0) {
-        cv_err("%s", cv_sender_error(c.s));
+        cv_err("%s; the last lines read are refused", cv_sender_error(c.s));
         status = EX_IOERR;
     }
-    while (!status && !cv_stop_requested && !c.timed_out &&
-           cv_sender_outstanding(c.s) > 0) {
+    /* after a spool failure, what was accepted before it is still
+     * delivered: wait for it as for the rest */
+    bool refused = cv_sender_failed(c.s), broken = false;
+    while ((!status || refused) && !broken && !cv_stop_requested &&
+           !c.timed_out && cv_sender_outstanding(c.s) > 0) {
         if (cv_sender_poll(c.s, NULL, 0, wait_ms(&c, -1)) < 0) {
             cv_err("%s", cv_sender_error(c.s));
             status = EX_IOERR;
+            broken = true;
         }
         show(&c);
     }
@@ -215,6 +232,14 @@ int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
     if (st->replayed && !o->quiet)
         cv_info("resent %llu events left in the spool by an earlier run",
                 (unsigned long long)st->replayed);
+    if (refused && !broken)
+        cv_err("%s: the spool takes no more, %llu lines refused; of the "
+               "%llu events accepted before, %llu are not acknowledged%s; "
+               "free space, then run the same input again (what is stored "
+               "is not stored twice)", cv_sender_error(c.s),
+               (unsigned long long)st->refused, (unsigned long long)st->accepted,
+               (unsigned long long)left,
+               left ? " and stay in the spool for the next run" : "");
     if (left && !status) {
         cv_err("%s with %llu events not yet acknowledged; they stay in %s and "
                "are sent again by the next ctxvault-ingest with source %s",
@@ -375,7 +400,8 @@ int cv_ingest_serve(const cv_ingest_opts *o)
 
     reply *head = NULL, **tail = &head;
     uint64_t msgs = 0;
-    while (!cv_stop_requested && !status) {
+    bool refused = false; /* the spool failed: no more input, then exit */
+    while (!cv_stop_requested && !status && !refused) {
         zmq_pollitem_t it = {.socket = zsock_resolve(router), .events = ZMQ_POLLIN};
         int n = cv_sender_ready(s) ? 1 : 0;
         if (cv_sender_poll(s, &it, n, MAX_WAIT_MS) < 0) {
@@ -386,28 +412,27 @@ int cv_ingest_serve(const cv_ingest_opts *o)
         if (n && (it.revents & ZMQ_POLLIN)) {
             /* take what has arrived, then commit it all at once: the
              * producers waiting share one fsync */
-            int r = 0;
             while (cv_sender_ready(s) &&
-                   (r = serve_one(o, s, router, &tail, &msgs)) == 0)
+                   serve_one(o, s, router, &tail, &msgs) == 0)
                 ;
-            if (r < 0) {
-                status = EX_IOERR;
-                break;
-            }
-            if (head && cv_sender_sync(s) < 0) {
-                cv_err("%s", cv_sender_error(s));
-                status = EX_IOERR;
-                break;
-            }
+            /* a failure of either leaves the sender failed (below) */
+            if (head && !cv_sender_failed(s))
+                (void)cv_sender_sync(s);
         }
         send_replies(s, router, &head, &tail);
         if (cv_metrics_due(o->mx))
             report(o, s, false);
+        refused = cv_sender_failed(s);
     }
+    if (refused)
+        cv_err("%s; refusing producers' events from now on (they get no "
+               "reply, and resend); delivering what was accepted, for at most "
+               "%lld ms, then exiting with status %d", cv_sender_error(s),
+               (long long)o->drain_ms, EX_IOERR);
 
     /* drain: nothing new; what is accepted is committed and answered, and
      * what store has not acknowledged after drain_ms stays in the spool */
-    if (!status && cv_sender_sync(s) < 0) {
+    if (!status && !refused && cv_sender_sync(s) < 0) {
         cv_err("%s", cv_sender_error(s));
         status = EX_IOERR;
     }
@@ -420,6 +445,14 @@ int cv_ingest_serve(const cv_ingest_opts *o)
             cv_err("%s", cv_sender_error(s));
             status = EX_IOERR;
         }
+    }
+    if (refused && !status) {
+        if (cv_sender_outstanding(s))
+            cv_err("%llu accepted events not yet acknowledged stay in the "
+                   "spool in %s, for the next start",
+                   (unsigned long long)cv_sender_outstanding(s),
+                   cv_sender_spool_dir(s));
+        status = EX_IOERR;
     }
     if (o->mx)
         report(o, s, true);

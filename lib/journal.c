@@ -173,11 +173,15 @@ static int new_segment(const char *dir, int64_t first, char *err, size_t errlen)
     put64(h + 8, (uint64_t)first);
     if (fd < 0 || cv_write_all(fd, h, sizeof h) < 0 || fdatasync(fd) < 0 ||
         cv_fsync_dir_of(p) < 0) {
+        int saved = errno;
         snprintf(err, errlen, "cannot create journal segment %s: %s", p,
                  strerror(errno));
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            unlink(p); /* a header cut short (a full disk) is no segment */
+        }
         free(p);
+        errno = saved;
         return -1;
     }
     free(p);
@@ -376,6 +380,8 @@ int cv_journal_end(cv_journal *j, char *err, size_t errlen)
     j->last = j->rec_lsn;
     return 1;
 }
+
+bool cv_journal_write_failed(const cv_journal *j) { return j->rec_failed; }
 
 void cv_journal_abort(cv_journal *j)
 {

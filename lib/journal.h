@@ -58,6 +58,9 @@ int cv_journal_begin(cv_journal *j, int64_t lsn, int64_t at_ms, char *err,
 int cv_journal_write(cv_journal *j, const void *data, size_t n);
 int cv_journal_end(cv_journal *j, char *err, size_t errlen);
 void cv_journal_abort(cv_journal *j);
+/* Did a write of the record begun fail (ENOSPC, EIO)? Then end takes it
+ * back and says why. */
+bool cv_journal_write_failed(const cv_journal *j);
 /* The three at once: 0, or -1 with a reason. */
 int cv_journal_append(cv_journal *j, int64_t lsn, int64_t at_ms,
                       const void *payload, size_t len, char *err,

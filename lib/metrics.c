@@ -50,6 +50,7 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged.", NULL},
     {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files.", NULL},
     {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool.", NULL},
+    {"ctxvault_events_refused_total", C, "Events ingest read but did not accept because its spool failed (a full disk): never acknowledged to their producer, which sends them again.", NULL},
     {"ctxvault_spool_bytes_dropped_total", C, "Bytes cut off the spool at a start: records a crash left half-written, never accepted.", NULL},
     {"ctxvault_deadletter_write_failures_total", C, "Rejected lines whose dead-letter record could not be written (the rejection is still counted).", NULL},
     {"ctxvault_commit_batches_total", C, "Transactions store committed with events.", NULL},

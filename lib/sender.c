@@ -66,6 +66,7 @@ struct cv_sender {
     int64_t first_unsynced;  /* when the oldest unsynced event was added */
     bool blocked;            /* the PUSH queue is full: wait for POLLOUT */
     bool replay_done;
+    bool failed;             /* the spool failed: nothing more accepted */
     bool nodur;              /* bench only: no spool, no acks awaited */
     const cv_keyring *kr;    /* seals the spool's records */
     uint8_t *buf;            /* a record sealed or opened */
@@ -257,7 +258,26 @@ void cv_sender_destroy(cv_sender **p)
 
 bool cv_sender_ready(const cv_sender *s)
 {
-    return s->replay_done && room(s);
+    return s->replay_done && !s->failed && room(s);
+}
+
+bool cv_sender_failed(const cv_sender *s) { return s->failed; }
+
+/* The spool failed: the events not yet synced were never accepted (the
+ * spool has taken them back), so they leave the window unsent; whoever
+ * gave them resends them (a producer gets no reply; the client says
+ * which line it stopped at). */
+static void spool_failed(cv_sender *s, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "cannot %s the spool in %s: %s", what,
+             cv_spool_dir(s->spool), strerror(errno));
+    s->failed = true;
+    ev *e;
+    while ((e = s->lists[L_UNSYNCED].head)) {
+        s->st.accepted--;
+        s->st.refused++;
+        window_remove(s, e);
+    }
 }
 
 static uint8_t *buffer(cv_sender *s, size_t n)
@@ -284,9 +304,13 @@ static int spool_put(cv_sender *s, const char *line, size_t len, uint64_t *rec)
 int cv_sender_add(cv_sender *s, const char *line, size_t len, uint64_t *seq)
 {
     uint64_t rec = 0;
+    if (s->failed) {
+        s->st.refused++;
+        return -1;
+    }
     if (!s->nodur && spool_put(s, line, len, &rec) < 0) {
-        snprintf(s->err, sizeof s->err, "cannot write to the spool in %s: %s",
-                 cv_spool_dir(s->spool), strerror(errno));
+        s->st.refused++;
+        spool_failed(s, "write to");
         return -1;
     }
     if (window_add(s, line, len, rec, L_UNSYNCED) < 0) {
@@ -300,16 +324,22 @@ int cv_sender_add(cv_sender *s, const char *line, size_t len, uint64_t *seq)
     s->st.accepted++;
     if (seq)
         *seq = rec;
+    /* a group commit every send_batch events, however fast they come:
+     * what is unsynced is bounded, and so is what a failure refuses */
+    if (s->lists[L_UNSYNCED].n >= (size_t)s->cfg->send_batch &&
+        cv_sender_sync(s) < 0)
+        return -1;
     return 0;
 }
 
 int cv_sender_sync(cv_sender *s)
 {
+    if (s->failed)
+        return -1;
     if (s->lists[L_UNSYNCED].n == 0)
         return 0;
     if (!s->nodur && cv_spool_sync(s->spool) < 0) {
-        snprintf(s->err, sizeof s->err, "cannot sync the spool in %s: %s",
-                 cv_spool_dir(s->spool), strerror(errno));
+        spool_failed(s, "sync");
         return -1;
     }
     s->st.syncs++;
@@ -558,10 +588,9 @@ static int64_t do_due(cv_sender *s, int *rc)
     if (unsynced) {
         int64_t at = s->first_unsynced + s->cfg->spool_sync_ms;
         if (unsynced >= (size_t)s->cfg->send_batch || now >= at) {
-            if (cv_sender_sync(s) < 0) {
-                *rc = -1;
-                return now;
-            }
+            /* a failure leaves the sender failed: the caller sees it
+             * there, and what was synced before is still delivered */
+            (void)cv_sender_sync(s);
         } else {
             next = at;
         }

@@ -43,6 +43,7 @@ typedef struct {
     uint64_t acked;     /* ACKed by store */
     uint64_t rejected;  /* NAKed: rejected downstream */
     uint64_t syncs;     /* spool group commits */
+    uint64_t refused;   /* given, but not accepted: the spool failed first */
 } cv_sender_stats;
 
 /* The spool is cfg->spool_dir/SOURCE; acks are those whose topic is
@@ -57,8 +58,15 @@ cv_sender *cv_sender_new(const cv_config *cfg, const char *source,
  * the spool for the next run. */
 void cv_sender_destroy(cv_sender **p);
 
-/* Is there room for another event (window not full, spool replay done)? */
+/* Is there room for another event (window not full, spool replay done,
+ * the spool not failed)? */
 bool cv_sender_ready(const cv_sender *s);
+/* Has the spool failed (a full disk: ENOSPC; EIO)? From then on nothing
+ * more is accepted: the events given since the last sync are refused
+ * (counted in refused, gone from the window and the spool), while those
+ * synced before go on being sent until acknowledged. The reason is in
+ * cv_sender_error(). */
+bool cv_sender_failed(const cv_sender *s);
 /* Spool one normalised event (it must carry an "id"). *seq (may be NULL)
  * is its place in the spool: it is durable once cv_sender_durable() >=
  * *seq. -1 with a reason in cv_sender_error() on a spool failure (the
@@ -71,7 +79,8 @@ uint64_t cv_sender_durable(const cv_sender *s);
 
 /* Wait at most timeout_ms (-1: until something happens) for acks or the
  * caller's items, and do what is due. Returns 0, or -1 on a fatal error
- * (spool I/O, socket failure) with a reason in cv_sender_error(). An
+ * (spool read, socket failure) with a reason in cv_sender_error(); a
+ * failed spool sync is not fatal here (cv_sender_failed says so). An
  * interrupted wait (a signal) returns 0. */
 int cv_sender_poll(cv_sender *s, zmq_pollitem_t *items, int nitems,
                    int timeout_ms);

@@ -42,6 +42,9 @@ struct cv_spool {
     char *buf;       /* appended, not yet written */
     size_t buflen, bufcap;
     uint64_t last, synced;
+    /* the current segment as of the last sync: what a failure keeps */
+    uint64_t cur_synced_bytes;
+    uint32_t cur_synced_nrec;
     int failed;      /* errno of an earlier I/O failure: no more appends */
     uint64_t pending;
     /* replay of the segments an earlier run left (seq < replay_upto) */
@@ -369,15 +372,39 @@ fail:;
     return NULL;
 }
 
+/* An I/O failure (ENOSPC, EIO): the spool takes nothing more. Records
+ * appended since the last sync were never accepted; they leave the
+ * current segment (file and counts) now, so what stays to be replayed
+ * is exactly what was accepted, and no torn record is left for the next
+ * start to cut. -1 with errno. */
+static int fail_io(cv_spool *sp, int err)
+{
+    sp->failed = err ? err : EIO;
+    sp->buflen = 0;
+    seg *s = sp->cur_fd >= 0 ? find_seg(sp, sp->cur_seq) : NULL;
+    if (s && (s->nrec > sp->cur_synced_nrec || s->bytes != sp->cur_synced_bytes)) {
+        sp->pending -= s->nrec - sp->cur_synced_nrec;
+        s->nrec = sp->cur_synced_nrec;
+        s->bytes = sp->cur_synced_bytes;
+        sp->last = sp->synced;
+        /* shrinking needs no space; should it fail, the next start cuts
+         * what is torn and replays the whole records (never acked, so
+         * harmless: store dedupes) */
+        if (ftruncate(sp->cur_fd, (off_t)sp->cur_synced_bytes) < 0)
+            cv_warn("cannot take unsynced records out of spool segment "
+                    "%08x in %s: %s", sp->cur_seq, sp->dir, strerror(errno));
+    }
+    errno = sp->failed;
+    return -1;
+}
+
 /* Write out what is buffered (no sync). */
 static int flush_buf(cv_spool *sp)
 {
     if (sp->buflen == 0)
         return 0;
-    if (cv_write_all(sp->cur_fd, sp->buf, sp->buflen) < 0) {
-        sp->failed = errno ? errno : EIO;
-        return -1;
-    }
+    if (cv_write_all(sp->cur_fd, sp->buf, sp->buflen) < 0)
+        return fail_io(sp, errno);
     sp->buflen = 0;
     return 0;
 }
@@ -394,20 +421,22 @@ int cv_spool_sync(cv_spool *sp)
         return -1;
     if (fdatasync(sp->cur_fd) < 0) {
         /* after a failed fsync the page cache state is unknown: stop */
-        sp->failed = errno;
-        return -1;
+        return fail_io(sp, errno);
     }
     if (sp->dir_dirty) {
         char *p = seg_path(sp, sp->cur_seq);
         int rc = cv_fsync_dir_of(p);
         free(p);
-        if (rc < 0) {
-            sp->failed = errno;
-            return -1;
-        }
+        if (rc < 0)
+            return fail_io(sp, errno);
         sp->dir_dirty = false;
     }
     sp->synced = sp->last;
+    seg *s = find_seg(sp, sp->cur_seq);
+    if (s) {
+        sp->cur_synced_bytes = s->bytes;
+        sp->cur_synced_nrec = s->nrec;
+    }
     return 0;
 }
 
@@ -441,6 +470,8 @@ static int roll(cv_spool *sp)
     }
     sp->cur_fd = fd;
     sp->cur_seq = seq;
+    sp->cur_synced_bytes = 0;
+    sp->cur_synced_nrec = 0;
     sp->dir_dirty = true;
     seg *s = add_seg(sp, seq, CV_SPOOL_SEG_RECORDS);
     s->bytes = MAGIC_LEN;
@@ -482,10 +513,8 @@ int cv_spool_append(cv_spool *sp, const char *line, size_t len, uint64_t *rec)
             hdr[2] = (uint8_t)(len >> 16), hdr[3] = (uint8_t)(len >> 24);
             checksum(line, len, hdr + 4);
             if (cv_write_all(sp->cur_fd, hdr, HDR_LEN) < 0 ||
-                cv_write_all(sp->cur_fd, line, len) < 0) {
-                sp->failed = errno ? errno : EIO;
-                return -1;
-            }
+                cv_write_all(sp->cur_fd, line, len) < 0)
+                return fail_io(sp, errno);
             goto added;
         }
     }
@@ -597,7 +626,8 @@ void cv_spool_destroy(cv_spool **p)
     if (!sp)
         return;
     if (sp->cur_fd >= 0) {
-        if (cv_spool_sync(sp) < 0)
+        /* a failure already reported is not reported again */
+        if (!sp->failed && cv_spool_sync(sp) < 0)
             cv_err("cannot sync the spool in %s: %s", sp->dir,
                    strerror(errno));
         close(sp->cur_fd);

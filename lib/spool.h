@@ -49,7 +49,10 @@ void cv_spool_destroy(cv_spool **p);
 
 /* Buffer one record; *rec receives its handle (segment and index). Not
  * durable until the next successful cv_spool_sync. -1 with errno (and the
- * spool unusable from then: an I/O error is never papered over). */
+ * spool unusable from then: an I/O error is never papered over). After
+ * such a failure (ENOSPC, EIO) the records appended since the last sync
+ * are gone from the spool, file and counts: they were never accepted.
+ * The synced ones stay, and can still be acknowledged. */
 int cv_spool_append(cv_spool *sp, const char *line, size_t len, uint64_t *rec);
 /* Write what is buffered and fdatasync it. 0, or -1 with errno (ENOSPC,
  * EIO, ...); after a failure every later call fails too. */

@@ -24,6 +24,9 @@ struct cv_store {
     bool hashed_users;  /* the policy pseudonymises user_id */
     size_t pending;
     cv_store_stats st;
+    /* the open batch's counts: added to st at COMMIT, dropped by a
+     * rollback, so the totals are of what the database holds */
+    uint64_t batch_inserted, batch_duplicates, batch_profiles, batch_arrival;
     char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
     cv_scrub_buf scrubbed;       /* a body scrubbed on arrival */
     /* Users whose profile changed in the open batch: their stored rows are
@@ -249,7 +252,7 @@ static int profile_apply(cv_store *s, const char *user, int64_t uid,
     s->cache[i].user = cv_strdup(user);
     s->cache[i].uid = uid;
     s->cache[i].p = *p;
-    s->st.profiles_applied++;
+    s->batch_profiles++;
     return same_rules(old, p) ? 0 : mark_dirty(s, uid, p);
 }
 
@@ -347,7 +350,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         if (row.ts != ts) /* a rule rounded ts: the schedule goes too */
             round_schedule(&row);
         row.scrubbed_at = row.created_at;
-        s->st.scrubbed_on_arrival++;
+        s->batch_arrival++;
     }
     uint8_t sum[CV_CHECKSUM_BYTES];
     if (cv_bench_no_durability()) {
@@ -364,10 +367,10 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
     if (rc < 0)
         goto failed;
     if (rc == 0) {
-        s->st.duplicates++;
+        s->batch_duplicates++;
         return CV_STORE_DUPLICATE;
     }
-    s->st.inserted++;
+    s->batch_inserted++;
     if (is_profile && profile_apply(s, user, uid, id, ts, &prof, &newp) < 0)
         goto failed;
     return CV_STORE_INSERTED;
@@ -390,12 +393,20 @@ int cv_store_commit(cv_store *s, char *err, size_t errlen)
     }
     s->pending = 0;
     s->st.batches++;
+    s->st.inserted += s->batch_inserted;
+    s->st.duplicates += s->batch_duplicates;
+    s->st.profiles_applied += s->batch_profiles;
+    s->st.scrubbed_on_arrival += s->batch_arrival;
+    s->batch_inserted = s->batch_duplicates = s->batch_profiles =
+        s->batch_arrival = 0;
     return 0;
 }
 
 void cv_store_rollback(cv_store *s)
 {
     s->ndirty = 0;
+    s->batch_inserted = s->batch_duplicates = s->batch_profiles =
+        s->batch_arrival = 0;
     if (s->pending) {
         cv_db_rollback(s->db);
         s->pending = 0;

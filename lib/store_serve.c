@@ -49,6 +49,10 @@
 #define QUERY_LIMIT 100    /* rows per query reply by default */
 #define QUERY_MAX 1000     /* and at most */
 #define FAIL_PAUSE_MS 200  /* no reading for this long after a failed COMMIT */
+/* health stays degraded this long after the last failed COMMIT: on a
+ * nearly full disk small batches pass between failing ones, and health
+ * must not flap with them */
+#define FAIL_HOLD_MS 5000
 
 typedef struct {
     int src;        /* index into sources */
@@ -77,8 +81,9 @@ typedef struct {
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
     cv_metrics *mx;         /* reported to ctxvault-metrics */
-    uint64_t failures_reported;
-    char last_failure[256];
+    bool failing;           /* the last commit failed: health degraded */
+    int64_t failed_at;      /* when a commit last failed (mono ms), or 0 */
+    char last_failure[640];
 } server;
 
 static void malformed(server *s, const char *why)
@@ -180,14 +185,22 @@ static void publish(server *s)
         drop_acks(s, 0);
 }
 
+/* A failed batch (a full disk, say): health stays degraded, with the
+ * reason, until a commit succeeds again; the log is rate-limited, since
+ * ingest resends the same events until then. */
 static void fail_batch(server *s, const char *why)
 {
     s->commit_failures++;
+    s->failing = true;
+    s->failed_at = cv_mono_ms();
     snprintf(s->last_failure, sizeof s->last_failure,
-             "a commit failed, nothing acknowledged: %s", why);
+             "commits to %s fail, nothing acknowledged: %s",
+             cv_db_path(s->svc->db), why);
     if (s->commit_failures <= 10 || s->commit_failures % 100 == 0)
-        cv_err("batch rolled back, nothing acknowledged (%llu so far; ingest "
-               "resends): %s", (unsigned long long)s->commit_failures, why);
+        cv_err("cannot commit to %s: %s; batch rolled back, nothing "
+               "acknowledged (%llu so far; ingest resends)",
+               cv_db_path(s->svc->db), why,
+               (unsigned long long)s->commit_failures);
     cv_store_rollback(s->svc->store);
     drop_acks(s, s->committed);
     s->pause_until = cv_mono_ms() + FAIL_PAUSE_MS;
@@ -221,6 +234,10 @@ static int commit_batch(server *s)
         fail_batch(s, err);
         return -1;
     }
+    if (s->failing && !s->svc->quiet)
+        cv_info("commits to %s succeed again, after %llu failed",
+                cv_db_path(s->svc->db), (unsigned long long)s->commit_failures);
+    s->failing = false;
     cv_metrics_observe(s->mx, "ctxvault_commit_batch_size_events", NULL,
                        (double)(s->nacks - s->committed));
     s->committed = s->nacks;
@@ -492,12 +509,11 @@ static void report(server *s, bool final)
         sqlite3_reset(st_old);
         cv_metrics_set(m, "ctxvault_ttl_oldest_expired_age_seconds", NULL, age);
     }
-    /* a failed commit since the last report: nothing acknowledged then */
-    if (s->commit_failures > s->failures_reported)
+    /* until a commit succeeds again, nothing is acknowledged */
+    if (s->failing || (s->failed_at && cv_mono_ms() - s->failed_at < FAIL_HOLD_MS))
         cv_metrics_health(m, false, s->last_failure);
     else
         cv_metrics_health(m, true, s->check_ok ? NULL : "start check running");
-    s->failures_reported = s->commit_failures;
     cv_metrics_publish(m, final);
 }
 

@@ -10,9 +10,11 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +65,46 @@ TEST(records_append_and_the_last_is_taken_back)
     CHECK(j == NULL);
     j = open_at(dir, 1 << 20, 2);
     CHECK_INT(cv_journal_last(j), 2);
+    cv_journal_destroy(&j);
+    free(seg);
+}
+
+/* A file size limit fails writes (EFBIG) as a full disk does (ENOSPC),
+ * also for root; each test runs in a child process of its own. */
+static void limit_file_size(rlim_t bytes)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {.rlim_cur = bytes, .rlim_max = RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+TEST(a_failed_write_leaves_no_half_record_or_segment)
+{
+    const char *dir = cvt_tmpdir();
+    char *seg = cv_fmt("%s/%020d.cvj", dir, 1);
+    /* no room for a segment's header: no segment is left */
+    limit_file_size(10);
+    cv_journal *j = open_at(dir, 1 << 20, 0);
+    CHECK(j);
+    CHECK(append_n(j, 1) < 0);
+    CHECK_INT(size_of(seg), -1);
+    CHECK_INT(cv_journal_last(j), 0);
+    /* room for 7 records: the 8th is cut short by the limit, and taken
+     * back whole */
+    limit_file_size(16 + 7 * (20 + 1000 + 16) + 500);
+    CHECK_INT(append_n(j, 7), 0);
+    CHECK(append_n(j, 1) < 0);
+    CHECK_INT(cv_journal_last(j), 7);
+    CHECK_INT(size_of(seg), 16 + 7 * (20 + 1000 + 16));
+    /* once there is room, it goes on at batch 8 */
+    limit_file_size(RLIM_INFINITY);
+    CHECK_INT(append_n(j, 1), 0);
+    CHECK_INT(cv_journal_last(j), 8);
+    cv_journal_destroy(&j);
+    j = open_at(dir, 1 << 20, 8);
+    CHECK(j);
+    CHECK_INT(cv_journal_last(j), 8);
+    CHECK_INT(size_of(seg), 16 + 8 * (20 + 1000 + 16));
     cv_journal_destroy(&j);
     free(seg);
 }

@@ -340,3 +340,51 @@ TEST(spool_write_error_surfaces)
     cv_spool_destroy(&sp);
     free(dir);
 }
+
+TEST(spool_write_error_keeps_exactly_what_was_synced)
+{
+    /* what was synced before a failed write stays, and nothing else: the
+     * unsynced records were never accepted, so they are taken back (no
+     * torn tail for the next open to cut, nothing unaccepted replayed) */
+    char err[256], *dir = spool_dir();
+    cv_spool *sp = cv_spool_open(dir, err, sizeof err);
+    CHECK(sp);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {.rlim_cur = 64 << 10, .rlim_max = RLIM_INFINITY};
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    int synced = 0, failed_at = -1;
+    for (int i = 0; i < 10000 && failed_at < 0; i++) {
+        char *l = line_for(i);
+        uint64_t rec;
+        if (cv_spool_append(sp, l, strlen(l), &rec) < 0)
+            failed_at = i;
+        else if (i % 100 == 99 && cv_spool_sync(sp) < 0)
+            failed_at = i;
+        else if (i % 100 == 99)
+            synced = i + 1;
+        free(l);
+    }
+    CHECK(failed_at > 0);
+    CHECK(synced > 0);
+    CHECK_INT(cv_spool_pending(sp), synced);
+    cv_spool_destroy(&sp);
+    rl.rlim_cur = RLIM_INFINITY;
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    sp = cv_spool_open(dir, err, sizeof err);
+    CHECK(sp);
+    CHECK_INT(cv_spool_dropped(sp), 0);
+    CHECK_INT(cv_spool_pending(sp), synced);
+    uint64_t rec;
+    const char *line;
+    size_t len;
+    int n = 0;
+    while (cv_spool_replay_next(sp, &rec, &line, &len) == 1) {
+        char *want = line_for(n);
+        CHECK(len == strlen(want) && memcmp(line, want, len) == 0);
+        free(want);
+        n++;
+    }
+    CHECK_INT(n, synced);
+    cv_spool_destroy(&sp);
+    free(dir);
+}
