@@ -221,6 +221,10 @@ db_rows_at_least() {
     [ "$(db_rows)" -ge "$1" ]
 }
 
+db_rows_above() {
+    [ "$(db_rows)" -gt "$1" ]
+}
+
 # random_sleep: 0.1 to 1 s
 random_sleep() {
     sleep "$(od -An -N2 -tu2 /dev/urandom | awk '{ printf "%.2f", 0.1 + ($1 % 900) / 1000 }')"
@@ -259,8 +263,8 @@ assert_stored_once() {
 # file) until KILLS kills have landed mid-stream (fewer than all the events
 # committed yet). The first comes once an eighth of the rows are committed,
 # the next ones in turn a random 0.1-1 s after the restarted process
-# appeared and 0-0.2 s after it is RUNNING (up for startsecs, 1 s), so the
-# kills land anywhere: mid-batch, between a commit and its acks, during a
+# appeared and 0-0.2 s after it is RUNNING (up for startsecs, 1 s) and
+# rows were committed since the last kill, so the kills land anywhere: mid-batch, between a commit and its acks, during a
 # restart's recovery (a kill within supervisord's startsecs also makes it
 # back off, as a crash loop would). If the stream ends first (a fast
 # machine, a stage that restarts in a blink), another stream of N_EVENTS
@@ -279,7 +283,7 @@ kill_during_stream() {
         fail "the stream stalled below $((N_EVENTS / 8)) rows (at $(db_rows)) $(sv_logs)"
         return
     }
-    kills=0 mid=0 points='' last='' fresh=no
+    kills=0 mid=0 points='' last='' fresh=no at=0
     while [ "$mid" -lt "$want" ]; do
         if [ "$fresh" = yes ]; then
             # a new stream: its first kill once an eighth of it is committed
@@ -324,9 +328,15 @@ kill_during_stream() {
                     # program that died within startsecs (1 s), and gives
                     # up after startretries (10): every other kill comes
                     # once the program is RUNNING, which resets that
-                    # back-off, 0-0.2 s into it
+                    # back-off, and once rows were committed since the
+                    # last kill (a slow build can take longer than
+                    # startsecs to recover), 0-0.2 s into the flow
                     wait_until 60 sv_running "$1" || {
                         fail "ctxvault-$1 did not get to RUNNING again $(sv_logs)"
+                        return
+                    }
+                    wait_until "$STREAM_TIMEOUT" db_rows_above "$at" || {
+                        fail "nothing committed since the last kill (at $at rows) $(sv_logs)"
                         return
                     }
                     short_sleep
