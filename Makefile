@@ -56,7 +56,7 @@ LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(BUILD)/unit-tests
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency \
-           $(BUILD)/cvclient-example
+           $(BUILD)/cvclient-example $(BUILD)/cvctxload
 
 .PHONY: all deps bench-deps check run bench install clean programs
 all: $(BINS) $(TOOLS)
@@ -104,6 +104,13 @@ $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency: $(BUILD)/%: tests/tools/%
 # the client library's example: only lib/cvclient.h, linked as an
 # application links it
 $(BUILD)/cvclient-example: examples/cvclient-example.c lib/cvclient.h $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+# the context API's load probe (make bench): like the example, only
+# lib/cvclient.h
+$(BUILD)/cvctxload: tests/tools/cvctxload.c lib/cvclient.h $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
