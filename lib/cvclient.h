@@ -26,7 +26,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CV_CLIENT_REFUSED 1
+/* both negative: cv_client_iter_next returns 1 for an event, and callers
+ * loop while it returns more than 0 */
+#define CV_CLIENT_REFUSED (-2)
 #define CV_CLIENT_FAILED (-1)
 
 typedef struct cv_client cv_client;

@@ -10,7 +10,9 @@
 # BENCH_QUERY_EVENTS (1000000), BENCH_QUERY_USERS (10000), BENCH_QUERIES
 # (20), BENCH_SCRUB_EVENTS (1000000), BENCH_KEEP=1 keeps the temporary
 # directory, BENCH_ONLY=scrub runs only the scrub and backup figures,
-# BENCH_REWRAP_EVENTS (1000000), BENCH_ONLY=rewrap only the rewrap figure.
+# BENCH_REWRAP_EVENTS (1000000), BENCH_ONLY=rewrap only the rewrap figure,
+# BENCH_CTXAPI_EVENTS (1000000), BENCH_CTXAPI_REQUESTS (10000),
+# BENCH_CTXAPI_INGEST (200000), BENCH_ONLY=ctxapi only the context API's.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -344,6 +346,102 @@ bench_backup() {
     say "  the same with the backup checked in full again (--check): $(( $(now_ms) - t0 )) ms"
 }
 
+# ---- ctxapi: the context API's read side on a million rows -----------------
+
+# BENCH_CTXAPI_EVENTS rows (1,000,000) from BENCH_CTXAPI_USERS users
+# (1,000: each has about 95 contexts and 580 interactions, so a query of
+# 100 rows is a full page), stored by the filter pipeline; then the
+# supervised pipeline, and cvctxload (tests/tools/cvctxload.c, a C client
+# on lib/cvclient.h, one connection per thread) times each request from
+# the call to its last event handed out, for users drawn at random:
+# BENCH_CTXAPI_REQUESTS (10,000) context.load of the latest context, then
+# as many interactions.query of 100 rows, one client each. Then the ingest
+# rate of the supervised pipeline (`ctxvault-ingest FILE` of
+# BENCH_CTXAPI_INGEST new events, 200,000, timed until all are committed),
+# alone, then with 8 client threads querying meanwhile (context.load and
+# interactions.query in turn, each as fast as its replies come back), then
+# alone again: the ratio is against the mean of the two runs alone. Run
+# alone with BENCH_ONLY=ctxapi.
+bench_ctxapi() {
+    X_EVENTS=${BENCH_CTXAPI_EVENTS:-1000000}
+    X_USERS=${BENCH_CTXAPI_USERS:-1000}
+    X_REQ=${BENCH_CTXAPI_REQUESTS:-10000}
+    X_INGEST=${BENCH_CTXAPI_INGEST:-200000}
+    [ -x "$CTXLOAD" ] || die "$CTXLOAD is missing: build first (make)"
+    say "== ctxapi: the context API on $X_EVENTS rows from $X_USERS users, against the supervised store"
+    xhome=$tmp/xhome
+    new_home "$xhome"
+    t0=$(now_ms)
+    { "$GEN" -n "$X_EVENTS" -u "$X_USERS" -s 41 \
+        | CTXVAULT_HOME=$xhome timed "x.ingest" "$BIN/ctxvault-ingest" --stdout \
+        | CTXVAULT_HOME=$xhome timed "x.encrypt" "$BIN/ctxvault-encrypt" \
+        | CTXVAULT_HOME=$xhome timed "x.store" "$BIN/ctxvault-store"; } || :
+    check3 x "building the context API's database"
+    say "built in $(( $(now_ms) - t0 )) ms: $(rows "$xhome") rows," \
+        "$(du -sk "$xhome/data" | awk '{ printf "%d MiB", $1 / 1024 }') on disk"
+    # the ingest runs' events: new users, so they add to no one's pages
+    for _r in 1 2 3; do
+        "$GEN" -n "$X_INGEST" -u "$X_USERS" -s $((41 + _r)) \
+            | sed 's/"user_id":"user-/"user_id":"feed'"$_r"'-/' >"$tmp/xfeed$_r.ndjson" ||
+            die "genevents failed"
+    done
+    sv_up "$xhome"
+
+    # ctxload TAG ARGS...: cvctxload against the instance; its JSON in
+    # $tmp/TAG.json, and the run fails loudly if a request did
+    ctxload() {
+        _tag=$1; shift
+        "$CTXLOAD" --home "$xhome" --users "$X_USERS" "$@" >"$tmp/$_tag.json" 2>"$tmp/$_tag.err" || {
+            sed 's/^/    /' "$tmp/$_tag.err" >&2
+            die "cvctxload $* failed"
+        }
+    }
+    # jnum TAG KEY: a number from cvctxload's JSON
+    jnum() { sed -n 's/.*"'"$2"'":\([0-9.]*\).*/\1/p' "$tmp/$1.json"; }
+
+    ctxload xload --op load --requests "$X_REQ"
+    x_load_p50=$(jnum xload p50_ms) x_load_p99=$(jnum xload p99_ms)
+    say "context.load, latest context: $X_REQ requests, one client: p50 $x_load_p50 ms," \
+        "p99 $x_load_p99 ms, max $(jnum xload max_ms) ms, $(jnum xload per_second) requests/s" \
+        "(target p99 < 1 ms: $(awk -v p="$x_load_p99" 'BEGIN { print (p < 1) ? "ok" : "OVER" }'))"
+    ctxload xquery --op query --limit 100 --requests "$X_REQ"
+    x_query_p50=$(jnum xquery p50_ms) x_query_p99=$(jnum xquery p99_ms)
+    x_query_rows=$(awk -v r="$(jnum xquery rows)" -v n="$X_REQ" 'BEGIN { printf "%.1f", r / n }')
+    say "interactions.query, 100 rows: $X_REQ requests, one client: p50 $x_query_p50 ms," \
+        "p99 $x_query_p99 ms, max $(jnum xquery max_ms) ms, $x_query_rows rows a reply" \
+        "(target p99 < 5 ms: $(awk -v p="$x_query_p99" 'BEGIN { print (p < 5) ? "ok" : "OVER" }'))"
+
+    # ingest FEED: the supervised pipeline's rate for the feed; sets x_rate
+    xingest() {
+        _t0=$(now_ms)
+        client "x.feed$1" "$xhome" "$tmp/xfeed$1.ndjson"
+        check "x.feed$1" "ctxvault-ingest FILE (ingest run $1)"
+        x_rate=$(rate "$X_INGEST" $(( $(now_ms) - _t0 )))
+    }
+    xingest 1
+    x_alone1=$x_rate
+    "$CTXLOAD" --home "$xhome" --users "$X_USERS" --op mix --threads 8 --seconds 3600 \
+        --warmup 10 >"$tmp/xmix.json" 2>"$tmp/xmix.err" &
+    x_load_pid=$!
+    sleep 1     # the clients connected and querying before the feed starts
+    xingest 2
+    x_with=$x_rate
+    kill -TERM "$x_load_pid" 2>/dev/null || :
+    wait "$x_load_pid" || { sed 's/^/    /' "$tmp/xmix.err" >&2; die "cvctxload --op mix failed"; }
+    xingest 3
+    x_alone2=$x_rate
+    x_alone=$(( (x_alone1 + x_alone2) / 2 ))
+    x_ratio=$(awk -v a="$x_with" -v b="$x_alone" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+    say "ingest of $X_INGEST events: $x_alone1 then $x_alone2 events/s alone, $x_with events/s" \
+        "with 8 clients querying: ${x_ratio}x (target >= 0.8x:" \
+        "$(awk -v r="$x_ratio" 'BEGIN { print (r >= 0.8) ? "ok" : "UNDER" }'))"
+    say "  the 8 clients meanwhile: $(jnum xmix requests) requests, $(jnum xmix per_second)/s," \
+        "p50 $(jnum xmix p50_ms) ms, p99 $(jnum xmix p99_ms) ms, max $(jnum xmix max_ms) ms"
+    sv_down "$xhome"
+    rm -rf "$xhome" "$tmp"/xfeed*.ndjson
+    say ""
+}
+
 # ---- the machine ---------------------------------------------------------
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
@@ -359,6 +457,11 @@ say "sqlite:  $(sqlite3 --version | cut -d' ' -f1)"
 say ""
 
 LATENCY=build/plain/cvlatency
+CTXLOAD=build/plain/cvctxload
+if [ "${BENCH_ONLY:-}" = ctxapi ]; then
+    bench_ctxapi
+    exit 0
+fi
 if [ "${BENCH_ONLY:-}" = scrub ]; then
     bench_scrub
     exit 0
@@ -784,6 +887,7 @@ say ""
 
 bench_scrub
 bench_rewrap
+bench_ctxapi
 
 # ---- summary ---------------------------------------------------------------
 
@@ -840,3 +944,12 @@ printf '%-34s %s ms for %s rows   target < 1000 ms: %s\n' \
 printf '%-34s median %s ms, max %s ms   target < %s ms: %s\n' \
     "query --user --limit 100" "$q_med" "$q_max" "$QUERY_TARGET_MS" \
     "$(awk -v m="$q_med" -v t="$QUERY_TARGET_MS" 'BEGIN { print (m < t) ? "ok" : "OVER" }')"
+printf '%-34s p99 %s ms (p50 %s ms)   target < 1 ms: %s\n' \
+    "context.load, 1M rows" "$x_load_p99" "$x_load_p50" \
+    "$(awk -v p="$x_load_p99" 'BEGIN { print (p < 1) ? "ok" : "OVER" }')"
+printf '%-34s p99 %s ms (p50 %s ms)   target < 5 ms: %s\n' \
+    "interactions.query, 100 rows" "$x_query_p99" "$x_query_p50" \
+    "$(awk -v p="$x_query_p99" 'BEGIN { print (p < 5) ? "ok" : "OVER" }')"
+printf '%-34s %sx the rate alone (%s against %s events/s)   target >= 0.8x: %s\n' \
+    "ingest with 8 querying clients" "$x_ratio" "$x_with" "$x_alone" \
+    "$(awk -v r="$x_ratio" 'BEGIN { print (r >= 0.8) ? "ok" : "UNDER" }')"
