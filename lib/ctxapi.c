@@ -1,6 +1,7 @@
 /* ctxapi.c - the context API's read side (ctxapi.h). */
 #include "ctxapi.h"
 
+#include "jscan.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -50,6 +51,55 @@ json_t *cv_ctx_time_json(int64_t ms)
     char t[40];
     cv_time_format_ms(ms, t);
     return json_string(t);
+}
+
+/* --- replies with text spliced in ------------------------------------- */
+
+/* A raw member is kept under its name behind this prefix until the reply
+ * is printed (member names here are plain ASCII). */
+#define RAW_PREFIX "\001raw:"
+
+void cv_ctx_set_raw(json_t *reply, const char *member, const char *text,
+                    size_t len)
+{
+    char key[64];
+    snprintf(key, sizeof key, RAW_PREFIX "%s", member);
+    json_object_set_new(reply, key, json_stringn_nocheck(text, len));
+}
+
+char *cv_ctx_reply_dump(json_t *reply)
+{
+    json_t *raw = json_object();
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(reply, tmp, key, v) {
+        if (strncmp(key, RAW_PREFIX, strlen(RAW_PREFIX)) == 0) {
+            json_object_set(raw, key + strlen(RAW_PREFIX), v);
+            json_object_del(reply, key);
+        }
+    }
+    char *text = json_dumps(reply, CV_JSON_DUMP);
+    if (!text || json_object_size(raw) == 0) {
+        json_decref(raw);
+        return text;
+    }
+    size_t len = strlen(text), extra = 0;
+    json_object_foreach(raw, key, v)
+        extra += strlen(key) + json_string_length(v) + 4;
+    char *out = cv_malloc(len + extra + 1);
+    size_t at = len - 1; /* the closing brace */
+    memcpy(out, text, at);
+    json_object_foreach(raw, key, v) {
+        at += (size_t)sprintf(out + at, "%s\"%s\":", at > 1 ? "," : "", key);
+        memcpy(out + at, json_string_value(v), json_string_length(v));
+        at += json_string_length(v);
+    }
+    out[at++] = '}';
+    out[at] = '\0';
+    free(text);
+    json_decref(raw);
+    return out;
 }
 
 /* --- cursors ------------------------------------------------------------ */
@@ -191,35 +241,94 @@ json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
 
 /* --- reading ------------------------------------------------------------ */
 
+/* The rows a read gathers. Decrypting needs each body as a tree; a read
+ * that returns bodies as stored copies their text into the reply instead
+ * (rows_into), since parsing and printing them again was most of what a
+ * page cost. */
 typedef struct {
     const cv_ctxapi *api;
     bool decrypt;
-    json_t *rows;           /* the events, as objects */
+    bool tree;              /* rows as objects even when not decrypting */
+    json_t *rows;           /* decrypting (or tree): the events, as objects */
+    char *text;             /* else: "[body,body,...]" being built */
+    size_t len, cap;
+    int64_t n;              /* rows gathered */
     int64_t last_ts, last_seq;
     int64_t undecryptable;
     int64_t keep;           /* rows to keep (0: all); one more sets more */
     bool more;
 } gather;
 
+static void text_add(gather *g, const char *p, size_t n)
+{
+    if (g->len + n + 2 > g->cap) {
+        g->cap = (g->len + n + 2) * 2;
+        g->text = cv_realloc(g->text, g->cap);
+    }
+    memcpy(g->text + g->len, p, n);
+    g->len += n;
+}
+
 static int gather_row(void *arg, const cv_hit *h)
 {
     gather *g = arg;
-    if (g->keep > 0 && (int64_t)json_array_size(g->rows) == g->keep) {
+    if (g->keep > 0 && g->n == g->keep) {
         g->more = true;
+        return 0;
+    }
+    g->n++;
+    g->last_ts = h->ts;
+    g->last_seq = h->seq;
+    char why[128];
+    if (!g->decrypt && !g->tree) {
+        text_add(g, g->n == 1 ? "[" : ",", 1);
+        if (cv_jscan_object(h->body, h->len, 2048, false, NULL, 0, why,
+                            sizeof why) >= 0) {
+            text_add(g, h->body, h->len);
+        } else {
+            /* a body that is no longer JSON (verify says so) goes as
+             * stored, as a string */
+            json_t *str = json_stringn_nocheck(h->body, h->len);
+            char *q = json_dumps(str, JSON_ENCODE_ANY);
+            text_add(g, q ? q : "null", q ? strlen(q) : 4);
+            free(q);
+            json_decref(str);
+        }
         return 0;
     }
     json_error_t je;
     json_t *o = json_loadb(h->body, h->len, 0, &je);
-    if (o && g->decrypt) {
+    if (o) {
         int failed = 0;
         cv_reveal(g->api->kr, o, &failed);
         g->undecryptable += failed;
     }
-    /* a body that is no longer JSON (verify says so) goes as stored */
     json_array_append_new(g->rows, o ? o : json_stringn(h->body, h->len));
-    g->last_ts = h->ts;
-    g->last_seq = h->seq;
     return 0;
+}
+
+static void gather_free(gather *g)
+{
+    json_decref(g->rows);
+    g->rows = NULL;
+    free(g->text);
+    g->text = NULL;
+}
+
+/* Put the rows into reply as member: the array, or (one) its only row. */
+static void rows_into(json_t *reply, const char *member, gather *g, bool one)
+{
+    if (g->rows) {
+        json_object_set(reply, member, one ? json_array_get(g->rows, 0) : g->rows);
+    } else if (one) {
+        cv_ctx_set_raw(reply, member, g->text + 1, g->len - 1);
+    } else {
+        if (g->n == 0)
+            text_add(g, "[", 1);
+        text_add(g, "]", 1);
+        cv_ctx_set_raw(reply, member, g->text, g->len);
+    }
+    gather_free(g);
 }
 
 /* Run q; NULL with the rows in g, or an error reply (not_found when the
@@ -227,20 +336,19 @@ static int gather_row(void *arg, const cv_hit *h)
 static json_t *select_rows(const cv_ctxapi *api, const cv_query *q, gather *g)
 {
     bool known;
-    g->rows = json_array();
+    if (g->decrypt || g->tree)
+        g->rows = json_array();
     int rc = cv_inspect_select(api->db, api->pol, api->kr, q, gather_row, g,
                                &known);
     if (rc) {
-        json_decref(g->rows);
-        g->rows = NULL;
+        gather_free(g);
         return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (%s); see "
                             "store's log", rc == EX_CONFIG
                                 ? "the policy cannot look users up"
                                 : "the database could not be read");
     }
     if (!known) {
-        json_decref(g->rows);
-        g->rows = NULL;
+        gather_free(g);
         return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
     }
     return NULL;
@@ -265,17 +373,16 @@ static json_t *context_load(const cv_ctxapi *api, cv_ctx_args *a,
     json_t *err = select_rows(api, &a->q, &g);
     if (err)
         return err;
-    if (json_array_size(g.rows) == 0) {
-        json_decref(g.rows);
+    if (g.n == 0) {
+        gather_free(&g);
         return cv_ctx_error(CV_ERR_NOT_FOUND, a->q.type
                             ? "the user has no context named '%s'"
                             : "the user has no context%s",
                             a->q.type ? a->q.type : "");
     }
-    json_t *r = json_pack("{s:b, s:O}", "ok", 1, "context",
-                          json_array_get(g.rows, 0));
-    json_decref(g.rows);
+    json_t *r = json_pack("{s:b}", "ok", 1);
     mark_decrypted(r, &g, decrypted);
+    rows_into(r, "context", &g, true);
     return r;
 }
 
@@ -287,8 +394,9 @@ static json_t *context_list(const cv_ctxapi *api, cv_ctx_args *a,
     json_t *err = select_rows(api, &a->q, &g);
     if (err)
         return err;
-    json_t *r = json_pack("{s:b, s:o}", "ok", 1, "contexts", g.rows);
+    json_t *r = json_pack("{s:b}", "ok", 1);
     mark_decrypted(r, &g, decrypted);
+    rows_into(r, "contexts", &g, false);
     return r;
 }
 
@@ -310,9 +418,9 @@ static json_t *interactions_query(const cv_ctxapi *api, cv_ctx_args *a,
         cv_ctx_cursor_encode(g.last_ts, g.last_seq, c);
         cursor = json_string(c);
     }
-    json_t *r = json_pack("{s:b, s:o, s:o}", "ok", 1, "events", g.rows,
-                          "cursor", cursor);
+    json_t *r = json_pack("{s:b, s:o}", "ok", 1, "cursor", cursor);
     mark_decrypted(r, &g, decrypted);
+    rows_into(r, "events", &g, false);
     return r;
 }
 
@@ -365,7 +473,7 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     /* and the latest profile event, with its preferences */
     a->q.kind = "profile";
     a->q.limit = 1;
-    gather g = {.api = api, .decrypt = a->decrypt};
+    gather g = {.api = api, .decrypt = a->decrypt, .tree = true};
     json_t *err = select_rows(api, &a->q, &g);
     if (err) {
         json_decref(profile);

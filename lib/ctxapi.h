@@ -52,6 +52,14 @@ bool cv_ctxapi_handles(const char *op);
 json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
                          bool *decrypted);
 
+/* Replies may carry a member as text to be copied in as it is (stored
+ * bodies, which are JSON already): set_raw keeps it aside in the reply,
+ * and reply_dump prints the reply with it spliced in. Every reply goes
+ * out through reply_dump. */
+void cv_ctx_set_raw(json_t *reply, const char *member, const char *text,
+                    size_t len);
+char *cv_ctx_reply_dump(json_t *reply);
+
 /* {"ok":false,"error":MESSAGE,"code":CODE}, the message made from fmt and
  * its one string argument. */
 json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg);

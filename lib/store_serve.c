@@ -629,7 +629,7 @@ static void take_request(server *s)
     zframe_t *ver = zmsg_pop(req);
     zframe_t *body = zmsg_pop(req);
     json_t *reply = answer(s, ver, body, req);
-    char *text = json_dumps(reply, CV_JSON_DUMP);
+    char *text = cv_ctx_reply_dump(reply);
     json_decref(reply);
     zmsg_t *out = zmsg_new();
     zmsg_append(out, &ident);

@@ -154,3 +154,24 @@ TEST(oversize_and_forbidden_requests_are_refused_before_any_read)
     json_decref(r);
     json_decref(req);
 }
+
+TEST(raw_members_are_spliced_into_the_printed_reply)
+{
+    json_t *r = json_pack("{s:b, s:n}", "ok", 1, "cursor");
+    cv_ctx_set_raw(r, "events", "[{\"a\":1},{\"b\":[2]}]", 19);
+    char *text = cv_ctx_reply_dump(r);
+    CHECK_STR(text, "{\"ok\":true,\"cursor\":null,\"events\":[{\"a\":1},{\"b\":[2]}]}");
+    json_error_t je;
+    json_t *back = json_loads(text, 0, &je);
+    CHECK(json_array_size(json_object_get(back, "events")) == 2);
+    json_decref(back);
+    free(text);
+    json_decref(r);
+    /* alone in an object: no leading comma */
+    r = json_object();
+    cv_ctx_set_raw(r, "context", "{\"x\":\"y\"}", 9);
+    text = cv_ctx_reply_dump(r);
+    CHECK_STR(text, "{\"context\":{\"x\":\"y\"}}");
+    free(text);
+    json_decref(r);
+}
