@@ -296,3 +296,47 @@ assert_no_grep() {
         assertTrue 0
     fi
 }
+
+# ---- supervisord, for the suites that run the pipeline under it ----
+
+SUPERVISE=$TOP/tools/supervise.sh
+
+# The sessions of the supervisords this test started: supervise.sh runs
+# supervisord as a session leader, and the programs it starts (each in a
+# process group of its own) stay in its session, even once orphaned.
+SV_SIDS=
+
+# sv_start: supervisord for the test's instance; waits until every program
+# is RUNNING
+sv_start() {
+    SUPERVISE_TIMEOUT=30 sh "$SUPERVISE" start > "$TEST_TMP/supervise.out" 2>&1
+    _sv_rc=$?
+    _sv_pid=$(cat "$HOME_DIR/run/supervisord.pid" 2> /dev/null)
+    case $_sv_pid in '' | *[!0-9]*) ;; *) SV_SIDS="$SV_SIDS $_sv_pid" ;; esac
+    if [ "$_sv_rc" -ne 0 ]; then
+        fail "supervise.sh start failed: $(tail -c 2000 "$TEST_TMP/supervise.out")"
+        return 1
+    fi
+}
+
+# sv_session_alive SID: a process of session SID still runs (a zombie, dead
+# and waiting for whatever adopted it to reap it, does not count)
+sv_session_alive() {
+    [ -n "$(ps -o stat= -s "$1" 2> /dev/null | grep -v '^ *Z')" ]
+}
+
+# sv_kill_all: SIGKILL to every process of every session this test started
+# (supervisord and each program: the process group kill of the tests, and
+# tearDown's clean-up); waits until they are gone
+sv_kill_all() {
+    for _sid in $SV_SIDS; do
+        # never session 0 or 1, never our own
+        case $_sid in '' | *[!0-9]* | 0 | 1) continue ;; esac
+        [ "$_sid" = "$(ps -o sid= -p $$ | tr -d ' ')" ] && continue
+        pkill -9 -s "$_sid" 2> /dev/null
+        wait_until 10 eval "! sv_session_alive $_sid" ||
+            echo "  (processes of session $_sid survived SIGKILL)" >&2
+    done
+    SV_SIDS=
+}
+

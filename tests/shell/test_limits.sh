@@ -8,7 +8,6 @@
 SUITE=limits
 . "$CV_TOP/tests/shell/lib.sh"
 
-SUPERVISE=$TOP/tools/supervise.sh
 CTXVAULT_BIN=$CV_BIN
 export CTXVAULT_BIN
 unset CTXVAULT_SUPERVISORD_CONF
@@ -57,26 +56,8 @@ rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2> /dev/null || echo 0
 }
 
-# supervisord sessions this suite started (supervise.sh makes supervisord a
-# session leader): tearDown kills what is left of them
-SV_SIDS=
-sv_start() {
-    SUPERVISE_TIMEOUT=30 sh "$SUPERVISE" start > "$TEST_TMP/supervise.out" 2>&1
-    _sv_rc=$?
-    _sv_pid=$(cat "$HOME_DIR/run/supervisord.pid" 2> /dev/null)
-    case $_sv_pid in '' | *[!0-9]*) ;; *) SV_SIDS="$SV_SIDS $_sv_pid" ;; esac
-    [ "$_sv_rc" -eq 0 ] || {
-        fail "supervise.sh start failed: $(tail -c 2000 "$TEST_TMP/supervise.out")"
-        return 1
-    }
-}
 suite_tearDown() {
-    for _sid in $SV_SIDS; do
-        case $_sid in '' | *[!0-9]* | 0 | 1) continue ;; esac
-        [ "$_sid" = "$(ps -o sid= -p $$ | tr -d ' ')" ] && continue
-        pkill -9 -s "$_sid" 2> /dev/null
-    done
-    SV_SIDS=
+    sv_kill_all
     umask 022
 }
 

@@ -9,7 +9,6 @@
 SUITE=supervised
 . "$CV_TOP/tests/shell/lib.sh"
 
-SUPERVISE=$TOP/tools/supervise.sh
 CTXVAULT_BIN=$CV_BIN
 export CTXVAULT_BIN
 unset CTXVAULT_SUPERVISORD_CONF
@@ -34,24 +33,6 @@ STREAM_TIMEOUT=240      # seconds a stream may take, kills and resends included
 
 # ---- supervisord -----------------------------------------------------------
 
-# The sessions of the supervisords this test started: supervise.sh runs
-# supervisord as a session leader, and the programs it starts (each in a
-# process group of its own) stay in its session, even once orphaned.
-SV_SIDS=
-
-# sv_start: supervisord for the test's instance; waits until every program
-# is RUNNING
-sv_start() {
-    SUPERVISE_TIMEOUT=30 sh "$SUPERVISE" start > "$TEST_TMP/supervise.out" 2>&1
-    _sv_rc=$?
-    _sv_pid=$(cat "$HOME_DIR/run/supervisord.pid" 2> /dev/null)
-    case $_sv_pid in '' | *[!0-9]*) ;; *) SV_SIDS="$SV_SIDS $_sv_pid" ;; esac
-    if [ "$_sv_rc" -ne 0 ]; then
-        fail "supervise.sh start failed: $(tail -c 2000 "$TEST_TMP/supervise.out")"
-        return 1
-    fi
-}
-
 # sv_stop_clean: SIGTERM to supervisord; every program must exit 0
 sv_stop_clean() {
     # each program up (RUNNING) first: a SIGTERM is a clean stop of a
@@ -63,27 +44,6 @@ sv_stop_clean() {
     assertEquals "supervise.sh stop (every program exits 0 on SIGTERM): $(cat "$TEST_TMP/stop.out") $(sv_logs)" 0 "$_st_rc"
     assertEquals "programs that exited 0 on SIGTERM: $(cat "$TEST_TMP/stop.out")" 7 \
         "$(grep -c 'stopped: ctxvault-[a-z-]* (exit status 0)' "$TEST_TMP/stop.out")"
-}
-
-# sv_session_alive SID: a process of session SID still runs (a zombie, dead
-# and waiting for whatever adopted it to reap it, does not count)
-sv_session_alive() {
-    [ -n "$(ps -o stat= -s "$1" 2> /dev/null | grep -v '^ *Z')" ]
-}
-
-# sv_kill_all: SIGKILL to every process of every session this test started
-# (supervisord and each program: the process group kill of the tests, and
-# tearDown's clean-up); waits until they are gone
-sv_kill_all() {
-    for _sid in $SV_SIDS; do
-        # never session 0 or 1, never our own
-        case $_sid in '' | *[!0-9]* | 0 | 1) continue ;; esac
-        [ "$_sid" = "$(ps -o sid= -p $$ | tr -d ' ')" ] && continue
-        pkill -9 -s "$_sid" 2> /dev/null
-        wait_until 10 eval "! sv_session_alive $_sid" ||
-            echo "  (processes of session $_sid survived SIGKILL)" >&2
-    done
-    SV_SIDS=
 }
 
 suite_setUp() {
