@@ -168,8 +168,8 @@ install-debs:
 
 # Every test, twice: a -Werror build, then an ASan+UBSan build. One summary.
 check: deps
-	$(MAKE) programs
-	$(MAKE) programs BUILD=build/asan BINDIR=build/asan/bin SAN=1
+	$(MAKE) -j2 programs
+	$(MAKE) -j2 programs BUILD=build/asan BINDIR=build/asan/bin SAN=1
 	@sh tests/run.sh --label plain bin $(BUILD)/unit-tests $(BUILD) > build/check-plain.log 2>&1; \
 	  tail -n 1 build/check-plain.log | sed 's/^/plain: /'; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
