@@ -340,3 +340,44 @@ sv_kill_all() {
     SV_SIDS=
 }
 
+# ---- ctxvault-metrics and the control socket -----------------------------
+
+# metrics_start [ARGS...]: ctxvault-metrics on a free port, reports every
+# 200 ms, silent services stale after 1 s; URL is its base
+metrics_start() {
+    conf_set report_interval 200ms
+    conf_set stale_after 1s
+    PORT=$(free_port)
+    URL=http://127.0.0.1:$PORT
+    conf_set listen "127.0.0.1:$PORT" # where `ctxvault status` looks
+    ctxvault-metrics "$@" 2> "$TEST_TMP/metrics.err" &
+    METRICS_PID=$!
+    bg_track "$METRICS_PID"
+    wait_until 10 curl -s -o /dev/null "$URL/status" ||
+        fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
+}
+
+# sample NAME [LABELS-REGEX]: the value of the first sample of NAME in
+# /metrics whose labels match
+sample() {
+    curl -s "$URL/metrics" > "$TEST_TMP/metrics.txt"
+    grep "^$1{" "$TEST_TMP/metrics.txt" | grep -E -- "${2:-.}" | head -n 1 | sed 's/.* //'
+}
+
+# metric_sum NAME LABELS-REGEX: the sum of the samples of NAME whose labels
+# match, from ctxvault-metrics at $URL
+metric_sum() {
+    curl -s "$URL/metrics" | grep "^$1{" | grep -E -- "$2" |
+        awk '{ s += $NF } END { print s + 0 }'
+}
+
+# api JSON: ctxvault api; the reply in REPLY, the status in STATUS_API
+api() {
+    REPLY=$(ctxvault api "$1" 2> "$TEST_TMP/api.err")
+    STATUS_API=$?
+}
+
+# reply PATH: a member of the last reply
+reply() {
+    echo "$REPLY" | json_get "$1"
+}

@@ -45,12 +45,6 @@ stored_user() {
     head -n 1 "$1" | json_get '$.user_id'
 }
 
-# api JSON: ctxvault api; the reply in REPLY, the status in STATUS_API
-api() {
-    REPLY=$(ctxvault api "$1" 2> "$TEST_TMP/api.err")
-    STATUS_API=$?
-}
-
 test_context_load_and_list_return_the_newest_contexts() {
     gen "$TEST_TMP/in.ndjson" -n 3000 -s 91 -u 5 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
     # a named context: the producer's "type"
@@ -201,23 +195,11 @@ test_concurrent_clients_each_get_every_interaction() {
     done
 }
 
-# metric NAME LABELS-REGEX: the value of the first sample of NAME whose
-# labels match, from ctxvault-metrics at $URL
-metric() {
-    curl -s "$URL/metrics" | grep "^$1{" | grep -E -- "$2" | head -n 1 | sed 's/.* //'
-}
-
 test_bad_requests_get_their_code_and_store_keeps_answering() {
     interactions "$TEST_TMP/in.ndjson" someone 10
     pipeline "$TEST_TMP/in.ndjson"
     # ctxvault-metrics, to see the refusals counted
-    conf_set report_interval 200ms
-    port=$(free_port)
-    URL=http://127.0.0.1:$port
-    ctxvault-metrics --listen "127.0.0.1:$port" 2> "$TEST_TMP/metrics.err" &
-    bg_track $!
-    wait_until 10 curl -s -o /dev/null "$URL/status" ||
-        fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
+    metrics_start
     serve_store || return
     for case in \
         'unknown_op|{"op":"context.teleport","user":"someone"}' \
@@ -254,10 +236,10 @@ test_bad_requests_get_their_code_and_store_keeps_answering() {
     # counted by code: 6 bad_request above, 1 unknown_op, 2 not_found, ...
     wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 6\$'" ||
         fail "bad requests counted: $(curl -s "$URL/metrics" | grep control_errors)"
-    assertEquals "unknown ops counted" 1 "$(metric ctxvault_control_errors_total 'code="unknown_op"')"
-    assertEquals "unknown users counted" 2 "$(metric ctxvault_control_errors_total 'code="not_found"')"
-    assertEquals "oversize counted" 1 "$(metric ctxvault_control_errors_total 'code="too_large"')"
-    assertEquals "forbidden counted" 1 "$(metric ctxvault_control_errors_total 'code="forbidden"')"
+    assertEquals "unknown ops counted" 1 "$(sample ctxvault_control_errors_total 'code="unknown_op"')"
+    assertEquals "unknown users counted" 2 "$(sample ctxvault_control_errors_total 'code="not_found"')"
+    assertEquals "oversize counted" 1 "$(sample ctxvault_control_errors_total 'code="too_large"')"
+    assertEquals "forbidden counted" 1 "$(sample ctxvault_control_errors_total 'code="forbidden"')"
 }
 
 test_decrypting_needs_control_decrypt_and_is_audited() {

@@ -27,17 +27,6 @@ day() {
     date -u -d "$1 -$2 days" +%F
 }
 
-# api JSON: ctxvault api; the reply in REPLY, the status in STATUS_API
-api() {
-    REPLY=$(ctxvault api "$1" 2> "$TEST_TMP/api.err")
-    STATUS_API=$?
-}
-
-# field PATH: a member of the last reply
-field() {
-    echo "$REPLY" | json_get "$1"
-}
-
 # pseudonym USER: the user id as stored, from one of the user's rows
 pseudonym() {
     ctxvault interactions --user "$1" --limit 1 2> /dev/null | json_get '$.user_id'
@@ -71,11 +60,11 @@ test_stats_for_a_period_match_what_sqlite_counts() {
         "[ $inside -gt 100 ] && [ $inside -lt $(sql 'SELECT count(*) FROM events') ]"
     api "{\"op\":\"stats\",\"since\":$since,\"until\":$until}"
     assertEquals "stats status ($REPLY)" 0 "$STATUS_API"
-    assertEquals "events" "$inside" "$(field '$.events')"
+    assertEquals "events" "$inside" "$(reply '$.events')"
     assertEquals "bytes" "$(sql "SELECT sum(length(CAST(body AS BLOB))) FROM events WHERE $where")" \
-        "$(field '$.bytes')"
+        "$(reply '$.bytes')"
     assertEquals "active users" "$(sql "SELECT count(DISTINCT uid) FROM events WHERE $where")" \
-        "$(field '$.active_users')"
+        "$(reply '$.active_users')"
     sql "SELECT kind || ' ' || coalesce(type, '') || ' ' || count(*) FROM events
          WHERE $where GROUP BY kind, type" | sort > "$TEST_TMP/want"
     echo "$REPLY" | json_q "(SELECT group_concat(k.key || ' ' || t.key || ' ' || t.value, char(10))
@@ -83,23 +72,23 @@ test_stats_for_a_period_match_what_sqlite_counts() {
     assertTrue "per kind and type: $(diff "$TEST_TMP/want" "$TEST_TMP/got")" \
         "cmp -s '$TEST_TMP/want' '$TEST_TMP/got'"
     assertEquals "interactions" "$(sql "SELECT count(*) FROM events WHERE $where AND kind = 'interaction'")" \
-        "$(field '$.by_kind.interaction.events')"
+        "$(reply '$.by_kind.interaction.events')"
     # the same period in RFC 3339 through ctxvault, and an open end
     ctxvault stats --since "$(date -u -d @"${since%000}" +%FT%TZ)" \
         --until "$(date -u -d @"${until%000}" +%FT%TZ)" > "$TEST_TMP/cli.json" 2> "$TEST_TMP/cli.err"
     assert_status cli 0 $?
     assertEquals "events through ctxvault" "$inside" "$(json_get '$.events' < "$TEST_TMP/cli.json")"
     api "{\"op\":\"stats\",\"since\":$until}"
-    assertEquals "since only" "$(sql "SELECT count(*) FROM events WHERE ts >= $until")" "$(field '$.events')"
+    assertEquals "since only" "$(sql "SELECT count(*) FROM events WHERE ts >= $until")" "$(reply '$.events')"
     # no period: the old reply, unchanged
     api '{"op":"stats"}'
-    assertEquals "old reply's total" "$(sql 'SELECT count(*) FROM events')" "$(field '$.events')"
-    assertEquals "old reply's schema version" 2 "$(field '$.schema_version')"
-    assertEquals "old reply has no period" "" "$(field '$.period')"
+    assertEquals "old reply's total" "$(sql 'SELECT count(*) FROM events')" "$(reply '$.events')"
+    assertEquals "old reply's schema version" 2 "$(reply '$.schema_version')"
+    assertEquals "old reply has no period" "" "$(reply '$.period')"
     api '{"op":"stats","since":"yesterday"}'
-    assertEquals "a bad time" bad_request "$(field '$.code')"
+    assertEquals "a bad time" bad_request "$(reply '$.code')"
     api '{"op":"stats","from":0}'
-    assertEquals "an unknown member" bad_request "$(field '$.code')"
+    assertEquals "an unknown member" bad_request "$(reply '$.code')"
 }
 
 # NOW, and users built to fall in each segment under the default rules
@@ -129,8 +118,8 @@ test_segment_rules_put_each_user_in_their_segment_stored_with_inputs() {
     for case in dormant:u-dormant new:u-new power:u-power regular:u-regular \
                 regular:u-onetype casual:u-casual casual:u-old dormant:u-nointeraction; do
         api "{\"op\":\"user.segment\",\"user\":\"${case#*:}\"}"
-        assertEquals "${case#*:} ($REPLY)" "${case%%:*}" "$(field '$.segment')"
-        assertEquals "${case#*:} computed now" 1 "$(field '$.recomputed')"
+        assertEquals "${case#*:} ($REPLY)" "${case%%:*}" "$(reply '$.segment')"
+        assertEquals "${case#*:} computed now" 1 "$(reply '$.recomputed')"
     done
     # the stored row: the segment, its inputs, the time
     api '{"op":"user.segment","user":"u-power"}'
@@ -143,7 +132,7 @@ test_segment_rules_put_each_user_in_their_segment_stored_with_inputs() {
         "$(sql "SELECT json_extract(inputs, '$.last_interaction') $row")"
     assertEquals "stored rules" 100 "$(sql "SELECT json_extract(inputs, '$.rules.power_interactions') $row")"
     assertEquals "computed at the store's now" "$(date -u -d $NOW +%s)000" "$(sql "SELECT computed_at $row")"
-    assertEquals "returned from the store" 0 "$(field '$.recomputed')"
+    assertEquals "returned from the store" 0 "$(reply '$.recomputed')"
     assertEquals "the window's count against sqlite3" \
         "$(sql "SELECT count(*) FROM events_v WHERE user_id = '$(pseudonym u-old)' AND kind = 'interaction'
                 AND ts >= $(date -u -d $NOW +%s)000 - 30 * 86400000")" \
@@ -155,11 +144,11 @@ test_segment_rules_put_each_user_in_their_segment_stored_with_inputs() {
     assert_status seg 0 $?
     assertEquals "ctxvault segment" regular "$(json_get '$.segment' < "$TEST_TMP/seg.json")"
     api '{"op":"user.segment","user":"nobody-here"}'
-    assertEquals "an unknown user" not_found "$(field '$.code')"
+    assertEquals "an unknown user" not_found "$(reply '$.code')"
     api '{"op":"user.segment","user":"u-new","refresh":"yes"}'
-    assertEquals "refresh not a boolean" bad_request "$(field '$.code')"
+    assertEquals "refresh not a boolean" bad_request "$(reply '$.code')"
     api '{"op":"user.segment"}'
-    assertEquals "no user" bad_request "$(field '$.code')"
+    assertEquals "no user" bad_request "$(reply '$.code')"
 }
 
 test_a_stale_segment_is_computed_again_and_refresh_forces_it() {
@@ -169,13 +158,13 @@ test_a_stale_segment_is_computed_again_and_refresh_forces_it() {
     pipeline "$TEST_TMP/a.ndjson"
     serve_store || return
     api '{"op":"user.segment","user":"u-grow"}'
-    assertEquals "first" casual "$(field '$.segment')"
-    first=$(field '$.computed_at')
+    assertEquals "first" casual "$(reply '$.segment')"
+    first=$(reply '$.computed_at')
     api '{"op":"user.segment","user":"u-grow"}'
-    assertEquals "fresh: stored" 0 "$(field '$.recomputed')"
-    assertEquals "fresh: same time" "$first" "$(field '$.computed_at')"
+    assertEquals "fresh: stored" 0 "$(reply '$.recomputed')"
+    assertEquals "fresh: same time" "$first" "$(reply '$.computed_at')"
     api '{"op":"user.segment","user":"u-grow","refresh":true}'
-    assertEquals "refresh: computed again" 1 "$(field '$.recomputed')"
+    assertEquals "refresh: computed again" 1 "$(reply '$.recomputed')"
     # newer interactions make it stale at once: 20 more, now regular
     stop_store
     iact "$TEST_TMP/b.ndjson" u-grow 20 "$(date -u -d '2 days ago' +%F)"
@@ -183,21 +172,21 @@ test_a_stale_segment_is_computed_again_and_refresh_forces_it() {
     assert_status store 0 "$STATUS_STORE"
     serve_store || return
     api '{"op":"user.segment","user":"u-grow"}'
-    assertEquals "after new interactions: computed again" 1 "$(field '$.recomputed')"
-    assertEquals "after new interactions" regular "$(field '$.segment')"
-    assertEquals "their count" 30 "$(field '$.inputs.interactions')"
+    assertEquals "after new interactions: computed again" 1 "$(reply '$.recomputed')"
+    assertEquals "after new interactions" regular "$(reply '$.segment')"
+    assertEquals "their count" 30 "$(reply '$.inputs.interactions')"
     api '{"op":"user.segment","user":"u-grow"}'
-    assertEquals "then stored" 0 "$(field '$.recomputed')"
+    assertEquals "then stored" 0 "$(reply '$.recomputed')"
     # older than stale_after: computed again
     sleep 2.2
     api '{"op":"user.segment","user":"u-grow"}'
-    assertEquals "stale by age" 1 "$(field '$.recomputed')"
+    assertEquals "stale by age" 1 "$(reply '$.recomputed')"
     # new rules: computed again under them
     stop_store
     conf_set regular_interactions 1000
     serve_store || return
     api '{"op":"user.segment","user":"u-grow"}'
-    assertEquals "new rules" casual "$(field '$.segment')"
+    assertEquals "new rules" casual "$(reply '$.segment')"
     assertEquals "new rules stored" 1000 "$(sql "SELECT json_extract(inputs, '$.rules.regular_interactions') FROM segments")"
 }
 
@@ -226,11 +215,11 @@ test_erasing_a_user_removes_their_segment_and_cache_entries() {
     assertEquals "no row of the user" 0 "$(sql "SELECT count(*) FROM users WHERE user_id = '$gone'")"
     assertEquals "the tombstone" 1 "$(sql 'SELECT count(*) FROM erasures')"
     api '{"op":"cache.get","ns":"embeddings","key":"u-gone"}'
-    assertEquals "the erased user's entry misses" 0 "$(field '$.hit')"
+    assertEquals "the erased user's entry misses" 0 "$(reply '$.hit')"
     api '{"op":"cache.get","ns":"embeddings","key":"u-stays"}'
-    assertEquals "the other user's entry hits" 1 "$(field '$.hit')"
+    assertEquals "the other user's entry hits" 1 "$(reply '$.hit')"
     api '{"op":"user.segment","user":"u-gone"}'
-    assertEquals "no segment for an erased user" not_found "$(field '$.code')"
+    assertEquals "no segment for an erased user" not_found "$(reply '$.code')"
 }
 
 test_compact_gives_free_pages_back_in_steps_while_the_pipeline_ingests() {
@@ -293,17 +282,17 @@ test_compact_says_how_to_convert_a_database_without_incremental_vacuum() {
     sql "DELETE FROM events WHERE kind = 'trace'"
     serve_store || return
     api '{"op":"db.compact"}'
-    assertEquals "says which mode" none "$(field '$.auto_vacuum')"
-    assertEquals "nothing more to do" 0 "$(field '$.more')"
+    assertEquals "says which mode" none "$(reply '$.auto_vacuum')"
+    assertEquals "nothing more to do" 0 "$(reply '$.more')"
     echo "$REPLY" > "$TEST_TMP/reply.json"
     assert_grep "$TEST_TMP/reply.json" 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM'
     ctxvault compact > /dev/null 2> "$TEST_TMP/compact.err"
     assert_status compact 65 $?
     assert_grep "$TEST_TMP/compact.err" 'without auto_vacuum=INCREMENTAL'
     api '{"op":"db.compact","pages":0}'
-    assertEquals "pages 0" bad_request "$(field '$.code')"
+    assertEquals "pages 0" bad_request "$(reply '$.code')"
     api '{"op":"db.compact","steps":3}'
-    assertEquals "an unknown member" bad_request "$(field '$.code')"
+    assertEquals "an unknown member" bad_request "$(reply '$.code')"
 }
 
 test_cache_entries_expire_are_bounded_and_swept() {
@@ -321,13 +310,13 @@ test_cache_entries_expire_are_bounded_and_swept() {
     assert_status get 0 $?
     assertEquals "the value as put" '{"next":"checkout"}' "$(cat "$TEST_TMP/get.json")"
     api '{"op":"cache.get","ns":"embeddings","key":"long"}'
-    assertEquals "a hit" 1 "$(field '$.hit')"
-    assertEquals "its value" -1.5 "$(field '$.value[1]')"
+    assertEquals "a hit" 1 "$(reply '$.hit')"
+    assertEquals "its value" -1.5 "$(reply '$.value[1]')"
     sleep 1.2
     ctxvault cache get --ns prediction --key short > /dev/null 2> "$TEST_TMP/get.err"
     assert_status get 66 $?
     api '{"op":"cache.get","ns":"prediction","key":"short"}'
-    assertEquals "past its ttl: a miss" 0 "$(field '$.hit')"
+    assertEquals "past its ttl: a miss" 0 "$(reply '$.hit')"
     assertEquals "still stored until swept" 1 "$(sql "SELECT count(*) FROM mlcache WHERE key = 'short'")"
     # the size bound: 256 KiB of JSON
     { printf '{"op":"cache.put","ns":"prediction","key":"big","ttl":60,"value":"'
@@ -347,24 +336,24 @@ test_cache_entries_expire_are_bounded_and_swept() {
         'bad_request|{"op":"cache.get","ns":"prediction"}' \
         'not_found|{"op":"cache.put","ns":"prediction","key":"k","value":1,"ttl":5,"user":"nobody"}'; do
         api "${case#*|}"
-        assertEquals "code of ${case#*|}" "${case%%|*}" "$(field '$.code')"
+        assertEquals "code of ${case#*|}" "${case%%|*}" "$(reply '$.code')"
     done
     # meta: the counters and what the cache holds
     api '{"op":"meta"}'
-    assertEquals "schema version" 2 "$(field '$.schema_version')"
-    assertEquals "hits" 2 "$(field '$.cache.hits')"
-    assertEquals "misses" 2 "$(field '$.cache.misses')"
-    assertEquals "puts" 4 "$(field '$.cache.puts')"
-    assertEquals "entries" 4 "$(field '$.cache.entries')"
-    assertEquals "expired, not yet swept" 1 "$(field '$.cache.expired')"
-    assertEquals "no sweep yet" "" "$(field '$.last_sweep')"
+    assertEquals "schema version" 2 "$(reply '$.schema_version')"
+    assertEquals "hits" 2 "$(reply '$.cache.hits')"
+    assertEquals "misses" 2 "$(reply '$.cache.misses')"
+    assertEquals "puts" 4 "$(reply '$.cache.puts')"
+    assertEquals "entries" 4 "$(reply '$.cache.entries')"
+    assertEquals "expired, not yet swept" 1 "$(reply '$.cache.expired')"
+    assertEquals "no sweep yet" "" "$(reply '$.last_sweep')"
     # the sweep deletes what expired, and only that
     ctxvault-ttl-sweep --once > "$TEST_TMP/sweep.out" 2> "$TEST_TMP/sweep.err"
     assert_status sweep 0 $?
     assertEquals "swept" 1 "$(json_get '$.cache_expired' < "$TEST_TMP/sweep.out")"
     assertEquals "left" 3 "$(sql 'SELECT count(*) FROM mlcache')"
     api '{"op":"meta"}'
-    assertNotEquals "the sweep recorded" "" "$(field '$.last_sweep')"
+    assertNotEquals "the sweep recorded" "" "$(reply '$.last_sweep')"
     stop_store
     CTXVAULT_NOW=$(date -u -d '2 days' +%FT%TZ) ctxvault-ttl-sweep --once > "$TEST_TMP/sweep.out" 2> "$TEST_TMP/sweep.err"
     assert_status sweep 0 $?

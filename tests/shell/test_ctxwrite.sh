@@ -12,36 +12,6 @@ SUITE=ctxwrite
 
 EXAMPLE=$CV_BUILD/cvclient-example
 
-# api JSON: ctxvault api; the reply in REPLY, the status in STATUS_API
-api() {
-    REPLY=$(ctxvault api "$1" 2> "$TEST_TMP/api.err")
-    STATUS_API=$?
-}
-
-# reply PATH: a value of the last reply
-reply() {
-    echo "$REPLY" | json_get "$1"
-}
-
-# metric NAME LABELS-REGEX: the sum of the samples of NAME whose labels
-# match, from ctxvault-metrics at $URL
-metric() {
-    curl -s "$URL/metrics" | grep "^$1{" | grep -E -- "$2" |
-        awk '{ s += $NF } END { print s + 0 }'
-}
-
-# metrics_start: ctxvault-metrics on a free port (URL), store reporting
-# every 200 ms
-metrics_start() {
-    conf_set report_interval 200ms
-    port=$(free_port)
-    URL=http://127.0.0.1:$port
-    ctxvault-metrics --listen "127.0.0.1:$port" 2> "$TEST_TMP/metrics.err" &
-    bg_track $!
-    wait_until 10 curl -s -o /dev/null "$URL/status" ||
-        fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
-}
-
 test_a_saved_context_is_sealed_as_stored_and_loads_back_decrypted() {
     conf_set control_decrypt yes
     serve_store || return
@@ -168,7 +138,7 @@ test_interactions_save_stores_the_good_and_reports_the_bad() {
     assertEquals "dead letters in all" 5 "$(dl_count store)"
     wait_until 5 sh -c "[ \"\$(curl -s '$URL/metrics' | grep '^ctxvault_events_rejected_total{' | grep ctxvault-store | awk '{ s += \$NF } END { print s + 0 }')\" = 5 ]" ||
         fail "rejections counted: $(curl -s "$URL/metrics" | grep events_rejected)"
-    assertEquals "dead letters counted" 5 "$(metric ctxvault_events_deadlettered_total 'ctxvault-store')"
+    assertEquals "dead letters counted" 5 "$(metric_sum ctxvault_events_deadlettered_total 'ctxvault-store')"
 }
 
 test_interactions_save_is_bounded() {
@@ -316,7 +286,7 @@ test_bad_write_requests_get_their_codes_and_store_nothing() {
     assertEquals "store still answers" 0 "$STATUS_API"
     wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 16\$'" ||
         fail "bad requests counted: $(curl -s "$URL/metrics" | grep control_errors)"
-    assertEquals "not_found counted" 1 "$(metric ctxvault_control_errors_total 'code="not_found"')"
+    assertEquals "not_found counted" 1 "$(metric_sum ctxvault_control_errors_total 'code="not_found"')"
 }
 
 . shunit2

@@ -7,28 +7,6 @@
 SUITE=metrics
 . "$CV_TOP/tests/shell/lib.sh"
 
-# metrics_start [ARGS...]: ctxvault-metrics on a free port, reports every
-# 200 ms, silent services stale after 1 s; URL is its base
-metrics_start() {
-    conf_set report_interval 200ms
-    conf_set stale_after 1s
-    PORT=$(free_port)
-    URL=http://127.0.0.1:$PORT
-    conf_set listen "127.0.0.1:$PORT" # where `ctxvault status` looks
-    ctxvault-metrics "$@" 2> "$TEST_TMP/metrics.err" &
-    METRICS_PID=$!
-    bg_track "$METRICS_PID"
-    wait_until 10 curl -s -o /dev/null "$URL/status" ||
-        fail "ctxvault-metrics did not start: $(cat "$TEST_TMP/metrics.err")"
-}
-
-# sample NAME [LABELS-REGEX]: the value of the first sample of NAME in
-# /metrics whose labels match
-sample() {
-    curl -s "$URL/metrics" > "$TEST_TMP/metrics.txt"
-    grep "^$1{" "$TEST_TMP/metrics.txt" | grep -E -- "${2:-.}" | head -n 1 | sed 's/.* //'
-}
-
 # settled WANT NAME [LABELS-REGEX]: the sample once it equals WANT, or as
 # it is after 5 s (a service reports every 200 ms here)
 settled() {
