@@ -36,6 +36,91 @@ static void set_str(char **dst, const char *v)
 
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
+/* A device, peer or allow name: 1 to 32 letters, digits, '.', '_', '-'
+ * (it appears in logs, metrics and the sync protocol's messages). */
+static bool sync_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    return n >= 1 && n <= 32 &&
+           strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* A CURVE public key as 64 hex digits (not zcert's Z85, whose characters
+ * include '#' and ';', the config's comment marks). */
+static bool sync_key_ok(const char *v)
+{
+    return strlen(v) == 64 && strspn(v, "0123456789abcdefABCDEF") == 64;
+}
+
+/* tcp://HOST:PORT or ipc://PATH: sync is between machines; ipc:// is for
+ * tests and for two instances on one host. */
+static bool sync_endpoint_ok(const char *v)
+{
+    if (!strncmp(v, "ipc://", 6))
+        return v[6] != '\0';
+    if (strncmp(v, "tcp://", 6) != 0)
+        return false;
+    const char *colon = strrchr(v + 6, ':');
+    return colon && colon > v + 6 && colon[1] != '\0';
+}
+
+static char *lower_dup(const char *v)
+{
+    char *s = cv_strdup(v);
+    for (char *p = s; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    return s;
+}
+
+/* [sync] peer.NAME = ENDPOINT HEXKEY and allow.NAME = HEXKEY. */
+static int sync_entry(cv_config *c, bool peer, const char *name,
+                      const char *v, char *err, size_t errlen)
+{
+    const char *what = peer ? "peer" : "allow";
+    cv_sync_peer **list = peer ? &c->sync_peers : &c->sync_allow;
+    int *n = peer ? &c->nsync_peers : &c->nsync_allow;
+    if (!sync_name_ok(name))
+        return BAD("%s.%s: the name must be 1 to 32 letters, digits, '.', "
+                   "'_' or '-'", what, name);
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*list)[i].name, name))
+            return BAD("%s.%s is given twice: each %s needs a name of its own",
+                       what, name, what);
+    char *endpoint = NULL;
+    const char *key = v;
+    if (peer) {
+        size_t elen = strcspn(v, " \t");
+        key = v + elen + strspn(v + elen, " \t");
+        endpoint = cv_strdup(v);
+        endpoint[elen] = '\0';
+        if (!sync_endpoint_ok(endpoint)) {
+            free(endpoint);
+            return BAD("peer.%s = '%s' is not 'ENDPOINT HEXKEY' with a "
+                       "tcp://HOST:PORT or ipc:// endpoint", name, v);
+        }
+    }
+    if (!sync_key_ok(key)) {
+        free(endpoint);
+        return BAD("%s.%s: key '%s' is not a CURVE public key of 64 hex "
+                   "digits", what, name, key);
+    }
+    char *lkey = lower_dup(key);
+    for (int i = 0; !peer && i < *n; i++)
+        if (!strcmp((*list)[i].key, lkey)) {
+            /* the key tells a client apart: one key, one name */
+            free(lkey);
+            return BAD("allow.%s has the same key as allow.%s", name,
+                       (*list)[i].name);
+        }
+    *list = cv_realloc(*list, (size_t)(*n + 1) * sizeof **list);
+    (*list)[*n] = (cv_sync_peer){.name = cv_strdup(name), .endpoint = endpoint,
+                                 .key = lkey};
+    (*n)++;
+    return 0;
+}
+
 static int handle(void *arg, const char *sec, const char *key,
                   const char *v, int line, char *err, size_t errlen)
 {
@@ -284,6 +369,49 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "sync")) {
+        if (!strcmp(key, "device")) {
+            if (*v && !sync_name_ok(v))
+                return BAD("device '%s' must be 1 to 32 letters, digits, '.', "
+                           "'_' or '-' (empty: not a device)", v);
+            free(c->sync_device);
+            c->sync_device = *v ? cv_strdup(v) : NULL;
+        } else if (!strcmp(key, "relay")) {
+            if (!parse_bool(v, &c->sync_relay))
+                return BAD("relay '%s' is not yes or no", v);
+        } else if (!strcmp(key, "listen")) {
+            if (*v && !sync_endpoint_ok(v))
+                return BAD("listen '%s' is not tcp://ADDRESS:PORT or ipc://PATH "
+                           "(empty: none)", v);
+            free(c->sync_listen);
+            c->sync_listen = *v ? cv_strdup(v) : NULL;
+        } else if (!strncmp(key, "peer.", 5)) {
+            return sync_entry(c, true, key + 5, v, err, errlen);
+        } else if (!strncmp(key, "allow.", 6)) {
+            return sync_entry(c, false, key + 6, v, err, errlen);
+        } else if (!strcmp(key, "key_file")) {
+            if (!*v)
+                return BAD("empty path for 'key_file'");
+            set_str(&c->sync_key_file, v);
+        } else if (!strcmp(key, "wait")) {
+            n = cv_parse_duration(v);
+            if (n < 0 || n > 300000)
+                return BAD("wait '%s' is not a duration up to 5m", v);
+            c->sync_wait_ms = n;
+        } else if (!strcmp(key, "retry_min") || !strcmp(key, "retry_max")) {
+            n = cv_parse_duration(v);
+            if (n < 10 || n > 3600000)
+                return BAD("%s '%s' is not a duration from 10ms to 1h", key, v);
+            *(key[7] == 'i' ? &c->sync_retry_min_ms : &c->sync_retry_max_ms) = n;
+        } else if (!strcmp(key, "batch")) {
+            if (!cv_parse_int(v, 1, 10000, &n))
+                return BAD("batch '%s' is not a number from 1 to 10000", v);
+            c->sync_batch = (int)n;
+        } else {
+            return BAD("unknown setting '%s' in [sync]", key);
+        }
+        return 0;
+    }
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
     return BAD("unknown section [%s]", sec);
@@ -349,6 +477,35 @@ static int check_plain_tcp(const cv_config *c, const char *source)
     return n;
 }
 
+/* What no single [sync] line can tell: the settings that contradict each
+ * other. Reports each; returns the number reported. */
+static int check_sync(const cv_config *c, const char *source)
+{
+    int n = 0;
+    if (c->sync_relay && c->sync_device) {
+        cv_err("%s: [sync] relay = yes with device = %s: a relay has no "
+               "device id: remove one of them", source, c->sync_device);
+        n++;
+    }
+    if (c->sync_retry_min_ms > c->sync_retry_max_ms) {
+        cv_err("%s: [sync] retry_min (%lld ms) is above retry_max (%lld ms)",
+               source, (long long)c->sync_retry_min_ms,
+               (long long)c->sync_retry_max_ms);
+        n++;
+    }
+    return n;
+}
+
+/* An ipc:// endpoint's relative path is taken from the instance directory. */
+static void resolve_ipc(const char *home, char **ep)
+{
+    if (*ep && strncmp(*ep, "ipc://", 6) == 0 && (*ep)[6] != '/') {
+        char *r = cv_fmt("ipc://%s/%s", home, *ep + 6);
+        free(*ep);
+        *ep = r;
+    }
+}
+
 int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
 {
     memset(c, 0, sizeof *c);
@@ -382,7 +539,8 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
     char **paths[] = {&c->policy_file, &c->keyring_file, &c->datakeys_file,
                       &c->db_file,
                       &c->deadletter_dir, &c->run_dir, &c->spool_dir,
-                      &c->backup_dir, &c->journal_dir, &c->archive_dir};
+                      &c->backup_dir, &c->journal_dir, &c->archive_dir,
+                      &c->sync_key_file};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         char *r = resolve(c->home, *paths[i]);
         free(*paths[i]);
@@ -390,15 +548,15 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
     }
     char **eps[] = {&c->ep_ingest, &c->ep_encrypt, &c->ep_store, &c->ep_acks,
                     &c->ep_control, &c->ep_metrics};
-    for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
-        if (strncmp(*eps[i], "ipc://", 6) == 0 && (*eps[i])[6] != '/') {
-            char *r = cv_fmt("ipc://%s/%s", c->home, *eps[i] + 6);
-            free(*eps[i]);
-            *eps[i] = r;
-        }
-    }
-    problems += check_plain_tcp(c, c->config_file ? c->config_file
-                                                  : "built-in configuration");
+    for (size_t i = 0; i < sizeof eps / sizeof *eps; i++)
+        resolve_ipc(c->home, eps[i]);
+    resolve_ipc(c->home, &c->sync_listen);
+    for (int i = 0; i < c->nsync_peers; i++)
+        resolve_ipc(c->home, &c->sync_peers[i].endpoint);
+    const char *source = c->config_file ? c->config_file
+                                        : "built-in configuration";
+    problems += check_plain_tcp(c, source);
+    problems += check_sync(c, source);
     /* every program loads its config before its keyring: this one place
      * tells the keyring where a passphrase comes from */
     cv_keyring_set_key_command(c->key_command);
@@ -409,10 +567,16 @@ int cv_config_check_text(const char *source, const char *text)
 {
     cv_config c;
     memset(&c, 0, sizeof c);
-    c.curve = -1; /* the built-in default, so only a "curve = no" counts */
+    /* over the built-in defaults, as a program would read it: so only a
+     * "curve = no" counts, and retry_min is compared with the default
+     * retry_max when the text sets only one of them */
+    int dummy = 0;
+    ini_parse("built-in defaults", cv_default_config_text, handle, &c,
+              report_stderr, &dummy);
     int problems = 0;
     ini_parse(source, text, handle, &c, report_stderr, &problems);
     problems += check_plain_tcp(&c, source);
+    problems += check_sync(&c, source);
     c.home = cv_strdup("/");
     cv_config_free(&c);
     return problems;
@@ -442,6 +606,19 @@ void cv_config_free(cv_config *c)
     free(c->ep_metrics);
     free(c->metrics_listen);
     free(c->metrics_textfile);
+    free(c->sync_device);
+    free(c->sync_listen);
+    cv_sync_peer *lists[] = {c->sync_peers, c->sync_allow};
+    int counts[] = {c->nsync_peers, c->nsync_allow};
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < counts[l]; i++) {
+            free(lists[l][i].name);
+            free(lists[l][i].endpoint);
+            free(lists[l][i].key);
+        }
+        free(lists[l]);
+    }
+    free(c->sync_key_file);
     memset(c, 0, sizeof *c);
 }
 

@@ -25,6 +25,14 @@ typedef struct {
     int64_t stale_ms;         /* a stored segment older than this is redone */
 } cv_segment_rules;
 
+/* A sync peer ([sync] peer.NAME = ENDPOINT HEXKEY), or a client that may
+ * connect ([sync] allow.NAME = HEXKEY; endpoint NULL). */
+typedef struct {
+    char *name;           /* 1..32 of [A-Za-z0-9._-] */
+    char *endpoint;       /* tcp:// or ipc:// (absolute), or NULL */
+    char *key;            /* its CURVE public key: 64 hex chars */
+} cv_sync_peer;
+
 typedef struct {
     char *home;           /* the instance directory */
     char *config_file;    /* the file read, or NULL for built-in defaults */
@@ -85,6 +93,19 @@ typedef struct {
     int64_t metrics_stale_ms;    /* a service silent this long is down */
     char *metrics_listen;        /* ctxvault-metrics' HTTP: ADDRESS:PORT */
     char *metrics_textfile;      /* node_exporter textfile, or NULL */
+    /* sync: ctxvault-sync, between instances over CURVE with pinned keys */
+    char *sync_device;    /* this instance's device id, or NULL: not a device */
+    bool sync_relay;      /* stores and forwards what it cannot read */
+    char *sync_listen;    /* where ctxvault-sync binds for peers, or NULL */
+    cv_sync_peer *sync_peers;  /* peer.NAME = ENDPOINT HEXKEY: connect to */
+    int nsync_peers;
+    cv_sync_peer *sync_allow;  /* allow.NAME = HEXKEY: may connect to listen */
+    int nsync_allow;
+    char *sync_key_file;  /* the end-to-end sync key (absolute) */
+    int64_t sync_wait_ms; /* how long a pull waits for news (long poll) */
+    int64_t sync_retry_min_ms; /* back-off between failed attempts */
+    int64_t sync_retry_max_ms;
+    int sync_batch;       /* versions per message */
 } cv_config;
 
 /* The commented default configuration that `ctxvault init` writes. */

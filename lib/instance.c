@@ -5,6 +5,7 @@
 #include "keyring.h"
 #include "policy.h"
 #include "sock.h"
+#include "synckeys.h"
 #include "util.h"
 
 #include <errno.h>
@@ -100,6 +101,11 @@ int cv_instance_init(const cv_config *cfg)
     {
         char err[512];
         if (cv_sock_make_certs(cfg, true, err, sizeof err) < 0) {
+            cv_err("%s", err);
+            return EX_CANTCREAT;
+        }
+        /* and ctxvault-sync's: its certificate, its end-to-end key */
+        if (cv_synckeys_make(cfg, true, err, sizeof err) < 0) {
             cv_err("%s", err);
             return EX_CANTCREAT;
         }

@@ -69,9 +69,8 @@ char *cv_sock_curve_dir(const cv_config *cfg)
     return cv_fmt("%s/keys/curve", cfg->home);
 }
 
-/* Write a new certificate pair at path (path and path_secret), unless one
- * is there. */
-static int make_cert(const char *path, bool verbose, char *err, size_t errlen)
+int cv_sock_make_cert(const char *path, bool verbose, char *err,
+                      size_t errlen)
 {
     char *secret = cv_fmt("%s_secret", path);
     int rc = 0;
@@ -121,8 +120,8 @@ int cv_sock_make_certs(const cv_config *cfg, bool verbose, char *err,
         snprintf(err, errlen, "cannot create %s: %s", clients, strerror(errno));
         goto out;
     }
-    if (make_cert(server, verbose, err, errlen) < 0 ||
-        make_cert(client, verbose, err, errlen) < 0)
+    if (cv_sock_make_cert(server, verbose, err, errlen) < 0 ||
+        cv_sock_make_cert(client, verbose, err, errlen) < 0)
         goto out;
     if (access(allowed, F_OK) != 0) {
         /* the client's public certificate: the key the servers accept */

@@ -56,5 +56,10 @@ char *cv_sock_curve_dir(const cv_config *cfg);
  * with a reason in err. */
 int cv_sock_make_certs(const cv_config *cfg, bool verbose, char *err,
                        size_t errlen);
+/* One of them: a new certificate at path (path and path_secret, both
+ * 0600), unless one is there (kept; an incomplete one is an error). The
+ * directory must exist. */
+int cv_sock_make_cert(const char *path, bool verbose, char *err,
+                      size_t errlen);
 
 #endif
