@@ -81,6 +81,7 @@ struct cv_policy {
     int nkinds;
     int64_t other_keep, other_scrub, ephemeral_ms;
     int other_keep_line, other_scrub_line, ephemeral_line;
+    cv_merge_rules *merge; /* [merge]: how sync merges concurrent contexts */
 };
 
 static const char *const reserved[] = {"id", "kind", "type", "ts",
@@ -348,6 +349,8 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
         return BAD("unknown setting '%s' in [privacy] (expected ephemeral)",
                    key);
     }
+    if (!strcmp(sec, "merge"))
+        return cv_merge_rules_add(p->merge, key, v, err, errlen);
     ruleset *rs = NULL;
     bool scrub = false;
     if (!strcmp(sec, "fields")) {
@@ -376,7 +379,7 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
     return BAD("unknown section [%s] (expected retention, scrub, privacy, "
-               "fields, scrub fields or scrub fields KIND)", sec);
+               "merge, fields, scrub fields or scrub fields KIND)", sec);
 }
 
 static int set_default(ruleset *rs, const char *v, int line, char *err,
@@ -568,6 +571,7 @@ cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
     p->other_keep = 30 * DAY_MS;
     p->other_scrub = 90 * DAY_MS;
     p->ephemeral_ms = HOUR_MS;
+    p->merge = cv_merge_rules_new(); /* every field lww */
     report_ctx rc = {problems};
     ini_parse(source, text, handle, p, report, &rc);
     index_rules(&p->fields);
@@ -625,6 +629,7 @@ void cv_policy_destroy(cv_policy **pp)
         }
     }
     free(p->kinds);
+    cv_merge_rules_destroy(&p->merge);
     free(p);
     *pp = NULL;
 }
@@ -652,6 +657,11 @@ int64_t cv_policy_scrub_ms(const cv_policy *p, const char *kind)
 }
 
 int64_t cv_policy_ephemeral_ms(const cv_policy *p) { return p->ephemeral_ms; }
+
+const cv_merge_rules *cv_policy_merge_rules(const cv_policy *p)
+{
+    return p->merge;
+}
 
 /* ---- applying --------------------------------------------------------- */
 

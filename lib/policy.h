@@ -3,6 +3,10 @@
  * [retention]  kind = DURATION | forever | user    (how long rows are kept)
  * [scrub]      kind = DURATION                    (when personal data goes)
  * [privacy]    ephemeral = DURATION               (privacy level limits)
+ * [merge]      FIELD = lww | union N | max | siblings
+ *              default = RULE                     (how sync merges a
+ *                                                  context's top-level
+ *                                                  fields: syncmerge.h)
  * [fields]     PATTERN = OPERATOR [ARG]           (first match wins)
  *              default = OPERATOR [ARG]           (what no rule matches)
  *
@@ -23,6 +27,7 @@
 #define CV_POLICY_H
 
 #include "keyring.h"
+#include "syncmerge.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -69,6 +74,9 @@ int64_t cv_policy_keep_ms(const cv_policy *p, const char *kind);
 int64_t cv_policy_scrub_ms(const cv_policy *p, const char *kind);
 /* Retention of the ephemeral privacy level in ms (default 1h). */
 int64_t cv_policy_ephemeral_ms(const cv_policy *p);
+/* The rules of [merge] (every field lww when the section is absent);
+ * owned by the policy. */
+const cv_merge_rules *cv_policy_merge_rules(const cv_policy *p);
 
 /* Apply the field rules to an event object in place. The event's "id"
  * (a string) must be present: it is bound into every encrypted field.
