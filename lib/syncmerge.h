@@ -7,9 +7,9 @@
  *             a tie goes to the bytewise greater device name, then to the
  *             bytewise greater JSON text (sorted keys, compact). "lww
  *             order" below is this order, winner first.
- *   union N   arrays: the winner's array, then the other versions'
- *             elements in lww order that are not json_equal to one
- *             already taken, cut to N (1 to 100000) elements.
+ *   union N   arrays: the winner's array as it is, then the other
+ *             versions' elements in lww order that are not json_equal to
+ *             one already taken, cut to N (1 to 100000) elements.
  *   max       numbers: the greatest; of equal values an integer over a
  *             real, then lww order.
  *   siblings  no automatic merge: the value when every version has an
