@@ -64,7 +64,7 @@ FUZZ_DEBS = clang
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
-           ctxvault-scrub ctxvault-backup ctxvault-metrics
+           ctxvault-scrub ctxvault-backup ctxvault-metrics ctxvault-sync
 BINS     = $(addprefix $(BINDIR)/,$(PROGRAMS))
 LIB_SRCS = $(wildcard lib/*.c)
 GEN_SRCS = $(BUILD)/gen/defaults.c

@@ -21,6 +21,7 @@
 #include "rewrap.h"
 #include "scrub.h"
 #include "timefmt.h"
+#include "synckeys.h"
 #include "util.h"
 
 #include <errno.h>
@@ -107,6 +108,18 @@ static void usage(FILE *f)
         "                            the user's segment (dormant, new, power,\n"
         "                            regular, casual; [segments]), stored while\n"
         "                            fresh; --refresh computes it again\n"
+        "  sync status [--checksum]  this instance's sync records: versions,\n"
+        "                            records, tombstones, conflicts, knowledge\n"
+        "                            and a checksum equal on converged peers\n"
+        "  sync key                  this instance's sync public key, for the\n"
+        "                            peers' [sync] peer.NAME and allow.NAME\n"
+        "  conflicts [--user U] [--limit N]\n"
+        "                            contexts whose concurrent versions no merge\n"
+        "                            rule settles: each sibling, one per line\n"
+        "  conflicts resolve RID (--pick DEVICE:N | --merged)\n"
+        "                            keep one sibling, or the merge (latest\n"
+        "                            writer for unsettled fields), as a new\n"
+        "                            version that replaces them everywhere\n"
         "  cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
         "  cache get --ns NS --key K\n"
         "                            a model cache entry (get: 66 on a miss)\n"
@@ -1602,6 +1615,147 @@ static int cmd_meta(ctx *c, int argc)
     return rc;
 }
 
+/* --- sync (doc/SYNC.md) ------------------------------------------------ */
+
+/* ctxvault sync status [--checksum] | sync key */
+static int cmd_sync(ctx *c, int argc, char **argv)
+{
+    char err[512];
+    if (argc == 2 && !strcmp(argv[1], "key")) {
+        char hex[65];
+        if (cv_synckeys_public_hex(&c->cfg, hex, err, sizeof err) < 0) {
+            cv_err("%s", err);
+            return EX_NOINPUT;
+        }
+        return printf("%s\n", hex) < 0 ? EX_IOERR : 0;
+    }
+    bool sum = argc == 3 && !strcmp(argv[2], "--checksum");
+    if (argc < 2 || strcmp(argv[1], "status") || (argc == 3 && !sum) || argc > 3) {
+        cv_err("usage: ctxvault sync status [--checksum] | ctxvault sync key");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    char *out = NULL, req[96];
+    snprintf(req, sizeof req, "{\"op\":\"sync.state\",\"checksum\":%s}",
+             sum ? "true" : "false");
+    int rc = client_status(cl, cv_client_call(cl, req, &out));
+    if (!rc)
+        rc = print_line(out);
+    else
+        free(out);
+    cv_client_close(&cl);
+    return rc;
+}
+
+/* The fields that resolve conflict r: sibling DEV:N's, or (pick NULL) the
+ * merged ones, where each unsettled field has the latest writer's value. */
+static json_t *resolution(json_t *r, const char *pick)
+{
+    if (!pick)
+        return json_incref(json_object_get(r, "merged"));
+    size_t i;
+    json_t *sib;
+    json_array_foreach(json_object_get(r, "siblings"), i, sib) {
+        json_t *dot = json_object_get(sib, "dot");
+        char name[128];
+        snprintf(name, sizeof name, "%s:%lld", json_string_value(json_array_get(dot, 0)),
+                 (long long)json_integer_value(json_array_get(dot, 1)));
+        if (!strcmp(name, pick))
+            return json_incref(json_object_get(sib, "fields"));
+    }
+    return NULL;
+}
+
+/* ctxvault conflicts [--user U] [--limit N]
+ * ctxvault conflicts resolve RID (--pick DEV:N | --merged) */
+static int cmd_conflicts(ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"limit", required_argument, NULL, 'l'},
+        {"pick", required_argument, NULL, 'p'},
+        {"merged", no_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL, *pick = NULL, *rid = NULL;
+    bool merged = false, resolve = argc > 1 && !strcmp(argv[1], "resolve");
+    int64_t limit = 100;
+    int o;
+    optind = resolve ? 2 : 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u': user = optarg; break;
+        case 'l':
+            if (!cv_parse_int(optarg, 1, 100000, &limit)) {
+                cv_err("--limit '%s' is not a number from 1 to 100000", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'p': pick = optarg; break;
+        case 'm': merged = true; break;
+        default: return EX_USAGE;
+        }
+    }
+    if (resolve && optind == argc - 1)
+        rid = argv[optind++];
+    if (optind != argc || (resolve ? !rid || !pick == !merged : pick || merged)) {
+        cv_err("usage: ctxvault conflicts [--user U] [--limit N]\n"
+               "       ctxvault conflicts resolve RID (--pick DEVICE:N | --merged)");
+        return EX_USAGE;
+    }
+    cv_client *cl = client_open(c);
+    if (!cl)
+        return EX_CONFIG;
+    json_t *q = json_pack("{s:s, s:s?, s:I}", "op", "sync.conflicts", "user", user,
+                          "limit", (json_int_t)(resolve ? 100000 : limit));
+    char *text = json_dumps(q, CV_JSON_DUMP), *out = NULL;
+    json_decref(q);
+    int rc = client_status(cl, cv_client_call(cl, text, &out));
+    free(text);
+    json_t *root = rc ? NULL : json_loads(out, 0, NULL);
+    json_t *list = json_object_get(root, "conflicts");
+    if (!rc && !resolve) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(list, i, r) {
+            char *line = json_dumps(r, CV_JSON_DUMP);
+            rc = rc ? rc : printf("%s\n", line) < 0 ? EX_IOERR : 0;
+            free(line);
+        }
+    } else if (!rc) {
+        /* resolving is saving: the new version descends from every sibling */
+        json_t *r = NULL, *x;
+        size_t i;
+        json_array_foreach(list, i, x)
+            if (!strcmp(json_string_value(json_object_get(x, "rid")), rid))
+                r = x;
+        json_t *fields = r ? resolution(r, pick) : NULL;
+        if (!fields) {
+            cv_err(r ? "record %s has no sibling %s" : "no conflict on record %s%s",
+                   rid, r ? pick : "");
+            rc = EX_NOINPUT;
+        } else {
+            cv_client_context cx = {
+                .user = json_string_value(json_object_get(r, "user")),
+                .name = json_string_value(json_object_get(r, "name"))};
+            char *ftext = json_dumps(fields, CV_JSON_DUMP);
+            cx.fields = ftext;
+            rc = client_status(cl, cv_client_context_save(cl, &cx));
+            if (!rc && printf("{\"rid\":\"%s\",\"resolved\":true,\"id\":\"%s\"}\n",
+                              rid, cx.id) < 0)
+                rc = EX_IOERR;
+            free(ftext);
+            json_decref(fields);
+        }
+    }
+    json_decref(root);
+    free(out);
+    cv_client_close(&cl);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1638,7 +1792,7 @@ int main(int argc, char **argv)
                                         "audit", "status", "keys", "context",
                                         "interactions", "api", "profile",
                                         "segment", "cache", "compact", "meta",
-                                        NULL};
+                                        "sync", "conflicts", NULL};
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok = ok || strcmp(cmd, known[i]) == 0;
@@ -1699,6 +1853,10 @@ int main(int argc, char **argv)
         rc = cmd_compact(&c, argc, argv);
     } else if (strcmp(cmd, "meta") == 0) {
         rc = cmd_meta(&c, argc);
+    } else if (strcmp(cmd, "sync") == 0) {
+        rc = cmd_sync(&c, argc, argv);
+    } else if (strcmp(cmd, "conflicts") == 0) {
+        rc = cmd_conflicts(&c, argc, argv);
     } else {
         rc = cmd_config(&c, argc, argv);
     }

@@ -238,9 +238,22 @@ static json_t *failed(cv_ctxwrite *w, const char *reason)
     return cv_ctx_error(CV_ERR_INTERNAL, "nothing stored: %s", reason);
 }
 
-/* Save one event (context.save, profile.set): {"ok":true,"id":..,"stored":..}
- * or an error reply. */
-static json_t *save_one(cv_ctxwrite *w, json_t *ev)
+/* A context saved here is a change for the sync peers too, in the same
+ * transaction: both are stored, or neither. */
+static int sync_saved(cv_ctxwrite *w, json_t *req, char *reason, size_t rlen)
+{
+    if (!w->o.sync || !req)
+        return 0;
+    const char *name = json_string_value(json_object_get(req, "name"));
+    return cv_syncstore_local_change(
+        w->o.sync, cv_store_last_uid(w->o.store),
+        json_string_value(json_object_get(req, "user")), name ? name : "",
+        json_object_get(req, "fields"), cv_now_ms(), reason, rlen) < 0 ? -1 : 0;
+}
+
+/* Save one event (context.save with its request in sync_req, profile.set):
+ * {"ok":true,"id":..,"stored":..} or an error reply. */
+static json_t *save_one(cv_ctxwrite *w, json_t *ev, json_t *sync_req)
 {
     char id[CV_ID_MAX + 1], reason[512];
     int rc = add_event(w, ev, id, reason, sizeof reason);
@@ -249,7 +262,8 @@ static json_t *save_one(cv_ctxwrite *w, json_t *ev)
         w->st.rejected++;
         return bad("the event is not valid: %s", reason);
     }
-    if (rc == CV_STORE_FAILED || commit(w, reason, sizeof reason) < 0)
+    if (rc == CV_STORE_FAILED || sync_saved(w, sync_req, reason, sizeof reason) < 0 ||
+        commit(w, reason, sizeof reason) < 0)
         return failed(w, reason);
     if (rc == CV_STORE_INSERTED)
         w->st.stored++;
@@ -267,7 +281,7 @@ static json_t *context_save(cv_ctxwrite *w, json_t *req)
     json_t *ev = cv_ctxwrite_event(req, cv_now_ms(), &err);
     if (!ev)
         return err;
-    json_t *r = save_one(w, ev);
+    json_t *r = save_one(w, ev, req);
     json_decref(ev);
     return r;
 }
@@ -306,7 +320,7 @@ static json_t *profile_set(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req)
     for (int i = 0; json_is_object(p) && settings[i]; i++)
         if (!json_object_get(ev, settings[i]))
             json_object_set(ev, settings[i], json_object_get(p, settings[i]));
-    r = save_one(w, ev);
+    r = save_one(w, ev, NULL);
     if (!json_is_true(json_object_get(r, "ok")))
         goto out;
     /* the reply: the profile as it now stands */
@@ -427,6 +441,63 @@ out:
     return r;
 }
 
+/* The name (type) of the user's context id, malloc'ed; "" unnamed,
+ * NULL when there is none. */
+static char *context_name(cv_db *db, const int64_t *uids, size_t nid,
+                          const char *id)
+{
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT coalesce(type, '') "
+                                "FROM events WHERE kind = 'context' AND id = ? "
+                                "AND uid IN (");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ")");
+    sqlite3_stmt *st;
+    char *name = NULL;
+    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        name = cv_strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return name;
+}
+
+/* Deleted contexts are changes for the sync peers: a tombstone for a
+ * name none of whose versions is left (all: every record of the user's
+ * this device holds). */
+static int sync_deleted(cv_ctxwrite *w, const char *user, const int64_t *uids,
+                        size_t nid, const char *id_name, const char *name,
+                        char *why, size_t whylen)
+{
+    if (!id_name && !name)
+        return cv_syncstore_local_delete_uids(w->o.sync, uids, nid,
+                                              cv_now_ms(), why, whylen);
+    const char *nm = name ? name : id_name;
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT count(*) FROM events "
+                                "WHERE kind = 'context' AND coalesce(type, '') = ? "
+                                "AND uid IN (");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ")");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(w->o.db), sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", cv_db_errmsg(w->o.db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, nm, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
+    int64_t left = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (left != 0)
+        return left < 0 ? (snprintf(why, whylen, "%s", cv_db_errmsg(w->o.db)), -1) : 0;
+    return cv_syncstore_local_change(w->o.sync, uids[0], user, nm, NULL,
+                                     cv_now_ms(), why, whylen) < 0 ? -1 : 0;
+}
+
 /* Delete the user's contexts: one id, every version of a name, or all,
  * in one journaled transaction with its audit entry. */
 static json_t *context_delete(cv_ctxwrite *w, json_t *req)
@@ -464,7 +535,9 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
         return cv_ctx_error(CV_ERR_INTERNAL, "cannot begin the deletion: %s",
                             cv_db_errmsg(db));
     sqlite3_stmt *st;
-    char why[512];
+    char why[512], *id_name = NULL;
+    if (id && w->o.sync)
+        id_name = context_name(db, uids, nid, id);
     if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
         goto db_failed;
     for (size_t i = 0; i < nid; i++)
@@ -476,6 +549,14 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     if (rc != SQLITE_DONE)
         goto db_failed;
     int64_t deleted = sqlite3_changes(cv_db_handle(db));
+    if (deleted > 0 && w->o.sync &&
+        sync_deleted(w, user, uids, nid, id_name, name, why, sizeof why) < 0) {
+        free(id_name);
+        cv_db_rollback(db);
+        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+    }
+    free(id_name);
+    id_name = NULL;
     if (deleted == 0) {
         cv_db_rollback(db);
         return cv_ctx_error(CV_ERR_NOT_FOUND, id ? "the user has no context "
@@ -503,10 +584,82 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     cv_maint_compact(db);
     return json_pack("{s:b, s:I}", "ok", 1, "deleted", (json_int_t)deleted);
 db_failed:
+    free(id_name);
     snprintf(why, sizeof why, "%s", cv_db_errmsg(db));
     cv_db_rollback(db);
     cv_err("context.delete failed, nothing deleted: %s", why);
     return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+}
+
+/* --- for sync ------------------------------------------------------------ */
+
+int cv_ctxwrite_put_context(cv_ctxwrite *w, const char *id, const char *user,
+                            const char *name, const json_t *fields, int64_t ts,
+                            int64_t *uid, char *reason, size_t rlen)
+{
+    char tsbuf[40], got[CV_ID_MAX + 1];
+    cv_time_format_ms(ts, tsbuf);
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "id", id, "ts", tsbuf, "kind",
+                           "context");
+    if (name && *name)
+        json_object_set_new(ev, "type", json_string(name));
+    json_object_set_new(ev, "user_id", json_string(user));
+    /* the fields were checked for reserved members where they were saved;
+     * a peer's may not have been, and store reads these */
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)fields, k, v) {
+        bool res = false;
+        for (int i = 0; reserved[i] && !res; i++)
+            res = !strcmp(k, reserved[i]);
+        if (!res)
+            json_object_set(ev, k, v);
+    }
+    int rc = add_event(w, ev, got, reason, rlen);
+    json_decref(ev);
+    *uid = cv_store_last_uid(w->o.store);
+    if (rc == CV_STORE_INSERTED)
+        w->st.stored++;
+    else if (rc == CV_STORE_DUPLICATE)
+        w->st.duplicates++;
+    return rc;
+}
+
+int64_t cv_ctxwrite_drop_named(cv_ctxwrite *w, int64_t uid, const char *name,
+                               char *reason, size_t rlen)
+{
+    sqlite3_stmt *st = cv_db_stmt(w->o.db, "DELETE FROM events WHERE kind = "
+                                  "'context' AND uid = ? AND coalesce(type, '') = ?");
+    if (!st) {
+        snprintf(reason, rlen, "%s", cv_db_errmsg(w->o.db));
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, uid);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(reason, rlen, "%s", cv_db_errmsg(w->o.db));
+        return -1;
+    }
+    int64_t n = sqlite3_changes(cv_db_handle(w->o.db));
+    w->st.deleted += (uint64_t)n;
+    return n;
+}
+
+int cv_ctxwrite_begin(cv_ctxwrite *w, char *reason, size_t rlen)
+{
+    return cv_store_begin(w->o.store, reason, rlen);
+}
+
+int cv_ctxwrite_commit(cv_ctxwrite *w, char *reason, size_t rlen)
+{
+    return commit(w, reason, rlen);
+}
+
+void cv_ctxwrite_rollback(cv_ctxwrite *w)
+{
+    cv_store_rollback(w->o.store);
 }
 
 json_t *cv_ctxwrite_answer(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req,

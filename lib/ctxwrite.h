@@ -23,6 +23,7 @@
 #include "keyring.h"
 #include "policy.h"
 #include "store.h"
+#include "syncstore.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -43,6 +44,7 @@ typedef struct {
     cv_datakeys *ds;          /* per-user data keys; NULL: the keyring's */
     cv_deadletter *dl;        /* interactions.save's rejected events; may be NULL */
     int max_depth;            /* the validator's nesting limit */
+    cv_syncstore *sync;       /* a sync device's records; may be NULL */
 } cv_ctxwrite_opts;
 
 /* Everything in o must outlive the writer. */
@@ -65,6 +67,25 @@ json_t *cv_ctxwrite_answer(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req,
  * unknown to the op, or a field shadows a member store reads. Pure: for
  * tests. */
 json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err);
+
+/* --- for sync (lib/syncops.h), on the writer, in one batch ------------ */
+
+/* Add a context event for user (type name, "" none) with these fields,
+ * under id, at ts: ingest's checks, encrypt's policy, store's add, as
+ * context.save does, but no sync change of its own. A CV_STORE_* code;
+ * *uid gets the user's users.uid. */
+int cv_ctxwrite_put_context(cv_ctxwrite *w, const char *id, const char *user,
+                            const char *name, const json_t *fields, int64_t ts,
+                            int64_t *uid, char *reason, size_t rlen);
+/* Delete the user's (uid's) contexts named name ("" unnamed). The count,
+ * or -1 with the database's reason. */
+int64_t cv_ctxwrite_drop_named(cv_ctxwrite *w, int64_t uid, const char *name,
+                               char *reason, size_t rlen);
+/* Open the batch; commit it (data keys, then the journaled rows); or
+ * roll it back. 0, or -1 with reason (rolled back). */
+int cv_ctxwrite_begin(cv_ctxwrite *w, char *reason, size_t rlen);
+int cv_ctxwrite_commit(cv_ctxwrite *w, char *reason, size_t rlen);
+void cv_ctxwrite_rollback(cv_ctxwrite *w);
 
 /* Counters since start, for ping and metrics. */
 typedef struct {

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STMT_CACHE 32
+#define STMT_CACHE 64
 
 struct cv_db {
     sqlite3 *h;
@@ -110,9 +110,33 @@ static const char schema_sql[] =
     "  PRIMARY KEY (ns, key));"
     "CREATE INDEX IF NOT EXISTS mlcache_expires ON mlcache(expires_at);"
     "CREATE INDEX IF NOT EXISTS mlcache_uid ON mlcache(uid)"
-    "  WHERE uid IS NOT NULL;";
+    "  WHERE uid IS NOT NULL;"
+    /* schema version 3: sync between instances (lib/syncstore.h). A
+     * record's current versions, each named by its dot (the device whose
+     * change made it, and that device's counter) */
+    "CREATE TABLE IF NOT EXISTS sync_versions ("
+    "  rid     TEXT NOT NULL,"            /* keyed hash of user and name */
+    "  dev     TEXT NOT NULL,"
+    "  n       INTEGER NOT NULL,"
+    "  vv      TEXT NOT NULL,"            /* version vector, canonical JSON */
+    "  hlc     INTEGER NOT NULL,"         /* hybrid logical clock */
+    "  deleted INTEGER NOT NULL,"         /* 1: a tombstone */
+    "  payload BLOB NOT NULL,"            /* sealed with the group's key */
+    "  PRIMARY KEY (dev, n)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sync_versions_rid ON sync_versions(rid);"
+    /* every change of dev up to n is held here (or one descending from it) */
+    "CREATE TABLE IF NOT EXISTS sync_knowledge ("
+    "  dev TEXT PRIMARY KEY,"
+    "  n   INTEGER NOT NULL) WITHOUT ROWID;"
+    /* a device's own map from a record to its user and the context's name */
+    "CREATE TABLE IF NOT EXISTS sync_local ("
+    "  rid  TEXT PRIMARY KEY,"
+    "  uid  INTEGER NOT NULL,"            /* users.uid */
+    "  name TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sync_local_uid ON sync_local(uid);";
 
-/* Versions: 1, the first; 2 added segments and mlcache. Every change so
+/* Versions: 1, the first; 2 added segments and mlcache; 3 the sync
+ * tables. Every change so
  * far only adds tables, so bringing an older file up to date is the
  * same CREATE ... IF NOT EXISTS as making a new one, and the version
  * moves with them in one savepoint: a crash leaves the old schema or the

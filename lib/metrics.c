@@ -72,6 +72,16 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included.", NULL},
     {"ctxvault_key_version", G, "The keyring's primary key version.", NULL},
     {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version.", NULL},
+    /* ctxvault-sync */
+    {"ctxvault_sync_attempts_total", C, "Exchanges with a sync peer begun (a pull cycle, a push, a hello), by peer.", NULL},
+    {"ctxvault_sync_failures_total", C, "Exchanges with a sync peer that failed (no answer, a refusal, store failing), by peer: then retried with back-off.", NULL},
+    {"ctxvault_sync_success_ratio", G, "Exchanges with a sync peer that succeeded, of those begun since start, by peer.", NULL},
+    {"ctxvault_sync_peer_up", G, "1 while the last exchange with the sync peer succeeded.", NULL},
+    {"ctxvault_sync_exchange_duration_seconds", H, "Time an exchange with a sync peer took (a pull's long wait included).", NULL},
+    {"ctxvault_sync_versions_sent_total", C, "Versions sent to sync peers.", NULL},
+    {"ctxvault_sync_versions_received_total", C, "Versions received from sync peers and stored.", NULL},
+    {"ctxvault_sync_versions_rejected_total", C, "Versions received that failed their checks (a payload that does not open, a bad vector): counted, logged, not stored.", NULL},
+    {"ctxvault_sync_malformed_total", C, "Messages on the sync socket that were not sync requests.", NULL},
     /* ctxvault-metrics' own */
     {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent.", NULL},
     {"ctxvault_report_age_seconds", G, "Time since a program's last report.", NULL},

@@ -28,6 +28,7 @@ struct cv_store {
      * rollback, so the totals are of what the database holds */
     uint64_t batch_inserted, batch_duplicates, batch_profiles, batch_arrival;
     char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
+    int64_t last_uid;            /* its user's users.uid, or -1 */
     cv_scrub_buf scrubbed;       /* a body scrubbed on arrival */
     /* Users whose profile changed in the open batch: their stored rows are
      * rescheduled once, at commit, however many profile events came. */
@@ -77,6 +78,19 @@ void cv_store_forget_users(cv_store *s)
 }
 
 size_t cv_store_pending(const cv_store *s) { return s->pending; }
+
+int64_t cv_store_last_uid(const cv_store *s) { return s->last_uid; }
+
+int cv_store_begin(cv_store *s, char *reason, size_t rlen)
+{
+    if (s->pending == 0 && cv_db_begin(s->db) != SQLITE_OK) {
+        snprintf(reason, rlen, "cannot begin a transaction: %s",
+                 cv_db_errmsg(s->db));
+        return -1;
+    }
+    s->pending++;
+    return 0;
+}
 const cv_store_stats *cv_store_stats_get(const cv_store *s) { return &s->st; }
 const char *cv_store_last_id(const cv_store *s) { return s->last_id; }
 
@@ -278,6 +292,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                        {.name = "privacy_level"}, {.name = "retention_days"}};
     char why[160];
     s->last_id[0] = '\0';
+    s->last_uid = -1;
     if (memchr(line, '\0', len))
         return REJECT("NUL byte in line");
     if (cv_jscan_object(line, len, s->max_depth, false, f, NF, why,
@@ -314,19 +329,14 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
                                              reason, rlen) < 0)
         return CV_STORE_REJECTED;
 
-    if (s->pending == 0) {
-        if (cv_db_begin(s->db) != SQLITE_OK) {
-            snprintf(reason, rlen, "cannot begin a transaction: %s",
-                     cv_db_errmsg(s->db));
-            return CV_STORE_FAILED;
-        }
-    }
-    s->pending++;
+    if (cv_store_begin(s, reason, rlen) < 0)
+        return CV_STORE_FAILED;
 
     cv_profile prof;
     int64_t uid;
     if (user_get(s, user, &uid, &prof) < 0)
         goto failed;
+    s->last_uid = uid;
     int64_t now = cv_now_ms();
     cv_row row = {.id = id, .uid = uid, .kind = kind,
                   .type = has_type ? type : NULL, .ts = ts, .created_at = now,

@@ -44,6 +44,13 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
 /* The "id" of the line last added, once it was read (also when the line
  * was then rejected for another reason); "" when it had none. */
 const char *cv_store_last_id(const cv_store *s);
+/* The users.uid of the line last added, once its user was found or
+ * created in the open batch; -1 before. */
+int64_t cv_store_last_uid(const cv_store *s);
+/* Open the batch (when none is) for changes made beside events, which
+ * then share its COMMIT and journal record; counts as one pending item.
+ * 0, or -1 with the database's reason. */
+int cv_store_begin(cv_store *s, char *reason, size_t rlen);
 /* Forget the cached users and profiles (after an erasure renumbers
  * them). Only between batches. */
 void cv_store_forget_users(cv_store *s);

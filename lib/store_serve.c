@@ -27,6 +27,8 @@
 #include "event.h"
 #include "inspect.h"
 #include "sock.h"
+#include "synckeys.h"
+#include "syncops.h"
 #include "timefmt.h"
 #include "util.h"
 #include "wire.h"
@@ -34,6 +36,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +79,8 @@ typedef struct {
     bool check_ok;
     cv_maint maint;         /* sweep, erase, rectify, audit */
     cv_ctxwrite *write;     /* the context API's writes */
+    cv_syncstore *sync;     /* sync records ([sync] device or relay) */
+    cv_syncops syncops;
     cv_mlcache_counters cache; /* cache.get's hits and misses */
     int wal_frames;         /* in the WAL after the last commit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
@@ -591,6 +596,11 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
         reply = do_ctxapi(s, req, zframe_size(body));
     } else if (cv_ctxwrite_handles(op)) {
         reply = do_ctxwrite(s, req, zframe_size(body));
+    } else if (cv_syncops_handles(op)) {
+        reply = commit_batch(s) < 0
+                    ? cv_ctx_error(CV_ERR_INTERNAL, "cannot commit the open "
+                                   "batch first%s", "")
+                    : cv_syncops_answer(&s->syncops, req, zframe_size(body));
     } else if (!cv_maint_handles(op)) {
         reply = cv_ctx_error(CV_ERR_UNKNOWN_OP, "unknown op '%s' (see "
                              "doc/PROTOCOL.md)", op);
@@ -644,6 +654,23 @@ static void take_request(server *s)
     zmsg_destroy(&req);
 }
 
+/* A sync device keeps its records with the group's key; a relay keeps
+ * them without one. */
+static int open_sync(server *s, char *err, size_t errlen)
+{
+    const cv_config *cfg = s->cfg;
+    if (!cfg->sync_device && !cfg->sync_relay)
+        return 0;
+    unsigned char key[CV_SYNC_KEY_BYTES];
+    if (cfg->sync_device && cv_synckeys_load_e2e(cfg, key, err, errlen) < 0)
+        return -1;
+    s->sync = cv_syncstore_new(s->svc->db, cfg->sync_device,
+                               cfg->sync_device ? key : NULL,
+                               cv_policy_merge_rules(s->svc->pol));
+    sodium_memzero(key, sizeof key);
+    return 0;
+}
+
 /* --- the loop ---------------------------------------------------------- */
 
 /* Note the start check's outcome. -1 when it found corruption. */
@@ -687,9 +714,17 @@ int cv_store_serve(cv_store_service *svc)
     int status = 0;
     /* checkpoints are run by commit_batch, after the acks */
     sqlite3_wal_hook(cv_db_handle(svc->db), wal_hook, &s);
+    if (open_sync(&s, err, sizeof err) < 0) {
+        cv_err("%s", err);
+        status = EX_CONFIG;
+        goto out;
+    }
     s.write = cv_ctxwrite_new(&(cv_ctxwrite_opts){
         .store = svc->store, .db = svc->db, .pol = svc->pol, .kr = svc->kr,
-        .ds = svc->ds, .dl = svc->dl, .max_depth = cfg->max_depth});
+        .ds = svc->ds, .dl = svc->dl, .max_depth = cfg->max_depth,
+        .sync = s.sync});
+    s.syncops = (cv_syncops){.sync = s.sync, .write = s.write,
+                             .device = cfg->sync_device};
     cv_sock_init();
     s.mx = cv_metrics_new(cfg, "ctxvault-store", true);
     cv_deadletter_set_metrics(svc->dl, s.mx);
@@ -788,6 +823,7 @@ out:
     drop_acks(&s, 0);
     free(s.acks);
     cv_ctxwrite_destroy(&s.write);
+    cv_syncstore_destroy(&s.sync);
     cv_db_close(&s.reader);
     if (s.pub)
         zsock_set_linger(s.pub, 1000); /* let the last acks leave */

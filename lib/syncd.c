@@ -1,0 +1,686 @@
+/* syncd.c - ctxvault-sync's loops: pull and push towards each peer, and
+ * answers on the listening socket (syncd.h). */
+#include "syncd.h"
+
+#include "backoff.h"
+#include "cvclient.h"
+#include "metrics.h"
+#include "syncauth.h"
+#include "util.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#define POLL_MS 50          /* how often store's knowledge is looked at */
+#define ANSWER_MS 15000     /* a peer's answer beyond the wait is this late */
+#define MAX_PARKED 256      /* long polls held at once */
+#define MAX_WAIT_MS 30000
+
+typedef enum { IDLE, WAITING } slot_state;
+
+/* One request in flight towards a peer. */
+typedef struct {
+    slot_state st;
+    int64_t id;
+    int64_t deadline;       /* mono ms */
+    json_t *snapshot;       /* the knowledge given with the first page */
+    json_t *after;          /* the next page's cursor, or NULL */
+    int64_t started;        /* of the whole exchange, mono ms */
+} slot;
+
+typedef struct {
+    const cv_sync_peer *cfg;
+    zsock_t *sock;
+    cv_backoff bo;
+    bool up, ever_up;
+    json_t *their;          /* the peer's knowledge as last told, or NULL */
+    slot pull, push;
+    int64_t pulled_at;      /* a successful pull cycle ended (mono ms) */
+    char label[80];         /* peer=NAME */
+    uint64_t attempts, failures;
+} peer;
+
+typedef struct {
+    zframe_t *ident;
+    json_t *req;
+    int64_t deadline;
+} parked;
+
+struct cv_syncd {
+    const cv_config *cfg;
+    bool quiet;
+    cv_client *store;
+    cv_syncauth *auth;
+    zsock_t *srv;
+    peer *peers;
+    int npeers;
+    parked park[MAX_PARKED];
+    int nparked;
+    json_t *local;          /* this instance's knowledge, polled */
+    int64_t polled_at;
+    int64_t next_id;
+    cv_metrics *mx;
+};
+
+/* --- store ---------------------------------------------------------------- */
+
+/* A request to store; its reply when ok, else NULL with the reason
+ * logged (as "sync: WHAT: ..."). */
+static json_t *ask_store(cv_syncd *d, json_t *req, const char *what)
+{
+    char *text = json_dumps(req, CV_JSON_DUMP);
+    char *out = NULL;
+    int rc = cv_client_call(d->store, text, &out);
+    free(text);
+    json_t *r = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    if (rc == 0 && r)
+        return r;
+    cv_err("sync: %s: store %s: %s", what,
+           rc == CV_CLIENT_REFUSED ? "refused" : "did not answer",
+           r ? json_string_value(json_object_get(r, "error"))
+             : cv_client_error(d->store));
+    json_decref(r);
+    return NULL;
+}
+
+static bool knowledge_covers(const json_t *have, const json_t *other)
+{
+    const char *dev;
+    json_t *n;
+    json_object_foreach((json_t *)other, dev, n) {
+        json_t *h = json_object_get(have, dev);
+        if (!h || json_integer_value(h) < json_integer_value(n))
+            return false;
+    }
+    return true;
+}
+
+/* Parked pulls that now have an answer get it. */
+static void wake_parked(cv_syncd *d, bool expire_only);
+
+static void poll_local(cv_syncd *d, bool force)
+{
+    int64_t now = cv_mono_ms();
+    if (!force && now - d->polled_at < POLL_MS)
+        return;
+    d->polled_at = now;
+    json_t *req = json_pack("{s:s, s:b}", "op", "sync.state", "brief", 1);
+    json_t *r = ask_store(d, req, "reading this instance's knowledge");
+    json_decref(req);
+    if (!r)
+        return;
+    json_t *k = json_object_get(r, "knowledge");
+    bool changed = !d->local || !json_equal(k, d->local);
+    json_decref(d->local);
+    d->local = json_incref(k);
+    json_decref(r);
+    if (changed)
+        wake_parked(d, false);
+}
+
+/* --- the wire ------------------------------------------------------------ */
+
+/* Never blocks: a DEALER with no connected peer (ZMQ_IMMEDIATE) refuses
+ * at once, and the exchange counts as failed. ident is consumed. */
+static int send_json(zsock_t *sock, zframe_t *ident, json_t *msg)
+{
+    char *text = json_dumps(msg, CV_JSON_DUMP);
+    void *h = zsock_resolve(sock);
+    int rc = 0;
+    if (ident)
+        rc = zmq_send(h, zframe_data(ident), zframe_size(ident),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(h, CV_SYNC_WIRE, strlen(CV_SYNC_WIRE),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(h, text, strlen(text), ZMQ_DONTWAIT);
+    free(text);
+    zframe_destroy(&ident);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The JSON of a message (after the identity, if any), or NULL. */
+static json_t *recv_json(zmsg_t *m)
+{
+    zframe_t *ver = zmsg_pop(m), *body = zmsg_pop(m);
+    json_t *j = NULL;
+    if (ver && body && zframe_streq(ver, CV_SYNC_WIRE))
+        j = json_loadb((const char *)zframe_data(body), zframe_size(body),
+                       JSON_REJECT_DUPLICATES, NULL);
+    zframe_destroy(&ver);
+    zframe_destroy(&body);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* --- the listening side --------------------------------------------------- */
+
+static json_t *changes_for(cv_syncd *d, json_t *req)
+{
+    json_t *q = json_pack("{s:s, s:O?, s:O?, s:O?}", "op", "sync.changes",
+                          "knowledge", json_object_get(req, "knowledge"),
+                          "after", json_object_get(req, "after"),
+                          "limit", json_object_get(req, "limit"));
+    json_t *r = ask_store(d, q, "reading changes for a peer");
+    json_decref(q);
+    return r;
+}
+
+static json_t *answer_of(json_t *req, json_t *r)
+{
+    json_t *a = r ? json_incref(r) : json_pack("{s:b, s:s}", "ok", 0, "error",
+                                               "store cannot answer; try again");
+    json_object_set(a, "id", json_object_get(req, "id"));
+    return a;
+}
+
+static void reply(cv_syncd *d, zframe_t *ident, json_t *req, json_t *r)
+{
+    json_t *a = answer_of(req, r);
+    send_json(d->srv, ident, a);
+    json_decref(a);
+}
+
+static void wake_parked(cv_syncd *d, bool expire_only)
+{
+    int64_t now = cv_mono_ms();
+    for (int i = 0; i < d->nparked;) {
+        parked *p = &d->park[i];
+        json_t *r = NULL;
+        bool due = now >= p->deadline;
+        if (!due && expire_only) {
+            i++;
+            continue;
+        }
+        r = changes_for(d, p->req);
+        bool news = r && (json_array_size(json_object_get(r, "versions")) ||
+                          !json_is_null(json_object_get(r, "next")));
+        if (!news && !due && r) {
+            json_decref(r);
+            i++;
+            continue;
+        }
+        reply(d, p->ident, p->req, r);
+        p->ident = NULL; /* sent */
+        json_decref(r);
+        json_decref(p->req);
+        d->park[i] = d->park[--d->nparked];
+    }
+}
+
+static void serve_one(cv_syncd *d)
+{
+    zmsg_t *m = zmsg_recv(d->srv);
+    if (!m)
+        return;
+    zframe_t *ident = zmsg_pop(m);
+    zframe_t *first = zmsg_first(m);
+    const char *who = first ? cv_syncauth_peer_name(first) : NULL;
+    json_t *req = recv_json(m);
+    zmsg_destroy(&m);
+    if (!req || !ident) {
+        cv_warn("sync: a message from %s that is not a %s request: dropped",
+                who ? who : "a peer", CV_SYNC_WIRE);
+        cv_metrics_add(d->mx, "ctxvault_sync_malformed_total", NULL, 1);
+        zframe_destroy(&ident);
+        json_decref(req);
+        return;
+    }
+    const char *op = json_string_value(json_object_get(req, "op"));
+    json_t *r = NULL;
+    if (op && !strcmp(op, "hello")) {
+        poll_local(d, true);
+        r = json_pack("{s:b, s:O, s:s?}", "ok", 1, "knowledge",
+                      d->local ? d->local : json_object(),
+                      "device", d->cfg->sync_device);
+    } else if (op && !strcmp(op, "pull")) {
+        r = changes_for(d, req);
+        json_int_t wait = json_integer_value(json_object_get(req, "wait_ms"));
+        bool empty = r && !json_array_size(json_object_get(r, "versions")) &&
+                     json_is_null(json_object_get(r, "next"));
+        if (empty && wait > 0 && d->nparked < MAX_PARKED) {
+            /* nothing yet: answered when something comes, or at the wait */
+            d->park[d->nparked++] = (parked){
+                .ident = ident, .req = req,
+                .deadline = cv_mono_ms() + (wait < MAX_WAIT_MS ? wait : MAX_WAIT_MS)};
+            json_decref(r);
+            return;
+        }
+        if (r)
+            cv_metrics_add(d->mx, "ctxvault_sync_versions_sent_total", NULL,
+                           (double)json_array_size(json_object_get(r, "versions")));
+    } else if (op && !strcmp(op, "push")) {
+        json_t *q = json_pack("{s:s, s:O, s:O?, s:s}", "op", "sync.apply",
+                              "versions", json_object_get(req, "versions"),
+                              "knowledge", json_object_get(req, "knowledge"),
+                              "from", who ? who : "?");
+        if (!json_is_array(json_object_get(req, "versions")))
+            r = json_pack("{s:b, s:s}", "ok", 0, "error", "\"versions\" must be an array");
+        else
+            r = ask_store(d, q, "applying a peer's versions");
+        json_decref(q);
+        if (r) {
+            cv_metrics_add(d->mx, "ctxvault_sync_versions_received_total", NULL,
+                           (double)json_integer_value(json_object_get(r, "applied")));
+            cv_metrics_add(d->mx, "ctxvault_sync_versions_rejected_total", NULL,
+                           (double)json_array_size(json_object_get(r, "rejected")));
+            json_decref(d->local);
+            d->local = json_incref(json_object_get(r, "knowledge"));
+        }
+    } else {
+        r = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op: expected "
+                      "hello, pull or push");
+    }
+    reply(d, ident, req, r);
+    json_decref(r);
+    json_decref(req);
+    if (op && !strcmp(op, "push"))
+        wake_parked(d, false); /* what came in goes out to the others */
+}
+
+/* --- towards a peer ------------------------------------------------------- */
+
+static void slot_reset(slot *s)
+{
+    json_decref(s->snapshot);
+    json_decref(s->after);
+    *s = (slot){.st = IDLE};
+}
+
+static void peer_failed(cv_syncd *d, peer *p, const char *why)
+{
+    int64_t delay = cv_backoff_fail(&p->bo, cv_mono_ms());
+    p->failures++;
+    cv_metrics_add(d->mx, "ctxvault_sync_failures_total", p->label, 1);
+    if (p->up || !p->ever_up || p->bo.attempt == 1)
+        cv_warn("sync: peer %s (%s): %s; retrying in %lld ms, then backing off "
+                "up to %lld ms", p->cfg->name, p->cfg->endpoint, why,
+                (long long)delay, (long long)d->cfg->sync_retry_max_ms);
+    p->up = false;
+    p->ever_up = true;
+    slot_reset(&p->pull);
+    slot_reset(&p->push);
+    json_decref(p->their);
+    p->their = NULL; /* asked again: it may have been restored */
+}
+
+static void peer_ok(cv_syncd *d, peer *p, slot *s)
+{
+    if (!p->up && p->failures && !d->quiet)
+        cv_info("sync: peer %s reached again", p->cfg->name);
+    p->up = true;
+    p->ever_up = true;
+    cv_backoff_ok(&p->bo);
+    cv_metrics_observe(d->mx, "ctxvault_sync_exchange_duration_seconds", p->label,
+                       (double)(cv_mono_ms() - s->started) / 1000.0);
+}
+
+static void count_attempt(cv_syncd *d, peer *p)
+{
+    p->attempts++;
+    cv_metrics_add(d->mx, "ctxvault_sync_attempts_total", p->label, 1);
+}
+
+static void send_req(cv_syncd *d, peer *p, slot *s, json_t *req, int64_t wait)
+{
+    s->id = ++d->next_id;
+    s->st = WAITING;
+    s->deadline = cv_mono_ms() + wait + ANSWER_MS;
+    json_object_set_new(req, "id", json_integer(s->id));
+    int rc = send_json(p->sock, NULL, req);
+    json_decref(req);
+    if (rc < 0)
+        peer_failed(d, p, "not connected");
+}
+
+static void start_pull(cv_syncd *d, peer *p)
+{
+    slot *s = &p->pull;
+    bool first = s->st == IDLE;
+    if (first) {
+        count_attempt(d, p);
+        s->started = cv_mono_ms();
+    }
+    int64_t wait = s->after ? 0 : d->cfg->sync_wait_ms;
+    json_t *req = json_pack("{s:s, s:O, s:O?, s:I, s:i}", "op", "pull",
+                            "knowledge", d->local, "after", s->after,
+                            "wait_ms", (json_int_t)wait, "limit",
+                            d->cfg->sync_batch);
+    send_req(d, p, s, req, wait);
+}
+
+/* Push the next page of what the peer lacks; false when nothing is left. */
+static bool push_page(cv_syncd *d, peer *p)
+{
+    slot *s = &p->push;
+    json_t *q = json_pack("{s:s, s:O, s:O?, s:i}", "op", "sync.changes",
+                          "knowledge", p->their, "after", s->after,
+                          "limit", d->cfg->sync_batch);
+    json_t *r = ask_store(d, q, "reading changes to push");
+    json_decref(q);
+    if (!r) {
+        peer_failed(d, p, "this instance's store did not give the changes");
+        return false;
+    }
+    json_t *versions = json_object_get(r, "versions");
+    json_t *next = json_object_get(r, "next");
+    if (!s->snapshot)
+        s->snapshot = json_incref(json_object_get(r, "knowledge"));
+    bool last = json_is_null(next);
+    if (!json_array_size(versions) && last &&
+        knowledge_covers(p->their, s->snapshot)) {
+        json_decref(r);
+        return false;
+    }
+    json_t *req = json_pack("{s:s, s:O, s:O?}", "op", "push", "versions",
+                            versions, "knowledge", last ? s->snapshot : NULL);
+    json_decref(s->after);
+    s->after = last ? NULL : json_incref(next);
+    cv_metrics_add(d->mx, "ctxvault_sync_versions_sent_total", p->label,
+                   (double)json_array_size(versions));
+    json_decref(r);
+    send_req(d, p, s, req, 0);
+    return true;
+}
+
+static void start_push(cv_syncd *d, peer *p)
+{
+    slot *s = &p->push;
+    if (!p->their) { /* first learn what it holds */
+        count_attempt(d, p);
+        s->started = cv_mono_ms();
+        send_req(d, p, s, json_pack("{s:s}", "op", "hello"), 0);
+        return;
+    }
+    if (knowledge_covers(p->their, d->local))
+        return;
+    s->started = cv_mono_ms();
+    if (push_page(d, p)) {
+        count_attempt(d, p);
+    } else if (p->their) {
+        /* nothing it lacks after all (superseded versions) */
+        slot_reset(s);
+        json_t *k = json_deep_copy(d->local);
+        json_decref(p->their);
+        p->their = k;
+    }
+}
+
+static void took_pull(cv_syncd *d, peer *p, json_t *r)
+{
+    slot *s = &p->pull;
+    json_t *versions = json_object_get(r, "versions");
+    json_t *next = json_object_get(r, "next");
+    json_t *k = json_object_get(r, "knowledge");
+    if (!json_is_array(versions) || !json_is_object(k)) {
+        peer_failed(d, p, "its answer to a pull is not one");
+        return;
+    }
+    if (!s->snapshot)
+        s->snapshot = json_incref(k);
+    bool last = json_is_null(next) || !next;
+    if (json_array_size(versions) || (last && !knowledge_covers(d->local, s->snapshot))) {
+        json_t *q = json_pack("{s:s, s:O, s:O?, s:s}", "op", "sync.apply",
+                              "versions", versions,
+                              "knowledge", last ? s->snapshot : NULL,
+                              "from", p->cfg->name);
+        json_t *a = ask_store(d, q, "applying pulled versions");
+        json_decref(q);
+        if (!a) {
+            peer_failed(d, p, "this instance's store did not apply its versions");
+            return;
+        }
+        cv_metrics_add(d->mx, "ctxvault_sync_versions_received_total", p->label,
+                       (double)json_integer_value(json_object_get(a, "applied")));
+        cv_metrics_add(d->mx, "ctxvault_sync_versions_rejected_total", p->label,
+                       (double)json_array_size(json_object_get(a, "rejected")));
+        json_decref(d->local);
+        d->local = json_incref(json_object_get(a, "knowledge"));
+        json_decref(a);
+    }
+    /* what the peer holds, as it said: no need to push it back */
+    if (!p->their)
+        p->their = json_deep_copy(k);
+    else
+        json_object_update(p->their, k);
+    if (!last) {
+        json_decref(s->after);
+        s->after = json_incref(next);
+        start_pull(d, p);
+        return;
+    }
+    peer_ok(d, p, s);
+    p->pulled_at = cv_mono_ms();
+    slot_reset(s);
+    wake_parked(d, false); /* a relay's other clients may want it */
+}
+
+static void took_push(cv_syncd *d, peer *p, json_t *r)
+{
+    slot *s = &p->push;
+    json_t *k = json_object_get(r, "knowledge");
+    if (!json_is_object(k)) {
+        peer_failed(d, p, "its answer to a push is not one");
+        return;
+    }
+    json_decref(p->their);
+    p->their = json_deep_copy(k);
+    if (s->after) { /* more pages */
+        if (push_page(d, p))
+            return;
+    }
+    peer_ok(d, p, s);
+    slot_reset(s);
+}
+
+static void take_reply(cv_syncd *d, peer *p)
+{
+    zmsg_t *m = zmsg_recv(p->sock);
+    if (!m)
+        return;
+    json_t *r = recv_json(m);
+    zmsg_destroy(&m);
+    if (!r)
+        return;
+    int64_t id = json_integer_value(json_object_get(r, "id"));
+    slot *s = p->pull.st == WAITING && p->pull.id == id ? &p->pull
+            : p->push.st == WAITING && p->push.id == id ? &p->push : NULL;
+    if (!s) { /* the answer to a request given up on */
+        json_decref(r);
+        return;
+    }
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        char why[256];
+        snprintf(why, sizeof why, "it refused: %s",
+                 json_string_value(json_object_get(r, "error")));
+        peer_failed(d, p, why);
+    } else if (s == &p->pull) {
+        took_pull(d, p, r);
+    } else {
+        took_push(d, p, r);
+    }
+    json_decref(r);
+}
+
+static void tend(cv_syncd *d, peer *p)
+{
+    int64_t now = cv_mono_ms();
+    if ((p->pull.st == WAITING && now > p->pull.deadline) ||
+        (p->push.st == WAITING && now > p->push.deadline)) {
+        char why[128];
+        snprintf(why, sizeof why, "no answer within %lld ms",
+                 (long long)(p->pull.st == WAITING && now > p->pull.deadline
+                                 ? d->cfg->sync_wait_ms + ANSWER_MS : ANSWER_MS));
+        peer_failed(d, p, why);
+        return;
+    }
+    if (!cv_backoff_due(&p->bo, now) || !d->local)
+        return;
+    if (p->push.st == IDLE)
+        start_push(d, p);
+    if (p->pull.st == IDLE && p->their)
+        start_pull(d, p);
+}
+
+static void report(cv_syncd *d)
+{
+    bool all_up = true;
+    for (int i = 0; i < d->npeers; i++) {
+        peer *p = &d->peers[i];
+        cv_metrics_set(d->mx, "ctxvault_sync_peer_up", p->label, p->up);
+        if (p->attempts)
+            cv_metrics_set(d->mx, "ctxvault_sync_success_ratio", p->label,
+                           (double)(p->attempts - p->failures) / (double)p->attempts);
+        all_up &= p->up;
+    }
+    cv_metrics_health(d->mx, all_up, all_up ? NULL : "a sync peer is unreachable");
+}
+
+/* --- the loop ------------------------------------------------------------- */
+
+cv_syncd *cv_syncd_new(const cv_config *cfg, const char *config_file,
+                       bool quiet, int *code, char *err, size_t errlen)
+{
+    if (!cfg->sync_device && !cfg->sync_relay) {
+        snprintf(err, errlen, "sync is off: set [sync] device (or relay = yes) "
+                 "in the config");
+        *code = EX_CONFIG;
+        return NULL;
+    }
+    if (!cfg->sync_listen && cfg->nsync_peers == 0) {
+        snprintf(err, errlen, "nothing to sync with: set [sync] listen or a "
+                 "peer.NAME");
+        *code = EX_CONFIG;
+        return NULL;
+    }
+    cv_syncd *d = cv_calloc(1, sizeof *d);
+    d->cfg = cfg;
+    d->quiet = quiet;
+    *code = EX_UNAVAILABLE;
+    d->store = cv_client_open_config(cfg->home, config_file, err, errlen);
+    if (!d->store)
+        goto failed;
+    cv_client_set_timeout(d->store, 60000);
+    d->mx = cv_metrics_new(cfg, "ctxvault-sync", true);
+    if (cfg->sync_listen) {
+        if (!(d->auth = cv_syncauth_new(cfg, err, errlen)) ||
+            !(d->srv = cv_syncauth_bind(cfg, err, errlen)))
+            goto failed;
+    }
+    d->npeers = cfg->nsync_peers;
+    d->peers = cv_calloc((size_t)d->npeers + 1, sizeof *d->peers);
+    for (int i = 0; i < d->npeers; i++) {
+        peer *p = &d->peers[i];
+        p->cfg = &cfg->sync_peers[i];
+        snprintf(p->label, sizeof p->label, "peer=%s", p->cfg->name);
+        cv_backoff_init(&p->bo, cfg->sync_retry_min_ms, cfg->sync_retry_max_ms);
+        if (!(p->sock = cv_syncauth_connect(cfg, p->cfg, err, errlen)))
+            goto failed;
+    }
+    return d;
+failed:
+    cv_syncd_destroy(&d);
+    return NULL;
+}
+
+void cv_syncd_destroy(cv_syncd **pp)
+{
+    cv_syncd *d = *pp;
+    if (!d)
+        return;
+    for (int i = 0; i < d->nparked; i++) {
+        zframe_destroy(&d->park[i].ident);
+        json_decref(d->park[i].req);
+    }
+    for (int i = 0; d->peers && i < d->npeers; i++) {
+        zsock_destroy(&d->peers[i].sock);
+        slot_reset(&d->peers[i].pull);
+        slot_reset(&d->peers[i].push);
+        json_decref(d->peers[i].their);
+    }
+    free(d->peers);
+    zsock_destroy(&d->srv);
+    cv_syncauth_destroy(&d->auth);
+    cv_client_close(&d->store);
+    cv_metrics_destroy(&d->mx);
+    json_decref(d->local);
+    free(d);
+    *pp = NULL;
+}
+
+/* With once: every peer pulled from since the start, and nothing to push. */
+static bool settled(cv_syncd *d, int64_t started, int *status)
+{
+    for (int i = 0; i < d->npeers; i++) {
+        peer *p = &d->peers[i];
+        if (p->failures) {
+            *status = EX_UNAVAILABLE;
+            return true;
+        }
+        if (p->pulled_at < started || p->push.st != IDLE || p->pull.st != IDLE ||
+            !p->their || !knowledge_covers(p->their, d->local))
+            return false;
+    }
+    return true;
+}
+
+int cv_syncd_run(cv_syncd *d, bool once)
+{
+    zpoller_t *poller = zpoller_new(NULL);
+    if (d->srv)
+        zpoller_add(poller, d->srv);
+    for (int i = 0; i < d->npeers; i++)
+        zpoller_add(poller, d->peers[i].sock);
+    if (!d->quiet)
+        cv_info("syncing as %s%s%s, %d peer%s",
+                d->cfg->sync_device ? "device " : "a relay",
+                d->cfg->sync_device ? d->cfg->sync_device : "",
+                d->srv ? "; listening" : "", d->npeers, d->npeers == 1 ? "" : "s");
+    int status = 0;
+    int64_t started = cv_mono_ms();
+    while (!cv_stop_requested) {
+        poll_local(d, false);
+        for (int i = 0; i < d->npeers; i++)
+            tend(d, &d->peers[i]);
+        wake_parked(d, true);
+        if (once && settled(d, started, &status))
+            break;
+        void *which = zpoller_wait(poller, POLL_MS);
+        if (!which && zpoller_terminated(poller))
+            break;
+        /* drain everything that is ready, not just the one zpoller saw */
+        bool more = true;
+        while (more) {
+            more = false;
+            if (d->srv && (zsock_events(d->srv) & ZMQ_POLLIN)) {
+                serve_one(d);
+                more = true;
+            }
+            for (int i = 0; i < d->npeers; i++)
+                if (zsock_events(d->peers[i].sock) & ZMQ_POLLIN) {
+                    take_reply(d, &d->peers[i]);
+                    more = true;
+                }
+        }
+        report(d);
+        cv_metrics_tick(d->mx);
+    }
+    report(d);
+    zpoller_destroy(&poller);
+    if (!d->quiet)
+        for (int i = 0; i < d->npeers; i++)
+            cv_info("sync: peer %s: %llu exchanges, %llu failed",
+                    d->peers[i].cfg->name,
+                    (unsigned long long)d->peers[i].attempts,
+                    (unsigned long long)d->peers[i].failures);
+    return status;
+}
