@@ -77,7 +77,7 @@ UNIT_BIN = $(BUILD)/unit-tests
 FUZZ_TARGETS = event policy envelope config request spool journal backup
 FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood \
-           $(BUILD)/cvclient-example $(BUILD)/cvctxload
+           $(BUILD)/cvclient-example $(BUILD)/cvctxload $(BUILD)/cvsynctool
 
 .PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers
 all: $(BINS) $(TOOLS)
@@ -132,6 +132,12 @@ $(BUILD)/cvclient-example: examples/cvclient-example.c lib/cvclient.h $(LIBA)
 # the context API's load probe (make bench): like the example, only
 # lib/cvclient.h
 $(BUILD)/cvctxload: tests/tools/cvctxload.c lib/cvclient.h $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+# ctxvault-sync's seed and latency probe (tests and make bench)
+$(BUILD)/cvsynctool: tests/tools/cvsynctool.c $(LIBA)
 	@mkdir -p $(@D)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

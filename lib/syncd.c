@@ -100,6 +100,33 @@ static bool knowledge_covers(const json_t *have, const json_t *other)
     return true;
 }
 
+/* What a receiver may add to its knowledge once it applied the pages up
+ * to the cursor next (null: all of them), of an exchange that began when
+ * the sender knew snapshot. Pages go in dot order, device by device: the
+ * devices before the cursor's were sent whole, its own up to the cursor.
+ * A change superseded by one further on is fetched under that one's dot,
+ * which the claim does not cover, so claiming early loses nothing, and a
+ * restarted exchange goes on from here instead of from the start. */
+static json_t *claim(const json_t *snapshot, const json_t *next)
+{
+    if (!next || json_is_null(next))
+        return json_incref((json_t *)snapshot);
+    const char *cdev = json_string_value(json_array_get(next, 0));
+    json_int_t cn = json_integer_value(json_array_get(next, 1));
+    json_t *k = json_object();
+    const char *dev;
+    json_t *n;
+    json_object_foreach((json_t *)snapshot, dev, n) {
+        int c = cdev ? strcmp(dev, cdev) : 1;
+        if (c < 0)
+            json_object_set(k, dev, n);
+        else if (c == 0)
+            json_object_set_new(k, dev, json_integer(cn < json_integer_value(n)
+                                                        ? cn : json_integer_value(n)));
+    }
+    return k;
+}
+
 /* Parked pulls that now have an answer get it. */
 static void wake_parked(cv_syncd *d, bool expire_only);
 
@@ -166,7 +193,7 @@ static json_t *recv_json(zmsg_t *m)
 
 static json_t *changes_for(cv_syncd *d, json_t *req)
 {
-    json_t *q = json_pack("{s:s, s:O?, s:O?, s:O?}", "op", "sync.changes",
+    json_t *q = json_pack("{s:s, s:O*, s:O*, s:O*}", "op", "sync.changes",
                           "knowledge", json_object_get(req, "knowledge"),
                           "after", json_object_get(req, "after"),
                           "limit", json_object_get(req, "limit"));
@@ -259,7 +286,7 @@ static void serve_one(cv_syncd *d)
             cv_metrics_add(d->mx, "ctxvault_sync_versions_sent_total", NULL,
                            (double)json_array_size(json_object_get(r, "versions")));
     } else if (op && !strcmp(op, "push")) {
-        json_t *q = json_pack("{s:s, s:O, s:O?, s:s}", "op", "sync.apply",
+        json_t *q = json_pack("{s:s, s:O, s:O*, s:s}", "op", "sync.apply",
                               "versions", json_object_get(req, "versions"),
                               "knowledge", json_object_get(req, "knowledge"),
                               "from", who ? who : "?");
@@ -280,10 +307,11 @@ static void serve_one(cv_syncd *d)
         r = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op: expected "
                       "hello, pull or push");
     }
+    bool pushed = op && !strcmp(op, "push");
     reply(d, ident, req, r);
     json_decref(r);
     json_decref(req);
-    if (op && !strcmp(op, "push"))
+    if (pushed)
         wake_parked(d, false); /* what came in goes out to the others */
 }
 
@@ -351,26 +379,25 @@ static void start_pull(cv_syncd *d, peer *p)
         s->started = cv_mono_ms();
     }
     int64_t wait = s->after ? 0 : d->cfg->sync_wait_ms;
-    json_t *req = json_pack("{s:s, s:O, s:O?, s:I, s:i}", "op", "pull",
+    json_t *req = json_pack("{s:s, s:O, s:O*, s:I, s:i}", "op", "pull",
                             "knowledge", d->local, "after", s->after,
                             "wait_ms", (json_int_t)wait, "limit",
                             d->cfg->sync_batch);
     send_req(d, p, s, req, wait);
 }
 
-/* Push the next page of what the peer lacks; false when nothing is left. */
-static bool push_page(cv_syncd *d, peer *p)
+/* Push the next page of what the peer lacks: 1 sent, 0 nothing left, -1
+ * this instance's store did not give the changes. */
+static int push_page(cv_syncd *d, peer *p)
 {
     slot *s = &p->push;
-    json_t *q = json_pack("{s:s, s:O, s:O?, s:i}", "op", "sync.changes",
+    json_t *q = json_pack("{s:s, s:O, s:O*, s:i}", "op", "sync.changes",
                           "knowledge", p->their, "after", s->after,
                           "limit", d->cfg->sync_batch);
     json_t *r = ask_store(d, q, "reading changes to push");
     json_decref(q);
-    if (!r) {
-        peer_failed(d, p, "this instance's store did not give the changes");
-        return false;
-    }
+    if (!r)
+        return -1;
     json_t *versions = json_object_get(r, "versions");
     json_t *next = json_object_get(r, "next");
     if (!s->snapshot)
@@ -379,17 +406,17 @@ static bool push_page(cv_syncd *d, peer *p)
     if (!json_array_size(versions) && last &&
         knowledge_covers(p->their, s->snapshot)) {
         json_decref(r);
-        return false;
+        return 0;
     }
-    json_t *req = json_pack("{s:s, s:O, s:O?}", "op", "push", "versions",
-                            versions, "knowledge", last ? s->snapshot : NULL);
+    json_t *req = json_pack("{s:s, s:O, s:o}", "op", "push", "versions",
+                            versions, "knowledge", claim(s->snapshot, next));
     json_decref(s->after);
     s->after = last ? NULL : json_incref(next);
     cv_metrics_add(d->mx, "ctxvault_sync_versions_sent_total", p->label,
                    (double)json_array_size(versions));
     json_decref(r);
     send_req(d, p, s, req, 0);
-    return true;
+    return 1;
 }
 
 static void start_push(cv_syncd *d, peer *p)
@@ -404,9 +431,12 @@ static void start_push(cv_syncd *d, peer *p)
     if (knowledge_covers(p->their, d->local))
         return;
     s->started = cv_mono_ms();
-    if (push_page(d, p)) {
+    int r = push_page(d, p);
+    if (r != 0)
         count_attempt(d, p);
-    } else if (p->their) {
+    if (r < 0) {
+        peer_failed(d, p, "this instance's store did not give the changes");
+    } else if (r == 0) {
         /* nothing it lacks after all (superseded versions) */
         slot_reset(s);
         json_t *k = json_deep_copy(d->local);
@@ -428,14 +458,15 @@ static void took_pull(cv_syncd *d, peer *p, json_t *r)
     if (!s->snapshot)
         s->snapshot = json_incref(k);
     bool last = json_is_null(next) || !next;
-    if (json_array_size(versions) || (last && !knowledge_covers(d->local, s->snapshot))) {
-        json_t *q = json_pack("{s:s, s:O, s:O?, s:s}", "op", "sync.apply",
-                              "versions", versions,
-                              "knowledge", last ? s->snapshot : NULL,
+    json_t *mine = claim(s->snapshot, next);
+    if (json_array_size(versions) || !knowledge_covers(d->local, mine)) {
+        json_t *q = json_pack("{s:s, s:O, s:O, s:s}", "op", "sync.apply",
+                              "versions", versions, "knowledge", mine,
                               "from", p->cfg->name);
         json_t *a = ask_store(d, q, "applying pulled versions");
         json_decref(q);
         if (!a) {
+            json_decref(mine);
             peer_failed(d, p, "this instance's store did not apply its versions");
             return;
         }
@@ -447,6 +478,7 @@ static void took_pull(cv_syncd *d, peer *p, json_t *r)
         d->local = json_incref(json_object_get(a, "knowledge"));
         json_decref(a);
     }
+    json_decref(mine);
     /* what the peer holds, as it said: no need to push it back */
     if (!p->their)
         p->their = json_deep_copy(k);
@@ -474,12 +506,13 @@ static void took_push(cv_syncd *d, peer *p, json_t *r)
     }
     json_decref(p->their);
     p->their = json_deep_copy(k);
-    if (s->after) { /* more pages */
-        if (push_page(d, p))
-            return;
+    int more = s->after ? push_page(d, p) : 0; /* the next page */
+    if (more < 0) {
+        peer_failed(d, p, "this instance's store did not give the changes");
+    } else if (more == 0) {
+        peer_ok(d, p, s);
+        slot_reset(s);
     }
-    peer_ok(d, p, s);
-    slot_reset(s);
 }
 
 static void take_reply(cv_syncd *d, peer *p)

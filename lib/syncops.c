@@ -70,7 +70,7 @@ static json_t *knowledge_arg(json_t *req, cv_vclock *k)
     char why[256];
     json_t *kj = json_object_get(req, "knowledge");
     cv_vclock_init(k);
-    if (kj && cv_vclock_from_json(k, kj, why, sizeof why) < 0)
+    if (kj && !json_is_null(kj) && cv_vclock_from_json(k, kj, why, sizeof why) < 0)
         return bad("\"knowledge\" is not a version vector: %s", why);
     return NULL;
 }
@@ -152,7 +152,8 @@ static json_t *apply(cv_syncops *o, json_t *req)
         return internal("cannot begin applying versions", why);
     cv_sync_apply_stats st = {0};
     json_t *rej = json_array();
-    if (cv_syncstore_apply(o->sync, versions, kj, put_view, o, &st, rej, why,
+    if (cv_syncstore_apply(o->sync, versions, json_is_object(kj) ? kj : NULL,
+                           put_view, o, &st, rej, why,
                            sizeof why) < 0 ||
         cv_ctxwrite_commit(o->write, why, sizeof why) < 0) {
         cv_ctxwrite_rollback(o->write);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SIBLINGS CV_VCLOCK_MAX
+#define MAX_SIBLINGS 16      /* concurrent versions of one record */
 #define MAX_PAYLOAD (1 << 20)     /* sealed bytes of one version */
 #define VV_TEXT_MAX 4096
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -372,7 +372,6 @@ static int store_view(cv_syncstore *s, const char *rid, cv_sync_view_fn *fn,
 {
     version vs[MAX_SIBLINGS];
     size_t n;
-    memset(vs, 0, sizeof vs);
     if (load(s, rid, vs, MAX_SIBLINGS, &n) < 0)
         return db_failed(s, err, errlen, "read a record's versions");
     int rc = 0;
@@ -451,7 +450,6 @@ static int change(cv_syncstore *s, const char *rid, int64_t uid,
     }
     version cur[MAX_SIBLINGS];
     size_t n;
-    memset(cur, 0, sizeof cur);
     if (load(s, rid, cur, MAX_SIBLINGS, &n) < 0)
         return db_failed(s, err, errlen, "read a record's versions");
     int rc = -1;
@@ -770,7 +768,6 @@ static int take(cv_syncstore *s, version *v, int *dbfail, char *err,
         return -1;
     version cur[MAX_SIBLINGS];
     size_t n;
-    memset(cur, 0, sizeof cur);
     if (load(s, v->rid, cur, MAX_SIBLINGS, &n) < 0) {
         *dbfail = 1;
         return db_failed(s, err, errlen, "read a record's versions");
@@ -880,7 +877,6 @@ static int each_conflict(cv_syncstore *s, const char *user, int limit,
     json_array_foreach(rids, i, r) {
         version vs[MAX_SIBLINGS];
         size_t n;
-        memset(vs, 0, sizeof vs);
         if (load(s, json_string_value(r), vs, MAX_SIBLINGS, &n) < 0) {
             rc = db_failed(s, err, errlen, "read a record's versions");
             break;

@@ -12,7 +12,9 @@
 # directory, BENCH_ONLY=scrub runs only the scrub and backup figures,
 # BENCH_REWRAP_EVENTS (1000000), BENCH_ONLY=rewrap only the rewrap figure,
 # BENCH_CTXAPI_EVENTS (1000000), BENCH_CTXAPI_REQUESTS (10000),
-# BENCH_CTXAPI_INGEST (200000), BENCH_ONLY=ctxapi only the context API's.
+# BENCH_CTXAPI_INGEST (200000), BENCH_ONLY=ctxapi only the context API's,
+# BENCH_SYNC_RECORDS (100000), BENCH_SYNC_PROBES (200), BENCH_ONLY=sync
+# only ctxvault-sync's.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -346,6 +348,92 @@ bench_backup() {
     say "  the same with the backup checked in full again (--check): $(( $(now_ms) - t0 )) ms"
 }
 
+# ---- sync: ctxvault-sync between instances on loopback ---------------------
+
+# cpu PID: user+system CPU time of a live process, ms
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# sync_start DIR NAME...: store --serve and ctxvault-sync of each instance
+# DIR/NAME in the background; their pids in DIR/NAME.pids
+sync_start() {
+    _sd=$1; shift
+    for _n in "$@"; do
+        CTXVAULT_HOME=$_sd/$_n "$BIN/ctxvault-store" --serve -q 2>"$_sd/$_n.store.err" &
+        echo $! > "$_sd/$_n.pids"
+    done
+    for _n in "$@"; do
+        _w=100
+        while [ ! -S "$_sd/$_n/run/control.sock" ] && [ "$_w" -gt 0 ]; do sleep 0.1; _w=$((_w - 1)); done
+        CTXVAULT_HOME=$_sd/$_n "$BIN/ctxvault-sync" -q 2>"$_sd/$_n.sync.err" &
+        echo $! >> "$_sd/$_n.pids"
+    done
+}
+sync_stop() {
+    _sd=$1; shift
+    for _n in "$@"; do
+        for _p in $(cat "$_sd/$_n.pids"); do kill "$_p" 2>/dev/null || :; done
+    done
+    wait 2>/dev/null || :
+}
+# versions DIR/NAME: the sync versions an instance holds
+versions() { sqlite3 -readonly "$1/data/ctxvault.db" 'select count(*) from sync_versions' 2>/dev/null || echo 0; }
+
+# BENCH_SYNC_RECORDS (100,000) contexts changed on device a (cvsynctool
+# seed, in one transaction, before the programs start), then device b,
+# connected straight to a, pulls them until it holds every one: the time
+# from b's ctxvault-sync start, and each program's CPU. Then the latency
+# of one change through a relay: cvsynctool latency saves a context on a
+# (context.save) and polls b (context.load) each millisecond until it
+# has it, BENCH_SYNC_PROBES (200) times, 50 ms apart. Targets: >= 20,000
+# records/s; p99 < 1 s. Run alone with BENCH_ONLY=sync.
+bench_sync() {
+    records=${BENCH_SYNC_RECORDS:-100000}
+    probes=${BENCH_SYNC_PROBES:-200}
+    sd=$tmp/sync
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    say "== sync: $records changed records from device a to device b (direct), then $probes changes a -> relay -> b"
+    PATH=$(pwd)/$BIN:$PATH sh tools/sync-group.sh "$sd" "$port" a b
+    "$SYNCTOOL" seed --home "$sd/a" --records "$records" > "$tmp/seed.out" || die "cvsynctool seed failed"
+    say "seeded:  $(cat "$tmp/seed.out")"
+    sync_start "$sd" a
+    CTXVAULT_HOME=$sd/b "$BIN/ctxvault-store" --serve -q 2>"$sd/b.store.err" &
+    echo $! > "$sd/b.pids"
+    while [ ! -S "$sd/b/run/control.sock" ]; do sleep 0.1; done
+    t0=$(now_ms)
+    CTXVAULT_HOME=$sd/b "$BIN/ctxvault-sync" -q 2>"$sd/b.sync.err" &
+    echo $! >> "$sd/b.pids"
+    n=0
+    while [ "$(versions "$sd/b")" -lt "$records" ]; do
+        sleep 0.1
+        n=$((n + 1))
+        [ "$n" -lt 9000 ] || die "b did not converge in 900 s: $(tail -n 3 "$sd/b.sync.err")"
+    done
+    s_ms=$(( $(now_ms) - t0 ))
+    s_rate=$(rate "$records" "$s_ms")
+    set -- $(cat "$sd/a.pids") $(cat "$sd/b.pids")
+    s_cpu="store a $(cpu "$1") ms, sync a $(cpu "$2") ms, store b $(cpu "$3") ms, sync b $(cpu "$4") ms"
+    sum_a=$(CTXVAULT_HOME=$sd/a "$BIN/ctxvault" sync status --checksum | sed 's/.*"checksum":"\([0-9a-f]*\)".*/\1/')
+    sum_b=$(CTXVAULT_HOME=$sd/b "$BIN/ctxvault" sync status --checksum | sed 's/.*"checksum":"\([0-9a-f]*\)".*/\1/')
+    ctx_b=$(sqlite3 -readonly "$sd/b/data/ctxvault.db" "select count(*) from events where kind = 'context'")
+    sync_stop "$sd" a b
+    say "converge: $records records in $s_ms ms: $s_rate records/s (target >= 20000:" \
+        "$(awk -v r="$s_rate" 'BEGIN { print (r >= 20000) ? "ok" : "UNDER" }'));" \
+        "checksums $( [ "$sum_a" = "$sum_b" ] && echo equal || echo DIFFER ), $ctx_b contexts stored on b"
+    say "  cpu: $s_cpu"
+    rm -rf "$sd"
+    PATH=$(pwd)/$BIN:$PATH sh tools/sync-group.sh "$sd" "$port" --relay r a b
+    sync_start "$sd" r a b
+    sleep 1
+    "$SYNCTOOL" latency --from "$sd/a" --to "$sd/b" --count "$probes" > "$tmp/lat.out" 2>"$tmp/lat.err" ||
+        say "  WARNING: $(tail -n 2 "$tmp/lat.err")"
+    sync_stop "$sd" r a b
+    lat_p99=$(sed 's/.*"p99_ms":\([0-9.]*\).*/\1/' "$tmp/lat.out")
+    say "latency a -> relay -> b: $(cat "$tmp/lat.out") (p99 target < 1000 ms:" \
+        "$(awk -v m="$lat_p99" 'BEGIN { print (m + 0 < 1000) ? "ok" : "OVER" }'))"
+    rm -rf "$sd"
+    say ""
+}
+
 # ---- ctxapi: the context API's read side on a million rows -----------------
 
 # BENCH_CTXAPI_EVENTS rows (1,000,000) from BENCH_CTXAPI_USERS users
@@ -458,6 +546,11 @@ say ""
 
 LATENCY=build/plain/cvlatency
 CTXLOAD=build/plain/cvctxload
+SYNCTOOL=build/plain/cvsynctool
+if [ "${BENCH_ONLY:-}" = sync ]; then
+    bench_sync
+    exit 0
+fi
 if [ "${BENCH_ONLY:-}" = ctxapi ]; then
     bench_ctxapi
     exit 0
@@ -888,6 +981,7 @@ say ""
 bench_scrub
 bench_rewrap
 bench_ctxapi
+bench_sync
 
 # ---- summary ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ SUITE=build
 
 test_every_release_program_is_pie_with_full_relro_canaries_and_fortify() {
     for _p in ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store \
-        ctxvault-ttl-sweep ctxvault-scrub ctxvault-backup ctxvault-metrics; do
+        ctxvault-ttl-sweep ctxvault-scrub ctxvault-backup ctxvault-metrics ctxvault-sync; do
         _b=$TOP/bin/$_p
         assertTrue "$_p is built" "[ -x '$_b' ]"
         assertTrue "$_p is a position-independent executable" \

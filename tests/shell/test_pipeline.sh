@@ -5,7 +5,7 @@
 SUITE=pipeline
 . "$CV_TOP/tests/shell/lib.sh"
 
-PROGRAMS="ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep ctxvault-scrub ctxvault-backup ctxvault-metrics"
+PROGRAMS="ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep ctxvault-scrub ctxvault-backup ctxvault-metrics ctxvault-sync"
 
 test_generated_events_are_stored_exactly_once() {
     gen "$TEST_TMP/in.ndjson" -n 2000 -s 11 -u 40

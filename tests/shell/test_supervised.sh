@@ -460,7 +460,7 @@ test_supervisord_files_are_private_and_status_reports_running() {
     assertEquals "supervisord's socket mode" 700 "$(stat -c %a "$HOME_DIR/run/supervisord.sock")"
     sh "$SUPERVISE" status > "$TEST_TMP/status.out" 2>&1
     assertEquals "supervise.sh status: $(cat "$TEST_TMP/status.out")" 0 $?
-    assertEquals "programs RUNNING" 7 "$(grep -c '^ctxvault:ctxvault-[a-z-]* *RUNNING' "$TEST_TMP/status.out")"
+    assertEquals "programs RUNNING" 8 "$(grep -c '^ctxvault:ctxvault-[a-z-]* *RUNNING' "$TEST_TMP/status.out")"
     # the sample, through the running pipeline
     ctxvault-ingest "$DATA/sample.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
     assert_status client 0 $?
