@@ -507,6 +507,7 @@ TEST(syncstore_apply_stores_versions_and_views)
     recorder rd = {.ret = -2};
     apply(&d, vs, NULL, &rd, &st, NULL);
     CHECK_INT(st.applied, 1);
+    CHECK_INT(st.views, 0); /* "records whose view was stored" */
     CHECK_INT(rd.calls, 1);
     CHECK_INT(cvt_q(&d.f, "SELECT count(*) FROM sync_versions"), 1);
     CHECK_INT(cvt_q(&d.f, "SELECT count(*) FROM sync_local"), 0);
@@ -663,6 +664,17 @@ TEST(syncstore_concurrent_edits_become_siblings_merged_by_the_rules)
     CHECK_INT(st.seen, 1);
     CHECK_STR(rd.view_id, rc.view_id);
     CHECK_STR(rd.fields, rc.fields);
+
+    /* a view fn that stores nothing (-2): neither a view nor a conflict */
+    inst e;
+    inst_open(&e, "e", "e", KEY, rules);
+    recorder re = {.ret = -2};
+    apply(&e, json_object_get(all, "versions"), NULL, &re, &st, NULL);
+    CHECK_INT(st.applied, 4);
+    CHECK_INT(re.calls, 2);
+    CHECK_INT(st.views, 0);
+    CHECK_INT(st.conflicts, 0);
+    inst_close(&e);
 
     /* conflicts: draft, whose notes differ; not prefs, whose are equal */
     char err[256] = "";
