@@ -396,9 +396,11 @@ static int store_view(cv_syncstore *s, const char *rid, cv_sync_view_fn *fn,
     if (deleted) {
         v.deleted = true;
         v.name = lname;
-        if (fn(arg, &v, err, errlen) == -1)
+        int64_t r = fn(arg, &v, err, errlen);
+        if (r == -1)
             rc = -1;
-        st->views++;
+        else if (r >= 0)
+            st->views++;
         goto out;
     }
     for (size_t i = 0; i < n; i++)
@@ -418,9 +420,11 @@ static int store_view(cv_syncstore *s, const char *rid, cv_sync_view_fn *fn,
     }
     v.fields = fields;
     int64_t uid = fn(arg, &v, err, errlen);
-    st->views++;
-    if (v.unsettled)
-        st->conflicts++;
+    if (uid >= 0) {
+        st->views++; /* -2: the caller stored nothing */
+        if (v.unsettled)
+            st->conflicts++;
+    }
     if (uid == -1)
         rc = -1;
     else if (uid >= 0 && local_set(s, rid, uid, v.name) < 0)

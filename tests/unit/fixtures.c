@@ -60,8 +60,14 @@ const char cvt_keep_users_policy[] =
 
 int cvt_store_setup(cvt_store *f, const char *policy)
 {
-    const char *dir = cvt_tmpdir();
+    return cvt_store_setup_in(f, cvt_tmpdir(), policy);
+}
+
+int cvt_store_setup_in(cvt_store *f, const char *dir, const char *policy)
+{
     memset(f, 0, sizeof *f);
+    if (cv_mkdir_p(dir, 0700, false) < 0)
+        return -1;
     cv_config_load(&f->cfg, dir, NULL);
     char err[512];
     int code, problems = 0;

@@ -32,6 +32,9 @@ typedef struct {
 } cvt_store;
 extern const char cvt_keep_users_policy[];
 int cvt_store_setup(cvt_store *f, const char *policy);
+/* The same in dir (made when missing): several instances in one test,
+ * each in its own subdirectory of cvt_tmpdir(). */
+int cvt_store_setup_in(cvt_store *f, const char *dir, const char *policy);
 void cvt_store_teardown(cvt_store *f);
 /* cv_store_add of one line: its result. */
 int cvt_store_add(cvt_store *f, const char *line);
