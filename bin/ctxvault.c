@@ -1683,7 +1683,11 @@ static int cmd_conflicts(ctx *c, int argc, char **argv)
     bool merged = false, resolve = argc > 1 && !strcmp(argv[1], "resolve");
     int64_t limit = 100;
     int o;
-    optind = resolve ? 2 : 1;
+    if (resolve) { /* "resolve" becomes argv[0]: options may follow RID */
+        argc--;
+        argv++;
+    }
+    optind = 0; /* reset: main's "+" (stop at the first word) is not ours */
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'u': user = optarg; break;

@@ -14,6 +14,7 @@
 #include "rewrap.h"
 #include "segment.h"
 #include "store.h"
+#include "syncstore.h"
 #include "util.h"
 
 #include <pwd.h>
@@ -215,7 +216,15 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         if ((src != SQLITE_ROW && src != SQLITE_DONE) || trc < 0)
             return cv_maint_db_fail(m, "cannot record the erasure");
     }
+    /* the user's synced contexts: tombstones for the peers, which replace
+     * the sealed versions here */
+    if (m->sync && cv_syncstore_local_delete_uids(m->sync, uids, n, now, err,
+                                                  sizeof err) < 0) {
+        cv_db_rollback(m->db);
+        return fail("cannot record the erasure for sync: %s", err);
+    }
     static const char *const sql[] = {
+        "DELETE FROM sync_local WHERE uid = ?",
         "DELETE FROM events WHERE uid = ?",
         "DELETE FROM profiles WHERE uid = ?",
         "DELETE FROM segments WHERE uid = ?",
@@ -234,7 +243,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
                 return cv_maint_db_fail(m, "erasure failed");
             }
             sqlite3_reset(st);
-            if (k == 0)
+            if (k == 1)
                 deleted += sqlite3_changes(cv_db_handle(m->db));
         }
     cv_audit_entry e = {.actor = actor_of(req), .action = "erase",

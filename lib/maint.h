@@ -34,6 +34,7 @@ typedef struct {
     struct cv_datakeys *ds;  /* data keys (NULL: none): erase destroys the
                                 user's, sweep_done the expired hours' */
     struct cv_store *store;  /* its user cache is forgotten on erasure */
+    struct cv_syncstore *sync; /* a sync device: erasures become tombstones */
     uint64_t deleted;        /* rows swept, erased, counters for metrics */
     uint64_t erased_users, rectified, audit_entries, scrubbed, cache_puts;
     const cv_config *cfg;    /* [segments] for user.segment */

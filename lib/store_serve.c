@@ -724,7 +724,9 @@ int cv_store_serve(cv_store_service *svc)
         .ds = svc->ds, .dl = svc->dl, .max_depth = cfg->max_depth,
         .sync = s.sync});
     s.syncops = (cv_syncops){.sync = s.sync, .write = s.write,
-                             .device = cfg->sync_device};
+                             .device = cfg->sync_device,
+                             .allow_fields = cfg->control_decrypt};
+    s.maint.sync = cfg->sync_device ? s.sync : NULL;
     cv_sock_init();
     s.mx = cv_metrics_new(cfg, "ctxvault-store", true);
     cv_deadletter_set_metrics(svc->dl, s.mx);

@@ -19,6 +19,7 @@
 #define ANSWER_MS 15000     /* a peer's answer beyond the wait is this late */
 #define MAX_PARKED 256      /* long polls held at once */
 #define MAX_WAIT_MS 30000
+#define ONCE_TRIES 6        /* --once gives up after this many failures in a row */
 
 typedef enum { IDLE, WAITING } slot_state;
 
@@ -655,7 +656,7 @@ static bool settled(cv_syncd *d, int64_t started, int *status)
 {
     for (int i = 0; i < d->npeers; i++) {
         peer *p = &d->peers[i];
-        if (p->failures) {
+        if (p->bo.attempt >= ONCE_TRIES) { /* a connection takes a moment */
             *status = EX_UNAVAILABLE;
             return true;
         }

@@ -190,6 +190,11 @@ static json_t *conflicts(cv_syncops *o, json_t *req)
     if (cv_syncstore_is_relay(o->sync))
         return cv_ctx_error(CV_ERR_FORBIDDEN, "a relay cannot read the "
                             "versions it holds; ask a device%s", "");
+    /* the siblings' fields are the saved ones, before the field policy */
+    if (!o->allow_fields)
+        return cv_ctx_error(CV_ERR_FORBIDDEN, "the conflicts show contexts' "
+                            "fields in the clear: set [pipeline] "
+                            "control_decrypt = yes to allow it%s", "");
     char why[512];
     json_t *list = cv_syncstore_conflicts(o->sync, user,
                                           lim ? (int)json_integer_value(lim) : 100,

@@ -26,6 +26,8 @@ typedef struct {
     cv_syncstore *sync;       /* NULL: sync is off on this instance */
     cv_ctxwrite *write;       /* where views become contexts */
     const char *device;       /* NULL on a relay */
+    bool allow_fields;        /* sync.conflicts may show the fields
+                                 ([pipeline] control_decrypt) */
     uint64_t applied, seen, rejected, views, conflicts; /* since start */
 } cv_syncops;
 

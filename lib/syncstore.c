@@ -100,11 +100,12 @@ void cv_syncstore_rid(const cv_syncstore *s, const char *user,
 /* --- the payload --------------------------------------------------------- */
 
 /* What a payload is bound to: a relay can neither read it nor move it to
- * another record, dot, vector or tombstone flag. */
+ * another record, dot, vector, clock or tombstone flag. */
 static char *bound_to(const version *v)
 {
-    return cv_fmt("cv-sync-1\n%s\n%s\n%lld\n%s\n%d", v->rid, v->dev,
-                  (long long)v->n, v->vvtext, v->deleted);
+    return cv_fmt("cv-sync-1\n%s\n%s\n%lld\n%s\n%llu\n%d", v->rid, v->dev,
+                  (long long)v->n, v->vvtext, (unsigned long long)v->hlc,
+                  v->deleted);
 }
 
 static void seal(cv_syncstore *s, version *v, const json_t *plain)
@@ -798,8 +799,10 @@ static int take(cv_syncstore *s, version *v, int *dbfail, char *err,
         rc = db_failed(s, err, errlen, "store a version");
     }
     free_all(cur, n);
-    if (rc == 1)
-        (void)cv_hlc_observe(&s->hlc, v->hlc, cv_now_ms());
+    if (rc == 1 && cv_hlc_observe(&s->hlc, v->hlc, cv_now_ms()) < 0)
+        cv_warn("sync: version %s:%lld is stamped more than an hour ahead of "
+                "this clock: check the clocks of the devices", v->dev,
+                (long long)v->n);
     return rc;
 }
 
