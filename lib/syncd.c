@@ -43,6 +43,7 @@ typedef struct {
     int64_t pulled_at;      /* a successful pull cycle ended (mono ms) */
     char label[80];         /* peer=NAME */
     uint64_t attempts, failures;
+    int in_row;             /* failures since the last success */
 } peer;
 
 typedef struct {
@@ -329,6 +330,7 @@ static void peer_failed(cv_syncd *d, peer *p, const char *why)
 {
     int64_t delay = cv_backoff_fail(&p->bo, cv_mono_ms());
     p->failures++;
+    p->in_row++;
     cv_metrics_add(d->mx, "ctxvault_sync_failures_total", p->label, 1);
     if (p->up || !p->ever_up || p->bo.attempt == 1)
         cv_warn("sync: peer %s (%s): %s; retrying in %lld ms, then backing off "
@@ -348,6 +350,7 @@ static void peer_ok(cv_syncd *d, peer *p, slot *s)
         cv_info("sync: peer %s reached again", p->cfg->name);
     p->up = true;
     p->ever_up = true;
+    p->in_row = 0;
     cv_backoff_ok(&p->bo);
     cv_metrics_observe(d->mx, "ctxvault_sync_exchange_duration_seconds", p->label,
                        (double)(cv_mono_ms() - s->started) / 1000.0);
@@ -656,7 +659,7 @@ static bool settled(cv_syncd *d, int64_t started, int *status)
 {
     for (int i = 0; i < d->npeers; i++) {
         peer *p = &d->peers[i];
-        if (p->bo.attempt >= ONCE_TRIES) { /* a connection takes a moment */
+        if (p->in_row >= ONCE_TRIES) { /* a connection takes a moment */
             *status = EX_UNAVAILABLE;
             return true;
         }
