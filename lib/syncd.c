@@ -460,6 +460,25 @@ static void took_pull(cv_syncd *d, peer *p, json_t *r)
         s->snapshot = json_incref(k);
     bool last = json_is_null(next) || !next;
     json_t *mine = claim(s->snapshot, next);
+    /* what the peer holds, as it said: no need to push it back */
+    if (!p->their)
+        p->their = json_deep_copy(k);
+    else
+        json_object_update(p->their, k);
+    if (!last) {
+        /* ask for the next page before applying this one, so that the
+         * peer reads it while our store applies; its answer is taken
+         * after this page is applied, so pages still go in order. If
+         * applying fails, peer_failed resets the slot and the answer,
+         * under an id no longer waited for, is dropped. */
+        json_decref(s->after);
+        s->after = json_incref(next);
+        start_pull(d, p);
+        if (p->pull.st != WAITING) { /* it could not be sent */
+            json_decref(mine);
+            return;
+        }
+    }
     if (json_array_size(versions) || !knowledge_covers(d->local, mine)) {
         json_t *q = json_pack("{s:s, s:O, s:O, s:s}", "op", "sync.apply",
                               "versions", versions, "knowledge", mine,
@@ -480,15 +499,10 @@ static void took_pull(cv_syncd *d, peer *p, json_t *r)
         json_decref(a);
     }
     json_decref(mine);
-    /* what the peer holds, as it said: no need to push it back */
-    if (!p->their)
-        p->their = json_deep_copy(k);
-    else
-        json_object_update(p->their, k);
     if (!last) {
-        json_decref(s->after);
-        s->after = json_incref(next);
-        start_pull(d, p);
+        /* the next page is on its way; its answer could not be read while
+         * store applied, so the wait for it starts now */
+        s->deadline = cv_mono_ms() + ANSWER_MS;
         return;
     }
     peer_ok(d, p, s);
