@@ -186,8 +186,8 @@ int cv_client_call(cv_client *c, const char *request, char **reply)
     if (tok != CV_JW_ERROR && tok != CV_JW_EOF && cv_jwalk_next(&w) != CV_JW_EOF)
         tok = CV_JW_ERROR;
     if (tok == CV_JW_ERROR || tok == CV_JW_EOF) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "the request is not valid JSON: %s",
+        char msg[512];
+        snprintf(msg, sizeof msg, "the request is not valid JSON: %.400s",
                  tok == CV_JW_EOF ? "no value" : err);
         set_error(c, "bad_request", msg);
         return CV_CLIENT_REFUSED;
