@@ -52,22 +52,17 @@ json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
     return cv_control_recv(c, timeout_ms, err, errlen);
 }
 
-int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,
-                    size_t n, int timeout_ms, char *err, size_t errlen)
+static int send_text(cv_control *c, const char *text, size_t len,
+                     const cv_blob *blobs, size_t n, int timeout_ms, char *err,
+                     size_t errlen)
 {
     if (c->broken) {
         snprintf(err, errlen, "an earlier request to store timed out");
         return -1;
     }
-    char *text = json_dumps(request, CV_JSON_DUMP);
-    if (!text) {
-        snprintf(err, errlen, "cannot encode the request");
-        return -1;
-    }
     zmsg_t *m = zmsg_new();
     zmsg_addstr(m, CV_WIRE_VERSION);
-    zmsg_addstr(m, text);
-    free(text);
+    zmsg_addmem(m, text, len);
     for (size_t i = 0; i < n; i++)
         zmsg_addmem(m, blobs[i].data, blobs[i].len);
     zsock_set_sndtimeo(c->dealer, timeout_ms);
@@ -80,8 +75,22 @@ int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,
     return 0;
 }
 
-json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
-                        size_t errlen)
+int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,
+                    size_t n, int timeout_ms, char *err, size_t errlen)
+{
+    char *text = json_dumps(request, CV_JSON_DUMP);
+    if (!text) {
+        snprintf(err, errlen, "cannot encode the request");
+        return -1;
+    }
+    int rc = send_text(c, text, strlen(text), blobs, n, timeout_ms, err, errlen);
+    free(text);
+    return rc;
+}
+
+/* The reply's JSON frame, or NULL with a reason in err. */
+static zframe_t *recv_body(cv_control *c, int timeout_ms, char *err,
+                           size_t errlen)
 {
     int64_t deadline = cv_mono_ms() + timeout_ms;
     for (;;) {
@@ -101,25 +110,50 @@ json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
             continue;
         char *ver = zmsg_popstr(r);
         zframe_t *body = zmsg_pop(r);
-        json_t *reply = NULL;
-        if (ver && strcmp(ver, CV_WIRE_VERSION) == 0 && body) {
-            json_error_t je;
-            reply = json_loadb((const char *)zframe_data(body),
-                               zframe_size(body), 0, &je);
-            if (!reply || !json_is_object(reply)) {
-                json_decref(reply);
-                reply = NULL;
-                snprintf(err, errlen, "store's reply is not a JSON object");
-            }
-        } else {
+        if (!ver || strcmp(ver, CV_WIRE_VERSION) != 0 || !body) {
             snprintf(err, errlen, "store's reply is not a %s reply",
                      CV_WIRE_VERSION);
+            zframe_destroy(&body);
         }
         free(ver);
-        zframe_destroy(&body);
         zmsg_destroy(&r);
-        return reply;
+        return body;
     }
+}
+
+json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
+                        size_t errlen)
+{
+    zframe_t *body = recv_body(c, timeout_ms, err, errlen);
+    if (!body)
+        return NULL;
+    json_error_t je;
+    json_t *reply = json_loadb((const char *)zframe_data(body),
+                               zframe_size(body), 0, &je);
+    zframe_destroy(&body);
+    if (!reply || !json_is_object(reply)) {
+        json_decref(reply);
+        snprintf(err, errlen, "store's reply is not a JSON object");
+        return NULL;
+    }
+    return reply;
+}
+
+char *cv_control_call_text(cv_control *c, const char *request, size_t len,
+                           int timeout_ms, size_t *reply_len, char *err,
+                           size_t errlen)
+{
+    if (send_text(c, request, len, NULL, 0, timeout_ms, err, errlen) < 0)
+        return NULL;
+    zframe_t *body = recv_body(c, timeout_ms, err, errlen);
+    if (!body)
+        return NULL;
+    *reply_len = zframe_size(body);
+    char *text = cv_malloc(*reply_len + 1);
+    memcpy(text, zframe_data(body), *reply_len);
+    text[*reply_len] = '\0';
+    zframe_destroy(&body);
+    return text;
 }
 
 json_t *cv_reply_error(int status, const char *fmt, const char *arg)

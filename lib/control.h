@@ -27,6 +27,13 @@ void cv_control_destroy(cv_control **p);
  * reply {"ok":false,...} is returned as it is. */
 json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
                         char *err, size_t errlen);
+/* The same with the request and the reply as text (a big one need not
+ * be parsed and printed again on the way): the reply, malloc'ed and
+ * NUL-terminated, its length in *reply_len; it is not checked to be JSON.
+ * NULL with a reason in err. */
+char *cv_control_call_text(cv_control *c, const char *request, size_t len,
+                           int timeout_ms, size_t *reply_len, char *err,
+                           size_t errlen);
 /* The call in two halves (with n blobs sent as frames after the JSON),
  * so a client can prepare its next request while
  * store answers this one (replies come in the order of the requests).

@@ -4,6 +4,8 @@
 #include "config.h"
 #include "control.h"
 #include "event.h"
+#include "jscan.h"
+#include "jwalk.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -168,25 +170,59 @@ static int write_for(cv_client *c, json_t *req, char **out)
     return ask_for(c, req, NULL, out, true);
 }
 
+/* The request and the reply go as text, checked by the scanners but
+ * never built into trees: ctxvault-sync's pages are large, and parsing
+ * and printing them again was most of its work. */
 int cv_client_call(cv_client *c, const char *request, char **reply)
 {
     *reply = NULL;
-    json_error_t je;
-    json_t *req = json_loads(request, JSON_DECODE_ANY, &je);
-    if (!req) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "the request is not valid JSON: %s", je.text);
+    char err[512];
+    size_t len = strlen(request);
+    cv_jwalk w;
+    cv_jwalk_init(&w, request, len, CV_JW_MAX_DEPTH, err, sizeof err);
+    int tok = cv_jwalk_next(&w);
+    if ((tok == CV_JW_OBJECT || tok == CV_JW_ARRAY) && cv_jwalk_skip(&w) == CV_JW_ERROR)
+        tok = CV_JW_ERROR;
+    if (tok != CV_JW_ERROR && tok != CV_JW_EOF && cv_jwalk_next(&w) != CV_JW_EOF)
+        tok = CV_JW_ERROR;
+    if (tok == CV_JW_ERROR || tok == CV_JW_EOF) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "the request is not valid JSON: %.400s",
+                 tok == CV_JW_EOF ? "no value" : err);
         set_error(c, "bad_request", msg);
         return CV_CLIENT_REFUSED;
     }
-    json_t *r = call(c, req);
-    json_decref(req);
-    if (!r)
+    c->error[0] = c->code[0] = '\0';
+    /* a timed-out connection may still deliver a late reply: a new one */
+    if (!c->ctl && !(c->ctl = cv_control_new(&c->cfg, err, sizeof err))) {
+        set_error(c, "transport", err);
         return CV_CLIENT_FAILED;
-    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : CV_CLIENT_REFUSED;
-    *reply = json_dumps(r, CV_JSON_DUMP);
-    json_decref(r);
-    return rc;
+    }
+    size_t rlen;
+    char *text = cv_control_call_text(c->ctl, request, len, c->timeout_ms,
+                                      &rlen, err, sizeof err);
+    if (!text) {
+        cv_control_destroy(&c->ctl);
+        set_error(c, "transport", err);
+        return CV_CLIENT_FAILED;
+    }
+    cv_jfield f[] = {{.name = "ok"}, {.name = "code"}, {.name = "error"}};
+    if (cv_jscan_object(text, rlen, CV_JW_MAX_DEPTH, false, f, 3, err,
+                        sizeof err) < 0) {
+        free(text);
+        set_error(c, "transport", "store's reply is not a JSON object");
+        return CV_CLIENT_FAILED;
+    }
+    if (f[0].type == CV_JS_TRUE) {
+        *reply = text;
+        return 0;
+    }
+    char code[32], msg[512];
+    set_error(c, cv_jfield_string(&f[1], code, sizeof code) ? code : "other",
+              cv_jfield_string(&f[2], msg, sizeof msg) ? msg
+                                                       : "store refused the request");
+    *reply = text;
+    return CV_CLIENT_REFUSED;
 }
 
 static json_t *user_req(const char *op, const char *user, bool decrypt)

@@ -4,6 +4,7 @@
 
 #include "backoff.h"
 #include "cvclient.h"
+#include "jwalk.h"
 #include "metrics.h"
 #include "syncauth.h"
 #include "util.h"
@@ -68,26 +69,146 @@ struct cv_syncd {
     cv_metrics *mx;
 };
 
+/* --- messages ------------------------------------------------------------ */
+
+/* A page's "versions" are most of its bytes, and the daemon never looks
+ * inside them: parsing them into a tree and printing them again was most
+ * of its work. So a message keeps them as the text that came, checked to
+ * be exactly one JSON array, and the next message copies that text in as
+ * it is. The other members are few and small, and parsed as usual. The
+ * store that receives the versions checks each one anyway. */
+typedef struct {
+    json_t *j;          /* every member but "versions" */
+    char *versions;     /* the array's text, or NULL when there is none */
+    size_t vlen;
+    size_t count;       /* the array's elements */
+} msg;
+
+static void msg_free(msg *m)
+{
+    json_decref(m->j);
+    free(m->versions);
+    *m = (msg){0};
+}
+
+/* Read an object's text into m. -1 when it is not one JSON object, or
+ * when "versions" is there but not as one plainly spelled array. */
+static int msg_load(msg *m, const char *text, size_t len)
+{
+    *m = (msg){0};
+    char err[128];
+    cv_jwalk w;
+    cv_jwalk_init(&w, text, len, CV_JW_MAX_DEPTH, err, sizeof err);
+    if (cv_jwalk_next(&w) != CV_JW_OBJECT)
+        return -1;
+    const char *vs = NULL, *ve = NULL;
+    size_t count = 0;
+    int tok;
+    while ((tok = cv_jwalk_next(&w)) == CV_JW_KEY) {
+        bool named = w.len == 10 && !memcmp(w.tok, "\"versions\"", 10);
+        tok = cv_jwalk_next(&w);
+        if (named && tok == CV_JW_ARRAY && !vs) {
+            vs = w.tok;
+            while ((tok = cv_jwalk_next(&w)) != CV_JW_ARRAY_END) {
+                if (tok == CV_JW_ERROR || ((tok == CV_JW_OBJECT || tok == CV_JW_ARRAY) &&
+                                           cv_jwalk_skip(&w) == CV_JW_ERROR))
+                    return -1;
+                count++;
+            }
+            ve = w.tok + w.len;
+        } else if (tok == CV_JW_OBJECT || tok == CV_JW_ARRAY) {
+            if (cv_jwalk_skip(&w) == CV_JW_ERROR)
+                return -1;
+        } else if (tok == CV_JW_ERROR) {
+            return -1;
+        }
+    }
+    if (tok != CV_JW_OBJECT_END || cv_jwalk_next(&w) != CV_JW_EOF)
+        return -1;
+    if (!vs) {
+        m->j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    } else {
+        /* the rest, with an empty array where the versions were */
+        size_t head = (size_t)(vs - text), tail = len - (size_t)(ve - text);
+        char *rest = cv_malloc(head + 2 + tail);
+        memcpy(rest, text, head);
+        memcpy(rest + head, "[]", 2);
+        memcpy(rest + head + 2, ve, tail);
+        m->j = json_loadb(rest, head + 2 + tail, JSON_REJECT_DUPLICATES, NULL);
+        free(rest);
+        json_object_del(m->j, "versions");
+        m->vlen = (size_t)(ve - vs);
+        m->versions = cv_malloc(m->vlen + 1);
+        memcpy(m->versions, vs, m->vlen);
+        m->versions[m->vlen] = '\0';
+        m->count = count;
+    }
+    /* another "versions" (spelled with escapes, or not an array) */
+    if (!json_is_object(m->j) || json_object_get(m->j, "versions")) {
+        msg_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* The text of j, with "versions" (when not NULL) added as it is. */
+static char *msg_dump(const json_t *j, const char *versions, size_t vlen)
+{
+    char *head = json_dumps(j, CV_JSON_DUMP);
+    if (!head || !versions)
+        return head;
+    static const char name[] = "\"versions\":";
+    size_t hlen = strlen(head); /* compact: it ends with the '}' */
+    char *out = cv_malloc(hlen + 1 + sizeof name + vlen + 1);
+    size_t n = hlen - 1;
+    memcpy(out, head, n);
+    if (hlen > 2)
+        out[n++] = ',';
+    memcpy(out + n, name, sizeof name - 1);
+    n += sizeof name - 1;
+    memcpy(out + n, versions, vlen);
+    n += vlen;
+    out[n++] = '}';
+    out[n] = '\0';
+    free(head);
+    return out;
+}
+
 /* --- store ---------------------------------------------------------------- */
 
-/* A request to store; its reply when ok, else NULL with the reason
- * logged (as "sync: WHAT: ..."). */
-static json_t *ask_store(cv_syncd *d, json_t *req, const char *what)
+/* A request to store, with versions (text, or NULL) added; 0 with its
+ * reply in out when ok, else -1 with the reason logged (as "sync: WHAT:
+ * ..."). */
+static int ask(cv_syncd *d, const json_t *req, const char *versions,
+               size_t vlen, const char *what, msg *out)
 {
-    char *text = json_dumps(req, CV_JSON_DUMP);
-    char *out = NULL;
-    int rc = cv_client_call(d->store, text, &out);
+    *out = (msg){0};
+    char *text = msg_dump(req, versions, vlen);
+    char *r = NULL;
+    int rc = cv_client_call(d->store, text, &r);
     free(text);
-    json_t *r = out ? json_loads(out, 0, NULL) : NULL;
-    free(out);
-    if (rc == 0 && r)
-        return r;
+    bool loaded = r && msg_load(out, r, strlen(r)) == 0;
+    free(r);
+    if (rc == 0 && loaded)
+        return 0;
     cv_err("sync: %s: store %s: %s", what,
            rc == CV_CLIENT_REFUSED ? "refused" : "did not answer",
-           r ? json_string_value(json_object_get(r, "error"))
-             : cv_client_error(d->store));
-    json_decref(r);
-    return NULL;
+           loaded ? json_string_value(json_object_get(out->j, "error"))
+                  : cv_client_error(d->store));
+    if (loaded)
+        msg_free(out);
+    return -1;
+}
+
+/* The same, for requests and replies without versions. */
+static json_t *ask_store(cv_syncd *d, json_t *req, const char *what)
+{
+    msg r;
+    if (ask(d, req, NULL, 0, what, &r) < 0)
+        return NULL;
+    json_t *j = json_incref(r.j);
+    msg_free(&r);
+    return j;
 }
 
 static bool knowledge_covers(const json_t *have, const json_t *other)
@@ -155,10 +276,12 @@ static void poll_local(cv_syncd *d, bool force)
 /* --- the wire ------------------------------------------------------------ */
 
 /* Never blocks: a DEALER with no connected peer (ZMQ_IMMEDIATE) refuses
- * at once, and the exchange counts as failed. ident is consumed. */
-static int send_json(zsock_t *sock, zframe_t *ident, json_t *msg)
+ * at once, and the exchange counts as failed. ident is consumed; versions
+ * (text, or NULL) are added to j as they are. */
+static int send_json(zsock_t *sock, zframe_t *ident, const json_t *j,
+                     const char *versions, size_t vlen)
 {
-    char *text = json_dumps(msg, CV_JSON_DUMP);
+    char *text = msg_dump(j, versions, vlen);
     void *h = zsock_resolve(sock);
     int rc = 0;
     if (ident)
@@ -174,49 +297,47 @@ static int send_json(zsock_t *sock, zframe_t *ident, json_t *msg)
     return rc < 0 ? -1 : 0;
 }
 
-/* The JSON of a message (after the identity, if any), or NULL. */
-static json_t *recv_json(zmsg_t *m)
+/* The message (after the identity, if any): -1 when it is not one. */
+static int recv_msg(zmsg_t *m, msg *out)
 {
     zframe_t *ver = zmsg_pop(m), *body = zmsg_pop(m);
-    json_t *j = NULL;
+    int rc = -1;
+    *out = (msg){0};
     if (ver && body && zframe_streq(ver, CV_SYNC_WIRE))
-        j = json_loadb((const char *)zframe_data(body), zframe_size(body),
-                       JSON_REJECT_DUPLICATES, NULL);
+        rc = msg_load(out, (const char *)zframe_data(body), zframe_size(body));
     zframe_destroy(&ver);
     zframe_destroy(&body);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
+    return rc;
 }
 
 /* --- the listening side --------------------------------------------------- */
 
-static json_t *changes_for(cv_syncd *d, json_t *req)
+/* The changes a pull asks for, into r: -1 when store did not give them. */
+static int changes_for(cv_syncd *d, json_t *req, msg *r)
 {
     json_t *q = json_pack("{s:s, s:O*, s:O*, s:O*}", "op", "sync.changes",
                           "knowledge", json_object_get(req, "knowledge"),
                           "after", json_object_get(req, "after"),
                           "limit", json_object_get(req, "limit"));
-    json_t *r = ask_store(d, q, "reading changes for a peer");
+    int rc = ask(d, q, NULL, 0, "reading changes for a peer", r);
     json_decref(q);
-    return r;
+    return rc;
 }
 
-static json_t *answer_of(json_t *req, json_t *r)
+/* Answer req with r (NULL: store could not answer). */
+static void reply(cv_syncd *d, zframe_t *ident, json_t *req, msg *r)
 {
-    json_t *a = r ? json_incref(r) : json_pack("{s:b, s:s}", "ok", 0, "error",
-                                               "store cannot answer; try again");
+    json_t *a = r ? json_incref(r->j) : json_pack("{s:b, s:s}", "ok", 0, "error",
+                                                  "store cannot answer; try again");
     json_object_set(a, "id", json_object_get(req, "id"));
-    return a;
+    send_json(d->srv, ident, a, r ? r->versions : NULL, r ? r->vlen : 0);
+    json_decref(a);
 }
 
-static void reply(cv_syncd *d, zframe_t *ident, json_t *req, json_t *r)
+/* Does a page hold anything: versions, or a cursor to more? */
+static bool has_news(const msg *r)
 {
-    json_t *a = answer_of(req, r);
-    send_json(d->srv, ident, a);
-    json_decref(a);
+    return r->count || !json_is_null(json_object_get(r->j, "next"));
 }
 
 static void wake_parked(cv_syncd *d, bool expire_only)
@@ -224,23 +345,22 @@ static void wake_parked(cv_syncd *d, bool expire_only)
     int64_t now = cv_mono_ms();
     for (int i = 0; i < d->nparked;) {
         parked *p = &d->park[i];
-        json_t *r = NULL;
         bool due = now >= p->deadline;
         if (!due && expire_only) {
             i++;
             continue;
         }
-        r = changes_for(d, p->req);
-        bool news = r && (json_array_size(json_object_get(r, "versions")) ||
-                          !json_is_null(json_object_get(r, "next")));
-        if (!news && !due && r) {
-            json_decref(r);
+        msg r;
+        bool got = changes_for(d, p->req, &r) == 0;
+        if (got && !has_news(&r) && !due) {
+            msg_free(&r);
             i++;
             continue;
         }
-        reply(d, p->ident, p->req, r);
+        reply(d, p->ident, p->req, got ? &r : NULL);
         p->ident = NULL; /* sent */
-        json_decref(r);
+        if (got)
+            msg_free(&r);
         json_decref(p->req);
         d->park[i] = d->park[--d->nparked];
     }
@@ -254,65 +374,66 @@ static void serve_one(cv_syncd *d)
     zframe_t *ident = zmsg_pop(m);
     zframe_t *first = zmsg_first(m);
     const char *who = first ? cv_syncauth_peer_name(first) : NULL;
-    json_t *req = recv_json(m);
+    msg in;
+    int bad = recv_msg(m, &in);
     zmsg_destroy(&m);
-    if (!req || !ident) {
+    if (bad || !ident) {
         cv_warn("sync: a message from %s that is not a %s request: dropped",
                 who ? who : "a peer", CV_SYNC_WIRE);
         cv_metrics_add(d->mx, "ctxvault_sync_malformed_total", NULL, 1);
         zframe_destroy(&ident);
-        json_decref(req);
+        msg_free(&in);
         return;
     }
+    json_t *req = in.j;
     const char *op = json_string_value(json_object_get(req, "op"));
-    json_t *r = NULL;
+    msg r = {0};
+    bool got = true;
     if (op && !strcmp(op, "hello")) {
         poll_local(d, true);
-        r = json_pack("{s:b, s:O, s:s?}", "ok", 1, "knowledge",
-                      d->local ? d->local : json_object(),
-                      "device", d->cfg->sync_device);
+        r.j = json_pack("{s:b, s:O, s:s?}", "ok", 1, "knowledge",
+                        d->local ? d->local : json_object(),
+                        "device", d->cfg->sync_device);
     } else if (op && !strcmp(op, "pull")) {
-        r = changes_for(d, req);
+        got = changes_for(d, req, &r) == 0;
         json_int_t wait = json_integer_value(json_object_get(req, "wait_ms"));
-        bool empty = r && !json_array_size(json_object_get(r, "versions")) &&
-                     json_is_null(json_object_get(r, "next"));
-        if (empty && wait > 0 && d->nparked < MAX_PARKED) {
+        if (got && !has_news(&r) && wait > 0 && d->nparked < MAX_PARKED) {
             /* nothing yet: answered when something comes, or at the wait */
             d->park[d->nparked++] = (parked){
-                .ident = ident, .req = req,
+                .ident = ident, .req = json_incref(req),
                 .deadline = cv_mono_ms() + (wait < MAX_WAIT_MS ? wait : MAX_WAIT_MS)};
-            json_decref(r);
+            msg_free(&r);
+            msg_free(&in);
             return;
         }
-        if (r)
+        if (got)
             cv_metrics_add(d->mx, "ctxvault_sync_versions_sent_total", NULL,
-                           (double)json_array_size(json_object_get(r, "versions")));
+                           (double)r.count);
     } else if (op && !strcmp(op, "push")) {
-        json_t *q = json_pack("{s:s, s:O, s:O*, s:s}", "op", "sync.apply",
-                              "versions", json_object_get(req, "versions"),
+        json_t *q = json_pack("{s:s, s:O*, s:s}", "op", "sync.apply",
                               "knowledge", json_object_get(req, "knowledge"),
                               "from", who ? who : "?");
-        if (!json_is_array(json_object_get(req, "versions")))
-            r = json_pack("{s:b, s:s}", "ok", 0, "error", "\"versions\" must be an array");
+        if (!in.versions)
+            r.j = json_pack("{s:b, s:s}", "ok", 0, "error", "\"versions\" must be an array");
         else
-            r = ask_store(d, q, "applying a peer's versions");
+            got = ask(d, q, in.versions, in.vlen, "applying a peer's versions", &r) == 0;
         json_decref(q);
-        if (r) {
+        if (got && in.versions) {
             cv_metrics_add(d->mx, "ctxvault_sync_versions_received_total", NULL,
-                           (double)json_integer_value(json_object_get(r, "applied")));
+                           (double)json_integer_value(json_object_get(r.j, "applied")));
             cv_metrics_add(d->mx, "ctxvault_sync_versions_rejected_total", NULL,
-                           (double)json_array_size(json_object_get(r, "rejected")));
+                           (double)json_array_size(json_object_get(r.j, "rejected")));
             json_decref(d->local);
-            d->local = json_incref(json_object_get(r, "knowledge"));
+            d->local = json_incref(json_object_get(r.j, "knowledge"));
         }
     } else {
-        r = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op: expected "
-                      "hello, pull or push");
+        r.j = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op: expected "
+                        "hello, pull or push");
     }
     bool pushed = op && !strcmp(op, "push");
-    reply(d, ident, req, r);
-    json_decref(r);
-    json_decref(req);
+    reply(d, ident, req, got ? &r : NULL);
+    msg_free(&r);
+    msg_free(&in);
     if (pushed)
         wake_parked(d, false); /* what came in goes out to the others */
 }
@@ -362,13 +483,15 @@ static void count_attempt(cv_syncd *d, peer *p)
     cv_metrics_add(d->mx, "ctxvault_sync_attempts_total", p->label, 1);
 }
 
-static void send_req(cv_syncd *d, peer *p, slot *s, json_t *req, int64_t wait)
+/* Send req (consumed), with versions (text, or NULL) added. */
+static void send_req(cv_syncd *d, peer *p, slot *s, json_t *req,
+                     const char *versions, size_t vlen, int64_t wait)
 {
     s->id = ++d->next_id;
     s->st = WAITING;
     s->deadline = cv_mono_ms() + wait + ANSWER_MS;
     json_object_set_new(req, "id", json_integer(s->id));
-    int rc = send_json(p->sock, NULL, req);
+    int rc = send_json(p->sock, NULL, req, versions, vlen);
     json_decref(req);
     if (rc < 0)
         peer_failed(d, p, "not connected");
@@ -387,7 +510,7 @@ static void start_pull(cv_syncd *d, peer *p)
                             "knowledge", d->local, "after", s->after,
                             "wait_ms", (json_int_t)wait, "limit",
                             d->cfg->sync_batch);
-    send_req(d, p, s, req, wait);
+    send_req(d, p, s, req, NULL, 0, wait);
 }
 
 /* Push the next page of what the peer lacks: 1 sent, 0 nothing left, -1
@@ -398,28 +521,32 @@ static int push_page(cv_syncd *d, peer *p)
     json_t *q = json_pack("{s:s, s:O, s:O*, s:i}", "op", "sync.changes",
                           "knowledge", p->their, "after", s->after,
                           "limit", d->cfg->sync_batch);
-    json_t *r = ask_store(d, q, "reading changes to push");
+    msg r;
+    int rc = ask(d, q, NULL, 0, "reading changes to push", &r);
     json_decref(q);
-    if (!r)
+    if (rc < 0)
         return -1;
-    json_t *versions = json_object_get(r, "versions");
-    json_t *next = json_object_get(r, "next");
+    json_t *next = json_object_get(r.j, "next");
+    if (!r.versions) {
+        cv_err("sync: reading changes to push: store's answer has no versions");
+        msg_free(&r);
+        return -1;
+    }
     if (!s->snapshot)
-        s->snapshot = json_incref(json_object_get(r, "knowledge"));
+        s->snapshot = json_incref(json_object_get(r.j, "knowledge"));
     bool last = json_is_null(next);
-    if (!json_array_size(versions) && last &&
-        knowledge_covers(p->their, s->snapshot)) {
-        json_decref(r);
+    if (!r.count && last && knowledge_covers(p->their, s->snapshot)) {
+        msg_free(&r);
         return 0;
     }
-    json_t *req = json_pack("{s:s, s:O, s:o}", "op", "push", "versions",
-                            versions, "knowledge", claim(s->snapshot, next));
+    json_t *req = json_pack("{s:s, s:o}", "op", "push", "knowledge",
+                            claim(s->snapshot, next));
     json_decref(s->after);
     s->after = last ? NULL : json_incref(next);
     cv_metrics_add(d->mx, "ctxvault_sync_versions_sent_total", p->label,
-                   (double)json_array_size(versions));
-    json_decref(r);
-    send_req(d, p, s, req, 0);
+                   (double)r.count);
+    send_req(d, p, s, req, r.versions, r.vlen, 0);
+    msg_free(&r);
     return 1;
 }
 
@@ -429,7 +556,7 @@ static void start_push(cv_syncd *d, peer *p)
     if (!p->their) { /* first learn what it holds */
         count_attempt(d, p);
         s->started = cv_mono_ms();
-        send_req(d, p, s, json_pack("{s:s}", "op", "hello"), 0);
+        send_req(d, p, s, json_pack("{s:s}", "op", "hello"), NULL, 0, 0);
         return;
     }
     if (knowledge_covers(p->their, d->local))
@@ -449,13 +576,13 @@ static void start_push(cv_syncd *d, peer *p)
     }
 }
 
-static void took_pull(cv_syncd *d, peer *p, json_t *r)
+static void took_pull(cv_syncd *d, peer *p, msg *page)
 {
     slot *s = &p->pull;
-    json_t *versions = json_object_get(r, "versions");
+    json_t *r = page->j;
     json_t *next = json_object_get(r, "next");
     json_t *k = json_object_get(r, "knowledge");
-    if (!json_is_array(versions) || !json_is_object(k)) {
+    if (!page->versions || !json_is_object(k)) {
         peer_failed(d, p, "its answer to a pull is not one");
         return;
     }
@@ -463,11 +590,35 @@ static void took_pull(cv_syncd *d, peer *p, json_t *r)
         s->snapshot = json_incref(k);
     bool last = json_is_null(next) || !next;
     json_t *mine = claim(s->snapshot, next);
-    if (json_array_size(versions) || !knowledge_covers(d->local, mine)) {
-        json_t *q = json_pack("{s:s, s:O, s:O, s:s}", "op", "sync.apply",
-                              "versions", versions, "knowledge", mine,
-                              "from", p->cfg->name);
-        json_t *a = ask_store(d, q, "applying pulled versions");
+    /* what the peer holds, as it said: no need to push it back */
+    if (!p->their)
+        p->their = json_deep_copy(k);
+    else
+        json_object_update(p->their, k);
+    if (!last) {
+        /* ask for the next page before applying this one, so that the
+         * peer reads it while our store applies; its answer is taken
+         * after this page is applied, so pages still go in order. If
+         * applying fails, peer_failed resets the slot and the answer,
+         * under an id no longer waited for, is dropped. */
+        json_decref(s->after);
+        s->after = json_incref(next);
+        start_pull(d, p);
+        if (p->pull.st != WAITING) { /* it could not be sent */
+            json_decref(mine);
+            return;
+        }
+    }
+    if (page->count || !knowledge_covers(d->local, mine)) {
+        json_t *q = json_pack("{s:s, s:O, s:s}", "op", "sync.apply",
+                              "knowledge", mine, "from", p->cfg->name);
+        msg am;
+        json_t *a = NULL;
+        if (ask(d, q, page->versions, page->vlen, "applying pulled versions",
+                &am) == 0) {
+            a = json_incref(am.j);
+            msg_free(&am);
+        }
         json_decref(q);
         if (!a) {
             json_decref(mine);
@@ -483,15 +634,10 @@ static void took_pull(cv_syncd *d, peer *p, json_t *r)
         json_decref(a);
     }
     json_decref(mine);
-    /* what the peer holds, as it said: no need to push it back */
-    if (!p->their)
-        p->their = json_deep_copy(k);
-    else
-        json_object_update(p->their, k);
     if (!last) {
-        json_decref(s->after);
-        s->after = json_incref(next);
-        start_pull(d, p);
+        /* the next page is on its way; its answer could not be read while
+         * store applied, so the wait for it starts now */
+        s->deadline = cv_mono_ms() + ANSWER_MS;
         return;
     }
     peer_ok(d, p, s);
@@ -524,15 +670,19 @@ static void take_reply(cv_syncd *d, peer *p)
     zmsg_t *m = zmsg_recv(p->sock);
     if (!m)
         return;
-    json_t *r = recv_json(m);
+    msg in;
+    int bad = recv_msg(m, &in);
     zmsg_destroy(&m);
-    if (!r)
+    if (bad) {
+        msg_free(&in);
         return;
+    }
+    json_t *r = in.j;
     int64_t id = json_integer_value(json_object_get(r, "id"));
     slot *s = p->pull.st == WAITING && p->pull.id == id ? &p->pull
             : p->push.st == WAITING && p->push.id == id ? &p->push : NULL;
     if (!s) { /* the answer to a request given up on */
-        json_decref(r);
+        msg_free(&in);
         return;
     }
     if (!json_is_true(json_object_get(r, "ok"))) {
@@ -541,11 +691,11 @@ static void take_reply(cv_syncd *d, peer *p)
                  json_string_value(json_object_get(r, "error")));
         peer_failed(d, p, why);
     } else if (s == &p->pull) {
-        took_pull(d, p, r);
+        took_pull(d, p, &in);
     } else {
         took_push(d, p, r);
     }
-    json_decref(r);
+    msg_free(&in);
 }
 
 static void tend(cv_syncd *d, peer *p)

@@ -953,7 +953,9 @@ static json_t *forged(const unsigned char *key, const char *rid)
     crypto_kdf_derive_from_key(sk, sizeof sk, 2, "cvsyncpl", key);
     const char *plain = "{\"clock\":{\"v\":1},\"fields\":{\"v\":1},"
                         "\"name\":\"prefs\",\"user\":\"mallory\"}";
-    char *ad = cv_fmt("cv-sync-1\n%s\nm\n1\n{\"m\":1}\n0", rid);
+    /* bound as syncstore binds it: rid, dot, vector, clock, tombstone flag */
+    char *ad = cv_fmt("cv-sync-1\n%s\nm\n1\n{\"m\":1}\n%llu\n0", rid,
+                      (unsigned long long)cv_hlc_make(T0, 0));
     size_t len = strlen(plain);
     size_t plen = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + len +
                   crypto_aead_xchacha20poly1305_ietf_ABYTES;
