@@ -78,7 +78,8 @@ save() {
 }
 # field NAME USER CTX PATH: a member of the user's context on instance NAME
 field() {
-    at "$1" ctxvault context "$2" --name "$3" --decrypt 2> /dev/null | json_get "$4"
+    _f=$(at "$1" ctxvault context "$2" --name "$3" --decrypt 2> /dev/null)
+    [ -n "$_f" ] && echo "$_f" | json_get "$4"
 }
 # state NAME PATH: a member of sync.state (with the checksum)
 state() {
@@ -175,7 +176,7 @@ test_concurrent_edits_on_two_devices_merge_as_the_rules_say() {
     dot=$(jq -r '.siblings[] | select(.fields.notes == "from a") | .dot | "\(.[0]):\(.[1])"' < "$TEST_TMP/c.out")
     at b ctxvault conflicts resolve "$rid" --pick "$dot" > "$TEST_TMP/r.out" 2> "$TEST_TMP/r.err"
     assert_status resolve 0 $?
-    assertEquals "resolved" true "$(json_get '$.resolved' < "$TEST_TMP/r.out")"
+    assertEquals "resolved" 1 "$(json_get '$.resolved' < "$TEST_TMP/r.out")"
     wait_until 10 converged r a b || fail "no convergence after the resolution"
     assertEquals "one version again" 1 "$(vsql r 'SELECT count(*) FROM sync_versions')"
     for n in a b; do
@@ -297,7 +298,8 @@ test_bad_versions_are_refused_alone_and_counted() {
     wait_until 10 converged a b || fail "not converged"
     at a ctxvault api '{"op":"sync.changes","limit":10}' > "$TEST_TMP/v.json"
     # three bad ones (an altered payload, a vector without its own dot,
-    # not a version) around one good new one from a
+    # not a version) around one good new one from a, which b has not seen
+    down b
     save a erin other '{"summary":"second"}'
     at a ctxvault api '{"op":"sync.changes","knowledge":{"a":1}}' > "$TEST_TMP/v2.json"
     jq -c --slurpfile good "$TEST_TMP/v2.json" '.versions[0] as $v |
@@ -306,7 +308,6 @@ test_bad_versions_are_refused_alone_and_counted() {
             ($v | .dot = ["a", 8] | .vv = {"b":1}),
             "nonsense",
             $good[0].versions[0]]}' < "$TEST_TMP/v.json" > "$TEST_TMP/bad.json"
-    down b
     CTXVAULT_HOME=$G/b ctxvault-store --serve 2>> "$G/b.store.err" &
     bg_track $!
     wait_until 10 test -S "$G/b/run/control.sock"
