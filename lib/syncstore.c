@@ -589,10 +589,13 @@ static json_t *version_json(const version *v)
     sodium_bin2base64(b64, b64len, v->payload, v->plen,
                       sodium_base64_VARIANT_ORIGINAL);
     json_t *vv = json_loads(v->vvtext, 0, NULL);
-    json_t *j = json_pack("{s:s, s:[s,I], s:o, s:I, s:b, s:s}", "rid", v->rid,
+    /* the clock as text: it needs 57 bits, and a JSON reader that holds
+     * numbers as doubles (JavaScript, jq) would round it */
+    char hlc[24];
+    snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)v->hlc);
+    json_t *j = json_pack("{s:s, s:[s,I], s:o, s:s, s:b, s:s}", "rid", v->rid,
                           "dot", v->dev, (json_int_t)v->n, "vv", vv,
-                          "hlc", (json_int_t)v->hlc, "deleted", v->deleted,
-                          "payload", b64);
+                          "hlc", hlc, "deleted", v->deleted, "payload", b64);
     free(b64);
     return j;
 }
@@ -624,16 +627,17 @@ static int version_parse(const json_t *j, version *v, char *err, size_t errlen)
         snprintf(err, errlen, "\"dot\" must be [DEVICE, COUNTER]");
         return -1;
     }
-    if (!json_is_integer(hlc) || json_integer_value(hlc) < 0 ||
+    const char *h = json_string_value(hlc);
+    if (!h || !*h || strlen(h) > 20 || strspn(h, "0123456789") != strlen(h) ||
         !json_is_boolean(del) || !b64) {
         snprintf(err, errlen, "\"hlc\", \"deleted\" and \"payload\" are "
-                 "required: an integer, a boolean and base64");
+                 "required: a decimal string, a boolean and base64");
         return -1;
     }
     snprintf(v->rid, sizeof v->rid, "%s", rid);
     snprintf(v->dev, sizeof v->dev, "%s", dev);
     v->n = json_integer_value(n);
-    v->hlc = (uint64_t)json_integer_value(hlc);
+    v->hlc = strtoull(h, NULL, 10);
     v->deleted = json_is_true(del);
     if (cv_vclock_from_json(&v->vv, json_object_get(j, "vv"), err, errlen) < 0)
         return -1;
@@ -864,6 +868,12 @@ out:
 
 /* --- looking at it ----------------------------------------------------- */
 
+static const char *hlc_text(uint64_t h, char buf[24])
+{
+    snprintf(buf, 24, "%llu", (unsigned long long)h);
+    return buf;
+}
+
 /* The records with siblings that no rule settles. */
 static int each_conflict(cv_syncstore *s, const char *user, int limit,
                          json_t *out, int64_t *count, char *err, size_t errlen)
@@ -903,10 +913,11 @@ static int each_conflict(cv_syncstore *s, const char *user, int limit,
             (*count)++;
             if (out && (limit <= 0 || (int)json_array_size(out) < limit)) {
                 json_t *sib = json_array();
+                char hbuf[24];
                 for (size_t k = 0; k < n; k++)
-                    json_array_append_new(sib, json_pack("{s:[s,I], s:I, s:I, s:O}",
+                    json_array_append_new(sib, json_pack("{s:[s,I], s:s, s:I, s:O}",
                         "dot", vs[k].dev, (json_int_t)vs[k].n,
-                        "hlc", (json_int_t)vs[k].hlc,
+                        "hlc", hlc_text(vs[k].hlc, hbuf),
                         "at", (json_int_t)cv_hlc_ms(vs[k].hlc),
                         "fields", json_object_get(plain[k], "fields")));
                 json_array_append_new(out, json_pack("{s:s, s:s, s:O, s:O, s:o, s:O}",

@@ -313,7 +313,7 @@ test_bad_versions_are_refused_alone_and_counted() {
     wait_until 10 test -S "$G/b/run/control.sock"
     at b ctxvault api - < "$TEST_TMP/bad.json" > "$TEST_TMP/bad.out" 2>&1
     assert_status "apply with bad versions" 0 $?
-    assertEquals "the good one applied" 1 "$(json_get '$.applied' < "$TEST_TMP/bad.out")"
+    assertEquals "the good one applied ($(cat "$TEST_TMP/bad.out"))" 1 "$(json_get '$.applied' < "$TEST_TMP/bad.out")"
     assertEquals "three rejected" 3 "$(json_get '$.rejected' < "$TEST_TMP/bad.out" | jq length)"
     assertEquals "the altered payload, by index" 0 "$(json_get '$.rejected[0].index' < "$TEST_TMP/bad.out")"
     assert_grep "$TEST_TMP/bad.out" 'does not open'

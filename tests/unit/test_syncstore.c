@@ -352,7 +352,7 @@ TEST(syncstore_changes_follow_knowledge_and_pages)
                   (int64_t)k + 1);
         CHECK_INT(strlen(json_string_value(json_object_get(v, "rid"))), CV_SYNC_RID_HEX);
         CHECK(json_is_false(json_object_get(v, "deleted")));
-        CHECK(json_integer_value(json_object_get(v, "hlc")) > 0);
+        CHECK(strtoull(json_string_value(json_object_get(v, "hlc")), NULL, 10) > 0);
         CHECK(json_string_length(json_object_get(v, "payload")) > 0);
     }
     json_decref(all);
@@ -969,9 +969,10 @@ static json_t *forged(const unsigned char *key, const char *rid)
     size_t elen = sodium_base64_ENCODED_LEN(plen, sodium_base64_VARIANT_ORIGINAL);
     char *e = malloc(elen);
     sodium_bin2base64(e, elen, p, plen, sodium_base64_VARIANT_ORIGINAL);
-    json_t *v = json_pack("{s:s, s:[s,i], s:{s:i}, s:I, s:b, s:s}", "rid", rid,
-                          "dot", "m", 1, "vv", "m", 1,
-                          "hlc", (json_int_t)cv_hlc_make(T0, 0),
+    char hlc[24];
+    snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)cv_hlc_make(T0, 0));
+    json_t *v = json_pack("{s:s, s:[s,i], s:{s:i}, s:s, s:b, s:s}", "rid", rid,
+                          "dot", "m", 1, "vv", "m", 1, "hlc", hlc,
                           "deleted", 0, "payload", e);
     free(e);
     free(p);
