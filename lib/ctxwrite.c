@@ -441,25 +441,36 @@ out:
     return r;
 }
 
+/* "SELECT what FROM events WHERE kind = 'context' AND cond AND uid IN
+ * (uids)", with text bound to cond's "?", prepared; NULL when it cannot be. */
+static sqlite3_stmt *context_select(cv_db *db, const char *what,
+                                    const char *cond, const char *text,
+                                    const int64_t *uids, size_t nid)
+{
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT %s FROM events WHERE "
+                                "kind = 'context' AND %s AND uid IN (", what,
+                                cond);
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ")");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
+    return st;
+}
+
 /* The name (type) of the user's context id, malloc'ed; "" unnamed,
  * NULL when there is none. */
 static char *context_name(cv_db *db, const int64_t *uids, size_t nid,
                           const char *id)
 {
-    char sql[1024];
-    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT coalesce(type, '') "
-                                "FROM events WHERE kind = 'context' AND id = ? "
-                                "AND uid IN (");
-    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
-    snprintf(sql + n, sizeof sql - n, ")");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = context_select(db, "coalesce(type, '')", "id = ?", id,
+                                      uids, nid);
     char *name = NULL;
-    if (sqlite3_prepare_v2(cv_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    for (size_t i = 0; i < nid; i++)
-        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
-    if (sqlite3_step(st) == SQLITE_ROW)
+    if (st && sqlite3_step(st) == SQLITE_ROW)
         name = cv_strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     return name;
@@ -476,20 +487,12 @@ static int sync_deleted(cv_ctxwrite *w, const char *user, const int64_t *uids,
         return cv_syncstore_local_delete_uids(w->o.sync, uids, nid,
                                               cv_now_ms(), why, whylen);
     const char *nm = name ? name : id_name;
-    char sql[1024];
-    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT count(*) FROM events "
-                                "WHERE kind = 'context' AND coalesce(type, '') = ? "
-                                "AND uid IN (");
-    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
-    snprintf(sql + n, sizeof sql - n, ")");
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(cv_db_handle(w->o.db), sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = context_select(w->o.db, "count(*)",
+                                      "coalesce(type, '') = ?", nm, uids, nid);
+    if (!st) {
         snprintf(why, whylen, "%s", cv_db_errmsg(w->o.db));
         return -1;
     }
-    sqlite3_bind_text(st, 1, nm, -1, SQLITE_STATIC);
-    for (size_t i = 0; i < nid; i++)
-        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
     int64_t left = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     if (left != 0)

@@ -80,7 +80,7 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_sync_exchange_duration_seconds", H, "Time an exchange with a sync peer took (a pull's long wait included).", NULL},
     {"ctxvault_sync_versions_sent_total", C, "Versions sent to sync peers.", NULL},
     {"ctxvault_sync_versions_received_total", C, "Versions received from sync peers and stored.", NULL},
-    {"ctxvault_sync_versions_rejected_total", C, "Versions received that failed their checks (a payload that does not open, a bad vector): counted, logged, not stored.", NULL},
+    {"ctxvault_sync_versions_rejected_total", C, "Versions received that failed their checks (a payload that does not open, a bad vector), and contexts a received version's fields did not make (they fail this instance's checks): counted, logged, not stored.", NULL},
     {"ctxvault_sync_malformed_total", C, "Messages on the sync socket that were not sync requests.", NULL},
     /* ctxvault-metrics' own */
     {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent.", NULL},

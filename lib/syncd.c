@@ -310,6 +310,13 @@ static int recv_msg(zmsg_t *m, msg *out)
     return rc;
 }
 
+/* What an apply dropped: versions refused, and contexts not stored. */
+static double rejected_in(const json_t *applied)
+{
+    return (double)json_array_size(json_object_get(applied, "rejected")) +
+           (double)json_integer_value(json_object_get(applied, "views_rejected"));
+}
+
 /* --- the listening side --------------------------------------------------- */
 
 /* The changes a pull asks for, into r: -1 when store did not give them. */
@@ -422,7 +429,7 @@ static void serve_one(cv_syncd *d)
             cv_metrics_add(d->mx, "ctxvault_sync_versions_received_total", NULL,
                            (double)json_integer_value(json_object_get(r.j, "applied")));
             cv_metrics_add(d->mx, "ctxvault_sync_versions_rejected_total", NULL,
-                           (double)json_array_size(json_object_get(r.j, "rejected")));
+                           rejected_in(r.j));
             json_decref(d->local);
             d->local = json_incref(json_object_get(r.j, "knowledge"));
         }
@@ -628,7 +635,7 @@ static void took_pull(cv_syncd *d, peer *p, msg *page)
         cv_metrics_add(d->mx, "ctxvault_sync_versions_received_total", p->label,
                        (double)json_integer_value(json_object_get(a, "applied")));
         cv_metrics_add(d->mx, "ctxvault_sync_versions_rejected_total", p->label,
-                       (double)json_array_size(json_object_get(a, "rejected")));
+                       rejected_in(a));
         json_decref(d->local);
         d->local = json_incref(json_object_get(a, "knowledge"));
         json_decref(a);

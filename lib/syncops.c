@@ -58,9 +58,10 @@ static json_t *state(cv_syncops *o, json_t *req)
     json_object_set_new(r, "ok", json_true());
     json_object_set_new(r, "device", o->device ? json_string(o->device) : json_null());
     json_object_set_new(r, "relay", json_boolean(cv_syncstore_is_relay(o->sync)));
-    json_object_set_new(r, "since_start", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+    json_object_set_new(r, "since_start", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
         "applied", (json_int_t)o->applied, "seen", (json_int_t)o->seen,
         "rejected", (json_int_t)o->rejected, "views", (json_int_t)o->views,
+        "views_rejected", (json_int_t)o->views_rejected,
         "conflicts", (json_int_t)o->conflicts));
     return r;
 }
@@ -127,7 +128,7 @@ static int64_t put_view(void *arg, const cv_sync_view *v, char *err,
          * limit, say): the versions are kept, the context is not stored */
         cv_warn("sync: the context of record %s is not valid here, not "
                 "stored: %s", v->rid, err);
-        o->rejected++;
+        o->views_rejected++;
         err[0] = '\0';
         return -2;
     }
@@ -151,6 +152,7 @@ static json_t *apply(cv_syncops *o, json_t *req)
     if (cv_ctxwrite_begin(o->write, why, sizeof why) < 0)
         return internal("cannot begin applying versions", why);
     cv_sync_apply_stats st = {0};
+    uint64_t views_rejected = o->views_rejected;
     json_t *rej = json_array();
     if (cv_syncstore_apply(o->sync, versions, json_is_object(kj) ? kj : NULL,
                            put_view, o, &st, rej, why,
@@ -171,9 +173,10 @@ static json_t *apply(cv_syncops *o, json_t *req)
         cv_warn("sync: a version from %s rejected: %s",
                 from ? json_string_value(from) : "a peer",
                 json_string_value(json_object_get(r, "error")));
-    return json_pack("{s:b, s:I, s:I, s:o, s:I, s:I, s:o}", "ok", 1,
+    return json_pack("{s:b, s:I, s:I, s:o, s:I, s:I, s:I, s:o}", "ok", 1,
                      "applied", (json_int_t)st.applied, "seen", (json_int_t)st.seen,
                      "rejected", rej, "views", (json_int_t)st.views,
+                     "views_rejected", (json_int_t)(o->views_rejected - views_rejected),
                      "conflicts", (json_int_t)st.conflicts,
                      "knowledge", cv_syncstore_knowledge(o->sync));
 }

@@ -29,6 +29,7 @@ typedef struct {
     bool allow_fields;        /* sync.conflicts may show the fields
                                  ([pipeline] control_decrypt) */
     uint64_t applied, seen, rejected, views, conflicts; /* since start */
+    uint64_t views_rejected;  /* contexts a version's fields did not make */
 } cv_syncops;
 
 bool cv_syncops_handles(const char *op);

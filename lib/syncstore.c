@@ -220,31 +220,30 @@ static int insert(cv_syncstore *s, const version *v)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int remove_version(cv_syncstore *s, const version *v)
+/* Run sql with (dev, n) bound: its first step's result code. */
+static int step_dot(cv_syncstore *s, const char *sql, const char *dev,
+                    int64_t n)
 {
-    sqlite3_stmt *st = cv_db_stmt(s->db, "DELETE FROM sync_versions "
-                                  "WHERE dev = ? AND n = ?");
+    sqlite3_stmt *st = cv_db_stmt(s->db, sql);
     if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, v->dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, v->n);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static bool held(cv_syncstore *s, const char *dev, int64_t n, int *failed)
-{
-    sqlite3_stmt *st = cv_db_stmt(s->db, "SELECT 1 FROM sync_versions "
-                                  "WHERE dev = ? AND n = ?");
-    if (!st) {
-        *failed = 1;
-        return false;
-    }
+        return SQLITE_ERROR;
     sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, n);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
+    return rc;
+}
+
+static int remove_version(cv_syncstore *s, const version *v)
+{
+    return step_dot(s, "DELETE FROM sync_versions WHERE dev = ? AND n = ?",
+                    v->dev, v->n) == SQLITE_DONE ? 0 : -1;
+}
+
+static bool held(cv_syncstore *s, const char *dev, int64_t n, int *failed)
+{
+    int rc = step_dot(s, "SELECT 1 FROM sync_versions WHERE dev = ? AND n = ?",
+                      dev, n);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         *failed = 1;
     return rc == SQLITE_ROW;
@@ -253,16 +252,9 @@ static bool held(cv_syncstore *s, const char *dev, int64_t n, int *failed)
 /* Knowledge only grows: a peer's older word never takes any back. */
 static int know(cv_syncstore *s, const char *dev, int64_t n)
 {
-    sqlite3_stmt *st = cv_db_stmt(s->db,
-        "INSERT INTO sync_knowledge(dev, n) VALUES (?, ?) "
-        "ON CONFLICT(dev) DO UPDATE SET n = max(n, excluded.n)");
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, n);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return step_dot(s, "INSERT INTO sync_knowledge(dev, n) VALUES (?, ?) "
+                    "ON CONFLICT(dev) DO UPDATE SET n = max(n, excluded.n)",
+                    dev, n) == SQLITE_DONE ? 0 : -1;
 }
 
 static int64_t known(cv_syncstore *s, const char *dev)
