@@ -42,7 +42,7 @@ sv_stop_clean() {
     SUPERVISE_TIMEOUT=60 sh "$SUPERVISE" stop > "$TEST_TMP/stop.out" 2>&1
     _st_rc=$?
     assertEquals "supervise.sh stop (every program exits 0 on SIGTERM): $(cat "$TEST_TMP/stop.out") $(sv_logs)" 0 "$_st_rc"
-    assertEquals "programs that exited 0 on SIGTERM: $(cat "$TEST_TMP/stop.out")" 7 \
+    assertEquals "programs that exited 0 on SIGTERM: $(cat "$TEST_TMP/stop.out")" 8 \
         "$(grep -c 'stopped: ctxvault-[a-z-]* (exit status 0)' "$TEST_TMP/stop.out")"
 }
 
