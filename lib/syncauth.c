@@ -239,6 +239,20 @@ static int common(const cv_config *cfg, zsock_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* A socket of type with the options both sides share. */
+static zsock_t *new_socket(const cv_config *cfg, int type, char *err,
+                           size_t errlen)
+{
+    zsock_t *s = zsock_new(type);
+    if (!s) {
+        snprintf(err, errlen, "cannot create a socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    if (common(cfg, s, err, errlen) < 0)
+        zsock_destroy(&s);
+    return s;
+}
+
 zsock_t *cv_syncauth_bind(const cv_config *cfg, char *err, size_t errlen)
 {
     const char *ep = cfg->sync_listen;
@@ -252,15 +266,9 @@ zsock_t *cv_syncauth_bind(const cv_config *cfg, char *err, size_t errlen)
                  "not running, and without it every client would get in", ep);
         return NULL;
     }
-    zsock_t *s = zsock_new(ZMQ_ROUTER);
-    if (!s) {
-        snprintf(err, errlen, "cannot create a socket: %s", zmq_strerror(errno));
+    zsock_t *s = new_socket(cfg, ZMQ_ROUTER, err, errlen);
+    if (!s)
         return NULL;
-    }
-    if (common(cfg, s, err, errlen) < 0) {
-        zsock_destroy(&s);
-        return NULL;
-    }
     zsock_set_curve_server(s, 1);
     zsock_set_zap_domain(s, CV_SYNCAUTH_DOMAIN);
     bool ipc = strncmp(ep, "ipc://", 6) == 0;
@@ -288,15 +296,9 @@ zsock_t *cv_syncauth_connect(const cv_config *cfg, const cv_sync_peer *peer,
                  "endpoint and a key of 64 hex digits", peer->name);
         return NULL;
     }
-    zsock_t *s = zsock_new(ZMQ_DEALER);
-    if (!s) {
-        snprintf(err, errlen, "cannot create a socket: %s", zmq_strerror(errno));
+    zsock_t *s = new_socket(cfg, ZMQ_DEALER, err, errlen);
+    if (!s)
         return NULL;
-    }
-    if (common(cfg, s, err, errlen) < 0) {
-        zsock_destroy(&s);
-        return NULL;
-    }
     zsock_set_curve_serverkey_bin(s, key);
     /* nothing queued for a peer that is not there: the sender sees it at
      * once and keeps the versions for the next attempt */
