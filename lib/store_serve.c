@@ -601,6 +601,8 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
                     ? cv_ctx_error(CV_ERR_INTERNAL, "cannot commit the open "
                                    "batch first%s", "")
                     : cv_syncops_answer(&s->syncops, req, zframe_size(body));
+        /* a long sync applies page after page: keep the WAL bounded */
+        maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
     } else if (!cv_maint_handles(op)) {
         reply = cv_ctx_error(CV_ERR_UNKNOWN_OP, "unknown op '%s' (see "
                              "doc/PROTOCOL.md)", op);

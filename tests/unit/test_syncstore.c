@@ -469,8 +469,12 @@ TEST(syncstore_apply_stores_versions_and_views)
     CHECK_STR(r.fields, "{\"n\":1,\"theme\":\"dark\"}");
     CHECK_STR(r.unsettled, "");
     CHECK_INT(strncmp(r.view_id, "sync-", 5), 0);
-    CHECK_INT(strlen(r.view_id), 5 + 32);
+    CHECK_INT(strlen(r.view_id), 5 + 12 + 1 + 32);
     CHECK(r.ts >= T0 && r.ts < T0 + 1000);
+    /* the newest change's time leads, so ids made in order sort in order */
+    char ms[16];
+    snprintf(ms, sizeof ms, "%012llx", (unsigned long long)r.ts);
+    CHECK_INT(strncmp(r.view_id + 5, ms, 12), 0);
     char vid[64];
     snprintf(vid, sizeof vid, "%s", r.view_id);
 
