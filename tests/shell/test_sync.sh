@@ -268,7 +268,10 @@ test_a_device_killed_with_sigkill_mid_sync_converges_after_restart() {
     up r a
     wait_until 60 eval '[ "$(vsql r "SELECT count(*) FROM sync_versions")" -eq 20000 ]' ||
         fail "the relay did not get the seed"
-    # b under supervisord: its store and ctxvault-sync restarted when killed
+    # b under supervisord: its store and ctxvault-sync restarted when killed;
+    # small pages, so the pull is still going once supervisord reports
+    # every program up
+    sed -i 's|^batch .*|batch = 100|' "$G/b/ctxvault.conf"
     HOME_DIR=$G/b
     CTXVAULT_HOME=$HOME_DIR
     sv_start || return
@@ -279,6 +282,7 @@ test_a_device_killed_with_sigkill_mid_sync_converges_after_restart() {
     spid=$(sh "$SUPERVISE" info ctxvault:ctxvault-store | cut -d' ' -f2)
     kill -9 "$pids" "$spid"
     got=$(vsql b "SELECT count(*) FROM sync_versions")
+    echo "  (killed b's store and ctxvault-sync with $got of 20000 records pulled)"
     assertTrue "killed mid-sync ($got of 20000)" "[ $got -lt 20000 ]"
     wait_until 90 converged r a b || fail "b did not converge after the restart: $(tail -n 5 "$G/b/run/ctxvault-sync.log")"
     assertEquals "every record on b" 20000 "$(vsql b 'SELECT count(*) FROM sync_versions')"
