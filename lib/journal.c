@@ -570,8 +570,8 @@ static size_t session_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 }
 
 /* Is [p, p+n) a patchset in the format SQLite documents (sqlite3session.c,
- * "PATCHSET FORMAT"): table headers ('P', column count, primary-key flags,
- * name), each followed by changes (op, indirect flag, one record of typed
+ * "PATCHSET FORMAT"): table headers ('P', column count, each column's place
+ * in the primary key or 0, name), each followed by changes (op, indirect flag, one record of typed
  * fields: the key columns for a DELETE, every column for an INSERT or an
  * UPDATE)? SQLite 3.40's own reader loops for ever, or overflows a buffer
  * when merging, on some malformed ones (found by fuzz/fuzz_journal.c), so
@@ -592,8 +592,10 @@ static bool patchset_wellformed(const uint8_t *p, size_t n)
                 return false;
             pk = p;
             bool any = false;
+            /* a key column's byte is its place in the primary key (1, 2,
+             * ... for a key of several columns), not just 1 */
             for (uint64_t i = 0; i < ncol; i++) {
-                if (pk[i] > 1)
+                if (pk[i] > ncol)
                     return false;
                 any = any || pk[i];
             }
