@@ -127,6 +127,18 @@ nonblank() {
     grep -a -c -v '^[[:space:]]*$' "$1"
 }
 
+# flip_byte FILE OFFSET: change the byte at OFFSET (its bits inverted), so
+# the file is damaged whatever that byte was (writing a fixed 'Z' left it
+# whole once in 256 runs, where the byte was a 'Z' already)
+flip_byte() {
+    python3 -c 'import sys
+f = open(sys.argv[1], "r+b")
+f.seek(int(sys.argv[2]))
+b = f.read(1)
+f.seek(int(sys.argv[2]))
+f.write(bytes([b[0] ^ 0xff]))' "$1" "$2"
+}
+
 # conf_set KEY VALUE: change a setting (by its unique key) in the instance's
 # ctxvault.conf, which `ctxvault init` writes with every setting present
 conf_set() {

@@ -112,7 +112,7 @@ test_a_damaged_archive_is_refused_and_nothing_changes() {
     before=$(idsums)
     size=$(stat -c %s "$a")
     cp "$a" "$TEST_TMP/altered.cvb"
-    printf 'Z' | dd of="$TEST_TMP/altered.cvb" bs=1 seek=$((size / 2)) conv=notrunc 2> /dev/null
+    flip_byte "$TEST_TMP/altered.cvb" $((size / 2))
     restore_archive "$TEST_TMP/altered.cvb" > /dev/null 2> "$TEST_TMP/restore.err"
     assert_status restore 65 $?
     assert_grep "$TEST_TMP/restore.err" 'not touched'

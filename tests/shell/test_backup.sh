@@ -89,7 +89,7 @@ test_a_cut_or_altered_backup_is_detected_and_never_half_restored() {
     cp "$b" "$TEST_TMP/cut.cvb"
     truncate -s $((size / 2)) "$TEST_TMP/cut.cvb"
     cp "$b" "$TEST_TMP/altered.cvb"
-    printf 'Z' | dd of="$TEST_TMP/altered.cvb" bs=1 seek=$((size / 2)) conv=notrunc 2> /dev/null
+    flip_byte "$TEST_TMP/altered.cvb" $((size / 2))
     cp "$b" "$TEST_TMP/tail.cvb"
     truncate -s $((size - 3)) "$TEST_TMP/tail.cvb"
     sql "DELETE FROM events WHERE seq % 2 = 0"
@@ -332,7 +332,7 @@ test_a_torn_journal_end_is_dropped_and_damage_inside_refused() {
     assert_grep "$TEST_TMP/store.err" 'torn record'
     assertEquals "the torn end is cut off" "$size" "$(stat -c %s "$last")"
     # one changed byte inside: found, and nothing is half restored
-    printf 'Z' | dd of="$first" bs=1 seek=400 conv=notrunc 2> /dev/null
+    flip_byte "$first" 400
     rm -f "$DB"
     ctxvault-backup restore > /dev/null 2> "$TEST_TMP/restore.err"
     assert_status restore 65 $?

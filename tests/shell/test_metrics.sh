@@ -141,7 +141,7 @@ test_commands_report_what_they_did_sweep_scrub_and_backup() {
     ts=$(sample ctxvault_backup_last_success_timestamp_seconds | cut -d. -f1)
     assertTrue "the last good backup's time ($ts) is now" "[ $(( $(date +%s) - ts )) -lt 60 ]"
     b=$(json_get '$.path' < "$TEST_TMP/create.out")
-    printf 'Z' | dd of="$b" bs=1 seek=$(( $(stat -c %s "$b") / 2 )) conv=notrunc 2> /dev/null
+    flip_byte "$b" $(( $(stat -c %s "$b") / 2 ))
     ctxvault-backup verify > /dev/null 2>&1
     assert_status verify 65 $?
     wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_backup_verification_failures_total{.*} 1\$'" ||
