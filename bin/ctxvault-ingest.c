@@ -30,9 +30,9 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: ctxvault-ingest [--source NAME] [--timeout SECONDS] [FILE...]\n"
-        "       ctxvault-ingest --stdout [FILE...]\n"
-        "       ctxvault-ingest --serve [--drain SECONDS]\n"
+        "usage: ctxvault-ingest [--kind KIND] [--source NAME] [--timeout SECONDS] [FILE...]\n"
+        "       ctxvault-ingest --stdout [--kind KIND] [FILE...]\n"
+        "       ctxvault-ingest --serve [--kind KIND] [--drain SECONDS]\n"
         "\n"
         "Read NDJSON events from FILEs (or stdin, or '-'), validate them and\n"
         "give each an id. By default, send them into the running pipeline\n"
@@ -50,6 +50,9 @@ static void usage(FILE *f)
         "                    client with the same name\n"
         "  --timeout SECONDS client mode: give up waiting after this long (exit\n"
         "                    75; the events stay spooled); default 0, no limit\n"
+        "  --kind KIND       the kind of an object that has no \"kind\" member (a\n"
+        "                    stream of one kind, such as context or profile);\n"
+        "                    without it such an object is rejected\n"
         "  --drain SECONDS   service mode: on SIGTERM wait this long for\n"
         "                    outstanding acks (default 5); the rest stay spooled\n"
         "  --home DIR        the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
@@ -123,13 +126,14 @@ int main(int argc, char **argv)
         {"source", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'},
         {"drain", required_argument, NULL, 'd'},
+        {"kind", required_argument, NULL, 'k'},
         {"home", required_argument, NULL, 'H'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *home = NULL, *conf = NULL, *source = NULL;
+    const char *home = NULL, *conf = NULL, *source = NULL, *kind = NULL;
     bool to_stdout = false, serve = false, quiet = false;
     int64_t timeout_ms = 0, drain_ms = 5000;
     int c;
@@ -144,6 +148,7 @@ int main(int argc, char **argv)
         case 'n': source = optarg; break;
         case 't': timeout_ms = parse_seconds("--timeout", optarg); break;
         case 'd': drain_ms = parse_seconds("--drain", optarg); break;
+        case 'k': kind = optarg; break;
         case 'H': home = optarg; break;
         case 'c': conf = optarg; break;
         case 'q': quiet = true; break;
@@ -172,6 +177,15 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
+    if (kind && (!*kind || strlen(kind) > CV_KIND_MAX)) {
+        cv_err("--kind '%s' must be 1 to %d bytes", kind, CV_KIND_MAX);
+        return EX_USAGE;
+    }
+    if (kind && strcspn(kind, "\"\\") != strlen(kind)) {
+        cv_err("--kind '%s' may not hold quotes or backslashes", kind);
+        return EX_USAGE;
+    }
+
     cv_config cfg;
     if (cv_config_load(&cfg, home, conf) > 0) {
         cv_config_free(&cfg);
@@ -190,7 +204,8 @@ int main(int argc, char **argv)
         return EX_CONFIG;
     }
     ingest in = {
-        .rules = {.max_depth = cfg.max_depth, .id_key = cv_keyring_id_key(kr)},
+        .rules = {.max_depth = cfg.max_depth, .id_key = cv_keyring_id_key(kr),
+                  .default_kind = kind},
         .max_line = (size_t)cfg.max_line,
         .out = stdout,
     };

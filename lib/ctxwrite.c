@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "event.h"
+#include "fieldname.h"
 #include "inspect.h"
 #include "maint.h"
 #include "protect.h"
@@ -35,11 +36,21 @@ static const struct {
 };
 #define NOPS (sizeof ops / sizeof *ops)
 
-/* Members store itself reads, or that decide where and how long a row
- * lives: they come from the request's own members, never from "fields"
- * (rectify refuses the same ones). */
-static const char *const reserved[] = {"id", "kind", "type", "ts", "user_id",
-                                       "privacy_level", "retention_days", NULL};
+/* The member of o that names the reserved member m, however it is
+ * spelled (fieldname.h), or NULL; its key in *key. */
+static json_t *member_of(json_t *o, cv_member m, const char **key)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        if (cv_member_of(k, strlen(k)) == (int)m) {
+            if (key)
+                *key = k;
+            return v;
+        }
+    }
+    return NULL;
+}
 
 static int op_index(const char *op)
 {
@@ -106,11 +117,95 @@ static json_t *fields_arg(json_t *req, bool required, json_t **fields)
     }
     if (!json_is_object(*fields))
         return bad("\"fields\" must be an object%s", "");
-    for (int i = 0; reserved[i]; i++)
-        if (json_object_get(*fields, reserved[i]))
+    for (int m = 0; m < CV_MEMBER_COUNT; m++) {
+        const char *key;
+        if (member_of(*fields, (cv_member)m, &key))
             return bad("\"%s\" cannot be a field: the request's own member "
-                       "(or store) sets it", reserved[i]);
+                       "(or store) sets it", key);
+    }
     return NULL;
+}
+
+/* An application sends its own object as "fields": an ARQ-style context
+ * or profile carries its user, time, id, name and settings inside, as
+ * userId, timestamp and so on. Those members move to the request's own
+ * (user, ts, id, name, privacy_level, retention_days), which must agree
+ * where both are given; the kind must be the op's. A new request, or NULL
+ * with *err set. */
+static json_t *lift_members(json_t *req, const char *kind, json_t **err)
+{
+    static const char *const to[CV_MEMBER_COUNT] = {
+        [CV_MEMBER_ID] = "id",     [CV_MEMBER_TS] = "ts",
+        [CV_MEMBER_KIND] = NULL,   [CV_MEMBER_USER] = "user",
+        [CV_MEMBER_TYPE] = "name", [CV_MEMBER_LEVEL] = "privacy_level",
+        [CV_MEMBER_DAYS] = "retention_days"};
+    *err = NULL;
+    json_t *out = json_copy(req);
+    /* the request's own members, as the application spells them
+     * (privacyLevel for privacy_level): renamed, once */
+    const char *rk;
+    json_t *rv;
+    void *tmp;
+    json_object_foreach_safe(req, tmp, rk, rv) {
+        int m = cv_member_of(rk, strlen(rk));
+        const char *want = m >= 0 ? to[m] : NULL;
+        if (!want || !strcmp(rk, want))
+            continue;
+        if (json_object_get(out, want)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "\"%.100s\" and \"%s\" are one member, "
+                     "given twice", rk, want);
+            *err = bad("%s", msg);
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set(out, want, rv);
+        json_object_del(out, rk);
+    }
+    json_t *fields = json_object_get(req, "fields");
+    if (!json_is_object(fields))
+        goto done;
+    fields = json_copy(fields);
+    json_object_set_new(out, "fields", fields);
+    for (int m = 0; m < CV_MEMBER_COUNT; m++) {
+        const char *key;
+        json_t *v;
+        while ((v = member_of(fields, (cv_member)m, &key))) {
+            if (!to[m]) {
+                if (!json_is_string(v) || strcmp(json_string_value(v), kind)) {
+                    *err = bad("\"%s\" in \"fields\" must be this op's kind "
+                               "(or left out)", key);
+                    break;
+                }
+            } else {
+                json_t *have = json_object_get(out, to[m]);
+                int64_t a, b;
+                bool same = have && (json_equal(have, v) ||
+                                     (m == CV_MEMBER_TS &&
+                                      cv_ctx_time_arg(have, &a) &&
+                                      cv_ctx_time_arg(v, &b) && a == b));
+                if (have && !same) {
+                    char msg[300];
+                    snprintf(msg, sizeof msg, "\"%.100s\" in \"fields\" and the "
+                             "request's \"%s\" differ", key, to[m]);
+                    *err = bad("%s", msg);
+                    break;
+                }
+                json_object_set(out, to[m], v);
+            }
+            json_object_del(fields, key);
+        }
+        if (*err) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+done:;
+    /* what the application calls forever */
+    json_t *days = json_object_get(out, "retention_days");
+    if (json_is_string(days) && !strcmp(json_string_value(days), "forever"))
+        json_object_set_new(out, "retention_days", json_null());
+    return out;
 }
 
 json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
@@ -127,15 +222,20 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
     const char *user, *name, *id;
     json_t *fields;
     int64_t ts;
+    json_t *lifted = lift_members(req, ops[k].kind, err);
+    if (!lifted)
+        return NULL;
+    req = lifted;
+    json_t *ev = NULL;
     if ((*err = cv_ctx_check_members(req, ops[k].members)) ||
         (*err = need_user(req, &user)) ||
         (*err = cv_ctx_string_arg(req, "name", &name)) ||
         (*err = cv_ctx_string_arg(req, "id", &id)) ||
         (*err = fields_arg(req, !profile, &fields)))
-        return NULL;
+        goto out;
     if (!cv_ctx_time_arg(json_object_get(req, "ts"), &ts)) {
         *err = bad("\"ts\" must be an RFC 3339 time or ms since the epoch%s", "");
-        return NULL;
+        goto out;
     }
     json_t *lvl = json_object_get(req, "privacy_level");
     json_t *days = json_object_get(req, "retention_days");
@@ -153,7 +253,7 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
             *err = bad("nothing to set: give privacy_level, retention_days, "
                        "preferences or fields%s", "");
         if (*err)
-            return NULL;
+            goto out;
     }
     /* id and ts first, as ingest writes them; without a ts, store's clock,
      * so the derived id tells this save from an earlier one of the same
@@ -161,7 +261,7 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
      * newest, not a duplicate of its first save) */
     char tsbuf[40];
     cv_time_format_ms(ts >= 0 ? ts : now_ms, tsbuf);
-    json_t *ev = json_object();
+    ev = json_object();
     if (id)
         json_object_set_new(ev, "id", json_string(id));
     json_object_set_new(ev, "ts", json_string(tsbuf));
@@ -177,6 +277,8 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
         json_object_set(ev, "preferences", prefs);
     if (fields)
         json_object_update(ev, fields);
+out:
+    json_decref(lifted);
     return ev;
 }
 
@@ -305,7 +407,7 @@ static json_t *profile_set(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req)
     json_t *ev = cv_ctxwrite_event(req, cv_now_ms(), &err);
     if (!ev)
         return err;
-    const char *user = json_string_value(json_object_get(req, "user"));
+    const char *user = json_string_value(json_object_get(ev, "user_id"));
     json_t *cur = profile_get(read, user);
     const char *code = json_string_value(json_object_get(cur, "code"));
     json_t *r = NULL;
@@ -375,14 +477,16 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
              * missing ts is filled in, so the same events sent again (a
              * resend after a timeout, the same file twice) dedupe */
             ev = json_object();
-            if (json_object_get(e, "id"))
+            if (member_of(e, CV_MEMBER_ID, NULL))
                 json_object_set_new(ev, "id", json_null());
-            json_object_set_new(ev, "kind", json_string("interaction"));
-            if (user)
+            json_t *kind = member_of(e, CV_MEMBER_KIND, NULL);
+            if (!kind)
+                json_object_set_new(ev, "kind", json_string("interaction"));
+            if (user && !member_of(e, CV_MEMBER_USER, NULL))
                 json_object_set_new(ev, "user_id", json_string(user));
             json_object_update(ev, e);
-            json_t *kind = json_object_get(ev, "kind");
-            if (!json_is_string(kind) || strcmp(json_string_value(kind), "interaction")) {
+            if (kind && (!json_is_string(kind) ||
+                         strcmp(json_string_value(kind), "interaction"))) {
                 snprintf(reason, sizeof reason,
                          "\"kind\" must be \"interaction\" (or left out)");
                 rc = CV_STORE_REJECTED;
@@ -612,10 +716,7 @@ int cv_ctxwrite_put_context(cv_ctxwrite *w, const char *id, const char *user,
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)fields, k, v) {
-        bool res = false;
-        for (int i = 0; reserved[i] && !res; i++)
-            res = !strcmp(k, reserved[i]);
-        if (!res)
+        if (cv_member_of(k, strlen(k)) < 0)
             json_object_set(ev, k, v);
     }
     int rc = add_event(w, ev, got, reason, rlen);

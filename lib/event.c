@@ -2,7 +2,9 @@
 #include "event.h"
 
 #include "canon.h"
+#include "fieldname.h"
 #include "jscan.h"
+#include "jwalk.h"
 #include "retention.h"
 #include "timefmt.h"
 #include "util.h"
@@ -63,14 +65,111 @@ static const char *type_name(int t)
     }
 }
 
+/* A member's value as JSON text, for comparing two spellings of it. */
+static bool same_value(const cv_jmember *a, const cv_jmember *b)
+{
+    if (a->type != b->type)
+        return false;
+    if (a->type != CV_JS_STRING || (!a->escaped && !b->escaped))
+        return a->len == b->len && memcmp(a->val, b->val, a->len) == 0;
+    char *x = cv_malloc(a->len + 1), *y = cv_malloc(b->len + 1);
+    size_t xn = cv_jwalk_unescape(a->val, a->len, x);
+    size_t yn = cv_jwalk_unescape(b->val, b->len, y);
+    bool eq = xn == yn && memcmp(x, y, xn) == 0;
+    free(x);
+    free(y);
+    return eq;
+}
+
+/* An event time: an RFC 3339 string, or ms since the epoch as a whole
+ * number (how a JavaScript Date.now() or getTime() is sent). */
+static bool time_of(const cv_jmember *m, int64_t *ms, bool *numeric)
+{
+    char buf[64];
+    *numeric = m->type == CV_JS_NUMBER;
+    if (m->type == CV_JS_STRING)
+        return cv_jmember_string(m, buf, sizeof buf) &&
+               cv_time_parse(buf, strlen(buf), ms);
+    if (m->type != CV_JS_NUMBER || m->len >= sizeof buf)
+        return false;
+    memcpy(buf, m->val, m->len);
+    buf[m->len] = '\0';
+    /* From 1973-03-03 (10^11 ms) to the year 9999: a smaller number is
+     * far likelier seconds than a time in early 1973, and taking seconds
+     * as ms would misplace the event by decades without a word. */
+    return cv_parse_int(buf, 100000000000LL, 253402300799999LL, ms);
+}
+
+/* Is the member spelled as its canonical name? */
+static bool canonical(const cv_jmember *m, const char *name)
+{
+    return m->type == CV_JS_ABSENT ||
+           (m->keylen == strlen(name) && memcmp(m->key, name, m->keylen) == 0);
+}
+
+/* The producer's members without the ones in cut (each [at, end), sorted
+ * by at, no overlaps), with the commas that joined them: the text between
+ * the braces of obj, written to o. Returns the length written. */
+static size_t cut_members(const char *open, const char *close,
+                          const cv_jmember *const *cut, int ncut, char *o)
+{
+    size_t n = 0;
+    const char *p = open + 1;
+    bool any = false; /* a member already written: the next needs a comma */
+    for (int i = 0; i <= ncut; i++) {
+        const char *stop = i < ncut ? cut[i]->at : close;
+        /* p..stop holds whole members separated by commas, with stray
+         * separators at either end where members were cut */
+        while (p < stop && strchr(" \t\r\n,", *p))
+            p++;
+        const char *e = stop;
+        while (e > p && strchr(" \t\r\n,", e[-1]))
+            e--;
+        if (e > p) {
+            if (any)
+                o[n++] = ',';
+            memcpy(o + n, p, (size_t)(e - p));
+            n += (size_t)(e - p);
+            any = true;
+        }
+        if (i < ncut)
+            p = cut[i]->end;
+    }
+    return n;
+}
+
+static int by_position(const void *a, const void *b)
+{
+    const cv_jmember *x = *(const cv_jmember *const *)a;
+    const cv_jmember *y = *(const cv_jmember *const *)b;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Append "name":<value text> to o at *n. */
+static void put_member(char *o, size_t *n, const char *name,
+                       const cv_jmember *m)
+{
+    *n += (size_t)sprintf(o + *n, "%s\"%s\":", *n > 1 ? "," : "", name);
+    const char *v = m->type == CV_JS_STRING ? m->val - 1 : m->val;
+    size_t vlen = (size_t)(m->end - v);
+    memcpy(o + *n, v, vlen);
+    *n += vlen;
+}
+
 int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
                        int64_t now_ms, char **out, size_t *outlen,
                        char *reason, size_t rlen)
 {
     enum { F_ID, F_KIND, F_USER, F_TS, F_TYPE, F_LEVEL, F_DAYS, NF };
-    cv_jfield f[NF] = {{.name = "id"}, {.name = "kind"}, {.name = "user_id"},
-                       {.name = "ts"}, {.name = "type"},
-                       {.name = "privacy_level"}, {.name = "retention_days"}};
+    static const cv_member which[NF] = {
+        CV_MEMBER_ID,   CV_MEMBER_KIND,  CV_MEMBER_USER, CV_MEMBER_TS,
+        CV_MEMBER_TYPE, CV_MEMBER_LEVEL, CV_MEMBER_DAYS};
+    cv_jmember again[NF];
+    cv_jfield f[NF];
+    for (int i = 0; i < NF; i++)
+        f[i] = (cv_jfield){.name = cv_member_name(which[i]),
+                           .alias = cv_member_alias(which[i]),
+                           .again = &again[i]};
     char why[160];
 
     if (memchr(line, '\0', len))
@@ -92,9 +191,48 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
         }
         return FAIL("invalid JSON: %s", why);
     }
-    if (f[F_KIND].type != CV_JS_STRING)
+
+    /* One member under two spellings (user_id and userId, ts and
+     * timestamp): the same value is said twice, a different one is a
+     * contradiction we must not settle by guessing. */
+    bool rewrite = false;
+    for (int i = 0; i < NF; i++) {
+        if (again[i].type == CV_JS_ABSENT) {
+            rewrite |= !canonical(&f[i].m, f[i].name);
+            continue;
+        }
+        bool same;
+        if (i == F_TS) {
+            int64_t a, b;
+            bool na, nb;
+            same = time_of(&f[i].m, &a, &na) && time_of(&again[i], &b, &nb) &&
+                   a == b;
+        } else {
+            same = same_value(&f[i].m, &again[i]);
+        }
+        if (!same)
+            return FAIL("\"%.*s\" and \"%.*s\" are both \"%s\", with different "
+                        "values", (int)(f[i].keylen > 40 ? 40 : f[i].keylen),
+                        f[i].key, (int)(again[i].keylen > 40 ? 40 : again[i].keylen),
+                        again[i].key, f[i].name);
+        rewrite = true;
+    }
+
+    const char *kind = NULL;
+    size_t kind_len = 0;
+    if (f[F_KIND].type == CV_JS_ABSENT && r->default_kind) {
+        kind = r->default_kind;
+        kind_len = strlen(kind);
+        rewrite = true;
+    } else if (f[F_KIND].type == CV_JS_ABSENT) {
+        return FAIL("\"kind\" is missing (give each event one, or send a "
+                    "stream of one kind with --kind KIND)");
+    } else if (f[F_KIND].type != CV_JS_STRING) {
         return FAIL("\"kind\" is %s, expected a string", type_name(f[F_KIND].type));
-    if (f[F_KIND].len == 0 || f[F_KIND].len > CV_KIND_MAX)
+    } else {
+        kind = f[F_KIND].val, kind_len = f[F_KIND].len;
+    }
+    if (kind_len == 0 || kind_len > CV_KIND_MAX)
         return FAIL("\"kind\" must be 1 to %d bytes", CV_KIND_MAX);
     if (f[F_USER].type != CV_JS_STRING)
         return FAIL("\"user_id\" is %s, expected a non-empty string",
@@ -109,21 +247,34 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
     /* a profile's settings are checked here, where the producer hears
      * about a mistake, not only in store */
     cv_profile prof;
-    if (f[F_KIND].len == 7 && memcmp(f[F_KIND].val, "profile", 7) == 0 &&
+    if (kind_len == 7 && memcmp(kind, "profile", 7) == 0 &&
         cv_profile_from_fields(&f[F_LEVEL], &f[F_DAYS], &prof, reason, rlen) < 0)
         return -1;
 
     int64_t ts = 0;
-    char tsbuf[64];
     bool has_ts = f[F_TS].type != CV_JS_ABSENT;
     if (has_ts) {
-        if (f[F_TS].type != CV_JS_STRING)
-            return FAIL("\"ts\" is %s, expected an RFC 3339 string",
-                        type_name(f[F_TS].type));
-        if (!cv_jfield_string(&f[F_TS], tsbuf, sizeof tsbuf) ||
-            !cv_time_parse(tsbuf, strlen(tsbuf), &ts))
-            return FAIL("\"ts\" is not an RFC 3339 timestamp: \"%.40s\"",
-                        f[F_TS].escaped ? "(escaped)" : tsbuf);
+        bool numeric;
+        if (f[F_TS].type != CV_JS_STRING && f[F_TS].type != CV_JS_NUMBER)
+            return FAIL("\"ts\" is %s, expected an RFC 3339 string or ms since "
+                        "the epoch", type_name(f[F_TS].type));
+        if (!time_of(&f[F_TS].m, &ts, &numeric)) {
+            char tsbuf[64];
+            if (f[F_TS].type == CV_JS_NUMBER)
+                return FAIL("\"%.*s\" (the event's \"ts\") is not a time: %.*s "
+                            "is not a whole number of ms since the epoch from "
+                            "1973 on (seconds must be given as ms)",
+                            (int)(f[F_TS].keylen > 40 ? 40 : f[F_TS].keylen),
+                            f[F_TS].key, (int)(f[F_TS].len > 30 ? 30 : f[F_TS].len),
+                            f[F_TS].val);
+            return FAIL("\"%.*s\" (the event's \"ts\") is not an RFC 3339 "
+                        "timestamp: \"%.40s\"",
+                        (int)(f[F_TS].keylen > 40 ? 40 : f[F_TS].keylen), f[F_TS].key,
+                        f[F_TS].escaped ||
+                                !cv_jfield_string(&f[F_TS], tsbuf, sizeof tsbuf)
+                            ? "(escaped)" : tsbuf);
+        }
+        rewrite |= numeric;
     }
 
     if (scanned == 1) {
@@ -134,12 +285,68 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
             return FAIL("invalid JSON: %s", je.text);
         json_decref(o);
     }
+    if (f[F_ID].type != CV_JS_ABSENT &&
+        (f[F_ID].type != CV_JS_STRING || f[F_ID].escaped ||
+         !cv_event_id_valid(f[F_ID].val, f[F_ID].len)))
+        return FAIL("\"id\" must be 1 to %d printable ASCII characters "
+                    "without spaces, quotes or backslashes", CV_ID_MAX);
+
+    const char *brace = memchr(line, '{', len);
+    const char *close = line + len;
+    while (close > brace && close[-1] != '}')
+        close--;
+    close--; /* the closing brace */
+    char *o = NULL;
+    int n = 0;
+    if (rewrite) {
+        /* The members store reads, under their canonical names and in
+         * ingest's order, then the producer's own members as sent. */
+        const cv_jmember *cut[2 * NF];
+        int ncut = 0;
+        for (int i = 0; i < NF; i++) {
+            if (f[i].type != CV_JS_ABSENT)
+                cut[ncut++] = &f[i].m;
+            if (again[i].type != CV_JS_ABSENT)
+                cut[ncut++] = &again[i];
+        }
+        qsort(cut, (size_t)ncut, sizeof *cut, by_position);
+        size_t cap = len + CV_KIND_MAX + 128;
+        o = cv_malloc(cap);
+        size_t k = 0;
+        o[k++] = '{';
+        if (f[F_ID].type != CV_JS_ABSENT)
+            put_member(o, &k, "id", &f[F_ID].m);
+        if (has_ts) {
+            char tsn[40];
+            cv_time_format_ms(ts, tsn);
+            k += (size_t)sprintf(o + k, "%s\"ts\":\"%s\"", k > 1 ? "," : "", tsn);
+        }
+        k += (size_t)sprintf(o + k, "%s\"kind\":\"", k > 1 ? "," : "");
+        memcpy(o + k, kind, kind_len);
+        k += kind_len;
+        o[k++] = '"';
+        for (int i = F_USER; i < NF; i++)
+            if (i != F_TS && f[i].type != CV_JS_ABSENT)
+                put_member(o, &k, f[i].name, &f[i].m);
+        char *rest = cv_malloc(len + 1);
+        size_t rn = cut_members(brace, close, cut, ncut, rest);
+        if (rn) {
+            o[k++] = ',';
+            memcpy(o + k, rest, rn);
+            k += rn;
+        }
+        free(rest);
+        o[k++] = '}';
+        o[k] = '\0';
+        /* from here on, that text is the event */
+        line = o;
+        len = k;
+        brace = o;
+        close = o + k - 1;
+    }
+
     char idbuf[CV_ID_MAX + 1];
     if (f[F_ID].type != CV_JS_ABSENT) {
-        if (f[F_ID].type != CV_JS_STRING || f[F_ID].escaped ||
-            !cv_event_id_valid(f[F_ID].val, f[F_ID].len))
-            return FAIL("\"id\" must be 1 to %d printable ASCII characters "
-                        "without spaces, quotes or backslashes", CV_ID_MAX);
         memcpy(idbuf, f[F_ID].val, f[F_ID].len);
         idbuf[f[F_ID].len] = '\0';
     } else {
@@ -154,6 +361,7 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
                                  &canon, &ccap, why, sizeof why);
         if (clen < 0) {
             free(canon);
+            free(o);
             return FAIL("invalid JSON: %s", why);
         }
         uint8_t digest[16];
@@ -164,37 +372,36 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
     }
 
     /* Splice: '{' "id":"…", ["ts":"…",] then the producer's members. */
-    const char *brace = memchr(line, '{', len);
-    size_t rest = len - (size_t)(brace + 1 - line);
+    size_t rest = (size_t)(close - brace) + 1 - 1; /* after '{', up to '}' */
     char tsfill[40] = "";
     if (!has_ts)
         cv_time_format_ms(now_ms, tsfill);
     /* is the object empty? then no comma after our members */
     const char *q = brace + 1;
-    while (q < line + len && (*q == ' ' || *q == '\t'))
+    while (q < close && strchr(" \t\r\n", *q))
         q++;
-    bool empty = q < line + len && *q == '}';
+    bool empty = q == close;
     size_t cap = rest + strlen(idbuf) + 64;
-    char *o = cv_malloc(cap);
-    int n;
+    char *e = cv_malloc(cap);
     if (f[F_ID].type != CV_JS_ABSENT && has_ts) {
-        memcpy(o, line, len);
-        n = (int)len;
+        memcpy(e, brace, rest + 1);
+        n = (int)rest + 1;
     } else if (f[F_ID].type != CV_JS_ABSENT) {
-        n = snprintf(o, cap, "{\"ts\":\"%s\"%s", tsfill, empty ? "" : ",");
-        memcpy(o + n, brace + 1, rest);
+        n = snprintf(e, cap, "{\"ts\":\"%s\"%s", tsfill, empty ? "" : ",");
+        memcpy(e + n, brace + 1, rest);
         n += (int)rest;
     } else {
-        n = snprintf(o, cap, "{\"id\":\"%s\",", idbuf);
+        n = snprintf(e, cap, "{\"id\":\"%s\",", idbuf);
         if (!has_ts)
-            n += snprintf(o + n, cap - (size_t)n, "\"ts\":\"%s\",", tsfill);
+            n += snprintf(e + n, cap - (size_t)n, "\"ts\":\"%s\",", tsfill);
         if (empty)
             n--; /* drop the last comma */
-        memcpy(o + n, brace + 1, rest);
+        memcpy(e + n, brace + 1, rest);
         n += (int)rest;
     }
-    o[n] = '\0';
-    *out = o;
+    e[n] = '\0';
+    free(o);
+    *out = e;
     *outlen = (size_t)n;
     return 0;
 }

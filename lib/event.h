@@ -24,6 +24,7 @@
 typedef struct {
     int max_depth;          /* nesting limit */
     const uint8_t *id_key;  /* 32-byte key for derived ids */
+    const char *default_kind; /* the kind of an object without one, or NULL */
 } cv_event_rules;
 
 /* Validate one line and produce its normalised text. 0 with a malloc'ed

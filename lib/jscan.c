@@ -2,6 +2,7 @@
  * on top of the jwalk tokenizer (one scanner for the whole project). */
 #include "jscan.h"
 
+#include "fieldname.h"
 #include "jwalk.h"
 
 #include <stdint.h>
@@ -29,11 +30,20 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
                     bool check_dupes, cv_jfield *fields, size_t nfields,
                     char *err, size_t errlen)
 {
+    /* the requested names, folded once */
+    enum { NAME_MAX_ = 32 };
+    char folded[nfields ? nfields : 1][2][NAME_MAX_];
+    size_t flen[nfields ? nfields : 1][2];
     for (size_t i = 0; i < nfields; i++) {
-        fields[i].type = CV_JS_ABSENT;
-        fields[i].val = NULL;
-        fields[i].len = 0;
-        fields[i].escaped = false;
+        memset(&fields[i].m, 0, sizeof fields[i].m);
+        if (fields[i].again)
+            memset(fields[i].again, 0, sizeof *fields[i].again);
+        for (int a = 0; a < 2; a++) {
+            const char *nm = a ? fields[i].alias : fields[i].name;
+            size_t n = nm ? strlen(nm) : 0;
+            flen[i][a] = nm && n <= NAME_MAX_ ? cv_fieldname_fold(nm, n, folded[i][a])
+                                              : (size_t)-1;
+        }
     }
     size_t lead = 0;
     while (lead < len && strchr(" \t\r\n", text[lead]) && text[lead])
@@ -53,7 +63,8 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
     int nkeys = 0;
     bool unproven = !check_dupes;
     first[1] = 0;
-    cv_jfield *pending = NULL; /* the requested member whose value is next */
+    cv_jmember *pending = NULL; /* the requested member whose value is next */
+    cv_jmember *open = NULL;    /* a requested member whose container is open */
     while ((tok = cv_jwalk_next(&w)) != CV_JW_EOF) {
         switch (tok) {
         case CV_JW_ERROR:
@@ -77,16 +88,27 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
             }
             if (w.depth == 1 && !w.escaped) {
                 for (size_t i = 0; i < nfields; i++) {
-                    if (strlen(fields[i].name) == nlen &&
-                        memcmp(fields[i].name, name, nlen) == 0) {
-                        if (fields[i].type != CV_JS_ABSENT) {
-                            snprintf(err, errlen, "duplicate key \"%s\" at byte %zu",
-                                     fields[i].name, (size_t)(w.tok - text) + 1);
+                    if (!(flen[i][0] != (size_t)-1 &&
+                          cv_fieldname_is(name, nlen, folded[i][0], flen[i][0])) &&
+                        !(flen[i][1] != (size_t)-1 &&
+                          cv_fieldname_is(name, nlen, folded[i][1], flen[i][1])))
+                        continue;
+                    cv_jmember *m = &fields[i].m;
+                    if (m->type != CV_JS_ABSENT) {
+                        m = fields[i].again;
+                        if (!m || m->type != CV_JS_ABSENT) {
+                            snprintf(err, errlen, "duplicate key \"%.*s\" at byte "
+                                     "%zu (\"%s\" given twice)",
+                                     (int)(nlen > 40 ? 40 : nlen), name,
+                                     (size_t)(w.tok - text) + 1, fields[i].name);
                             return -1;
                         }
-                        pending = &fields[i];
-                        break;
                     }
+                    m->key = name;
+                    m->keylen = nlen;
+                    m->at = w.tok;
+                    pending = m;
+                    break;
                 }
             }
             continue;
@@ -100,6 +122,11 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
         default:
             break;
         }
+        if (open && w.depth == 1 &&
+            (tok == CV_JW_OBJECT_END || tok == CV_JW_ARRAY_END)) {
+            open->end = w.tok + w.len;
+            open = NULL;
+        }
         if (pending && tok != CV_JW_OBJECT_END && tok != CV_JW_ARRAY_END) {
             pending->type = type_of(tok);
             pending->escaped = w.escaped;
@@ -110,6 +137,9 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
                 pending->val = w.tok;
                 pending->len = w.len; /* containers: just the opening byte */
             }
+            pending->end = w.tok + w.len;
+            if (tok == CV_JW_OBJECT || tok == CV_JW_ARRAY)
+                open = pending;
             pending = NULL;
         }
     }
@@ -117,6 +147,11 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
 }
 
 bool cv_jfield_string(const cv_jfield *f, char *out, size_t outlen)
+{
+    return cv_jmember_string(&f->m, out, outlen);
+}
+
+bool cv_jmember_string(const cv_jmember *f, char *out, size_t outlen)
 {
     if (f->type != CV_JS_STRING || f->len >= outlen)
         return false;

@@ -22,17 +22,39 @@ enum {
     CV_JS_ARRAY,
 };
 
+/* One member as found: its value, and where it lies in the text, so a
+ * caller can cut it out. */
+#define CV_JMEMBER_FIELDS                                                   \
+    int type;         /* CV_JS_* */                                         \
+    const char *val;  /* the value's text; for strings, inside quotes */    \
+    size_t len;       /* its length (containers: just the opening byte) */  \
+    bool escaped;     /* a string holding backslash escapes */              \
+    const char *key;  /* the name as written, inside its quotes */          \
+    size_t keylen;                                                          \
+    const char *at;   /* where the member begins: its name's quote */       \
+    const char *end;  /* just past its value */
 typedef struct {
-    const char *name; /* in: the member's name (plain ASCII) */
-    int type;         /* out: CV_JS_* */
-    const char *val;  /* out: the value's text; for strings, inside quotes */
-    size_t len;       /* out: its length */
-    bool escaped;     /* out: a string holding backslash escapes */
+    CV_JMEMBER_FIELDS
+} cv_jmember;
+
+/* A member asked for. Names match as fieldname.h folds them, so "userId"
+ * is found for "user_id"; alias is a second name (folded or not). */
+typedef struct {
+    const char *name;   /* in: the canonical name (plain ASCII) */
+    const char *alias;  /* in: another name for it, or NULL */
+    cv_jmember *again;  /* in: where a second member of this name goes;
+                           NULL: a second one is an error */
+    union {             /* out */
+        cv_jmember m;
+        struct { CV_JMEMBER_FIELDS };
+    };
 } cv_jfield;
 
 /* Check that text is exactly one JSON object (surrounding whitespace
  * allowed), at most max_depth deep. NUL bytes, raw or escaped as \u0000,
- * are rejected, and so are duplicate requested members. With check_dupes,
+ * are rejected, and so are duplicate requested members (two members whose
+ * names fold alike, see fieldname.h), unless the field has room for the
+ * second in .again (a third is always an error). With check_dupes,
  * duplicate keys in any object are rejected too, as far as the scanner can
  * tell cheaply: it returns 0 when it proved there are none, and 1 when the
  * text is valid but an object was too large or had escaped keys, so the
@@ -45,5 +67,6 @@ int cv_jscan_object(const char *text, size_t len, int max_depth,
 /* Copy a string member into out (NUL-terminated), decoding escapes.
  * false when it does not fit or is not a string. */
 bool cv_jfield_string(const cv_jfield *f, char *out, size_t outlen);
+bool cv_jmember_string(const cv_jmember *m, char *out, size_t outlen);
 
 #endif

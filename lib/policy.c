@@ -10,6 +10,7 @@
 #include "fieldcrypt.h"
 #include "ini.h"
 #include "jscan.h"
+#include "fieldname.h"
 #include "jwalk.h"
 #include "timefmt.h"
 #include "util.h"
@@ -40,7 +41,8 @@ typedef struct {
 
 typedef struct {
     int line;
-    char *pattern; /* as written; segment texts point into it */
+    char *pattern; /* as written */
+    char *folded;  /* folded (fieldname.h); segment texts point into it */
     seg *segs;
     int nseg;
     cv_op op;
@@ -54,13 +56,23 @@ typedef struct {
     int n;
 } bucket;
 
+/* What no rule names, by the value's JSON type: "default" for strings
+ * (and null), "default number", "default boolean"; the last two take
+ * "default" when not set. */
+enum { DF_STRING, DF_NUMBER, DF_BOOL, DF_COUNT };
+static const char *const df_key[DF_COUNT] = {"default", "default number",
+                                             "default boolean"};
+typedef struct {
+    cv_op op;
+    char *arg;
+    int line; /* 0: not set */
+} dflt;
+
 /* The rules of one section: [fields], [scrub fields] or [scrub fields K]. */
 typedef struct {
     rule *rules;
     int nrules;
-    cv_op default_op;
-    char *default_arg;
-    int default_line;  /* 0: not set */
+    dflt dflt[DF_COUNT];
     bucket *buckets;   /* open addressing, nbuckets a power of two */
     size_t nbuckets;
     int *wild;         /* rules whose last segment is a wildcard */
@@ -82,10 +94,9 @@ struct cv_policy {
     int64_t other_keep, other_scrub, ephemeral_ms;
     int other_keep_line, other_scrub_line, ephemeral_line;
     cv_merge_rules *merge; /* [merge]: how sync merges concurrent contexts */
+    const char *source;    /* while parsing: the text's name, for messages */
 };
 
-static const char *const reserved[] = {"id", "kind", "type", "ts",
-                                       "privacy_level", "retention_days"};
 
 const char *cv_op_name(cv_op op)
 {
@@ -102,29 +113,20 @@ const char *cv_op_name(cv_op op)
     return "?";
 }
 
-static uint32_t fnv1a(const char *s, size_t n)
+/* Is the member (as written) the top-level member m? Names match as
+ * fieldname.h folds them; ingest has already renamed the aliases. */
+static bool is_member(const char *s, size_t n, cv_member m)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    const char *c = cv_member_name(m);
+    return cv_fieldname_eq(s, n, c, strlen(c));
 }
 
-static bool pseg_eq(pseg a, pseg b)
-{
-    return a.len == b.len && memcmp(a.s, b.s, a.len) == 0;
-}
-
+/* The top-level members store reads, never transformed (user_id is
+ * apart: a rule may pseudonymise it). */
 static bool is_reserved(const char *s, size_t n)
 {
-    /* asked for every top-level member: the length rules most out */
-    if (n < 2 || n > 14)
-        return false;
-    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-        if (reserved[i][0] == s[0] && strlen(reserved[i]) == n &&
-            memcmp(reserved[i], s, n) == 0)
-            return true;
-    return false;
+    int m = cv_member_of(s, n);
+    return m >= 0 && m != CV_MEMBER_USER && is_member(s, n, (cv_member)m);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -193,13 +195,17 @@ static int parse_op(const char *v, cv_op *op, char **arg, char *err,
 static int compile_pattern(const char *pat, rule *r, char *err, size_t errlen)
 {
     r->pattern = cv_strdup(pat);
+    r->folded = cv_malloc(strlen(pat) + 1);
+    r->folded[cv_fieldname_fold(pat, strlen(pat), r->folded)] = '\0';
     r->segs = NULL;
     r->nseg = 0;
-    const char *s = r->pattern;
+    const char *s = r->folded;
+    if (strstr(pat, "..") || pat[0] == '.' || (*pat && pat[strlen(pat) - 1] == '.'))
+        return BAD("pattern '%s' has an empty segment", pat);
     for (;;) {
         size_t n = strcspn(s, ".");
         if (n == 0)
-            return BAD("pattern '%s' has an empty segment", pat);
+            return BAD("pattern '%s' has a segment of only '_' or '-'", pat);
         if (r->nseg == MAX_SEGS)
             return BAD("pattern '%s' has more than %d segments", pat,
                        MAX_SEGS);
@@ -223,6 +229,7 @@ static int compile_pattern(const char *pat, rule *r, char *err, size_t errlen)
 static void free_rule(rule *r)
 {
     free(r->pattern);
+    free(r->folded);
     free(r->segs);
     free(r->arg);
 }
@@ -230,14 +237,14 @@ static void free_rule(rule *r)
 static bool is_lit(const rule *r, const char *name)
 {
     return r->nseg == 1 && r->segs[0].kind == SEG_LIT &&
-           r->segs[0].text.len == strlen(name) &&
-           memcmp(r->segs[0].text.s, name, r->segs[0].text.len) == 0;
+           cv_fieldname_is(name, strlen(name), r->segs[0].text.s,
+                           r->segs[0].text.len);
 }
 
 /* A rule for the ruleset p; scrub rules may also round the top-level ts
  * (store moves the row's ts with it) but never touch user_id. */
 static int add_rule(ruleset *p, bool scrub, const char *pat, const char *v,
-                    int line, char *err, size_t errlen)
+                    const char *source, int line, char *err, size_t errlen)
 {
     rule r = {.line = line};
     if (compile_pattern(pat, &r, err, errlen) < 0 ||
@@ -255,9 +262,17 @@ static int add_rule(ruleset *p, bool scrub, const char *pat, const char *v,
                  "'user_id = hash user')");
         goto bad;
     } else if (r.nseg == 1 && r.segs[0].kind == SEG_LIT &&
-        is_reserved(r.segs[0].text.s, r.segs[0].text.len)) {
+               is_reserved(r.segs[0].text.s, r.segs[0].text.len)) {
         snprintf(err, errlen, "'%s' is a top-level member that store reads; "
                  "it is never transformed, so a rule for it is an error", pat);
+        goto bad;
+    } else if (r.nseg == 1 && r.segs[0].kind == SEG_LIT &&
+               cv_member_of(r.segs[0].text.s, r.segs[0].text.len) >= 0 &&
+               !is_lit(&r, "user_id")) {
+        int m = cv_member_of(r.segs[0].text.s, r.segs[0].text.len);
+        snprintf(err, errlen, "'%s' is another name of the top-level '%s', "
+                 "which ingest renames and store reads, so a rule for it "
+                 "never applies", pat, cv_member_name((cv_member)m));
         goto bad;
     }
     for (int i = 0; i < p->nrules; i++) {
@@ -267,6 +282,12 @@ static int add_rule(ruleset *p, bool scrub, const char *pat, const char *v,
                      pat, p->rules[i].line);
             goto bad;
         }
+        if (strcmp(p->rules[i].folded, r.folded) == 0)
+            /* not an error: both rules are meant, the second is dead */
+            cv_warn("%s:%d: pattern '%s' names the same fields as '%s' on "
+                    "line %d (names match ignoring case, '_' and '-'), whose "
+                    "rule wins", source, line, pat, p->rules[i].pattern,
+                    p->rules[i].line);
     }
     p->rules = cv_realloc(p->rules, (size_t)(p->nrules + 1) * sizeof r);
     p->rules[p->nrules++] = r;
@@ -276,8 +297,8 @@ bad:
     return -1;
 }
 
-static int set_default(ruleset *rs, const char *v, int line, char *err,
-                       size_t errlen);
+static int set_default(dflt *d, const char *what, const char *v, int line,
+                       char *err, size_t errlen);
 
 static kind_entry *kind_get(cv_policy *p, const char *name)
 {
@@ -372,9 +393,13 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
         }
     }
     if (rs) {
-        if (!strcmp(key, "default"))
-            return set_default(rs, v, line, err, errlen);
-        return add_rule(rs, scrub, key, v, line, err, errlen);
+        for (int d = 0; d < DF_COUNT; d++)
+            if (!strcmp(key, df_key[d]))
+                return set_default(&rs->dflt[d], df_key[d], v, line, err, errlen);
+        if (!strncmp(key, "default ", 8))
+            return BAD("unknown '%s' (expected default, default number or "
+                       "default boolean)", key);
+        return add_rule(rs, scrub, key, v, p->source, line, err, errlen);
     }
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
@@ -382,20 +407,20 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
                "merge, fields, scrub fields or scrub fields KIND)", sec);
 }
 
-static int set_default(ruleset *rs, const char *v, int line, char *err,
-                       size_t errlen)
+static int set_default(dflt *d, const char *what, const char *v, int line,
+                       char *err, size_t errlen)
 {
     cv_op op;
     char *a;
     if (parse_op(v, &op, &a, err, errlen) < 0)
         return -1;
-    if (set_once(&rs->default_line, line, "default", err, errlen) < 0) {
+    if (set_once(&d->line, line, what, err, errlen) < 0) {
         free(a);
         return -1;
     }
-    rs->default_op = op;
-    free(rs->default_arg);
-    rs->default_arg = a;
+    d->op = op;
+    free(d->arg);
+    d->arg = a;
     return 0;
 }
 
@@ -412,6 +437,14 @@ static void report(void *arg, const char *msg)
 
 static void index_rules(ruleset *p)
 {
+    /* numbers and booleans take "default" unless they have their own */
+    for (int d = DF_NUMBER; d < DF_COUNT; d++)
+        if (!p->dflt[d].line) {
+            p->dflt[d].op = p->dflt[DF_STRING].op;
+            free(p->dflt[d].arg);
+            p->dflt[d].arg = p->dflt[DF_STRING].arg
+                                 ? cv_strdup(p->dflt[DF_STRING].arg) : NULL;
+        }
     size_t n = 16;
     while (n < (size_t)p->nrules * 2 + 1)
         n *= 2;
@@ -425,10 +458,12 @@ static void index_rules(ruleset *p)
             p->wild[p->nwild++] = i;
             continue;
         }
-        uint32_t h = fnv1a(last->text.s, last->text.len);
+        uint32_t h = cv_fieldname_hash(last->text.s, last->text.len);
         size_t j = h & (n - 1);
         while (p->buckets[j].key.s &&
-               !(p->buckets[j].hash == h && pseg_eq(p->buckets[j].key, last->text)))
+               !(p->buckets[j].hash == h &&
+                 p->buckets[j].key.len == last->text.len &&
+                 !memcmp(p->buckets[j].key.s, last->text.s, last->text.len)))
             j = (j + 1) & (n - 1);
         bucket *b = &p->buckets[j];
         b->key = last->text;
@@ -449,7 +484,8 @@ static void free_ruleset(ruleset *p)
         free(p->buckets[i].idx);
     free(p->buckets);
     free(p->wild);
-    free(p->default_arg);
+    for (int d = 0; d < DF_COUNT; d++)
+        free(p->dflt[d].arg);
 }
 
 static bool rule_matches(const rule *r, const pseg *path, int n)
@@ -461,7 +497,8 @@ static bool rule_matches(const rule *r, const pseg *path, int n)
             mark = si;
         } else if (pi < r->nseg &&
                    (r->segs[pi].kind == SEG_ONE ||
-                    pseg_eq(r->segs[pi].text, path[si]))) {
+                    cv_fieldname_is(path[si].s, path[si].len,
+                                    r->segs[pi].text.s, r->segs[pi].text.len))) {
             pi++;
             si++;
         } else if (star >= 0) {
@@ -483,10 +520,12 @@ static const rule *lookup(const ruleset *p, const pseg *path, int n)
     if (n == 0 || !p)
         return NULL;
     pseg last = path[n - 1];
-    uint32_t h = fnv1a(last.s, last.len);
+    uint32_t h = cv_fieldname_hash(last.s, last.len);
     for (size_t j = h & (p->nbuckets - 1); p->buckets[j].key.s;
          j = (j + 1) & (p->nbuckets - 1)) {
-        if (p->buckets[j].hash == h && pseg_eq(p->buckets[j].key, last)) {
+        if (p->buckets[j].hash == h &&
+            cv_fieldname_is(last.s, last.len, p->buckets[j].key.s,
+                            p->buckets[j].key.len)) {
             b = &p->buckets[j];
             break;
         }
@@ -526,8 +565,8 @@ cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg)
     int n = split_path(path, segs, MAX_SEGS);
     const rule *r = n > 0 ? lookup(&p->fields, segs, n) : NULL;
     if (arg)
-        *arg = r ? r->arg : p->fields.default_arg;
-    return r ? r->op : p->fields.default_op;
+        *arg = r ? r->arg : p->fields.dflt[DF_STRING].arg;
+    return r ? r->op : p->fields.dflt[DF_STRING].op;
 }
 
 /* user_id is store's index: it may be kept or pseudonymised, nothing else,
@@ -536,7 +575,7 @@ static void check_user_id(cv_policy *p, const char *source, report_ctx *rc)
 {
     pseg uid = {"user_id", 7};
     const rule *r = lookup(&p->fields, &uid, 1);
-    cv_op op = r ? r->op : p->fields.default_op;
+    cv_op op = r ? r->op : p->fields.dflt[DF_STRING].op;
     if (op == CV_OP_KEEP || op == CV_OP_HASH)
         return;
     char msg[512];
@@ -549,7 +588,7 @@ static void check_user_id(cv_policy *p, const char *source, report_ctx *rc)
         snprintf(msg, sizeof msg,
                  "%s:%d: default '%s' would apply to user_id, which may only "
                  "be kept or hashed (add 'user_id = hash user')",
-                 source, p->fields.default_line, cv_op_name(op));
+                 source, p->fields.dflt[DF_STRING].line, cv_op_name(op));
     report(rc, msg);
 }
 
@@ -565,15 +604,15 @@ cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
         return NULL;
     }
     cv_policy *p = cv_calloc(1, sizeof *p);
-    p->fields.default_op = CV_OP_KEEP;
-    p->scrub.default_op = CV_OP_KEEP;
     /* what a policy that leaves these out gets: DESIGN §4 */
     p->other_keep = 30 * DAY_MS;
     p->other_scrub = 90 * DAY_MS;
     p->ephemeral_ms = HOUR_MS;
     p->merge = cv_merge_rules_new(); /* every field lww */
     report_ctx rc = {problems};
+    p->source = source;
     ini_parse(source, text, handle, p, report, &rc);
+    p->source = NULL;
     index_rules(&p->fields);
     index_rules(&p->scrub);
     for (int i = 0; i < p->nkinds; i++)
@@ -670,8 +709,7 @@ enum { R_ERR = -1, R_SAME = 0, R_REPLACE, R_DROP };
 typedef struct {
     const ruleset *rs;  /* the rules, tried first */
     const ruleset *rs2; /* then these (scrub: the rules for every kind) */
-    cv_op dflt_op;      /* for what no rule matches */
-    const char *dflt_arg;
+    const dflt *dflt;   /* for what no rule matches, by JSON type */
     bool scrub;         /* scrubbing a stored row: see cv_policy_scrub */
     cv_scrub_note *note;
     void *note_ctx;
@@ -775,8 +813,8 @@ static int op_encrypt(walk *w, json_t *v, json_t **out)
 static int pseudonym_of(const walk *w, const char *purpose, const void *data,
                         size_t len, char out[CV_PSEUDONYM_MAX])
 {
-    bool index = w->n == 1 && w->path[0].len == 7 &&
-                 memcmp(w->path[0].s, "user_id", 7) == 0;
+    bool index = w->n == 1 &&
+                 is_member(w->path[0].s, w->path[0].len, CV_MEMBER_USER);
     if (w->dk && !index)
         return cv_pseudonym_dk(w->dk, purpose, data, len, out);
     return cv_pseudonym(w->kr, w->primary, purpose, data, len, out);
@@ -962,7 +1000,32 @@ static const rule *wlookup(const walk *w)
 /* The walk is at the top-level ts (only a scrub visits it). */
 static bool top_ts(const walk *w)
 {
-    return w->n == 1 && w->path[0].len == 2 && !memcmp(w->path[0].s, "ts", 2);
+    return w->n == 1 && is_member(w->path[0].s, w->path[0].len, CV_MEMBER_TS);
+}
+
+/* The default for a leaf of JSON type t (a CV_JW_* token). */
+static const dflt *default_for(const walk *w, int tok)
+{
+    switch (tok) {
+    case CV_JW_NUMBER: return &w->dflt[DF_NUMBER];
+    case CV_JW_TRUE:
+    case CV_JW_FALSE: return &w->dflt[DF_BOOL];
+    default: return &w->dflt[DF_STRING];
+    }
+}
+
+static int json_token(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+    case JSON_REAL: return CV_JW_NUMBER;
+    case JSON_TRUE: return CV_JW_TRUE;
+    case JSON_FALSE: return CV_JW_FALSE;
+    case JSON_OBJECT: return CV_JW_OBJECT;
+    case JSON_ARRAY: return CV_JW_ARRAY;
+    case JSON_NULL: return CV_JW_NULL;
+    default: return CV_JW_STRING;
+    }
 }
 
 /* Scrubbing a stored value: a sealed value that a rule other than keep or
@@ -1004,8 +1067,9 @@ static int scrub_transform(walk *w, cv_op op, const char *arg, json_t *v,
  * whole; hash, generalise, round and mask take each element of an array. */
 static int visit(walk *w, json_t *v, const rule *r, json_t **out)
 {
-    cv_op op = r ? r->op : w->dflt_op;
-    const char *arg = r ? r->arg : w->dflt_arg;
+    const dflt *d = default_for(w, json_token(v));
+    cv_op op = r ? r->op : d->op;
+    const char *arg = r ? r->arg : d->arg;
     bool descend = op == CV_OP_KEEP || !r;
     if (json_is_object(v) && descend)
         return walk_object(w, v);
@@ -1050,9 +1114,9 @@ static int walk_object(walk *w, json_t *obj)
         void *next = json_object_iter_next(obj, it);
         /* store reads these; a scrub may round ts (store moves the row's
          * ts with it) but never touches user_id */
-        if (top && ((is_reserved(key, klen) &&
-                     !(w->scrub && klen == 2 && !memcmp(key, "ts", 2))) ||
-                    (w->scrub && klen == 7 && !memcmp(key, "user_id", 7)))) {
+        bool ts = top && is_member(key, klen, CV_MEMBER_TS);
+        if (top && ((is_reserved(key, klen) && !(w->scrub && ts)) ||
+                    (w->scrub && is_member(key, klen, CV_MEMBER_USER)))) {
             it = next;
             continue;
         }
@@ -1060,8 +1124,7 @@ static int walk_object(walk *w, json_t *obj)
         json_t *nv = NULL;
         const rule *r = wlookup(w);
         /* ts only ever by a rule of its own */
-        int rc = top && w->scrub && klen == 2 && !memcmp(key, "ts", 2) && !r
-                     ? R_SAME : visit(w, v, r, &nv);
+        int rc = w->scrub && ts && !r ? R_SAME : visit(w, v, r, &nv);
         w->n--;
         if (rc == R_ERR)
             return R_ERR;
@@ -1108,8 +1171,7 @@ int cv_policy_apply(const cv_policy *p, const cv_keyring *kr,
                     const cv_datakey *dk, json_t *event, char *err,
                     size_t errlen)
 {
-    walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
-              .dflt_arg = p->fields.default_arg, .dk = dk};
+    walk w = {.rs = &p->fields, .dflt = p->fields.dflt, .dk = dk};
     return walk_event(&w, kr, event, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -1119,9 +1181,10 @@ static walk scrub_setup(const cv_policy *p, const char *kind,
 {
     const kind_entry *k = kind_find(p, kind);
     const ruleset *own = k ? k->scrub : NULL;
-    const ruleset *d = own && own->default_line ? own : &p->scrub;
+    const ruleset *d = own && (own->dflt[DF_STRING].line || own->dflt[DF_NUMBER].line ||
+                               own->dflt[DF_BOOL].line) ? own : &p->scrub;
     return (walk){.rs = own ? own : &p->scrub, .rs2 = own ? &p->scrub : NULL,
-                  .dflt_op = d->default_op, .dflt_arg = d->default_arg,
+                  .dflt = d->dflt,
                   .scrub = true, .note = note, .note_ctx = ctx};
 }
 
@@ -1133,13 +1196,22 @@ int cv_policy_scrub(const cv_policy *p, const cv_keyring *kr,
     return walk_event(&w, kr, event, err, errlen);
 }
 
+static bool scrubs(const ruleset *rs)
+{
+    if (!rs)
+        return false;
+    for (int d = 0; d < DF_COUNT; d++)
+        if (rs->dflt[d].op != CV_OP_KEEP)
+            return true;
+    return rs->nrules > 0;
+}
+
 bool cv_policy_scrubs(const cv_policy *p)
 {
-    if (p->scrub.nrules || p->scrub.default_op != CV_OP_KEEP)
+    if (scrubs(&p->scrub))
         return true;
     for (int i = 0; i < p->nkinds; i++)
-        if (p->kinds[i].scrub && (p->kinds[i].scrub->nrules ||
-                                  p->kinds[i].scrub->default_op != CV_OP_KEEP))
+        if (scrubs(p->kinds[i].scrub))
             return true;
     return false;
 }
@@ -1662,8 +1734,9 @@ static void keep_element(text_walk *t, frame *f, const char *el)
 static int visit_text(text_walk *t, int tok, const rule *r, const char *el)
 {
     frame *f = &t->fr[t->nfr - 1];
-    cv_op op = r ? r->op : t->w.dflt_op;
-    const char *arg = r ? r->arg : t->w.dflt_arg;
+    const dflt *d = default_for(&t->w, tok);
+    cv_op op = r ? r->op : d->op;
+    const char *arg = r ? r->arg : d->arg;
     bool descend = op == CV_OP_KEEP || !r;
     if ((tok == CV_JW_OBJECT && descend) ||
         (tok == CV_JW_ARRAY && (descend || !takes_whole(op)))) {
@@ -1741,8 +1814,8 @@ static int walk_text(text_walk *t)
                 return -1;
             /* a scrub may round ts by a rule of its own; it never
              * touches user_id */
-            bool ts = f->top && t->w.scrub && k.len == 2 &&
-                      !memcmp(k.s, "ts", 2);
+            bool ts = f->top && t->w.scrub &&
+                      is_member(k.s, k.len, CV_MEMBER_TS);
             if (ts) {
                 push_key(t, k);
                 r = wlookup(&t->w);
@@ -1751,8 +1824,8 @@ static int walk_text(text_walk *t)
                 t->w.n--;
             }
             if (f->top && (is_reserved(k.s, k.len) ||
-                           (t->w.scrub && k.len == 7 &&
-                            !memcmp(k.s, "user_id", 7)))) {
+                           (t->w.scrub &&
+                            is_member(k.s, k.len, CV_MEMBER_USER)))) {
                 /* store reads these: never transformed */
                 if (k.len == 2 && k.s[0] == 'i' && k.s[1] == 'd' &&
                     check_id(t, tok) < 0)
@@ -1857,8 +1930,7 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
                          const char *event_id, char **out, size_t *outlen,
                          size_t *outcap, char *err, size_t errlen)
 {
-    walk w = {.rs = &p->fields, .dflt_op = p->fields.default_op,
-              .dflt_arg = p->fields.default_arg, .dk = dk};
+    walk w = {.rs = &p->fields, .dflt = p->fields.dflt, .dk = dk};
     return apply_text(&w, kr, line, len, event_id, out, outlen, outcap, NULL,
                       err, errlen) < 0 ? -1 : 0;
 }

@@ -93,8 +93,14 @@ int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
             return BAD("\"retention_days\" must be a whole number of days "
                           "from 0 to 36500, or null for forever");
         p->retention_days = d;
+    } else if (days->type == CV_JS_STRING) {
+        /* the way a person says null, as applications send it */
+        if (days->len != 7 || memcmp(days->val, "forever", 7) != 0)
+            return BAD("\"retention_days\" must be a number of days, "
+                       "\"forever\" or null");
     } else if (days->type != CV_JS_ABSENT && days->type != CV_JS_NULL) {
-        return BAD("\"retention_days\" must be a number or null");
+        return BAD("\"retention_days\" must be a number of days, "
+                   "\"forever\" or null");
     }
     return 0;
 }

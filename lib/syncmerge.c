@@ -2,6 +2,8 @@
  * (syncmerge.h). */
 #include "syncmerge.h"
 
+#include "fieldname.h"
+
 #include "util.h"
 
 #include <stdbool.h>
@@ -111,9 +113,15 @@ int cv_merge_rules_add(cv_merge_rules *r, const char *field,
         r->dflt_set = true;
         return 0;
     }
+    /* names match as fieldname.h folds them: recentSearches is
+     * recent_searches */
     for (size_t i = 0; i < r->n; i++)
-        if (!strcmp(r->rules[i].field, field))
-            return BAD("rule for '%s' given twice", field);
+        if (cv_fieldname_eq(r->rules[i].field, strlen(r->rules[i].field), field,
+                            strlen(field)))
+            return strcmp(r->rules[i].field, field)
+                       ? BAD("rule for '%s' given twice (as '%s': names match "
+                             "ignoring case, '_' and '-')", field, r->rules[i].field)
+                       : BAD("rule for '%s' given twice", field);
     r->rules = cv_realloc(r->rules, (r->n + 1) * sizeof *r->rules);
     r->rules[r->n++] = (merge_rule){cv_strdup(field), kind, cap};
     return 0;
@@ -123,7 +131,8 @@ cv_merge_kind cv_merge_rule_for(const cv_merge_rules *r, const char *field,
                                 int *cap)
 {
     for (size_t i = 0; i < r->n; i++) {
-        if (!strcmp(r->rules[i].field, field)) {
+        if (cv_fieldname_eq(r->rules[i].field, strlen(r->rules[i].field), field,
+                            strlen(field))) {
             if (cap)
                 *cap = r->rules[i].cap;
             return r->rules[i].kind;

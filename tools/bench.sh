@@ -3,10 +3,12 @@
 # memory of each program, query latency on a million rows, and syslog-ng
 # writing the same events into SQLite as the peer to beat, and the
 # supervised pipeline (throughput against the filters, peak RSS with a
-# consumer stopped, durability overhead, store restart after SIGKILL). `make bench`
+# consumer stopped, durability overhead, store restart after SIGKILL), and the
+# cost of deny by default (the shipped policy against default = keep, and
+# seed-shaped ARQ objects through ingest --kind). `make bench`
 # runs it from the repository root after building.
 #
-# Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (1000),
+# Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (4000),
 # BENCH_QUERY_EVENTS (1000000), BENCH_QUERY_USERS (10000), BENCH_QUERIES
 # (20), BENCH_SCRUB_EVENTS (1000000), BENCH_KEEP=1 keeps the temporary
 # directory, BENCH_ONLY=scrub runs only the scrub and backup figures,
@@ -14,11 +16,12 @@
 # BENCH_CTXAPI_EVENTS (1000000), BENCH_CTXAPI_REQUESTS (10000),
 # BENCH_CTXAPI_INGEST (200000), BENCH_ONLY=ctxapi only the context API's,
 # BENCH_SYNC_RECORDS (100000), BENCH_SYNC_PROBES (200), BENCH_ONLY=sync
-# only ctxvault-sync's.
+# only ctxvault-sync's, BENCH_SEED_EVENTS (BENCH_EVENTS), BENCH_ONLY=deny
+# only the deny-by-default figure.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
-USERS=${BENCH_USERS:-1000}
+USERS=${BENCH_USERS:-4000}
 QEVENTS=${BENCH_QUERY_EVENTS:-1000000}
 QUSERS=${BENCH_QUERY_USERS:-10000}
 QUERIES=${BENCH_QUERIES:-20}
@@ -530,6 +533,88 @@ bench_ctxapi() {
     say ""
 }
 
+# ---- deny by default: what sealing every unnamed string costs --------------
+
+# keep_policy HOME: HOME's policy.conf with [fields] default = keep (the
+# rules that name fields unchanged); prints whether it changed anything
+keep_policy() {
+    cp "$1/policy.conf" "$tmp/policy.shipped"
+    sed -E '/^\[fields\]/,/^\[/ s/^default([[:space:]]*)=.*/default\1= keep/' \
+        "$tmp/policy.shipped" >"$1/policy.conf"
+    if cmp -s "$1/policy.conf" "$tmp/policy.shipped"; then echo unchanged; else echo changed; fi
+}
+
+# seed_pipeline TAG HOME KIND INPUT: ingest --kind KIND | encrypt | store,
+# each under GNU time; sets ms
+seed_pipeline() {
+    _t=$1 _h=$2 _k=$3 _in=$4
+    _t0=$(now_ms)
+    { CTXVAULT_HOME=$_h timed "$_t.ingest" "$BIN/ctxvault-ingest" --stdout --kind "$_k" "$_in" \
+        | CTXVAULT_HOME=$_h timed "$_t.encrypt" "$BIN/ctxvault-encrypt" \
+        | CTXVAULT_HOME=$_h timed "$_t.store" "$BIN/ctxvault-store"; } || :
+    ms=$(( $(now_ms) - _t0 ))
+    check3 "$_t" "seed-shaped $_k objects in the pipeline"
+}
+
+# bench_deny EVENTS-FILE: the same realistic events through ctxvault-encrypt
+# alone and through the filter pipeline, under the shipped policy (every
+# string no rule names sealed: [fields] default = encrypt) and under a copy
+# with default = keep; then seed-shaped objects (genevents --arq: the ARQ
+# storage interfaces as a JavaScript app sends them, camelCase, no kind)
+# through ingest --kind | encrypt | store, under both. Run alone with
+# BENCH_ONLY=deny.
+bench_deny() {
+    _ev=$1
+    D_SEED=${BENCH_SEED_EVENTS:-$EVENTS}
+    say "== deny by default: the shipped policy ([fields] default = encrypt) against default = keep"
+    for pol in deny keep; do
+        h=$tmp/$pol-home
+        new_home "$h"
+        if [ "$pol" = keep ]; then
+            [ "$(keep_policy "$h")" = changed ] ||
+                say "  WARNING: the shipped policy has no [fields] default to change; both runs are the same"
+        fi
+        CTXVAULT_HOME=$h timed "d$pol.n" "$BIN/ctxvault-ingest" --stdout "$_ev" >"$tmp/d.normalised" || :
+        check "d$pol.n" "ctxvault-ingest (saving normalised events, $pol)"
+        t0=$(now_ms)
+        CTXVAULT_HOME=$h timed "d$pol.e" "$BIN/ctxvault-encrypt" <"$tmp/d.normalised" >"$tmp/d.encrypted" || :
+        eval "d_${pol}_enc=\$(rate \"\$EVENTS\" \$(( \$(now_ms) - t0 )))"
+        check "d$pol.e" "ctxvault-encrypt alone ($pol)"
+        eval "d_${pol}_bytes=\$(( \$(wc -c <\"\$tmp/d.encrypted\") / EVENTS ))"
+        rm -f "$tmp/d.normalised" "$tmp/d.encrypted"
+        pipeline "d$pol.p" "$h" "$_ev"
+        eval "d_${pol}_pipe=\$(rate \"\$EVENTS\" \"\$ms\")"
+        eval "d_${pol}_rows=\$(rows \"\$h\")"
+        rm -rf "$h"
+    done
+    d_enc_ratio=$(awk -v a="$d_deny_enc" -v b="$d_keep_enc" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+    d_pipe_ratio=$(awk -v a="$d_deny_pipe" -v b="$d_keep_pipe" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+    say "encrypt alone:        $d_deny_enc events/s deny by default, $d_keep_enc events/s default = keep:" \
+        "${d_enc_ratio}x ($d_deny_bytes against $d_keep_bytes B/event out)"
+    say "ingest|encrypt|store: $d_deny_pipe events/s deny by default, $d_keep_pipe events/s default = keep:" \
+        "${d_pipe_ratio}x ($d_deny_rows and $d_keep_rows rows stored)"
+
+    "$GEN" --arq context -n "$D_SEED" -u "$USERS" -s 61 >"$tmp/arq-context.ndjson" || die "genevents --arq context failed"
+    "$GEN" --arq profile -n "$((D_SEED / 10 + 1))" -u "$USERS" -s 62 >"$tmp/arq-profile.ndjson" || die "genevents --arq profile failed"
+    d_seed_bytes=$(( $(wc -c <"$tmp/arq-context.ndjson") / D_SEED ))
+    for pol in deny keep; do
+        h=$tmp/seed-$pol-home
+        new_home "$h"
+        [ "$pol" = keep ] && keep_policy "$h" >/dev/null
+        seed_pipeline "ds$pol.p" "$h" profile "$tmp/arq-profile.ndjson"
+        seed_pipeline "ds$pol.c" "$h" context "$tmp/arq-context.ndjson"
+        eval "d_seed_${pol}=\$(rate \"\$D_SEED\" \"\$ms\")"
+        eval "d_seed_${pol}_rows=\$(rows \"\$h\")"
+        rm -rf "$h"
+    done
+    d_seed_ratio=$(awk -v a="$d_seed_deny" -v b="$d_seed_keep" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+    say "seed-shaped ARQContext objects ($D_SEED, $d_seed_bytes B each, after $((D_SEED / 10 + 1)) UserProfile)," \
+        "ingest --kind context|encrypt|store: $d_seed_deny events/s deny by default, $d_seed_keep events/s" \
+        "default = keep: ${d_seed_ratio}x ($d_seed_deny_rows and $d_seed_keep_rows rows stored)"
+    rm -f "$tmp/arq-context.ndjson" "$tmp/arq-profile.ndjson"
+    say ""
+}
+
 # ---- the machine ---------------------------------------------------------
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
@@ -561,6 +646,12 @@ if [ "${BENCH_ONLY:-}" = scrub ]; then
 fi
 if [ "${BENCH_ONLY:-}" = rewrap ]; then
     bench_rewrap
+    exit 0
+fi
+if [ "${BENCH_ONLY:-}" = deny ]; then
+    "$GEN" -n "$EVENTS" -u "$USERS" -s 1 >"$tmp/events.ndjson" || die "genevents failed"
+    say "$EVENTS events from $USERS users, $(( $(wc -c <"$tmp/events.ndjson") / EVENTS )) bytes a line on average"
+    bench_deny "$tmp/events.ndjson"
     exit 0
 fi
 
@@ -743,6 +834,8 @@ say "  (normalised $(( $(wc -c <"$tmp/normalised.ndjson") / EVENTS )) B/event," 
     "encrypted $(( $(wc -c <"$tmp/encrypted.ndjson") / EVENTS )) B/event)"
 rm -rf "$solo" "$tmp/normalised.ndjson" "$tmp/encrypted.ndjson"
 say ""
+
+bench_deny "$events"
 
 # ---- syslog-ng into SQLite, the same events --------------------------------
 
@@ -1009,6 +1102,9 @@ done
 row "ctxvault-ingest alone" "$i_rate" "" "$(mib "$(rss i)") MiB" "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$(rss i)")"
 row "ctxvault-encrypt alone" "$e_rate" "" "$(mib "$(rss e)") MiB" "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$(rss e)")"
 row "ctxvault-store alone" "$s_rate" "$s_rows" "$(mib "$(rss s)") MiB" "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$(rss s)")"
+row "encrypt, deny by default" "$d_deny_enc" "" "" "${d_enc_ratio}x default = keep ($d_keep_enc events/s)"
+row "pipeline, deny by default" "$d_deny_pipe" "$d_deny_rows" "" "${d_pipe_ratio}x default = keep ($d_keep_pipe events/s)"
+row "pipeline, seed-shaped ARQContext" "$d_seed_deny" "$d_seed_deny_rows" "" "${d_seed_ratio}x default = keep ($d_seed_keep events/s)"
 if [ "$sng_state" = ran ]; then
     row "syslog-ng -> sql(sqlite3)" "$sng_rate" "$sng_rows" "$(mib "$(rss sng)") MiB" "(peer)"
 else

@@ -37,10 +37,12 @@ test_a_saved_context_is_sealed_as_stored_and_loads_back_decrypted() {
         "$(json_get '$.recent_searches' < "$TEST_TMP/ctx.json")"
     assertEquals "the summary" "planning a trip" "$(json_get '$.summary' < "$TEST_TMP/ctx.json")"
     # the C client: save, then load back (the example program)
-    "$EXAMPLE" --save trip '{"summary":"second","recent_searches":["rome"]}' alice \
+    "$EXAMPLE" --save trip '{"summary":"second","theme":"dark","recent_searches":["rome"]}' alice \
         > "$TEST_TMP/ex.json" 2> "$TEST_TMP/example.err"
     assert_status example 0 $?
-    assertEquals "the example loads what it saved" second "$(json_get '$.summary' < "$TEST_TMP/ex.json")"
+    # as stored: what the policy keeps in clear, the rest sealed
+    assertEquals "the example loads what it saved" dark "$(json_get '$.theme' < "$TEST_TMP/ex.json")"
+    assert_grep "$TEST_TMP/ex.json" '"summary":"enc:' "unnamed free text is sealed"
     assertEquals "two versions of trip" 2 "$(rows "kind = 'context' AND type = 'trip'")"
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?

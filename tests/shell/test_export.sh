@@ -61,8 +61,9 @@ test_json_round_trip_gives_back_every_field_of_every_event() {
     jq -n -r --arg u "$u" --slurpfile in "$TEST_TMP/in.ndjson" \
         --slurpfile st "$TEST_TMP/stored.ndjson" --slurpfile ex "$TEST_TMP/export.json" '
         def hashed: [.[] | strings] as $k
-            | ($k[-1] | IN("user_id", "email", "ip", "ip_address", "device_id",
-                           "person_id", "device_name"))
+            | ($k[-1] | IN("user_id", "email", "email_address", "ip", "ip_address",
+                           "device_id", "mac_address", "person_id", "session_id",
+                           "device_name"))
               or $k[-2:] == ["device", "name"];
         def pseudonym: type == "string" and test("^hash:(v[0-9]+|d[A-Za-z0-9_-]{16}):[A-Za-z0-9_-]{22}$");
         def expected($s):

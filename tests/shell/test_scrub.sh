@@ -225,7 +225,7 @@ test_an_anonymous_users_rows_are_scrubbed_on_arrival() {
     {
         event 0 user-anon profile ',"privacy_level":"anonymous","display_name":"Ann Onymous"'
         event 1 user-anon interaction ',"custom":{"pet":"Whiskers-777"},"location":{"city":"Rome","country":"IT","lat":41.9028,"lon":12.4964},"device":{"name":"Anns Pixel"}'
-        event 2 user-pub interaction ',"custom":{"pet":"Rex-888"}'
+        event 2 user-pub interaction ',"custom":{"pet":"Rex-888"},"device":{"os":"RexOS-888"}'
     } > "$TEST_TMP/in.ndjson"
     store_at 2026-11-01T00:00:05Z "$TEST_TMP/in.ndjson"
     anon=$(ctxvault query --user user-anon --limit 1 | json_get '$.user_id')
@@ -236,7 +236,7 @@ test_an_anonymous_users_rows_are_scrubbed_on_arrival() {
         [ -f "$f" ] || continue
         assert_no_grep "$f" 'Whiskers-777|Anns Pixel|41\.9|Ann Onymous' "$(basename "$f") should hold no raw anonymous value"
     done
-    assert_grep "$DB" 'Rex-888' "a public user's custom data stays until its scrub age"
+    assert_grep "$DB" 'RexOS-888' "a public user's clear data stays until its scrub age"
     CTXVAULT_NOW=2026-11-01T00:00:05Z ctxvault verify --scrub > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?
 }

@@ -7,15 +7,30 @@
  * drives every choice and no floating point is used.
  *
  *   genevents [-n COUNT] [-s SEED] [-u USERS] [--start RFC3339] [--no-id]
- *             [--bad [--bad-every N]]
+ *             [--bad [--bad-every N]] [--classic]
+ *   genevents --arq context|profile [-n COUNT] [-s SEED] [-u USERS]
+ *             [--start RFC3339]
  *
  * -n counts valid events (default 1000); -u users are user-00001 upwards
  * (default 100). Facts tests can rely on:
  *   - a user's name, email, devices, home city, IP and person_id depend only
  *     on the user number, never on the seed; every email is
- *     "<first>.<last>@example.org" from the word lists below (unique for up
- *     to 1600 users), IPs come from the documentation ranges 192.0.2.0/24,
- *     198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32;
+ *     "<first>.<last>@example.org" from the word lists below for users 1 to
+ *     1600, "<first>.<last><K>@example.org" (K = (u - 1) / 1600) above, so
+ *     unique for any number of users; IPs come from the documentation
+ *     ranges 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and
+ *     2001:db8::/32;
+ *   - what the shipped policy protects is all there: device (id, name, and
+ *     for half the users a "mac_address" 02:00:5e:..), location with
+ *     coordinates, person_id, email, ip, session_id, query and
+ *     recent_searches; and, per user (fact-based, seed-independent): a
+ *     third of the users' profiles carry "ssn" (9XX-XX-XXXX, never issued),
+ *     "bank_account" ("GB00CTXV" and 14 digits) and "salary" (a number), a
+ *     quarter's carry "medical_condition" (from `conditions`); feedback
+ *     events carry "email_address" (the user's email). These come from a
+ *     PRNG stream of their own, so the other members are exactly what
+ *     --classic prints (the output before they were added: it remakes
+ *     tests/data/sample.ndjson and bad.ndjson byte for byte);
  *   - a user's first event is their profile, with privacy_level and
  *     retention_days; search queries come from the `queries` list;
  *   - about 20% of events carry a producer "id" (none with --no-id); apart
@@ -26,6 +41,28 @@
  * end in CRLF (blank lines and CRLF are valid input). When COUNT >= 1000 one
  * extra line of more than 1 MiB comes after event COUNT/2. So a run has
  * COUNT/N ordinary bad lines, plus one if COUNT >= 1000.
+ *
+ * --arq context|profile prints instead COUNT objects shaped as the ARQ
+ * storage requirements' TypeScript interfaces are sent by a JavaScript app
+ * (JSON.stringify), camelCase and without "kind" (send them with
+ * `ctxvault-ingest --kind context` or `--kind profile`):
+ *   ARQContext  {id (UUID v4), userId, timestamp (epoch ms, a number),
+ *               recentSearches (strings; about a third of the objects hold
+ *               one from `health_queries`, e.g. "hiv test clinic near me"),
+ *               recentVisits (https:// URLs), clickPatterns [{element, x,
+ *               y, timestamp}], userSegment, interestTopics, confidenceScore
+ *               (0..1), predictedNextActions [{action, target,
+ *               probability}], recommendedContent [{contentId, title, score}],
+ *               deviceInfo {os, browser, screenSize, deviceId, deviceName},
+ *               locationHint ("City, CC"), emailAddress, ipAddress}
+ *   UserProfile {userId, createdAt, lastUpdated (ISO strings with ms),
+ *               privacyLevel, dataRetentionDays (30, 90, 365 or "forever"),
+ *               language, timezone, theme, totalInteractions,
+ *               averageSessionDuration, lastActiveDate, autoLearn,
+ *               learningIntensity, sharingLevel}
+ * Users are user-00001 upwards as above, with the same per-user email, IP,
+ * device ids ("dev-" and 16 hex digits) and device names ("<First>'s
+ * <model>"); a user's privacyLevel and dataRetentionDays are fixed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +75,10 @@
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_USERS 10000000UL
+
+/* --classic: the output from before the members of the shipped policy's
+ * newer rules were added (ssn, bank_account, ... and emails past user 1600) */
+static int classic;
 
 /* ---- randomness: splitmix64, and stateless hashes for per-user facts ---- */
 
@@ -140,6 +181,26 @@ static const char *const segments[] = {
 };
 static const char *const screens[] = {
     "home", "search", "product", "cart", "checkout", "settings",
+};
+/* health-related searches, for the ARQ contexts: what makes a context the
+ * most sensitive thing stored */
+static const char *const health_queries[] = {
+    "hiv test clinic near me", "antidepressant side effects",
+    "chemotherapy nausea remedies", "early signs of dementia",
+    "abortion clinic opening hours", "insulin pump prices",
+    "std symptoms women", "rehab centers for alcohol",
+};
+static const char *const conditions[] = {
+    "type 2 diabetes", "asthma", "hiv positive", "major depression",
+    "epilepsy", "crohn's disease", "bipolar disorder", "hypertension",
+};
+static const char *const next_actions[] = {
+    "view_product", "add_to_cart", "search", "checkout", "read_article",
+    "open_settings",
+};
+static const char *const content_titles[] = {
+    "10 tips for travel", "Running shoes guide", "Best headphones 2026",
+    "How to brew coffee", "Weekend deals", "Privacy settings explained",
 };
 static const char *const comments[] = {
     "the search is slow on my phone", "love the new dark mode",
@@ -414,27 +475,51 @@ static void lower_into(char *dst, size_t size, const char *src)
     dst[i] = 0;
 }
 
-static void kv_email(struct buf *b, uint64_t u)
+/* users 1..1600 have distinct names; above, a number keeps emails apart */
+static void email_of(uint64_t u, char *email, size_t size)
 {
-    char f[32], l[32], email[96];
+    char f[32], l[32], k[24] = "";
     lower_into(f, sizeof f, first_name(u));
     lower_into(l, sizeof l, last_name(u));
-    snprintf(email, sizeof email, "%s.%s@example.org", f, l);
-    kv_str(b, "email", email);
+    if (!classic && (u - 1) / 1600)
+        snprintf(k, sizeof k, "%" PRIu64, (u - 1) / 1600);
+    snprintf(email, size, "%s.%s%s@example.org", f, l, k);
+}
+
+static void kv_email_as(struct buf *b, const char *name, uint64_t u)
+{
+    char email[96];
+    email_of(u, email, sizeof email);
+    kv_str(b, name, email);
+}
+
+static void kv_email(struct buf *b, uint64_t u)
+{
+    kv_email_as(b, "email", u);
+}
+
+static void ip_of(uint64_t u, char *ip, size_t size)
+{
+    static const char *const nets[] = {"192.0.2", "198.51.100", "203.0.113"};
+    uint64_t h = fact(u, 1);
+    if (h % 4 == 0)
+        snprintf(ip, size, "2001:db8:%x:%x::%x", (unsigned)(h >> 8 & 0xffff),
+                 (unsigned)(h >> 24 & 0xffff), (unsigned)(h >> 40 & 0xfff) + 1);
+    else
+        snprintf(ip, size, "%s.%u", nets[(h >> 8) % 3],
+                 (unsigned)((h >> 16) % 254) + 1);
+}
+
+static void kv_ip_as(struct buf *b, const char *name, uint64_t u)
+{
+    char ip[64];
+    ip_of(u, ip, sizeof ip);
+    kv_str(b, name, ip);
 }
 
 static void kv_ip(struct buf *b, uint64_t u)
 {
-    static const char *const nets[] = {"192.0.2", "198.51.100", "203.0.113"};
-    uint64_t h = fact(u, 1);
-    char ip[64];
-    if (h % 4 == 0)
-        snprintf(ip, sizeof ip, "2001:db8:%x:%x::%x", (unsigned)(h >> 8 & 0xffff),
-                 (unsigned)(h >> 24 & 0xffff), (unsigned)(h >> 40 & 0xfff) + 1);
-    else
-        snprintf(ip, sizeof ip, "%s.%u", nets[(h >> 8) % 3],
-                 (unsigned)((h >> 16) % 254) + 1);
-    kv_str(b, "ip", ip);
+    kv_ip_as(b, "ip", u);
 }
 
 static const struct city *home_city(uint64_t u)
@@ -472,7 +557,57 @@ static void obj_device(struct buf *b, uint64_t u, uint64_t which)
     kv_str(b, "screen_size", dv->screen);
     kv_str(b, "name", name);
     kv_hexid(b, "device_id", "dev-", fact(u, 20 + i), 16);
+    if (!classic && fact(u, 32) % 2 == 0) {
+        /* locally administered, from the IANA documentation block */
+        uint64_t h = fact(u, 33 + i);
+        char mac[32];
+        snprintf(mac, sizeof mac, "02:00:5e:%02x:%02x:%02x",
+                 (unsigned)(h & 0xff), (unsigned)(h >> 8 & 0xff),
+                 (unsigned)(h >> 16 & 0xff));
+        kv_str(b, "mac_address", mac);
+    }
     puts_(b, "}");
+}
+
+/* a number as JavaScript prints it: val / 10^places, no trailing zeros */
+static void put_js_fixed(struct buf *b, int64_t val, int places)
+{
+    char t[48];
+    int64_t scale = 1;
+    for (int i = 0; i < places; i++)
+        scale *= 10;
+    uint64_t mag = val < 0 ? (uint64_t)(-val) : (uint64_t)val;
+    int n = snprintf(t, sizeof t, "%s%" PRIu64 ".%0*" PRIu64, val < 0 ? "-" : "",
+                     mag / (uint64_t)scale, places, mag % (uint64_t)scale);
+    while (n > 0 && t[n - 1] == '0')
+        n--;
+    if (n > 0 && t[n - 1] == '.')
+        n--;
+    put(b, t, (size_t)n);
+}
+
+static void kv_js_fixed(struct buf *b, const char *name, int64_t val, int places)
+{
+    key(b, name);
+    put_js_fixed(b, val, places);
+}
+
+/* the members the shipped policy seals that realistic profiles hold for
+ * some users: per-user facts, so every profile of a user agrees */
+static void profile_sensitive(struct buf *b, uint64_t u)
+{
+    if (fact(u, 40) % 3 == 0) {
+        uint64_t h = fact(u, 41);
+        char ssn[16], iban[32];
+        snprintf(ssn, sizeof ssn, "9%02u-%02u-%04u", (unsigned)(h % 100),
+                 (unsigned)(h / 100 % 89 + 10), (unsigned)(h / 10000 % 9000 + 1000));
+        snprintf(iban, sizeof iban, "GB00CTXV%014" PRIu64, fact(u, 42) % 100000000000000u);
+        kv_str(b, "ssn", ssn);
+        kv_str(b, "bank_account", iban);
+        kv_int(b, "salary", 18000 + (int64_t)(fact(u, 43) % 160) * 750);
+    }
+    if (fact(u, 44) % 4 == 0)
+        kv_str(b, "medical_condition", conditions[fact(u, 45) % N_OF(conditions)]);
 }
 
 static void obj_location(struct buf *b, uint64_t u, uint64_t *r)
@@ -558,6 +693,8 @@ static void body_profile(struct buf *b, uint64_t u, uint64_t *r, int first)
     kv_str(b, "sharing_level",
            (const char *[]){"none", "aggregated", "identified"}[below(r, 3)]);
     kv_ip(b, u);
+    if (!classic)
+        profile_sensitive(b, u);
 }
 
 static void body_interaction(struct buf *b, uint64_t u, uint64_t *r)
@@ -670,7 +807,7 @@ static void body_audit(struct buf *b, uint64_t u, uint64_t *r)
 static const char *const other_kinds[] = {"experiment", "feedback",
                                           "notification"};
 
-static void body_other(struct buf *b, uint64_t o, uint64_t *r)
+static void body_other(struct buf *b, uint64_t u, uint64_t o, uint64_t *r)
 {
     if (o == 0) {
         kv_str(b, "experiment", "checkout-button-colour");
@@ -679,6 +816,8 @@ static void body_other(struct buf *b, uint64_t o, uint64_t *r)
     } else if (o == 1) {
         kv_int(b, "rating", 1 + (int64_t)below(r, 5));
         kv_str(b, "comment", comments[below(r, N_OF(comments))]);
+        if (!classic)
+            kv_email_as(b, "email_address", u);
     } else {
         kv_str(b, "channel", below(r, 2) ? "push" : "email");
         kv_str(b, "template", "cart_reminder");
@@ -747,12 +886,159 @@ static void event(struct gen *g, uint64_t index, struct buf *b)
     case SNAPSHOT: body_snapshot(b, r); break;
     case REPLAY: body_replay(b, r); break;
     case AUDIT: body_audit(b, u, r); break;
-    case OTHER: body_other(b, other, r); break;
+    case OTHER: body_other(b, u, other, r); break;
     }
     if (has_device || kind == PROFILE)
         obj_device(b, u, which_device);
     if (has_location && kind != AUDIT)
         obj_location(b, u, r);
+    puts_(b, "}");
+}
+
+/* ---- ARQ objects: the storage requirements' TypeScript interfaces ---- */
+
+static void put_uuid4(struct buf *b, uint64_t h1, uint64_t h2)
+{
+    putf(b, "\"%08x-%04x-4%03x-%04x-%012" PRIx64 "\"", (unsigned)(h1 >> 32),
+         (unsigned)(h1 >> 16 & 0xffff), (unsigned)(h1 & 0xfff),
+         (unsigned)(0x8000 | (h2 >> 48 & 0x3fff)), h2 & UINT64_C(0xffffffffffff));
+}
+
+static void put_ms(struct buf *b, int64_t ms)
+{
+    put_u64(b, (uint64_t)ms);
+}
+
+/* ARQContext, as JSON.stringify sends it */
+static void arq_context(struct gen *g, uint64_t index, struct buf *b)
+{
+    uint64_t *r = &g->rng;
+    g->clock_ms += 200 + (int64_t)below(r, 5600);
+    uint64_t u = 1 + below(r, g->users);
+    char user[32];
+    snprintf(user, sizeof user, "user-%05" PRIu64, u);
+    b->len = 0;
+    puts_(b, "{");
+    key(b, "id");
+    put_uuid4(b, mix64(g->seed ^ mix64(index + 0xa7c)),
+              mix64(g->seed * 7 + mix64(index + 0x5eed)));
+    kv_str(b, "userId", user);
+    key(b, "timestamp");
+    put_ms(b, g->clock_ms);
+
+    key(b, "recentSearches");
+    puts_(b, "[");
+    uint64_t n = 1 + below(r, 4), health = below(r, 3) == 0 ? below(r, n) : n;
+    for (uint64_t i = 0; i < n; i++) {
+        if (i)
+            puts_(b, ",");
+        put_str(b, i == health ? health_queries[below(r, N_OF(health_queries))]
+                               : queries[below(r, N_OF(queries))]);
+    }
+    puts_(b, "]");
+    key(b, "recentVisits");
+    puts_(b, "[");
+    for (uint64_t i = 0, m = 1 + below(r, 3); i < m; i++)
+        putf(b, "%s\"https://shop.example.com%s\"", i ? "," : "",
+             pages[below(r, N_OF(pages))]);
+    puts_(b, "]");
+    key(b, "clickPatterns");
+    puts_(b, "[");
+    for (uint64_t i = 0, m = 1 + below(r, 3); i < m; i++) {
+        puts_(b, i ? ",{" : "{");
+        kv_str(b, "element", elements[below(r, N_OF(elements))]);
+        kv_int(b, "x", (int64_t)below(r, 1920));
+        kv_int(b, "y", (int64_t)below(r, 1400));
+        key(b, "timestamp");
+        put_ms(b, g->clock_ms - (int64_t)below(r, 600000));
+        puts_(b, "}");
+    }
+    puts_(b, "]");
+    kv_str(b, "userSegment", segments[below(r, N_OF(segments))]);
+    key(b, "interestTopics");
+    uint64_t t0 = below(r, N_OF(topics)), t1 = below(r, N_OF(topics));
+    putf(b, "[\"%s\",\"%s\"]", topics[t0], topics[t1]);
+    kv_js_fixed(b, "confidenceScore", (int64_t)below(r, 1001), 3);
+    key(b, "predictedNextActions");
+    puts_(b, "[");
+    for (uint64_t i = 0, m = 1 + below(r, 2); i < m; i++) {
+        puts_(b, i ? ",{" : "{");
+        kv_str(b, "action", next_actions[below(r, N_OF(next_actions))]);
+        kv_str(b, "target", pages[below(r, N_OF(pages))]);
+        kv_js_fixed(b, "probability", (int64_t)below(r, 1001), 3);
+        puts_(b, "}");
+    }
+    puts_(b, "]");
+    key(b, "recommendedContent");
+    puts_(b, "[");
+    for (uint64_t i = 0, m = 1 + below(r, 3); i < m; i++) {
+        puts_(b, i ? ",{" : "{");
+        char cid[24];
+        snprintf(cid, sizeof cid, "c-%05" PRIu64, below(r, 100000));
+        kv_str(b, "contentId", cid);
+        kv_str(b, "title", content_titles[below(r, N_OF(content_titles))]);
+        kv_js_fixed(b, "score", (int64_t)below(r, 101), 2);
+        puts_(b, "}");
+    }
+    puts_(b, "]");
+    uint64_t nd = fact(u, 4) % 3 == 0 ? 2 : 1, di = below(r, nd);
+    const struct device *dv = &devices[fact(u, 10 + di) % N_OF(devices)];
+    char dname[80];
+    snprintf(dname, sizeof dname, "%s's %s", first_name(u), dv->model);
+    key(b, "deviceInfo");
+    puts_(b, "{");
+    kv_str(b, "os", dv->os);
+    kv_str(b, "browser", dv->browser);
+    kv_str(b, "screenSize", dv->screen);
+    kv_hexid(b, "deviceId", "dev-", fact(u, 20 + di), 16);
+    kv_str(b, "deviceName", dname);
+    puts_(b, "}");
+    const struct city *c = home_city(u);
+    char hint[64];
+    snprintf(hint, sizeof hint, "%s, %s", c->name, c->country);
+    kv_str(b, "locationHint", hint);
+    kv_email_as(b, "emailAddress", u);
+    kv_ip_as(b, "ipAddress", u);
+    puts_(b, "}");
+}
+
+/* UserProfile, as JSON.stringify sends it; a user's privacyLevel and
+ * dataRetentionDays are facts about the user */
+static void arq_profile(struct gen *g, struct buf *b)
+{
+    static const char *const levels[] = {"public", "private", "anonymous",
+                                         "ephemeral"};
+    static const char *const intensity[] = {"low", "medium", "high"};
+    static const char *const sharing[] = {"none", "aggregated", "identified"};
+    uint64_t *r = &g->rng;
+    g->clock_ms += 200 + (int64_t)below(r, 5600);
+    uint64_t u = 1 + below(r, g->users);
+    char user[32];
+    snprintf(user, sizeof user, "user-%05" PRIu64, u);
+    const struct city *c = home_city(u);
+    b->len = 0;
+    puts_(b, "{");
+    kv_str(b, "userId", user);
+    kv_time(b, "createdAt", g->start_ms - (int64_t)(fact(u, 7) % 400) * 86400000 -
+                                (int64_t)(fact(u, 8) % 86400000));
+    kv_time(b, "lastUpdated", g->clock_ms);
+    kv_str(b, "privacyLevel", levels[fact(u, 50) % N_OF(levels)]);
+    key(b, "dataRetentionDays");
+    switch (fact(u, 51) % 4) {
+    case 0: puts_(b, "30"); break;
+    case 1: puts_(b, "90"); break;
+    case 2: puts_(b, "365"); break;
+    default: puts_(b, "\"forever\""); break;
+    }
+    kv_str(b, "language", c->locale);
+    kv_str(b, "timezone", c->tz);
+    kv_str(b, "theme", (const char *[]){"light", "dark", "auto"}[below(r, 3)]);
+    kv_int(b, "totalInteractions", (int64_t)below(r, 5000));
+    kv_js_fixed(b, "averageSessionDuration", 300 + (int64_t)below(r, 36000), 1);
+    kv_time(b, "lastActiveDate", g->clock_ms - (int64_t)below(r, 86400000));
+    kv_bool(b, "autoLearn", below(r, 4) != 0);
+    kv_str(b, "learningIntensity", intensity[below(r, N_OF(intensity))]);
+    kv_str(b, "sharingLevel", sharing[below(r, N_OF(sharing))]);
     puts_(b, "}");
 }
 
@@ -882,10 +1168,17 @@ static void emit(const struct buf *b, const char *eol)
 static void usage(FILE *f)
 {
     fputs("usage: genevents [-n COUNT] [-s SEED] [-u USERS] [--start RFC3339]\n"
-          "                 [--no-id] [--bad [--bad-every N]]\n"
+          "                 [--no-id] [--bad [--bad-every N]] [--classic]\n"
+          "       genevents --arq context|profile [-n COUNT] [-s SEED] [-u USERS]\n"
+          "                 [--start RFC3339]\n"
           "Prints COUNT (default 1000) realistic ctxvault events as NDJSON;\n"
           "the same options give the same output. --bad adds a bad line\n"
-          "every N (default 50) events, blank lines and CRLF endings.\n", f);
+          "every N (default 50) events, blank lines and CRLF endings.\n"
+          "--classic leaves out the members added for the deny-by-default\n"
+          "policy (ssn, bank_account, salary, medical_condition,\n"
+          "email_address, mac_address). --arq prints ARQContext or\n"
+          "UserProfile objects as a JavaScript app sends them: camelCase,\n"
+          "no kind (ctxvault-ingest --kind context|profile).\n", f);
 }
 
 static uint64_t number(const char *opt, const char *s, uint64_t min,
@@ -905,11 +1198,11 @@ static uint64_t number(const char *opt, const char *s, uint64_t min,
 int main(int argc, char **argv)
 {
     uint64_t count = 1000, seed = 1, users = 100, every = 50;
-    int bad = 0, no_id = 0;
+    int bad = 0, no_id = 0, arq = 0; /* arq: 1 context, 2 profile */
     int64_t start_ms;
     parse_time("2026-11-01T00:00:00.000Z", &start_ms);
 
-    enum { OPT_BAD = 256, OPT_START, OPT_NO_ID, OPT_EVERY };
+    enum { OPT_BAD = 256, OPT_START, OPT_NO_ID, OPT_EVERY, OPT_CLASSIC, OPT_ARQ };
     static const struct option longopts[] = {
         {"count", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
@@ -918,6 +1211,8 @@ int main(int argc, char **argv)
         {"bad-every", required_argument, NULL, OPT_EVERY},
         {"start", required_argument, NULL, OPT_START},
         {"no-id", no_argument, NULL, OPT_NO_ID},
+        {"classic", no_argument, NULL, OPT_CLASSIC},
+        {"arq", required_argument, NULL, OPT_ARQ},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -930,6 +1225,18 @@ int main(int argc, char **argv)
         case OPT_BAD: bad = 1; break;
         case OPT_EVERY: every = number("--bad-every", optarg, 2, 1000000); break;
         case OPT_NO_ID: no_id = 1; break;
+        case OPT_CLASSIC: classic = 1; break;
+        case OPT_ARQ:
+            if (strcmp(optarg, "context") == 0)
+                arq = 1;
+            else if (strcmp(optarg, "profile") == 0)
+                arq = 2;
+            else {
+                fprintf(stderr, "genevents: --arq: want context or profile, "
+                        "got '%s'\n", optarg);
+                return 64;
+            }
+            break;
         case OPT_START:
             if (parse_time(optarg, &start_ms) != 0) {
                 fprintf(stderr, "genevents: --start: want "
@@ -941,7 +1248,7 @@ int main(int argc, char **argv)
         default: usage(stderr); return 64;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (arq && (bad || no_id || classic))) {
         usage(stderr);
         return 64;
     }
@@ -961,6 +1268,17 @@ int main(int argc, char **argv)
     uint64_t bad_rng = mix64(seed ^ UINT64_C(0xbadbadbadbad));
     size_t next_bad = 0;
     struct buf line = {0}, extra = {0};
+    if (arq) {
+        g.rng = mix64(seed ^ (arq == 1 ? UINT64_C(0xa7c0c0) : UINT64_C(0xa7c0f1)));
+        for (uint64_t i = 1; i <= count; i++) {
+            if (arq == 1)
+                arq_context(&g, i, &line);
+            else
+                arq_profile(&g, &line);
+            emit(&line, "\n");
+        }
+        count = 0;
+    }
     for (uint64_t i = 1; i <= count; i++) {
         event(&g, i, &line);
         emit(&line, bad && i % every == every / 5 ? "\r\n" : "\n");

@@ -62,6 +62,18 @@ TEST(a_save_request_becomes_an_event_with_store_s_members_first)
                 "{\"ts\":\"2026-11-01T00:00:00.000Z\",\"kind\":\"profile\","
                 "\"user_id\":\"u1\",\"privacy_level\":null,\"retention_days\":7,"
                 "\"preferences\":{\"lang\":\"en\"}}");
+    /* an application's own object as the fields: its user, time, id and
+     * settings, however spelled, become the request's */
+    CHECK_EVENT("{\"op\":\"context.save\",\"fields\":{\"id\":\"9f1c\",\"userId\":\"u1\","
+                "\"timestamp\":1796637600000,\"recentSearches\":[\"q\"]}}",
+                "{\"id\":\"9f1c\",\"ts\":\"2026-12-07T10:00:00.000Z\",\"kind\":"
+                "\"context\",\"user_id\":\"u1\",\"recentSearches\":[\"q\"]}");
+    CHECK_EVENT("{\"op\":\"profile.set\",\"user\":\"u1\",\"fields\":{\"userId\":\"u1\","
+                "\"privacyLevel\":\"anonymous\",\"dataRetentionDays\":\"forever\","
+                "\"language\":\"en\"}}",
+                "{\"ts\":\"2026-11-01T00:00:00.000Z\",\"kind\":\"profile\","
+                "\"user_id\":\"u1\",\"privacy_level\":\"anonymous\","
+                "\"retention_days\":null,\"language\":\"en\"}");
 }
 
 TEST(a_request_that_cannot_make_its_event_is_refused)
@@ -72,8 +84,12 @@ TEST(a_request_that_cannot_make_its_event_is_refused)
         "{\"op\":\"context.save\",\"user\":\"u\"}",
         "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":[]}",
         "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{},\"limit\":3}",
-        "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{\"id\":\"x\"}}",
-        "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{\"type\":\"x\"}}",
+        "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{\"kind\":\"profile\"}}",
+        "{\"op\":\"context.save\",\"user\":\"u\",\"name\":\"y\",\"fields\":{\"type\":\"x\"}}",
+        "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{\"userId\":\"v\"}}",
+        "{\"op\":\"context.save\",\"user\":\"u\",\"ts\":\"2026-01-01T00:00:00Z\","
+        "\"fields\":{\"timestamp\":1796637600000}}",
+        "{\"op\":\"profile.set\",\"user\":\"u\",\"fields\":{\"privacyLevel\":3}}",
         "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{\"retention_days\":1}}",
         "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{},\"ts\":\"soon\"}",
         "{\"op\":\"context.save\",\"user\":\"u\",\"fields\":{},\"id\":5}",

@@ -63,7 +63,14 @@ TEST(policy_default_parses)
     CHECK_INT(cv_policy_op_for(p, "query", NULL), CV_OP_ENCRYPT);
     CHECK_INT(cv_policy_op_for(p, "device.name", &arg), CV_OP_HASH);
     CHECK_STR(arg, "device-name");
-    CHECK_INT(cv_policy_op_for(p, "name", NULL), CV_OP_KEEP);
+    /* deny by default: a string no rule names is sealed, a number kept */
+    CHECK_INT(cv_policy_op_for(p, "no_rule_names_this", NULL), CV_OP_ENCRYPT);
+    /* names match as people write them */
+    CHECK_INT(cv_policy_op_for(p, "recentSearches", NULL), CV_OP_ENCRYPT);
+    CHECK_INT(cv_policy_op_for(p, "emailAddress", &arg), CV_OP_HASH);
+    CHECK_STR(arg, "email");
+    CHECK_INT(cv_policy_op_for(p, "deviceInfo.deviceId", &arg), CV_OP_HASH);
+    CHECK_STR(arg, "device");
     CHECK_INT(cv_policy_op_for(p, "location", NULL), CV_OP_GENERALISE);
     cv_policy_destroy(&p);
     CHECK(p == NULL);

@@ -113,7 +113,7 @@ TEST(merge_rules_default_to_lww)
     cv_merge_rules_destroy(&r); /* twice is fine */
 }
 
-TEST(merge_rules_by_exact_field_name_and_the_default)
+TEST(merge_rules_by_folded_field_name_and_the_default)
 {
     cv_merge_rules *r = rules((const char *const[]){
         "recentSearches", "union 100", "sessionCount", "max", "notes",
@@ -125,8 +125,14 @@ TEST(merge_rules_by_exact_field_name_and_the_default)
     CHECK_INT(cap, 0);
     CHECK_INT(cv_merge_rule_for(r, "notes", NULL), CV_MERGE_SIBLINGS);
     CHECK_INT(cv_merge_rule_for(r, "theme", &cap), CV_MERGE_LWW);
-    /* not named (names are exact): the default */
-    CHECK_INT(cv_merge_rule_for(r, "recentsearches", &cap), CV_MERGE_UNION);
+    /* names match ignoring case, '_' and '-' */
+    CHECK_INT(cv_merge_rule_for(r, "recent_searches", &cap), CV_MERGE_UNION);
+    CHECK_INT(cap, 100);
+    CHECK_INT(cv_merge_rule_for(r, "RECENT-SEARCHES", &cap), CV_MERGE_UNION);
+    CHECK_INT(cap, 100);
+    CHECK_INT(cv_merge_rule_for(r, "session_count", &cap), CV_MERGE_MAX);
+    /* not named: the default */
+    CHECK_INT(cv_merge_rule_for(r, "recentsearchez", &cap), CV_MERGE_UNION);
     CHECK_INT(cap, 7);
     CHECK_INT(cv_merge_rule_for(r, "sessionCount.x", NULL), CV_MERGE_UNION);
     cv_merge_rules_destroy(&r);
@@ -161,6 +167,8 @@ TEST(merge_rules_refuse_with_a_reason)
     CHECK_INT(cv_merge_rule_for(r, "a", NULL), CV_MERGE_LWW);
     CHECK_STR(refusal(r, "a", "union 100000"), "(added)");
     CHECK_STR(refusal(r, "a", "max"), "rule for 'a' given twice");
+    CHECK_STR(refusal(r, "A", "max"), "rule for 'A' given twice (as 'a': names "
+              "match ignoring case, '_' and '-')");
     CHECK_STR(refusal(r, "default", "siblings"), "(added)");
     CHECK_STR(refusal(r, "default", "lww"), "rule for 'default' given twice");
     int cap;
