@@ -461,7 +461,9 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
                             "retention_days",
                             sqlite3_column_type(st, 1) == SQLITE_NULL
                                 ? json_null()
-                                : json_integer(sqlite3_column_int64(st, 1)),
+                                : sqlite3_column_int64(st, 1) < 0
+                                      ? json_string("forever")
+                                      : json_integer(sqlite3_column_int64(st, 1)),
                             "ts", t, "event_id",
                             (const char *)sqlite3_column_text(st, 3));
     }

@@ -201,7 +201,7 @@ static json_t *lift_members(json_t *req, const char *kind, json_t **err)
         }
     }
 done:;
-    /* what the application calls forever */
+    /* what the application calls forever, and the validator takes */
     json_t *days = json_object_get(out, "retention_days");
     if (json_is_string(days) && !strcmp(json_string_value(days), "forever"))
         json_object_set_new(out, "retention_days", json_null());
@@ -419,8 +419,11 @@ static json_t *profile_set(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req)
     }
     json_t *p = json_object_get(cur, "profile");
     static const char *const settings[] = {"privacy_level", "retention_days", NULL};
+    /* null in the current profile: never chosen, so left out here too
+     * (retention_days null in a request is forever) */
     for (int i = 0; json_is_object(p) && settings[i]; i++)
-        if (!json_object_get(ev, settings[i]))
+        if (!json_object_get(ev, settings[i]) &&
+            !json_is_null(json_object_get(p, settings[i])))
             json_object_set(ev, settings[i], json_object_get(p, settings[i]));
     r = save_one(w, ev, NULL);
     if (!json_is_true(json_object_get(r, "ok")))

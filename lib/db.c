@@ -66,7 +66,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS profiles ("
     "  uid            INTEGER PRIMARY KEY," /* users.uid */
     "  privacy_level  TEXT,"
-    "  retention_days INTEGER,"           /* NULL: forever */
+    "  retention_days INTEGER,"           /* NULL: not chosen; -1: forever */
     "  ts             INTEGER NOT NULL,"  /* of the profile event applied */
     "  event_id       TEXT NOT NULL);"
     /* the audit trail (lib/audit.h): hash-chained, no personal data */

@@ -82,6 +82,7 @@ typedef struct {
 typedef struct {
     char *name;
     int64_t keep_ms, scrub_ms;
+    int64_t cap_ms;            /* how long a user may choose: "up to" */
     int keep_line, scrub_line; /* 0: not set */
     ruleset *scrub;            /* [scrub fields KIND], or NULL */
 } kind_entry;
@@ -91,7 +92,7 @@ struct cv_policy {
     ruleset scrub;     /* applied by scrub to aged rows of every kind */
     kind_entry *kinds;
     int nkinds;
-    int64_t other_keep, other_scrub, ephemeral_ms;
+    int64_t other_keep, other_scrub, ephemeral_ms, other_cap;
     int other_keep_line, other_scrub_line, ephemeral_line;
     cv_merge_rules *merge; /* [merge]: how sync merges concurrent contexts */
     const char *source;    /* while parsing: the text's name, for messages */
@@ -330,6 +331,26 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
         bool keep = sec[0] == 'r';
         if (!valid_name(key, 64))
             return BAD("kind '%s' must be a-z, 0-9, '_' or '-'", key);
+        /* "DEFAULT up to CAP": a user's own retention may reach CAP */
+        char vbuf[128];
+        int64_t cap = 0; /* 0: the default is the cap */
+        const char *upto = keep ? strstr(v, " up to ") : NULL;
+        if (upto) {
+            const char *c = upto + 7;
+            c += strspn(c, " ");
+            if (!strcmp(c, "forever")) {
+                cap = CV_FOREVER;
+            } else if ((cap = cv_parse_duration(c)) <= 0) {
+                return BAD("cap '%s' for '%s' is not a duration (such as 365d) "
+                           "or 'forever'", c, key);
+            }
+            size_t n = (size_t)(upto - v);
+            if (n >= sizeof vbuf)
+                return BAD("retention '%s' for '%s' is too long", v, key);
+            memcpy(vbuf, v, n);
+            vbuf[n] = '\0';
+            v = vbuf;
+        }
         if (!strcmp(v, "forever") || (!keep && !strcmp(v, "never"))) {
             ms = CV_FOREVER;
         } else if (keep && !strcmp(v, "user")) {
@@ -342,19 +363,29 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
                             : BAD("scrub age '%s' for '%s' is not a duration "
                                   "(such as 90d) or 'never'", v, key);
         }
+        if (upto && (ms == CV_USER_DEFINED || ms == CV_FOREVER))
+            return BAD("'%s' for '%s' takes no cap: a user's choice is "
+                       "%s", v, key, ms == CV_FOREVER ? "never longer than forever"
+                                                      : "already the retention");
+        if (upto && cap != CV_FOREVER && cap < ms)
+            return BAD("cap for '%s' is shorter than its retention %s", key, v);
         int *slot;
-        int64_t *dst;
+        int64_t *dst, *capdst = NULL;
         if (!strcmp(key, "other")) {
             slot = keep ? &p->other_keep_line : &p->other_scrub_line;
             dst = keep ? &p->other_keep : &p->other_scrub;
+            capdst = keep ? &p->other_cap : NULL;
         } else {
             kind_entry *k = kind_get(p, key);
             slot = keep ? &k->keep_line : &k->scrub_line;
             dst = keep ? &k->keep_ms : &k->scrub_ms;
+            capdst = keep ? &k->cap_ms : NULL;
         }
         if (set_once(slot, line, key, err, errlen) < 0)
             return -1;
         *dst = ms;
+        if (capdst)
+            *capdst = upto ? cap : ms;
         return 0;
     }
     if (!strcmp(sec, "privacy")) {
@@ -606,6 +637,7 @@ cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
     cv_policy *p = cv_calloc(1, sizeof *p);
     /* what a policy that leaves these out gets: DESIGN §4 */
     p->other_keep = 30 * DAY_MS;
+    p->other_cap = 30 * DAY_MS;
     p->other_scrub = 90 * DAY_MS;
     p->ephemeral_ms = HOUR_MS;
     p->merge = cv_merge_rules_new(); /* every field lww */
@@ -687,6 +719,12 @@ int64_t cv_policy_keep_ms(const cv_policy *p, const char *kind)
 {
     const kind_entry *k = kind_find(p, kind);
     return k && k->keep_line ? k->keep_ms : p->other_keep;
+}
+
+int64_t cv_policy_cap_ms(const cv_policy *p, const char *kind)
+{
+    const kind_entry *k = kind_find(p, kind);
+    return k && k->keep_line ? k->cap_ms : p->other_cap;
 }
 
 int64_t cv_policy_scrub_ms(const cv_policy *p, const char *kind)

@@ -1,6 +1,8 @@
 /* policy.h - the retention and field policy (etc/policy.conf).
  *
- * [retention]  kind = DURATION | forever | user    (how long rows are kept)
+ * [retention]  kind = DURATION [up to CAP] | forever | user
+ *                                                (how long rows are kept;
+ *                                                 a user may choose up to CAP)
  * [scrub]      kind = DURATION                    (when personal data goes)
  * [privacy]    ephemeral = DURATION               (privacy level limits)
  * [merge]      FIELD = lww | union N | max | siblings
@@ -70,6 +72,10 @@ void cv_policy_destroy(cv_policy **p);
 /* Retention of a kind in ms, CV_FOREVER or CV_USER_DEFINED. Kinds not
  * listed take the "other" entry. */
 int64_t cv_policy_keep_ms(const cv_policy *p, const char *kind);
+/* How long a user's own retention may keep rows of a kind, in ms or
+ * CV_FOREVER ("30d up to 365d": 365d); without "up to", the retention
+ * itself, so a user can only shorten it. Meaningless for "user" kinds. */
+int64_t cv_policy_cap_ms(const cv_policy *p, const char *kind);
 /* Scrub age of a kind in ms (CV_FOREVER: never scrubbed). */
 int64_t cv_policy_scrub_ms(const cv_policy *p, const char *kind);
 /* Retention of the ephemeral privacy level in ms (default 1h). */

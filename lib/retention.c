@@ -39,15 +39,17 @@ void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
                           int64_t created_at, const cv_profile *prof,
                           int64_t *expires_at, int64_t *scrub_after)
 {
-    int64_t user_keep = CV_FOREVER;
-    if (prof && prof->known && prof->retention_days >= 0)
-        user_keep = prof->retention_days * 86400000LL;
-
+    int64_t days = prof && prof->known ? prof->retention_days : CV_DAYS_UNSET;
     int64_t keep = cv_policy_keep_ms(pol, kind);
-    if (keep == CV_USER_DEFINED)
-        keep = user_keep;
-    else
-        keep = cv_sooner(keep, user_keep);
+    if (days != CV_DAYS_UNSET) {
+        /* the user's choice, within what the operator allows the kind */
+        int64_t user_keep = days >= 0 ? days * 86400000LL : CV_FOREVER;
+        keep = keep == CV_USER_DEFINED
+                   ? user_keep
+                   : cv_sooner(user_keep, cv_policy_cap_ms(pol, kind));
+    } else if (keep == CV_USER_DEFINED) {
+        keep = CV_FOREVER;
+    }
     if (prof && prof->known && prof->privacy == CV_PRIVACY_EPHEMERAL)
         keep = cv_sooner(keep, cv_policy_ephemeral_ms(pol));
 
@@ -72,7 +74,7 @@ int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
 {
     memset(p, 0, sizeof *p);
     p->known = true;
-    p->retention_days = -1;
+    p->retention_days = CV_DAYS_UNSET;
     if (lvl->type == CV_JS_STRING) {
         char buf[32];
         if (!cv_jfield_string(lvl, buf, sizeof buf) ||
@@ -93,12 +95,14 @@ int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
             return BAD("\"retention_days\" must be a whole number of days "
                           "from 0 to 36500, or null for forever");
         p->retention_days = d;
-    } else if (days->type == CV_JS_STRING) {
-        /* the way a person says null, as applications send it */
-        if (days->len != 7 || memcmp(days->val, "forever", 7) != 0)
+    } else if (days->type == CV_JS_STRING || days->type == CV_JS_NULL) {
+        /* "forever" is how applications say null */
+        if (days->type == CV_JS_STRING &&
+            (days->len != 7 || memcmp(days->val, "forever", 7) != 0))
             return BAD("\"retention_days\" must be a number of days, "
                        "\"forever\" or null");
-    } else if (days->type != CV_JS_ABSENT && days->type != CV_JS_NULL) {
+        p->retention_days = CV_DAYS_FOREVER;
+    } else if (days->type != CV_JS_ABSENT) {
         return BAD("\"retention_days\" must be a number of days, "
                    "\"forever\" or null");
     }

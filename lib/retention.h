@@ -19,10 +19,14 @@ typedef enum {
     CV_PRIVACY_EPHEMERAL,
 } cv_privacy;
 
+/* A user's own retention: days, or one of these. */
+#define CV_DAYS_UNSET (-1)   /* not chosen: each kind's default */
+#define CV_DAYS_FOREVER (-2) /* until erased, as far as each kind's cap allows */
+
 typedef struct {
     bool known;             /* a profile event has been seen */
     cv_privacy privacy;
-    int64_t retention_days; /* < 0: forever */
+    int64_t retention_days; /* >= 0, CV_DAYS_UNSET or CV_DAYS_FOREVER */
 } cv_profile;
 
 /* The smaller of two durations or times, where < 0 means never. */
@@ -33,13 +37,16 @@ bool cv_privacy_parse(const char *s, cv_privacy *out);
 const char *cv_privacy_name(cv_privacy p);
 
 /* Read the privacy_level and retention_days members of a profile event
- * (either may be absent or null). 0, or -1 with a reason. */
+ * (either may be absent; retention_days null or "forever" is forever). 0,
+ * or -1 with a reason. */
 int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
                            cv_profile *p, char *reason, size_t rlen);
 
 /* Compute expires_at and scrub_after (ms; -1 for never) of a row of kind
  * with event time ts that arrived at created_at. Retention counts from the
- * earlier of the two, so a clock running ahead cannot extend it. */
+ * earlier of the two, so a clock running ahead cannot extend it. The
+ * user's own retention, when chosen, replaces the kind's default up to
+ * the kind's cap (cv_policy_cap_ms); ephemeral caps it at an hour. */
 void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
                           int64_t created_at, const cv_profile *prof,
                           int64_t *expires_at, int64_t *scrub_after);

@@ -121,7 +121,7 @@ static int user_get(cv_store *s, const char *user, int64_t *uid,
         return -1;
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     memset(out, 0, sizeof *out);
-    out->retention_days = -1;
+    out->retention_days = CV_DAYS_UNSET;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *uid = sqlite3_column_int64(st, 0);
@@ -129,8 +129,11 @@ static int user_get(cv_store *s, const char *user, int64_t *uid,
         const char *lvl = (const char *)sqlite3_column_text(st, 1);
         if (lvl)
             cv_privacy_parse(lvl, &out->privacy);
+        /* NULL: not chosen; -1: forever (profiles.retention_days) */
         if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-            out->retention_days = sqlite3_column_int64(st, 2);
+            out->retention_days = sqlite3_column_int64(st, 2) < 0
+                                      ? CV_DAYS_FOREVER
+                                      : sqlite3_column_int64(st, 2);
     }
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) {
@@ -251,8 +254,8 @@ static int profile_apply(cv_store *s, const char *user, int64_t uid,
     sqlite3_bind_int64(st, 1, uid);
     if (p->privacy != CV_PRIVACY_UNSET)
         sqlite3_bind_text(st, 2, cv_privacy_name(p->privacy), -1, SQLITE_STATIC);
-    if (p->retention_days >= 0)
-        sqlite3_bind_int64(st, 3, p->retention_days);
+    if (p->retention_days != CV_DAYS_UNSET)
+        sqlite3_bind_int64(st, 3, p->retention_days >= 0 ? p->retention_days : -1);
     sqlite3_bind_int64(st, 4, ts);
     sqlite3_bind_text(st, 5, event_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);

@@ -234,8 +234,13 @@ test_bad_requests_get_their_code_and_store_keeps_answering() {
     api '{"op":"interactions.query","user":"someone","limit":3}'
     assertEquals "a good request after them" 3 "$(echo "$REPLY" | json_q "json_array_length(j, '$.events')")"
     # counted by code: 6 bad_request above, 1 unknown_op, 2 not_found, ...
-    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 6\$'" ||
-        fail "bad requests counted: $(curl -s "$URL/metrics" | grep control_errors)"
+    # store reports its counters now and then: wait for a report made
+    # after the last refusal (forbidden, the loop's last; too_large after
+    # it), not only for one that has the bad requests
+    wait_until 20 sh -c "curl -s '$URL/metrics' > '$TEST_TMP/m.txt' &&
+        grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 6\$' '$TEST_TMP/m.txt' &&
+        grep -q '^ctxvault_control_errors_total{.*code=\"too_large\"} 1\$' '$TEST_TMP/m.txt'" ||
+        fail "refusals counted: $(curl -s "$URL/metrics" | grep control_errors)"
     assertEquals "unknown ops counted" 1 "$(sample ctxvault_control_errors_total 'code="unknown_op"')"
     assertEquals "unknown users counted" 2 "$(sample ctxvault_control_errors_total 'code="not_found"')"
     assertEquals "oversize counted" 1 "$(sample ctxvault_control_errors_total 'code="too_large"')"

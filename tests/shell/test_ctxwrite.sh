@@ -238,7 +238,7 @@ test_profile_set_reapplies_retention_to_stored_rows_only_tighter() {
     assertEquals "the profile says 60" 60 "$(reply '$.profile.retention_days')"
     assertEquals "stored rows stay at 3 days" 3.0 "$(expiry_days interaction)"
     api '{"op":"context.save","user":"heidi","id":"h-ctx-2","fields":{"summary":"t"}}'
-    assertEquals "a new row gets the 30-day default (60 is not shorter)" 30.0 \
+    assertEquals "a new context gets the user's 60 days (contexts go up to forever)" 60.0 \
         "$(sql "SELECT (expires_at - ts) / 86400000.0 FROM events WHERE id = 'h-ctx-2'")"
     # a setting left out keeps its value
     api '{"op":"profile.set","user":"heidi","preferences":{"theme":"light"}}'
@@ -286,8 +286,12 @@ test_bad_write_requests_get_their_codes_and_store_nothing() {
     assertEquals "nothing stored" 0 "$(rows)"
     api '{"op":"ping"}'
     assertEquals "store still answers" 0 "$STATUS_API"
-    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 16\$'" ||
-        fail "bad requests counted: $(curl -s "$URL/metrics" | grep control_errors)"
+    # store reports now and then: wait for a report made after the last
+    # refusal, not only for one that has the bad requests
+    wait_until 20 sh -c "curl -s '$URL/metrics' > '$TEST_TMP/m.txt' &&
+        grep -q '^ctxvault_control_errors_total{.*code=\"bad_request\"} 16\$' '$TEST_TMP/m.txt' &&
+        grep -q '^ctxvault_control_errors_total{.*code=\"unknown_op\"} 1\$' '$TEST_TMP/m.txt'" ||
+        fail "refusals counted: $(curl -s "$URL/metrics" | grep control_errors)"
     assertEquals "not_found counted" 1 "$(metric_sum ctxvault_control_errors_total 'code="not_found"')"
 }
 

@@ -99,6 +99,49 @@ test_profile_retention_days_shortens_what_is_kept_old_rows_too() {
     assertEquals "replays of the 365-day user after 92 days" 0 "$(ctxvault query --user user-long --kind replay | grep -c .)"
 }
 
+# The storage requirements' purges, with their own member names: a user
+# who chose 90 days loses an interaction on day 90, one who chose 365 on
+# day 365, one who chose "forever" never; a user who chose nothing keeps
+# the kind's default (30 days); snapshots keep their 7-day cap whatever
+# the user chose.
+test_the_users_retention_choice_governs_their_interactions_within_caps() {
+    {
+        for u in 90 365 forever none; do
+            case $u in
+            none) printf '{"kind":"profile","userId":"user-%s","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"private"}\n' "$u" ;;
+            forever) printf '{"kind":"profile","userId":"user-%s","timestamp":"2026-11-01T00:00:00Z","dataRetentionDays":"forever"}\n' "$u" ;;
+            *) printf '{"kind":"profile","userId":"user-%s","timestamp":"2026-11-01T00:00:00Z","dataRetentionDays":%s}\n' "$u" "$u" ;;
+            esac
+            event 1 "user-$u" interaction
+            event 2 "user-$u" context
+            event 3 "user-$u" snapshot
+        done
+    } > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    assertEquals "rows stored" 16 "$(rows)"
+    # day 8: every snapshot is gone, nothing else
+    sweep 2026-11-09T00:00:00Z
+    assert_status sweep 0 $?
+    assertEquals "snapshots after a week" 0 "$(kind_rows snapshot)"
+    assertEquals "interactions after a week" 4 "$(kind_rows interaction)"
+    # day 31: the default's 30 days are over for the user who chose nothing
+    sweep 2026-12-02T00:00:00Z
+    assertEquals "user-none's interaction and context" 1 "$(user_rows user-none)"
+    assertEquals "user-90's rows on day 31" 3 "$(user_rows user-90)"
+    # day 91: the 90-day user's purge
+    sweep 2027-01-31T00:00:00Z
+    assertEquals "user-90's rows on day 91, profile included" 0 "$(user_rows user-90)"
+    assertEquals "user-365's rows on day 91" 3 "$(user_rows user-365)"
+    # day 366: the 365-day user's purge, profile included
+    sweep 2027-11-02T00:00:00Z
+    assertEquals "user-365's rows on day 366" 0 "$(user_rows user-365)"
+    # a year and more on, "forever" still has everything but the snapshot
+    sweep 2029-01-01T00:00:00Z
+    assertEquals "user-forever's rows" 3 "$(user_rows user-forever)"
+    assertEquals "user-forever's interactions never expire" 1 \
+        "$(sql "SELECT count(*) FROM events WHERE kind = 'interaction' AND expires_at IS NULL")"
+}
+
 test_ephemeral_events_are_gone_after_an_hour() {
     {
         event 0 user-eph profile ',"privacy_level":"ephemeral"'

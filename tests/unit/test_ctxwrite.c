@@ -267,9 +267,16 @@ TEST(profile_set_keeps_the_settings_it_leaves_out)
     CHECK_INT(json_integer_value(json_object_get(p, "retention_days")), 5);
     CHECK_STR(json_string_value(json_object_get(p, "privacy_level")), "private");
     json_decref(r);
-    /* null clears: kept until erased */
+    /* null is forever: kept until erased, as far as each kind's cap allows */
     r = ask(&x, "{\"op\":\"profile.set\",\"user\":\"u1\",\"retention_days\":null}");
-    CHECK(json_is_null(json_object_get(json_object_get(r, "profile"), "retention_days")));
+    CHECK_STR(json_string_value(json_object_get(json_object_get(r, "profile"),
+                                                "retention_days")), "forever");
+    json_decref(r);
+    CHECK_INT(cvt_q(&x.f, "SELECT retention_days FROM profiles"), -1);
+    /* and stays forever when a later request leaves it out */
+    r = ask(&x, "{\"op\":\"profile.set\",\"user\":\"u1\",\"privacyLevel\":\"public\"}");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(r, "profile"),
+                                                "retention_days")), "forever");
     json_decref(r);
     CHECK_INT(cvt_q(&x.f, "SELECT retention_days FROM profiles"), -1);
     teardown(&x);

@@ -55,6 +55,12 @@ TEST(policy_default_parses)
     CHECK_INT(cv_policy_scrub_ms(p, "audit"), 90 * DAY);
     CHECK_INT(cv_policy_scrub_ms(p, "no-such-kind"), 90 * DAY);
     CHECK_INT(cv_policy_ephemeral_ms(p), 3600000);
+    /* a user may keep interactions and contexts as long as they choose;
+     * snapshots and traces only as long as the operator keeps them */
+    CHECK_INT(cv_policy_cap_ms(p, "interaction"), CV_FOREVER);
+    CHECK_INT(cv_policy_cap_ms(p, "context"), CV_FOREVER);
+    CHECK_INT(cv_policy_cap_ms(p, "snapshot"), 7 * DAY);
+    CHECK_INT(cv_policy_cap_ms(p, "trace"), 30 * DAY);
     const char *arg = NULL;
     CHECK_INT(cv_policy_op_for(p, "user_id", &arg), CV_OP_HASH);
     CHECK_STR(arg, "user");

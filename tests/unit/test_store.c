@@ -84,6 +84,75 @@ TEST(retention_follows_kind_then_profile)
     cvt_store_teardown(&f);
 }
 
+TEST(a_users_own_retention_governs_within_each_kinds_cap)
+{
+    cvt_store f;
+    char err[256];
+    /* the shipped policy's retention, user ids kept so rows are found */
+    CHECK_INT(cvt_store_setup(&f, "[retention]\nsnapshot = 7d\ntrace = 30d\n"
+                                  "interaction = 30d up to forever\n"
+                                  "context = 30d up to forever\nprofile = user\n"
+                                  "other = 30d\n[fields]\nuser_id = keep\n"), 0);
+    int64_t day = 86400000LL, base = 1767225600000LL; /* 2026-01-01 */
+    /* the user's choices, as the storage requirements name them */
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p90\",\"kind\":\"profile\",\"user_id\":\"u90\","
+                                "\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":90}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p365\",\"kind\":\"profile\",\"user_id\":\"u365\","
+                                "\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":365}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"pf\",\"kind\":\"profile\",\"user_id\":\"uf\","
+                                "\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":\"forever\"}"), 1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"pn\",\"kind\":\"profile\",\"user_id\":\"un\","
+                                "\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"private\"}"), 1);
+    static const char *const users[] = {"u90", "u365", "uf", "un", "nobody"};
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 3; k++) {
+            static const char *const kinds[] = {"interaction", "context", "snapshot"};
+            char *e = cv_fmt("{\"id\":\"%s-%s\",\"kind\":\"%s\",\"user_id\":\"%s\","
+                             "\"ts\":\"2026-01-01T00:00:00Z\"}", users[i], kinds[k],
+                             kinds[k], users[i]);
+            CHECK_INT(cvt_store_add(&f, e), 1);
+            free(e);
+        }
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
+    /* interactions and contexts: as long as the user chose (day 90, day
+     * 365, never), the kind's default when they chose nothing */
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='u90-interaction'"), base + 90 * day);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='u365-context'"), base + 365 * day);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='uf-interaction'"), -1);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='un-interaction'"), base + 30 * day);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='nobody-context'"), base + 30 * day);
+    /* snapshots keep their short cap whatever the user chose */
+    CHECK_INT(cvt_q(&f, "SELECT count(*) FROM events WHERE kind='snapshot' AND "
+                        "expires_at = 1767225600000 + 7 * 86400000"), 5);
+    /* the profile itself: as long as the user's retention; forever: never */
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='pf'"), -1);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p365'"), base + 365 * day);
+    /* stored as chosen: -1 forever, NULL never chosen */
+    CHECK_INT(cvt_q(&f, "SELECT retention_days FROM profiles JOIN users USING(uid) WHERE user_id='uf'"), -1);
+    CHECK_INT(cvt_q(&f, "SELECT retention_days IS NULL FROM profiles JOIN users USING(uid) WHERE user_id='un'"), 1);
+    cvt_store_teardown(&f);
+    /* a cap bounds the choice; without "up to" a user can only shorten */
+    cv_policy *p = cv_policy_parse("t", "[retention]\ninteraction = 30d up to 365d\n"
+                                   "trace = 30d\n", NULL);
+    cv_profile forever = {.known = true, .retention_days = CV_DAYS_FOREVER};
+    cv_profile week = {.known = true, .retention_days = 7};
+    int64_t exp, scrub;
+    cv_retention_compute(p, "interaction", base, base, &forever, &exp, &scrub);
+    CHECK_INT(exp, base + 365 * day);
+    cv_retention_compute(p, "trace", base, base, &forever, &exp, &scrub);
+    CHECK_INT(exp, base + 30 * day);
+    cv_retention_compute(p, "trace", base, base, &week, &exp, &scrub);
+    CHECK_INT(exp, base + 7 * day);
+    cv_policy_destroy(&p);
+    int problems;
+    p = cv_policy_parse("t", "[retention]\ninteraction = 30d up to 7d\n", &problems);
+    CHECK_INT(problems, 1);
+    cv_policy_destroy(&p);
+    p = cv_policy_parse("t", "[retention]\ninteraction = 30d up to soon\n", &problems);
+    CHECK_INT(problems, 1);
+    cv_policy_destroy(&p);
+}
+
 TEST(ephemeral_and_anonymous_profiles_tighten_rows)
 {
     cvt_store f;
