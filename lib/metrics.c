@@ -32,6 +32,7 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_ttl_records_expired", G, "Rows past their retention and still stored.", NULL},
     {"ctxvault_ttl_oldest_expired_age_seconds", G, "How long ago the oldest row still stored expired.", NULL},
     {"ctxvault_pii_records_scrubbed_total", C, "Rows whose personal data was scrubbed.", NULL},
+    {"ctxvault_rows_anonymised_total", C, "Rows of anonymous users anonymised (on arrival, or when the user turned anonymous).", NULL},
     {"ctxvault_pii_scrubbing_duration_seconds", H, "Time a scrub run took.", NULL},
     {"ctxvault_pii_fields_scrubbed_total", C, "Fields changed by scrubbing.", NULL},
     {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed.", NULL},

@@ -1,6 +1,7 @@
 /* store.c - checking, scheduling and inserting events in batches. */
 #include "store.h"
 
+#include "anonymise.h"
 #include "fieldcrypt.h"
 #include "jscan.h"
 #include "event.h"
@@ -26,7 +27,9 @@ struct cv_store {
     cv_store_stats st;
     /* the open batch's counts: added to st at COMMIT, dropped by a
      * rollback, so the totals are of what the database holds */
-    uint64_t batch_inserted, batch_duplicates, batch_profiles, batch_arrival;
+    uint64_t batch_inserted, batch_duplicates, batch_profiles, batch_arrival,
+        batch_anonymised;
+    cv_anon *anon;               /* an anonymous user's rows: anonymise.h */
     char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
     int64_t last_uid;            /* its user's users.uid, or -1 */
     cv_scrub_buf scrubbed;       /* a body scrubbed on arrival */
@@ -52,6 +55,7 @@ cv_store *cv_store_new(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
     s->pol = pol;
     s->kr = kr;
     s->max_depth = max_depth;
+    s->anon = cv_anon_new(kr);
     const char *arg;
     s->hashed_users = cv_policy_op_for(pol, "user_id", &arg) == CV_OP_HASH;
     return s;
@@ -65,6 +69,7 @@ void cv_store_destroy(cv_store **p)
     for (int i = 0; i < PROFILE_CACHE; i++)
         free(s->cache[i].user);
     free(s->scrubbed.text);
+    cv_anon_destroy(&s->anon);
     free(s);
     *p = NULL;
 }
@@ -162,10 +167,117 @@ static int64_t col_or_never(sqlite3_stmt *st, int i)
                                                      : sqlite3_column_int64(st, i);
 }
 
+static int user_get(cv_store *s, const char *user, int64_t *uid,
+                    cv_profile *out);
+static void round_schedule(cv_row *r);
+
+/* A user who turned anonymous: every row of theirs but the profile is
+ * scrubbed (if it was not), anonymised and moved to its per-day pseudonym
+ * (anonymise.h), in the open transaction, as if it had arrived so. */
+static int anonymise_stored(cv_store *s, int64_t uid, const cv_profile *prof)
+{
+    sqlite3_stmt *sel = cv_db_stmt(s->db,
+        "SELECT seq FROM events WHERE uid = ? AND kind <> 'profile'");
+    if (!sel)
+        return -1;
+    sqlite3_bind_int64(sel, 1, uid);
+    int64_t *seqs = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        if (n == cap)
+            seqs = cv_realloc(seqs, (cap = cap ? cap * 2 : 64) * sizeof *seqs);
+        seqs[n++] = sqlite3_column_int64(sel, 0);
+    }
+    sqlite3_reset(sel);
+    sqlite3_stmt *one = cv_db_stmt(s->db,
+        "SELECT e.id, e.kind, e.type, e.ts, e.created_at, e.scrubbed_at, e.body,"
+        " u.user_id FROM events e JOIN users u ON u.uid = e.uid WHERE e.seq = ?");
+    sqlite3_stmt *del = cv_db_stmt(s->db, "DELETE FROM events WHERE seq = ?");
+    if (rc != SQLITE_DONE || !one || !del) {
+        free(seqs);
+        return -1;
+    }
+    int result = 0;
+    for (size_t i = 0; i < n && result == 0; i++) {
+        sqlite3_bind_int64(one, 1, seqs[i]);
+        if (sqlite3_step(one) != SQLITE_ROW) {
+            sqlite3_reset(one);
+            result = -1;
+            break;
+        }
+        char *kind = cv_strdup((const char *)sqlite3_column_text(one, 1));
+        const char *type_c = (const char *)sqlite3_column_text(one, 2);
+        char *type = type_c ? cv_strdup(type_c) : NULL;
+        char *user = cv_strdup((const char *)sqlite3_column_text(one, 7));
+        int64_t ts = sqlite3_column_int64(one, 3);
+        int64_t created = sqlite3_column_int64(one, 4);
+        bool scrubbed = sqlite3_column_type(one, 5) != SQLITE_NULL;
+        size_t blen = (size_t)sqlite3_column_bytes(one, 6);
+        char *body = cv_malloc(blen + 1);
+        memcpy(body, sqlite3_column_blob(one, 6), blen);
+        body[blen] = '\0';
+        sqlite3_reset(one);
+        char err[256];
+        const char *b = body;
+        size_t bl = blen;
+        if (!scrubbed && cv_policy_scrubs(s->pol)) {
+            int k = cv_scrub_body(s->pol, s->kr, kind, body, blen, &s->scrubbed,
+                                  &ts, NULL, NULL, err, sizeof err);
+            if (k > 0)
+                b = s->scrubbed.text, bl = s->scrubbed.len;
+            else if (k < 0)
+                cv_warn("cannot scrub row %lld of a user turned anonymous: %s",
+                        (long long)seqs[i], err);
+        }
+        cv_anon_row an;
+        int64_t auid;
+        cv_profile ap;
+        if (cv_anon_apply(s->anon, user, b, bl, ts, &an, err, sizeof err) < 0) {
+            cv_warn("cannot anonymise row %lld: %s", (long long)seqs[i], err);
+            result = -1;
+        } else if (user_get(s, an.user, &auid, &ap) < 0) {
+            result = -1;
+        } else {
+            cv_row row = {.id = an.id, .uid = auid, .kind = kind, .type = type,
+                          .ts = an.ts, .created_at = created, .scrubbed_at = created,
+                          .body = an.text, .body_len = an.len};
+            cv_retention_compute(s->pol, kind, an.ts, created, prof,
+                                 &row.expires_at, &row.scrub_after);
+            round_schedule(&row);
+            row.scrubbed_at = row.created_at;
+            uint8_t sum[CV_CHECKSUM_BYTES];
+            if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), an.id, an.user,
+                                kind, row.ts, row.body, row.body_len, sum) < 0) {
+                result = -1;
+            } else {
+                row.checksum = sum;
+                row.checksum_len = sizeof sum;
+                sqlite3_bind_int64(del, 1, seqs[i]);
+                if (sqlite3_step(del) != SQLITE_DONE ||
+                    cv_db_insert(s->db, &row) < 0)
+                    result = -1;
+                sqlite3_reset(del);
+                s->st.rows_anonymised++;
+            }
+        }
+        free(an.text);
+        free(body);
+        free(kind);
+        free(type);
+        free(user);
+    }
+    free(seqs);
+    return result;
+}
+
 /* Recompute expires_at and scrub_after of every row of the user; rewrite
  * only the rows whose schedule changes. */
 static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
 {
+    if (prof->known && prof->privacy == CV_PRIVACY_ANONYMOUS &&
+        anonymise_stored(s, uid, prof) < 0)
+        return -1;
     sqlite3_stmt *sel = cv_db_stmt(s->db,
         "SELECT seq, kind, ts, created_at, expires_at, scrub_after FROM events"
         " WHERE uid = ?");
@@ -365,11 +477,39 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         row.scrubbed_at = row.created_at;
         s->batch_arrival++;
     }
+    /* an anonymous user's row: no identifier left, the hour for a time,
+     * under a pseudonym of the day (anonymise.h); acknowledged under the
+     * id it came with, so the producer's resend still finds it */
+    cv_anon_row an = {0};
+    const char *row_user = user;
+    if (!is_profile && prof.known && prof.privacy == CV_PRIVACY_ANONYMOUS) {
+        char aerr[256];
+        int64_t auid;
+        cv_profile ap;
+        if (cv_anon_apply(s->anon, user, row.body, row.body_len, row.ts, &an,
+                          aerr, sizeof aerr) < 0)
+            return REJECT("cannot anonymise on arrival: %s", aerr);
+        if (user_get(s, an.user, &auid, &ap) < 0) {
+            free(an.text);
+            goto failed;
+        }
+        row.uid = auid;
+        row.id = an.id;
+        row.body = an.text;
+        row.body_len = an.len;
+        row.ts = an.ts;
+        round_schedule(&row);
+        if (row.scrubbed_at >= 0)
+            row.scrubbed_at = row.created_at;
+        row_user = an.user;
+        s->batch_anonymised++;
+    }
     uint8_t sum[CV_CHECKSUM_BYTES];
     if (cv_bench_no_durability()) {
         row.checksum = sum; /* an empty checksum */
-    } else if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), id, user, kind,
-                               row.ts, row.body, row.body_len, sum) < 0) {
+    } else if (cv_row_checksum(s->kr, cv_keyring_primary(s->kr), row.id, row_user,
+                               kind, row.ts, row.body, row.body_len, sum) < 0) {
+        free(an.text);
         snprintf(reason, rlen, "cannot checksum: no primary key");
         return CV_STORE_FAILED;
     } else {
@@ -377,6 +517,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         row.checksum_len = sizeof sum;
     }
     int rc = cv_db_insert(s->db, &row);
+    free(an.text);
     if (rc < 0)
         goto failed;
     if (rc == 0) {
@@ -410,8 +551,9 @@ int cv_store_commit(cv_store *s, char *err, size_t errlen)
     s->st.duplicates += s->batch_duplicates;
     s->st.profiles_applied += s->batch_profiles;
     s->st.scrubbed_on_arrival += s->batch_arrival;
+    s->st.anonymised_on_arrival += s->batch_anonymised;
     s->batch_inserted = s->batch_duplicates = s->batch_profiles =
-        s->batch_arrival = 0;
+        s->batch_arrival = s->batch_anonymised = 0;
     return 0;
 }
 
@@ -419,7 +561,7 @@ void cv_store_rollback(cv_store *s)
 {
     s->ndirty = 0;
     s->batch_inserted = s->batch_duplicates = s->batch_profiles =
-        s->batch_arrival = 0;
+        s->batch_arrival = s->batch_anonymised = 0;
     if (s->pending) {
         cv_db_rollback(s->db);
         s->pending = 0;

@@ -25,6 +25,8 @@ typedef struct {
     uint64_t profiles_applied;
     uint64_t rows_rescheduled;
     uint64_t scrubbed_on_arrival; /* rows due on arrival (anonymous users) */
+    uint64_t anonymised_on_arrival; /* an anonymous user's rows, arriving */
+    uint64_t rows_anonymised;     /* stored rows of a user turned anonymous */
 } cv_store_stats;
 
 /* Takes ownership of nothing: db, policy and keyring outlive the store. */

@@ -491,6 +491,10 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_cache_puts_total", NULL, (double)s->maint.cache_puts);
     cv_metrics_set(m, "ctxvault_pii_records_scrubbed_total", "when=arrival",
                    (double)st->scrubbed_on_arrival);
+    cv_metrics_set(m, "ctxvault_rows_anonymised_total", "when=arrival",
+                   (double)st->anonymised_on_arrival);
+    cv_metrics_set(m, "ctxvault_rows_anonymised_total", "when=switch",
+                   (double)st->rows_anonymised);
     char *wal = cv_fmt("%s-wal", cv_db_path(s->svc->db));
     cv_metrics_set(m, "ctxvault_wal_size_bytes", NULL, (double)cv_db_file_size(wal));
     free(wal);

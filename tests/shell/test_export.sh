@@ -106,7 +106,7 @@ test_json_has_the_latest_profile_and_the_rows_metadata() {
         "$(jq -r .profile.display_name "$TEST_TMP/export.json")"
     id=$(jq -r '.events.interaction[0].event.id' "$TEST_TMP/export.json")
     created=$(sql "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch') FROM events WHERE id = '$id'")
-    expires=$(sql "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / 1000.0, 'unixepoch') FROM events WHERE id = '$id'")
+    expires=$(sql "SELECT COALESCE(strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / 1000.0, 'unixepoch'), 'null') FROM events WHERE id = '$id'")
     assertEquals "stored.created_at" "$created" \
         "$(jq -r '.events.interaction[0].stored.created_at' "$TEST_TMP/export.json")"
     assertEquals "stored.expires_at" "$expires" \

@@ -25,7 +25,12 @@ test_sample_data_is_stored_whole() {
     # tests/data/README: 8 profiles, 20 interactions, 5 users
     assertEquals "profile rows" 8 "$(rows "kind='profile'")"
     assertEquals "interaction rows" 20 "$(rows "kind='interaction'")"
-    assertEquals "distinct users" 5 "$(sql 'SELECT COUNT(DISTINCT uid) FROM events')"
+    # the anonymous user's rows but their profile are under a pseudonym
+    # of the day (PRIVACY.md §2), which links them to no one
+    assertEquals "distinct identified users" 5 \
+        "$(sql "SELECT COUNT(DISTINCT user_id) FROM events_v WHERE user_id NOT LIKE 'anon:%'")"
+    assertTrue "an anonymous user's rows" \
+        "[ $(sql "SELECT COUNT(*) FROM events_v WHERE user_id LIKE 'anon:%'") -gt 0 ]"
 }
 
 test_second_run_of_the_same_input_stores_nothing_new() {

@@ -169,7 +169,7 @@ test_anonymous_users_rows_are_due_for_scrubbing_on_arrival() {
     anon=$(ctxvault query --user user-anon --limit 1 | json_get '$.user_id')
     priv=$(ctxvault query --user user-priv --limit 1 | json_get '$.user_id')
     assertEquals "anonymous rows due for scrubbing as they arrived" 2 \
-        "$(sql "SELECT count(*) FROM events_v WHERE user_id = '$anon' AND scrub_after = created_at")"
+        "$(sql "SELECT count(*) FROM events_v WHERE (user_id = '$anon' OR user_id LIKE 'anon:%') AND scrub_after = created_at")"
     assertEquals "private rows due for scrubbing on arrival" 0 \
         "$(sql "SELECT count(*) FROM events_v WHERE user_id = '$priv' AND scrub_after <= created_at")"
 }

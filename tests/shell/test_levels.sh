@@ -1,0 +1,86 @@
+#!/bin/sh
+# test_levels.sh - privacy levels as a user sets them in their profile:
+# "anonymous" (data aggregated, personal data removed) leaves no
+# identifier that links an anonymous user's rows to each other across
+# days or to the person: no pseudonym of their email, device or IP, no
+# sealed value, the user a pseudonym of the day, times to the hour; and a
+# user who turns anonymous has their stored rows made so too.
+SUITE=levels
+. "$CV_TOP/tests/shell/lib.sh"
+
+T0=2026-11-02T12:00:00Z
+
+# rich EVENT-TS USER [MORE]: an interaction with every kind of identifier
+rich() {
+    printf '{"kind":"interaction","userId":"%s","timestamp":"%s","type":"click","emailAddress":"%s@example.org","ipAddress":"81.2.69.160","deviceInfo":{"os":"Android 14","deviceId":"dev-%s","deviceName":"%s phone"},"query":"a private query","confidenceScore":0.5%s}\n' \
+        "$2" "$1" "$2" "$2" "$2" "${3:-}"
+}
+
+# day_users PREFIX: distinct stored users whose pseudonym starts with PREFIX
+day_users() {
+    sql "SELECT count(DISTINCT user_id) FROM events_v WHERE user_id LIKE '$1%'"
+}
+
+test_an_anonymous_users_rows_link_to_nothing() {
+    {
+        printf '{"kind":"profile","userId":"ann","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"anonymous"}\n'
+        rich 2026-11-02T10:17:23.456Z ann
+        rich 2026-11-02T11:41:05Z ann
+        rich 2026-11-03T09:05:00Z ann
+        rich 2026-11-02T10:59:01Z bob
+    } > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    assertEquals "every event stored" 5 "$(rows)"
+    # no identifier of ann survives: no pseudonym, no sealed value
+    assertEquals "ann's rows hold no pseudonym or sealed value" 0 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND (body LIKE '%hash:%' OR body LIKE '%enc:%')")"
+    assertEquals "bob's row keeps its pseudonyms" 1 \
+        "$(sql "SELECT count(*) FROM events_v WHERE body LIKE '%\"emailAddress\":\"hash:%' AND user_id NOT LIKE 'anon:%'")"
+    # what is not personal stays, for counts and aggregates
+    assertEquals "ann's rows keep the device's os" 3 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND body LIKE '%\"os\":\"Android 14\"%'")"
+    # one pseudonym a day: two days, two users that cannot be joined
+    assertEquals "ann on 2 November is one user" 1 "$(day_users anon:20261102:)"
+    assertEquals "ann on 3 November is another" 1 "$(day_users anon:20261103:)"
+    assertNotEquals "the two days' pseudonyms differ" \
+        "$(sql "SELECT user_id FROM events_v WHERE user_id LIKE 'anon:20261102:%' LIMIT 1" | cut -d: -f3)" \
+        "$(sql "SELECT user_id FROM events_v WHERE user_id LIKE 'anon:20261103:%' LIMIT 1" | cut -d: -f3)"
+    # times to the hour: the row's ts, the body's, and the id's time
+    assertEquals "ann's rows are on the hour" 3 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND ts % 3600000 = 0")"
+    assertEquals "and so is their arrival" 3 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND created_at % 3600000 = 0")"
+    assert_no_grep "$DB" '10:17:23|11:41:05|ann@example|dev-ann|ann phone' "the file holds no trace of ann's minutes or identifiers"
+    # the profile, her settings, stays hers: found by her id, and only it
+    ctxvault query --user ann --limit 10 > "$TEST_TMP/q.out" 2> "$TEST_TMP/q.err"
+    assertEquals "ann's id finds her profile alone" 1 "$(grep -c . "$TEST_TMP/q.out")"
+    assert_grep "$TEST_TMP/q.out" '"privacy_level":"anonymous"' "her profile"
+    # a replay of the same events stores nothing new
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    assertEquals "a replay adds nothing" 5 "$(rows)"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status "verify ($(head -c 300 "$TEST_TMP/verify.err"))" 0 $?
+}
+
+test_turning_anonymous_makes_the_stored_rows_anonymous_too() {
+    {
+        printf '{"kind":"profile","userId":"cat","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"private"}\n'
+        rich 2026-11-01T10:17:23Z cat
+        rich 2026-11-02T10:17:23Z cat
+        rich 2026-11-02T10:17:23Z dan
+    } > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    assertEquals "cat's rows under her pseudonym" 3 "$(ctxvault query --user cat --limit 10 | grep -c .)"
+    printf '{"kind":"profile","userId":"cat","timestamp":"2026-11-02T11:00:00Z","privacyLevel":"anonymous"}\n' > "$TEST_TMP/p.ndjson"
+    store_at "$T0" "$TEST_TMP/p.ndjson"
+    assertEquals "cat's id finds her two profiles only" 2 "$(ctxvault query --user cat --limit 10 | grep -c .)"
+    assertEquals "her interactions are anonymous now" 2 "$(day_users anon:)"
+    assertEquals "and hold no pseudonym or sealed value" 0 \
+        "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND (body LIKE '%hash:%' OR body LIKE '%enc:%')")"
+    assertEquals "dan is untouched" 1 "$(ctxvault query --user dan --limit 10 | grep -c .)"
+    ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status "verify ($(head -c 300 "$TEST_TMP/verify.err"))" 0 $?
+    assertEquals "on the hour" 0 "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND ts % 3600000 <> 0")"
+}
+
+. shunit2
