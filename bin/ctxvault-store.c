@@ -147,7 +147,8 @@ int main(int argc, char **argv)
     st = cv_store_new(db, pol, kr, cfg.max_depth);
     if (serve) {
         check = cv_dbcheck_start(cfg.db_file, cfg.check_integrity,
-                                 cfg.check_checksums ? kr : NULL);
+                                 cfg.check_checksums == CV_CHECKSUMS_YES
+                                     ? kr : NULL);
         if (!check) {
             cv_err("cannot start the database check: %s", strerror(errno));
             status = EX_OSERR;
@@ -161,7 +162,8 @@ int main(int argc, char **argv)
         check = svc.check;
         goto out;
     }
-    if (cfg.check_checksums) {
+    /* the filter ends soon: it checks before it writes, or not at all */
+    if (cfg.check_checksums == CV_CHECKSUMS_YES) {
         int64_t rows, bad = cv_db_check_checksums(db, kr, 10, &rows);
         if (bad != 0) {
             cv_err("database %s: %s; refusing to write to it: run 'ctxvault "

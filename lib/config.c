@@ -204,8 +204,18 @@ static int handle(void *arg, const char *sec, const char *key,
             if (!parse_bool(v, &c->check_integrity))
                 return BAD("check_integrity '%s' is not yes or no", v);
         } else if (!strcmp(key, "check_checksums")) {
-            if (!parse_bool(v, &c->check_checksums))
-                return BAD("check_checksums '%s' is not yes or no", v);
+            bool yes;
+            if (!strcmp(v, "background"))
+                c->check_checksums = CV_CHECKSUMS_BACKGROUND;
+            else if (parse_bool(v, &yes))
+                c->check_checksums = yes ? CV_CHECKSUMS_YES : CV_CHECKSUMS_NO;
+            else
+                return BAD("check_checksums '%s' is not yes, no or background", v);
+        } else if (!strcmp(key, "checksum_rate")) {
+            if (!cv_parse_int(v, 0, 100000000, &n))
+                return BAD("checksum_rate '%s' is not a number of rows per "
+                           "second from 0 (no limit) to 100000000", v);
+            c->checksum_rate = n;
         } else if (!strcmp(key, "keep_journal")) {
             if (!parse_bool(v, &c->journal))
                 return BAD("keep_journal '%s' is not yes or no", v);

@@ -7,6 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* check_checksums: when store checks every row's keyed checksum. */
+enum {
+    CV_CHECKSUMS_NO,          /* never */
+    CV_CHECKSUMS_YES,         /* before anything is acknowledged; a mismatch stops store */
+    CV_CHECKSUMS_BACKGROUND,  /* the service: beside its work, degrading health */
+};
+
 /* How a maintenance service runs: [sweep], [scrub]. */
 typedef struct {
     int64_t interval_ms;  /* between runs of the service */
@@ -62,7 +69,8 @@ typedef struct {
     int busy_timeout_ms;
     int64_t cache_size;   /* bytes */
     bool check_integrity; /* full integrity_check on start, not quick_check */
-    bool check_checksums; /* verify every row's checksum on start */
+    int check_checksums;  /* CV_CHECKSUMS_*: every row's checksum after a start */
+    int64_t checksum_rate;/* the background pass's rows per second (0: no limit) */
     bool journal;         /* keep the replay journal */
     int64_t journal_segment; /* bytes per journal segment file */
     cv_schedule sweep;    /* ctxvault-ttl-sweep */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STMT_CACHE 64
@@ -25,6 +26,8 @@ struct cv_db {
     sqlite3_session *sess;   /* records the open write transaction */
     int64_t lsn;             /* the last batch committed */
     char *why;               /* a failure that is not SQLite's */
+    cv_db_checkpoint_fn *ckpt_fn; /* told of every checkpoint */
+    void *ckpt_arg;
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -194,6 +197,90 @@ static int exec(cv_db *db, const char *sql)
     return sqlite3_exec(db->h, sql, NULL, NULL, NULL);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cv_db_checkpoint(cv_db *db, int mode, int *log, int *done)
+{
+    double t0 = mono_s();
+    int rc = sqlite3_wal_checkpoint_v2(db->h, NULL, mode, log, done);
+    if (db->ckpt_fn)
+        db->ckpt_fn(db->ckpt_arg, mono_s() - t0, rc);
+    return rc;
+}
+
+void cv_db_on_checkpoint(cv_db *db, cv_db_checkpoint_fn *fn, void *arg)
+{
+    db->ckpt_fn = fn;
+    db->ckpt_arg = arg;
+}
+
+static uint32_t get32be(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* SQLite's WAL checksum (walChecksumBytes): over 32-bit words taken big-
+ * or little-endian as the header's magic says, continuing from s. */
+static void wal_sum(bool big, const uint8_t *p, size_t n, uint32_t s[2])
+{
+    uint32_t s1 = s[0], s2 = s[1];
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint32_t a = big ? get32be(p + i)
+                         : (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 |
+                               (uint32_t)p[i + 2] << 16 | (uint32_t)p[i + 3] << 24;
+        uint32_t b = big ? get32be(p + i + 4)
+                         : (uint32_t)p[i + 4] | (uint32_t)p[i + 5] << 8 |
+                               (uint32_t)p[i + 6] << 16 | (uint32_t)p[i + 7] << 24;
+        s1 += a + s2;
+        s2 += b + s1;
+    }
+    s[0] = s1;
+    s[1] = s2;
+}
+
+int64_t cv_db_wal_commits(const char *wal_path)
+{
+    FILE *f = fopen(wal_path, "rb");
+    if (!f)
+        return 0;
+    uint8_t hdr[32];
+    int64_t commits = 0;
+    uint8_t *frame = NULL;
+    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr)
+        goto out;
+    uint32_t magic = get32be(hdr), page = get32be(hdr + 8);
+    if ((magic & 0xfffffffe) != 0x377f0682 || page < 512 || page > 65536 ||
+        (page & (page - 1)))
+        goto out;
+    bool big = magic & 1;
+    uint32_t sum[2] = {0, 0};
+    wal_sum(big, hdr, 24, sum);
+    if (sum[0] != get32be(hdr + 24) || sum[1] != get32be(hdr + 28))
+        goto out;
+    /* frames are valid while their salts are the header's and the
+     * checksum chain holds; SQLite replays up to the last commit among them */
+    frame = cv_malloc(24 + (size_t)page);
+    while (fread(frame, 1, 24 + (size_t)page, f) == 24 + (size_t)page) {
+        if (get32be(frame) == 0 || memcmp(frame + 8, hdr + 16, 8) != 0)
+            break;
+        wal_sum(big, frame, 8, sum);
+        wal_sum(big, frame + 24, page, sum);
+        if (sum[0] != get32be(frame + 16) || sum[1] != get32be(frame + 20))
+            break;
+        if (get32be(frame + 4) != 0)
+            commits++;
+    }
+out:
+    free(frame);
+    fclose(f);
+    return commits;
+}
+
 int cv_db_compact_step(cv_db *db, int64_t pages, int64_t max_ms,
                        cv_db_compaction *out)
 {
@@ -219,7 +306,7 @@ int cv_db_compact_step(cv_db *db, int64_t pages, int64_t max_ms,
     out->pages_after = cv_db_scalar(db, "PRAGMA page_count");
     /* the file is cut to its new size when the WAL is copied back; a
      * reader on an older snapshot defers that to a later checkpoint */
-    sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    cv_db_checkpoint(db, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     out->ms = cv_mono_ms() - t0;
     return 0;
 }
@@ -420,8 +507,12 @@ void cv_db_close(cv_db **p)
         for (int i = 0; i < db->ncache; i++)
             sqlite3_finalize(db->cache[i].st);
         db->ncache = 0;
-        sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-                                  NULL, NULL);
+        /* a service ran (and counted) this already, when nothing was written
+         * after it the WAL is empty: no second one */
+        char *wal = cv_fmt("%s-wal", db->path);
+        if (cv_db_file_size(wal) > 0)
+            cv_db_checkpoint(db, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        free(wal);
     }
     db_free(db);
     *p = NULL;
@@ -573,6 +664,9 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
     rec->wal_bytes = cv_db_file_size(wal);
     /* readers leave an empty WAL behind; only frames mean a crash */
     rec->wal_present = rec->wal_bytes > 0;
+    /* counted before SQLite opens it: its recovery leaves no count */
+    if (rec->wal_present)
+        rec->wal_commits = cv_db_wal_commits(wal);
     free(wal);
     rec->created = access(db->path, F_OK) != 0;
 
@@ -665,7 +759,10 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         (*code = open_journal(db, cfg, rec, err, errlen)))
         goto fail;
     /* fold what the WAL held into the database, and truncate it */
+    double c0 = mono_s();
     sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    rec->checkpointed = true;
+    rec->checkpoint_s = mono_s() - c0;
     rec->duration_ms = cv_mono_ms() - t0;
     *code = 0;
     return db;
@@ -778,15 +875,36 @@ int cv_db_insert(cv_db *db, const cv_row *r)
     return sqlite3_changes(db->h) > 0 ? 1 : 0;
 }
 
+/* The columns both checks read, from the events with their users. */
+#define ROW_COLUMNS \
+    "SELECT e.seq, e.id, u.user_id, e.kind, e.ts, e.body, e.checksum" \
+    " FROM events e LEFT JOIN users u ON u.uid = e.uid"
+
+/* Why the row at st (ROW_COLUMNS) fails its keyed checksum, or NULL. */
+static const char *row_problem(const cv_keyring *kr, sqlite3_stmt *st)
+{
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    const char *user = (const char *)sqlite3_column_text(st, 2);
+    const char *kind = (const char *)sqlite3_column_text(st, 3);
+    const char *body = (const char *)sqlite3_column_text(st, 5);
+    /* a NULL (a row whose user is gone, say) cannot match its sum */
+    int ok = cv_row_checksum_check(
+        kr, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
+        id ? id : "", user ? user : "", kind ? kind : "",
+        sqlite3_column_int64(st, 4), body ? body : "",
+        (size_t)sqlite3_column_bytes(st, 5));
+    return ok == 1 ? NULL
+           : ok == 0 ? "checksum mismatch: the row was changed outside ctxvault"
+           : ok == -2 ? "checksum under a retired key version"
+                      : "checksum under a key version the keyring lacks";
+}
+
 int64_t cv_db_check_checksums(cv_db *db, const cv_keyring *kr,
                               int64_t max_named, int64_t *rows)
 {
     sqlite3_stmt *st;
     *rows = 0;
-    if (sqlite3_prepare_v2(db->h,
-                           "SELECT e.seq, e.id, u.user_id, e.kind, e.ts, e.body, e.checksum"
-                           " FROM events e LEFT JOIN users u ON u.uid = e.uid",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->h, ROW_COLUMNS, -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot read rows of %s: %s", db->path, sqlite3_errmsg(db->h));
         return -1;
     }
@@ -796,22 +914,11 @@ int64_t cv_db_check_checksums(cv_db *db, const cv_keyring *kr,
     cv_progress_init(&pr, "checksums");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         (*rows)++;
+        const char *why = row_problem(kr, st);
         const char *id = (const char *)sqlite3_column_text(st, 1);
-        const char *user = (const char *)sqlite3_column_text(st, 2);
-        const char *kind = (const char *)sqlite3_column_text(st, 3);
-        const char *body = (const char *)sqlite3_column_text(st, 5);
-        /* a NULL (a row whose user is gone, say) cannot match its sum */
-        int ok = cv_row_checksum_check(
-            kr, sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6),
-            id ? id : "", user ? user : "", kind ? kind : "",
-            sqlite3_column_int64(st, 4), body ? body : "",
-            (size_t)sqlite3_column_bytes(st, 5));
-        if (ok != 1 && bad++ < max_named)
+        if (why && bad++ < max_named)
             cv_err("row %lld (id %s): %s", (long long)sqlite3_column_int64(st, 0),
-                   id ? id : "(null)",
-                   ok == 0 ? "checksum mismatch: the row was changed outside ctxvault"
-                   : ok == -2 ? "checksum under a retired key version"
-                              : "checksum under a key version the keyring lacks");
+                   id ? id : "(null)", why);
         cv_progress_update(&pr, (uint64_t)*rows, NULL);
     }
     cv_progress_done(&pr);
@@ -823,4 +930,30 @@ int64_t cv_db_check_checksums(cv_db *db, const cv_keyring *kr,
     if (bad > max_named)
         cv_err("... and %lld more bad rows", (long long)(bad - max_named));
     return bad;
+}
+
+int64_t cv_db_check_checksums_chunk(cv_db *db, const cv_keyring *kr,
+                                    int64_t *after, int64_t limit,
+                                    cv_db_bad_row_fn *bad, void *arg)
+{
+    sqlite3_stmt *st = cv_db_stmt(db, ROW_COLUMNS " WHERE e.seq > ?"
+                                      " ORDER BY e.seq LIMIT ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, *after);
+    sqlite3_bind_int64(st, 2, limit);
+    int64_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        *after = sqlite3_column_int64(st, 0);
+        const char *why = row_problem(kr, st);
+        if (why) {
+            const char *id = (const char *)sqlite3_column_text(st, 1);
+            bad(arg, *after, id ? id : "(null)", why);
+        }
+    }
+    /* the reset ends the read transaction: a checkpoint may pass it now */
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? n : -1;
 }

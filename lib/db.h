@@ -29,6 +29,9 @@ typedef struct {
     bool created;           /* a new database */
     int64_t checksum_bad;   /* rows failing their checksum (when checked) */
     int64_t replayed;       /* journal batches the database lacked */
+    int64_t wal_commits;    /* committed transactions SQLite replayed from the WAL */
+    bool checkpointed;      /* the open's checkpoint ran ... */
+    double checkpoint_s;    /* ... and took this long */
 } cv_recovery;
 
 /* Open (creating if needed) for writing: take the lock, apply the pragmas,
@@ -103,6 +106,27 @@ int cv_db_insert(cv_db *db, const cv_row *row);
 struct cv_keyring;
 int64_t cv_db_check_checksums(cv_db *db, const struct cv_keyring *kr,
                               int64_t max_named, int64_t *rows);
+/* The same check a chunk at a time, for a pass beside the writer: the
+ * rows with seq > *after, at most limit of them, in seq order, in one
+ * short read transaction. Each bad row goes to bad (its seq, id, and
+ * why); *after gets the last seq read. Rows read (0: the end), or -1. */
+typedef void cv_db_bad_row_fn(void *arg, int64_t seq, const char *id,
+                              const char *why);
+int64_t cv_db_check_checksums_chunk(cv_db *db, const struct cv_keyring *kr,
+                                    int64_t *after, int64_t limit,
+                                    cv_db_bad_row_fn *bad, void *arg);
+
+/* A WAL checkpoint of the writer's connection (mode: SQLITE_CHECKPOINT_*),
+ * timed and told to the hook set with cv_db_on_checkpoint: every
+ * checkpoint store runs goes through here, so the metrics count them all.
+ * SQLite's result code; log and done as sqlite3_wal_checkpoint_v2's. */
+int cv_db_checkpoint(cv_db *db, int mode, int *log, int *done);
+typedef void cv_db_checkpoint_fn(void *arg, double seconds, int rc);
+void cv_db_on_checkpoint(cv_db *db, cv_db_checkpoint_fn *fn, void *arg);
+/* Committed transactions in a WAL file: the commit frames of its valid
+ * prefix (salts and checksum chain as SQLite checks them), which SQLite
+ * replays when it opens the database. 0 when there is no valid WAL. */
+int64_t cv_db_wal_commits(const char *wal_path);
 
 /* Describe the last error of the connection. */
 const char *cv_db_errmsg(cv_db *db);

@@ -29,4 +29,35 @@ int cv_dbcheck_state(cv_dbcheck *c, const char **finding, int64_t *ms);
 /* Stop the check if it still runs (interrupting SQLite) and free it. */
 void cv_dbcheck_destroy(cv_dbcheck **p);
 
+/* The background checksum pass (check_checksums = background): every
+ * row's keyed checksum, on a read-only connection in a thread, a chunk of
+ * rows per short read transaction, so the writer's checkpoints are never
+ * held up for long. It only reports: the service degrades its health when
+ * rows fail, and goes on. */
+typedef struct cv_sumpass cv_sumpass;
+
+#define CV_SUMPASS_NAMED 10 /* bad rows named, at most */
+
+typedef struct {
+    int state;              /* CV_DBCHECK_*: FAILED when rows fail or cannot be read */
+    int64_t rows, bad;      /* checked and failing, so far */
+    /* once done: */
+    int64_t done_at_ms;     /* wall clock */
+    int64_t ms;             /* the pass's duration */
+    const char *error;      /* the rows could not be read, or NULL */
+    int named;              /* the first bad rows: */
+    int64_t seq[CV_SUMPASS_NAMED];
+    const char *id[CV_SUMPASS_NAMED];
+    const char *why[CV_SUMPASS_NAMED];
+} cv_sumpass_result;
+
+/* Start the pass over the database at path (kr must outlive it), at most
+ * rate rows a second (0: no limit). NULL when the thread cannot start. */
+cv_sumpass *cv_sumpass_start(const char *path, const cv_keyring *kr,
+                             int64_t rate);
+/* Where it is; the strings are owned by the pass. */
+void cv_sumpass_state(cv_sumpass *p, cv_sumpass_result *out);
+/* Stop it if it still runs and free it. */
+void cv_sumpass_destroy(cv_sumpass **p);
+
 #endif

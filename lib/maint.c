@@ -66,8 +66,7 @@ bool cv_maint_compact(cv_db *db)
     sqlite3 *h = cv_db_handle(db);
     (void)sqlite3_exec(h, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
     int log = -1, done = -1;
-    int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-                                       &log, &done);
+    int rc = cv_db_checkpoint(db, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
     return rc == SQLITE_OK;
 }
 

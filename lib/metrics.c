@@ -38,7 +38,11 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed.", NULL},
     {"ctxvault_recovery_attempts_total", C, "Starts that found a crash to recover from.", NULL},
     {"ctxvault_recovery_duration_seconds", H, "Time the start's recovery took.", NULL},
-    {"ctxvault_recovery_transactions_replayed", G, "Journal batches replayed at the last start.", NULL},
+    {"ctxvault_recovery_transactions_replayed", G, "Transactions replayed at the last start: committed transactions SQLite recovered from the WAL, and journal batches the database lacked.", NULL},
+    {"ctxvault_checksum_rows_checked_total", C, "Rows whose keyed checksum store's background pass checked since start.", NULL},
+    {"ctxvault_checksum_mismatches_total", C, "Rows store's background pass found failing their keyed checksum.", NULL},
+    {"ctxvault_checksum_pass_last_completion_timestamp_seconds", G, "When store's background checksum pass last ended (0: not yet).", NULL},
+    {"ctxvault_checksum_pass_last_ok", G, "1 when store's last background checksum pass found every row good, 0 when rows failed or could not be read (or no pass ended yet).", NULL},
     /* the pipeline's */
     {"ctxvault_events_received_total", C, "Events a program read.", NULL},
     {"ctxvault_events_forwarded_total", C, "Events a program passed on (resends not counted).", NULL},

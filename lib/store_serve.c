@@ -89,6 +89,10 @@ typedef struct {
     bool failing;           /* the last commit failed: health degraded */
     int64_t failed_at;      /* when a commit last failed (mono ms), or 0 */
     char last_failure[640];
+    cv_sumpass *sums;       /* the background checksum pass, while it runs */
+    bool sums_started;
+    cv_sumpass_result sums_last; /* the pass's figures (strings not kept) */
+    char sums_failure[1024];     /* its finding, or "" */
 } server;
 
 static void malformed(server *s, const char *why)
@@ -219,14 +223,20 @@ static void maybe_checkpoint(server *s, int pages)
 {
     if (pages > 0 && s->wal_frames >= pages) {
         int log, done;
-        int64_t t0 = cv_mono_ms();
-        sqlite3_wal_checkpoint_v2(cv_db_handle(s->svc->db), NULL,
-                                  SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        cv_db_checkpoint(s->svc->db, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         s->wal_frames = 0;
-        cv_metrics_add(s->mx, "ctxvault_wal_checkpoints_total", NULL, 1);
-        cv_metrics_observe(s->mx, "ctxvault_wal_checkpoint_duration_seconds",
-                           NULL, (double)(cv_mono_ms() - t0) / 1000.0);
     }
+}
+
+/* Every checkpoint of the writer's connection (cv_db_checkpoint): these,
+ * the maintenance ops' and the one at a clean stop. */
+static void count_checkpoint(void *arg, double seconds, int rc)
+{
+    server *s = arg;
+    (void)rc;
+    cv_metrics_add(s->mx, "ctxvault_wal_checkpoints_total", NULL, 1);
+    cv_metrics_observe(s->mx, "ctxvault_wal_checkpoint_duration_seconds",
+                       NULL, seconds);
 }
 
 /* Commit the open batch; publish its acks when the start check passed. */
@@ -518,9 +528,20 @@ static void report(server *s, bool final)
         sqlite3_reset(st_old);
         cv_metrics_set(m, "ctxvault_ttl_oldest_expired_age_seconds", NULL, age);
     }
+    cv_sumpass_result *r = &s->sums_last;
+    cv_metrics_set(m, "ctxvault_checksum_rows_checked_total", NULL, (double)r->rows);
+    cv_metrics_set(m, "ctxvault_checksum_mismatches_total", NULL, (double)r->bad);
+    if (r->state != CV_DBCHECK_RUNNING) {
+        cv_metrics_set(m, "ctxvault_checksum_pass_last_completion_timestamp_seconds",
+                       NULL, (double)r->done_at_ms / 1000.0);
+        cv_metrics_set(m, "ctxvault_checksum_pass_last_ok", NULL,
+                       r->state == CV_DBCHECK_OK ? 1 : 0);
+    }
     /* until a commit succeeds again, nothing is acknowledged */
     if (s->failing || (s->failed_at && cv_mono_ms() - s->failed_at < FAIL_HOLD_MS))
         cv_metrics_health(m, false, s->last_failure);
+    else if (*s->sums_failure)
+        cv_metrics_health(m, false, s->sums_failure);
     else
         cv_metrics_health(m, true, s->check_ok ? NULL : "start check running");
     cv_metrics_publish(m, final);
@@ -545,6 +566,11 @@ static json_t *do_ping(server *s)
         "malformed", (json_int_t)s->malformed,
         "requests", (json_int_t)s->requests);
     json_object_set_new(r, "api", json_integer(3)); /* PROTOCOL.md, Versioning */
+    const cv_sumpass_result *sr = &s->sums_last;
+    json_object_set_new(r, "checksums", json_string(
+        s->cfg->check_checksums != CV_CHECKSUMS_BACKGROUND ? "off"
+        : sr->state == CV_DBCHECK_RUNNING ? "running"
+        : sr->state == CV_DBCHECK_OK ? "ok" : "failed"));
     json_t *c = json_object_get(r, "counters");
     json_object_set_new(c, "rows_deleted", json_integer((json_int_t)s->maint.deleted));
     json_object_set_new(c, "users_erased", json_integer((json_int_t)s->maint.erased_users));
@@ -706,6 +732,67 @@ static int watch_check(server *s)
     return 0;
 }
 
+/* The background checksum pass: started once the start check passed (the
+ * two would compete for the disk, and acks wait for the start check), and
+ * watched until it ends. Failing rows degrade health, named in the log and
+ * the reason; the service goes on. */
+static void watch_sums(server *s)
+{
+    cv_store_service *svc = s->svc;
+    if (!s->check_ok || s->cfg->check_checksums != CV_CHECKSUMS_BACKGROUND)
+        return;
+    if (!s->sums_started) {
+        s->sums_started = true;
+        s->sums = cv_sumpass_start(cv_db_path(svc->db), svc->kr,
+                                   s->cfg->checksum_rate);
+        if (!s->sums) {
+            snprintf(s->sums_failure, sizeof s->sums_failure,
+                     "cannot start the background checksum pass: %s",
+                     strerror(errno));
+            cv_err("%s", s->sums_failure);
+        }
+        return;
+    }
+    if (!s->sums)
+        return;
+    cv_sumpass_result *r = &s->sums_last;
+    cv_sumpass_state(s->sums, r);
+    if (r->state == CV_DBCHECK_RUNNING)
+        return;
+    const char *db = cv_db_path(svc->db);
+    if (r->state == CV_DBCHECK_OK) {
+        if (!svc->quiet)
+            cv_info("checksum pass of %s: all %lld rows pass, in %lld ms", db,
+                    (long long)r->rows, (long long)r->ms);
+    } else if (r->error) {
+        snprintf(s->sums_failure, sizeof s->sums_failure,
+                 "the background checksum pass of %s failed after %lld rows "
+                 "(%lld bad): %s", db, (long long)r->rows, (long long)r->bad,
+                 r->error);
+        cv_err("%s", s->sums_failure);
+    } else {
+        char ids[512] = "";
+        size_t len = 0;
+        for (int i = 0; i < r->named; i++) {
+            cv_err("row %lld (id %s): %s", (long long)r->seq[i], r->id[i],
+                   r->why[i]);
+            if (len < sizeof ids)
+                len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%s",
+                                        i ? ", " : "", r->id[i]);
+        }
+        snprintf(s->sums_failure, sizeof s->sums_failure,
+                 "%lld of %lld rows of %s fail their keyed checksum (ids %s%s): "
+                 "changed outside ctxvault; run 'ctxvault verify', and restore "
+                 "with 'ctxvault-backup restore'", (long long)r->bad,
+                 (long long)r->rows, db, ids, r->bad > r->named ? ", ..." : "");
+        cv_err("%s", s->sums_failure);
+    }
+    /* the figures stay; the strings go with the pass */
+    r->error = NULL;
+    r->named = 0;
+    cv_sumpass_destroy(&s->sums);
+}
+
 int cv_store_serve(cv_store_service *svc)
 {
     const cv_config *cfg = svc->cfg;
@@ -720,6 +807,7 @@ int cv_store_serve(cv_store_service *svc)
     int status = 0;
     /* checkpoints are run by commit_batch, after the acks */
     sqlite3_wal_hook(cv_db_handle(svc->db), wal_hook, &s);
+    cv_db_on_checkpoint(svc->db, count_checkpoint, &s);
     if (open_sync(&s, err, sizeof err) < 0) {
         cv_err("%s", err);
         status = EX_CONFIG;
@@ -741,8 +829,18 @@ int cv_store_serve(cv_store_service *svc)
         cv_metrics_add(s.mx, "ctxvault_recovery_attempts_total", NULL, 1);
     cv_metrics_observe(s.mx, "ctxvault_recovery_duration_seconds", NULL,
                        (double)rec->duration_ms / 1000.0);
+    /* what SQLite replayed from the WAL, and what the journal added */
     cv_metrics_set(s.mx, "ctxvault_recovery_transactions_replayed", NULL,
-                   (double)rec->replayed);
+                   (double)(rec->wal_commits + rec->replayed));
+    /* every metric from the start, at 0 until it moves */
+    cv_metrics_add(s.mx, "ctxvault_wal_checkpoints_total", NULL, 0);
+    cv_metrics_set(s.mx, "ctxvault_checksum_rows_checked_total", NULL, 0);
+    cv_metrics_set(s.mx, "ctxvault_checksum_mismatches_total", NULL, 0);
+    cv_metrics_set(s.mx, "ctxvault_checksum_pass_last_completion_timestamp_seconds",
+                   NULL, 0);
+    cv_metrics_set(s.mx, "ctxvault_checksum_pass_last_ok", NULL, 0);
+    if (rec->checkpointed)
+        count_checkpoint(&s, rec->checkpoint_s, SQLITE_OK);
     cv_metrics_set(s.mx, "ctxvault_key_version", NULL,
                    (double)cv_keyring_primary(svc->kr));
     s.pull = cv_sock_bind_hwm(cfg, ZMQ_PULL, cfg->ep_store, PULL_HWM, err,
@@ -768,6 +866,7 @@ int cv_store_serve(cv_store_service *svc)
             status = EX_DATAERR;
             break;
         }
+        watch_sums(&s);
         int64_t now = cv_mono_ms();
         bool reading = now >= s.pause_until && s.nacks < s.held_max;
         long timeout = POLL_MS;
@@ -823,11 +922,17 @@ int cv_store_serve(cv_store_service *svc)
                     s.nacks);
     }
 out:
+    /* the pass reads: stopped first, so the last checkpoint can empty the WAL */
+    cv_sumpass_destroy(&s.sums);
+    /* the checkpoint of a clean stop, here so the final report counts it
+     * (cv_db_close finds the WAL empty then) */
+    cv_db_checkpoint(svc->db, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (s.ctl)
         report(&s, true);
     cv_deadletter_set_metrics(svc->dl, NULL);
     cv_metrics_destroy(&s.mx);
     sqlite3_wal_hook(cv_db_handle(svc->db), NULL, NULL); /* s goes now */
+    cv_db_on_checkpoint(svc->db, NULL, NULL);
     drop_acks(&s, 0);
     free(s.acks);
     cv_ctxwrite_destroy(&s.write);

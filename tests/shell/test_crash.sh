@@ -116,4 +116,104 @@ test_kill_9_during_a_commit_leaves_a_database_that_verifies() {
     assertEquals "distinct ids" 3000 "$(distinct_ids)"
 }
 
+# store_up_again ERRFILE: ctxvault-store --serve once more, after a kill -9
+# (whose control socket file stays behind); waits until it is ready
+store_up_again() {
+    : > "$1"
+    ctxvault-store --serve 2> "$1" &
+    STORE_PID=$!
+    bg_track "$STORE_PID"
+    wait_until 10 grep -q 'ready in' "$1" ||
+        fail "store did not get ready again: $(cat "$1")"
+}
+
+# store_killed_with_wal: the services up, 300 events acknowledged (their
+# commits in the WAL), then kill -9 of store
+store_killed_with_wal() {
+    gen "$TEST_TMP/more.ndjson" -n 300 -s 56 -u 20
+    services_start
+    ctxvault-ingest --timeout 30 "$TEST_TMP/more.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 0 $?
+    kill -9 "$STORE_PID"
+    wait "$STORE_PID" 2> /dev/null
+    assertTrue "kill -9 of store should leave committed frames in the WAL" "[ -s '$DB-wal' ]"
+}
+
+test_store_killed_with_sigkill_acknowledges_at_once_while_the_checksum_pass_runs() {
+    gen "$TEST_TMP/in.ndjson" -n 5000 -s 55 -u 100
+    pipeline "$TEST_TMP/in.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    # 5,300 rows at 500 a second: the pass takes ten seconds
+    conf_set checksum_rate 500
+    store_killed_with_wal
+    store_up_again "$TEST_TMP/store2.err"
+    event 1 user-after-restart > "$TEST_TMP/one.ndjson"
+    ctxvault-ingest --timeout 10 "$TEST_TMP/one.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 0 $?
+    api '{"op":"ping"}'
+    assertEquals "the pass still runs after the acknowledgement" running "$(reply '$.checksums')"
+    assertEquals "the event is stored" 1 \
+        "$(sql "SELECT count(*) FROM events_v WHERE kind = 'interaction' AND seq > 5300")"
+    kill -TERM "$STORE_PID"
+    wait "$STORE_PID"
+    assert_status store2 0 $?
+    assert_no_grep "$TEST_TMP/store2.err" 'checksum pass .* rows pass' \
+        "the pass should have been stopped, not finished"
+}
+
+test_a_clean_database_passes_the_background_checksum_pass() {
+    gen "$TEST_TMP/in.ndjson" -n 500 -s 57 -u 20
+    pipeline "$TEST_TMP/in.ndjson"
+    store_killed_with_wal
+    store_up_again "$TEST_TMP/store2.err"
+    wait_until 10 grep -q 'checksum pass of .*: all 800 rows pass' "$TEST_TMP/store2.err" ||
+        fail "the pass did not check the 800 rows: $(cat "$TEST_TMP/store2.err")"
+    api '{"op":"ping"}'
+    assertEquals "ping's checksums" ok "$(reply '$.checksums')"
+}
+
+test_check_checksums_no_runs_no_pass() {
+    conf_set check_checksums no
+    gen "$TEST_TMP/in.ndjson" -n 100 -s 58 -u 5
+    pipeline "$TEST_TMP/in.ndjson"
+    sql "UPDATE events SET body = replace(body, 'e', 'E') WHERE seq = 3"
+    services_start
+    event 2 user-x > "$TEST_TMP/one.ndjson"
+    ctxvault-ingest --timeout 10 "$TEST_TMP/one.ndjson" > /dev/null 2> "$TEST_TMP/client.err"
+    assert_status client 0 $?
+    api '{"op":"ping"}'
+    assertEquals "ping's checksums" off "$(reply '$.checksums')"
+    kill -TERM "$STORE_PID"
+    wait "$STORE_PID"
+    assert_no_grep "$TEST_TMP/store.err" 'checksum' "no pass ran"
+}
+
+test_recovery_metrics_count_the_wal_transactions_replayed_and_every_checkpoint() {
+    metrics_start --expect "ctxvault-store"
+    store_killed_with_wal
+    store_up_again "$TEST_TMP/store2.err"
+    # the restarted store's report
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_recovery_attempts_total{.*} 1'" ||
+        fail "the restarted store never reported its recovery: $(curl -s "$URL/metrics" | grep recovery)"
+    replayed=$(sample ctxvault_recovery_transactions_replayed 'program="ctxvault-store"')
+    assertTrue "WAL transactions replayed ($replayed) should be > 0" "[ ${replayed%.*} -gt 0 ]"
+    assertEquals "the checkpoint at open is counted" 1 \
+        "$(sample ctxvault_wal_checkpoints_total 'program="ctxvault-store"')"
+    assertEquals "and timed" 1 \
+        "$(sample ctxvault_wal_checkpoint_duration_seconds_count 'program="ctxvault-store"')"
+    kill -TERM "$STORE_PID"
+    wait "$STORE_PID"
+    wait_until 5 sh -c "curl -s '$URL/health' | grep -q 'ctxvault-store has stopped'" ||
+        fail "the final report never came: $(curl -s "$URL/health")"
+    assertEquals "the checkpoint at close is counted" 2 \
+        "$(sample ctxvault_wal_checkpoints_total 'program="ctxvault-store"')"
+    assertEquals "and timed" 2 \
+        "$(sample ctxvault_wal_checkpoint_duration_seconds_count 'program="ctxvault-store"')"
+    assertFalse "the close's checkpoint emptied the WAL" "[ -s '$DB-wal' ]"
+    # a clean stop leaves nothing to replay
+    store_up_again "$TEST_TMP/store3.err"
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_recovery_transactions_replayed{.*} 0'" ||
+        fail "after a clean stop, nothing should be replayed: $(curl -s "$URL/metrics" | grep replayed)"
+}
+
 . shunit2

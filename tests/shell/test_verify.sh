@@ -25,6 +25,50 @@ test_store_with_check_checksums_refuses_a_tampered_database() {
     assert_grep "$TEST_TMP/store.err" "restore" "store should name the restore command"
 }
 
+test_background_checksum_pass_degrades_health_naming_a_tampered_row() {
+    store_some 50
+    id=$(sql 'SELECT id FROM events WHERE seq = 5')
+    # changed on disk with store stopped, as an intruder or a bad tool would
+    sql "UPDATE events SET body = replace(body, 'e', 'E') WHERE seq = 5"
+    metrics_start --expect "ctxvault-store"
+    serve_store
+    wait_until 10 sh -c "curl -s '$URL/health' | grep -q '$id'" ||
+        fail "health never named the tampered row: $(curl -s "$URL/health")"
+    curl -s "$URL/health" > "$TEST_TMP/health.json"
+    assertEquals "status" degraded "$(json_get '$.status' < "$TEST_TMP/health.json")"
+    assert_grep "$TEST_TMP/health.json" '1 of 50 rows .*fail their keyed checksum'
+    assertEquals "mismatches counted" 1 \
+        "$(metric_sum ctxvault_checksum_mismatches_total 'program="ctxvault-store"')"
+    assertEquals "rows checked" 50 \
+        "$(metric_sum ctxvault_checksum_rows_checked_total 'program="ctxvault-store"')"
+    assertEquals "the last pass's result" 0 \
+        "$(metric_sum ctxvault_checksum_pass_last_ok 'program="ctxvault-store"')"
+    done_at=$(sample ctxvault_checksum_pass_last_completion_timestamp_seconds 'program="ctxvault-store"')
+    assertTrue "the pass's completion time ($done_at) is now" "[ ${done_at%.*} -gt $(($(date +%s) - 60)) ]"
+    assert_grep "$TEST_TMP/serve.err" "row 5 \\(id $id\\): checksum mismatch" "the log should name the row"
+    other=$(sql 'SELECT id FROM events WHERE seq = 6')
+    assert_no_grep "$TEST_TMP/serve.err" "$other" "an untouched row was named"
+    api '{"op":"ping"}'
+    assertEquals "store still serves, its pass failed" failed "$(reply '$.checksums')"
+    kill -TERM "$SERVE_PID"
+    wait "$SERVE_PID"
+    assert_status serve 0 $?
+}
+
+test_background_checksum_pass_reports_a_clean_database_healthy() {
+    store_some 50
+    metrics_start --expect "ctxvault-store"
+    serve_store
+    wait_until 10 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_checksum_pass_last_ok{.*} 1'" ||
+        fail "the pass never ended well: $(curl -s "$URL/metrics" | grep checksum)"
+    assertEquals "rows checked" 50 \
+        "$(metric_sum ctxvault_checksum_rows_checked_total 'program="ctxvault-store"')"
+    assertEquals "no mismatch" 0 \
+        "$(metric_sum ctxvault_checksum_mismatches_total 'program="ctxvault-store"')"
+    wait_until 5 sh -c "curl -s '$URL/health' | grep -q '\"status\": \"ok\"'" ||
+        fail "health not ok: $(curl -s "$URL/health")"
+}
+
 test_clean_database_verifies() {
     store_some 500
     ctxvault verify > "$TEST_TMP/verify.out" 2> "$TEST_TMP/verify.err"

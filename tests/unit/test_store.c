@@ -326,3 +326,27 @@ TEST(checksum_scan_finds_an_edited_row)
     CHECK_INT(cv_db_check_checksums(f.db, f.kr, 10, &rows), 1);
     cvt_store_teardown(&f);
 }
+
+/* The WAL's committed transactions, as SQLite would replay them: every
+ * commit frame of the valid prefix, none of a torn last frame. */
+TEST(wal_commits_are_counted_up_to_a_torn_frame)
+{
+    char *path = cv_fmt("%s/walcount.db", cvt_tmpdir());
+    char *wal = cv_fmt("%s-wal", path);
+    sqlite3 *h;
+    CHECK_INT(sqlite3_open(path, &h), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
+                              "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(sqlite3_exec(h, "INSERT INTO t VALUES(randomblob(100))", NULL,
+                               NULL, NULL), SQLITE_OK);
+    /* six transactions, the connection still open: the WAL as a crash leaves it */
+    CHECK_INT(cv_db_wal_commits(wal), 6);
+    int64_t size = cv_db_file_size(wal);
+    CHECK_INT(truncate(wal, size - 10), 0);
+    CHECK_INT(cv_db_wal_commits(wal), 5);
+    sqlite3_close(h);
+    CHECK_INT(cv_db_wal_commits("/nonexistent/x.db-wal"), 0);
+    free(wal);
+    free(path);
+}
