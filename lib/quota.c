@@ -309,8 +309,12 @@ bool cv_quota_full(cv_quota *q, char *why, size_t len)
     int64_t used = cv_quota_used(q->db);
     if (used < q->cfg->quota)
         return false;
+    /* the open batch counts: it may be what crosses the threshold */
     q->used = used;
-    cv_quota_poll(q, false); /* an archive, if none runs */
+    q->above = true;
+    reap(q);
+    if (!q->archive && cv_mono_ms() >= q->retry_at)
+        start_archive(q);
     if (q->archive) {
         char older[40];
         cv_time_format_ms(q->archive_before, older);
