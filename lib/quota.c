@@ -127,15 +127,15 @@ static void notify(cv_quota *q, const char *event, int64_t before)
 /* The cut-off: the end of the oldest whole UTC day whose rows, with the
  * ones before, free enough at the average row size; at most now -
  * quota_keep. -1 when no row may be archived. */
-static int64_t choose_cut(cv_quota *q)
+static int64_t choose_cut(cv_quota *q, int64_t used)
 {
     int64_t now = cv_now_ms(), keep = now - q->cfg->quota_keep_ms;
     int64_t target = threshold_bytes(q) / 10 * 9;
     int64_t rows = cv_db_scalar(q->db, "SELECT count(*) FROM events");
     if (rows <= 0)
         return -1;
-    double per_row = (double)q->used / (double)rows;
-    int64_t need = (int64_t)((double)(q->used - target) / per_row) + 1;
+    double per_row = (double)used / (double)rows;
+    int64_t need = (int64_t)((double)(used - target) / per_row) + 1;
     /* the rows an archive takes: old enough, not past their retention
      * (those are the sweep's) */
     sqlite3_stmt *st = cv_db_stmt(q->db,
@@ -156,15 +156,15 @@ static int64_t choose_cut(cv_quota *q)
     return cut;
 }
 
-static void start_archive(cv_quota *q)
+static void start_archive(cv_quota *q, int64_t used)
 {
-    int64_t before = choose_cut(q);
+    int64_t before = choose_cut(q, used);
     if (before < 0) {
         snprintf(q->reason, sizeof q->reason,
                  "storage quota: %lld of %lld bytes used (%d%% threshold); "
                  "nothing old enough to archive (rows younger than "
                  "quota_keep stay): raise [storage] quota or delete rows",
-                 (long long)q->used, (long long)q->cfg->quota,
+                 (long long)used, (long long)q->cfg->quota,
                  q->cfg->quota_threshold);
         if (!q->nothing) {
             cv_warn("%s", q->reason);
@@ -200,11 +200,11 @@ static void start_archive(cv_quota *q)
     }
     q->archive = pid;
     q->archive_before = before;
-    q->used_before = q->used;
+    q->used_before = used;
     q->archives++;
     snprintf(q->reason, sizeof q->reason,
              "storage quota: %lld of %lld bytes used (%d%% threshold); "
-             "archiving rows older than %s", (long long)q->used,
+             "archiving rows older than %s", (long long)used,
              (long long)q->cfg->quota, q->cfg->quota_threshold, older);
     cv_warn("%s (ctxvault-backup archive, pid %ld)", q->reason, (long)pid);
     notify(q, "archive", before);
@@ -299,7 +299,7 @@ void cv_quota_poll(cv_quota *q, bool measure)
     }
     q->above = above;
     if (above && !q->archive && now >= q->retry_at)
-        start_archive(q);
+        start_archive(q, q->used);
 }
 
 bool cv_quota_full(cv_quota *q, char *why, size_t len)
@@ -309,12 +309,12 @@ bool cv_quota_full(cv_quota *q, char *why, size_t len)
     int64_t used = cv_quota_used(q->db);
     if (used < q->cfg->quota)
         return false;
-    /* the open batch counts: it may be what crosses the threshold */
-    q->used = used;
+    /* the open batch counts: it may be what crosses the threshold (the
+     * gauges keep what is committed) */
     q->above = true;
     reap(q);
     if (!q->archive && cv_mono_ms() >= q->retry_at)
-        start_archive(q);
+        start_archive(q, used);
     if (q->archive) {
         char older[40];
         cv_time_format_ms(q->archive_before, older);

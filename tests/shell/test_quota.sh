@@ -135,8 +135,9 @@ test_at_the_quota_events_wait_in_the_spool_and_are_stored_once_when_it_is_raised
     assert_grep "$TEST_TMP/notify.ndjson" '"event":"nothing_to_archive"'
     assert_grep "$TEST_TMP/notify.ndjson" '"event":"quota_reached".*"used_bytes":[0-9]+'
     assert_grep "$TEST_TMP/store.err" "quota_notify .* failed \(exit status 3\)"
+    # what is committed: within a batch (about 200 KB here) of the quota
     ratio=$(sample ctxvault_storage_quota_ratio)
-    assertTrue "ratio at the quota ($ratio)" "awk 'BEGIN { exit !($ratio >= 0.9) }'"
+    assertTrue "ratio near the quota ($ratio)" "awk 'BEGIN { exit !($ratio > 0.75 && $ratio <= 1) }'"
     assertEquals "nothing archived" 0 "$(ls "$HOME_DIR/archives" 2> /dev/null | wc -l)"
     # room again: a larger quota, store restarted
     conf_set quota 8MiB
