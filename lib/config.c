@@ -229,6 +229,37 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "storage")) {
+        if (!strcmp(key, "quota")) {
+            n = !strcmp(v, "off") ? 0 : cv_parse_size(v);
+            if (n != 0 && (n < 65536 || n > ((int64_t)1 << 50)))
+                return BAD("quota '%s' is not off or a size from 64KiB up", v);
+            c->quota = n;
+        } else if (!strcmp(key, "quota_threshold")) {
+            size_t len = strlen(v);
+            char pct[16];
+            if (len == 0 || len >= sizeof pct || v[len - 1] != '%')
+                return BAD("quota_threshold '%s' is not a percentage from 1%% "
+                           "to 99%%", v);
+            memcpy(pct, v, len - 1);
+            pct[len - 1] = '\0';
+            if (!cv_parse_int(pct, 1, 99, &n))
+                return BAD("quota_threshold '%s' is not a percentage from 1%% "
+                           "to 99%%", v);
+            c->quota_threshold = (int)n;
+        } else if (!strcmp(key, "quota_keep")) {
+            n = cv_parse_duration(v);
+            if (n < 0 || n > 3660 * 86400000LL)
+                return BAD("quota_keep '%s' is not a duration up to 3660d", v);
+            c->quota_keep_ms = n;
+        } else if (!strcmp(key, "quota_notify")) {
+            free(c->quota_notify);
+            c->quota_notify = *v ? cv_strdup(v) : NULL;
+        } else {
+            return BAD("unknown setting '%s' in [storage]", key);
+        }
+        return 0;
+    }
     if (!strcmp(sec, "sweep") || !strcmp(sec, "scrub")) {
         cv_schedule *sc = sec[1] == 'w' ? &c->sweep : &c->scrub;
         if (!strcmp(key, "interval")) {
@@ -607,6 +638,7 @@ void cv_config_free(cv_config *c)
     free(c->journal_dir);
     free(c->archive_dir);
     free(c->key_command);
+    free(c->quota_notify);
     free(c->source);
     free(c->ep_ingest);
     free(c->ep_encrypt);

@@ -73,6 +73,11 @@ typedef struct {
     int64_t checksum_rate;/* the background pass's rows per second (0: no limit) */
     bool journal;         /* keep the replay journal */
     int64_t journal_segment; /* bytes per journal segment file */
+    /* [storage]: the database's quota (lib/quota.h) */
+    int64_t quota;        /* bytes; 0: no quota */
+    int quota_threshold;  /* percent of quota that starts an archive */
+    int64_t quota_keep_ms;/* rows younger than this are never auto-archived */
+    char *quota_notify;   /* run with /bin/sh -c, the event on stdin; or NULL */
     cv_schedule sweep;    /* ctxvault-ttl-sweep */
     cv_schedule scrub;    /* ctxvault-scrub */
     cv_segment_rules segments; /* user.segment */

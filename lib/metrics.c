@@ -69,6 +69,12 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_cache_lookups_total", C, "cache.get requests store answered, by result (hit or miss).", NULL},
     {"ctxvault_cache_puts_total", C, "Model cache entries store wrote (cache.put).", NULL},
     {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL},
+    {"ctxvault_storage_quota_bytes", G, "The database's quota ([storage] quota; 0: none).", NULL},
+    {"ctxvault_storage_used_bytes", G, "Bytes the database's pages in use take (free pages not counted).", NULL},
+    {"ctxvault_storage_quota_ratio", G, "Used bytes over the quota (0 without one).", NULL},
+    {"ctxvault_storage_quota_archives_total", C, "Archives store started because the database reached its quota's threshold.", NULL},
+    {"ctxvault_storage_quota_archive_failures_total", C, "Such archives that failed (tried again later).", NULL},
+    {"ctxvault_storage_quota_notify_failures_total", C, "quota_notify commands that could not run or failed.", NULL},
     {"ctxvault_journal_batch", G, "The last journal batch the database holds.", NULL},
     /* backups and keys */
     {"ctxvault_backup_last_success_timestamp_seconds", G, "When the newest verified backup was taken.", NULL},

@@ -23,6 +23,7 @@
 #include "ctxops.h"
 #include "maint.h"
 #include "metrics.h"
+#include "quota.h"
 
 #include "event.h"
 #include "inspect.h"
@@ -56,6 +57,7 @@
  * nearly full disk small batches pass between failing ones, and health
  * must not flap with them */
 #define FAIL_HOLD_MS 5000
+#define QUOTA_PAUSE_MS 1000 /* no reading for this long when at the quota */
 
 typedef struct {
     int src;        /* index into sources */
@@ -86,6 +88,7 @@ typedef struct {
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
         rejected;
     cv_metrics *mx;         /* reported to ctxvault-metrics */
+    cv_quota *quota;        /* [storage] quota */
     bool failing;           /* the last commit failed: health degraded */
     int64_t failed_at;      /* when a commit last failed (mono ms), or 0 */
     char last_failure[640];
@@ -239,12 +242,21 @@ static void count_checkpoint(void *arg, double seconds, int rc)
                        NULL, seconds);
 }
 
-/* Commit the open batch; publish its acks when the start check passed. */
+/* Commit the open batch; publish its acks when the start check passed.
+ * 1 when the quota refused it: rolled back, nothing acknowledged, nothing
+ * open, so a change (an archive's deletes, a sweep) may go on. */
 static int commit_batch(server *s)
 {
     if (!batch_open(s))
         return 0;
     char err[512];
+    if (cv_store_pending(s->svc->store) > 0 &&
+        cv_quota_full(s->quota, err, sizeof err)) {
+        /* the full-disk path: ingest keeps the events and resends */
+        fail_batch(s, err);
+        s->pause_until = cv_mono_ms() + QUOTA_PAUSE_MS;
+        return 1;
+    }
     if (cv_store_commit(s->svc->store, err, sizeof err) < 0) {
         fail_batch(s, err);
         return -1;
@@ -253,12 +265,14 @@ static int commit_batch(server *s)
         cv_info("commits to %s succeed again, after %llu failed",
                 cv_db_path(s->svc->db), (unsigned long long)s->commit_failures);
     s->failing = false;
+    cv_quota_clear(s->quota);
     cv_metrics_observe(s->mx, "ctxvault_commit_batch_size_events", NULL,
                        (double)(s->nacks - s->committed));
     s->committed = s->nacks;
     if (s->check_ok)
         publish(s);
     maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
+    cv_quota_poll(s->quota, true);
     return 0;
 }
 
@@ -511,6 +525,7 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_db_size_bytes", NULL,
                    (double)cv_db_file_size(cv_db_path(s->svc->db)));
     cv_metrics_set(m, "ctxvault_journal_batch", NULL, (double)cv_db_journal_batch(s->svc->db));
+    cv_quota_report(s->quota, m);
     int64_t made = cv_keyring_created_ms(s->svc->kr, cv_keyring_primary(s->svc->kr));
     if (made >= 0)
         cv_metrics_set(m, "ctxvault_key_rotation_age_seconds", NULL,
@@ -542,6 +557,8 @@ static void report(server *s, bool final)
         cv_metrics_health(m, false, s->last_failure);
     else if (*s->sums_failure)
         cv_metrics_health(m, false, s->sums_failure);
+    else if (cv_quota_reason(s->quota))
+        cv_metrics_health(m, false, cv_quota_reason(s->quota));
     else
         cv_metrics_health(m, true, s->check_ok ? NULL : "start check running");
     cv_metrics_publish(m, final);
@@ -823,6 +840,7 @@ int cv_store_serve(cv_store_service *svc)
     s.maint.sync = cfg->sync_device ? s.sync : NULL;
     cv_sock_init();
     s.mx = cv_metrics_new(cfg, "ctxvault-store", true);
+    s.quota = cv_quota_new(cfg, svc->db, svc->quiet);
     cv_deadletter_set_metrics(svc->dl, s.mx);
     const cv_recovery *rec = &svc->recovery;
     if (rec->wal_present || rec->replayed)
@@ -908,6 +926,7 @@ int cv_store_serve(cv_store_service *svc)
             (cv_mono_ms() >= s.deadline ||
              (cfg->commit_when_idle && !(zsock_events(s.pull) & ZMQ_POLLIN))))
             commit_batch(&s);
+        cv_quota_poll(s.quota, false);
         if (cv_metrics_due(s.mx))
             report(&s, false);
     }
@@ -931,6 +950,7 @@ out:
         report(&s, true);
     cv_deadletter_set_metrics(svc->dl, NULL);
     cv_metrics_destroy(&s.mx);
+    cv_quota_destroy(&s.quota);
     sqlite3_wal_hook(cv_db_handle(svc->db), NULL, NULL); /* s goes now */
     cv_db_on_checkpoint(svc->db, NULL, NULL);
     drop_acks(&s, 0);
