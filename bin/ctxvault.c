@@ -83,6 +83,9 @@ static void usage(FILE *f)
         "  context USER [--name N] [--list [--limit N]] [--decrypt]\n"
         "                            the user's latest (or named) context, or\n"
         "                            the list, from the running store\n"
+        "  context [USER] --id ID [--decrypt]\n"
+        "                            the context with that id (the user's only,\n"
+        "                            with USER)\n"
         "  interactions --user U [--type T] [--since T] [--until T]\n"
         "        [--limit N | --all] [--page N] [--cursor C] [--decrypt]\n"
         "                            the user's interactions as NDJSON, newest\n"
@@ -880,12 +883,13 @@ static int cmd_context(ctx *c, int argc, char **argv)
         return cmd_context_delete(c, argc - 1, argv + 1);
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'N'},
+        {"id", required_argument, NULL, 'I'},
         {"list", no_argument, NULL, 'l'},
         {"limit", required_argument, NULL, 'n'},
         {"decrypt", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
-    const char *name = NULL;
+    const char *name = NULL, *id = NULL;
     bool list = false, decrypt = false;
     int64_t limit = 0;
     int o;
@@ -893,6 +897,7 @@ static int cmd_context(ctx *c, int argc, char **argv)
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'N': name = optarg; break;
+        case 'I': id = optarg; break;
         case 'l': list = true; break;
         case 'n':
             if (!cv_parse_int(optarg, 1, 1000, &limit)) {
@@ -904,19 +909,22 @@ static int cmd_context(ctx *c, int argc, char **argv)
         default: return EX_USAGE;
         }
     }
-    if (optind != argc - 1 || !*argv[optind] || (list && name) ||
-        (limit && !list)) {
+    /* by id, USER is optional: a check that the context is that user's */
+    bool user_ok = id ? optind >= argc - 1 : optind == argc - 1;
+    const char *user = optind < argc ? argv[optind] : NULL;
+    if (!user_ok || (user && !*user) || (list && name) || (limit && !list) ||
+        (id && (name || list)) || (id && !*id)) {
         cv_err("usage: ctxvault context USER [--name N] [--list [--limit N]] "
-               "[--decrypt]");
+               "[--decrypt], or ctxvault context [USER] --id ID [--decrypt]");
         return EX_USAGE;
     }
     cv_client *cl = client_open(c);
     if (!cl)
         return EX_CONFIG;
     char *out = NULL;
-    int rc = list ? cv_client_context_list(cl, argv[optind], (int)limit,
-                                           decrypt, &out)
-                  : cv_client_context_load(cl, argv[optind], name, decrypt, &out);
+    int rc = id ? cv_client_context_by_id(cl, user, id, decrypt, &out)
+           : list ? cv_client_context_list(cl, user, (int)limit, decrypt, &out)
+                  : cv_client_context_load(cl, user, name, decrypt, &out);
     rc = client_status(cl, rc);
     if (!rc)
         rc = print_line(out);

@@ -242,6 +242,14 @@ int cv_client_context_load(cv_client *c, const char *user, const char *name,
     return call_for(c, req, "context", context);
 }
 
+int cv_client_context_by_id(cv_client *c, const char *user, const char *id,
+                            bool decrypt, char **context)
+{
+    json_t *req = user_req("context.load", user, decrypt);
+    json_object_set_new(req, "id", json_string(id));
+    return call_for(c, req, "context", context);
+}
+
 int cv_client_context_list(cv_client *c, const char *user, int limit,
                            bool decrypt, char **contexts)
 {

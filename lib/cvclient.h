@@ -61,6 +61,10 @@ int cv_client_call(cv_client *c, const char *request, char **reply);
  * fields (refused, "forbidden", unless the instance allows it). */
 int cv_client_context_load(cv_client *c, const char *user, const char *name,
                            bool decrypt, char **context);
+/* The context whose event id is id; with user (or NULL: any user's),
+ * only if it is that user's ("not_found" otherwise). */
+int cv_client_context_by_id(cv_client *c, const char *user, const char *id,
+                            bool decrypt, char **context);
 /* The user's contexts, newest first, at most limit (0: 100; at most
  * 1000): *contexts gets a JSON array. */
 int cv_client_context_list(cv_client *c, const char *user, int limit,
