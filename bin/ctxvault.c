@@ -126,6 +126,9 @@ static void usage(FILE *f)
         "  cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
         "  cache get --ns NS --key K\n"
         "                            a model cache entry (get: 66 on a miss)\n"
+        "  cache delete --user U [--ns NS [--key K]]\n"
+        "                            delete the user's cache entries: one, a\n"
+        "                            namespace's, or all (audited; 66: none)\n"
         "  compact [--pages N] [--max-ms N]\n"
         "                            give the database's free pages back, in\n"
         "                            short steps (through store, or under the\n"
@@ -1465,11 +1468,13 @@ static int cmd_cache(ctx *c, int argc, char **argv)
     };
     static const char use[] =
         "usage: ctxvault cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
-        "       ctxvault cache get --ns NS --key K";
+        "       ctxvault cache get --ns NS --key K\n"
+        "       ctxvault cache delete --user U [--ns NS [--key K]]";
     const char *ns = NULL, *key = NULL, *user = NULL;
     int64_t ttl = -1;
     bool put = argc >= 2 && !strcmp(argv[1], "put");
-    if (argc < 2 || (!put && strcmp(argv[1], "get"))) {
+    bool del = argc >= 2 && !strcmp(argv[1], "delete");
+    if (argc < 2 || (!put && !del && strcmp(argv[1], "get"))) {
         cv_err("%s", use);
         return EX_USAGE;
     }
@@ -1490,8 +1495,9 @@ static int cmd_cache(ctx *c, int argc, char **argv)
         default: cv_err("%s", use); return EX_USAGE;
         }
     }
-    if (!ns || !key || (put && (ttl < 0 || optind != argc - 1)) ||
-        (!put && (ttl >= 0 || user || optind != argc))) {
+    if (del ? (!user || (key && !ns) || ttl >= 0 || optind != argc)
+            : (!ns || !key || (put && (ttl < 0 || optind != argc - 1)) ||
+               (!put && (ttl >= 0 || user || optind != argc)))) {
         cv_err("%s", use);
         return EX_USAGE;
     }
@@ -1507,6 +1513,12 @@ static int cmd_cache(ctx *c, int argc, char **argv)
     int rc;
     if (put) {
         rc = client_status(cl, cv_client_cache_put(cl, ns, key, value, ttl, user));
+    } else if (del) {
+        rc = client_status(cl, cv_client_cache_delete(cl, user, ns, key, &out));
+        if (!rc)
+            rc = print_line(out);
+        else
+            free(out);
     } else {
         rc = client_status(cl, cv_client_cache_get(cl, ns, key, &out));
         if (!rc && !out) {

@@ -459,6 +459,14 @@ int cv_client_cache_put(cv_client *c, const char *ns, const char *key,
     return rc;
 }
 
+int cv_client_cache_delete(cv_client *c, const char *user, const char *ns,
+                           const char *key, char **reply)
+{
+    /* not resent: a delete that was done would then be not_found */
+    return call_for(c, json_pack("{s:s, s:s?, s:s?, s:s?}", "op", "cache.delete",
+                                 "user", user, "ns", ns, "key", key), NULL, reply);
+}
+
 int cv_client_cache_get(cv_client *c, const char *ns, const char *key,
                         char **value)
 {

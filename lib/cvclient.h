@@ -135,6 +135,10 @@ int cv_client_compact(cv_client *c, int pages, int max_ms, char **result);
  * none) ties it to a user, and it is erased with them. */
 int cv_client_cache_put(cv_client *c, const char *ns, const char *key,
                         const char *value, long long ttl, const char *user);
+/* The user's cache entries: the one of ns and key, all of ns (key NULL),
+ * or all (both NULL); audited. *reply: {"deleted":N}. */
+int cv_client_cache_delete(cv_client *c, const char *user, const char *ns,
+                           const char *key, char **reply);
 /* 0 with *value (JSON text) on a hit, or NULL on a miss (never put, or
  * past its ttl). */
 int cv_client_cache_get(cv_client *c, const char *ns, const char *key,

@@ -821,7 +821,7 @@ bool cv_maint_handles(const char *op)
     static const char *const names[] = {"sweep", "sweep_done", "erase",
         "erasures_merge", "rectify", "audit", "scrub", "scrub_done",
         "archive_delete", "archive_restore", "rewrap", "user.segment",
-        "cache.put", "db.compact", NULL};
+        "cache.put", "cache.delete", "db.compact", NULL};
     for (int i = 0; op && names[i]; i++)
         if (strcmp(op, names[i]) == 0)
             return true;
@@ -865,6 +865,8 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
         return cv_segment_op(m, req);
     if (strcmp(op, "cache.put") == 0)
         return cv_mlcache_put(m, req);
+    if (strcmp(op, "cache.delete") == 0)
+        return cv_mlcache_delete(m, req);
     if (strcmp(op, "db.compact") == 0)
         return do_compact(m, req);
     return NULL;

@@ -36,7 +36,8 @@ typedef struct {
     struct cv_store *store;  /* its user cache is forgotten on erasure */
     struct cv_syncstore *sync; /* a sync device: erasures become tombstones */
     uint64_t deleted;        /* rows swept, erased, counters for metrics */
-    uint64_t erased_users, rectified, audit_entries, scrubbed, cache_puts;
+    uint64_t erased_users, rectified, audit_entries, scrubbed, cache_puts,
+             cache_deleted;
     const cv_config *cfg;    /* [segments] for user.segment */
 } cv_maint;
 
