@@ -239,6 +239,8 @@ static int cmd_query(ctx *c, int argc, char **argv)
 
 /* Send one change request (through store, or under the writer lock when
  * no store runs) and print its reply; 0 or a sysexits status. */
+static int print_line(char *text);
+
 static int change(ctx *c, json_t *req, json_t **reply_out)
 {
     int status = 0;
@@ -291,10 +293,13 @@ static int cmd_delete(ctx *c, int argc, char **argv)
     json_decref(req);
     if (rc)
         return rc;
+    /* the receipt, whole: key_destroyed and the audit entry included */
     int64_t n = json_integer_value(json_object_get(reply, "deleted"));
-    printf("{\"deleted\":%lld,\"wal_truncated\":%s}\n", (long long)n,
-           json_is_true(json_object_get(reply, "wal_truncated")) ? "true" : "false");
+    json_object_del(reply, "ok");
+    rc = print_line(json_dumps(reply, CV_JSON_DUMP));
     json_decref(reply);
+    if (rc)
+        return rc;
     if (n == 0) {
         cv_err("no data held about user %s", user);
         return EX_NOINPUT;
