@@ -83,6 +83,9 @@ static void usage(FILE *f)
         "  context USER [--name N] [--list [--limit N]] [--decrypt]\n"
         "                            the user's latest (or named) context, or\n"
         "                            the list, from the running store\n"
+        "  context [USER] --id ID [--decrypt]\n"
+        "                            the context with that id (the user's only,\n"
+        "                            with USER)\n"
         "  interactions --user U [--type T] [--since T] [--until T]\n"
         "        [--limit N | --all] [--page N] [--cursor C] [--decrypt]\n"
         "                            the user's interactions as NDJSON, newest\n"
@@ -123,6 +126,9 @@ static void usage(FILE *f)
         "  cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
         "  cache get --ns NS --key K\n"
         "                            a model cache entry (get: 66 on a miss)\n"
+        "  cache delete --user U [--ns NS [--key K]]\n"
+        "                            delete the user's cache entries: one, a\n"
+        "                            namespace's, or all (audited; 66: none)\n"
         "  compact [--pages N] [--max-ms N]\n"
         "                            give the database's free pages back, in\n"
         "                            short steps (through store, or under the\n"
@@ -233,6 +239,8 @@ static int cmd_query(ctx *c, int argc, char **argv)
 
 /* Send one change request (through store, or under the writer lock when
  * no store runs) and print its reply; 0 or a sysexits status. */
+static int print_line(char *text);
+
 static int change(ctx *c, json_t *req, json_t **reply_out)
 {
     int status = 0;
@@ -285,10 +293,13 @@ static int cmd_delete(ctx *c, int argc, char **argv)
     json_decref(req);
     if (rc)
         return rc;
+    /* the receipt, whole: key_destroyed and the audit entry included */
     int64_t n = json_integer_value(json_object_get(reply, "deleted"));
-    printf("{\"deleted\":%lld,\"wal_truncated\":%s}\n", (long long)n,
-           json_is_true(json_object_get(reply, "wal_truncated")) ? "true" : "false");
+    json_object_del(reply, "ok");
+    rc = print_line(json_dumps(reply, CV_JSON_DUMP));
     json_decref(reply);
+    if (rc)
+        return rc;
     if (n == 0) {
         cv_err("no data held about user %s", user);
         return EX_NOINPUT;
@@ -880,12 +891,13 @@ static int cmd_context(ctx *c, int argc, char **argv)
         return cmd_context_delete(c, argc - 1, argv + 1);
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'N'},
+        {"id", required_argument, NULL, 'I'},
         {"list", no_argument, NULL, 'l'},
         {"limit", required_argument, NULL, 'n'},
         {"decrypt", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
-    const char *name = NULL;
+    const char *name = NULL, *id = NULL;
     bool list = false, decrypt = false;
     int64_t limit = 0;
     int o;
@@ -893,6 +905,7 @@ static int cmd_context(ctx *c, int argc, char **argv)
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'N': name = optarg; break;
+        case 'I': id = optarg; break;
         case 'l': list = true; break;
         case 'n':
             if (!cv_parse_int(optarg, 1, 1000, &limit)) {
@@ -904,19 +917,22 @@ static int cmd_context(ctx *c, int argc, char **argv)
         default: return EX_USAGE;
         }
     }
-    if (optind != argc - 1 || !*argv[optind] || (list && name) ||
-        (limit && !list)) {
+    /* by id, USER is optional: a check that the context is that user's */
+    bool user_ok = id ? optind >= argc - 1 : optind == argc - 1;
+    const char *user = optind < argc ? argv[optind] : NULL;
+    if (!user_ok || (user && !*user) || (list && name) || (limit && !list) ||
+        (id && (name || list)) || (id && !*id)) {
         cv_err("usage: ctxvault context USER [--name N] [--list [--limit N]] "
-               "[--decrypt]");
+               "[--decrypt], or ctxvault context [USER] --id ID [--decrypt]");
         return EX_USAGE;
     }
     cv_client *cl = client_open(c);
     if (!cl)
         return EX_CONFIG;
     char *out = NULL;
-    int rc = list ? cv_client_context_list(cl, argv[optind], (int)limit,
-                                           decrypt, &out)
-                  : cv_client_context_load(cl, argv[optind], name, decrypt, &out);
+    int rc = id ? cv_client_context_by_id(cl, user, id, decrypt, &out)
+           : list ? cv_client_context_list(cl, user, (int)limit, decrypt, &out)
+                  : cv_client_context_load(cl, user, name, decrypt, &out);
     rc = client_status(cl, rc);
     if (!rc)
         rc = print_line(out);
@@ -1457,11 +1473,13 @@ static int cmd_cache(ctx *c, int argc, char **argv)
     };
     static const char use[] =
         "usage: ctxvault cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
-        "       ctxvault cache get --ns NS --key K";
+        "       ctxvault cache get --ns NS --key K\n"
+        "       ctxvault cache delete --user U [--ns NS [--key K]]";
     const char *ns = NULL, *key = NULL, *user = NULL;
     int64_t ttl = -1;
     bool put = argc >= 2 && !strcmp(argv[1], "put");
-    if (argc < 2 || (!put && strcmp(argv[1], "get"))) {
+    bool del = argc >= 2 && !strcmp(argv[1], "delete");
+    if (argc < 2 || (!put && !del && strcmp(argv[1], "get"))) {
         cv_err("%s", use);
         return EX_USAGE;
     }
@@ -1482,8 +1500,9 @@ static int cmd_cache(ctx *c, int argc, char **argv)
         default: cv_err("%s", use); return EX_USAGE;
         }
     }
-    if (!ns || !key || (put && (ttl < 0 || optind != argc - 1)) ||
-        (!put && (ttl >= 0 || user || optind != argc))) {
+    if (del ? (!user || (key && !ns) || ttl >= 0 || optind != argc)
+            : (!ns || !key || (put && (ttl < 0 || optind != argc - 1)) ||
+               (!put && (ttl >= 0 || user || optind != argc)))) {
         cv_err("%s", use);
         return EX_USAGE;
     }
@@ -1499,6 +1518,12 @@ static int cmd_cache(ctx *c, int argc, char **argv)
     int rc;
     if (put) {
         rc = client_status(cl, cv_client_cache_put(cl, ns, key, value, ttl, user));
+    } else if (del) {
+        rc = client_status(cl, cv_client_cache_delete(cl, user, ns, key, &out));
+        if (!rc)
+            rc = print_line(out);
+        else
+            free(out);
     } else {
         rc = client_status(cl, cv_client_cache_get(cl, ns, key, &out));
         if (!rc && !out) {

@@ -410,6 +410,15 @@ static int handle(void *arg, const char *sec, const char *key,
         }
         return 0;
     }
+    if (!strcmp(sec, "erasure")) {
+        if (!strcmp(key, "notify")) {
+            free(c->erasure_notify);
+            c->erasure_notify = *v ? cv_strdup(v) : NULL;
+        } else {
+            return BAD("unknown setting '%s' in [erasure]", key);
+        }
+        return 0;
+    }
     if (!strcmp(sec, "sync")) {
         if (!strcmp(key, "device")) {
             if (*v && !sync_name_ok(v))
@@ -587,6 +596,11 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
         free(*paths[i]);
         *paths[i] = r;
     }
+    if (c->erasure_notify) { /* a program, never a shell line */
+        char *r = resolve(c->home, c->erasure_notify);
+        free(c->erasure_notify);
+        c->erasure_notify = r;
+    }
     char **eps[] = {&c->ep_ingest, &c->ep_encrypt, &c->ep_store, &c->ep_acks,
                     &c->ep_control, &c->ep_metrics};
     for (size_t i = 0; i < sizeof eps / sizeof *eps; i++)
@@ -639,6 +653,7 @@ void cv_config_free(cv_config *c)
     free(c->archive_dir);
     free(c->key_command);
     free(c->quota_notify);
+    free(c->erasure_notify);
     free(c->source);
     free(c->ep_ingest);
     free(c->ep_encrypt);

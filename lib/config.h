@@ -56,6 +56,8 @@ typedef struct {
     char *archive_dir;    /* ctxvault-backup archive's files */
     /* keys */
     char *key_command;    /* prints a sealed keyring's passphrase, or NULL */
+    char *erasure_notify; /* run after each erasure with its receipt on
+                             stdin (absolute), or NULL */
     /* ingest */
     int64_t max_line;     /* bytes */
     int max_depth;

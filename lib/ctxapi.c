@@ -15,7 +15,7 @@ static const struct {
     const char *op;
     const char *members[8];
 } ops[] = {
-    {"context.load", {"user", "name", "decrypt", NULL}},
+    {"context.load", {"user", "name", "id", "decrypt", NULL}},
     {"context.list", {"user", "limit", "decrypt", NULL}},
     {"interactions.query",
      {"user", "since", "until", "type", "limit", "cursor", "decrypt", NULL}},
@@ -206,7 +206,10 @@ json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
     bool takes_user = ops[k].members[0] && !strcmp(ops[k].members[0], "user");
     if ((err = cv_ctx_string_arg(req, "user", &a->q.user)))
         return err;
-    if (takes_user && !a->q.user)
+    if ((err = cv_ctx_string_arg(req, "id", &a->id)))
+        return err;
+    /* a context's id names it alone: the user is then a check, not a key */
+    if (takes_user && !a->q.user && !a->id)
         return bad("\"user\" is required, a non-empty string%s", "");
     if ((err = cv_ctx_string_arg(req, "name", &a->q.type)) ||
         (a->q.type == NULL && (err = cv_ctx_string_arg(req, "type", &a->q.type))))
@@ -364,9 +367,80 @@ static void mark_decrypted(json_t *reply, const gather *g, bool *decrypted)
                         json_integer((json_int_t)g->undecryptable));
 }
 
+/* context.load by id: that row, if it is a context (and the user's,
+ * when a user is given). */
+static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
+                             bool *decrypted)
+{
+    if (a->q.type)
+        return bad("\"id\" and \"name\" each name a context: give one%s", "");
+    int64_t uids[CV_USER_UIDS_MAX];
+    size_t nid = 0;
+    if (a->q.user) {
+        if (cv_inspect_user_uids(api->db, api->pol, api->kr, a->q.user, uids,
+                                 CV_USER_UIDS_MAX, &nid))
+            return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
+                                "store's log%s", "");
+        if (nid == 0)
+            return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    }
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+        "SELECT seq, ts, kind, type, body FROM events "
+        "WHERE id = ? AND kind = 'context'");
+    if (a->q.user) {
+        n += (size_t)snprintf(sql + n, sizeof sql - n, " AND uid IN (");
+        n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+        snprintf(sql + n, sizeof sql - n, ")");
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(api->db), sql, -1, &st, NULL) != SQLITE_OK) {
+        cv_err("cannot read %s: %s", cv_db_path(api->db), cv_db_errmsg(api->db));
+        return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (the database "
+                            "could not be read); see store's log%s", "");
+    }
+    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
+    gather g = {.api = api, .decrypt = a->decrypt};
+    if (g.decrypt)
+        g.rows = json_array();
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        cv_hit h = {.seq = sqlite3_column_int64(st, 0),
+                    .ts = sqlite3_column_int64(st, 1),
+                    .kind = (const char *)sqlite3_column_text(st, 2),
+                    .type = (const char *)sqlite3_column_text(st, 3),
+                    .body = (const char *)sqlite3_column_text(st, 4),
+                    .len = (size_t)sqlite3_column_bytes(st, 4)};
+        gather_row(&g, &h);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        cv_err("cannot read %s: %s", cv_db_path(api->db), cv_db_errmsg(api->db));
+        gather_free(&g);
+        return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (the database "
+                            "could not be read); see store's log%s", "");
+    }
+    if (g.n == 0) {
+        gather_free(&g);
+        /* another user's context is not found either: whether an id
+         * exists is not told to whoever asks for a different user */
+        return cv_ctx_error(CV_ERR_NOT_FOUND, a->q.user
+                            ? "the user has no context with id '%s'"
+                            : "no context with id '%s'", a->id);
+    }
+    json_t *r = json_pack("{s:b}", "ok", 1);
+    mark_decrypted(r, &g, decrypted);
+    rows_into(r, "context", &g, true);
+    return r;
+}
+
 static json_t *context_load(const cv_ctxapi *api, cv_ctx_args *a,
                             bool *decrypted)
 {
+    if (a->id)
+        return context_by_id(api, a, decrypted);
     a->q.kind = "context";
     a->q.limit = 1;
     gather g = {.api = api, .decrypt = a->decrypt};

@@ -76,6 +76,7 @@ bool cv_ctx_cursor_decode(const char *s, int64_t *ts, int64_t *seq);
  * (bad_request: a member op does not take, or of the wrong type). */
 typedef struct {
     cv_query q;
+    const char *id;     /* context.load by the context's event id */
     bool decrypt;
 } cv_ctx_args;
 json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a);

@@ -242,6 +242,14 @@ int cv_client_context_load(cv_client *c, const char *user, const char *name,
     return call_for(c, req, "context", context);
 }
 
+int cv_client_context_by_id(cv_client *c, const char *user, const char *id,
+                            bool decrypt, char **context)
+{
+    json_t *req = user_req("context.load", user, decrypt);
+    json_object_set_new(req, "id", json_string(id));
+    return call_for(c, req, "context", context);
+}
+
 int cv_client_context_list(cv_client *c, const char *user, int limit,
                            bool decrypt, char **contexts)
 {
@@ -449,6 +457,14 @@ int cv_client_cache_put(cv_client *c, const char *ns, const char *key,
                       NULL, &ignored);
     free(ignored);
     return rc;
+}
+
+int cv_client_cache_delete(cv_client *c, const char *user, const char *ns,
+                           const char *key, char **reply)
+{
+    /* not resent: a delete that was done would then be not_found */
+    return call_for(c, json_pack("{s:s, s:s?, s:s?, s:s?}", "op", "cache.delete",
+                                 "user", user, "ns", ns, "key", key), NULL, reply);
 }
 
 int cv_client_cache_get(cv_client *c, const char *ns, const char *key,

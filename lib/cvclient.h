@@ -61,6 +61,10 @@ int cv_client_call(cv_client *c, const char *request, char **reply);
  * fields (refused, "forbidden", unless the instance allows it). */
 int cv_client_context_load(cv_client *c, const char *user, const char *name,
                            bool decrypt, char **context);
+/* The context whose event id is id; with user (or NULL: any user's),
+ * only if it is that user's ("not_found" otherwise). */
+int cv_client_context_by_id(cv_client *c, const char *user, const char *id,
+                            bool decrypt, char **context);
 /* The user's contexts, newest first, at most limit (0: 100; at most
  * 1000): *contexts gets a JSON array. */
 int cv_client_context_list(cv_client *c, const char *user, int limit,
@@ -131,6 +135,10 @@ int cv_client_compact(cv_client *c, int pages, int max_ms, char **result);
  * none) ties it to a user, and it is erased with them. */
 int cv_client_cache_put(cv_client *c, const char *ns, const char *key,
                         const char *value, long long ttl, const char *user);
+/* The user's cache entries: the one of ns and key, all of ns (key NULL),
+ * or all (both NULL); audited. *reply: {"deleted":N}. */
+int cv_client_cache_delete(cv_client *c, const char *user, const char *ns,
+                           const char *key, char **reply);
 /* 0 with *value (JSON text) on a hit, or NULL on a miss (never put, or
  * past its ttl). */
 int cv_client_cache_get(cv_client *c, const char *ns, const char *key,

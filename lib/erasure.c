@@ -4,9 +4,15 @@
 #include "fieldcrypt.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int key_of(const cv_keyring *kr, uint32_t v, const char *user_id,
                   char out[CV_PSEUDONYM_MAX])
@@ -133,4 +139,63 @@ out:
     sqlite3_finalize(st);
     sqlite3_finalize(del);
     return rc;
+}
+
+int cv_erasure_notify(const char *path, const char *receipt, char *err,
+                      size_t errlen)
+{
+    /* the receipt from a file, not a pipe: the program may exit without
+     * reading it, and nothing here blocks on it or gets SIGPIPE */
+    int fd = memfd_create("ctxvault-receipt", MFD_CLOEXEC);
+    size_t len = strlen(receipt);
+    if (fd < 0 || write(fd, receipt, len) != (ssize_t)len ||
+        lseek(fd, 0, SEEK_SET) != 0) {
+        snprintf(err, errlen, "cannot hold the receipt for %s: %s", path,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot run %s: fork: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (pid == 0) {
+        if (dup2(fd, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+            _exit(126);
+        execl(path, path, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    int st = 0;
+    pid_t w = 0;
+    for (int64_t waited = 0; (w = waitpid(pid, &st, WNOHANG)) == 0 ||
+                             (w < 0 && errno == EINTR);) {
+        if (waited >= CV_NOTIFY_TIMEOUT_MS) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            snprintf(err, errlen, "%s did not finish within %d ms: killed", path,
+                     CV_NOTIFY_TIMEOUT_MS);
+            return -1;
+        }
+        cv_nap_ms(10);
+        waited += 10;
+    }
+    if (w < 0) {
+        snprintf(err, errlen, "cannot wait for %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (WIFSIGNALED(st)) {
+        snprintf(err, errlen, "%s was killed by signal %d", path, WTERMSIG(st));
+        return -1;
+    }
+    if (WEXITSTATUS(st) != 0) {
+        snprintf(err, errlen, "%s failed with exit status %d%s", path,
+                 WEXITSTATUS(st), WEXITSTATUS(st) == 127 ? " (cannot be run?)" : "");
+        return -1;
+    }
+    return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Record the erasure of the stored user id at `at` (in the caller's
@@ -35,5 +36,13 @@ void cv_erasure_detach(sqlite3 *h);
  * tombstones to read) or -1 with a reason. */
 int cv_erasure_reapply(sqlite3 *h, const cv_keyring *kr, int64_t *users,
                        int64_t *rows, char *err, size_t errlen);
+
+/* Run the program path (no arguments: nothing personal in argv) with
+ * receipt on its stdin, its stdout joined to stderr (the log), for at
+ * most CV_NOTIFY_TIMEOUT_MS (then killed). 0 when it exited 0, else -1
+ * with the reason in err. */
+#define CV_NOTIFY_TIMEOUT_MS 10000
+int cv_erasure_notify(const char *path, const char *receipt, char *err,
+                      size_t errlen);
 
 #endif

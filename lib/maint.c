@@ -230,7 +230,26 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         "DELETE FROM mlcache WHERE uid = ?",
         "DELETE FROM users WHERE uid = ?",
     };
-    int64_t deleted = 0;
+    /* the receipt's rows by kind, counted before they go */
+    json_t *by_kind = json_object();
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = cv_db_stmt(m->db, "SELECT kind, count(*) FROM events "
+                                             "WHERE uid = ? GROUP BY kind");
+        if (!st) {
+            json_decref(by_kind);
+            return cv_maint_db_fail(m, "cannot prepare the erasure");
+        }
+        sqlite3_bind_int64(st, 1, uids[i]);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *kind = (const char *)sqlite3_column_text(st, 0);
+            json_t *had = json_object_get(by_kind, kind);
+            json_object_set_new(by_kind, kind,
+                                json_integer(json_integer_value(had) +
+                                             sqlite3_column_int64(st, 1)));
+        }
+        sqlite3_reset(st);
+    }
+    int64_t deleted = 0, counts[sizeof sql / sizeof *sql] = {0};
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < (int)(sizeof sql / sizeof *sql); k++) {
             sqlite3_stmt *st = cv_db_stmt(m->db, sql[k]);
@@ -239,29 +258,62 @@ static json_t *do_erase(cv_maint *m, json_t *req)
             sqlite3_bind_int64(st, 1, uids[i]);
             if (sqlite3_step(st) != SQLITE_DONE) {
                 sqlite3_reset(st);
+                json_decref(by_kind);
                 return cv_maint_db_fail(m, "erasure failed");
             }
             sqlite3_reset(st);
-            if (k == 1)
-                deleted += sqlite3_changes(cv_db_handle(m->db));
+            counts[k] += sqlite3_changes(cv_db_handle(m->db));
         }
+    deleted = counts[1];
     cv_audit_entry e = {.actor = actor_of(req), .action = "erase",
                         .subject = user, .rows = deleted};
     if (cv_audit_append(m->db, m->kr, m->pol, now, &e, err, sizeof err) < 0) {
+        json_decref(by_kind);
         cv_db_rollback(m->db);
         return fail("%s", err);
     }
-    if (cv_db_commit(m->db) != SQLITE_OK)
+    /* the entry just appended: the chain's head, in this transaction */
+    int64_t audit_id = cv_db_scalar(m->db, "SELECT max(seq) FROM audit");
+    if (cv_db_commit(m->db) != SQLITE_OK) {
+        json_decref(by_kind);
         return cv_maint_db_fail(m, "cannot commit the erasure");
+    }
+    int64_t done_at = cv_now_ms();
     m->deleted += (uint64_t)deleted;
     m->erased_users++;
     m->audit_entries++;
     if (m->store)
         cv_store_forget_users(m->store); /* its numbers are gone */
     bool truncated = compact(m);
-    return json_pack("{s:b, s:I, s:b, s:b}", "ok", 1, "deleted",
-                     (json_int_t)deleted, "wal_truncated", truncated,
-                     "key_destroyed", destroyed > 0);
+    /* the receipt an application can show the user */
+    json_t *r = json_pack("{s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:b, s:b}",
+                          "user", user, "completed_at", cv_ctx_time_json(done_at),
+                          "deleted", (json_int_t)deleted, "by_kind", by_kind,
+                          "profiles", (json_int_t)counts[2],
+                          "segments", (json_int_t)counts[3],
+                          "cache_entries", (json_int_t)counts[4],
+                          "audit_id", (json_int_t)audit_id,
+                          "key_destroyed", destroyed > 0,
+                          "wal_truncated", truncated);
+    /* the erasure stands whatever the notification does */
+    const char *notify = m->cfg ? m->cfg->erasure_notify : NULL;
+    const char *outcome = "none";
+    if (notify) {
+        char *text = json_dumps(r, CV_JSON_DUMP);
+        if (text && cv_erasure_notify(notify, text, err, sizeof err) == 0) {
+            outcome = "ok";
+        } else {
+            outcome = "failed";
+            m->notify_failures++;
+            cv_warn("erasure done (audit entry %lld), but its notification "
+                    "failed: %s", (long long)audit_id,
+                    text ? err : "cannot encode the receipt");
+        }
+        free(text);
+    }
+    json_object_set_new(r, "notify", json_string(outcome));
+    json_object_set_new(r, "ok", json_true());
+    return r;
 }
 
 /* Tombstones of another database (the one a restore replaced): its
@@ -820,7 +872,7 @@ bool cv_maint_handles(const char *op)
     static const char *const names[] = {"sweep", "sweep_done", "erase",
         "erasures_merge", "rectify", "audit", "scrub", "scrub_done",
         "archive_delete", "archive_restore", "rewrap", "user.segment",
-        "cache.put", "db.compact", NULL};
+        "cache.put", "cache.delete", "db.compact", NULL};
     for (int i = 0; op && names[i]; i++)
         if (strcmp(op, names[i]) == 0)
             return true;
@@ -864,6 +916,8 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
         return cv_segment_op(m, req);
     if (strcmp(op, "cache.put") == 0)
         return cv_mlcache_put(m, req);
+    if (strcmp(op, "cache.delete") == 0)
+        return cv_mlcache_delete(m, req);
     if (strcmp(op, "db.compact") == 0)
         return do_compact(m, req);
     return NULL;

@@ -36,8 +36,10 @@ typedef struct {
     struct cv_store *store;  /* its user cache is forgotten on erasure */
     struct cv_syncstore *sync; /* a sync device: erasures become tombstones */
     uint64_t deleted;        /* rows swept, erased, counters for metrics */
-    uint64_t erased_users, rectified, audit_entries, scrubbed, cache_puts;
-    const cv_config *cfg;    /* [segments] for user.segment */
+    uint64_t erased_users, rectified, audit_entries, scrubbed, cache_puts,
+             cache_deleted;
+    uint64_t notify_failures; /* [erasure] notify runs that failed */
+    const cv_config *cfg;    /* [segments] for user.segment, [erasure] */
 } cv_maint;
 
 /* Carry out one request on the writer's connection (no batch open).
@@ -46,8 +48,11 @@ typedef struct {
  *   sweep       {"now":MS,"batch":N}  -> {"deleted":N,"by_kind":{},"audit":N,"more":bool}
  *   sweep_done  {"now":MS,"deleted":N,"by_kind":{},"ms":N,"actor":A}
  *               -> {"backlog":N,"wal_truncated":bool,"hour_keys_destroyed":N}
- *   erase       {"user":U,"actor":A}  -> {"deleted":N,"wal_truncated":bool,
- *               "key_destroyed":bool}: the user's data key goes first
+ *   erase       {"user":U,"actor":A}  -> the receipt: {"user":U,
+ *               "completed_at":T,"deleted":N,"by_kind":{},"profiles":N,
+ *               "segments":N,"cache_entries":N,"audit_id":N,
+ *               "key_destroyed":bool,"wal_truncated":bool,"notify":S}: the
+ *               user's data key goes first; [erasure] notify runs after
  *   erasures_merge {"from":DBFILE} -> {"users":N,"rows":N}: the tombstones
  *               of another database, and the rows they cover erased here
  *   rectify     {"id":ID,"set":{"path":value,...},"actor":A} -> {"fields":N}

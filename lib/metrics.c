@@ -68,6 +68,8 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_query_latency_seconds", H, "Time store took to answer a query.", NULL},
     {"ctxvault_cache_lookups_total", C, "cache.get requests store answered, by result (hit or miss).", NULL},
     {"ctxvault_cache_puts_total", C, "Model cache entries store wrote (cache.put).", NULL},
+    {"ctxvault_erasure_notify_failures_total", C, "Erasures whose [erasure] notify program failed (the erasure itself stands).", NULL},
+    {"ctxvault_cache_deleted_total", C, "Model cache entries deleted on request (cache.delete).", NULL},
     {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL},
     {"ctxvault_storage_quota_bytes", G, "The database's quota ([storage] quota; 0: none).", NULL},
     {"ctxvault_storage_used_bytes", G, "Bytes the database's pages in use take (free pages not counted).", NULL},

@@ -1,6 +1,7 @@
 /* mlcache.c - model caches: cache.put, cache.get, expiry (mlcache.h). */
 #include "mlcache.h"
 
+#include "audit.h"
 #include "ctxapi.h"
 #include "ctxops.h"
 #include "timefmt.h"
@@ -15,16 +16,23 @@ static json_t *bad(const char *fmt, const char *arg)
     return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
 }
 
-/* "ns" and "key", checked: NULL or the error reply. */
-static json_t *ns_key(json_t *req, const char **ns, const char **key)
+/* "ns", checked (NULL when absent): NULL or the error reply. */
+static json_t *check_ns(json_t *req, const char **ns)
 {
     json_t *err = cv_ctx_string_arg(req, "ns", ns);
-    if (!err && !*ns)
-        err = bad("\"ns\" is required, a non-empty string%s", "");
-    if (!err && (strlen(*ns) > CV_MLCACHE_NS_MAX ||
+    if (!err && *ns && (strlen(*ns) > CV_MLCACHE_NS_MAX ||
                  strspn(*ns, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(*ns)))
         err = bad("\"ns\" must be 1 to %s of a-z, 0-9, '_', '.' or '-'",
                   CV_STR(CV_MLCACHE_NS_MAX));
+    return err;
+}
+
+/* "ns" and "key", checked: NULL or the error reply. */
+static json_t *ns_key(json_t *req, const char **ns, const char **key)
+{
+    json_t *err = check_ns(req, ns);
+    if (!err && !*ns)
+        err = bad("\"ns\" is required, a non-empty string%s", "");
     if (!err)
         err = cv_ctx_string_arg(req, "key", key);
     if (!err && !*key)
@@ -110,6 +118,90 @@ dberr:
            cv_db_errmsg(m->db));
     return cv_ctx_error(CV_ERR_INTERNAL, "cannot store the entry; see store's "
                         "log%s", "");
+}
+
+json_t *cv_mlcache_delete(cv_maint *m, json_t *req)
+{
+    static const char *const members[] = {"user", "ns", "key", NULL};
+    const char *user, *ns = NULL, *key = NULL;
+    json_t *err = cv_ctx_check_members(req, members);
+    if (!err)
+        err = cv_ctx_string_arg(req, "user", &user);
+    if (!err && !user)
+        err = bad("\"user\" is required, a non-empty string%s", "");
+    /* ns and key as cache.put checks them (null: absent); a key is only
+     * one within a ns */
+    if (!err)
+        err = cv_ctx_string_arg(req, "key", &key);
+    if (!err)
+        err = key ? ns_key(req, &ns, &key) : check_ns(req, &ns);
+    if (err)
+        return err;
+    /* every number the user is stored under: an entry may have been put
+     * under any of them */
+    int64_t uid, uids[CV_USER_UIDS_MAX];
+    size_t nid = 0;
+    if ((err = cv_ctx_user_uid(m->db, m->pol, m->kr, user, &uid, uids, &nid)))
+        return err;
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "DELETE FROM mlcache WHERE uid IN (");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ")%s%s", ns ? " AND ns = ?" : "",
+             key ? " AND key = ?" : "");
+    char why[512];
+    if (cv_db_begin(m->db) != SQLITE_OK) {
+        snprintf(why, sizeof why, "%s", cv_db_errmsg(m->db));
+        cv_err("cache.delete failed, nothing deleted: %s", why);
+        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(m->db), sql, -1, &st, NULL) != SQLITE_OK)
+        goto failed;
+    int b = 1;
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, b++, uids[i]);
+    if (ns)
+        sqlite3_bind_text(st, b++, ns, -1, SQLITE_STATIC);
+    if (key)
+        sqlite3_bind_text(st, b++, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto failed;
+    int64_t deleted = sqlite3_changes(cv_db_handle(m->db));
+    if (deleted == 0) {
+        cv_db_rollback(m->db);
+        return cv_ctx_error(CV_ERR_NOT_FOUND, key ? "the user has no cache "
+                            "entry %s with that key" : ns ? "the user has no "
+                            "cache entry in %s" : "the user has no cache entry%s",
+                            ns ? ns : "");
+    }
+    /* audited as context.delete is: the namespace is the application's
+     * own word, the key may be personal (a user id, a query): neither */
+    const char *actor = json_string_value(json_object_get(req, "actor"));
+    json_t *detail = json_pack("{s:s}", "by", key ? "key" : ns ? "ns" : "all");
+    cv_audit_entry e = {.actor = actor && *actor ? actor : "control",
+                        .action = "cache-delete", .subject = user,
+                        .rows = deleted, .detail = detail};
+    rc = cv_audit_append(m->db, m->kr, m->pol, cv_now_ms(), &e, why, sizeof why);
+    json_decref(detail);
+    if (rc < 0) {
+        cv_db_rollback(m->db);
+        cv_err("cache.delete failed, nothing deleted: %s", why);
+        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+    }
+    if (cv_db_commit(m->db) != SQLITE_OK)
+        goto failed;
+    m->audit_entries++;
+    m->cache_deleted += (uint64_t)deleted;
+    /* what was deleted leaves the file and the WAL, as an erasure's does */
+    cv_maint_compact(m->db);
+    return json_pack("{s:b, s:I}", "ok", 1, "deleted", (json_int_t)deleted);
+failed:
+    snprintf(why, sizeof why, "%s", cv_db_errmsg(m->db));
+    cv_db_rollback(m->db);
+    cv_err("cache.delete failed, nothing deleted: %s", why);
+    return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
 }
 
 json_t *cv_mlcache_get(cv_db *db, json_t *req, cv_mlcache_counters *c)

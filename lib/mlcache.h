@@ -28,6 +28,10 @@ typedef struct {
 /* cache.put {"ns","key","value","ttl","user"?} on the writer's
  * connection; counted in m->cache_puts. */
 json_t *cv_mlcache_put(cv_maint *m, json_t *req);
+/* cache.delete {"user","ns"?,"key"?} on the writer's connection: the
+ * user's entries (one key of a ns, a ns, or all), in one transaction with
+ * an audit entry (cache-delete); counted in m->cache_deleted. */
+json_t *cv_mlcache_delete(cv_maint *m, json_t *req);
 /* cache.get {"ns","key"} on a reader: {"ok":true,"hit":bool,...}. */
 json_t *cv_mlcache_get(cv_db *db, json_t *req, cv_mlcache_counters *c);
 /* Delete at most batch entries expired at now, in the caller's

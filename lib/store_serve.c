@@ -513,6 +513,9 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_cache_lookups_total", "result=hit", (double)s->cache.hits);
     cv_metrics_set(m, "ctxvault_cache_lookups_total", "result=miss", (double)s->cache.misses);
     cv_metrics_set(m, "ctxvault_cache_puts_total", NULL, (double)s->maint.cache_puts);
+    cv_metrics_set(m, "ctxvault_cache_deleted_total", NULL, (double)s->maint.cache_deleted);
+    cv_metrics_set(m, "ctxvault_erasure_notify_failures_total", NULL,
+                   (double)s->maint.notify_failures);
     cv_metrics_set(m, "ctxvault_pii_records_scrubbed_total", "when=arrival",
                    (double)st->scrubbed_on_arrival);
     cv_metrics_set(m, "ctxvault_rows_anonymised_total", "when=arrival",

@@ -67,6 +67,8 @@ struct cv_syncd {
     int64_t polled_at;
     int64_t next_id;
     cv_metrics *mx;
+    bool once;              /* --once: one pull per peer, no long poll */
+    int64_t started;        /* of the run, mono ms */
 };
 
 /* --- messages ------------------------------------------------------------ */
@@ -512,7 +514,9 @@ static void start_pull(cv_syncd *d, peer *p)
         count_attempt(d, p);
         s->started = cv_mono_ms();
     }
-    int64_t wait = s->after ? 0 : d->cfg->sync_wait_ms;
+    /* --once asks for what is there now: a long poll would only delay
+     * the exit */
+    int64_t wait = s->after || d->once ? 0 : d->cfg->sync_wait_ms;
     json_t *req = json_pack("{s:s, s:O, s:O*, s:I, s:i}", "op", "pull",
                             "knowledge", d->local, "after", s->after,
                             "wait_ms", (json_int_t)wait, "limit",
@@ -721,7 +725,9 @@ static void tend(cv_syncd *d, peer *p)
         return;
     if (p->push.st == IDLE)
         start_push(d, p);
-    if (p->pull.st == IDLE && p->their)
+    /* --once pulls once: a pull begun after the last one ended would
+     * keep the run going for ever */
+    if (p->pull.st == IDLE && p->their && !(d->once && p->pulled_at >= d->started))
         start_pull(d, p);
 }
 
@@ -812,7 +818,7 @@ void cv_syncd_destroy(cv_syncd **pp)
 }
 
 /* With once: every peer pulled from since the start, and nothing to push. */
-static bool settled(cv_syncd *d, int64_t started, int *status)
+static bool settled(cv_syncd *d, int *status)
 {
     for (int i = 0; i < d->npeers; i++) {
         peer *p = &d->peers[i];
@@ -820,7 +826,7 @@ static bool settled(cv_syncd *d, int64_t started, int *status)
             *status = EX_UNAVAILABLE;
             return true;
         }
-        if (p->pulled_at < started || p->push.st != IDLE || p->pull.st != IDLE ||
+        if (p->pulled_at < d->started || p->push.st != IDLE || p->pull.st != IDLE ||
             !p->their || !knowledge_covers(p->their, d->local))
             return false;
     }
@@ -840,13 +846,14 @@ int cv_syncd_run(cv_syncd *d, bool once)
                 d->cfg->sync_device ? d->cfg->sync_device : "",
                 d->srv ? "; listening" : "", d->npeers, d->npeers == 1 ? "" : "s");
     int status = 0;
-    int64_t started = cv_mono_ms();
+    d->once = once;
+    d->started = cv_mono_ms();
     while (!cv_stop_requested) {
         poll_local(d, false);
         for (int i = 0; i < d->npeers; i++)
             tend(d, &d->peers[i]);
         wake_parked(d, true);
-        if (once && settled(d, started, &status))
+        if (once && settled(d, &status))
             break;
         void *which = zpoller_wait(poller, POLL_MS);
         if (!which && zpoller_terminated(poller))

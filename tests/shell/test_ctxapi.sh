@@ -76,6 +76,49 @@ test_context_load_and_list_return_the_newest_contexts() {
     assertEquals "code" not_found "$(echo "$REPLY" | json_get '$.code')"
 }
 
+test_context_load_by_id_returns_that_context_and_only_to_its_user() {
+    serve_store || return
+    id=$(echo '{"summary":"first"}' | ctxvault context save --user alice --name trip 2> "$TEST_TMP/save.err" | json_get '$.id')
+    assertNotEquals "save ($(cat "$TEST_TMP/save.err"))" "" "$id"
+    echo '{"summary":"newer"}' | ctxvault context save --user alice --name trip > /dev/null 2>> "$TEST_TMP/save.err"
+    echo '{"summary":"bob"}' | ctxvault context save --user bob --name trip > /dev/null 2>> "$TEST_TMP/save.err"
+    interactions "$TEST_TMP/in.ndjson" alice 1
+    echo "{\"op\":\"interactions.save\",\"events\":[$(cat "$TEST_TMP/in.ndjson")]}" |
+        ctxvault api - > /dev/null 2>> "$TEST_TMP/save.err" || fail "interactions.save: $(cat "$TEST_TMP/save.err")"
+    assertEquals "the interaction stored" 1 "$(rows "id = 'alice-000000-0'")"
+    # by id: that context, not the user's newest
+    api "{\"op\":\"context.load\",\"id\":\"$id\"}"
+    assertEquals "by id ($REPLY)" 0 "$STATUS_API"
+    assertEquals "that context" "$id" "$(reply '$.context.id')"
+    assertEquals "the same as stored" "$(sql "SELECT body FROM events WHERE id = '$id'")" \
+        "$(echo "$REPLY" | jq -c .context)"
+    api "{\"op\":\"context.load\",\"id\":\"$id\",\"user\":\"alice\"}"
+    assertEquals "by id for its user ($REPLY)" "$id" "$(reply '$.context.id')"
+    # another user's, an unknown user, no such id, an interaction's id: not_found
+    for req in "{\"op\":\"context.load\",\"id\":\"$id\",\"user\":\"bob\"}" \
+               "{\"op\":\"context.load\",\"id\":\"$id\",\"user\":\"nobody\"}" \
+               '{"op":"context.load","id":"no-such-id"}' \
+               '{"op":"context.load","id":"alice-000000-0"}'; do
+        api "$req"
+        assertEquals "code of $req ($REPLY)" not_found "$(reply '$.code')"
+        assertEquals "status of $req" 66 "$STATUS_API"
+    done
+    api "{\"op\":\"context.load\",\"id\":\"$id\",\"name\":\"trip\"}"
+    assertEquals "id and name" bad_request "$(reply '$.code')"
+    api '{"op":"context.load"}'
+    assertEquals "neither user nor id" bad_request "$(reply '$.code')"
+    # the command
+    ctxvault context --id "$id" > "$TEST_TMP/byid.json" 2> "$TEST_TMP/byid.err"
+    assert_status "ctxvault context --id" 0 $?
+    assertEquals "its id" "$id" "$(json_get '$.id' < "$TEST_TMP/byid.json")"
+    ctxvault context alice --id "$id" > /dev/null 2>&1
+    assert_status "ctxvault context alice --id" 0 $?
+    ctxvault context bob --id "$id" > /dev/null 2> "$TEST_TMP/byid.err"
+    assert_status "ctxvault context bob --id (alice's)" 66 $?
+    ctxvault context --id "$id" --name trip > /dev/null 2>&1
+    assert_status "--id with --name" 64 $?
+}
+
 test_profile_get_and_db_size() {
     gen "$TEST_TMP/in.ndjson" -n 2000 -s 92 -u 4 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
     pipeline "$TEST_TMP/in.ndjson"

@@ -361,6 +361,61 @@ test_cache_entries_expire_are_bounded_and_swept() {
     assertEquals "left: the ten days' entry" longest "$(sql 'SELECT key FROM mlcache')"
 }
 
+test_cache_delete_removes_a_key_a_namespace_or_all_of_a_users_entries_audited() {
+    iact "$TEST_TMP/in.ndjson" u-a 5 "$(date -u -d '1 day ago' +%F)"
+    iact "$TEST_TMP/in.ndjson" u-b 5 "$(date -u -d '1 day ago' +%F)"
+    pipeline "$TEST_TMP/in.ndjson"
+    metrics_start
+    serve_store || return
+    for e in u-a:emb:k1 u-a:emb:k2 u-a:pred:k3 u-b:emb:kb; do
+        u=${e%%:*} rest=${e#*:}
+        api "{\"op\":\"cache.put\",\"ns\":\"${rest%%:*}\",\"key\":\"${rest#*:}\",\"value\":1,\"ttl\":3600,\"user\":\"$u\"}"
+        assertEquals "put $e ($REPLY)" 0 "$STATUS_API"
+    done
+    api '{"op":"cache.put","ns":"emb","key":"global","value":1,"ttl":3600}'
+    # one key
+    api '{"op":"cache.delete","user":"u-a","ns":"emb","key":"k1"}'
+    assertEquals "one key ($REPLY)" 1 "$(reply '$.deleted')"
+    # another user's key is not this user's to delete
+    api '{"op":"cache.delete","user":"u-a","ns":"emb","key":"kb"}'
+    assertEquals "u-b's key through u-a" not_found "$(reply '$.code')"
+    assertEquals "u-b's entry stays" 1 "$(sql "SELECT count(*) FROM mlcache WHERE key = 'kb'")"
+    # a namespace
+    api '{"op":"cache.delete","user":"u-a","ns":"emb"}'
+    assertEquals "the namespace ($REPLY)" 1 "$(reply '$.deleted')"
+    assertEquals "k2 gone" 0 "$(sql "SELECT count(*) FROM mlcache WHERE key = 'k2'")"
+    # all of the user's, from the command
+    ctxvault cache delete --user u-a > "$TEST_TMP/del.json" 2> "$TEST_TMP/del.err"
+    assert_status "cache delete --user" 0 $?
+    assertEquals "all the rest" 1 "$(json_get '$.deleted' < "$TEST_TMP/del.json")"
+    ctxvault cache delete --user u-a > /dev/null 2> "$TEST_TMP/del.err"
+    assert_status "nothing left to delete" 66 $?
+    ctxvault cache delete --user u-a --key k1 > /dev/null 2>&1
+    assert_status "--key without --ns" 64 $?
+    assertEquals "left: u-b's and the untied one" "global kb" \
+        "$(sql "SELECT group_concat(key, ' ') FROM (SELECT key FROM mlcache ORDER BY key)")"
+    for case in \
+        'bad_request|{"op":"cache.delete","ns":"emb"}' \
+        'bad_request|{"op":"cache.delete","user":"u-b","key":"kb"}' \
+        'bad_request|{"op":"cache.delete","user":"u-b","ns":"Emb!"}' \
+        'bad_request|{"op":"cache.delete","user":"u-b","expired":true}' \
+        'not_found|{"op":"cache.delete","user":"nobody"}'; do
+        api "${case#*|}"
+        assertEquals "code of ${case#*|}" "${case%%|*}" "$(reply '$.code')"
+    done
+    # audited: three entries, the user as a pseudonym, neither ns nor key
+    assertEquals "audit entries" "key:1 ns:1 all:1" \
+        "$(sql "SELECT group_concat(json_extract(detail, '$.by') || ':' || rows, ' ') FROM
+                (SELECT detail, rows FROM audit WHERE action = 'cache-delete' ORDER BY seq)")"
+    assertEquals "no namespace or key in them" 0 \
+        "$(sql "SELECT count(*) FROM audit WHERE action = 'cache-delete' AND (detail LIKE '%emb%' OR detail LIKE '%k1%')")"
+    assertEquals "no user id in clear" 0 "$(sql "SELECT count(*) FROM audit WHERE subject = 'u-a'")"
+    ctxvault audit verify > /dev/null 2> "$TEST_TMP/verify.err"
+    assert_status "the chain holds" 0 $?
+    wait_until 5 eval '[ "$(sample ctxvault_cache_deleted_total)" = 3 ]' ||
+        fail "deletions counted: $(grep cache_deleted "$TEST_TMP/metrics.txt")"
+}
+
 test_a_database_of_schema_version_1_is_upgraded_when_opened() {
     gen "$TEST_TMP/in.ndjson" -n 1000 -s 75 -u 3 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
     pipeline "$TEST_TMP/in.ndjson"

@@ -95,6 +95,78 @@ test_delete_is_audited_without_personal_data() {
     assert_no_grep "$TEST_TMP/audit.rows" 'user-00003|example\.org' "the audit table should hold no personal data"
 }
 
+stop_store() {
+    kill "$SERVE_PID" 2> /dev/null
+    wait "$SERVE_PID" 2> /dev/null
+}
+
+# notifier: a notify program that writes its stdin to $TEST_TMP/N.json
+# and its argument count to N.argc, N counting its runs from 1, then exits
+# with the status in $TEST_TMP/notify.exit (so a running store need not
+# be restarted to see it fail)
+notifier() {
+    echo 0 > "$TEST_TMP/notify.exit"
+    cat > "$TEST_TMP/notify.sh" <<EOF
+#!/bin/sh
+n=\$(( \$(cat "$TEST_TMP/notify.runs" 2> /dev/null || echo 0) + 1 ))
+echo "\$n" > "$TEST_TMP/notify.runs"
+echo "\$#" > "$TEST_TMP/\$n.argc"
+cat > "$TEST_TMP/\$n.json"
+exit \$(cat "$TEST_TMP/notify.exit")
+EOF
+    chmod +x "$TEST_TMP/notify.sh"
+}
+
+test_delete_returns_a_receipt_and_runs_the_notify_program() {
+    store_sample
+    notifier
+    conf_set notify "$TEST_TMP/notify.sh"
+    metrics_start
+    serve_store || return
+    n=$(ctxvault query --user user-00001 --limit 100000 | grep -c .)
+    kinds=$(sql "SELECT json_group_object(kind, c) FROM (SELECT kind, count(*) c FROM events_v
+                 WHERE user_id = '$(ctxvault query --user user-00001 --limit 1 | json_get '$.user_id')'
+                 GROUP BY kind ORDER BY kind)")
+    before=$(date -u +%s)
+    ctxvault delete --user user-00001 > "$TEST_TMP/receipt.out" 2> "$TEST_TMP/delete.err"
+    assert_status delete 0 $?
+    r=$TEST_TMP/receipt.out
+    assertEquals "rows" "$n" "$(json_get '$.deleted' < "$r")"
+    assertEquals "rows by kind" "$kinds" "$(json_get '$.by_kind' < "$r")"
+    assertEquals "the key destroyed, printed" 1 "$(json_get '$.key_destroyed' < "$r")"
+    assertEquals "the audit entry" "$(sql "SELECT seq FROM audit WHERE action = 'erase'")" \
+        "$(json_get '$.audit_id' < "$r")"
+    done_at=$(json_get '$.completed_at' < "$r")
+    assertTrue "completed_at is RFC 3339 ($done_at)" \
+        "echo '$done_at' | grep -q -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$'"
+    assertTrue "and now" "[ $(date -u -d "$done_at" +%s) -ge $before ]"
+    assertEquals "the profile row" 1 "$(json_get '$.profiles' < "$r")"
+    assertEquals "notified" ok "$(json_get '$.notify' < "$r")"
+    # the program got the receipt on stdin, and no argument
+    assertEquals "no argument" 0 "$(cat "$TEST_TMP/1.argc")"
+    assertEquals "its receipt's audit entry" "$(json_get '$.audit_id' < "$r")" \
+        "$(json_get '$.audit_id' < "$TEST_TMP/1.json")"
+    assertEquals "its receipt's rows" "$n" "$(json_get '$.deleted' < "$TEST_TMP/1.json")"
+    assertEquals "its receipt's time" "$done_at" "$(json_get '$.completed_at' < "$TEST_TMP/1.json")"
+    # a failing program: logged and counted, the erasure stands
+    echo 3 > "$TEST_TMP/notify.exit"
+    ctxvault delete --user user-00003 > "$r" 2> "$TEST_TMP/delete.err"
+    assert_status "delete with a failing notify" 0 $?
+    assertEquals "notify failed" failed "$(json_get '$.notify' < "$r")"
+    assertEquals "the user is gone all the same" 0 "$(ctxvault query --user user-00003 | grep -c .)"
+    assertEquals "it ran" 2 "$(cat "$TEST_TMP/notify.runs")"
+    assert_grep "$TEST_TMP/serve.err" 'notification failed: .*notify.sh failed with exit status 3'
+    wait_until 5 eval '[ "$(sample ctxvault_erasure_notify_failures_total)" = 1 ]' ||
+        fail "the failure counted: $(grep notify "$TEST_TMP/metrics.txt")"
+    # with no store, ctxvault runs the erasure and the program itself
+    stop_store
+    echo 0 > "$TEST_TMP/notify.exit"
+    ctxvault delete --user user-00004 > "$r" 2> "$TEST_TMP/delete.err"
+    assert_status "delete without a store" 0 $?
+    assertEquals "notified without a store" ok "$(json_get '$.notify' < "$r")"
+    assertEquals "its receipt" "$(json_get '$.audit_id' < "$r")" "$(json_get '$.audit_id' < "$TEST_TMP/3.json")"
+}
+
 test_delete_of_an_unknown_user_exits_66() {
     store_sample
     ctxvault delete --user nobody-here > /dev/null 2> "$TEST_TMP/delete.err"

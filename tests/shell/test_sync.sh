@@ -297,6 +297,33 @@ test_a_device_killed_with_sigkill_mid_sync_converges_after_restart() {
     sh "$SUPERVISE" stop > /dev/null 2>&1
 }
 
+test_once_exits_after_one_exchange_and_nonzero_without_the_relay() {
+    group --relay
+    up r
+    for n in a b; do
+        CTXVAULT_HOME=$G/$n ctxvault-store --serve 2>> "$G/$n.store.err" &
+        bg_track $!
+        wait_until 10 test -S "$G/$n/run/control.sock" || fail "store $n did not start"
+    done
+    save a dora trip '{"summary":"once to Porto"}'
+    # timeout only bounds a hang: --once itself must end (124 otherwise)
+    at a timeout 30 ctxvault-sync --once 2> "$TEST_TMP/once-a.err"
+    assert_status "a's --once ($(tail -n 2 "$TEST_TMP/once-a.err"))" 0 $?
+    assertEquals "the change on the relay" '{"a":1}' "$(vsql r 'SELECT vv FROM sync_versions')"
+    at b timeout 30 ctxvault-sync --once 2> "$TEST_TMP/once-b.err"
+    assert_status "b's --once ($(tail -n 2 "$TEST_TMP/once-b.err"))" 0 $?
+    assertEquals "and on b" "once to Porto" "$(field b dora trip '$.summary')"
+    # nothing new: --once still ends at once
+    at b timeout 30 ctxvault-sync --once 2> /dev/null
+    assert_status "b's --once with nothing to do" 0 $?
+    # no relay: six failures in a row (retry_max 1s), then 69
+    down r
+    save a dora other '{"summary":"never sent"}'
+    at a timeout 60 ctxvault-sync --once 2> "$TEST_TMP/once-down.err"
+    assert_status "--once with the relay down" 69 $?
+    assert_grep "$TEST_TMP/once-down.err" 'peer r'
+}
+
 test_bad_versions_are_refused_alone_and_counted() {
     group
     up a b

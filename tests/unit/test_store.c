@@ -169,7 +169,10 @@ TEST(ephemeral_and_anonymous_profiles_tighten_rows)
     CHECK_INT(cvt_store_add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"anonymous\"}"), 1);
     CHECK_INT(cvt_store_add(&f, "{\"id\":\"w1\",\"kind\":\"click\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
-    CHECK_INT(cvt_q(&f, "SELECT scrub_after = created_at FROM events WHERE id='w1'"), 1);
+    /* w1 is anonymised: under a pseudonym of the day, its own id */
+    CHECK_INT(cvt_q(&f, "SELECT scrub_after = created_at FROM events e JOIN users u "
+                        "USING(uid) WHERE u.user_id LIKE 'anon:%' AND e.kind = 'click'"), 1);
+    CHECK_INT(cvt_q(&f, "SELECT count(*) FROM events WHERE id='w1'"), 0);
     /* bad profile fields are rejected, not guessed */
     CHECK_INT(cvt_store_add(&f, "{\"id\":\"p3\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"privacy_level\":\"secret\"}"), CV_STORE_REJECTED);
     CHECK_INT(cvt_store_add(&f, "{\"id\":\"p4\",\"kind\":\"profile\",\"user_id\":\"w\",\"ts\":\"2026-01-01T00:00:00Z\",\"retention_days\":-5}"), CV_STORE_REJECTED);
