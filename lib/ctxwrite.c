@@ -126,7 +126,7 @@ static json_t *fields_arg(json_t *req, bool required, json_t **fields)
     return NULL;
 }
 
-/* An application sends its own object as "fields": an ARQ-style context
+/* An application sends its own object as "fields": an an application's context
  * or profile carries its user, time, id, name and settings inside, as
  * userId, timestamp and so on. Those members move to the request's own
  * (user, ts, id, name, privacy_level, retention_days), which must agree

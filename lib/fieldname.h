@@ -9,7 +9,7 @@
  * to "recentsearches". Bytes outside ASCII are compared as they are.
  *
  * The reserved members are the top-level members store reads, named here
- * once, with the other names producers use for them (an ARQ-style
+ * once, with the other names producers use for them (an an application's
  * "timestamp" for ts, "dataRetentionDays" for retention_days). Ingest
  * rewrites each to its canonical name, so later stages and rules see one
  * spelling. */

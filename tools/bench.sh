@@ -5,7 +5,7 @@
 # supervised pipeline (throughput against the filters, peak RSS with a
 # consumer stopped, durability overhead, store restart after SIGKILL), and the
 # cost of deny by default (the shipped policy against default = keep, and
-# seed-shaped ARQ objects through ingest --kind). `make bench`
+# application objects through ingest --kind). `make bench`
 # runs it from the repository root after building.
 #
 # Environment (for quick runs): BENCH_EVENTS (200000), BENCH_USERS (4000),
@@ -553,13 +553,13 @@ seed_pipeline() {
         | CTXVAULT_HOME=$_h timed "$_t.encrypt" "$BIN/ctxvault-encrypt" \
         | CTXVAULT_HOME=$_h timed "$_t.store" "$BIN/ctxvault-store"; } || :
     ms=$(( $(now_ms) - _t0 ))
-    check3 "$_t" "seed-shaped $_k objects in the pipeline"
+    check3 "$_t" "application-shaped $_k objects in the pipeline"
 }
 
 # bench_deny EVENTS-FILE: the same realistic events through ctxvault-encrypt
 # alone and through the filter pipeline, under the shipped policy (every
 # string no rule names sealed: [fields] default = encrypt) and under a copy
-# with default = keep; then seed-shaped objects (genevents --arq: the ARQ
+# with default = keep; then application-shaped objects (genevents --app: the
 # storage interfaces as a JavaScript app sends them, camelCase, no kind)
 # through ingest --kind | encrypt | store, under both. Run alone with
 # BENCH_ONLY=deny.
@@ -594,24 +594,24 @@ bench_deny() {
     say "ingest|encrypt|store: $d_deny_pipe events/s deny by default, $d_keep_pipe events/s default = keep:" \
         "${d_pipe_ratio}x ($d_deny_rows and $d_keep_rows rows stored)"
 
-    "$GEN" --arq context -n "$D_SEED" -u "$USERS" -s 61 >"$tmp/arq-context.ndjson" || die "genevents --arq context failed"
-    "$GEN" --arq profile -n "$((D_SEED / 10 + 1))" -u "$USERS" -s 62 >"$tmp/arq-profile.ndjson" || die "genevents --arq profile failed"
-    d_seed_bytes=$(( $(wc -c <"$tmp/arq-context.ndjson") / D_SEED ))
+    "$GEN" --app context -n "$D_SEED" -u "$USERS" -s 61 >"$tmp/app-context.ndjson" || die "genevents --app context failed"
+    "$GEN" --app profile -n "$((D_SEED / 10 + 1))" -u "$USERS" -s 62 >"$tmp/app-profile.ndjson" || die "genevents --app profile failed"
+    d_seed_bytes=$(( $(wc -c <"$tmp/app-context.ndjson") / D_SEED ))
     for pol in deny keep; do
         h=$tmp/seed-$pol-home
         new_home "$h"
         [ "$pol" = keep ] && keep_policy "$h" >/dev/null
-        seed_pipeline "ds$pol.p" "$h" profile "$tmp/arq-profile.ndjson"
-        seed_pipeline "ds$pol.c" "$h" context "$tmp/arq-context.ndjson"
+        seed_pipeline "ds$pol.p" "$h" profile "$tmp/app-profile.ndjson"
+        seed_pipeline "ds$pol.c" "$h" context "$tmp/app-context.ndjson"
         eval "d_seed_${pol}=\$(rate \"\$D_SEED\" \"\$ms\")"
         eval "d_seed_${pol}_rows=\$(rows \"\$h\")"
         rm -rf "$h"
     done
     d_seed_ratio=$(awk -v a="$d_seed_deny" -v b="$d_seed_keep" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
-    say "seed-shaped ARQContext objects ($D_SEED, $d_seed_bytes B each, after $((D_SEED / 10 + 1)) UserProfile)," \
+    say "application context objects ($D_SEED, $d_seed_bytes B each, after $((D_SEED / 10 + 1)) UserProfile)," \
         "ingest --kind context|encrypt|store: $d_seed_deny events/s deny by default, $d_seed_keep events/s" \
         "default = keep: ${d_seed_ratio}x ($d_seed_deny_rows and $d_seed_keep_rows rows stored)"
-    rm -f "$tmp/arq-context.ndjson" "$tmp/arq-profile.ndjson"
+    rm -f "$tmp/app-context.ndjson" "$tmp/app-profile.ndjson"
     say ""
 }
 
@@ -1104,7 +1104,7 @@ row "ctxvault-encrypt alone" "$e_rate" "" "$(mib "$(rss e)") MiB" "<= $RSS_TARGE
 row "ctxvault-store alone" "$s_rate" "$s_rows" "$(mib "$(rss s)") MiB" "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$(rss s)")"
 row "encrypt, deny by default" "$d_deny_enc" "" "" "${d_enc_ratio}x default = keep ($d_keep_enc events/s)"
 row "pipeline, deny by default" "$d_deny_pipe" "$d_deny_rows" "" "${d_pipe_ratio}x default = keep ($d_keep_pipe events/s)"
-row "pipeline, seed-shaped ARQContext" "$d_seed_deny" "$d_seed_deny_rows" "" "${d_seed_ratio}x default = keep ($d_seed_keep events/s)"
+row "pipeline, application contexts" "$d_seed_deny" "$d_seed_deny_rows" "" "${d_seed_ratio}x default = keep ($d_seed_keep events/s)"
 if [ "$sng_state" = ran ]; then
     row "syslog-ng -> sql(sqlite3)" "$sng_rate" "$sng_rows" "$(mib "$(rss sng)") MiB" "(peer)"
 else

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_limits.sh - hostile conditions (issue 11, items 3, 5 and 6): a low
+# test_limits.sh - hostile conditions: a low
 # open-file limit, a memory limit, a peer that stops reading; the modes of
 # every file and directory under a permissive umask, plain tcp refused,
 # metrics on loopback; and the bad-input corpus through the pipeline run by

@@ -8,7 +8,7 @@
  *
  *   genevents [-n COUNT] [-s SEED] [-u USERS] [--start RFC3339] [--no-id]
  *             [--bad [--bad-every N]] [--classic]
- *   genevents --arq context|profile [-n COUNT] [-s SEED] [-u USERS]
+ *   genevents --app context|profile [-n COUNT] [-s SEED] [-u USERS]
  *             [--start RFC3339]
  *
  * -n counts valid events (default 1000); -u users are user-00001 upwards
@@ -42,11 +42,11 @@
  * extra line of more than 1 MiB comes after event COUNT/2. So a run has
  * COUNT/N ordinary bad lines, plus one if COUNT >= 1000.
  *
- * --arq context|profile prints instead COUNT objects shaped as the ARQ
+ * --app context|profile prints instead COUNT objects shaped as the
  * storage requirements' TypeScript interfaces are sent by a JavaScript app
  * (JSON.stringify), camelCase and without "kind" (send them with
  * `ctxvault-ingest --kind context` or `--kind profile`):
- *   ARQContext  {id (UUID v4), userId, timestamp (epoch ms, a number),
+ *   context object  {id (UUID v4), userId, timestamp (epoch ms, a number),
  *               recentSearches (strings; about a third of the objects hold
  *               one from `health_queries`, e.g. "hiv test clinic near me"),
  *               recentVisits (https:// URLs), clickPatterns [{element, x,
@@ -182,7 +182,7 @@ static const char *const segments[] = {
 static const char *const screens[] = {
     "home", "search", "product", "cart", "checkout", "settings",
 };
-/* health-related searches, for the ARQ contexts: what makes a context the
+/* health-related searches, for the application contexts: what makes a context the
  * most sensitive thing stored */
 static const char *const health_queries[] = {
     "hiv test clinic near me", "antidepressant side effects",
@@ -895,7 +895,7 @@ static void event(struct gen *g, uint64_t index, struct buf *b)
     puts_(b, "}");
 }
 
-/* ---- ARQ objects: the storage requirements' TypeScript interfaces ---- */
+/* ---- application objects: the storage requirements' TypeScript interfaces ---- */
 
 static void put_uuid4(struct buf *b, uint64_t h1, uint64_t h2)
 {
@@ -909,8 +909,8 @@ static void put_ms(struct buf *b, int64_t ms)
     put_u64(b, (uint64_t)ms);
 }
 
-/* ARQContext, as JSON.stringify sends it */
-static void arq_context(struct gen *g, uint64_t index, struct buf *b)
+/* context object, as JSON.stringify sends it */
+static void app_context(struct gen *g, uint64_t index, struct buf *b)
 {
     uint64_t *r = &g->rng;
     g->clock_ms += 200 + (int64_t)below(r, 5600);
@@ -1004,7 +1004,7 @@ static void arq_context(struct gen *g, uint64_t index, struct buf *b)
 
 /* UserProfile, as JSON.stringify sends it; a user's privacyLevel and
  * dataRetentionDays are facts about the user */
-static void arq_profile(struct gen *g, struct buf *b)
+static void app_profile(struct gen *g, struct buf *b)
 {
     static const char *const levels[] = {"public", "private", "anonymous",
                                          "ephemeral"};
@@ -1169,14 +1169,14 @@ static void usage(FILE *f)
 {
     fputs("usage: genevents [-n COUNT] [-s SEED] [-u USERS] [--start RFC3339]\n"
           "                 [--no-id] [--bad [--bad-every N]] [--classic]\n"
-          "       genevents --arq context|profile [-n COUNT] [-s SEED] [-u USERS]\n"
+          "       genevents --app context|profile [-n COUNT] [-s SEED] [-u USERS]\n"
           "                 [--start RFC3339]\n"
           "Prints COUNT (default 1000) realistic ctxvault events as NDJSON;\n"
           "the same options give the same output. --bad adds a bad line\n"
           "every N (default 50) events, blank lines and CRLF endings.\n"
           "--classic leaves out the members added for the deny-by-default\n"
           "policy (ssn, bank_account, salary, medical_condition,\n"
-          "email_address, mac_address). --arq prints ARQContext or\n"
+          "email_address, mac_address). --app prints context object or\n"
           "UserProfile objects as a JavaScript app sends them: camelCase,\n"
           "no kind (ctxvault-ingest --kind context|profile).\n", f);
 }
@@ -1198,11 +1198,11 @@ static uint64_t number(const char *opt, const char *s, uint64_t min,
 int main(int argc, char **argv)
 {
     uint64_t count = 1000, seed = 1, users = 100, every = 50;
-    int bad = 0, no_id = 0, arq = 0; /* arq: 1 context, 2 profile */
+    int bad = 0, no_id = 0, app = 0; /* app: 1 context, 2 profile */
     int64_t start_ms;
     parse_time("2026-11-01T00:00:00.000Z", &start_ms);
 
-    enum { OPT_BAD = 256, OPT_START, OPT_NO_ID, OPT_EVERY, OPT_CLASSIC, OPT_ARQ };
+    enum { OPT_BAD = 256, OPT_START, OPT_NO_ID, OPT_EVERY, OPT_CLASSIC, OPT_APP };
     static const struct option longopts[] = {
         {"count", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
@@ -1212,7 +1212,7 @@ int main(int argc, char **argv)
         {"start", required_argument, NULL, OPT_START},
         {"no-id", no_argument, NULL, OPT_NO_ID},
         {"classic", no_argument, NULL, OPT_CLASSIC},
-        {"arq", required_argument, NULL, OPT_ARQ},
+        {"app", required_argument, NULL, OPT_APP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1226,13 +1226,13 @@ int main(int argc, char **argv)
         case OPT_EVERY: every = number("--bad-every", optarg, 2, 1000000); break;
         case OPT_NO_ID: no_id = 1; break;
         case OPT_CLASSIC: classic = 1; break;
-        case OPT_ARQ:
+        case OPT_APP:
             if (strcmp(optarg, "context") == 0)
-                arq = 1;
+                app = 1;
             else if (strcmp(optarg, "profile") == 0)
-                arq = 2;
+                app = 2;
             else {
-                fprintf(stderr, "genevents: --arq: want context or profile, "
+                fprintf(stderr, "genevents: --app: want context or profile, "
                         "got '%s'\n", optarg);
                 return 64;
             }
@@ -1248,7 +1248,7 @@ int main(int argc, char **argv)
         default: usage(stderr); return 64;
         }
     }
-    if (optind != argc || (arq && (bad || no_id || classic))) {
+    if (optind != argc || (app && (bad || no_id || classic))) {
         usage(stderr);
         return 64;
     }
@@ -1268,13 +1268,13 @@ int main(int argc, char **argv)
     uint64_t bad_rng = mix64(seed ^ UINT64_C(0xbadbadbadbad));
     size_t next_bad = 0;
     struct buf line = {0}, extra = {0};
-    if (arq) {
-        g.rng = mix64(seed ^ (arq == 1 ? UINT64_C(0xa7c0c0) : UINT64_C(0xa7c0f1)));
+    if (app) {
+        g.rng = mix64(seed ^ (app == 1 ? UINT64_C(0xa7c0c0) : UINT64_C(0xa7c0f1)));
         for (uint64_t i = 1; i <= count; i++) {
-            if (arq == 1)
-                arq_context(&g, i, &line);
+            if (app == 1)
+                app_context(&g, i, &line);
             else
-                arq_profile(&g, &line);
+                app_profile(&g, &line);
             emit(&line, "\n");
         }
         count = 0;

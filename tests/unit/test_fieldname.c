@@ -1,6 +1,6 @@
 /* test_fieldname.c - member names as people write them: folding, the
  * reserved members and their other names, and what ingest makes of an
- * object sent with the seed's own spellings. */
+ * object sent with an application's own spellings. */
 #include "harness.h"
 #include "fixtures.h"
 

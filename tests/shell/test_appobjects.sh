@@ -1,15 +1,15 @@
 #!/bin/sh
-# test_seed.sh - events as applications write them: the ARQ storage
+# test_appobjects.sh - events as applications write them: the storage
 # requirements' TypeScript interfaces sent by a JavaScript app (camelCase,
 # userId, timestamp in epoch ms, privacyLevel, dataRetentionDays, no kind),
 # and field names in the spellings people use (snake_case, camelCase,
-# kebab-case). Ingest maps the seed's members to the canonical ones, the
+# kebab-case). Ingest maps applications' members to the canonical ones, the
 # policy matches names however they are spelled, and deny by default seals
 # every string no rule names: nothing personal reaches any file of the
 # instance in clear (database, WAL, journal, spool, dead letters, backups,
 # logs), while reads still give it back and non-personal members stay
 # readable.
-SUITE=seed
+SUITE=appobjects
 . "$CV_TOP/tests/shell/lib.sh"
 
 CTXVAULT_BIN=$CV_BIN
@@ -109,7 +109,7 @@ test_userId_and_rfc3339_timestamp_are_user_and_ts() {
     assert_status q 0 $?
     assertEquals "events of alice" 1 "$(grep -c . "$TEST_TMP/q.out")"
     assert_grep "$TEST_TMP/q.out" "\"ts\":\"2026-12-07T10:00:00(\\.000)?Z\"" "ts should be the timestamp"
-    assert_no_grep "$TEST_TMP/q.out" '"(userId|timestamp)":' "the seed's names should be rewritten"
+    assert_no_grep "$TEST_TMP/q.out" '"(userId|timestamp)":' "the applications' names should be rewritten"
     ctxvault get "$(one_row_id)" > "$TEST_TMP/get.out" 2> "$TEST_TMP/get.err"
     assert_status get 0 $?
     assertEquals "get: kind" context "$(json_get '$.kind' < "$TEST_TMP/get.out")"
@@ -376,9 +376,9 @@ test_object_without_kind_is_accepted_with_kind_option() {
     assert_grep "$TEST_TMP/q.out" 'hiv test clinic near me' "stored, and decrypted"
 }
 
-test_generated_arq_objects_are_stored_and_nothing_personal_in_clear() {
-    gen "$TEST_TMP/profiles.ndjson" --arq profile -n 200 -u 8 -s 51
-    gen "$TEST_TMP/contexts.ndjson" --arq context -n 200 -u 8 -s 52
+test_generated_application_objects_are_stored_and_nothing_personal_in_clear() {
+    gen "$TEST_TMP/profiles.ndjson" --app profile -n 200 -u 8 -s 51
+    gen "$TEST_TMP/contexts.ndjson" --app context -n 200 -u 8 -s 52
     # identified users only: an anonymous user's contexts are stored under
     # pseudonyms of the day with ids of their own (test_levels.sh)
     sed -i 's/"privacyLevel":"anonymous"/"privacyLevel":"private"/' "$TEST_TMP/profiles.ndjson"
@@ -446,7 +446,7 @@ test_non_personal_members_stay_readable() {
     assertEquals "retention_days" 90 "$(json_get '$.retention_days' < "$TEST_TMP/p.out")"
 }
 
-# ---- the control socket takes seed-shaped objects too -----------------------
+# ---- the control socket takes application-shaped objects too -----------------------
 
 test_control_socket_takes_seed_shaped_objects() {
     serve_store || return
@@ -454,7 +454,7 @@ test_control_socket_takes_seed_shaped_objects() {
         ctxvault context save --user alice --name seed > "$TEST_TMP/save.out" 2> "$TEST_TMP/save.err"
     assert_status save 0 $?
     api '{"op":"profile.set","user":"alice","privacyLevel":"private","dataRetentionDays":30}'
-    assertEquals "profile.set with the seed's names ($REPLY $(cat "$TEST_TMP/api.err"))" 0 "$STATUS_API"
+    assertEquals "profile.set with the applications' names ($REPLY $(cat "$TEST_TMP/api.err"))" 0 "$STATUS_API"
     ctxvault profile get --user alice > "$TEST_TMP/profile.json" 2> "$TEST_TMP/profile.err"
     assert_status profile 0 $?
     assertEquals "privacy level ($(cat "$TEST_TMP/profile.json"))" private \
