@@ -1,6 +1,7 @@
 /* ctxapi.c - the context API's read side (ctxapi.h). */
 #include "ctxapi.h"
 
+#include "fieldname.h"
 #include "jscan.h"
 #include "timefmt.h"
 #include "util.h"
@@ -558,6 +559,18 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     json_t *event = json_array_size(g.rows) ? json_incref(json_array_get(g.rows, 0))
                                             : json_null();
     json_decref(g.rows);
+    /* the uses the user consented to, for callers to honour: beside the
+     * settings, from the profile event that holds them (null: none said) */
+    if (json_is_object(profile)) {
+        json_t *body = json_object_get(event, "event");
+        json_t *c = NULL;
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_is_object(body) ? body : event, k, v)
+            if (cv_fieldname_eq(k, strlen(k), "sharing_consent", 15))
+                c = v;
+        json_object_set(profile, "sharing_consent", c ? c : json_null());
+    }
     json_t *r = json_pack("{s:b, s:o, s:o}", "ok", 1, "profile", profile,
                           "event", event);
     mark_decrypted(r, &g, decrypted);

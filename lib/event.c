@@ -248,7 +248,8 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
      * about a mistake, not only in store */
     cv_profile prof;
     if (kind_len == 7 && memcmp(kind, "profile", 7) == 0 &&
-        cv_profile_from_fields(&f[F_LEVEL], &f[F_DAYS], &prof, reason, rlen) < 0)
+        cv_profile_from_event(line, len, r->max_depth, &f[F_LEVEL], &f[F_DAYS],
+                              &prof, reason, rlen) < 0)
         return -1;
 
     int64_t ts = 0;

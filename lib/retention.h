@@ -42,6 +42,16 @@ const char *cv_privacy_name(cv_privacy p);
 int cv_profile_from_fields(const cv_jfield *lvl, const cv_jfield *days,
                            cv_profile *p, char *reason, size_t rlen);
 
+/* cv_profile_from_fields, then the privacy-policy members an application
+ * may send with a profile: "autoDelete": false keeps rows until the user
+ * deletes them (retention forever, within each kind's cap);
+ * "anonymization": true is the anonymous level; "encryption": "none" is
+ * refused (the operator's policy decides), "strong" and "medium" change
+ * nothing. line is the profile event (len bytes). */
+int cv_profile_from_event(const char *line, size_t len, int max_depth,
+                          const cv_jfield *lvl, const cv_jfield *days,
+                          cv_profile *p, char *reason, size_t rlen);
+
 /* Compute expires_at and scrub_after (ms; -1 for never) of a row of kind
  * with event time ts that arrived at created_at. Retention counts from the
  * earlier of the two, so a clock running ahead cannot extend it. The

@@ -440,7 +440,8 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
 
     bool is_profile = strcmp(kind, "profile") == 0;
     cv_profile newp;
-    if (is_profile && cv_profile_from_fields(&f[F_LEVEL], &f[F_DAYS], &newp,
+    if (is_profile && cv_profile_from_event(line, len, s->max_depth, &f[F_LEVEL],
+                                            &f[F_DAYS], &newp,
                                              reason, rlen) < 0)
         return CV_STORE_REJECTED;
 

@@ -83,4 +83,38 @@ test_turning_anonymous_makes_the_stored_rows_anonymous_too() {
     assertEquals "on the hour" 0 "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND ts % 3600000 <> 0")"
 }
 
+# The members of a privacy policy as applications send them with a
+# profile: retentionDays, autoDelete, anonymization, encryption and
+# sharingConsent each have their effect.
+test_a_profiles_privacy_policy_members_take_effect() {
+    {
+        printf '%s\n' '{"kind":"profile","userId":"eve","timestamp":"2026-11-01T00:00:00Z","retentionDays":90,"autoDelete":false,"anonymization":false,"encryption":"strong","sharingConsent":["personalisation","analytics"]}'
+        printf '%s\n' '{"kind":"profile","userId":"fay","timestamp":"2026-11-01T00:00:00Z","retentionDays":90,"autoDelete":true,"anonymization":true}'
+        printf '%s\n' '{"kind":"profile","userId":"gus","timestamp":"2026-11-01T00:00:00Z","encryption":"none"}'
+        printf '%s\n' '{"kind":"profile","userId":"hal","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"private","anonymization":true}'
+        rich 2026-11-02T10:17:23Z eve
+    } > "$TEST_TMP/in.ndjson"
+    CTXVAULT_NOW=$T0 ctxvault-ingest --stdout "$TEST_TMP/in.ndjson" > "$TEST_TMP/norm.ndjson" 2> "$TEST_TMP/ingest.err"
+    assert_status "ingest with two refused profiles" 65 $?
+    assert_grep "$TEST_TMP/ingest.err" 'in.ndjson:3: "encryption": "none" is refused' "encryption none refused, with its line"
+    assert_grep "$TEST_TMP/ingest.err" 'in.ndjson:4: "anonymization": true contradicts "privacy_level": "private"' "a contradiction refused"
+    store_at "$T0" "$TEST_TMP/norm.ndjson"
+    serve_store || return
+    ctxvault profile get --user eve > "$TEST_TMP/eve.json" 2> "$TEST_TMP/eve.err"
+    assert_status "profile get eve" 0 $?
+    # autoDelete false: kept until the user deletes it (each kind's cap)
+    assertEquals "eve's retention" forever "$(json_get '$.profile.retention_days' < "$TEST_TMP/eve.json")"
+    assertEquals "eve's consents, for callers to honour" '["personalisation","analytics"]' \
+        "$(json_get '$.profile.sharing_consent' < "$TEST_TMP/eve.json")"
+    ctxvault profile get --user fay > "$TEST_TMP/fay.json" 2> /dev/null
+    assertEquals "anonymization true is the anonymous level" anonymous \
+        "$(json_get '$.profile.privacy_level' < "$TEST_TMP/fay.json")"
+    assertEquals "fay's retention, autoDelete true" 90 "$(json_get '$.profile.retention_days' < "$TEST_TMP/fay.json")"
+    kill -TERM "$SERVE_PID"
+    wait "$SERVE_PID"
+    assertEquals "eve's interaction never expires (autoDelete false)" 1 \
+        "$(sql "SELECT count(*) FROM events WHERE kind = 'interaction' AND expires_at IS NULL")"
+    assert_grep "$DB" '"sharingConsent":\["personalisation","analytics"\]' "consents are stored readable"
+}
+
 . shunit2
