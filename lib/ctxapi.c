@@ -261,6 +261,9 @@ typedef struct {
     int64_t undecryptable;
     int64_t keep;           /* rows to keep (0: all); one more sets more */
     bool more;
+    const cv_policy *share; /* a public user's rows, not decrypting: open
+                               what [public] shares */
+    int64_t shared;         /* values opened so */
 } gather;
 
 static void text_add(gather *g, const char *p, size_t n)
@@ -271,6 +274,11 @@ static void text_add(gather *g, const char *p, size_t n)
     }
     memcpy(g->text + g->len, p, n);
     g->len += n;
+}
+
+static bool shared_path(void *ctx, const char *path)
+{
+    return cv_policy_shared(ctx, path);
 }
 
 static int gather_row(void *arg, const cv_hit *h)
@@ -284,7 +292,7 @@ static int gather_row(void *arg, const cv_hit *h)
     g->last_ts = h->ts;
     g->last_seq = h->seq;
     char why[128];
-    if (!g->decrypt && !g->tree) {
+    if (!g->decrypt && !g->tree && !g->share) {
         text_add(g, g->n == 1 ? "[" : ",", 1);
         if (cv_jscan_object(h->body, h->len, 2048, false, NULL, 0, why,
                             sizeof why) >= 0) {
@@ -302,10 +310,13 @@ static int gather_row(void *arg, const cv_hit *h)
     }
     json_error_t je;
     json_t *o = json_loadb(h->body, h->len, 0, &je);
-    if (o) {
-        int failed = 0;
+    int failed = 0;
+    if (o && g->decrypt) {
         cv_reveal(g->api->kr, o, &failed);
         g->undecryptable += failed;
+    } else if (o && g->share) {
+        g->shared += cv_reveal_only(g->api->kr, o, &failed, shared_path,
+                                    (void *)g->share);
     }
     json_array_append_new(g->rows, o ? o : json_stringn(h->body, h->len));
     return 0;
@@ -340,7 +351,7 @@ static void rows_into(json_t *reply, const char *member, gather *g, bool one)
 static json_t *select_rows(const cv_ctxapi *api, const cv_query *q, gather *g)
 {
     bool known;
-    if (g->decrypt || g->tree)
+    if (g->decrypt || g->tree || g->share)
         g->rows = json_array();
     int rc = cv_inspect_select(api->db, api->pol, api->kr, q, gather_row, g,
                                &known);
@@ -360,12 +371,39 @@ static json_t *select_rows(const cv_ctxapi *api, const cv_query *q, gather *g)
 
 static void mark_decrypted(json_t *reply, const gather *g, bool *decrypted)
 {
+    if (!g->decrypt && g->share)
+        json_object_set_new(reply, "shared", json_integer((json_int_t)g->shared));
     if (!g->decrypt)
         return;
     *decrypted = true;
     json_object_set_new(reply, "decrypted", json_true());
     json_object_set_new(reply, "undecryptable",
                         json_integer((json_int_t)g->undecryptable));
+}
+
+/* The policy, when the asked-for user's privacy level is public and the
+ * request does not decrypt: their reads show what [public] shares. */
+static const cv_policy *share_for(const cv_ctxapi *api, const cv_ctx_args *a)
+{
+    int64_t uids[CV_USER_UIDS_MAX];
+    size_t nid = 0;
+    if (a->decrypt || !a->q.user ||
+        cv_inspect_user_uids(api->db, api->pol, api->kr, a->q.user, uids,
+                             CV_USER_UIDS_MAX, &nid) || nid == 0)
+        return NULL;
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+        "SELECT privacy_level = 'public' FROM profiles WHERE uid IN (");
+    n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
+    snprintf(sql + n, sizeof sql - n, ") ORDER BY ts DESC LIMIT 1");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(api->db), sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    for (size_t i = 0; i < nid; i++)
+        sqlite3_bind_int64(st, (int)i + 1, uids[i]);
+    bool pub = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    return pub ? api->pol : NULL;
 }
 
 /* context.load by id: that row, if it is a context (and the user's,
@@ -444,7 +482,7 @@ static json_t *context_load(const cv_ctxapi *api, cv_ctx_args *a,
         return context_by_id(api, a, decrypted);
     a->q.kind = "context";
     a->q.limit = 1;
-    gather g = {.api = api, .decrypt = a->decrypt};
+    gather g = {.api = api, .decrypt = a->decrypt, .share = share_for(api, a)};
     json_t *err = select_rows(api, &a->q, &g);
     if (err)
         return err;
@@ -465,7 +503,7 @@ static json_t *context_list(const cv_ctxapi *api, cv_ctx_args *a,
                             bool *decrypted)
 {
     a->q.kind = "context";
-    gather g = {.api = api, .decrypt = a->decrypt};
+    gather g = {.api = api, .decrypt = a->decrypt, .share = share_for(api, a)};
     json_t *err = select_rows(api, &a->q, &g);
     if (err)
         return err;
@@ -481,7 +519,8 @@ static json_t *interactions_query(const cv_ctxapi *api, cv_ctx_args *a,
     a->q.kind = "interaction";
     /* one row more than asked says whether a next page exists, so the
      * last page ends with a null cursor and not an empty page */
-    gather g = {.api = api, .decrypt = a->decrypt, .keep = a->q.limit};
+    gather g = {.api = api, .decrypt = a->decrypt, .keep = a->q.limit,
+                .share = share_for(api, a)};
     a->q.limit++;
     json_t *err = select_rows(api, &a->q, &g);
     if (err)
@@ -550,7 +589,8 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     /* and the latest profile event, with its preferences */
     a->q.kind = "profile";
     a->q.limit = 1;
-    gather g = {.api = api, .decrypt = a->decrypt, .tree = true};
+    gather g = {.api = api, .decrypt = a->decrypt, .tree = true,
+                .share = share_for(api, a)};
     json_t *err = select_rows(api, &a->q, &g);
     if (err) {
         json_decref(profile);

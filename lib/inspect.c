@@ -16,10 +16,19 @@
 
 /* The decrypted value when v is an envelope that opens; NULL otherwise,
  * after revealing what v contains. path is v's dotted path. */
+typedef struct {
+    cv_reveal_filter *want; /* NULL: every sealed value */
+    void *ctx;
+    int opened;
+} filter;
+
 static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
-                      char *path, size_t plen, int *failed, int depth)
+                      char *path, size_t plen, int *failed, int depth,
+                      filter *f)
 {
     if (json_is_string(v) && cv_is_envelope(json_string_value(v))) {
+        if (f->want && !f->want(f->ctx, path))
+            return NULL;
         char *plain = NULL, err[256];
         size_t len;
         if (cv_unseal(kr, json_string_value(v), id, path, &plain, &len, err,
@@ -33,6 +42,8 @@ static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
         free(plain);
         if (!orig)
             (*failed)++;
+        else
+            f->opened++;
         return orig;
     }
     if (depth > 2048)
@@ -49,7 +60,7 @@ static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
                 path[base] = '.', memcpy(path + base + 1, key, klen + 1);
             else
                 memcpy(path, key, klen + 1);
-            json_t *r = reveal(kr, id, child, path, plen, failed, depth + 1);
+            json_t *r = reveal(kr, id, child, path, plen, failed, depth + 1, f);
             path[base] = '\0';
             if (r)
                 json_object_set_new(v, key, r); /* replaces in place */
@@ -58,7 +69,7 @@ static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
         /* array elements share their array's path */
         for (size_t i = 0; i < json_array_size(v); i++) {
             json_t *r = reveal(kr, id, json_array_get(v, i), path, plen,
-                               failed, depth + 1);
+                               failed, depth + 1, f);
             if (r)
                 json_array_set_new(v, i, r);
         }
@@ -68,10 +79,18 @@ static json_t *reveal(const cv_keyring *kr, const char *id, json_t *v,
 
 void cv_reveal(const cv_keyring *kr, json_t *event, int *failed)
 {
+    cv_reveal_only(kr, event, failed, NULL, NULL);
+}
+
+int cv_reveal_only(const cv_keyring *kr, json_t *event, int *failed,
+                   cv_reveal_filter *want, void *ctx)
+{
     const char *id = json_string_value(json_object_get(event, "id"));
     char path[4096] = "";
+    filter f = {want, ctx, 0};
     if (id)
-        (void)reveal(kr, id, event, path, sizeof path, failed, 0);
+        (void)reveal(kr, id, event, path, sizeof path, failed, 0, &f);
+    return f.opened;
 }
 
 /* --- printing rows -------------------------------------------------------- */

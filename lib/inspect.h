@@ -83,5 +83,10 @@ int cv_inspect_verify(cv_db *db, const cv_keyring *kr, FILE *out);
 /* Decrypt every envelope in an event in place (its "id" binds them). A
  * field that cannot be opened is left sealed and counted in *failed. */
 void cv_reveal(const cv_keyring *kr, json_t *event, int *failed);
+/* cv_reveal of the sealed values whose dotted path want accepts; the
+ * number opened. */
+typedef bool cv_reveal_filter(void *ctx, const char *path);
+int cv_reveal_only(const cv_keyring *kr, json_t *event, int *failed,
+                   cv_reveal_filter *want, void *ctx);
 
 #endif

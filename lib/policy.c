@@ -90,6 +90,8 @@ typedef struct {
 struct cv_policy {
     ruleset fields;    /* applied by encrypt to every event */
     ruleset scrub;     /* applied by scrub to aged rows of every kind */
+    ruleset public;    /* [public]: what a public user's reads show sealed
+                          values of without the keyring's decryption */
     kind_entry *kinds;
     int nkinds;
     int64_t other_keep, other_scrub, ephemeral_ms, other_cap;
@@ -403,6 +405,13 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
     }
     if (!strcmp(sec, "merge"))
         return cv_merge_rules_add(p->merge, key, v, err, errlen);
+    if (!strcmp(sec, "public")) {
+        if (strcmp(v, "share") != 0)
+            return BAD("'%s = %s' in [public]: the only setting is 'share'",
+                       key, v);
+        return add_rule(&p->public, false, key, "keep", p->source, line, err,
+                        errlen);
+    }
     ruleset *rs = NULL;
     bool scrub = false;
     if (!strcmp(sec, "fields")) {
@@ -435,7 +444,7 @@ static int handle(void *arg, const char *sec, const char *key, const char *v,
     if (!*sec)
         return BAD("setting '%s' outside any [section]", key);
     return BAD("unknown section [%s] (expected retention, scrub, privacy, "
-               "merge, fields, scrub fields or scrub fields KIND)", sec);
+               "merge, public, fields, scrub fields or scrub fields KIND)", sec);
 }
 
 static int set_default(dflt *d, const char *what, const char *v, int line,
@@ -590,6 +599,13 @@ static int split_path(const char *path, pseg *out, int max)
     }
 }
 
+bool cv_policy_shared(const cv_policy *p, const char *path)
+{
+    pseg segs[MAX_SEGS];
+    int n = split_path(path, segs, MAX_SEGS);
+    return n > 0 && lookup(&p->public, segs, n) != NULL;
+}
+
 cv_op cv_policy_op_for(const cv_policy *p, const char *path, const char **arg)
 {
     pseg segs[MAX_SEGS];
@@ -647,6 +663,7 @@ cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
     p->source = NULL;
     index_rules(&p->fields);
     index_rules(&p->scrub);
+    index_rules(&p->public);
     for (int i = 0; i < p->nkinds; i++)
         if (p->kinds[i].scrub)
             index_rules(p->kinds[i].scrub);
@@ -692,6 +709,7 @@ void cv_policy_destroy(cv_policy **pp)
         return;
     free_ruleset(&p->fields);
     free_ruleset(&p->scrub);
+    free_ruleset(&p->public);
     for (int i = 0; i < p->nkinds; i++) {
         free(p->kinds[i].name);
         if (p->kinds[i].scrub) {

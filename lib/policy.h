@@ -5,6 +5,8 @@
  *                                                 a user may choose up to CAP)
  * [scrub]      kind = DURATION                    (when personal data goes)
  * [privacy]    ephemeral = DURATION               (privacy level limits)
+ * [public]     PATTERN = share                  (what a public user's reads
+ *                                                show without decrypting)
  * [merge]      FIELD = lww | union N | max | siblings
  *              default = RULE                     (how sync merges a
  *                                                  context's top-level
@@ -146,6 +148,10 @@ int cv_policy_apply_text(const cv_policy *p, const cv_keyring *kr,
                          const cv_datakey *dk, const char *line, size_t len,
                          const char *event_id, char **out, size_t *outlen,
                          size_t *outcap, char *err, size_t errlen);
+
+/* Does [public] share the field at this dotted path: are its sealed values
+ * shown to readers of a user whose privacy level is public? */
+bool cv_policy_shared(const cv_policy *p, const char *path);
 
 /* The operator that applies to a path (for example "user_id"), and its
  * argument (the hash purpose), if any. */

@@ -117,4 +117,43 @@ test_a_profiles_privacy_policy_members_take_effect() {
     assert_grep "$DB" '"sharingConsent":\["personalisation","analytics"\]' "consents are stored readable"
 }
 
+# "public": what [public] shares is shown to readers of a public user's
+# rows without decryption; a private user's stays sealed; what a public
+# user did not share stays sealed too. And no read opens a sealed value
+# for a caller who did not ask to decrypt (profile.get did, once).
+test_a_public_user_shares_what_the_policy_marks_shareable() {
+    for u in pia pat; do
+        lvl=public
+        [ "$u" = pat ] && lvl=private
+        printf '{"kind":"profile","userId":"%s","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"%s","displayName":"%s secret name"}\n' "$u" "$lvl" "$u"
+        printf '{"kind":"context","userId":"%s","timestamp":"2026-11-02T10:00:00Z","interestTopics":["cycling","jazz"],"recentSearches":["%s private search"],"userSegment":"casual-user"}\n' "$u" "$u"
+        printf '{"kind":"interaction","userId":"%s","timestamp":"2026-11-02T10:05:00Z","type":"click","recommendedContent":[{"title":"Jazz guide"}],"element":"button.%s"}\n' "$u" "$u"
+    done > "$TEST_TMP/in.ndjson"
+    store_at "$T0" "$TEST_TMP/in.ndjson"
+    assert_no_grep "$DB" 'cycling|Jazz guide' "shared values are sealed on disk like everyone's"
+    serve_store || return
+    api '{"op":"context.load","user":"pia"}'
+    assertEquals "pia's interests, shared" '["cycling","jazz"]' "$(reply '$.context.interestTopics')"
+    assertEquals "how many values were opened as shared" 1 "$(reply '$.shared')"
+    assert_grep_text "$(reply '$.context.recentSearches')" '^enc:' "pia's searches stay sealed"
+    api '{"op":"context.load","user":"pat"}'
+    assert_grep_text "$(reply '$.context.interestTopics')" '^enc:' "a private user's interests stay sealed"
+    assertEquals "nothing shared for a private user" "" "$(reply '$.shared')"
+    api '{"op":"interactions.query","user":"pia"}'
+    assertEquals "pia's recommendations, shared" "Jazz guide" "$(reply '$.events[0].recommendedContent[0].title')"
+    assert_grep_text "$(reply '$.events[0].element')" '^enc:' "what no [public] rule shares stays sealed"
+    # profile.get without decrypt: sealed values stay sealed
+    api '{"op":"profile.get","user":"pat"}'
+    assert_grep_text "$(reply '$.event.displayName')" '^enc:' "profile.get opens nothing it was not asked to"
+    api '{"op":"profile.get","user":"pia"}'
+    assert_grep_text "$(reply '$.event.displayName')" '^enc:' "a public user's name is not shared"
+    kill -TERM "$SERVE_PID"
+    wait "$SERVE_PID"
+}
+
+# assert_grep_text TEXT ERE MESSAGE
+assert_grep_text() {
+    printf '%s\n' "$1" | grep -E -q "$2" || fail "$3: $1"
+}
+
 . shunit2
