@@ -129,7 +129,7 @@ test_epoch_ms_timestamp_is_ts() {
     assert_no_grep "$TEST_TMP/q.out" '"timestamp":' "timestamp should be rewritten to ts"
 }
 
-test_seed_values_are_in_no_file_of_the_instance() {
+test_app_values_are_in_no_file_of_the_instance() {
     secrets_b "$TEST_TMP/secrets"
     # the example, and a line cut off mid-object holding the same values,
     # which ingest dead-letters
@@ -175,7 +175,7 @@ test_seed_values_are_in_no_file_of_the_instance() {
     assert_grep "$TEST_TMP/dl.out" 'hiv test clinic near me' "the dead letter gives the line back"
 }
 
-test_seed_profile_sets_privacy_level_and_retention() {
+test_app_profile_sets_privacy_level_and_retention() {
     printf '%s\n' "$EX_C" > "$TEST_TMP/p.ndjson"
     pipeline "$TEST_TMP/p.ndjson"
     assert_status ingest 0 "$STATUS_INGEST"
@@ -195,7 +195,7 @@ test_seed_profile_sets_privacy_level_and_retention() {
     assertEquals "retention days" 30 "$(json_get '$.profile.retention_days' < "$TEST_TMP/profile.json")"
 }
 
-test_seed_profile_retention_forever() {
+test_app_profile_retention_forever() {
     printf '%s\n' '{"kind":"profile","userId":"bob","timestamp":"2026-12-07T09:00:00Z","privacyLevel":"private","dataRetentionDays":30}' \
         > "$TEST_TMP/p1.ndjson"
     printf '%s\n' '{"kind":"profile","userId":"bob","timestamp":"2026-12-07T09:30:00Z","privacyLevel":"private","dataRetentionDays":"forever"}' \
@@ -221,7 +221,7 @@ test_seed_profile_retention_forever() {
 
 # ---- 2. the same through the supervised pipeline -----------------------------
 
-test_seed_examples_through_the_supervised_pipeline() {
+test_app_examples_through_the_supervised_pipeline() {
     secrets_b "$TEST_TMP/secrets"
     printf '%s\n' "$EX_A" "$EX_B" > "$TEST_TMP/ab.ndjson"
     printf '%s\n' "$EX_C" > "$TEST_TMP/c.ndjson"
@@ -448,10 +448,10 @@ test_non_personal_members_stay_readable() {
 
 # ---- the control socket takes application-shaped objects too -----------------------
 
-test_control_socket_takes_seed_shaped_objects() {
+test_control_socket_takes_application_objects() {
     serve_store || return
     printf '%s\n' '{"recentSearches":["hiv test clinic near me"],"emailAddress":"alice@example.org","ipAddress":"81.2.69.160","deviceId":"dev-1234","recentVisits":["https://clinic.example/appointments"]}' |
-        ctxvault context save --user alice --name seed > "$TEST_TMP/save.out" 2> "$TEST_TMP/save.err"
+        ctxvault context save --user alice --name app > "$TEST_TMP/save.out" 2> "$TEST_TMP/save.err"
     assert_status save 0 $?
     api '{"op":"profile.set","user":"alice","privacyLevel":"private","dataRetentionDays":30}'
     assertEquals "profile.set with the applications' names ($REPLY $(cat "$TEST_TMP/api.err"))" 0 "$STATUS_API"
