@@ -25,6 +25,7 @@
 #include "metrics.h"
 
 #include "event.h"
+#include "health.h"
 #include "inspect.h"
 #include "sock.h"
 #include "synckeys.h"
@@ -77,6 +78,7 @@ typedef struct {
     int64_t deadline;       /* of the open batch */
     int64_t pause_until;
     bool check_ok;
+    int64_t check_at_ms;    /* when the start check passed (wall clock) */
     cv_maint maint;         /* sweep, erase, rectify, audit */
     cv_ctxwrite *write;     /* the context API's writes */
     cv_syncstore *sync;     /* sync records ([sync] device or relay) */
@@ -235,10 +237,13 @@ static int commit_batch(server *s)
     if (!batch_open(s))
         return 0;
     char err[512];
+    int64_t t0 = cv_mono_ms();
     if (cv_store_commit(s->svc->store, err, sizeof err) < 0) {
         fail_batch(s, err);
         return -1;
     }
+    cv_metrics_observe(s->mx, "ctxvault_commit_latency_seconds", NULL,
+                       (double)(cv_mono_ms() - t0) / 1000.0);
     if (s->failing && !s->svc->quiet)
         cv_info("commits to %s succeed again, after %llu failed",
                 cv_db_path(s->svc->db), (unsigned long long)s->commit_failures);
@@ -501,6 +506,8 @@ static void report(server *s, bool final)
     if (made >= 0)
         cv_metrics_set(m, "ctxvault_key_rotation_age_seconds", NULL,
                        (double)(cv_now_ms() - made) / 1000.0);
+    cv_health_report(m, s->cfg, cv_db_path(s->svc->db), s->svc->kr,
+                     s->svc->pol, s->check_at_ms);
     /* the oldest row past its retention: one step down the expiry index */
     sqlite3_stmt *st_old = cv_db_stmt(s->svc->db,
         "SELECT min(expires_at) FROM events WHERE expires_at <= ?");
@@ -697,6 +704,7 @@ static int watch_check(server *s)
         cv_info("start check of %s passed in %lld ms", cv_db_path(svc->db),
                 (long long)ms);
     s->check_ok = true;
+    s->check_at_ms = cv_now_ms();
     cv_dbcheck_destroy(&svc->check);
     publish(s);
     return 0;
