@@ -117,11 +117,13 @@ static void note_increase(cv_collect *c, json_t *r, json_t *prev, int64_t now_ms
     x.d[Q_QUERIES] = increase(r, prev, "ctxvault_query_latency_seconds");
     if (c->first_ms < 0)
         c->first_ms = now_ms;
-    size_t keep = 0; /* what fell out of the window goes */
-    while (keep < c->nhist && now_ms - c->hist[keep].at_ms > c->window_ms)
-        keep++;
-    memmove(c->hist, c->hist + keep, (c->nhist - keep) * sizeof *c->hist);
-    c->nhist -= keep;
+    size_t gone = 0; /* what fell out of the window */
+    while (gone < c->nhist && now_ms - c->hist[gone].at_ms > c->window_ms)
+        gone++;
+    if (gone) {
+        memmove(c->hist, c->hist + gone, (c->nhist - gone) * sizeof *c->hist);
+        c->nhist -= gone;
+    }
     if (!x.d[Q_REJECTED] && !x.d[Q_SETTLED] && !x.d[Q_QUERIES])
         return;
     if (c->nhist == c->caphist)
