@@ -34,7 +34,10 @@ static void usage(FILE *f)
         "metrics, and serve them over HTTP until SIGTERM:\n"
         "  /metrics   Prometheus text format (ctxvault_* metrics)\n"
         "  /health    JSON: \"ok\" or \"degraded\", with a reason per program\n"
-        "  /status    a short page for a terminal\n"
+        "  /status    a short page for a terminal: health, each program, and\n"
+        "             the health record (capacity, performance, reliability,\n"
+        "             security, last sync); /status?format=json: the record\n"
+        "             as JSON\n"
         "\n"
         "  --listen ADDR:PORT   HTTP address ([metrics] listen = 127.0.0.1:9464;\n"
         "                       port 0: no HTTP)\n"
@@ -104,7 +107,19 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn,
         json_decref(h);
         type = "application/json";
     } else if (!strcmp(url, "/status") || !strcmp(url, "/")) {
-        body = cv_collect_status(s->c, now);
+        const char *fmt = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                                      "format");
+        if (fmt && !strcmp(fmt, "json")) {
+            /* the health record, for programs (ctxvault status --json) */
+            json_t *r = cv_collect_record(s->c, now);
+            char *j = json_dumps(r, JSON_INDENT(2));
+            body = cv_fmt("%s\n", j);
+            free(j);
+            json_decref(r);
+            type = "application/json";
+        } else {
+            body = cv_collect_status(s->c, now);
+        }
     } else {
         code = MHD_HTTP_NOT_FOUND;
         body = cv_strdup("not found: try /metrics, /health or /status\n");
@@ -207,6 +222,8 @@ int main(int argc, char **argv)
     listen = listen ? listen : cfg.metrics_listen;
     textfile = textfile ? textfile : cfg.metrics_textfile;
     s.c = cv_collect_new(cfg.metrics_stale_ms, expect);
+    cv_collect_anomaly(s.c, cfg.anomaly_window_ms, cfg.anomaly_percent,
+                       cfg.anomaly_min_events);
     char err[512];
     cv_sock_init();
     sub = cv_sock_bind(&cfg, ZMQ_SUB, cfg.ep_metrics, err, sizeof err);

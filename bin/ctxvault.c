@@ -11,6 +11,7 @@
 #include "deadletter.h"
 #include "export.h"
 #include "fieldcrypt.h"
+#include "health.h"
 #include "inspect.h"
 #include "instance.h"
 #include "journal.h"
@@ -67,9 +68,13 @@ static void usage(FILE *f)
         "  keys retire VERSION       mark a version retired; refused (65) while\n"
         "                            rows, backups, archives, journal or dead\n"
         "                            letters still need it\n"
-        "  status                    the pipeline's health, from ctxvault-metrics:\n"
+        "  status [--json]           the pipeline's health, from ctxvault-metrics:\n"
         "                            each program's state, events, spool, last\n"
-        "                            backup, expired rows (exit 69 when degraded)\n"
+        "                            backup, expired rows, and the health record\n"
+        "                            (capacity, latency, queries/s, integrity,\n"
+        "                            encryption, key age, anomaly, last sync);\n"
+        "                            --json: the record as JSON (exit 69 when\n"
+        "                            degraded)\n"
         "  verify [--scrub]          integrity_check, every row's checksum and\n"
         "                            the audit trail's chain; --scrub: no row\n"
         "                            past its scrub age is left unscrubbed, and\n"
@@ -374,6 +379,11 @@ static int cmd_verify(ctx *c, int argc, char **argv)
         int src = cv_scrub_verify(c->db, c->pol, c->kr, cv_now_ms(), stdout);
         rc = rc ? rc : src;
     }
+    /* the result, for store's reports (the health record's integrity) */
+    if ((rc == 0 || rc == EX_DATAERR) &&
+        cv_health_verify_save(&c->cfg, cv_now_ms(), rc) < 0)
+        cv_warn("cannot keep the verify result in %s/verify.json: %s",
+                c->cfg.run_dir, strerror(errno));
     return rc;
 }
 
@@ -1342,20 +1352,42 @@ out:
     return rc;
 }
 
-/* The health summary, as ctxvault-metrics sees it. */
-static int cmd_status(ctx *c)
+/* The health summary, as ctxvault-metrics sees it; --json: the health
+ * record. */
+static int cmd_status(ctx *c, int argc, char **argv)
 {
+    bool as_json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc != 1 && !as_json) {
+        cv_err("usage: ctxvault status [--json]");
+        return EX_USAGE;
+    }
     char err[512];
     int code = 0;
-    char *page = cv_collect_fetch(c->cfg.metrics_listen, "/status", 5000, &code,
-                                  err, sizeof err);
+    char *page = cv_collect_fetch(c->cfg.metrics_listen,
+                                  as_json ? "/status?format=json" : "/status",
+                                  5000, &code, err, sizeof err);
     if (!page) {
         cv_err("%s (is ctxvault-metrics running? [metrics] listen)", err);
         return EX_UNAVAILABLE;
     }
+    bool ok = strncmp(page, "ctxvault: ok", 12) == 0;
+    if (as_json) {
+        json_t *r = json_loads(page, 0, NULL);
+        const char *st = json_string_value(json_object_get(r, "status"));
+        ok = st && !strcmp(st, "ok");
+        if (!st) {
+            cv_err("ctxvault-metrics on %s answered /status?format=json with "
+                   "no health record (HTTP %d; an older version?)",
+                   c->cfg.metrics_listen, code);
+            json_decref(r);
+            free(page);
+            return EX_UNAVAILABLE;
+        }
+        json_decref(r);
+    }
     int rc = fputs(page, stdout) == EOF || fflush(stdout) == EOF ? EX_IOERR : 0;
     /* degraded: 69, so a script can act on it */
-    if (!rc && strncmp(page, "ctxvault: ok", 12) != 0)
+    if (!rc && !ok)
         rc = EX_UNAVAILABLE;
     free(page);
     return rc;
@@ -1853,7 +1885,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "stats") == 0) {
         rc = cmd_stats(&c, argc, argv);
     } else if (strcmp(cmd, "status") == 0) {
-        rc = argc != 1 ? EX_USAGE : cmd_status(&c);
+        rc = cmd_status(&c, argc, argv);
     } else if (strcmp(cmd, "keys") == 0) {
         rc = cmd_keys(&c, argc, argv);
     } else if (strcmp(cmd, "verify") == 0) {

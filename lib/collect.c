@@ -27,6 +27,15 @@ typedef struct {
     int64_t prev_ms;
 } program;
 
+/* What the reports added to some counters, over the anomaly window: each
+ * report's increase on its program's previous one (a new pid counts from
+ * 0, so restarts and commands that end add what they counted). */
+enum { Q_REJECTED, Q_SETTLED, Q_QUERIES, NQ };
+typedef struct {
+    int64_t at_ms;
+    double d[NQ];
+} sample;
+
 struct cv_collect {
     int64_t stale_ms;
     char **expect;
@@ -34,12 +43,19 @@ struct cv_collect {
     program p[MAX_PROGRAMS];
     size_t n;
     uint64_t malformed;
+    sample *hist;             /* oldest first, within the window */
+    size_t nhist, caphist;
+    int64_t first_ms;         /* the first report (-1: none yet) */
+    int64_t window_ms, min_events;
+    int percent;
 };
 
 cv_collect *cv_collect_new(int64_t stale_ms, const char *expect)
 {
     cv_collect *c = cv_calloc(1, sizeof *c);
     c->stale_ms = stale_ms;
+    c->first_ms = -1;
+    cv_collect_anomaly(c, 60000, 50, 20);
     char *copy = cv_strdup(expect ? expect : ""), *save = NULL;
     for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
         c->expect = cv_realloc(c->expect, (c->nexpect + 1) * sizeof *c->expect);
@@ -62,8 +78,58 @@ void cv_collect_destroy(cv_collect **p)
     for (size_t i = 0; i < c->nexpect; i++)
         free(c->expect[i]);
     free(c->expect);
+    free(c->hist);
     free(c);
     *p = NULL;
+}
+
+void cv_collect_anomaly(cv_collect *c, int64_t window_ms, int percent,
+                        int64_t min_events)
+{
+    c->window_ms = window_ms > 0 ? window_ms : 60000;
+    c->percent = percent;
+    c->min_events = min_events > 0 ? min_events : 1;
+}
+
+static double value_of(json_t *report, const char *name);
+
+/* A counter's increase from prev (same pid) to r; from 0 for a new pid. */
+static double increase(json_t *r, json_t *prev, const char *name)
+{
+    double now = value_of(r, name), was = NAN;
+    if (isnan(now))
+        return 0;
+    if (prev && json_integer_value(json_object_get(prev, "pid")) ==
+                    json_integer_value(json_object_get(r, "pid")))
+        was = value_of(prev, name);
+    if (isnan(was) || was > now)
+        was = 0;
+    return now - was;
+}
+
+static void note_increase(cv_collect *c, json_t *r, json_t *prev, int64_t now_ms)
+{
+    sample x = {.at_ms = now_ms};
+    x.d[Q_REJECTED] = increase(r, prev, "ctxvault_events_rejected_total");
+    x.d[Q_SETTLED] = x.d[Q_REJECTED] +
+                     increase(r, prev, "ctxvault_events_stored_total") +
+                     increase(r, prev, "ctxvault_events_duplicate_total");
+    x.d[Q_QUERIES] = increase(r, prev, "ctxvault_query_latency_seconds");
+    if (c->first_ms < 0)
+        c->first_ms = now_ms;
+    size_t gone = 0; /* what fell out of the window */
+    while (gone < c->nhist && now_ms - c->hist[gone].at_ms > c->window_ms)
+        gone++;
+    if (gone) {
+        memmove(c->hist, c->hist + gone, (c->nhist - gone) * sizeof *c->hist);
+        c->nhist -= gone;
+    }
+    if (!x.d[Q_REJECTED] && !x.d[Q_SETTLED] && !x.d[Q_QUERIES])
+        return;
+    if (c->nhist == c->caphist)
+        c->hist = cv_realloc(c->hist, (c->caphist = c->caphist * 2 + 64) *
+                                          sizeof *c->hist);
+    c->hist[c->nhist++] = x;
 }
 
 static program *find(cv_collect *c, const char *name, bool service)
@@ -102,8 +168,20 @@ int cv_collect_take(cv_collect *c, const char *json, size_t len, int64_t now_ms)
     p->prev_ms = p->at_ms;
     p->report = r;
     p->at_ms = now_ms;
+    note_increase(c, r, p->prev, now_ms);
     return 0;
 }
+
+/* What ctxvault-metrics derives from the reports (the health record's
+ * figures that no one program knows). NAN: not known. */
+typedef struct {
+    double read_avg_s, write_avg_s, qps;
+    double sync_ratio;          /* NAN: no ctxvault-sync report */
+    double rejected, settled, rej_ratio;
+    bool anomaly;
+    char reason[160];           /* the anomaly's */
+} derived;
+static void derive(const cv_collect *c, int64_t now_ms, derived *d);
 
 /* ---- Prometheus ------------------------------------------------------ */
 
@@ -233,8 +311,31 @@ char *cv_collect_prometheus(cv_collect *c, int64_t now_ms)
 {
     buf b = {cv_malloc(4096), 0, 4096};
     b.b[0] = '\0';
+    derived dv;
+    derive(c, now_ms, &dv);
+    const struct { const char *name; double v; } mine[] = {
+        {"ctxvault_read_latency_average_seconds", dv.read_avg_s},
+        {"ctxvault_write_latency_average_seconds", dv.write_avg_s},
+        {"ctxvault_queries_per_second", dv.qps},
+        {"ctxvault_sync_success_overall_ratio", dv.sync_ratio},
+        {"ctxvault_events_rejected_window_ratio", dv.rej_ratio},
+        {"ctxvault_anomaly", dv.anomaly},
+    };
     for (const cv_metric_def *d = cv_metric_defs; d->name; d++) {
-        bool head = false;
+        bool head = false, done = false;
+        /* derived here, unlabelled; NAN (sync off): absent */
+        for (size_t k = 0; k < sizeof mine / sizeof *mine && !done; k++) {
+            if (strcmp(d->name, mine[k].name) != 0)
+                continue;
+            done = true;
+            if (isnan(mine[k].v))
+                continue;
+            put_head(&b, d, &head);
+            put(&b, "%s ", d->name);
+            put_number(&b, mine[k].v);
+        }
+        if (done)
+            continue;
         /* ctxvault-metrics' own: per program, whatever it reported */
         bool is_up = !strcmp(d->name, "ctxvault_up");
         if (is_up || !strcmp(d->name, "ctxvault_report_age_seconds")) {
@@ -321,6 +422,10 @@ json_t *cv_collect_health(cv_collect *c, int64_t now_ms)
             json_object_set_new(e, "last_report_ms_ago",
                                 json_integer(now_ms - c->p[i].at_ms));
     }
+    derived dv;
+    derive(c, now_ms, &dv);
+    if (dv.anomaly)
+        json_array_append_new(reasons, json_pack("s++", "anomaly: ", dv.reason, ""));
     return json_pack("{s:s, s:o, s:o}", "status",
                      json_array_size(reasons) ? "degraded" : "ok", "reasons",
                      reasons, "programs", progs);
@@ -342,6 +447,214 @@ static double value_of(json_t *report, const char *name)
         v = isnan(v) ? x : v + x;
     }
     return v;
+}
+
+/* The newest report of a service, or NULL. */
+static json_t *service_report(const cv_collect *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->p[i].service && !strcmp(c->p[i].name, name))
+            return c->p[i].report;
+    return NULL;
+}
+
+/* A histogram's average (sum / count over its labels), 0 with none. */
+static double average(json_t *report, const char *name)
+{
+    double sum = 0, count = 0;
+    size_t k;
+    json_t *s;
+    json_array_foreach(json_object_get(report, "series"), k, s) {
+        const char *n = json_string_value(json_object_get(s, "name"));
+        if (!n || strcmp(n, name) != 0)
+            continue;
+        sum += json_number_value(json_object_get(s, "sum"));
+        count += (double)json_integer_value(json_object_get(s, "count"));
+    }
+    return count > 0 ? sum / count : 0;
+}
+
+/* A series' value with label key=val (key NULL: any), the largest over
+ * every program that reported it; NAN when none did. */
+static double largest(const cv_collect *c, const char *name, const char *key,
+                      const char *val)
+{
+    double v = NAN;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t k;
+        json_t *s;
+        json_array_foreach(json_object_get(c->p[i].report, "series"), k, s) {
+            const char *n = json_string_value(json_object_get(s, "name"));
+            json_t *l = json_object_get(json_object_get(s, "labels"), key ? key : "");
+            if (!n || strcmp(n, name) != 0 ||
+                (key && (!json_is_string(l) || strcmp(json_string_value(l), val))))
+                continue;
+            double x = json_number_value(json_object_get(s, "value"));
+            v = isnan(v) || x > v ? x : v;
+        }
+    }
+    return v;
+}
+
+static void derive(const cv_collect *c, int64_t now_ms, derived *d)
+{
+    memset(d, 0, sizeof *d);
+    json_t *store = service_report(c, "ctxvault-store");
+    d->read_avg_s = average(store, "ctxvault_query_latency_seconds");
+    d->write_avg_s = average(store, "ctxvault_commit_latency_seconds");
+    double sum[NQ] = {0};
+    for (size_t i = 0; i < c->nhist; i++)
+        if (now_ms - c->hist[i].at_ms <= c->window_ms)
+            for (int q = 0; q < NQ; q++)
+                sum[q] += c->hist[i].d[q];
+    /* over the window, or the time since the first report when shorter */
+    int64_t span = c->first_ms < 0 ? 0 : now_ms - c->first_ms;
+    span = span > c->window_ms ? c->window_ms : span;
+    d->qps = span > 0 ? sum[Q_QUERIES] * 1000.0 / (double)span : 0;
+    d->rejected = sum[Q_REJECTED];
+    d->settled = sum[Q_SETTLED];
+    d->rej_ratio = d->settled > 0 ? d->rejected / d->settled : 0;
+    d->anomaly = d->settled >= (double)c->min_events &&
+                 d->rej_ratio * 100.0 > (double)c->percent;
+    if (d->anomaly)
+        snprintf(d->reason, sizeof d->reason,
+                 "%.0f of %.0f events (%.0f%%) rejected in the last %.0f s "
+                 "(threshold %d%%)", d->rejected, d->settled,
+                 d->rej_ratio * 100.0, (double)c->window_ms / 1000.0, c->percent);
+    json_t *sync = service_report(c, "ctxvault-sync");
+    double att = value_of(sync, "ctxvault_sync_attempts_total");
+    double fail = value_of(sync, "ctxvault_sync_failures_total");
+    d->sync_ratio = !sync ? NAN
+                    : isnan(att) || att <= 0 ? 1
+                    : (att - (isnan(fail) ? 0 : fail)) / att;
+}
+
+/* A time in seconds since the epoch as RFC 3339, or null (0, NAN). */
+static json_t *when(double s)
+{
+    if (isnan(s) || s <= 0)
+        return json_null();
+    char t[40];
+    cv_time_format_ms((int64_t)(s * 1000.0), t);
+    return json_string(t);
+}
+
+static json_t *number_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
+json_t *cv_collect_record(cv_collect *c, int64_t now_ms)
+{
+    json_t *h = cv_collect_health(c, now_ms);
+    json_t *missing = json_object();
+    json_t *store = service_report(c, "ctxvault-store");
+    derived dv;
+    derive(c, now_ms, &dv);
+    if (!store)
+        json_object_set_new(missing, "capacity", json_string(
+            "ctxvault-store has not reported: capacity, latencies, integrity "
+            "and security are unknown"));
+    double total = value_of(store, "ctxvault_storage_total_bytes");
+    double used = value_of(store, "ctxvault_storage_used_bytes");
+    double freeb = value_of(store, "ctxvault_storage_free_bytes");
+    double ratio = value_of(store, "ctxvault_storage_used_ratio");
+    json_t *cap = json_pack("{s:o, s:o, s:o, s:o, s:s}",
+        "total_bytes", number_or_null(total), "used_bytes", number_or_null(used),
+        "free_bytes", number_or_null(freeb),
+        "percent_used", number_or_null(isnan(ratio) ? NAN : ratio * 100.0),
+        "limit", "filesystem");
+    json_t *perf = json_pack("{s:o, s:o, s:f, s:I}",
+        "avg_read_latency_ms", store ? json_real(dv.read_avg_s * 1000.0) : json_null(),
+        "avg_write_latency_ms", store ? json_real(dv.write_avg_s * 1000.0) : json_null(),
+        "queries_per_second", dv.qps, "window_s", (json_int_t)(c->window_ms / 1000));
+    /* integrity: the last verify, else store's start check */
+    const char *check = "verify";
+    double at = largest(c, "ctxvault_integrity_check_timestamp_seconds", "check", "verify");
+    double ok = largest(c, "ctxvault_integrity_check_ok", "check", "verify");
+    if (isnan(at) || at <= 0) {
+        check = "start";
+        at = largest(c, "ctxvault_integrity_check_timestamp_seconds", "check", "start");
+        ok = largest(c, "ctxvault_integrity_check_ok", "check", "start");
+    }
+    bool known = !isnan(at) && at > 0;
+    if (!known)
+        json_object_set_new(missing, "integrity", json_string(
+            "no integrity check has finished (run ctxvault verify)"));
+    double backup = largest(c, "ctxvault_backup_last_success_timestamp_seconds", NULL, NULL);
+    if (isnan(backup) || backup <= 0)
+        json_object_set_new(missing, "last_backup", json_string(
+            "no verified backup reported (ctxvault-backup create)"));
+    double synced = largest(c, "ctxvault_sync_last_success_timestamp_seconds", NULL, NULL);
+    if (isnan(dv.sync_ratio))
+        json_object_set_new(missing, "sync", json_string(
+            "sync is off (no ctxvault-sync reports)"));
+    json_t *rel = json_pack("{s:o, s:o, s:{s:s, s:s, s:o}}",
+        "last_backup", when(backup),
+        "sync_success_rate", number_or_null(dv.sync_ratio * 100.0),
+        "integrity", "result", !known ? "unknown" : ok > 0 ? "passed" : "failed",
+        "check", check, "checked_at", when(known ? at : NAN));
+    double enc = value_of(store, "ctxvault_encryption_enabled");
+    json_t *sec = json_pack("{s:s, s:o, s:{s:b, s:s?, s:f, s:f, s:f}}",
+        "encryption", isnan(enc) ? "unknown" : enc > 0 ? "enabled" : "disabled",
+        "last_key_rotation", when(value_of(store, "ctxvault_key_created_timestamp_seconds")),
+        "anomaly", "detected", dv.anomaly, "reason", dv.anomaly ? dv.reason : NULL,
+        "rejected", dv.rejected, "events", dv.settled,
+        "rejected_percent", dv.rej_ratio * 100.0);
+    json_t *rec = json_pack("{s:O, s:O, s:o, s:o, s:o, s:o, s:{s:o}, s:o}",
+        "status", json_object_get(h, "status"), "reasons",
+        json_object_get(h, "reasons"), "capacity", cap, "performance", perf,
+        "reliability", rel, "security", sec, "meta", "last_sync",
+        isnan(dv.sync_ratio) ? json_null() : when(synced), "unavailable", missing);
+    json_decref(h);
+    return rec;
+}
+
+/* A JSON value for a terminal (a number divided by div): null as
+ * "unknown". */
+static const char *shown(json_t *v, double div, char *tmp, size_t len)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_number(v)) {
+        snprintf(tmp, len, "%.1f", json_number_value(v) / div);
+        return tmp;
+    }
+    return "unknown";
+}
+
+/* The health record, one line per section. */
+static void put_record(buf *b, cv_collect *c, int64_t now_ms)
+{
+    json_t *r = cv_collect_record(c, now_ms);
+    json_t *cap = json_object_get(r, "capacity"), *perf = json_object_get(r, "performance"),
+           *rel = json_object_get(r, "reliability"), *sec = json_object_get(r, "security"),
+           *in = json_object_get(rel, "integrity"), *an = json_object_get(sec, "anomaly");
+    char t1[32], t2[32], t3[32], t4[32];
+    const double mib = 1048576.0;
+    put(b, "capacity: %s MiB used; %s%% of %s MiB used, %s MiB free\n",
+        shown(json_object_get(cap, "used_bytes"), mib, t1, sizeof t1),
+        shown(json_object_get(cap, "percent_used"), 1, t2, sizeof t2),
+        shown(json_object_get(cap, "total_bytes"), mib, t3, sizeof t3),
+        shown(json_object_get(cap, "free_bytes"), mib, t4, sizeof t4));
+    put(b, "performance: read %s ms, write %s ms on average; %s queries/s\n",
+        shown(json_object_get(perf, "avg_read_latency_ms"), 1, t1, sizeof t1),
+        shown(json_object_get(perf, "avg_write_latency_ms"), 1, t2, sizeof t2),
+        shown(json_object_get(perf, "queries_per_second"), 1, t3, sizeof t3));
+    put(b, "reliability: last backup %s; sync success %s%%; integrity %s (%s, %s)\n",
+        shown(json_object_get(rel, "last_backup"), 1, t1, sizeof t1),
+        shown(json_object_get(rel, "sync_success_rate"), 1, t2, sizeof t2),
+        shown(json_object_get(in, "result"), 1, t3, sizeof t3),
+        json_string_value(json_object_get(in, "check")),
+        shown(json_object_get(in, "checked_at"), 1, t4, sizeof t4));
+    put(b, "security: encryption %s; key made %s; anomaly %s\n",
+        shown(json_object_get(sec, "encryption"), 1, t1, sizeof t1),
+        shown(json_object_get(sec, "last_key_rotation"), 1, t2, sizeof t2),
+        json_is_true(json_object_get(an, "detected"))
+            ? json_string_value(json_object_get(an, "reason")) : "none");
+    put(b, "meta: last_sync %s\n",
+        shown(json_object_get(json_object_get(r, "meta"), "last_sync"), 1, t1, sizeof t1));
+    json_decref(r);
 }
 
 char *cv_collect_status(cv_collect *c, int64_t now_ms)
@@ -389,6 +702,7 @@ char *cv_collect_status(cv_collect *c, int64_t now_ms)
         put(&b, "\n");
     }
     json_decref(h);
+    put_record(&b, c, now_ms);
     return b.b;
 }
 

@@ -29,7 +29,18 @@ int cv_collect_take(cv_collect *c, const char *json, size_t len, int64_t now_ms)
 char *cv_collect_prometheus(cv_collect *c, int64_t now_ms);
 /* {"status":"ok"|"degraded","reasons":[...],"programs":{P:{...}}} */
 json_t *cv_collect_health(cv_collect *c, int64_t now_ms);
-/* A few lines for a terminal (malloc'ed). */
+/* Rejections are counted over window_ms: more than percent of the events
+ * stored or rejected in it (at least min_events) is an anomaly, a health
+ * reason (default 60 s, 50%, 20). */
+void cv_collect_anomaly(cv_collect *c, int64_t window_ms, int percent,
+                        int64_t min_events);
+/* The health record: {"status","reasons","capacity":{...},
+ * "performance":{...},"reliability":{...},"security":{...},
+ * "meta":{"last_sync"},"unavailable":{FIELD:why}} (OPERATIONS.md,
+ * Monitoring). */
+json_t *cv_collect_record(cv_collect *c, int64_t now_ms);
+/* A few lines for a terminal (malloc'ed): health, each program, the
+ * health record. */
 char *cv_collect_status(cv_collect *c, int64_t now_ms);
 
 /* The client side: GET path from a ctxvault-metrics listening on listen

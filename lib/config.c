@@ -392,6 +392,27 @@ static int handle(void *arg, const char *sec, const char *key,
         } else if (!strcmp(key, "textfile")) {
             free(c->metrics_textfile);
             c->metrics_textfile = *v ? cv_strdup(v) : NULL;
+        } else if (!strcmp(key, "anomaly_window")) {
+            n = cv_parse_duration(v);
+            if (n < 100 || n > 86400000)
+                return BAD("anomaly_window '%s' is not a duration from 100ms to 1d", v);
+            c->anomaly_window_ms = n;
+        } else if (!strcmp(key, "anomaly_threshold")) {
+            size_t len = strlen(v);
+            char pct[16];
+            /* "50%" or "50" */
+            if (len && len < sizeof pct) {
+                memcpy(pct, v, len + 1);
+                if (pct[len - 1] == '%')
+                    pct[len - 1] = '\0';
+            }
+            if (!len || len >= sizeof pct || !cv_parse_int(pct, 0, 100, &n))
+                return BAD("anomaly_threshold '%s' is not a percentage from 0%% to 100%%", v);
+            c->anomaly_percent = (int)n;
+        } else if (!strcmp(key, "anomaly_min_events")) {
+            if (!cv_parse_int(v, 1, INT64_MAX, &n))
+                return BAD("anomaly_min_events '%s' is not a number from 1", v);
+            c->anomaly_min_events = n;
         } else {
             return BAD("unknown setting '%s' in [metrics]", key);
         }

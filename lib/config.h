@@ -108,6 +108,9 @@ typedef struct {
     int64_t metrics_stale_ms;    /* a service silent this long is down */
     char *metrics_listen;        /* ctxvault-metrics' HTTP: ADDRESS:PORT */
     char *metrics_textfile;      /* node_exporter textfile, or NULL */
+    int64_t anomaly_window_ms;   /* rejections are counted over this */
+    int anomaly_percent;         /* more of the events rejected: anomaly */
+    int64_t anomaly_min_events;  /* fewer events in the window: none */
     /* sync: ctxvault-sync, between instances over CURVE with pinned keys */
     char *sync_device;    /* this instance's device id, or NULL: not a device */
     bool sync_relay;      /* stores and forwards what it cannot read */

@@ -85,6 +85,16 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included.", NULL},
     {"ctxvault_key_version", G, "The keyring's primary key version.", NULL},
     {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version.", NULL},
+    /* the health record's (store) */
+    {"ctxvault_storage_used_bytes", G, "Bytes of the database file and its WAL.", NULL},
+    {"ctxvault_storage_total_bytes", G, "Size of the storage the database may fill: the filesystem holding it.", NULL},
+    {"ctxvault_storage_free_bytes", G, "Bytes of that storage still free (for an unprivileged writer).", NULL},
+    {"ctxvault_storage_used_ratio", G, "Share of that storage in use: (total - free) / total.", NULL},
+    {"ctxvault_commit_latency_seconds", H, "Time store took to commit a transaction (a write).", NULL},
+    {"ctxvault_integrity_check_ok", G, "1 when the last integrity check passed (check=verify: ctxvault verify; check=start: store's start check), 0 when it failed or has not run.", NULL},
+    {"ctxvault_integrity_check_timestamp_seconds", G, "When that check ran (0: never).", NULL},
+    {"ctxvault_encryption_enabled", G, "1 when the field policy seals fields and the keyring is loaded.", NULL},
+    {"ctxvault_key_created_timestamp_seconds", G, "When the primary key version was made (the last rotation).", NULL},
     /* ctxvault-sync */
     {"ctxvault_sync_attempts_total", C, "Exchanges with a sync peer begun (a pull cycle, a push, a hello), by peer.", NULL},
     {"ctxvault_sync_failures_total", C, "Exchanges with a sync peer that failed (no answer, a refusal, store failing), by peer: then retried with back-off.", NULL},
@@ -95,7 +105,15 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_sync_versions_received_total", C, "Versions received from sync peers and stored.", NULL},
     {"ctxvault_sync_versions_rejected_total", C, "Versions received that failed their checks (a payload that does not open, a bad vector), and contexts a received version's fields did not make (they fail this instance's checks): counted, logged, not stored.", NULL},
     {"ctxvault_sync_malformed_total", C, "Messages on the sync socket that were not sync requests.", NULL},
+    {"ctxvault_sync_last_success_timestamp_seconds", G, "When an exchange with the sync peer last succeeded (0: never), by peer.", NULL},
     /* ctxvault-metrics' own */
+    {"ctxvault_read_latency_average_seconds", G, "Average time store took to answer a query, since store started.", NULL},
+    {"ctxvault_write_latency_average_seconds", G, "Average time store took to commit a transaction, since store started.", NULL},
+    {"ctxvault_queries_per_second", G, "Queries store answered per second over the anomaly window.", NULL},
+    {"ctxvault_sync_success_overall_ratio", G, "Exchanges with every sync peer that succeeded, of those begun (1 with none).", NULL},
+    {"ctxvault_events_rejected_window_ratio", G, "Events rejected, of those stored or rejected, over the anomaly window.", NULL},
+    {"ctxvault_anomaly", G, "1 while rejections over the anomaly window pass the threshold.", NULL},
+
     {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent.", NULL},
     {"ctxvault_report_age_seconds", G, "Time since a program's last report.", NULL},
     {"ctxvault_metrics_reports_malformed_total", C, "Reports ctxvault-metrics could not read.", NULL},

@@ -1272,6 +1272,17 @@ bool cv_policy_scrubs(const cv_policy *p)
     return false;
 }
 
+bool cv_policy_seals(const cv_policy *p)
+{
+    for (int d = 0; d < DF_COUNT; d++)
+        if (p->fields.dflt[d].op == CV_OP_ENCRYPT)
+            return true;
+    for (int i = 0; i < p->fields.nrules; i++)
+        if (p->fields.rules[i].op == CV_OP_ENCRYPT)
+            return true;
+    return false;
+}
+
 /* ---- applying to text ------------------------------------------------- */
 
 /* The same rules as the tree walk, on the event's text: one pass with the

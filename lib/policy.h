@@ -122,6 +122,8 @@ int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
 /* Does the policy have any scrub rule (or a scrub default other than
  * keep)? */
 bool cv_policy_scrubs(const cv_policy *p);
+/* Does [fields] seal anything (an encrypt rule or default)? */
+bool cv_policy_seals(const cv_policy *p);
 
 /* Apply the field rules to an event given as JSON text (len bytes, not
  * necessarily NUL-terminated) without building a tree: the text is walked

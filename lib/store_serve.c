@@ -26,6 +26,7 @@
 #include "quota.h"
 
 #include "event.h"
+#include "health.h"
 #include "inspect.h"
 #include "sock.h"
 #include "synckeys.h"
@@ -79,6 +80,7 @@ typedef struct {
     int64_t deadline;       /* of the open batch */
     int64_t pause_until;
     bool check_ok;
+    int64_t check_at_ms;    /* when the start check passed (wall clock) */
     cv_maint maint;         /* sweep, erase, rectify, audit */
     cv_ctxwrite *write;     /* the context API's writes */
     cv_syncstore *sync;     /* sync records ([sync] device or relay) */
@@ -257,10 +259,13 @@ static int commit_batch(server *s)
         s->pause_until = cv_mono_ms() + QUOTA_PAUSE_MS;
         return 1;
     }
+    double t0 = cv_mono_s();
     if (cv_store_commit(s->svc->store, err, sizeof err) < 0) {
         fail_batch(s, err);
         return -1;
     }
+    cv_metrics_observe(s->mx, "ctxvault_commit_latency_seconds", NULL,
+                       cv_mono_s() - t0);
     if (s->failing && !s->svc->quiet)
         cv_info("commits to %s succeed again, after %llu failed",
                 cv_db_path(s->svc->db), (unsigned long long)s->commit_failures);
@@ -441,10 +446,10 @@ static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
     cv_ctxapi api = {.db = reader(s), .pol = s->svc->pol, .kr = s->svc->kr,
                      .allow_decrypt = s->cfg->control_decrypt};
     bool decrypted = false;
-    int64_t t0 = cv_mono_ms();
+    double t0 = cv_mono_s(); /* most answers take well under a ms */
     json_t *reply = cv_ctxapi_answer(&api, req, body_len, &decrypted);
     cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
-                       (double)(cv_mono_ms() - t0) / 1000.0);
+                       cv_mono_s() - t0);
     if (!decrypted)
         return reply;
     json_t *rows = json_object_get(reply, "events");
@@ -533,6 +538,8 @@ static void report(server *s, bool final)
     if (made >= 0)
         cv_metrics_set(m, "ctxvault_key_rotation_age_seconds", NULL,
                        (double)(cv_now_ms() - made) / 1000.0);
+    cv_health_report(m, s->cfg, cv_db_path(s->svc->db), s->svc->kr,
+                     s->svc->pol, s->check_at_ms);
     /* the oldest row past its retention: one step down the expiry index */
     sqlite3_stmt *st_old = cv_db_stmt(s->svc->db,
         "SELECT min(expires_at) FROM events WHERE expires_at <= ?");
@@ -638,10 +645,10 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
                        .puts = s->maint.cache_puts};
         reply = cv_ctxops_answer(&o, req);
     } else if (strcmp(op, "query") == 0) {
-        int64_t t0 = cv_mono_ms();
+        double t0 = cv_mono_s();
         reply = do_query(s, req);
         cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
-                           (double)(cv_mono_ms() - t0) / 1000.0);
+                           cv_mono_s() - t0);
     } else if (cv_ctxapi_handles(op)) {
         reply = do_ctxapi(s, req, zframe_size(body));
     } else if (cv_ctxwrite_handles(op)) {
@@ -747,6 +754,7 @@ static int watch_check(server *s)
         cv_info("start check of %s passed in %lld ms", cv_db_path(svc->db),
                 (long long)ms);
     s->check_ok = true;
+    s->check_at_ms = cv_now_ms();
     cv_dbcheck_destroy(&svc->check);
     publish(s);
     return 0;

@@ -39,6 +39,7 @@ typedef struct {
     zsock_t *sock;
     cv_backoff bo;
     bool up, ever_up;
+    int64_t ok_at;   /* wall clock of the last exchange that succeeded */
     json_t *their;          /* the peer's knowledge as last told, or NULL */
     slot pull, push;
     int64_t pulled_at;      /* a successful pull cycle ended (mono ms) */
@@ -480,6 +481,7 @@ static void peer_ok(cv_syncd *d, peer *p, slot *s)
         cv_info("sync: peer %s reached again", p->cfg->name);
     p->up = true;
     p->ever_up = true;
+    p->ok_at = cv_now_ms();
     p->in_row = 0;
     cv_backoff_ok(&p->bo);
     cv_metrics_observe(d->mx, "ctxvault_sync_exchange_duration_seconds", p->label,
@@ -737,6 +739,8 @@ static void report(cv_syncd *d)
     for (int i = 0; i < d->npeers; i++) {
         peer *p = &d->peers[i];
         cv_metrics_set(d->mx, "ctxvault_sync_peer_up", p->label, p->up);
+        cv_metrics_set(d->mx, "ctxvault_sync_last_success_timestamp_seconds",
+                       p->label, (double)p->ok_at / 1000.0);
         if (p->attempts)
             cv_metrics_set(d->mx, "ctxvault_sync_success_ratio", p->label,
                            (double)(p->attempts - p->failures) / (double)p->attempts);

@@ -44,6 +44,8 @@ char *cv_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * retention can be proven without waiting an hour. */
 int64_t cv_now_ms(void);
 int64_t cv_mono_ms(void);
+/* Monotonic time in seconds, to the nanosecond: for latencies below a ms. */
+double cv_mono_s(void);
 
 /* For `make bench` only: CTXVAULT_BENCH_NO_DURABILITY=1 turns off the
  * spool, acks, checksums and the WAL, to measure what durability costs.

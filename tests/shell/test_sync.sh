@@ -225,7 +225,9 @@ test_a_partition_then_heal_converges_all_three_without_loss_or_duplication() {
     sed -i 's|^report_interval .*|report_interval = 200ms|' "$G/a/ctxvault.conf"
     up r a b
     MPORT=$(free_port)
-    at a ctxvault-metrics --listen "127.0.0.1:$MPORT" 2> "$TEST_TMP/metrics.err" &
+    # not through at(): a function in the background is a subshell, and
+    # killing it would leave ctxvault-metrics behind
+    CTXVAULT_HOME=$G/a ctxvault-metrics --listen "127.0.0.1:$MPORT" 2> "$TEST_TMP/metrics.err" &
     bg_track $!
     URL=http://127.0.0.1:$MPORT
     save a u1 base '{"n":0}'
@@ -246,6 +248,15 @@ test_a_partition_then_heal_converges_all_three_without_loss_or_duplication() {
         fail "the peer down: $(curl -s "$URL/metrics" | grep sync_peer_up)"
     up r
     wait_until 30 converged r a b || fail "no convergence after the heal: $(tail -n 3 "$G/a.sync.err")"
+    # the health record: every peer's exchanges together, the last good one
+    wait_until 10 sh -c "curl -s '$URL/status?format=json' | grep -q '\"last_sync\": \"20'" ||
+        fail "no last_sync: $(curl -s "$URL/status?format=json")"
+    curl -s "$URL/status?format=json" > "$TEST_TMP/record.json"
+    rate=$(json_get '$.reliability.sync_success_rate' < "$TEST_TMP/record.json")
+    assertTrue "the sync success rate ($rate) is a percentage, below 100 after the failures" \
+        "awk -v r='$rate' 'BEGIN { exit !(r > 0 && r < 100) }'"
+    last=$(json_get '$.meta.last_sync' < "$TEST_TMP/record.json")
+    assertTrue "last_sync ($last) is recent" "[ $(($(date +%s) - $(date -d "$last" +%s))) -lt 60 ]"
     # every change on each side, once: 21 records, one with two siblings
     assertEquals "records" 21 "$(state r '$.records')"
     assertEquals "versions" 22 "$(state r '$.versions')"

@@ -133,3 +133,73 @@ TEST(a_report_renders_as_prometheus_text)
     cv_collect_destroy(&c);
     CHECK(c == NULL);
 }
+
+/* A report of program P (pid) with the series given as JSON. */
+static void take(cv_collect *c, const char *program, int pid, const char *series,
+                 int64_t at)
+{
+    char *text = cv_fmt("{\"program\":\"%s\",\"pid\":%d,\"at\":0,\"service\":true,"
+                        "\"final\":false,\"health\":{\"ok\":true},\"series\":%s}",
+                        program, pid, series);
+    CHECK_INT(cv_collect_take(c, text, strlen(text), at), 0);
+    free(text);
+}
+
+TEST(the_health_record_aggregates_sync_and_counts_rejections_over_its_window)
+{
+    cv_collect *c = cv_collect_new(10000, "ctxvault-store");
+    cv_collect_anomaly(c, 5000, 50, 10);
+    take(c, "ctxvault-store", 7,
+         "[{\"name\":\"ctxvault_events_stored_total\",\"labels\":{},\"value\":4}]", 1000);
+    json_t *r = cv_collect_record(c, 1000);
+    CHECK(json_is_null(json_object_get(json_object_get(r, "meta"), "last_sync")));
+    CHECK(json_object_get(json_object_get(r, "unavailable"), "sync"));
+    json_decref(r);
+    /* two peers: 3 of 4 exchanges and 1 of 4 succeeded: 50% */
+    take(c, "ctxvault-sync", 8,
+         "[{\"name\":\"ctxvault_sync_attempts_total\",\"labels\":{\"peer\":\"a\"},\"value\":4},"
+         "{\"name\":\"ctxvault_sync_failures_total\",\"labels\":{\"peer\":\"a\"},\"value\":1},"
+         "{\"name\":\"ctxvault_sync_attempts_total\",\"labels\":{\"peer\":\"b\"},\"value\":4},"
+         "{\"name\":\"ctxvault_sync_failures_total\",\"labels\":{\"peer\":\"b\"},\"value\":3},"
+         "{\"name\":\"ctxvault_sync_last_success_timestamp_seconds\",\"labels\":{\"peer\":\"a\"},\"value\":1796000000},"
+         "{\"name\":\"ctxvault_sync_last_success_timestamp_seconds\",\"labels\":{\"peer\":\"b\"},\"value\":1796000060}]",
+         1100);
+    /* 12 rejected by a command, 4 stored before: 12 of 16 */
+    take(c, "ctxvault-ingest", 9,
+         "[{\"name\":\"ctxvault_events_rejected_total\",\"labels\":{\"reason\":\"invalid_json\"},\"value\":12}]",
+         1200);
+    r = cv_collect_record(c, 1300);
+    json_t *rel = json_object_get(r, "reliability"), *an =
+        json_object_get(json_object_get(r, "security"), "anomaly");
+    CHECK(json_number_value(json_object_get(rel, "sync_success_rate")) == 50.0);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(r, "meta"), "last_sync")),
+              "2026-11-30T00:54:20.000Z");
+    CHECK(json_is_true(json_object_get(an, "detected")));
+    CHECK(json_number_value(json_object_get(an, "events")) == 16);
+    CHECK_STR(json_string_value(json_object_get(r, "status")), "degraded");
+    json_decref(r);
+    char *p = cv_collect_prometheus(c, 1300);
+    CHECK(strstr(p, "\nctxvault_anomaly 1\n"));
+    CHECK(strstr(p, "\nctxvault_sync_success_overall_ratio 0.5\n"));
+    CHECK(strstr(p, "\nctxvault_events_rejected_window_ratio 0.75\n"));
+    free(p);
+    /* the same process reporting the same totals adds nothing; once the
+     * window has passed, the anomaly is gone */
+    take(c, "ctxvault-ingest", 9,
+         "[{\"name\":\"ctxvault_events_rejected_total\",\"labels\":{\"reason\":\"invalid_json\"},\"value\":12}]",
+         3000);
+    r = cv_collect_record(c, 6300);
+    an = json_object_get(json_object_get(r, "security"), "anomaly");
+    CHECK(json_is_false(json_object_get(an, "detected")));
+    CHECK(json_number_value(json_object_get(an, "events")) == 0);
+    json_decref(r);
+    /* a new process of the same program counts from 0 */
+    take(c, "ctxvault-ingest", 10,
+         "[{\"name\":\"ctxvault_events_rejected_total\",\"labels\":{},\"value\":11}]", 7000);
+    r = cv_collect_record(c, 7000);
+    an = json_object_get(json_object_get(r, "security"), "anomaly");
+    CHECK(json_is_true(json_object_get(an, "detected")));
+    CHECK(json_number_value(json_object_get(an, "rejected")) == 11);
+    json_decref(r);
+    cv_collect_destroy(&c);
+}
