@@ -72,7 +72,7 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_cache_deleted_total", C, "Model cache entries deleted on request (cache.delete).", NULL},
     {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL},
     {"ctxvault_storage_quota_bytes", G, "The database's quota ([storage] quota; 0: none).", NULL},
-    {"ctxvault_storage_used_bytes", G, "Bytes the database's pages in use take (free pages not counted).", NULL},
+    {"ctxvault_storage_quota_used_bytes", G, "Bytes the database's pages in use take (free pages not counted).", NULL},
     {"ctxvault_storage_quota_ratio", G, "Used bytes over the quota (0 without one).", NULL},
     {"ctxvault_storage_quota_archives_total", C, "Archives store started because the database reached its quota's threshold.", NULL},
     {"ctxvault_storage_quota_archive_failures_total", C, "Such archives that failed (tried again later).", NULL},

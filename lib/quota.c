@@ -344,7 +344,7 @@ void cv_quota_report(cv_quota *q, cv_metrics *m)
     if (!q)
         return;
     cv_metrics_set(m, "ctxvault_storage_quota_bytes", NULL, (double)q->cfg->quota);
-    cv_metrics_set(m, "ctxvault_storage_used_bytes", NULL, (double)q->used);
+    cv_metrics_set(m, "ctxvault_storage_quota_used_bytes", NULL, (double)q->used);
     cv_metrics_set(m, "ctxvault_storage_quota_ratio", NULL, ratio(q));
     cv_metrics_set(m, "ctxvault_storage_quota_archives_total", NULL,
                    (double)q->archives);

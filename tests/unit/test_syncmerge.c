@@ -610,7 +610,7 @@ TEST(policy_merge_errors_name_the_line)
         "my.conf:8: rule for 'default' given twice",
         "my.conf:9: merge rule 'lww' takes no argument (got 'please')",
         "my.conf:11: unknown section [mergers] (expected retention, scrub, "
-        "privacy, merge, fields, scrub fields or scrub fields KIND)",
+        "privacy, merge, public, fields, scrub fields or scrub fields KIND)",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(msgs, want[i]))
