@@ -61,6 +61,27 @@ static const uint8_t *day_key(cv_anon *a, int64_t day)
     return a->days[free_i].key;
 }
 
+static int64_t to_hour(int64_t ts)
+{
+    return ts - ((ts % HOUR_MS) + HOUR_MS) % HOUR_MS;
+}
+
+/* The hour, then a keyed hash of the original id: the same event gets the
+ * same id however often it is sent, and the id tells no more than the
+ * hour. */
+void cv_anon_id(const cv_anon *a, const char *id, int64_t ts,
+                char out[CV_ID_MAX + 1])
+{
+    uint8_t digest[16];
+    static const char ctx[] = "ctxvault anonymous id";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, cv_keyring_id_key(a->kr), 32, sizeof digest);
+    crypto_generichash_update(&st, (const unsigned char *)ctx, sizeof ctx);
+    crypto_generichash_update(&st, (const unsigned char *)id, strlen(id));
+    crypto_generichash_final(&st, digest, sizeof digest);
+    cv_event_make_id(to_hour(ts), digest, out);
+}
+
 bool cv_anon_is_user(const char *user)
 {
     return strncmp(user, "anon:", 5) == 0;
@@ -126,15 +147,8 @@ int cv_anon_apply(cv_anon *a, const char *user, const char *body, size_t len,
     json_object_update(ev, keep);
     json_decref(keep);
 
-    out->ts = ts - ((ts % HOUR_MS) + HOUR_MS) % HOUR_MS;
-    uint8_t digest[16];
-    static const char ctx[] = "ctxvault anonymous id";
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, cv_keyring_id_key(a->kr), 32, sizeof digest);
-    crypto_generichash_update(&st, (const unsigned char *)ctx, sizeof ctx);
-    crypto_generichash_update(&st, (const unsigned char *)id, strlen(id));
-    crypto_generichash_final(&st, digest, sizeof digest);
-    cv_event_make_id(out->ts, digest, out->id);
+    out->ts = to_hour(ts);
+    cv_anon_id(a, id, ts, out->id);
 
     int64_t day = out->ts / DAY_MS;
     uint8_t h[16];

@@ -136,10 +136,16 @@ static const char schema_sql[] =
     "  rid  TEXT PRIMARY KEY,"
     "  uid  INTEGER NOT NULL,"            /* users.uid */
     "  name TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS sync_local_uid ON sync_local(uid);";
+    "CREATE INDEX IF NOT EXISTS sync_local_uid ON sync_local(uid);"
+    /* schema version 4: users who were anonymous and are no longer. An
+     * event of theirs resent after the change may have been stored
+     * anonymised, under another id (lib/anonymise.h): store looks for
+     * that id too before storing it again */
+    "CREATE TABLE IF NOT EXISTS anon_past ("
+    "  uid INTEGER PRIMARY KEY);";
 
 /* Versions: 1, the first; 2 added segments and mlcache; 3 the sync
- * tables. Every change so
+ * tables; 4 anon_past. Every change so
  * far only adds tables, so bringing an older file up to date is the
  * same CREATE ... IF NOT EXISTS as making a new one, and the version
  * moves with them in one savepoint: a crash leaves the old schema or the

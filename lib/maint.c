@@ -226,6 +226,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         "DELETE FROM sync_local WHERE uid = ?",
         "DELETE FROM events WHERE uid = ?",
         "DELETE FROM profiles WHERE uid = ?",
+        "DELETE FROM anon_past WHERE uid = ?",
         "DELETE FROM segments WHERE uid = ?",
         "DELETE FROM mlcache WHERE uid = ?",
         "DELETE FROM users WHERE uid = ?",

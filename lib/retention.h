@@ -27,6 +27,7 @@ typedef struct {
     bool known;             /* a profile event has been seen */
     cv_privacy privacy;
     int64_t retention_days; /* >= 0, CV_DAYS_UNSET or CV_DAYS_FOREVER */
+    bool was_anonymous;     /* left the anonymous level (store's anon_past) */
 } cv_profile;
 
 /* The smaller of two durations or times, where < 0 means never. */

@@ -119,8 +119,10 @@ static int user_get(cv_store *s, const char *user, int64_t *uid,
         return 0;
     }
     sqlite3_stmt *st = cv_db_stmt(s->db,
-        "SELECT u.uid, p.privacy_level, p.retention_days, p.uid IS NOT NULL"
+        "SELECT u.uid, p.privacy_level, p.retention_days, p.uid IS NOT NULL,"
+        " a.uid IS NOT NULL"
         " FROM users u LEFT JOIN profiles p ON p.uid = u.uid"
+        " LEFT JOIN anon_past a ON a.uid = u.uid"
         " WHERE u.user_id = ?");
     if (!st)
         return -1;
@@ -131,6 +133,7 @@ static int user_get(cv_store *s, const char *user, int64_t *uid,
     if (rc == SQLITE_ROW) {
         *uid = sqlite3_column_int64(st, 0);
         out->known = sqlite3_column_int(st, 3) != 0;
+        out->was_anonymous = sqlite3_column_int(st, 4) != 0;
         const char *lvl = (const char *)sqlite3_column_text(st, 1);
         if (lvl)
             cv_privacy_parse(lvl, &out->privacy);
@@ -376,6 +379,21 @@ static int profile_apply(cv_store *s, const char *user, int64_t uid,
         return -1;
     if (sqlite3_changes(cv_db_handle(s->db)) == 0)
         return 0; /* an older profile event: the newer one stands */
+    cv_profile np = *p;
+    np.was_anonymous = old->was_anonymous;
+    if (!old->was_anonymous && old->known && old->privacy == CV_PRIVACY_ANONYMOUS &&
+        p->privacy != CV_PRIVACY_ANONYMOUS) {
+        sqlite3_stmt *a = cv_db_stmt(s->db, "INSERT OR IGNORE INTO anon_past(uid) VALUES(?)");
+        if (!a)
+            return -1;
+        sqlite3_bind_int64(a, 1, uid);
+        rc = sqlite3_step(a);
+        sqlite3_reset(a);
+        if (rc != SQLITE_DONE)
+            return -1;
+        np.was_anonymous = true;
+    }
+    p = &np;
     unsigned i = slot_of(user);
     free(s->cache[i].user);
     s->cache[i].user = cv_strdup(user);
@@ -504,6 +522,24 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
             row.scrubbed_at = row.created_at;
         row_user = an.user;
         s->batch_anonymised++;
+    }
+    else if (!is_profile && prof.was_anonymous) {
+        /* sent before, while its user was anonymous: stored under the
+         * anonymised id, which must not make a second row of it */
+        char aid[CV_ID_MAX + 1];
+        cv_anon_id(s->anon, id, ts, aid);
+        sqlite3_stmt *q = cv_db_stmt(s->db, "SELECT 1 FROM events WHERE id = ?");
+        if (!q)
+            goto failed;
+        sqlite3_bind_text(q, 1, aid, -1, SQLITE_STATIC);
+        int qr = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (qr == SQLITE_ROW) {
+            s->batch_duplicates++;
+            return CV_STORE_DUPLICATE;
+        }
+        if (qr != SQLITE_DONE)
+            goto failed;
     }
     uint8_t sum[CV_CHECKSUM_BYTES];
     if (cv_bench_no_durability()) {

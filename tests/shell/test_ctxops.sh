@@ -83,7 +83,7 @@ test_stats_for_a_period_match_what_sqlite_counts() {
     # no period: the old reply, unchanged
     api '{"op":"stats"}'
     assertEquals "old reply's total" "$(sql 'SELECT count(*) FROM events')" "$(reply '$.events')"
-    assertEquals "old reply's schema version" 3 "$(reply '$.schema_version')"
+    assertEquals "old reply's schema version" 4 "$(reply '$.schema_version')"
     assertEquals "old reply has no period" "" "$(reply '$.period')"
     api '{"op":"stats","since":"yesterday"}'
     assertEquals "a bad time" bad_request "$(reply '$.code')"
@@ -340,7 +340,7 @@ test_cache_entries_expire_are_bounded_and_swept() {
     done
     # meta: the counters and what the cache holds
     api '{"op":"meta"}'
-    assertEquals "schema version" 3 "$(reply '$.schema_version')"
+    assertEquals "schema version" 4 "$(reply '$.schema_version')"
     assertEquals "hits" 2 "$(reply '$.cache.hits')"
     assertEquals "misses" 2 "$(reply '$.cache.misses')"
     assertEquals "puts" 4 "$(reply '$.cache.puts')"
@@ -421,16 +421,16 @@ test_a_database_of_schema_version_1_is_upgraded_when_opened() {
     pipeline "$TEST_TMP/in.ndjson"
     # version 1 as it was: the tables of version 2 absent
     sql "DROP TABLE segments; DROP TABLE mlcache; DROP TABLE sync_versions;
-         DROP TABLE sync_knowledge; DROP TABLE sync_local;
+         DROP TABLE sync_knowledge; DROP TABLE sync_local; DROP TABLE anon_past;
          UPDATE meta SET value = 1 WHERE key = 'schema_version'"
     assertEquals "no new tables" 0 "$(sql "SELECT count(*) FROM sqlite_master WHERE name IN ('segments', 'mlcache')")"
     before=$(sql "SELECT count(*), sum(length(body)), group_concat(id) FROM (SELECT * FROM events ORDER BY seq)" | cksum)
     serve_store || return
     wait_until 10 grep -q 'upgraded' "$TEST_TMP/serve.err" || fail "no upgrade logged: $(cat "$TEST_TMP/serve.err")"
-    assert_grep "$TEST_TMP/serve.err" 'from schema version 1 to 3'
-    assertEquals "version" 3 "$(sql "SELECT value FROM meta WHERE key = 'schema_version'")"
-    assertEquals "the new tables and their indexes" 8 \
-        "$(sql "SELECT count(*) FROM sqlite_master WHERE name IN ('segments', 'mlcache', 'mlcache_expires', 'mlcache_uid', 'sync_versions', 'sync_versions_rid', 'sync_knowledge', 'sync_local')")"
+    assert_grep "$TEST_TMP/serve.err" 'from schema version 1 to 4'
+    assertEquals "version" 4 "$(sql "SELECT value FROM meta WHERE key = 'schema_version'")"
+    assertEquals "the new tables and their indexes" 9 \
+        "$(sql "SELECT count(*) FROM sqlite_master WHERE name IN ('segments', 'mlcache', 'mlcache_expires', 'mlcache_uid', 'sync_versions', 'sync_versions_rid', 'sync_knowledge', 'sync_local', 'anon_past')")"
     assertEquals "the rows intact" "$before" \
         "$(sql "SELECT count(*), sum(length(body)), group_concat(id) FROM (SELECT * FROM events ORDER BY seq)" | cksum)"
     api '{"op":"user.segment","user":"user-00001"}'
@@ -441,11 +441,11 @@ test_a_database_of_schema_version_1_is_upgraded_when_opened() {
     ctxvault verify > /dev/null 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?
     # a newer version than this ctxvault knows: refused, untouched
-    sql "UPDATE meta SET value = 4 WHERE key = 'schema_version'"
+    sql "UPDATE meta SET value = 5 WHERE key = 'schema_version'"
     ctxvault-store < /dev/null 2> "$TEST_TMP/newer.err"
     assert_status newer 78 $?
-    assert_grep "$TEST_TMP/newer.err" 'schema version 4, newer'
-    assertEquals "left as it was" 4 "$(sql "SELECT value FROM meta WHERE key = 'schema_version'")"
+    assert_grep "$TEST_TMP/newer.err" 'schema version 5, newer'
+    assertEquals "left as it was" 5 "$(sql "SELECT value FROM meta WHERE key = 'schema_version'")"
 }
 
 . shunit2

@@ -83,6 +83,29 @@ test_turning_anonymous_makes_the_stored_rows_anonymous_too() {
     assertEquals "on the hour" 0 "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%' AND ts % 3600000 <> 0")"
 }
 
+# An event is stored once whatever its user's level was when it came
+# first: sent while the user was anonymous (stored under an anonymised
+# id), then sent again after they left that level, it is a duplicate;
+# sent before they turned anonymous and again after, too.
+test_a_resend_across_a_change_of_level_is_stored_once() {
+    printf '{"kind":"profile","userId":"ivy","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"anonymous"}\n' > "$TEST_TMP/p1.ndjson"
+    printf '{"kind":"profile","userId":"ivy","timestamp":"2026-11-01T01:00:00Z","privacyLevel":"private"}\n' > "$TEST_TMP/p2.ndjson"
+    printf '{"kind":"profile","userId":"ivy","timestamp":"2026-11-01T02:00:00Z","privacyLevel":"anonymous"}\n' > "$TEST_TMP/p3.ndjson"
+    { rich 2026-11-02T10:17:23Z ivy; rich 2026-11-02T10:18:00Z ivy ',"id":"ivy-own-id"'; } > "$TEST_TMP/e.ndjson"
+    ctxvault-ingest --stdout "$TEST_TMP/e.ndjson" > "$TEST_TMP/e.norm" 2> /dev/null
+    store_at "$T0" "$TEST_TMP/p1.ndjson"
+    store_at "$T0" "$TEST_TMP/e.norm"
+    assertEquals "two anonymised rows" 2 "$(sql "SELECT count(*) FROM events_v WHERE user_id LIKE 'anon:%'")"
+    store_at "$T0" "$TEST_TMP/p2.ndjson"
+    store_at "$T0" "$TEST_TMP/e.norm"
+    assertEquals "sent again after leaving anonymous: nothing new" 4 "$(rows)"
+    # and back: the rows stored in between (none) and the resend dedupe
+    store_at "$T0" "$TEST_TMP/p3.ndjson"
+    store_at "$T0" "$TEST_TMP/e.norm"
+    assertEquals "sent again once anonymous again: nothing new" 5 "$(rows)"
+    assertEquals "the events, once each" 2 "$(sql "SELECT count(*) FROM events WHERE kind = 'interaction'")"
+}
+
 # The members of a privacy policy as applications send them with a
 # profile: retentionDays, autoDelete, anonymization, encryption and
 # sharingConsent each have their effect.
