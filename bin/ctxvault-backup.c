@@ -67,8 +67,8 @@ static void usage(FILE *f)
         "\n"
         "Each command prints one JSON object on stdout (create -o - prints it\n"
         "on stderr). Exit status: 0 ok, 64 usage, 65 a backup failed its\n"
-        "check, 66 no backup, 73 cannot create, 74 I/O error, 75 a store\n"
-        "holds the database, 78 configuration problem.\n");
+        "check, 66 no backup, 70 internal error, 73 cannot create, 74 I/O\n"
+        "error, 75 a store holds the database, 78 configuration problem.\n");
 }
 
 typedef struct {
@@ -248,7 +248,7 @@ int main(int argc, char **argv)
     json_t *res = NULL;
     char err[1024];
     int status;
-    if (cv_config_load(&cfg, home, conf)) {
+    if (cv_config_load_instance(&cfg, home, conf)) {
         status = EX_CONFIG;
         goto out;
     }

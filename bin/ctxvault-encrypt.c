@@ -40,10 +40,12 @@ static void usage(FILE *f)
         "  -V, --version    the version\n"
         "\n"
         "Exit status: 0 all events processed (or --serve stopped by SIGTERM),\n"
-        "65 some lines rejected (see the\n"
-        "dead-letter file), 74 input or output failed, 75 the data-key store\n"
-        "failed (the lines before it were written), 78 configuration, policy\n"
-        "or keyring problem. With --serve, a keyring that cannot be loaded is\n"
+        "64 usage, 65 some lines rejected (see the dead-letter file), 69\n"
+        "--serve cannot bind its endpoints, 70 internal error, 71 the\n"
+        "sockets cannot be polled, 73 the dead-letter file cannot be\n"
+        "created, 74 input or output failed, 75 the data-key store failed\n"
+        "(the lines before it were written), 78 configuration, policy or\n"
+        "keyring problem. With --serve, a keyring that cannot be loaded is\n"
         "waited for: nothing is taken from ingest meanwhile.\n");
 }
 
@@ -233,7 +235,7 @@ int main(int argc, char **argv)
     cv_metrics *mx = NULL;
     filter f = {0};
     cv_config cfg;
-    if (cv_config_load(&cfg, home, conf) > 0)
+    if (cv_config_load_instance(&cfg, home, conf) > 0)
         goto out;
     if (cv_fieldcrypt_init() < 0) {
         cv_err("cannot initialise libsodium");

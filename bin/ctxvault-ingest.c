@@ -61,10 +61,13 @@ static void usage(FILE *f)
         "  -h, --help        this help\n"
         "  -V, --version     the version\n"
         "\n"
-        "Exit status: 0 all lines accepted (and, sending, acknowledged), 65\n"
-        "some rejected (see the dead-letter file) here or downstream, 66 an\n"
-        "input is missing, 74 output, spool or socket failed, 75 timed out or\n"
-        "interrupted with events unacknowledged, or the spool is in use.\n");
+        "Exit status: 0 all lines accepted (and, sending, acknowledged), 64\n"
+        "usage, 65 some rejected (see the dead-letter file) here or\n"
+        "downstream, 66 an input is missing, 69 --serve cannot bind its\n"
+        "endpoint, 70 internal error, 73 the dead-letter file cannot be\n"
+        "created, 74 output, spool or socket failed, 75 timed out or\n"
+        "interrupted with events unacknowledged, or the spool is in use, 78\n"
+        "configuration or keyring problem.\n");
 }
 
 /* --timeout/--drain: plain seconds, or a duration such as 500ms or 2m. */
@@ -187,7 +190,7 @@ int main(int argc, char **argv)
     }
 
     cv_config cfg;
-    if (cv_config_load(&cfg, home, conf) > 0) {
+    if (cv_config_load_instance(&cfg, home, conf) > 0) {
         cv_config_free(&cfg);
         return EX_CONFIG;
     }

@@ -53,8 +53,8 @@ static void usage(FILE *f)
         "  -h, --help, -V, --version\n"
         "\n"
         "Exit status: 0 stopped by SIGTERM, 64 usage, 69 the address or the\n"
-        "endpoint cannot be bound, 73 the textfile cannot be written, 78\n"
-        "configuration problem.\n");
+        "endpoint cannot be bound, 71 the socket cannot be polled, 73 the\n"
+        "textfile cannot be written, 74 I/O error, 78 configuration problem.\n");
 }
 
 typedef struct {
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = NULL;
     zsock_t *sub = NULL;
     state s = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    if (cv_config_load(&cfg, home, conf)) {
+    if (cv_config_load_instance(&cfg, home, conf)) {
         cv_config_free(&cfg);
         return EX_CONFIG;
     }

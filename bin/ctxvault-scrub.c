@@ -47,13 +47,17 @@ static void usage(FILE *f)
 
 static void summary(json_t *res)
 {
-    cv_info("scrubbed %lld rows (%lld fields) in %lld ms; %lld conflicts "
-            "retried; %lld rows due left",
-            (long long)json_integer_value(json_object_get(res, "scrubbed")),
-            (long long)json_integer_value(json_object_get(res, "fields")),
-            (long long)json_integer_value(json_object_get(res, "ms")),
-            (long long)json_integer_value(json_object_get(res, "conflicts")),
-            (long long)json_integer_value(json_object_get(res, "backlog")));
+    long long rows = json_integer_value(json_object_get(res, "scrubbed")),
+              fields = json_integer_value(json_object_get(res, "fields")),
+              conflicts = json_integer_value(json_object_get(res, "conflicts")),
+              due = json_integer_value(json_object_get(res, "backlog"));
+    cv_info("scrubbed %lld %s (%lld %s) in %lld ms; %lld %s retried; %lld %s "
+            "due left",
+            rows, cv_plural(rows, "row", "rows"), fields,
+            cv_plural(fields, "field", "fields"),
+            (long long)json_integer_value(json_object_get(res, "ms")), conflicts,
+            cv_plural(conflicts, "conflict", "conflicts"), due,
+            cv_plural(due, "row", "rows"));
 }
 
 static const cv_schedule *schedule(const cv_config *cfg) { return &cfg->scrub; }

@@ -41,10 +41,13 @@ static void usage(FILE *f)
         "  -h, --help    this help\n"
         "  -V, --version the version\n"
         "\n"
-        "Exit status: 0 all committed (or --serve stopped by SIGTERM), 65\n"
-        "some lines rejected, 65 a corrupt\n"
-        "database, 75 another writer holds the database, 74 I/O error,\n"
-        "78 configuration problem.\n");
+        "Exit status: 0 all committed (or --serve stopped by SIGTERM), 64\n"
+        "usage, 65 some lines rejected or a corrupt database, 66 the\n"
+        "database is missing while its journal holds batches, 69 --serve\n"
+        "cannot bind its endpoints, 70 internal error, 71 the input or\n"
+        "sockets cannot be polled, 73 the dead-letter file cannot be\n"
+        "created, 74 I/O error, 75 another writer holds the database, 78\n"
+        "configuration problem.\n");
 }
 
 int main(int argc, char **argv)
@@ -95,7 +98,7 @@ int main(int argc, char **argv)
     cv_lineread *lr = NULL;
     cv_dbcheck *check = NULL;
 
-    if (cv_config_load(&cfg, home, conf) > 0)
+    if (cv_config_load_instance(&cfg, home, conf) > 0)
         goto out;
     if (dbpath) {
         free(cfg.db_file);
@@ -258,10 +261,12 @@ int main(int argc, char **argv)
     }
     const cv_store_stats *s = cv_store_stats_get(st);
     uint64_t rejected = cv_deadletter_count(dl);
-    if (!quiet && (rejected || s->duplicates))
-        cv_info("%llu stored, %llu duplicates, %llu rejected%s%s",
+    /* every run, the first too: a silent success looked like nothing */
+    if (!quiet)
+        cv_info("%llu stored, %llu %s, %llu rejected%s%s",
                 (unsigned long long)s->inserted,
                 (unsigned long long)s->duplicates,
+                cv_plural((long long)s->duplicates, "duplicate", "duplicates"),
                 (unsigned long long)rejected, rejected ? "; see " : "",
                 rejected ? cv_deadletter_path(dl) : "");
     if (!status && rejected)

@@ -73,7 +73,7 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
     cv_config cfg;
-    if (cv_config_load(&cfg, home, conf)) {
+    if (cv_config_load_instance(&cfg, home, conf)) {
         cv_config_free(&cfg);
         return EX_CONFIG;
     }

@@ -42,12 +42,14 @@ static void usage(FILE *f)
 
 static void summary(json_t *res)
 {
-    cv_info("swept %lld rows and %lld audit entries in %lld ms; %lld expired "
-            "rows left",
-            (long long)json_integer_value(json_object_get(res, "deleted")),
-            (long long)json_integer_value(json_object_get(res, "audit_expired")),
-            (long long)json_integer_value(json_object_get(res, "ms")),
-            (long long)json_integer_value(json_object_get(res, "backlog")));
+    long long rows = json_integer_value(json_object_get(res, "deleted")),
+              audit = json_integer_value(json_object_get(res, "audit_expired")),
+              left = json_integer_value(json_object_get(res, "backlog"));
+    cv_info("swept %lld %s and %lld audit %s in %lld ms; %lld expired %s left",
+            rows, cv_plural(rows, "row", "rows"), audit,
+            cv_plural(audit, "entry", "entries"),
+            (long long)json_integer_value(json_object_get(res, "ms")), left,
+            cv_plural(left, "row", "rows"));
 }
 
 static const cv_schedule *schedule(const cv_config *cfg) { return &cfg->sweep; }

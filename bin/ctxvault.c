@@ -33,127 +33,203 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: ctxvault [--home DIR] [-c FILE] COMMAND [ARGS]\n"
-        "\n"
-        "commands:\n"
-        "  init                      create the instance (keeps what exists)\n"
+/* Each command's lines of the help, in order: `ctxvault --help` prints
+ * them all, `ctxvault help CMD` and `ctxvault CMD --help` those of CMD. */
+static const struct {
+    const char *cmd, *text;
+} help_of[] = {
+    {"init",
+        "  init                      create the instance (keeps what exists)\n"},
+    {"query",
         "  query --user U [--kind K] [--since T] [--until T] [--limit N]\n"
         "        [--oldest-first] [--decrypt]\n"
-        "                            a user's events as NDJSON, newest first\n"
-        "  get ID [--decrypt]        one event\n"
+        "                            a user's events as NDJSON, newest first\n"},
+    {"get",
+        "  get ID [--decrypt]        one event\n"},
+    {"export",
         "  export --user U --format json|csv [-o FILE]\n"
         "                            everything held about the user, decrypted:\n"
         "                            one JSON document, or one CSV file with a\n"
         "                            kind column (kind,id,ts,created_at,\n"
-        "                            expires_at,event); -o writes FILE (0600)\n"
+        "                            expires_at,event); -o writes FILE (0600)\n"},
+    {"stats",
         "  stats [--since T] [--until T]\n"
         "                            counts and sizes as JSON; with a period:\n"
         "                            rows with ts in it per kind and type, bytes,\n"
-        "                            active users\n"
+        "                            active users\n"},
+    {"keys",
         "  keys list|rotate          the keyring's versions (never the keys) and\n"
         "                            rows per version; rotate: a new primary\n"
-        "                            version (restart the pipeline to use it)\n"
+        "                            version (restart the pipeline to use it)\n"},
+    {"keys",
         "  keys passphrase set|change|remove\n"
         "                            seal the keyring under a passphrase, under\n"
         "                            a new one, or store it plain again; read\n"
         "                            from the terminal, else stdin's lines (the\n"
         "                            current one first); programs then take it\n"
-        "                            from CTXVAULT_PASSPHRASE_FD or key_command\n"
+        "                            from CTXVAULT_PASSPHRASE_FD or key_command\n"},
+    {"keys",
         "  keys rewrap [--batch N]   re-seal fields under older versions with\n"
         "                            the primary (through store, N rows per\n"
-        "                            transaction); JSON summary on stdout\n"
+        "                            transaction); JSON summary on stdout\n"},
+    {"keys",
         "  keys retire VERSION       mark a version retired; refused (65) while\n"
         "                            rows, backups, archives, journal or dead\n"
-        "                            letters still need it\n"
+        "                            letters still need it\n"},
+    {"status",
         "  status [--json]           the pipeline's health, from ctxvault-metrics:\n"
         "                            each program's state, events, spool, last\n"
         "                            backup, expired rows, and the health record\n"
         "                            (capacity, latency, queries/s, integrity,\n"
         "                            encryption, key age, anomaly, last sync);\n"
         "                            --json: the record as JSON (exit 69 when\n"
-        "                            degraded)\n"
+        "                            degraded)\n"},
+    {"verify",
         "  verify [--scrub]          integrity_check, every row's checksum and\n"
         "                            the audit trail's chain; --scrub: no row\n"
         "                            past its scrub age is left unscrubbed, and\n"
-        "                            the scrub rules change no scrubbed row\n"
-        "  config check              validate the configuration and policy\n"
-        "  delete --user U           erase every row of the user (through store)\n"
+        "                            the scrub rules change no scrubbed row\n"},
+    {"config",
+        "  config check              validate the configuration and policy\n"},
+    {"delete",
+        "  delete --user U           erase every row of the user (through store)\n"},
+    {"rectify",
         "  rectify ID --set PATH=VALUE [--set ...]\n"
         "                            correct fields of an event; the policy and\n"
-        "                            checksum are applied again\n"
-        "  audit verify|list         check the audit trail's chain, or print it\n"
+        "                            checksum are applied again\n"},
+    {"audit",
+        "  audit verify|list         check the audit trail's chain, or print it\n"},
+    {"context",
         "  context USER [--name N] [--list [--limit N]] [--decrypt]\n"
         "                            the user's latest (or named) context, or\n"
-        "                            the list, from the running store\n"
+        "                            the list, from the running store\n"},
+    {"context",
         "  context [USER] --id ID [--decrypt]\n"
         "                            the context with that id (the user's only,\n"
-        "                            with USER)\n"
+        "                            with USER)\n"},
+    {"interactions",
         "  interactions --user U [--type T] [--since T] [--until T]\n"
         "        [--limit N | --all] [--page N] [--cursor C] [--decrypt]\n"
         "                            the user's interactions as NDJSON, newest\n"
-        "                            first, paged through the running store\n"
+        "                            first, paged through the running store\n"},
+    {"context",
         "  context save --user U [--name N] [--id ID] [--ts T] < FIELDS.json\n"
         "                            save a context (its fields, a JSON object)\n"
-        "                            through the running store; prints its id\n"
+        "                            through the running store; prints its id\n"},
+    {"context",
         "  context delete --user U (--id ID | --name N | --all)\n"
         "                            delete a context, every version of a name,\n"
-        "                            or all the user's contexts (audited)\n"
+        "                            or all the user's contexts (audited)\n"},
+    {"interactions",
         "  interactions save [--user U] < EVENTS.ndjson\n"
         "                            store interaction events in batches; a bad\n"
         "                            line is reported (stdin:LINE: reason) and\n"
-        "                            dead-lettered, the others stored (exit 65)\n"
+        "                            dead-lettered, the others stored (exit 65)\n"},
+    {"profile",
         "  profile set --user U [--privacy-level L] [--retention-days N|none]\n"
         "        [--preferences JSON]\n"
         "                            set the user's profile (a setting left out\n"
         "                            keeps its value; a shorter retention applies\n"
-        "                            to stored rows too, a longer one only to new)\n"
+        "                            to stored rows too, a longer one only to new)\n"},
+    {"profile",
         "  profile get --user U [--decrypt]\n"
-        "                            the user's profile, as store applies it\n"
+        "                            the user's profile, as store applies it\n"},
+    {"segment",
         "  segment --user U [--refresh]\n"
         "                            the user's segment (dormant, new, power,\n"
         "                            regular, casual; [segments]), stored while\n"
-        "                            fresh; --refresh computes it again\n"
+        "                            fresh; --refresh computes it again\n"},
+    {"sync",
         "  sync status [--checksum]  this instance's sync records: versions,\n"
         "                            records, tombstones, conflicts, knowledge\n"
-        "                            and a checksum equal on converged peers\n"
+        "                            and a checksum equal on converged peers\n"},
+    {"sync",
         "  sync key                  this instance's sync public key, for the\n"
-        "                            peers' [sync] peer.NAME and allow.NAME\n"
+        "                            peers' [sync] peer.NAME and allow.NAME\n"},
+    {"conflicts",
         "  conflicts [--user U] [--limit N]\n"
         "                            contexts whose concurrent versions no merge\n"
-        "                            rule settles: each sibling, one per line\n"
+        "                            rule settles: each sibling, one per line\n"},
+    {"conflicts",
         "  conflicts resolve RID (--pick DEVICE:N | --merged)\n"
         "                            keep one sibling, or the merge (latest\n"
         "                            writer for unsettled fields), as a new\n"
-        "                            version that replaces them everywhere\n"
-        "  cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"
+        "                            version that replaces them everywhere\n"},
+    {"cache",
+        "  cache put --ns NS --key K --ttl SECONDS [--user U] JSON|-\n"},
+    {"cache",
         "  cache get --ns NS --key K\n"
-        "                            a model cache entry (get: 66 on a miss)\n"
+        "                            a model cache entry (get: 66 on a miss)\n"},
+    {"cache",
         "  cache delete --user U [--ns NS [--key K]]\n"
         "                            delete the user's cache entries: one, a\n"
-        "                            namespace's, or all (audited; 66: none)\n"
+        "                            namespace's, or all (audited; 66: none)\n"},
+    {"compact",
         "  compact [--pages N] [--max-ms N]\n"
         "                            give the database's free pages back, in\n"
         "                            short steps (through store, or under the\n"
-        "                            writer lock when no store runs)\n"
+        "                            writer lock when no store runs)\n"},
+    {"meta",
         "  meta                      schema version, last sweep and backup,\n"
-        "                            cache stats, from the running store\n"
+        "                            cache stats, from the running store\n"},
+    {"api",
         "  api JSON|-                one request to store's control socket (-:\n"
-        "                            from stdin); prints the reply\n"
+        "                            from stdin); prints the reply\n"},
+    {"deadletter",
         "  deadletter [--decrypt] [PROGRAM...]\n"
         "                            rejected lines with their reasons (ingest,\n"
-        "                            encrypt, store); the lines are sealed\n"
-        "\n"
-        "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
-        "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
-        "  -h, --help    this help\n"
-        "  -V, --version the version\n"
-        "\n"
-        "Times are RFC 3339. Exit status: 0 ok, 64 usage, 65 bad data or a\n"
-        "failed verify, 66 nothing found, 74 I/O error, 78 configuration\n"
-        "problem (a wrong or missing keyring passphrase too).\n");
+        "                            encrypt, store); the lines are sealed\n"},
+    {"help",
+        "  help [COMMAND]            this help, or COMMAND's alone\n"},
+};
+
+static void usage_footer(FILE *f)
+{
+    fputs("\n"
+          "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
+          "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
+          "  -h, --help    this help (after a command: the command's)\n"
+          "  -V, --version the version\n"
+          "\n"
+          "Times are RFC 3339. Exit status: 0 ok, 64 usage, 65 bad data or a\n"
+          "failed verify, 66 nothing found, 69 no store answering (or no\n"
+          "ctxvault-metrics: status), 70 internal error or store refused a\n"
+          "request, 73 cannot create the instance, 74 I/O error, 75 the\n"
+          "database is locked or a rewrap was interrupted (try again), 77\n"
+          "refused (decryption through the control socket, or sync off), 78\n"
+          "configuration problem (a wrong or missing keyring passphrase too).\n",
+          f);
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: ctxvault [--home DIR] [-c FILE] COMMAND [ARGS]\n"
+          "       ctxvault help [COMMAND]\n"
+          "\n"
+          "commands:\n", f);
+    for (size_t i = 0; i < sizeof help_of / sizeof *help_of; i++)
+        fputs(help_of[i].text, f);
+    usage_footer(f);
+}
+
+/* ctxvault help CMD, ctxvault CMD --help: CMD's lines and the exit
+ * statuses (f NULL: print nothing); false when there is no such command. */
+static bool usage_of(FILE *f, const char *cmd)
+{
+    bool found = false;
+    for (size_t i = 0; i < sizeof help_of / sizeof *help_of; i++) {
+        if (strcmp(help_of[i].cmd, cmd))
+            continue;
+        if (!f)
+            return true; /* only asked whether CMD exists */
+        if (!found)
+            fprintf(f, "usage: ctxvault [--home DIR] [-c FILE] %s ...\n\n", cmd);
+        fputs(help_of[i].text, f);
+        found = true;
+    }
+    if (found)
+        usage_footer(f);
+    return found;
 }
 
 typedef struct {
@@ -691,8 +767,8 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
            ms > 0 ? (double)examined * 1000.0 / (double)ms : (double)examined,
            !status && !skipped ? "true" : "false");
     if (!status && skipped) {
-        cv_err("%lld rows could not be rewrapped (see above; ctxvault verify)",
-               (long long)skipped);
+        cv_err("%lld %s could not be rewrapped (see above; ctxvault verify)",
+               (long long)skipped, cv_plural(skipped, "row", "rows"));
         status = EX_DATAERR;
     }
     return status;
@@ -731,16 +807,24 @@ static int keys_retire(ctx *c, int argc, char **argv)
     json_object_set_new(uses, "version", json_integer(v));
     if (rows || backups || archives || journal || dead || dks || !marked) {
         json_object_set_new(uses, "retired", json_false());
-        cv_err("key version %lld is still needed: %lld rows, %lld backups, "
-               "%lld archives, %lld journal batches, %lld dead letters, "
-               "%lld data keys%s",
-               (long long)v, (long long)rows, (long long)backups,
-               (long long)archives, (long long)journal, (long long)dead,
-               (long long)dks,
+        cv_err("key version %lld is still needed: %lld %s, %lld %s, %lld %s, "
+               "%lld journal %s, %lld dead %s, %lld data %s%s",
+               (long long)v, (long long)rows, cv_plural(rows, "row", "rows"),
+               (long long)backups, cv_plural(backups, "backup", "backups"),
+               (long long)archives, cv_plural(archives, "archive", "archives"),
+               (long long)journal, cv_plural(journal, "batch", "batches"),
+               (long long)dead, cv_plural(dead, "letter", "letters"),
+               (long long)dks, cv_plural(dks, "key", "keys"),
                marked ? "" : "; no finished rewrap is recorded");
-        cv_err("run ctxvault keys rewrap; take a new backup and delete the "
-               "older ones (ctxvault-backup prune, or remove them with their "
-               ".json); review and remove old dead-letter files");
+        /* only the steps still to do: after a finished rewrap, no rewrap */
+        if (rows || dks || !marked)
+            cv_err("run ctxvault keys rewrap");
+        if (backups || archives || journal)
+            cv_err("take a new backup and delete the older ones "
+                   "(ctxvault-backup prune, or remove them with their .json)");
+        if (dead)
+            cv_err("review and remove old dead-letter files "
+                   "(ctxvault deadletter)");
         rc = EX_DATAERR;
     } else if (cv_keyring_retire(c->cfg.keyring_file, (uint32_t)v, err,
                                  sizeof err) < 0) {
@@ -833,10 +917,12 @@ static int cmd_keys(ctx *c, int argc, char **argv)
                 c->ds, (uint32_t)json_integer_value(json_object_get(e, "version")))));
     if (c->ds) {
         json_t *d = cv_datakeys_describe(c->ds);
-        cv_info("data keys: %lld users (%lld ephemeral), %lld hours",
-                (long long)json_integer_value(json_object_get(d, "users")),
+        long long users = json_integer_value(json_object_get(d, "users")),
+                  hours = json_integer_value(json_object_get(d, "hours"));
+        cv_info("data keys: %lld %s (%lld ephemeral), %lld %s", users,
+                cv_plural(users, "user", "users"),
                 (long long)json_integer_value(json_object_get(d, "ephemeral_users")),
-                (long long)json_integer_value(json_object_get(d, "hours")));
+                hours, cv_plural(hours, "hour", "hours"));
         json_decref(d);
     }
     rc = 0;
@@ -1847,24 +1933,34 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     argc -= optind;
     argv += optind;
-    static const char *const known[] = {"init", "query", "get", "export",
-                                        "stats", "verify", "config",
-                                        "deadletter", "delete", "rectify",
-                                        "audit", "status", "keys", "context",
-                                        "interactions", "api", "profile",
-                                        "segment", "cache", "compact", "meta",
-                                        "sync", "conflicts", NULL};
-    bool ok = false;
-    for (int i = 0; known[i]; i++)
-        ok = ok || strcmp(cmd, known[i]) == 0;
-    if (!ok) {
+    if (!usage_of(NULL, cmd)) {
         cv_err("unknown command '%s' (see ctxvault --help)", cmd);
         return EX_USAGE;
     }
+    /* CMD --help, anywhere among its words: its help, with no instance */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage_of(stdout, cmd);
+            return 0;
+        }
 
+    if (strcmp(cmd, "help") == 0) {
+        if (argc == 1) {
+            usage(stdout);
+            return 0;
+        }
+        if (argc == 2 && usage_of(stdout, argv[1]))
+            return 0;
+        cv_err(argc == 2 ? "unknown command '%s' (see ctxvault --help)"
+                         : "usage: ctxvault help [COMMAND]", argv[1]);
+        return EX_USAGE;
+    }
     ctx c = {.home = home, .conf = conf};
     int rc;
-    int problems = cv_config_load(&c.cfg, home, conf);
+    /* init makes the instance; config check reads the built-in files */
+    bool make = !strcmp(cmd, "init") || !strcmp(cmd, "config");
+    int problems = make ? cv_config_load(&c.cfg, home, conf)
+                        : cv_config_load_instance(&c.cfg, home, conf);
     if (problems) {
         rc = EX_CONFIG;
         goto out;

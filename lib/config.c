@@ -658,6 +658,17 @@ int cv_config_check_text(const char *source, const char *text)
     return problems;
 }
 
+int cv_config_load_instance(cv_config *c, const char *home_opt, const char *file_opt)
+{
+    int problems = cv_config_load(c, home_opt, file_opt);
+    if (!c->config_file && access(c->keyring_file, F_OK) < 0 && errno == ENOENT) {
+        cv_err("no ctxvault instance at %s: run `ctxvault init` to create it "
+               "(or name another with --home or CTXVAULT_HOME)", c->home);
+        problems++;
+    }
+    return problems;
+}
+
 void cv_config_free(cv_config *c)
 {
     free(c->home);

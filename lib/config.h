@@ -134,6 +134,11 @@ extern const char cv_default_config_text[];
  * On a problem, reports each as "FILE:LINE: reason" on stderr and returns
  * the number of problems (the config is still usable with defaults). */
 int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt);
+/* cv_config_load for a program that needs an instance: where there is
+ * neither a config file nor a keyring, one problem more, reported the same
+ * way by every program ("no ctxvault instance at HOME: run `ctxvault init`
+ * ..."), instead of whichever file it happens to open first. */
+int cv_config_load_instance(cv_config *c, const char *home_opt, const char *file_opt);
 void cv_config_free(cv_config *c);
 
 /* The longest line encrypt and store accept: an event ingest accepted

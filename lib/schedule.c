@@ -148,7 +148,7 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
     cv_config cfg;
     int status = 0;
     char *actor = NULL;
-    if (cv_config_load(&cfg, home, conf)) {
+    if (cv_config_load_instance(&cfg, home, conf)) {
         status = EX_CONFIG;
         goto out;
     }

@@ -361,6 +361,11 @@ int64_t cv_parse_duration(const char *s)
     return parse_scaled(s, u, sc, sizeof u / sizeof *u);
 }
 
+const char *cv_plural(long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 bool cv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     if (!s || !*s)

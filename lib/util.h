@@ -75,6 +75,10 @@ int64_t cv_parse_duration(const char *s);
 /* Parse a decimal integer in [min, max]. false on error. */
 bool cv_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* The word for n things: one ("entry") when n is 1, else many ("entries"),
+ * so that messages read "1 entry", "2 entries". */
+const char *cv_plural(long long n, const char *one, const char *many);
+
 /* When fd is a pipe, grow its buffer (to 1 MiB, or the system's limit) so
  * the stages of a pipeline keep working while the next one is busy
  * committing. Quietly does nothing otherwise. */

@@ -47,5 +47,32 @@ for suite in "$top"/tests/shell/test_*.sh; do
     fi
     passed=$((passed + p)) failed=$((failed + f))
 done
+
+# No test may leave a process behind: any process still running from this
+# run's programs and tools (by executable), or from a test's directory (a
+# supervisord), fails the run, named by its command line, and is stopped.
+leftovers() {
+    for _p in /proc/[0-9]*; do
+        _exe=$(readlink "$_p/exe" 2> /dev/null) || continue
+        _cmd=$(tr '\0' ' ' < "$_p/cmdline" 2> /dev/null)
+        case $_exe in "$bindir"/* | "$build"/*) ;; *)
+            case $_cmd in *"${TMPDIR:-/tmp}"/cvtest.*) ;; *) continue ;; esac ;;
+        esac
+        [ "${_p#/proc/}" = $$ ] || echo "${_p#/proc/} $_cmd"
+    done
+}
+left=
+for _try in $(seq 50); do # a process killed at a test's end may take a moment
+    left=$(leftovers)
+    [ -z "$left" ] && break
+    sleep 0.2
+done
+if [ -n "$left" ]; then
+    printf '%s\n' "$left" | while read -r pid cmd; do
+        echo "not ok - a test left a process behind: $cmd"
+        kill -9 "$pid" 2> /dev/null
+    done
+    failed=$((failed + $(printf '%s\n' "$left" | grep -c .)))
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

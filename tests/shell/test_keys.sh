@@ -145,7 +145,10 @@ test_retire_refused_while_an_old_backup_exists() {
     assert_status rewrap 0 $?
     ctxvault keys retire 1 > "$TEST_TMP/r.out" 2> "$TEST_TMP/r.err"
     assert_status "retire with an old backup" 65 $?
-    assert_grep "$TEST_TMP/r.err" '0 rows, 1 backups'
+    # English, and only the advice that still applies: the rewrap is done
+    assert_grep "$TEST_TMP/r.err" '0 rows, 1 backup, 0 archives'
+    assert_grep "$TEST_TMP/r.err" 'take a new backup'
+    assert_no_grep "$TEST_TMP/r.err" 'keys rewrap|dead-letter'
     assertEquals "backups counted" 1 "$(json_get '$.backups' < "$TEST_TMP/r.out")"
     rm -f "$HOME_DIR"/backups/*
     ctxvault-backup create > /dev/null 2> "$TEST_TMP/create2.err"

@@ -145,6 +145,18 @@ TEST(vclock_join_is_the_pointwise_max)
     CHECK_STR(fmt(&e), "{\"a\":1,\"b\":5,\"d\":2}");
 }
 
+/* Equal entry by entry: a memcmp would read the unset bytes after each
+ * device name (valgrind's "uninitialised value"). */
+static bool same_clock(const cv_vclock *x, const cv_vclock *y)
+{
+    if (x->len != y->len)
+        return false;
+    for (size_t i = 0; i < x->len; i++)
+        if (strcmp(x->e[i].dev, y->e[i].dev) || x->e[i].n != y->e[i].n)
+            return false;
+    return true;
+}
+
 TEST(vclock_join_refuses_more_than_64_devices)
 {
     cv_vclock a, b;
@@ -159,7 +171,7 @@ TEST(vclock_join_refuses_more_than_64_devices)
     }
     cv_vclock before = a;
     CHECK_INT(cv_vclock_join(&a, &b), -1);
-    CHECK(memcmp(&a, &before, sizeof a) == 0);
+    CHECK(same_clock(&a, &before));
     /* 24 of b's fit exactly */
     b.len = 24;
     CHECK_INT(cv_vclock_join(&a, &b), 0);
