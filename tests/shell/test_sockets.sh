@@ -243,4 +243,32 @@ test_curve_over_tcp_keeps_out_an_unknown_key() {
     assert_grep "$TEST_TMP/store.err" ' 2 requests' "stats went through the control socket"
 }
 
+# No pipeline running: the client says so, where it waits and how to start
+# one, and keeps waiting (nothing accepted is dropped) unless --timeout.
+test_ingest_without_a_pipeline_says_what_it_waits_for() {
+    event 1 > "$TEST_TMP/in.ndjson"
+    ctxvault-ingest "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err" &
+    _pid=$!
+    bg_track "$_pid"
+    wait_until 60 grep -q 'no acknowledgement' "$TEST_TMP/ingest.err" ||
+        fail "no word of the wait: $(cat "$TEST_TMP/ingest.err")"
+    assert_grep "$TEST_TMP/ingest.err" "on ipc://$HOME_DIR/run/encrypt.sock" "it names the endpoint"
+    assert_grep "$TEST_TMP/ingest.err" "tools/supervise.sh start.*make run" "it says how to start the pipeline"
+    assertTrue "it is still waiting" "kill -0 $_pid"
+    assertEquals "said once" 1 "$(grep -c 'no acknowledgement' "$TEST_TMP/ingest.err")"
+    kill -TERM "$_pid"
+    wait "$_pid" 2> /dev/null
+    assert_status ingest 75 $?
+    # with --timeout it gives up: 75, the events stay spooled (this one
+    # and the one the killed client left)
+    ctxvault-ingest --timeout 2 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 75 $?
+    assert_grep "$TEST_TMP/ingest.err" 'timed out with [0-9]+ events? not yet acknowledged'
+    # a pipeline started later gets it, once
+    services_start
+    ctxvault-ingest --timeout 60 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 0 $?
+    assertEquals "rows" 1 "$(rows)"
+}
+
 . shunit2
