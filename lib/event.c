@@ -29,6 +29,27 @@ int cv_event_id_valid(const char *s, size_t len)
     return 1;
 }
 
+bool cv_event_id_of(int max_depth, const char *line, size_t len, char *id,
+                    size_t idlen)
+{
+    static const char pre[] = "{\"id\":\"";
+    if (len > sizeof pre && memcmp(line, pre, sizeof pre - 1) == 0) {
+        const char *p = line + sizeof pre - 1;
+        const char *q = memchr(p, '"', len - (sizeof pre - 1));
+        if (q && (size_t)(q - p) < idlen && !memchr(p, '\\', (size_t)(q - p))) {
+            memcpy(id, p, (size_t)(q - p));
+            id[q - p] = '\0';
+            return cv_event_id_valid(id, strlen(id));
+        }
+    }
+    cv_jfield f = {.name = "id"};
+    char why[128];
+    if (cv_jscan_object(line, len, max_depth, false, &f, 1, why,
+                        sizeof why) < 0 || f.type != CV_JS_STRING)
+        return false;
+    return cv_jfield_string(&f, id, idlen) && cv_event_id_valid(id, strlen(id));
+}
+
 static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* ULID layout: 48-bit milliseconds in 10 characters, 80 bits in 16. */

@@ -16,6 +16,7 @@
 #ifndef CV_EVENT_H
 #define CV_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,12 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
 #define CV_EVENT_ID_LEN 26
 void cv_event_make_id(int64_t ms, const uint8_t bits[10],
                       char out[CV_EVENT_ID_LEN + 1]);
+
+/* The id of a normalised event (a stage's input): the fast path for what
+ * ingest writes ({"id":"..." first), the scanner otherwise. false when it
+ * has none that cv_event_id_valid() accepts, or none that fits idlen. */
+bool cv_event_id_of(int max_depth, const char *line, size_t len, char *id,
+                    size_t idlen);
 
 /* Is s an acceptable producer id (1..128 printable ASCII characters, no
  * quote, backslash or space)? */
