@@ -476,9 +476,10 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
             /* the event's own members take their places (user_id from
              * the request only where the event has none); the id, when
              * it has one, first, as ingest writes it. An event without
-             * one gets ingest's: derived from its content before a
-             * missing ts is filled in, so the same events sent again (a
-             * resend after a timeout, the same file twice) dedupe */
+             * one gets ingest's: derived from its content when it has a
+             * ts (sent again, it dedupes), else unique to this save (two
+             * identical clicks are two events; a client that resends
+             * gives each event an id: cvclient does) */
             ev = json_object();
             if (member_of(e, CV_MEMBER_ID, NULL))
                 json_object_set_new(ev, "id", json_null());

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "control.h"
 #include "event.h"
+#include "fieldname.h"
 #include "jscan.h"
 #include "jwalk.h"
 #include "util.h"
@@ -288,6 +289,17 @@ static void new_id(char out[CV_CLIENT_ID_MAX + 1])
     snprintf(out, CV_CLIENT_ID_MAX + 1, "%s", id);
 }
 
+/* Does o have member m, in any spelling (fieldname.h)? */
+static bool has_member(json_t *o, cv_member m)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+        if (cv_member_of(k, strlen(k)) == (int)m)
+            return true;
+    return false;
+}
+
 /* A JSON object's text, or NULL with a bad_request error set. */
 static json_t *object_arg(cv_client *c, const char *what, const char *text)
 {
@@ -341,10 +353,15 @@ int cv_client_interactions_save(cv_client *c, const char *user,
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_error_t je;
-        /* no id made here: store derives one from the event's content,
-         * as ingest does, so a resend (or the same events sent again by
-         * a later call) is stored once */
         json_t *e = json_loads(events[i], 0, &je);
+        if (json_is_object(e) && !has_member(e, CV_MEMBER_ID) &&
+            !has_member(e, CV_MEMBER_TS)) {
+            /* store would make it an event of this save alone: an id
+             * made once here keeps this call's resends to one row */
+            char id[CV_CLIENT_ID_MAX + 1];
+            new_id(id);
+            json_object_set_new(e, "id", json_string(id));
+        }
         if (!json_is_object(e)) {
             /* sent as the text it is (null when not UTF-8), for store to
              * reject by its index while it stores the others */

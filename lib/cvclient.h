@@ -96,10 +96,11 @@ typedef struct {
 /* context.save. */
 int cv_client_context_save(cv_client *c, cv_client_context *ctx);
 /* interactions.save: n events (each a JSON object's text; "kind" and
- * "user_id" may be left out: "interaction" and user). One without an id
- * gets one store derives from its content, as ingest does, so a resend
- * (the call's own after a timeout, or the caller's) stores nothing twice;
- * two identical events are one unless each has its own "id" (or "ts").
+ * "user_id" may be left out: "interaction" and user). One with a "ts" but
+ * no "id" gets one store derives from its content, as ingest does, so any
+ * resend stores nothing twice. One with neither gets a new id here, kept
+ * for the call's own resends after a timeout: two identical such events
+ * are two, and the caller sending them again stores them again.
  * *reply gets store's
  * reply: {"stored":N,"duplicates":N,"rejected":[{"index":i,"error":".."}],
  * "ids":[id or null, ...]}; a bad event is rejected alone (by index), the

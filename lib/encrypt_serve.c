@@ -126,15 +126,29 @@ static zmsg_t *process(service *s, zmsg_t *in)
         size_t plen;
         char id[CV_ID_MAX + 1], reason[512];
         int rc;
-        if (len > (size_t)cv_config_stage_max_line(s->cfg)) {
-            snprintf(reason, sizeof reason, "line longer than %lld bytes",
-                     (long long)cv_config_stage_max_line(s->cfg));
-            id[0] = '\0';
-            cv_deadletter_put(s->dl, source, s->events, reason, line,
-                              (size_t)cv_config_stage_max_line(s->cfg), true);
+        size_t max = (size_t)cv_config_stage_max_line(s->cfg);
+        if (len > max) {
+            snprintf(reason, sizeof reason, "line longer than %zu bytes", max);
+            /* answered, when its id can be read: else ingest resends it
+             * for ever */
+            if (!cv_event_id_of(s->cfg->max_depth, line, len, id, sizeof id))
+                id[0] = '\0';
+            cv_deadletter_put(s->dl, source, s->events, reason, line, max, true);
         } else if ((rc = cv_protect_line(s->pr, line, len, &prot, &plen, id,
                                          sizeof id, reason,
-                                         sizeof reason)) == 0) {
+                                         sizeof reason)) == 0 &&
+                   plen > max) {
+            /* sealing grew it past what store takes (many short strings
+             * grow most): rejected here, once, with its id, so ingest
+             * stops resending it */
+            snprintf(reason, sizeof reason, "sealed by the policy, the event "
+                     "is %zu bytes, longer than store takes (%zu: twice "
+                     "max_line, plus 64 KiB); send fewer or longer fields",
+                     plen, max);
+            if (!cv_event_id_of(s->cfg->max_depth, line, len, id, sizeof id))
+                id[0] = '\0';
+            cv_deadletter_put(s->dl, source, s->events, reason, line, len, false);
+        } else if (rc == 0) {
             zmsg_addmem(out, prot, plen);
             s->passed++;
             continue;

@@ -29,6 +29,27 @@ int cv_event_id_valid(const char *s, size_t len)
     return 1;
 }
 
+bool cv_event_id_of(int max_depth, const char *line, size_t len, char *id,
+                    size_t idlen)
+{
+    static const char pre[] = "{\"id\":\"";
+    if (len > sizeof pre && memcmp(line, pre, sizeof pre - 1) == 0) {
+        const char *p = line + sizeof pre - 1;
+        const char *q = memchr(p, '"', len - (sizeof pre - 1));
+        if (q && (size_t)(q - p) < idlen && !memchr(p, '\\', (size_t)(q - p))) {
+            memcpy(id, p, (size_t)(q - p));
+            id[q - p] = '\0';
+            return cv_event_id_valid(id, strlen(id));
+        }
+    }
+    cv_jfield f = {.name = "id"};
+    char why[128];
+    if (cv_jscan_object(line, len, max_depth, false, &f, 1, why,
+                        sizeof why) < 0 || f.type != CV_JS_STRING)
+        return false;
+    return cv_jfield_string(&f, id, idlen) && cv_event_id_valid(id, strlen(id));
+}
+
 static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* ULID layout: 48-bit milliseconds in 10 characters, 80 bits in 16. */
@@ -350,15 +371,21 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
     if (f[F_ID].type != CV_JS_ABSENT) {
         memcpy(idbuf, f[F_ID].val, f[F_ID].len);
         idbuf[f[F_ID].len] = '\0';
+    } else if (!has_ts) {
+        /* Nothing tells two such events apart (a user who clicks twice):
+         * each acceptance is an event of its own, at the time it was
+         * accepted. A digest would merge them; random bits do not. */
+        uint8_t bits[10];
+        randombytes_buf(bits, sizeof bits);
+        cv_event_make_id(now_ms, bits, idbuf);
     } else {
         /* The digest covers the canonical form, so a re-sent event dedupes
          * however it was spaced, ordered or escaped. */
         char tsnorm[40];
-        if (has_ts)
-            cv_time_format_ms(ts, tsnorm);
+        cv_time_format_ms(ts, tsnorm);
         char *canon = NULL;
         size_t ccap = 0;
-        long clen = cv_canonical(line, len, r->max_depth, has_ts ? tsnorm : NULL,
+        long clen = cv_canonical(line, len, r->max_depth, tsnorm,
                                  &canon, &ccap, why, sizeof why);
         if (clen < 0) {
             free(canon);
@@ -369,7 +396,7 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
         crypto_generichash(digest, sizeof digest, (const unsigned char *)canon,
                            (size_t)clen, r->id_key, 32);
         free(canon);
-        cv_event_make_id(has_ts ? ts : 0, digest, idbuf);
+        cv_event_make_id(ts, digest, idbuf);
     }
 
     /* Splice: '{' "id":"…", ["ts":"…",] then the producer's members. */

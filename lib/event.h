@@ -5,15 +5,18 @@
  * normalised event is the producer's own text with "id" (and "ts", when
  * missing) inserted at the front: the producer's bytes are kept.
  *
- * A missing id is derived, never random, so a replay dedupes: a ULID-style
- * 26-character string whose first 10 characters encode the event's time
- * (0 when it has no ts) and the rest 80 bits of keyed BLAKE2b over the
- * event's canonical form (canon.h: sorted members, minimal escapes, ts
- * normalised), taken before the missing ts is filled in. Time first, so
- * the id index grows at its end. */
+ * A missing id is a ULID-style 26-character string whose first 10
+ * characters encode the event's time (time first, so the id index grows
+ * at its end). For an event with a ts, the rest is 80 bits of keyed
+ * BLAKE2b over its canonical form (canon.h: sorted members, minimal
+ * escapes, ts normalised), so a re-send dedupes. An event with neither id
+ * nor ts gets now_ms as its ts and 80 random bits: two identical such
+ * lines are two events (two clicks), and a re-sent file is stored again.
+ * The normalised line carries its id, so a replay of it keeps it. */
 #ifndef CV_EVENT_H
 #define CV_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +43,12 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
 #define CV_EVENT_ID_LEN 26
 void cv_event_make_id(int64_t ms, const uint8_t bits[10],
                       char out[CV_EVENT_ID_LEN + 1]);
+
+/* The id of a normalised event (a stage's input): the fast path for what
+ * ingest writes ({"id":"..." first), the scanner otherwise. false when it
+ * has none that cv_event_id_valid() accepts, or none that fits idlen. */
+bool cv_event_id_of(int max_depth, const char *line, size_t len, char *id,
+                    size_t idlen);
 
 /* Is s an acceptable producer id (1..128 printable ASCII characters, no
  * quote, backslash or space)? */

@@ -24,6 +24,10 @@
  * its signal lands just before a wait begins. */
 #define MAX_WAIT_MS 250
 
+/* The client says why it waits once no answer came for this long: a
+ * pipeline that is not running looks like a hang otherwise. */
+#define STALL_MS 5000
+
 static cv_sender *open_sender(const cv_ingest_opts *o, int *status)
 {
     char err[1024];
@@ -90,7 +94,39 @@ typedef struct {
     cv_progress progress;
     int64_t deadline;     /* mono ms, or 0 */
     bool timed_out;
+    int64_t quiet_since;  /* mono ms of the last answer (or of the start) */
+    uint64_t answered;    /* acks and rejections seen by then */
+    bool warned;          /* the stall was reported */
 } client;
+
+/* Say once per stall what is awaited, where, and how to get it: events
+ * are waiting and no answer has come for STALL_MS. It keeps waiting (up
+ * to --timeout): what is spooled is never dropped. */
+static void stalled(client *c)
+{
+    const cv_sender_stats *st = cv_sender_stats_get(c->s);
+    int64_t now = cv_mono_ms();
+    uint64_t answered = st->acked + st->rejected;
+    if (answered != c->answered || cv_sender_outstanding(c->s) == 0) {
+        c->answered = answered;
+        c->quiet_since = now;
+        c->warned = false;
+        return;
+    }
+    if (c->warned || now - c->quiet_since < STALL_MS)
+        return;
+    c->warned = true;
+    cv_progress_done(&c->progress);
+    const cv_config *cfg = c->o->cfg;
+    uint64_t n = cv_sender_outstanding(c->s);
+    cv_warn("no acknowledgement for %d s: %llu event%s wait%s for the pipeline "
+            "(sent to encrypt on %s, acknowledgements awaited from store on "
+            "%s); is it running? start it with 'sh tools/supervise.sh start' "
+            "or 'make run'. Still waiting%s; the events stay spooled",
+            STALL_MS / 1000, (unsigned long long)n, n == 1 ? "" : "s",
+            n == 1 ? "s" : "",
+            cfg->ep_encrypt, cfg->ep_acks, c->deadline ? " until --timeout" : " (--timeout SECONDS gives up)");
+}
 
 static void show(client *c)
 {
@@ -102,6 +138,7 @@ static void show(client *c)
     snprintf(extra, sizeof extra, "%llu acknowledged",
              (unsigned long long)(st->acked + st->rejected));
     cv_progress_update(&c->progress, st->accepted + st->replayed, extra);
+    stalled(c);
 }
 
 static int wait_ms(client *c, int want)
@@ -203,6 +240,7 @@ int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles)
     if (!c.s)
         return status;
     cv_progress_init(&c.progress, "ingest");
+    c.quiet_since = cv_mono_ms();
     if (o->timeout_ms > 0)
         c.deadline = cv_mono_ms() + o->timeout_ms;
 

@@ -1,8 +1,8 @@
 /* sender.c - spool, window, send, resend, acks. See sender.h. */
 #include "sender.h"
 
+#include "event.h"
 #include "fieldcrypt.h"
-#include "jscan.h"
 #include "metrics.h"
 #include "sock.h"
 #include "spool.h"
@@ -113,35 +113,12 @@ static uint64_t hash_id(const cv_sender *s, const char *id, size_t len)
     return h;
 }
 
-/* The event's id, as store will see it: the fast path for what ingest
- * writes ({"id":"..." first), the scanner otherwise. */
-static bool event_id(const cv_config *cfg, const char *line, size_t len,
-                     char *id, size_t idlen)
-{
-    static const char pre[] = "{\"id\":\"";
-    if (len > sizeof pre && memcmp(line, pre, sizeof pre - 1) == 0) {
-        const char *p = line + sizeof pre - 1;
-        const char *q = memchr(p, '"', len - (sizeof pre - 1));
-        if (q && (size_t)(q - p) < idlen && !memchr(p, '\\', (size_t)(q - p))) {
-            memcpy(id, p, (size_t)(q - p));
-            id[q - p] = '\0';
-            return q > p;
-        }
-    }
-    cv_jfield f = {.name = "id"};
-    char why[128];
-    if (cv_jscan_object(line, len, cfg->max_depth, false, &f, 1, why,
-                        sizeof why) < 0 || f.type != CV_JS_STRING)
-        return false;
-    return cv_jfield_string(&f, id, idlen) && id[0];
-}
-
 /* Put an event into the window (and the id table). */
 static int window_add(cv_sender *s, const char *line, size_t len, uint64_t rec,
                       int list)
 {
     char id[256];
-    if (!event_id(s->cfg, line, len, id, sizeof id))
+    if (!cv_event_id_of(s->cfg->max_depth, line, len, id, sizeof id))
         return -1;
     size_t idl = strlen(id);
     ev *e = cv_malloc(sizeof *e + len + idl + 2);

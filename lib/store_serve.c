@@ -346,6 +346,14 @@ static void take_message(server *s, zmsg_t *m)
             snprintf(reason, sizeof reason, "line longer than %zu bytes", max_line);
             cv_deadletter_put(s->svc->dl, source, ++s->rejected, reason, line,
                               max_line, true);
+            /* a final answer when its id can be read: silence would have
+             * ingest resend it (and this dead-letter it) for ever */
+            char id[CV_ID_MAX + 1];
+            if (cv_event_id_of(s->cfg->max_depth, line, len, id, sizeof id)) {
+                char *t = cv_fmt("%s\t%s", id, reason);
+                add_ack(s, src, true, t, strlen(t));
+                free(t);
+            }
             continue;
         }
         r = cv_store_add(st, line, len, reason, sizeof reason);

@@ -115,20 +115,39 @@ test_event_without_id_gets_a_26_character_id() {
 
 test_same_event_ingested_twice_gets_the_same_id() {
     event 8 > "$TEST_TMP/in.ndjson"
-    event 9 u-missing-ts | sed 's/"ts":"[^"]*",//' > "$TEST_TMP/nots.ndjson"
+    event 9 u-noid > "$TEST_TMP/other.ndjson"
     ctxvault-ingest --stdout "$TEST_TMP/in.ndjson" > "$TEST_TMP/in.1" 2> /dev/null
-    ctxvault-ingest --stdout "$TEST_TMP/nots.ndjson" > "$TEST_TMP/nots.1" 2> /dev/null
-    sleep 1.1 # a missing ts is filled in with the time: it must not change the id
     ctxvault-ingest --stdout < "$TEST_TMP/in.ndjson" > "$TEST_TMP/in.2" 2> /dev/null
-    ctxvault-ingest --stdout < "$TEST_TMP/nots.ndjson" > "$TEST_TMP/nots.2" 2> /dev/null
-    for f in in nots; do
-        id1=$(json_get '$.id' < "$TEST_TMP/$f.1")
-        id2=$(json_get '$.id' < "$TEST_TMP/$f.2")
-        assertNotNull "no id assigned ($f)" "$id1"
-        assertEquals "ids of the same event ($f) in two runs" "$id1" "$id2"
-    done
+    ctxvault-ingest --stdout "$TEST_TMP/other.ndjson" > "$TEST_TMP/other.1" 2> /dev/null
+    id1=$(json_get '$.id' < "$TEST_TMP/in.1")
+    assertNotNull "no id assigned" "$id1"
+    assertEquals "ids of the same event in two runs" "$id1" "$(json_get '$.id' < "$TEST_TMP/in.2")"
     assertNotEquals "different events should get different ids" \
-        "$(json_get '$.id' < "$TEST_TMP/in.1")" "$(json_get '$.id' < "$TEST_TMP/nots.1")"
+        "$id1" "$(json_get '$.id' < "$TEST_TMP/other.1")"
+}
+
+# An event with neither id nor ts (a user who clicks "like" twice) is a new
+# event at each acceptance: nothing in it tells a repeat from a re-send.
+test_identical_lines_without_id_or_ts_are_each_stored() {
+    printf '{"kind":"interaction","user_id":"u-like","type":"like"}\n' > "$TEST_TMP/like.ndjson"
+    cat "$TEST_TMP/like.ndjson" "$TEST_TMP/like.ndjson" > "$TEST_TMP/twice.ndjson"
+    pipeline "$TEST_TMP/twice.ndjson"
+    assert_status ingest 0 "$STATUS_INGEST"
+    assert_status store 0 "$STATUS_STORE"
+    assertEquals "two identical lines: two rows" 2 "$(rows "type='like'")"
+    assertEquals "two ids" 2 "$(sql "SELECT COUNT(DISTINCT id) FROM events_v WHERE type='like'")"
+    # the same file again is two more events; with a ts it is the same one
+    pipeline "$TEST_TMP/twice.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    assertEquals "the same file twice: four rows" 4 "$(rows "type='like'")"
+    event 11 u-like > "$TEST_TMP/ts.ndjson"
+    pipeline "$TEST_TMP/ts.ndjson"
+    pipeline "$TEST_TMP/ts.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    assertEquals "a line with a ts sent twice: one row" 1 "$(rows "type='click'")"
+    # each got its time of receipt as its ts, and its id starts with it
+    assertEquals "rows without a ts" 0 \
+        "$(sql "SELECT COUNT(*) FROM events_v WHERE type='like' AND (ts IS NULL OR ts < $(($(date +%s) - 600)) * 1000)")"
 }
 
 test_missing_ts_is_filled_in_as_rfc3339() {

@@ -243,4 +243,80 @@ test_curve_over_tcp_keeps_out_an_unknown_key() {
     assert_grep "$TEST_TMP/store.err" ' 2 requests' "stats went through the control socket"
 }
 
+# No pipeline running: the client says so, where it waits and how to start
+# one, and keeps waiting (nothing accepted is dropped) unless --timeout.
+test_ingest_without_a_pipeline_says_what_it_waits_for() {
+    event 1 > "$TEST_TMP/in.ndjson"
+    ctxvault-ingest "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err" &
+    _pid=$!
+    bg_track "$_pid"
+    wait_until 60 grep -q 'no acknowledgement' "$TEST_TMP/ingest.err" ||
+        fail "no word of the wait: $(cat "$TEST_TMP/ingest.err")"
+    assert_grep "$TEST_TMP/ingest.err" "on ipc://$HOME_DIR/run/encrypt.sock" "it names the endpoint"
+    assert_grep "$TEST_TMP/ingest.err" "tools/supervise.sh start.*make run" "it says how to start the pipeline"
+    assertTrue "it is still waiting" "kill -0 $_pid"
+    assertEquals "said once" 1 "$(grep -c 'no acknowledgement' "$TEST_TMP/ingest.err")"
+    kill -TERM "$_pid"
+    wait "$_pid" 2> /dev/null
+    assert_status ingest 75 $?
+    # with --timeout it gives up: 75, the events stay spooled (this one
+    # and the one the killed client left)
+    ctxvault-ingest --timeout 2 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 75 $?
+    assert_grep "$TEST_TMP/ingest.err" 'timed out with [0-9]+ events? not yet acknowledged'
+    # a pipeline started later gets it, once
+    services_start
+    ctxvault-ingest --timeout 60 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 0 $?
+    assertEquals "rows" 1 "$(rows)"
+}
+
+# A valid event that sealing grows past what store takes (many short
+# strings no rule names: each sealed) is rejected once, with its reason,
+# counted and dead-lettered; the events around it are stored once and the
+# client returns (65), never resending it for ever.
+test_event_that_sealing_grows_too_large_is_rejected_once() {
+    conf_set max_line 64KiB
+    {
+        event 1 u-big
+        awk 'BEGIN { printf "{\"kind\":\"interaction\",\"user_id\":\"u-big\",\"ts\":\"2026-11-01T00:00:02Z\",\"type\":\"form\"";
+                     for (i = 0; i < 5000; i++) printf ",\"f%d\":\"x\"", i; print "}" }'
+        event 3 u-big
+    } > "$TEST_TMP/in.ndjson"
+    _len=$(sed -n 2p "$TEST_TMP/in.ndjson" | wc -c)
+    assertTrue "the big line ($_len bytes) should be near max_line" "[ $_len -gt 50000 ] && [ $_len -lt 65536 ]"
+    services_start
+    ctxvault-ingest --timeout 60 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 65 $?
+    assert_grep "$TEST_TMP/ingest.err" 'rejected downstream: sealed by the policy, the event is [0-9]+ bytes, longer than store takes'
+    assertEquals "rows: the events around it, once" 2 "$(rows)"
+    assertEquals "encrypt's dead letters: one" 1 "$(dl_count encrypt)"
+    assertEquals "store's dead letters: none" 0 "$(dl_count store)"
+    assertEquals "the client's spool is empty" 0 \
+        "$(ctxvault-ingest --timeout 1 < /dev/null 2>&1 > /dev/null | grep -c 'resent')"
+    # counted, as every drop is
+    kill -TERM "$ENCRYPT_PID"
+    wait "$ENCRYPT_PID" 2> /dev/null
+    assert_grep "$TEST_TMP/encrypt.err" '1 rejected'
+}
+
+# Store answers every line whose id it can read: one longer than it takes
+# (from an encrypt with a larger limit, or none) is NAKed, not ignored.
+test_store_naks_a_line_longer_than_it_takes() {
+    conf_set max_line 64KiB
+    services_start
+    awk 'BEGIN { printf "{\"id\":\"too-big-1\",\"kind\":\"interaction\",\"user_id\":\"u\",\"ts\":\"2026-11-01T00:00:00Z\",\"pad\":\"";
+                 for (i = 0; i < 200000; i++) printf "a"; print "\"}" }' > "$TEST_TMP/big.ndjson"
+    event 4 > "$TEST_TMP/ok.ndjson"
+    protect "$TEST_TMP/ok.ndjson" "$TEST_TMP/in.ndjson"
+    # straight to store, past encrypt
+    cat "$TEST_TMP/big.ndjson" "$TEST_TMP/in.ndjson" > "$TEST_TMP/both.ndjson"
+    send "$TEST_TMP/both.ndjson" --to store
+    assertEquals "cvsend status ($SENT)" 0 "$STATUS_SEND"
+    assertEquals "naks" 1 "$(field naked)"
+    assertEquals "acks" 1 "$(field acked)"
+    assert_grep "$TEST_TMP/cvsend.err" '^nak too-big-1 .*longer than'
+    assertEquals "store's dead letters" 1 "$(dl_count store)"
+}
+
 . shunit2

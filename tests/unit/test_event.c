@@ -94,6 +94,34 @@ TEST(event_gets_a_stable_derived_id_and_keeps_producer_bytes)
     free(a), free(b), free(c);
 }
 
+TEST(event_without_id_or_ts_is_a_new_event_each_time_it_is_accepted)
+{
+    /* two identical clicks: nothing tells them apart but their acceptance */
+    const char *line = "{\"kind\":\"click\",\"user_id\":\"u1\"}";
+    char *a, *b, reason[256];
+    CHECK_INT(norm(line, &a, reason), 0);
+    CHECK_INT(norm(line, &b, reason), 0);
+    CHECK(strncmp(a, "{\"id\":\"", 7) == 0);
+    CHECK(strncmp(a, b, 7 + 26) != 0);       /* two ids */
+    CHECK(strncmp(a + 7, b + 7, 10) == 0);   /* both at the time of acceptance */
+    char t[CV_EVENT_ID_LEN + 1];
+    static const uint8_t zero[10];
+    cv_event_make_id(1700000000000LL, zero, t);
+    CHECK(strncmp(a + 7, t, 10) == 0);
+    CHECK(strstr(a, "\"ts\":\"2023-11-14T22:13:20.000Z\"") != NULL);
+    /* a replay of the normalised line keeps its id */
+    char *c;
+    CHECK_INT(norm(a, &c, reason), 0);
+    CHECK_STR(c, a);
+    free(a), free(b), free(c);
+    /* with a ts, the same line is the same event */
+    const char *with_ts = "{\"kind\":\"click\",\"user_id\":\"u1\",\"ts\":\"2026-11-22T10:00:00Z\"}";
+    CHECK_INT(norm(with_ts, &a, reason), 0);
+    CHECK_INT(norm(with_ts, &b, reason), 0);
+    CHECK_STR(a, b);
+    free(a), free(b);
+}
+
 TEST(event_keeps_producer_id_and_fills_missing_ts)
 {
     char *a, reason[256];
