@@ -4,7 +4,8 @@
 # ZeroMQ), the sample events sent into it with `ctxvault-ingest FILE`, then
 # what the store holds. The instance lives in ./var with the embedded
 # default configuration; it is kept between runs (init keeps what exists,
-# and store keeps each event id once), so running it again adds nothing.
+# and store keeps each event id once). The sample events are dated to the
+# hour it runs (below), so running it again within the hour adds nothing.
 #
 # supervisord is stopped at the end (SIGTERM: each program drains and exits
 # 0). KEEP=1 leaves it running; then
@@ -54,13 +55,46 @@ trap 'exit 143' TERM
 if tools/supervise.sh status > /dev/null 2>&1; then
     echo "   (already running)"
 else
-    tools/supervise.sh start || die "supervisord did not start the pipeline (see var/run/*.log)"
+    if ! tools/supervise.sh start 2> "$CTXVAULT_HOME/run/supervise.err"; then
+        cat "$CTXVAULT_HOME/run/supervise.err" >&2
+        # what it started goes too (supervise.sh leaves a failed start running)
+        tools/supervise.sh stop > /dev/null 2>&1 || true
+        cause=$(sed -n 's/^supervise: [^ ]* failed: //p' "$CTXVAULT_HOME/run/supervise.err" | head -n 1)
+        die "supervisord did not start the pipeline, and is stopped: ${cause:-see above (logs in var/run/)}"
+    fi
     started=yes
 fi
 
-step "3. $(wc -l < "$SAMPLE") sample events into the running pipeline"
-echo "   $BIN/ctxvault-ingest $SAMPLE   (returns once every event is committed)"
-"$BIN/ctxvault-ingest" "$SAMPLE" || die "ctxvault-ingest exited $?"
+# The sample's events span two minutes of one past day: moved, whole hours
+# at a time, into the current hour (the one before in its first minutes),
+# so that retention has not already run out for them. A rerun within the
+# hour adds nothing; a later one adds again the events that carry no id
+# (their derived ids cover the new ts).
+dated=$CTXVAULT_HOME/sample.ndjson
+date_sample() {
+    _first=$(grep -o '"ts":"[^"]*"' "$SAMPLE" | head -n 1 | sed 's/"ts":"//; s/"$//')
+    _base=$(date -u -d "$(echo "$_first" | cut -c 1-13):00:00Z" +%s) ||
+        die "cannot read the sample's first ts '$_first'"
+    _now=$(date -u +%s)
+    _hour=$((_now - _now % 3600))
+    [ $((_now - _hour)) -ge 180 ] || _hour=$((_hour - 3600))
+    _shift=$((_hour - _base))
+    : > "$dated.sed"
+    for _ts in $(grep -o '"ts":"[^"]*"' "$SAMPLE" | sed 's/"ts":"//; s/"$//' | sort -u); do
+        _s=$(date -u -d "$(echo "$_ts" | sed 's/\.[0-9]*//')" +%s) ||
+            die "cannot read the sample's ts '$_ts'"
+        _frac=$(echo "$_ts" | sed -n 's/.*\(\.[0-9]*\)Z$/\1/p')
+        echo "s/\"ts\":\"$_ts\"/\"ts\":\"$(date -u -d "@$((_s + _shift))" +%Y-%m-%dT%H:%M:%S)${_frac}Z\"/" >> "$dated.sed"
+    done
+    sed -f "$dated.sed" "$SAMPLE" > "$dated" || die "cannot write $dated"
+    rm -f "$dated.sed"
+}
+date_sample
+
+step "3. $(wc -l < "$dated") sample events into the running pipeline, dated this hour"
+echo "   ($SAMPLE with each ts moved to this hour: $dated)"
+echo "   $BIN/ctxvault-ingest $dated   (returns once every event is committed)"
+"$BIN/ctxvault-ingest" "$dated" || die "ctxvault-ingest exited $?"
 
 step "4. what the store holds: ctxvault stats"
 "$BIN/ctxvault" stats
