@@ -65,34 +65,15 @@ else
     started=yes
 fi
 
-# The sample's events span two minutes of one past day: moved, whole hours
-# at a time, into the current hour (the one before in its first minutes),
-# so that retention has not already run out for them. A rerun within the
-# hour adds nothing; a later one adds again the events that carry no id
-# (their derived ids cover the new ts).
+# The sample's events span two minutes of one past day: dated to this hour
+# (tools/dated-sample.sh), so that retention has not already run out for
+# them. A rerun within the hour adds nothing; a later one adds again the
+# events that carry no id (their derived ids cover the new ts).
 dated=$CTXVAULT_HOME/sample.ndjson
-date_sample() {
-    _first=$(grep -o '"ts":"[^"]*"' "$SAMPLE" | head -n 1 | sed 's/"ts":"//; s/"$//')
-    _base=$(date -u -d "$(echo "$_first" | cut -c 1-13):00:00Z" +%s) ||
-        die "cannot read the sample's first ts '$_first'"
-    _now=$(date -u +%s)
-    _hour=$((_now - _now % 3600))
-    [ $((_now - _hour)) -ge 180 ] || _hour=$((_hour - 3600))
-    _shift=$((_hour - _base))
-    : > "$dated.sed"
-    for _ts in $(grep -o '"ts":"[^"]*"' "$SAMPLE" | sed 's/"ts":"//; s/"$//' | sort -u); do
-        _s=$(date -u -d "$(echo "$_ts" | sed 's/\.[0-9]*//')" +%s) ||
-            die "cannot read the sample's ts '$_ts'"
-        _frac=$(echo "$_ts" | sed -n 's/.*\(\.[0-9]*\)Z$/\1/p')
-        echo "s/\"ts\":\"$_ts\"/\"ts\":\"$(date -u -d "@$((_s + _shift))" +%Y-%m-%dT%H:%M:%S)${_frac}Z\"/" >> "$dated.sed"
-    done
-    sed -f "$dated.sed" "$SAMPLE" > "$dated" || die "cannot write $dated"
-    rm -f "$dated.sed"
-}
-date_sample
+sh tools/dated-sample.sh "$SAMPLE" > "$dated" || die "cannot date $SAMPLE into $dated"
 
 step "3. $(wc -l < "$dated") sample events into the running pipeline, dated this hour"
-echo "   ($SAMPLE with each ts moved to this hour: $dated)"
+echo "   ($SAMPLE with each ts moved to this hour by tools/dated-sample.sh: $dated)"
 echo "   $BIN/ctxvault-ingest $dated   (returns once every event is committed)"
 "$BIN/ctxvault-ingest" "$dated" || die "ctxvault-ingest exited $?"
 
