@@ -212,8 +212,12 @@ install: all
 	install -m 0644 etc/ctxvault.conf etc/policy.conf $(DESTDIR)$(PREFIX)/share/ctxvault/
 	install -d $(DESTDIR)$(PREFIX)/share/ctxvault/etc $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines
 	install -m 0644 etc/supervisord.conf $(DESTDIR)$(PREFIX)/share/ctxvault/etc/
-	install -m 0644 pipelines/storage.conf pipelines/storage-tcp.conf pipelines/README.md \
-	  $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines/
+	install -m 0644 pipelines/README.md $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines/
+	# the programs are in PREFIX/bin, not beside the configuration
+	for f in storage.conf storage-tcp.conf; do \
+	  sed 's|%(here)s/../bin|$(PREFIX)/bin|' pipelines/$$f > $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines/$$f && \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines/$$f || exit 1; \
+	done
 
 clean:
 	rm -rf build $(BINS)

@@ -5,6 +5,7 @@
  * waits for it, and its absence loses nothing but the figures. */
 #include "collect.h"
 #include "config.h"
+#include "instance.h"
 #include "metrics.h"
 #include "sock.h"
 #include "util.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define EXPECT_DEFAULT "ctxvault-ingest ctxvault-encrypt ctxvault-store " \
                        "ctxvault-ttl-sweep ctxvault-scrub ctxvault-backup"
@@ -39,8 +41,9 @@ static void usage(FILE *f)
         "             security, last sync); /status?format=json: the record\n"
         "             as JSON\n"
         "\n"
-        "  --listen ADDR:PORT   HTTP address ([metrics] listen = 127.0.0.1:9464;\n"
-        "                       port 0: no HTTP)\n"
+        "  --listen ADDR:PORT   HTTP address ([metrics] listen = 127.0.0.1:auto:\n"
+        "                       a free port, written to RUN/metrics.listen\n"
+        "                       where ctxvault status finds it; port 0: no HTTP)\n"
         "  --textfile PATH      also keep PATH (node_exporter's textfile\n"
         "                       collector), rewritten atomically each interval\n"
         "  --expect LIST        the services health waits for (default: the\n"
@@ -54,21 +57,26 @@ static void usage(FILE *f)
         "\n"
         "Exit status: 0 stopped by SIGTERM, 64 usage, 69 the address or the\n"
         "endpoint cannot be bound, 71 the socket cannot be polled, 73 the\n"
-        "textfile cannot be written, 74 I/O error, 78 configuration problem.\n");
+        "textfile or RUN/metrics.listen cannot be written, 74 I/O error, 78\n"
+        "configuration problem.\n");
 }
 
 typedef struct {
     pthread_mutex_t lock;
     cv_collect *c;
+    const char *instance; /* the instance id, or NULL */
 } state;
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code,
-                             const char *type, char *body)
+static enum MHD_Result reply(struct MHD_Connection *conn, const state *s,
+                             unsigned code, const char *type, char *body)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    /* every answer names its instance: ctxvault status refuses another's */
+    if (s && s->instance)
+        MHD_add_response_header(r, CV_COLLECT_INSTANCE_HEADER, s->instance);
     enum MHD_Result rc = MHD_queue_response(conn, code, r);
     MHD_destroy_response(r);
     return rc;
@@ -86,7 +94,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn,
     (void)con_cls;
     state *s = cls;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+        return reply(conn, s, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
                      cv_strdup("only GET\n"));
     int64_t now = cv_mono_ms();
     char *body = NULL;
@@ -125,10 +133,11 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn,
         body = cv_strdup("not found: try /metrics, /health or /status\n");
     }
     pthread_mutex_unlock(&s->lock);
-    return reply(conn, code, type, body);
+    return reply(conn, s, code, type, body);
 }
 
-/* ADDR:PORT (or [ADDR]:PORT) as a socket address. */
+/* ADDR:PORT (or [ADDR]:PORT) as a socket address; port auto is -1 (the
+ * socket address gets port 0: the kernel picks a free one). */
 static int parse_listen(const char *spec, struct sockaddr_storage *sa,
                         socklen_t *len, int *port)
 {
@@ -144,17 +153,25 @@ static int parse_listen(const char *spec, struct sockaddr_storage *sa,
         h++;
     }
     int64_t p;
-    if (!cv_parse_int(colon + 1, 0, 65535, &p))
+    bool any = !strcmp(colon + 1, "auto");
+    if (!any && !cv_parse_int(colon + 1, 0, 65535, &p))
         return -1;
-    *port = (int)p;
+    *port = any ? -1 : (int)p;
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
                              .ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(h, colon + 1, &hints, &ai) != 0)
+    if (getaddrinfo(h, any ? "0" : colon + 1, &hints, &ai) != 0)
         return -1;
     memcpy(sa, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
     return 0;
+}
+
+/* The address served, ADDR:PORT with the port bound (malloc'ed). */
+static char *served_address(const char *listen, int port)
+{
+    const char *colon = strrchr(listen, ':');
+    return cv_fmt("%.*s:%d", (int)(colon - listen), listen, port);
 }
 
 static int write_textfile(const char *path, const char *text)
@@ -215,6 +232,8 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = NULL;
     zsock_t *sub = NULL;
     state s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char *served = NULL, *addr_file = NULL;
+    char instance[CV_INSTANCE_ID_LEN + 1];
     if (cv_config_load_instance(&cfg, home, conf)) {
         cv_config_free(&cfg);
         return EX_CONFIG;
@@ -225,6 +244,15 @@ int main(int argc, char **argv)
     cv_collect_anomaly(s.c, cfg.anomaly_window_ms, cfg.anomaly_percent,
                        cfg.anomaly_min_events);
     char err[512];
+    /* an instance made before ids existed gets one now; without an
+     * instance (a bare -c FILE) the answers name none */
+    if (cv_instance_id(&cfg, access(cfg.home, W_OK) == 0, instance, err,
+                       sizeof err) == 0) {
+        s.instance = instance;
+        cv_collect_instance(s.c, instance, cfg.home);
+    } else if (!quiet) {
+        cv_warn("serving no instance id: %s", err);
+    }
     cv_sock_init();
     sub = cv_sock_bind(&cfg, ZMQ_SUB, cfg.ep_metrics, err, sizeof err);
     if (!sub) {
@@ -241,10 +269,10 @@ int main(int argc, char **argv)
         status = EX_CONFIG;
         goto out;
     }
-    if (!once && port > 0) {
+    if (!once && port != 0) {
         d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
                                  (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                             (uint16_t)port, NULL, NULL, serve, &s,
+                             (uint16_t)(port < 0 ? 0 : port), NULL, NULL, serve, &s,
                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
@@ -254,10 +282,25 @@ int main(int argc, char **argv)
             status = EX_UNAVAILABLE;
             goto out;
         }
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        served = served_address(listen, di ? di->port : port);
+        /* where ctxvault status and tests find this instance's listener:
+         * with port auto, nothing else says it */
+        addr_file = cv_fmt("%s/metrics.listen", cfg.run_dir);
+        char *line = cv_fmt("%s\n", served);
+        if (cv_write_file_atomic(addr_file, line, strlen(line), 0600, false) < 0) {
+            cv_err("cannot write %s: %s", addr_file, strerror(errno));
+            free(line);
+            free(addr_file);
+            addr_file = NULL;
+            status = EX_CANTCREAT;
+            goto out;
+        }
+        free(line);
     }
     if (!quiet)
         cv_info("collecting on %s%s%s%s%s", cfg.ep_metrics,
-                d ? "; serving http://" : "", d ? listen : "",
+                d ? "; serving http://" : "", d ? served : "",
                 textfile ? "; textfile " : "", textfile ? textfile : "");
     int64_t started = cv_mono_ms(), written = 0;
     while (!cv_stop_requested) {
@@ -308,6 +351,16 @@ int main(int argc, char **argv)
 out:
     if (d)
         MHD_stop_daemon(d);
+    if (addr_file) {
+        /* gone with the listener, unless another collector wrote it since */
+        char *was = cv_read_file(addr_file, 256, NULL), *line = cv_fmt("%s\n", served);
+        if (was && !strcmp(was, line))
+            unlink(addr_file);
+        free(was);
+        free(line);
+        free(addr_file);
+    }
+    free(served);
     zsock_destroy(&sub);
     cv_sock_shutdown();
     cv_collect_destroy(&s.c);

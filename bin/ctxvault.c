@@ -83,7 +83,9 @@ static const struct {
         "                            (capacity, latency, queries/s, integrity,\n"
         "                            encryption, key age, anomaly, last sync);\n"
         "                            --json: the record as JSON (exit 69 when\n"
-        "                            degraded)\n"},
+        "                            degraded, or when the listener found is\n"
+        "                            another instance's: status names this\n"
+        "                            instance's id and refuses another's)\n"},
     {"verify",
         "  verify [--scrub]          integrity_check, every row's checksum and\n"
         "                            the audit trail's chain; --scrub: no row\n"
@@ -1447,13 +1449,51 @@ static int cmd_status(ctx *c, int argc, char **argv)
         cv_err("usage: ctxvault status [--json]");
         return EX_USAGE;
     }
-    char err[512];
+    char err[512], mine[CV_INSTANCE_ID_LEN + 1], theirs[64];
     int code = 0;
-    char *page = cv_collect_fetch(c->cfg.metrics_listen,
+    if (cv_instance_id(&c->cfg, true, mine, err, sizeof err) < 0) {
+        cv_err("%s", err);
+        return EX_CONFIG;
+    }
+    /* port auto: the listener of this instance's ctxvault-metrics is where
+     * it wrote it; a fixed port is where the configuration says */
+    const char *listen = c->cfg.metrics_listen, *colon = strrchr(listen, ':');
+    char *addr_file = cv_fmt("%s/metrics.listen", c->cfg.run_dir), *found = NULL;
+    if (colon && !strcmp(colon + 1, "0")) {
+        cv_err("ctxvault-metrics serves no HTTP here ([metrics] listen %s: port 0)",
+               listen);
+        free(addr_file);
+        return EX_UNAVAILABLE;
+    }
+    if (colon && !strcmp(colon + 1, "auto")) {
+        found = cv_read_file(addr_file, 256, NULL);
+        if (!found) {
+            cv_err("ctxvault-metrics of %s is not serving: no %s (start the "
+                   "pipeline: tools/supervise.sh start)", c->cfg.home, addr_file);
+            free(addr_file);
+            return EX_UNAVAILABLE;
+        }
+        found[strcspn(found, "\r\n")] = '\0';
+        listen = found;
+    }
+    free(addr_file);
+    char *page = cv_collect_fetch(listen,
                                   as_json ? "/status?format=json" : "/status",
-                                  5000, &code, err, sizeof err);
+                                  5000, &code, theirs, sizeof theirs, err, sizeof err);
     if (!page) {
         cv_err("%s (is ctxvault-metrics running? [metrics] listen)", err);
+        free(found);
+        return EX_UNAVAILABLE;
+    }
+    if (strcmp(theirs, mine) != 0) {
+        /* a listener of another instance on this host: its numbers are not
+         * this instance's */
+        cv_err("the ctxvault-metrics on %s serves %s%s, not this instance "
+               "(%s at %s): refusing to report its numbers",
+               listen, *theirs ? "instance " : "no instance id", theirs, mine,
+               c->cfg.home);
+        free(page);
+        free(found);
         return EX_UNAVAILABLE;
     }
     bool ok = strncmp(page, "ctxvault: ok", 12) == 0;
@@ -1464,9 +1504,10 @@ static int cmd_status(ctx *c, int argc, char **argv)
         if (!st) {
             cv_err("ctxvault-metrics on %s answered /status?format=json with "
                    "no health record (HTTP %d; an older version?)",
-                   c->cfg.metrics_listen, code);
+                   listen, code);
             json_decref(r);
             free(page);
+            free(found);
             return EX_UNAVAILABLE;
         }
         json_decref(r);
@@ -1476,6 +1517,7 @@ static int cmd_status(ctx *c, int argc, char **argv)
     if (!rc && !ok)
         rc = EX_UNAVAILABLE;
     free(page);
+    free(found);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ struct cv_collect {
     int64_t first_ms;         /* the first report (-1: none yet) */
     int64_t window_ms, min_events;
     int percent;
+    char *instance, *home;    /* the instance served, or NULL */
 };
 
 cv_collect *cv_collect_new(int64_t stale_ms, const char *expect)
@@ -79,6 +81,8 @@ void cv_collect_destroy(cv_collect **p)
         free(c->expect[i]);
     free(c->expect);
     free(c->hist);
+    free(c->instance);
+    free(c->home);
     free(c);
     *p = NULL;
 }
@@ -89,6 +93,14 @@ void cv_collect_anomaly(cv_collect *c, int64_t window_ms, int percent,
     c->window_ms = window_ms > 0 ? window_ms : 60000;
     c->percent = percent;
     c->min_events = min_events > 0 ? min_events : 1;
+}
+
+void cv_collect_instance(cv_collect *c, const char *id, const char *home)
+{
+    free(c->instance);
+    free(c->home);
+    c->instance = id ? cv_strdup(id) : NULL;
+    c->home = home ? cv_strdup(home) : NULL;
 }
 
 static double value_of(json_t *report, const char *name);
@@ -426,9 +438,10 @@ json_t *cv_collect_health(cv_collect *c, int64_t now_ms)
     derive(c, now_ms, &dv);
     if (dv.anomaly)
         json_array_append_new(reasons, json_pack("s++", "anomaly: ", dv.reason, ""));
-    return json_pack("{s:s, s:o, s:o}", "status",
-                     json_array_size(reasons) ? "degraded" : "ok", "reasons",
-                     reasons, "programs", progs);
+    return json_pack("{s:s, s:s?, s:s?, s:o, s:o}", "status",
+                     json_array_size(reasons) ? "degraded" : "ok", "instance",
+                     c->instance, "home", c->home, "reasons", reasons,
+                     "programs", progs);
 }
 
 /* The value of a series in a report (summed over its labels), or NAN. */
@@ -606,6 +619,10 @@ json_t *cv_collect_record(cv_collect *c, int64_t now_ms)
         json_object_get(h, "reasons"), "capacity", cap, "performance", perf,
         "reliability", rel, "security", sec, "meta", "last_sync",
         isnan(dv.sync_ratio) ? json_null() : when(synced), "unavailable", missing);
+    if (c->instance)
+        json_object_set_new(rec, "instance", json_string(c->instance));
+    if (c->home)
+        json_object_set_new(rec, "home", json_string(c->home));
     json_decref(h);
     return rec;
 }
@@ -672,6 +689,9 @@ char *cv_collect_status(cv_collect *c, int64_t now_ms)
     b.b[0] = '\0';
     json_t *h = cv_collect_health(c, now_ms);
     put(&b, "ctxvault: %s\n", json_string_value(json_object_get(h, "status")));
+    if (c->instance)
+        put(&b, "instance %s%s%s\n", c->instance, c->home ? " at " : "",
+            c->home ? c->home : "");
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(h, "reasons"), i, r)
@@ -712,7 +732,8 @@ char *cv_collect_status(cv_collect *c, int64_t now_ms)
  * does; only the status line and the blank line after the headers are
  * read, nothing else is parsed. */
 char *cv_collect_fetch(const char *listen, const char *path, int timeout_ms,
-                       int *code, char *err, size_t errlen)
+                       int *code, char *instance, size_t ilen, char *err,
+                       size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
@@ -768,6 +789,24 @@ char *cv_collect_fetch(const char *listen, const char *path, int timeout_ms,
         snprintf(err, errlen, "no answer from ctxvault-metrics on %s", listen);
         free(b.b);
         return NULL;
+    }
+    if (instance && ilen) {
+        /* the one header read: which instance answered */
+        instance[0] = '\0';
+        *body = '\0';
+        for (char *l = strstr(b.b, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
+            size_t hl = strlen(CV_COLLECT_INSTANCE_HEADER);
+            if (strncasecmp(l + 2, CV_COLLECT_INSTANCE_HEADER, hl) != 0 || l[2 + hl] != ':')
+                continue;
+            const char *v = l + 2 + hl + 1;
+            v += strspn(v, " \t");
+            size_t vl = strcspn(v, "\r\n \t");
+            if (vl < ilen) {
+                memcpy(instance, v, vl);
+                instance[vl] = '\0';
+            }
+            break;
+        }
     }
     char *out = cv_strdup(body + 4);
     free(b.b);

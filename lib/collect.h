@@ -21,13 +21,18 @@ typedef struct cv_collect cv_collect;
 cv_collect *cv_collect_new(int64_t stale_ms, const char *expect);
 void cv_collect_destroy(cv_collect **p);
 
+/* The instance served (its id and home): in /health, the health record
+ * and /status, so a reader can tell two instances on one host apart. */
+void cv_collect_instance(cv_collect *c, const char *id, const char *home);
+
 /* Take one report (the JSON of a METRICS message) received at now_ms.
  * 0, or -1 when it is not a report (counted, and said once). */
 int cv_collect_take(cv_collect *c, const char *json, size_t len, int64_t now_ms);
 
 /* Prometheus text exposition format 0.0.4 (malloc'ed). */
 char *cv_collect_prometheus(cv_collect *c, int64_t now_ms);
-/* {"status":"ok"|"degraded","reasons":[...],"programs":{P:{...}}} */
+/* {"status":"ok"|"degraded","instance","home","reasons":[...],
+ * "programs":{P:{...}}} */
 json_t *cv_collect_health(cv_collect *c, int64_t now_ms);
 /* Rejections are counted over window_ms: more than percent of the events
  * stored or rejected in it (at least min_events) is an anomaly, a health
@@ -43,10 +48,15 @@ json_t *cv_collect_record(cv_collect *c, int64_t now_ms);
  * health record. */
 char *cv_collect_status(cv_collect *c, int64_t now_ms);
 
+/* The HTTP header naming the instance on every answer of ctxvault-metrics. */
+#define CV_COLLECT_INSTANCE_HEADER "X-Ctxvault-Instance"
+
 /* The client side: GET path from a ctxvault-metrics listening on listen
- * (ADDRESS:PORT), within timeout_ms. The body (malloc'ed) and the HTTP
- * status in *code, or NULL with a reason. */
+ * (ADDRESS:PORT), within timeout_ms. The body (malloc'ed), the HTTP
+ * status in *code and, when instance is not NULL, the instance id the
+ * answer names (empty when none), or NULL with a reason. */
 char *cv_collect_fetch(const char *listen, const char *path, int timeout_ms,
-                       int *code, char *err, size_t errlen);
+                       int *code, char *instance, size_t ilen, char *err,
+                       size_t errlen);
 
 #endif

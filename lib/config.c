@@ -386,8 +386,11 @@ static int handle(void *arg, const char *sec, const char *key,
             *(key[0] == 'r' ? &c->metrics_interval_ms : &c->metrics_stale_ms) = n;
         } else if (!strcmp(key, "listen")) {
             const char *colon = strrchr(v, ':');
-            if (!colon || colon == v || !cv_parse_int(colon + 1, 0, 65535, &n))
-                return BAD("listen '%s' is not ADDRESS:PORT (port 0: no HTTP)", v);
+            if (!colon || colon == v ||
+                (strcmp(colon + 1, "auto") != 0 &&
+                 !cv_parse_int(colon + 1, 0, 65535, &n)))
+                return BAD("listen '%s' is not ADDRESS:PORT (port auto: a free "
+                           "one; port 0: no HTTP)", v);
             set_str(&c->metrics_listen, v);
         } else if (!strcmp(key, "textfile")) {
             free(c->metrics_textfile);

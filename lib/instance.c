@@ -8,7 +8,9 @@
 #include "synckeys.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,6 +57,49 @@ static int write_new(const char *path, const char *text)
     }
     printf("created %s\n", path);
     return 0;
+}
+
+int cv_instance_id(const cv_config *cfg, bool create,
+                   char out[CV_INSTANCE_ID_LEN + 1], char *err, size_t errlen)
+{
+    char *path = cv_fmt("%s/instance-id", cfg->home);
+    int rc = -1;
+    for (int tries = 0; tries < 2; tries++) {
+        size_t len = 0;
+        char *text = cv_read_file(path, 256, &len);
+        if (text) {
+            size_t n = 0;
+            while (n < len && isxdigit((unsigned char)text[n]))
+                n++;
+            if (n == CV_INSTANCE_ID_LEN && (len == n || text[n] == '\n')) {
+                memcpy(out, text, n);
+                out[n] = '\0';
+                rc = 0;
+            } else {
+                snprintf(err, errlen, "%s is not an instance id (%d hex digits)",
+                         path, CV_INSTANCE_ID_LEN);
+            }
+            free(text);
+            break;
+        }
+        if (errno != ENOENT || !create) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            break;
+        }
+        unsigned char bits[CV_INSTANCE_ID_LEN / 2];
+        char hex[CV_INSTANCE_ID_LEN + 2];
+        randombytes_buf(bits, sizeof bits);
+        sodium_bin2hex(hex, sizeof hex, bits, sizeof bits);
+        strcat(hex, "\n");
+        /* exclusive: a concurrent first use that won is read back instead */
+        if (cv_write_file_atomic(path, hex, strlen(hex), 0600, true) < 0 &&
+            errno != EEXIST) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            break;
+        }
+    }
+    free(path);
+    return rc;
 }
 
 int cv_instance_init(const cv_config *cfg)
@@ -109,6 +154,16 @@ int cv_instance_init(const cv_config *cfg)
             cv_err("%s", err);
             return EX_CANTCREAT;
         }
+    }
+
+    {
+        char id[CV_INSTANCE_ID_LEN + 1], err[512];
+        bool had = cv_instance_id(cfg, false, id, err, sizeof err) == 0;
+        if (!had && cv_instance_id(cfg, true, id, err, sizeof err) < 0) {
+            cv_err("%s", err);
+            return EX_CANTCREAT;
+        }
+        printf("%s instance id %s\n", had ? "kept" : "created", id);
     }
 
     if (access(cfg->db_file, F_OK) == 0) {

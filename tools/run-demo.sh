@@ -4,7 +4,8 @@
 # ZeroMQ), the sample events sent into it with `ctxvault-ingest FILE`, then
 # what the store holds. The instance lives in ./var with the embedded
 # default configuration; it is kept between runs (init keeps what exists,
-# and store keeps each event id once), so running it again adds nothing.
+# and store keeps each event id once). The sample events are dated to the
+# hour it runs (below), so running it again within the hour adds nothing.
 #
 # supervisord is stopped at the end (SIGTERM: each program drains and exits
 # 0). KEEP=1 leaves it running; then
@@ -54,13 +55,27 @@ trap 'exit 143' TERM
 if tools/supervise.sh status > /dev/null 2>&1; then
     echo "   (already running)"
 else
-    tools/supervise.sh start || die "supervisord did not start the pipeline (see var/run/*.log)"
+    if ! tools/supervise.sh start 2> "$CTXVAULT_HOME/run/supervise.err"; then
+        cat "$CTXVAULT_HOME/run/supervise.err" >&2
+        # what it started goes too (supervise.sh leaves a failed start running)
+        tools/supervise.sh stop > /dev/null 2>&1 || true
+        cause=$(sed -n 's/^supervise: [^ ]* failed: //p' "$CTXVAULT_HOME/run/supervise.err" | head -n 1)
+        die "supervisord did not start the pipeline, and is stopped: ${cause:-see above (logs in var/run/)}"
+    fi
     started=yes
 fi
 
-step "3. $(wc -l < "$SAMPLE") sample events into the running pipeline"
-echo "   $BIN/ctxvault-ingest $SAMPLE   (returns once every event is committed)"
-"$BIN/ctxvault-ingest" "$SAMPLE" || die "ctxvault-ingest exited $?"
+# The sample's events span two minutes of one past day: dated to this hour
+# (tools/dated-sample.sh), so that retention has not already run out for
+# them. A rerun within the hour adds nothing; a later one adds again the
+# events that carry no id (their derived ids cover the new ts).
+dated=$CTXVAULT_HOME/sample.ndjson
+sh tools/dated-sample.sh "$SAMPLE" > "$dated" || die "cannot date $SAMPLE into $dated"
+
+step "3. $(wc -l < "$dated") sample events into the running pipeline, dated this hour"
+echo "   ($SAMPLE with each ts moved to this hour by tools/dated-sample.sh: $dated)"
+echo "   $BIN/ctxvault-ingest $dated   (returns once every event is committed)"
+"$BIN/ctxvault-ingest" "$dated" || die "ctxvault-ingest exited $?"
 
 step "4. what the store holds: ctxvault stats"
 "$BIN/ctxvault" stats

@@ -3,7 +3,10 @@
 #
 #   start   run `supervisord -n` in the background, in a session of its own
 #           (so stop, or a test, can end it and every program it started),
-#           and wait until every program it runs is RUNNING
+#           and wait until every program it runs is RUNNING; if they are not,
+#           say which, the first error line of each (the cause), and the end
+#           of supervisord's log, and exit 1 with supervisord left running
+#           (stop ends it)
 #   stop    SIGTERM to supervisord: it stops the programs (ingest, then
 #           encrypt, then store; each drains and exits 0) and exits; waits
 #           for that. Exit status 0 only when every program exited 0.
@@ -137,6 +140,11 @@ start() {
     fi
     mkdir -p "$run" && chmod 0700 "$run" || die "cannot make $run"
     rm -f "$pidfile"
+    # where each program's log ends now: a failure is told from its new lines
+    marks=
+    for _f in "$run"/*.log; do
+        [ -f "$_f" ] && marks="$marks $(basename "$_f" .log)=$(wc -l < "$_f")"
+    done
     # a session of its own: supervisord is its leader, and the programs it
     # starts (each in a process group of its own) stay in it
     setsid supervisord -n -c "$conf" < /dev/null > "$run/supervisord.out" 2>&1 &
@@ -154,12 +162,33 @@ start() {
     done
     {
         echo "supervise: the programs are not all RUNNING after ${timeout}s:"
-        ctl status 2>&1 | sed 's/^/    /'
-        echo "supervise: $log ends:"
-        tail -n 20 "$log" 2> /dev/null | sed 's/^/    /'
-        tail -n 20 "$run/supervisord.out" 2> /dev/null | sed 's/^/    /'
+        show_status 2>&1 | sed 's/^/    /'
+        # the cause: the first error line of each program not RUNNING
+        for _p in $(not_running); do
+            _m=$(printf '%s\n' $marks | sed -n "s/^$_p=//p")
+            _e=$(tail -n "+$((${_m:-0} + 1))" "$run/$_p.log" 2> /dev/null | grep -m 1 ': error: ')
+            [ -n "$_e" ] && echo "supervise: $_p failed: $_e"
+        done
+        # supervisord -n writes its log to supervisord.out too: one of them,
+        # the .out only when supervisord died before it opened its log
+        if [ -s "$log" ]; then
+            echo "supervise: $log ends:"
+            tail -n 20 "$log" | sed 's/^/    /'
+        else
+            echo "supervise: $run/supervisord.out ends:"
+            tail -n 20 "$run/supervisord.out" 2> /dev/null | sed 's/^/    /'
+        fi
     } >&2
     return 1
+}
+
+# not_running: the programs (names without group) not RUNNING, one a line
+not_running() {
+    if have_curl; then
+        rpc getAllProcessInfo | rpc_members name statename
+    else
+        ctl status 2> /dev/null | awk '{ n = $1; sub(/.*:/, "", n); print n "\t" $2 }'
+    fi | awk -F '\t' '$2 != "RUNNING" { print $1 }'
 }
 
 stop() {
