@@ -167,7 +167,7 @@ test_app_values_are_in_no_file_of_the_instance() {
     ctxvault export --user alice --format json -o "$TEST_TMP/export.json" 2> "$TEST_TMP/export.err"
     assert_status export 0 $?
     assert_grep "$TEST_TMP/export.json" 'hiv test clinic near me' "export should decrypt"
-    assert_grep "$TEST_TMP/export.json" '"emailAddress":"hash:' "export: email as a pseudonym"
+    assert_grep "$TEST_TMP/export.json" '"emailAddress":{"pseudonym":"hash:' "export: email marked as a pseudonym"
     ctxvault query --user alice > "$TEST_TMP/q2.out" 2> /dev/null
     assert_no_grep "$TEST_TMP/q2.out" 'hiv test|clinic\.example|alice@|81\.2\.69|dev-1234' \
         "query without --decrypt shows plaintext"
