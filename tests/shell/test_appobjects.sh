@@ -206,9 +206,10 @@ test_app_profile_retention_forever() {
     assert_status ingest 0 "$STATUS_INGEST"
     assert_status store 0 "$STATUS_STORE"
     assertEquals "profile rows" 2 "$(rows "kind = 'profile'")"
-    # profile's retention is "user": 30 days, then as long as bob says
-    assertEquals "expiry of the 30-day profile (days after its ts)" 30 \
-        "$(sql "SELECT (expires_at - ts) / $DAY_MS FROM events_v WHERE ts = $((TS_MS - DAY_MS / 24))")"
+    # the profile in force is kept until erased; the 30-day one it
+    # superseded as long as bob now says: forever
+    assertEquals "expiry of the superseded 30-day profile (none)" "" \
+        "$(sql "SELECT COALESCE(expires_at, '') FROM events_v WHERE ts = $((TS_MS - DAY_MS / 24))")"
     assertEquals "expiry of the 'forever' profile (none)" "" \
         "$(sql "SELECT COALESCE(expires_at, '') FROM events_v WHERE ts = $((TS_MS - DAY_MS / 48))")"
     assertEquals "rows at 09:30 (the 'forever' profile)" 1 "$(rows "ts = $((TS_MS - DAY_MS / 48))")"
@@ -288,6 +289,7 @@ EOF
 # ---- 4. both spellings of one member ----------------------------------------
 
 test_conflicting_spellings_are_rejected_alone() {
+    data_clock
     {
         event 1 a context ',"topic":"first"'
         printf '%s\n' '{"kind":"context","userId":"a","user_id":"b"}'

@@ -10,6 +10,10 @@ SUITE=retention
 T0=2026-11-01T01:00:00Z   # when the first events arrive
 KINDS="snapshot trace interaction context replay audit experiment"
 
+suite_setUp() {
+    _sw= # no sweep yet: user_rows reads at the real time
+}
+
 # at TIME COMMAND...: run COMMAND with the clock fixed at TIME
 at() {
     _at=$1
@@ -29,9 +33,10 @@ kind_rows() {
     sql "SELECT count(*) FROM events WHERE kind = '$1'"
 }
 
-# user_rows U: rows stored for user U (looked up through ctxvault query)
+# user_rows U: rows stored for user U (looked up through ctxvault query,
+# at the last sweep's time: a read never returns a row past its expiry)
 user_rows() {
-    ctxvault query --user "$1" --limit 100000 | grep -c .
+    CTXVAULT_NOW=${_sw:-} ctxvault query --user "$1" --limit 100000 | grep -c .
 }
 
 # one event per kind at 2026-11-01T00:00:SS for USER, then the same a year
