@@ -50,7 +50,8 @@ static void usage(FILE *f)
         "                       supervised six)\n"
         "  --once               collect for one stale interval, print\n"
         "                       /metrics on stdout, exit\n"
-        "  --list               every metric ctxvault exports: name, type, help\n"
+        "  --list               every metric ctxvault exports: name, type, the\n"
+        "                       programs that export it, help\n"
         "  --home DIR, -c FILE  the instance, its configuration file\n"
         "  -q, --quiet          no log of what it does\n"
         "  -h, --help, -V, --version\n"
@@ -213,9 +214,15 @@ int main(int argc, char **argv)
         case 'e': expect = optarg; break;
         case '1': once = true; break;
         case 'L': /* the catalogue: what ctxvault can export */
-            for (const cv_metric_def *d = cv_metric_defs; d->name; d++)
-                printf("%s %s %s\n", d->name, d->type == CV_COUNTER ? "counter"
-                       : d->type == CV_GAUGE ? "gauge" : "histogram", d->help);
+            for (const cv_metric_def *d = cv_metric_defs; d->name; d++) {
+                char owners[256];
+                snprintf(owners, sizeof owners, "%s", d->owners);
+                for (char *o = owners; (o = strchr(o, ' ')); )
+                    *o = ',';
+                printf("%s %s %s %s\n", d->name, d->type == CV_COUNTER ? "counter"
+                       : d->type == CV_GAUGE ? "gauge" : "histogram", owners,
+                       d->help);
+            }
             return fflush(stdout) == EOF ? EX_IOERR : 0;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;

@@ -708,6 +708,8 @@ char *cv_collect_status(cv_collect *c, int64_t now_ms)
                 continue;
             if (strstr(shown[k].metric, "timestamp")) {
                 char t[40];
+                if (v <= 0) /* never yet */
+                    continue;
                 cv_time_format_ms((int64_t)(v * 1000), t);
                 put(&b, "; %s %s", shown[k].say, t);
                 continue;

@@ -426,7 +426,8 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
     char sql[1024];
     size_t n = (size_t)snprintf(sql, sizeof sql,
         "SELECT seq, ts, kind, type, body FROM events "
-        "WHERE id = ? AND kind = 'context'");
+        "WHERE id = ? AND kind = 'context'"
+        " AND (expires_at IS NULL OR expires_at > ?)");
     if (a->q.user) {
         n += (size_t)snprintf(sql + n, sizeof sql - n, " AND uid IN (");
         n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
@@ -439,8 +440,9 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
                             "could not be read); see store's log%s", "");
     }
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cv_now_ms()); /* past its expiry: gone */
     for (size_t i = 0; i < nid; i++)
-        sqlite3_bind_int64(st, (int)i + 2, uids[i]);
+        sqlite3_bind_int64(st, (int)i + 3, uids[i]);
     gather g = {.api = api, .decrypt = a->decrypt};
     if (g.decrypt)
         g.rows = json_array();

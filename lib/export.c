@@ -5,6 +5,7 @@
  * comes, so a large export is never held in memory. */
 #include "export.h"
 
+#include "fieldcrypt.h"
 #include "inspect.h"
 #include "timefmt.h"
 #include "util.h"
@@ -29,6 +30,8 @@ typedef struct {
     char *kind;                        /* JSON: the kind being written */
     int64_t undecryptable;             /* fields left sealed */
     int64_t not_json;                  /* bodies that are not JSON any more */
+    const char *user;                  /* the subject, as the request named it */
+    int64_t now;
 } exporter;
 
 bool cv_export_format_parse(const char *name, cv_export_format *fmt)
@@ -58,8 +61,36 @@ static sqlite3_stmt *prepare(exporter *x, const char *sql_fmt)
     return st;
 }
 
-/* The stored body with its envelopes opened; the stored text as a JSON
- * string when it is not a JSON object any more (verify says why). */
+/* A value stored only as a keyed pseudonym says so: the person reading
+ * the export gets {"pseudonym": "hash:..."}, not a hash shown as if it
+ * were their data. */
+static void mark_pseudonyms(json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m) {
+            if (json_is_string(m) && cv_is_pseudonym(json_string_value(m)))
+                json_object_set_new(v, k, json_pack("{s:O}", "pseudonym", m));
+            else
+                mark_pseudonyms(m);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) {
+            if (json_is_string(m) && cv_is_pseudonym(json_string_value(m)))
+                json_array_set_new(v, i, json_pack("{s:O}", "pseudonym", m));
+            else
+                mark_pseudonyms(m);
+        }
+    }
+}
+
+/* The stored body with its envelopes opened, its subject named as the
+ * request named them (the stored pseudonym means nothing to its reader),
+ * its other pseudonyms marked; the stored text as a JSON string when it is
+ * not a JSON object any more (verify says why). */
 static json_t *open_body(exporter *x, const char *body, size_t len)
 {
     json_error_t je;
@@ -68,6 +99,9 @@ static json_t *open_body(exporter *x, const char *body, size_t len)
         int failed = 0;
         cv_reveal(x->kr, ev, &failed);
         x->undecryptable += failed;
+        if (json_is_string(json_object_get(ev, "user_id")))
+            json_object_set_new(ev, "user_id", json_string(x->user));
+        mark_pseudonyms(ev);
         return ev;
     }
     json_decref(ev);
@@ -180,9 +214,14 @@ static int json_row(exporter *x, sqlite3_stmt *st)
     } else {
         fputs(",\n", x->out);
     }
-    json_t *stored = json_pack("{s:o, s:o, s:o, s:o}",
+    /* past its expiry, still held until the sweep deletes it: reads no
+     * longer return it, the export shows it pending deletion */
+    bool expired = sqlite3_column_type(st, C_EXPIRES) != SQLITE_NULL &&
+                   sqlite3_column_int64(st, C_EXPIRES) <= x->now;
+    json_t *stored = json_pack("{s:o, s:o, s:b, s:o, s:o}",
                                "created_at", time_json(st, C_CREATED),
                                "expires_at", time_json(st, C_EXPIRES),
+                               "expired", expired,
                                "scrub_after", time_json(st, C_SCRUB),
                                "scrubbed_at", time_json(st, C_SCRUBBED));
     json_t *row = json_pack("{s:o, s:o}", "event",
@@ -324,7 +363,8 @@ int cv_export_user(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                    const char *user, cv_export_format fmt, const char *path,
                    FILE *out, int64_t *rows)
 {
-    exporter x = {.db = db, .kr = kr, .out = out};
+    exporter x = {.db = db, .kr = kr, .out = out, .user = user,
+                  .now = cv_now_ms()};
     json_t *counts = json_object(), *profile = NULL;
     char *tmp = NULL;
     int64_t total = 0;

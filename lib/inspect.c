@@ -212,7 +212,10 @@ int cv_inspect_select(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                                 "SELECT seq, ts, kind, type, body FROM events WHERE uid IN (");
     n += cv_inspect_uid_list(sql + n, sizeof sql - n, nid);
     n += (size_t)snprintf(sql + n, sizeof sql - n,
-                          ")%s%s%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
+                          /* past its expiry is gone for readers, even
+                           * before the sweep deletes it */
+                          ") AND (expires_at IS NULL OR expires_at > ?)"
+                          "%s%s%s%s%s ORDER BY ts %s, seq %s LIMIT ?",
                           q->kind ? " AND kind = ?" : "",
                           q->type ? " AND type = ?" : "",
                           q->since >= 0 ? " AND ts >= ?" : "",
@@ -228,6 +231,7 @@ int cv_inspect_select(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
     int b = 1;
     for (size_t i = 0; i < nid; i++)
         sqlite3_bind_int64(st, b++, uids[i]);
+    sqlite3_bind_int64(st, b++, cv_now_ms());
     if (q->kind)
         sqlite3_bind_text(st, b++, q->kind, -1, SQLITE_STATIC);
     if (q->type)
@@ -307,15 +311,24 @@ int cv_inspect_get(cv_db *db, const cv_keyring *kr, const char *id,
                    bool decrypt, FILE *out)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(cv_db_handle(db), "SELECT body FROM events WHERE id = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(cv_db_handle(db), "SELECT body, expires_at FROM events"
+                           " WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot read %s: %s", cv_db_path(db), cv_db_errmsg(db));
         return EX_SOFTWARE;
     }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int status, rc = sqlite3_step(st);
     int64_t bad = 0;
-    if (rc == SQLITE_ROW) {
+    int64_t now = cv_now_ms();
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL &&
+        sqlite3_column_int64(st, 1) <= now) {
+        /* past its retention: gone for readers; an export lists it */
+        char t[40];
+        cv_time_format_ms(sqlite3_column_int64(st, 1), t);
+        cv_err("event %s expired at %s (its retention ended) and awaits the "
+               "sweep's deletion; `ctxvault export --user` lists it", id, t);
+        status = EX_NOINPUT;
+    } else if (rc == SQLITE_ROW) {
         status = print_body(kr, (const char *)sqlite3_column_text(st, 0),
                             sqlite3_column_bytes(st, 0), decrypt, out, &bad);
     } else if (rc == SQLITE_DONE) {

@@ -21,103 +21,114 @@ static const double batch_bounds[CV_BUCKETS] = {
 #define C CV_COUNTER
 #define G CV_GAUGE
 #define H CV_HISTOGRAM
+/* owners */
+#define ST "ctxvault-store"
+#define IN "ctxvault-ingest"
+#define EN "ctxvault-encrypt"
+#define SW "ctxvault-ttl-sweep"
+#define SC "ctxvault-scrub"
+#define BK "ctxvault-backup"
+#define SY "ctxvault-sync"
+#define ME "ctxvault-metrics"
+/* labelled by peer: a series per configured peer, made by ctxvault-sync */
+#define PER_PEER ""
 
 const cv_metric_def cv_metric_defs[] = {
     /* the P2.4 plan's */
-    {"ctxvault_wal_size_bytes", G, "Size of the WAL file after the last commit.", NULL},
-    {"ctxvault_wal_checkpoints_total", C, "WAL checkpoints store ran.", NULL},
-    {"ctxvault_wal_checkpoint_duration_seconds", H, "Time a WAL checkpoint took.", NULL},
-    {"ctxvault_ttl_records_deleted_total", C, "Rows deleted because their retention ended.", NULL},
-    {"ctxvault_ttl_cleanup_duration_seconds", H, "Time a retention sweep took.", NULL},
-    {"ctxvault_ttl_records_expired", G, "Rows past their retention and still stored.", NULL},
-    {"ctxvault_ttl_oldest_expired_age_seconds", G, "How long ago the oldest row still stored expired.", NULL},
-    {"ctxvault_pii_records_scrubbed_total", C, "Rows whose personal data was scrubbed.", NULL},
-    {"ctxvault_rows_anonymised_total", C, "Rows of anonymous users anonymised (on arrival, or when the user turned anonymous).", NULL},
-    {"ctxvault_pii_scrubbing_duration_seconds", H, "Time a scrub run took.", NULL},
-    {"ctxvault_pii_fields_scrubbed_total", C, "Fields changed by scrubbing.", NULL},
-    {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed.", NULL},
-    {"ctxvault_recovery_attempts_total", C, "Starts that found a crash to recover from.", NULL},
-    {"ctxvault_recovery_duration_seconds", H, "Time the start's recovery took.", NULL},
-    {"ctxvault_recovery_transactions_replayed", G, "Transactions replayed at the last start: committed transactions SQLite recovered from the WAL, and journal batches the database lacked.", NULL},
-    {"ctxvault_checksum_rows_checked_total", C, "Rows whose keyed checksum store's background pass checked since start.", NULL},
-    {"ctxvault_checksum_mismatches_total", C, "Rows store's background pass found failing their keyed checksum.", NULL},
-    {"ctxvault_checksum_pass_last_completion_timestamp_seconds", G, "When store's background checksum pass last ended (0: not yet).", NULL},
-    {"ctxvault_checksum_pass_last_ok", G, "1 when store's last background checksum pass found every row good, 0 when rows failed or could not be read (or no pass ended yet).", NULL},
+    {"ctxvault_wal_size_bytes", G, "Size of the WAL file after the last commit.", NULL, ST, NULL},
+    {"ctxvault_wal_checkpoints_total", C, "WAL checkpoints store ran.", NULL, ST, NULL},
+    {"ctxvault_wal_checkpoint_duration_seconds", H, "Time a WAL checkpoint took.", NULL, ST, NULL},
+    {"ctxvault_ttl_records_deleted_total", C, "Rows deleted because their retention ended.", NULL, SW, NULL},
+    {"ctxvault_ttl_cleanup_duration_seconds", H, "Time a retention sweep took.", NULL, SW, NULL},
+    {"ctxvault_ttl_records_expired", G, "Rows past their retention and still stored.", NULL, SW, NULL},
+    {"ctxvault_ttl_oldest_expired_age_seconds", G, "How long ago the oldest row still stored expired.", NULL, ST, NULL},
+    {"ctxvault_pii_records_scrubbed_total", C, "Rows whose personal data was scrubbed.", NULL, SC " " ST, NULL},
+    {"ctxvault_rows_anonymised_total", C, "Rows of anonymous users anonymised (on arrival, or when the user turned anonymous).", NULL, ST, "when=arrival;when=switch"},
+    {"ctxvault_pii_scrubbing_duration_seconds", H, "Time a scrub run took.", NULL, SC, NULL},
+    {"ctxvault_pii_fields_scrubbed_total", C, "Fields changed by scrubbing.", NULL, SC, NULL},
+    {"ctxvault_pii_records_due", G, "Rows past their scrub age and not yet scrubbed.", NULL, SC, NULL},
+    {"ctxvault_recovery_attempts_total", C, "Starts that found a crash to recover from.", NULL, ST, NULL},
+    {"ctxvault_recovery_duration_seconds", H, "Time the start's recovery took.", NULL, ST, NULL},
+    {"ctxvault_recovery_transactions_replayed", G, "Transactions replayed at the last start: committed transactions SQLite recovered from the WAL, and journal batches the database lacked.", NULL, ST, NULL},
+    {"ctxvault_checksum_rows_checked_total", C, "Rows whose keyed checksum store's background pass checked since start.", NULL, ST, NULL},
+    {"ctxvault_checksum_mismatches_total", C, "Rows store's background pass found failing their keyed checksum.", NULL, ST, NULL},
+    {"ctxvault_checksum_pass_last_completion_timestamp_seconds", G, "When store's background checksum pass last ended (0: not yet).", NULL, ST, NULL},
+    {"ctxvault_checksum_pass_last_ok", G, "1 when store's last background checksum pass found every row good, 0 when rows failed or could not be read (or no pass ended yet).", NULL, ST, NULL},
     /* the pipeline's */
-    {"ctxvault_events_received_total", C, "Events a program read.", NULL},
-    {"ctxvault_events_forwarded_total", C, "Events a program passed on (resends not counted).", NULL},
-    {"ctxvault_events_stored_total", C, "Events committed to the database.", NULL},
-    {"ctxvault_events_duplicate_total", C, "Events store already held (acknowledged again, not stored).", NULL},
-    {"ctxvault_events_rejected_total", C, "Events rejected, by program and reason.", NULL},
-    {"ctxvault_events_deadlettered_total", C, "Rejected events written to the dead-letter file.", NULL},
-    {"ctxvault_events_resent_total", C, "Events ingest sent again for want of an acknowledgement.", NULL},
-    {"ctxvault_acks_total", C, "Acknowledgements (kind ack or nak) sent by store or received by ingest.", NULL},
-    {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged.", NULL},
-    {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files.", NULL},
-    {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool.", NULL},
-    {"ctxvault_events_refused_total", C, "Events ingest read but did not accept because its spool failed (a full disk): never acknowledged to their producer, which sends them again.", NULL},
-    {"ctxvault_spool_bytes_dropped_total", C, "Bytes cut off the spool at a start: records a crash left half-written, never accepted.", NULL},
-    {"ctxvault_deadletter_write_failures_total", C, "Rejected lines whose dead-letter record could not be written (the rejection is still counted).", NULL},
-    {"ctxvault_commit_batches_total", C, "Transactions store committed with events.", NULL},
-    {"ctxvault_commit_batch_size_events", H, "Events per transaction store committed.", batch_bounds},
-    {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged).", NULL},
-    {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program.", NULL},
-    {"ctxvault_requests_total", C, "Control requests store answered, by op.", NULL},
-    {"ctxvault_control_errors_total", C, "Control requests store refused or failed, by code (other: an op without codes).", NULL},
-    {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement.", NULL},
-    {"ctxvault_query_latency_seconds", H, "Time store took to answer a query.", NULL},
-    {"ctxvault_cache_lookups_total", C, "cache.get requests store answered, by result (hit or miss).", NULL},
-    {"ctxvault_cache_puts_total", C, "Model cache entries store wrote (cache.put).", NULL},
-    {"ctxvault_erasure_notify_failures_total", C, "Erasures whose [erasure] notify program failed (the erasure itself stands).", NULL},
-    {"ctxvault_cache_deleted_total", C, "Model cache entries deleted on request (cache.delete).", NULL},
-    {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL},
-    {"ctxvault_storage_quota_bytes", G, "The database's quota ([storage] quota; 0: none).", NULL},
-    {"ctxvault_storage_quota_used_bytes", G, "Bytes the database's pages in use take (free pages not counted).", NULL},
-    {"ctxvault_storage_quota_ratio", G, "Used bytes over the quota (0 without one).", NULL},
-    {"ctxvault_storage_quota_archives_total", C, "Archives store started because the database reached its quota's threshold.", NULL},
-    {"ctxvault_storage_quota_archive_failures_total", C, "Such archives that failed (tried again later).", NULL},
-    {"ctxvault_storage_quota_notify_failures_total", C, "quota_notify commands that could not run or failed.", NULL},
-    {"ctxvault_journal_batch", G, "The last journal batch the database holds.", NULL},
+    {"ctxvault_events_received_total", C, "Events a program read.", NULL, IN " " EN " " ST, NULL},
+    {"ctxvault_events_forwarded_total", C, "Events a program passed on (resends not counted).", NULL, IN " " EN, NULL},
+    {"ctxvault_events_stored_total", C, "Events committed to the database.", NULL, ST, NULL},
+    {"ctxvault_events_duplicate_total", C, "Events store already held (acknowledged again, not stored).", NULL, ST, NULL},
+    {"ctxvault_events_rejected_total", C, "Events rejected, by program and reason.", NULL, IN " " EN " " ST, NULL},
+    {"ctxvault_events_deadlettered_total", C, "Rejected events written to the dead-letter file.", NULL, IN " " EN " " ST, NULL},
+    {"ctxvault_events_resent_total", C, "Events ingest sent again for want of an acknowledgement.", NULL, IN, NULL},
+    {"ctxvault_acks_total", C, "Acknowledgements (kind ack or nak) sent by store or received by ingest.", NULL, IN " " ST, "kind=ack;kind=nak"},
+    {"ctxvault_spool_events", G, "Events in ingest's spool not yet acknowledged.", NULL, IN, NULL},
+    {"ctxvault_spool_bytes", G, "Bytes of ingest's spool files.", NULL, IN, NULL},
+    {"ctxvault_spool_oldest_age_seconds", G, "Age of the oldest unacknowledged event in the spool.", NULL, IN, NULL},
+    {"ctxvault_events_refused_total", C, "Events ingest read but did not accept because its spool failed (a full disk): never acknowledged to their producer, which sends them again.", NULL, IN, NULL},
+    {"ctxvault_spool_bytes_dropped_total", C, "Bytes cut off the spool at a start: records a crash left half-written, never accepted.", NULL, IN, NULL},
+    {"ctxvault_deadletter_write_failures_total", C, "Rejected lines whose dead-letter record could not be written (the rejection is still counted).", NULL, IN " " EN " " ST, NULL},
+    {"ctxvault_commit_batches_total", C, "Transactions store committed with events.", NULL, ST, NULL},
+    {"ctxvault_commit_batch_size_events", H, "Events per transaction store committed.", batch_bounds, ST, NULL},
+    {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged).", NULL, ST, NULL},
+    {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program.", NULL, EN " " ST, NULL},
+    {"ctxvault_requests_total", C, "Control requests store answered, by op.", NULL, ST, NULL},
+    {"ctxvault_control_errors_total", C, "Control requests store refused or failed, by code (other: an op without codes).", NULL, ST, NULL},
+    {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement.", NULL, IN, NULL},
+    {"ctxvault_query_latency_seconds", H, "Time store took to answer a query.", NULL, ST, NULL},
+    {"ctxvault_cache_lookups_total", C, "cache.get requests store answered, by result (hit or miss).", NULL, ST, "result=hit;result=miss"},
+    {"ctxvault_cache_puts_total", C, "Model cache entries store wrote (cache.put).", NULL, ST, NULL},
+    {"ctxvault_erasure_notify_failures_total", C, "Erasures whose [erasure] notify program failed (the erasure itself stands).", NULL, ST, NULL},
+    {"ctxvault_cache_deleted_total", C, "Model cache entries deleted on request (cache.delete).", NULL, ST, NULL},
+    {"ctxvault_db_size_bytes", G, "Size of the database file.", NULL, ST, NULL},
+    {"ctxvault_storage_quota_bytes", G, "The database's quota ([storage] quota; 0: none).", NULL, ST, NULL},
+    {"ctxvault_storage_quota_used_bytes", G, "Bytes the database's pages in use take (free pages not counted).", NULL, ST, NULL},
+    {"ctxvault_storage_quota_ratio", G, "Used bytes over the quota (0 without one).", NULL, ST, NULL},
+    {"ctxvault_storage_quota_archives_total", C, "Archives store started because the database reached its quota's threshold.", NULL, ST, NULL},
+    {"ctxvault_storage_quota_archive_failures_total", C, "Such archives that failed (tried again later).", NULL, ST, NULL},
+    {"ctxvault_storage_quota_notify_failures_total", C, "quota_notify commands that could not run or failed.", NULL, ST, NULL},
+    {"ctxvault_journal_batch", G, "The last journal batch the database holds.", NULL, ST, NULL},
     /* backups and keys */
-    {"ctxvault_backup_last_success_timestamp_seconds", G, "When the newest verified backup was taken.", NULL},
-    {"ctxvault_backup_size_bytes", G, "Size of the newest verified backup.", NULL},
-    {"ctxvault_backup_verification_failures_total", C, "Backups that failed verification.", NULL},
-    {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included.", NULL},
-    {"ctxvault_key_version", G, "The keyring's primary key version.", NULL},
-    {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version.", NULL},
+    {"ctxvault_backup_last_success_timestamp_seconds", G, "When the newest verified backup was taken.", NULL, BK, NULL},
+    {"ctxvault_backup_size_bytes", G, "Size of the newest verified backup.", NULL, BK, NULL},
+    {"ctxvault_backup_verification_failures_total", C, "Backups that failed verification.", NULL, BK, NULL},
+    {"ctxvault_backup_duration_seconds", H, "Time a backup took, verification included.", NULL, BK, NULL},
+    {"ctxvault_key_version", G, "The keyring's primary key version.", NULL, ST, NULL},
+    {"ctxvault_key_rotation_age_seconds", G, "Age of the primary key version.", NULL, ST, NULL},
     /* the health record's (store) */
-    {"ctxvault_storage_used_bytes", G, "Bytes of the database file and its WAL.", NULL},
-    {"ctxvault_storage_total_bytes", G, "Size of the storage the database may fill: the filesystem holding it.", NULL},
-    {"ctxvault_storage_free_bytes", G, "Bytes of that storage still free (for an unprivileged writer).", NULL},
-    {"ctxvault_storage_used_ratio", G, "Share of that storage in use: (total - free) / total.", NULL},
-    {"ctxvault_commit_latency_seconds", H, "Time store took to commit a transaction (a write).", NULL},
-    {"ctxvault_integrity_check_ok", G, "1 when the last integrity check passed (check=verify: ctxvault verify; check=start: store's start check), 0 when it failed or has not run.", NULL},
-    {"ctxvault_integrity_check_timestamp_seconds", G, "When that check ran (0: never).", NULL},
-    {"ctxvault_encryption_enabled", G, "1 when the field policy seals fields and the keyring is loaded.", NULL},
-    {"ctxvault_key_created_timestamp_seconds", G, "When the primary key version was made (the last rotation).", NULL},
+    {"ctxvault_storage_used_bytes", G, "Bytes of the database file and its WAL.", NULL, ST, NULL},
+    {"ctxvault_storage_total_bytes", G, "Size of the storage the database may fill: the filesystem holding it.", NULL, ST, NULL},
+    {"ctxvault_storage_free_bytes", G, "Bytes of that storage still free (for an unprivileged writer).", NULL, ST, NULL},
+    {"ctxvault_storage_used_ratio", G, "Share of that storage in use: (total - free) / total.", NULL, ST, NULL},
+    {"ctxvault_commit_latency_seconds", H, "Time store took to commit a transaction (a write).", NULL, ST, NULL},
+    {"ctxvault_integrity_check_ok", G, "1 when the last integrity check passed (check=verify: ctxvault verify; check=start: store's start check), 0 when it failed or has not run.", NULL, ST, "check=verify;check=start"},
+    {"ctxvault_integrity_check_timestamp_seconds", G, "When that check ran (0: never).", NULL, ST, "check=verify;check=start"},
+    {"ctxvault_encryption_enabled", G, "1 when the field policy seals fields and the keyring is loaded.", NULL, ST, NULL},
+    {"ctxvault_key_created_timestamp_seconds", G, "When the primary key version was made (the last rotation).", NULL, ST, NULL},
     /* ctxvault-sync */
-    {"ctxvault_sync_attempts_total", C, "Exchanges with a sync peer begun (a pull cycle, a push, a hello), by peer.", NULL},
-    {"ctxvault_sync_failures_total", C, "Exchanges with a sync peer that failed (no answer, a refusal, store failing), by peer: then retried with back-off.", NULL},
-    {"ctxvault_sync_success_ratio", G, "Exchanges with a sync peer that succeeded, of those begun since start, by peer.", NULL},
-    {"ctxvault_sync_peer_up", G, "1 while the last exchange with the sync peer succeeded.", NULL},
-    {"ctxvault_sync_exchange_duration_seconds", H, "Time an exchange with a sync peer took (a pull's long wait included).", NULL},
-    {"ctxvault_sync_versions_sent_total", C, "Versions sent to sync peers.", NULL},
-    {"ctxvault_sync_versions_received_total", C, "Versions received from sync peers and stored.", NULL},
-    {"ctxvault_sync_versions_rejected_total", C, "Versions received that failed their checks (a payload that does not open, a bad vector), and contexts a received version's fields did not make (they fail this instance's checks): counted, logged, not stored.", NULL},
-    {"ctxvault_sync_malformed_total", C, "Messages on the sync socket that were not sync requests.", NULL},
-    {"ctxvault_sync_last_success_timestamp_seconds", G, "When an exchange with the sync peer last succeeded (0: never), by peer.", NULL},
+    {"ctxvault_sync_attempts_total", C, "Exchanges with a sync peer begun (a pull cycle, a push, a hello), by peer.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_failures_total", C, "Exchanges with a sync peer that failed (no answer, a refusal, store failing), by peer: then retried with back-off.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_success_ratio", G, "Exchanges with a sync peer that succeeded, of those begun since start, by peer.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_peer_up", G, "1 while the last exchange with the sync peer succeeded.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_exchange_duration_seconds", H, "Time an exchange with a sync peer took (a pull's long wait included).", NULL, SY, PER_PEER},
+    {"ctxvault_sync_versions_sent_total", C, "Versions sent to sync peers.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_versions_received_total", C, "Versions received from sync peers and stored.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_versions_rejected_total", C, "Versions received that failed their checks (a payload that does not open, a bad vector), and contexts a received version's fields did not make (they fail this instance's checks): counted, logged, not stored.", NULL, SY, PER_PEER},
+    {"ctxvault_sync_malformed_total", C, "Messages on the sync socket that were not sync requests.", NULL, SY, NULL},
+    {"ctxvault_sync_last_success_timestamp_seconds", G, "When an exchange with the sync peer last succeeded (0: never), by peer.", NULL, SY, PER_PEER},
     /* ctxvault-metrics' own */
-    {"ctxvault_read_latency_average_seconds", G, "Average time store took to answer a query, since store started.", NULL},
-    {"ctxvault_write_latency_average_seconds", G, "Average time store took to commit a transaction, since store started.", NULL},
-    {"ctxvault_queries_per_second", G, "Queries store answered per second over the anomaly window.", NULL},
-    {"ctxvault_sync_success_overall_ratio", G, "Exchanges with every sync peer that succeeded, of those begun (1 with none).", NULL},
-    {"ctxvault_events_rejected_window_ratio", G, "Events rejected, of those stored or rejected, over the anomaly window.", NULL},
-    {"ctxvault_anomaly", G, "1 while rejections over the anomaly window pass the threshold.", NULL},
+    {"ctxvault_read_latency_average_seconds", G, "Average time store took to answer a query, since store started.", NULL, ME, NULL},
+    {"ctxvault_write_latency_average_seconds", G, "Average time store took to commit a transaction, since store started.", NULL, ME, NULL},
+    {"ctxvault_queries_per_second", G, "Queries store answered per second over the anomaly window.", NULL, ME, NULL},
+    {"ctxvault_sync_success_overall_ratio", G, "Exchanges with every sync peer that succeeded, of those begun (1 with none).", NULL, ME, NULL},
+    {"ctxvault_events_rejected_window_ratio", G, "Events rejected, of those stored or rejected, over the anomaly window.", NULL, ME, NULL},
+    {"ctxvault_anomaly", G, "1 while rejections over the anomaly window pass the threshold.", NULL, ME, NULL},
 
-    {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent.", NULL},
-    {"ctxvault_report_age_seconds", G, "Time since a program's last report.", NULL},
-    {"ctxvault_metrics_reports_malformed_total", C, "Reports ctxvault-metrics could not read.", NULL},
-    {NULL, 0, NULL, NULL},
+    {"ctxvault_up", G, "1 while a program reports, 0 once it stopped or went silent.", NULL, ME, NULL},
+    {"ctxvault_report_age_seconds", G, "Time since a program's last report.", NULL, ME, NULL},
+    {"ctxvault_metrics_reports_malformed_total", C, "Reports ctxvault-metrics could not read.", NULL, ME, NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL},
 };
 
 const double cv_metric_buckets[CV_BUCKETS] = {
@@ -135,6 +146,15 @@ const cv_metric_def *cv_metric_find(const char *name)
         if (strcmp(d->name, name) == 0)
             return d;
     return NULL;
+}
+
+bool cv_metric_owned_by(const cv_metric_def *d, const char *program)
+{
+    size_t n = strlen(program);
+    for (const char *o = d->owners; o && (o = strstr(o, program)); o += n)
+        if ((o == d->owners || o[-1] == ' ') && (o[n] == ' ' || o[n] == '\0'))
+            return true;
+    return false;
 }
 
 const char *cv_reject_class(const char *reason)
@@ -190,6 +210,8 @@ struct cv_metrics {
     char *reason;
 };
 
+static void start_at_zero(cv_metrics *m);
+
 cv_metrics *cv_metrics_new(const cv_config *cfg, const char *program,
                            bool service)
 {
@@ -199,6 +221,7 @@ cv_metrics *cv_metrics_new(const cv_config *cfg, const char *program,
     m->ok = true;
     m->interval_ms = cfg ? cfg->metrics_interval_ms : 0;
     m->last_ms = cv_mono_ms();
+    start_at_zero(m);
     if (cfg && cfg->ep_metrics && *cfg->ep_metrics) {
         char err[256];
         /* a few snapshots queue at most: old ones are worthless. XPUB, to
@@ -233,6 +256,32 @@ void cv_metrics_destroy(cv_metrics **p)
     free(m->reason);
     free(m);
     *p = NULL;
+}
+
+static series *find(cv_metrics *m, const char *name, const char *labels,
+                    cv_metric_type want);
+
+/* Every series the program owns, at 0: a counter that appears only with
+ * its first event breaks rate() and absence alerts. */
+static void start_at_zero(cv_metrics *m)
+{
+    for (const cv_metric_def *d = cv_metric_defs; d->name; d++) {
+        if (!cv_metric_owned_by(d, m->program) || (d->start && !*d->start))
+            continue;
+        char *sets = cv_strdup(d->start ? d->start : ""), *save = NULL;
+        char *l = strtok_r(sets, ";", &save);
+        do
+            find(m, d->name, l, d->type);
+        while ((l = strtok_r(NULL, ";", &save)));
+        free(sets);
+    }
+}
+
+void cv_metrics_start_labels(cv_metrics *m, const char *labels)
+{
+    for (const cv_metric_def *d = m ? cv_metric_defs : NULL; d && d->name; d++)
+        if (cv_metric_owned_by(d, m->program) && d->start && !*d->start)
+            find(m, d->name, labels, d->type);
 }
 
 static series *find(cv_metrics *m, const char *name, const char *labels,

@@ -31,11 +31,20 @@ typedef struct {
     cv_metric_type type;
     const char *help;
     const double *bounds;   /* a histogram's bucket bounds (NULL: seconds) */
+    /* the programs that export it, space-separated (ctxvault-metrics:
+     * derived from the reports) */
+    const char *owners;
+    /* the series each owner has from its start, at 0: label sets
+     * separated by ';' (NULL: one series without labels; "": none until
+     * the program knows the label's values, cv_metrics_start_labels) */
+    const char *start;
 } cv_metric_def;
 
 /* The catalogue, ending with a NULL name. */
 extern const cv_metric_def cv_metric_defs[];
 const cv_metric_def *cv_metric_find(const char *name);
+/* Is program one of d's owners? */
+bool cv_metric_owned_by(const cv_metric_def *d, const char *program);
 
 /* The label for a rejection's reason, as the programs word them: one of
  * a fixed set (too_long, nul_byte, too_deep, duplicate_key, not_object,
@@ -53,9 +62,13 @@ typedef struct cv_metrics cv_metrics;
 
 /* Publish to [pipeline] metrics every [metrics] interval (cfg NULL:
  * keep the series, publish nothing); service: a long-running program
- * whose silence is a problem (not a command that ends). */
+ * whose silence is a problem (not a command that ends). Every metric
+ * the catalogue says program owns has its series from here, at 0. */
 cv_metrics *cv_metrics_new(const cv_config *cfg, const char *program,
                            bool service);
+/* The metrics of the program labelled by a value only it knows (a sync
+ * peer): their series with labels, at 0. */
+void cv_metrics_start_labels(cv_metrics *m, const char *labels);
 /* The final snapshot, then the socket goes. */
 void cv_metrics_destroy(cv_metrics **p);
 

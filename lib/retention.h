@@ -62,4 +62,13 @@ void cv_retention_compute(const cv_policy *pol, const char *kind, int64_t ts,
                           int64_t created_at, const cv_profile *prof,
                           int64_t *expires_at, int64_t *scrub_after);
 
+/* The same for a profile event. The one in force (the user's settings)
+ * is kept until erased, or an hour for an ephemeral user; one a newer
+ * profile superseded is kept as long as the user's retention (prof, the
+ * profile in force) says, and with no choice made, as long as kind
+ * other's default when [retention] profile is "user". */
+void cv_retention_profile(const cv_policy *pol, bool in_force, int64_t ts,
+                          int64_t created_at, const cv_profile *prof,
+                          int64_t *expires_at, int64_t *scrub_after);
+
 #endif

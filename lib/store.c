@@ -281,9 +281,11 @@ static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
     if (prof->known && prof->privacy == CV_PRIVACY_ANONYMOUS &&
         anonymise_stored(s, uid, prof) < 0)
         return -1;
+    /* the profile in force: whose event it is */
     sqlite3_stmt *sel = cv_db_stmt(s->db,
-        "SELECT seq, kind, ts, created_at, expires_at, scrub_after FROM events"
-        " WHERE uid = ?");
+        "SELECT e.seq, e.kind, e.ts, e.created_at, e.expires_at, e.scrub_after,"
+        " e.kind = 'profile' AND e.id = p.event_id"
+        " FROM events e LEFT JOIN profiles p ON p.uid = e.uid WHERE e.uid = ?");
     sqlite3_stmt *upd = cv_db_stmt(s->db,
         "UPDATE events SET expires_at = ?, scrub_after = ? WHERE seq = ?");
     if (!sel || !upd)
@@ -292,9 +294,14 @@ static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
     int rc;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
         int64_t exp, scrub;
-        cv_retention_compute(s->pol, (const char *)sqlite3_column_text(sel, 1),
-                             sqlite3_column_int64(sel, 2),
-                             sqlite3_column_int64(sel, 3), prof, &exp, &scrub);
+        const char *kind = (const char *)sqlite3_column_text(sel, 1);
+        if (strcmp(kind, "profile") == 0)
+            cv_retention_profile(s->pol, sqlite3_column_int(sel, 6) != 0,
+                                 sqlite3_column_int64(sel, 2),
+                                 sqlite3_column_int64(sel, 3), prof, &exp, &scrub);
+        else
+            cv_retention_compute(s->pol, kind, sqlite3_column_int64(sel, 2),
+                                 sqlite3_column_int64(sel, 3), prof, &exp, &scrub);
         /* Only ever tighten: data that arrived under a stricter setting
          * (ephemeral, a short retention) keeps the promise made then. */
         int64_t old_exp = col_or_never(sel, 4), old_scrub = col_or_never(sel, 5);
@@ -354,11 +361,65 @@ static int mark_dirty(cv_store *s, int64_t uid, const cv_profile *p)
     return 0;
 }
 
-/* Apply a profile event if it is the newest for its user. */
+/* A profile event no longer in force: kept as long as the user's
+ * retention (prof, the profile in force) says, never longer than it was. */
+static int profile_superseded(cv_store *s, int64_t uid, const char *event_id,
+                              const cv_profile *prof)
+{
+    sqlite3_stmt *sel = cv_db_stmt(s->db,
+        "SELECT seq, ts, created_at, expires_at, scrub_after FROM events"
+        " WHERE id = ? AND uid = ? AND kind = 'profile'");
+    sqlite3_stmt *upd = cv_db_stmt(s->db,
+        "UPDATE events SET expires_at = ?, scrub_after = ? WHERE seq = ?");
+    if (!sel || !upd)
+        return -1;
+    sqlite3_bind_text(sel, 1, event_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(sel, 2, uid);
+    int rc = sqlite3_step(sel);
+    if (rc == SQLITE_ROW) {
+        int64_t exp, scrub;
+        cv_retention_profile(s->pol, false, sqlite3_column_int64(sel, 1),
+                             sqlite3_column_int64(sel, 2), prof, &exp, &scrub);
+        int64_t old_exp = col_or_never(sel, 3), old_scrub = col_or_never(sel, 4);
+        exp = cv_sooner(exp, old_exp);
+        scrub = cv_sooner(scrub, old_scrub);
+        if (exp != old_exp || scrub != old_scrub) {
+            if (exp >= 0)
+                sqlite3_bind_int64(upd, 1, exp);
+            else
+                sqlite3_bind_null(upd, 1);
+            if (scrub >= 0)
+                sqlite3_bind_int64(upd, 2, scrub);
+            else
+                sqlite3_bind_null(upd, 2);
+            sqlite3_bind_int64(upd, 3, sqlite3_column_int64(sel, 0));
+            rc = sqlite3_step(upd) == SQLITE_DONE ? SQLITE_DONE : SQLITE_ERROR;
+            sqlite3_reset(upd);
+        } else {
+            rc = SQLITE_DONE;
+        }
+    }
+    sqlite3_reset(sel);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Apply a profile event if it is the newest for its user; the one it
+ * replaces, or the event itself when older, is then superseded. */
 static int profile_apply(cv_store *s, const char *user, int64_t uid,
                          const char *event_id, int64_t ts,
                          const cv_profile *old, const cv_profile *p)
 {
+    char prev[CV_ID_MAX + 1] = "";
+    sqlite3_stmt *q = cv_db_stmt(s->db, "SELECT event_id FROM profiles WHERE uid = ?");
+    if (!q)
+        return -1;
+    sqlite3_bind_int64(q, 1, uid);
+    int qr = sqlite3_step(q);
+    if (qr == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_reset(q);
+    if (qr != SQLITE_ROW && qr != SQLITE_DONE)
+        return -1;
     sqlite3_stmt *st = cv_db_stmt(s->db,
         "INSERT INTO profiles(uid, privacy_level, retention_days, ts, event_id)"
         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(uid) DO UPDATE SET"
@@ -377,8 +438,11 @@ static int profile_apply(cv_store *s, const char *user, int64_t uid,
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return -1;
-    if (sqlite3_changes(cv_db_handle(s->db)) == 0)
-        return 0; /* an older profile event: the newer one stands */
+    if (sqlite3_changes(cv_db_handle(s->db)) == 0) /* the newer one stands */
+        return profile_superseded(s, uid, event_id, old);
+    if (*prev && strcmp(prev, event_id) != 0 &&
+        profile_superseded(s, uid, prev, p) < 0)
+        return -1;
     cv_profile np = *p;
     np.was_anonymous = old->was_anonymous;
     if (!old->was_anonymous && old->known && old->privacy == CV_PRIVACY_ANONYMOUS &&
@@ -475,8 +539,13 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
     cv_row row = {.id = id, .uid = uid, .kind = kind,
                   .type = has_type ? type : NULL, .ts = ts, .created_at = now,
                   .body = line, .body_len = len};
-    cv_retention_compute(s->pol, kind, ts, now, is_profile ? &newp : &prof,
-                         &row.expires_at, &row.scrub_after);
+    /* a profile comes in force (profile_apply says otherwise) */
+    if (is_profile)
+        cv_retention_profile(s->pol, true, ts, now, &newp, &row.expires_at,
+                             &row.scrub_after);
+    else
+        cv_retention_compute(s->pol, kind, ts, now, &prof, &row.expires_at,
+                             &row.scrub_after);
     /* due on arrival (an anonymous user's): the personal data never
      * reaches the file */
     row.scrubbed_at = -1;

@@ -786,6 +786,7 @@ cv_syncd *cv_syncd_new(const cv_config *cfg, const char *config_file,
         peer *p = &d->peers[i];
         p->cfg = &cfg->sync_peers[i];
         snprintf(p->label, sizeof p->label, "peer=%s", p->cfg->name);
+        cv_metrics_start_labels(d->mx, p->label);
         cv_backoff_init(&p->bo, cfg->sync_retry_min_ms, cfg->sync_retry_max_ms);
         if (!(p->sock = cv_syncauth_connect(cfg, p->cfg, err, errlen)))
             goto failed;

@@ -12,6 +12,7 @@ GEN=$CV_BUILD/genevents
 DATA=$TOP/tests/data
 
 setUp() {
+    unset CTXVAULT_NOW # a test that pinned the clock (data_clock) ends with it
     TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cvtest.XXXXXX")
     HOME_DIR=$TEST_TMP/home
     export CTXVAULT_HOME=$HOME_DIR
@@ -90,10 +91,12 @@ pipeline() {
 # store_at TIME FILE: the filter pipeline with the clock at TIME
 # (CTXVAULT_NOW, honoured by the programs for tests only)
 store_at() {
+    _sa_was=${CTXVAULT_NOW:-}
     CTXVAULT_NOW=$1
     export CTXVAULT_NOW
     pipeline "$2"
-    unset CTXVAULT_NOW
+    # back to the test's clock (data_clock), or the real one
+    if [ -n "$_sa_was" ]; then CTXVAULT_NOW=$_sa_was; else unset CTXVAULT_NOW; fi
     assert_status ingest 0 "$STATUS_INGEST"
     assert_status store 0 "$STATUS_STORE"
 }
@@ -186,6 +189,16 @@ dl_field() {
 event() {
     printf '{"kind":"%s","user_id":"%s","ts":"2026-11-01T00:%02d:%02dZ","type":"click"%s}\n' \
         "${3:-interaction}" "${2:-user-test}" $(($1 / 60)) $(($1 % 60)) "${4:-}"
+}
+
+# data_clock [TIME]: the clock of every program of the test at TIME
+# (default 2026-11-02, the day after the fixed dates of tests/data, event
+# and genevents): reads never return a row past its expiry, so data stored
+# with those dates must be read within its retention whatever day the
+# suite runs (an ephemeral user's, within the hour)
+data_clock() {
+    CTXVAULT_NOW=${1:-2026-11-02T00:00:00Z}
+    export CTXVAULT_NOW
 }
 
 # wait_until SECONDS COMMAND...: retry COMMAND every 0.1 s until it succeeds.

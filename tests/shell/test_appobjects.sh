@@ -167,7 +167,7 @@ test_app_values_are_in_no_file_of_the_instance() {
     ctxvault export --user alice --format json -o "$TEST_TMP/export.json" 2> "$TEST_TMP/export.err"
     assert_status export 0 $?
     assert_grep "$TEST_TMP/export.json" 'hiv test clinic near me' "export should decrypt"
-    assert_grep "$TEST_TMP/export.json" '"emailAddress":"hash:' "export: email as a pseudonym"
+    assert_grep "$TEST_TMP/export.json" '"emailAddress":{"pseudonym":"hash:' "export: email marked as a pseudonym"
     ctxvault query --user alice > "$TEST_TMP/q2.out" 2> /dev/null
     assert_no_grep "$TEST_TMP/q2.out" 'hiv test|clinic\.example|alice@|81\.2\.69|dev-1234' \
         "query without --decrypt shows plaintext"
@@ -206,9 +206,10 @@ test_app_profile_retention_forever() {
     assert_status ingest 0 "$STATUS_INGEST"
     assert_status store 0 "$STATUS_STORE"
     assertEquals "profile rows" 2 "$(rows "kind = 'profile'")"
-    # profile's retention is "user": 30 days, then as long as bob says
-    assertEquals "expiry of the 30-day profile (days after its ts)" 30 \
-        "$(sql "SELECT (expires_at - ts) / $DAY_MS FROM events_v WHERE ts = $((TS_MS - DAY_MS / 24))")"
+    # the profile in force is kept until erased; the 30-day one it
+    # superseded as long as bob now says: forever
+    assertEquals "expiry of the superseded 30-day profile (none)" "" \
+        "$(sql "SELECT COALESCE(expires_at, '') FROM events_v WHERE ts = $((TS_MS - DAY_MS / 24))")"
     assertEquals "expiry of the 'forever' profile (none)" "" \
         "$(sql "SELECT COALESCE(expires_at, '') FROM events_v WHERE ts = $((TS_MS - DAY_MS / 48))")"
     assertEquals "rows at 09:30 (the 'forever' profile)" 1 "$(rows "ts = $((TS_MS - DAY_MS / 48))")"
@@ -288,6 +289,7 @@ EOF
 # ---- 4. both spellings of one member ----------------------------------------
 
 test_conflicting_spellings_are_rejected_alone() {
+    data_clock
     {
         event 1 a context ',"topic":"first"'
         printf '%s\n' '{"kind":"context","userId":"a","user_id":"b"}'

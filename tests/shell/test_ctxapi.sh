@@ -119,6 +119,53 @@ test_context_load_by_id_returns_that_context_and_only_to_its_user() {
     assert_status "--id with --name" 64 $?
 }
 
+# A row past its expiry is gone for every reader (query, get, the context
+# API) even while the sweep has not yet deleted it; an export still lists
+# it, with its expiry, as pending deletion
+test_reads_never_return_a_row_past_its_expiry_the_export_lists_it() {
+    {
+        printf '{"id":"prof-1","kind":"profile","user_id":"alice","ts":"2026-11-01T00:00:00Z","privacy_level":"private"}\n'
+        printf '{"id":"old-1","kind":"interaction","user_id":"alice","ts":"2026-11-01T00:00:01Z","type":"click"}\n'
+        printf '{"id":"ctx-old","kind":"context","user_id":"alice","ts":"2026-11-01T00:00:02Z","type":"trip"}\n'
+    } > "$TEST_TMP/old.ndjson"
+    printf '{"id":"new-1","kind":"interaction","user_id":"alice","ts":"2026-12-01T00:00:00Z","type":"click"}\n' > "$TEST_TMP/new.ndjson"
+    store_at 2026-11-01T00:00:05Z "$TEST_TMP/old.ndjson"
+    store_at 2026-12-01T00:00:05Z "$TEST_TMP/new.ndjson"
+    CTXVAULT_NOW=2026-12-05T00:00:00Z
+    export CTXVAULT_NOW
+    # 34 days on, no sweep: old-1 and ctx-old (30 days) are still held
+    assertEquals "rows held" 4 "$(rows)"
+    ctxvault query --user alice > "$TEST_TMP/q" 2> "$TEST_TMP/q.err"
+    assert_status query 0 $?
+    assertEquals "rows query returns: the profile and new-1" "new-1 prof-1" \
+        "$(ids_of "$TEST_TMP/q" | sort | tr '\n' ' ' | sed 's/ $//')"
+    ctxvault get old-1 > "$TEST_TMP/get" 2> "$TEST_TMP/get.err"
+    assert_status "get of an expired row" 66 $?
+    assert_grep "$TEST_TMP/get.err" 'old-1 expired at 2026-12-01T00:00:01.*export'
+    assertEquals "nothing printed for it" 0 "$(wc -c < "$TEST_TMP/get")"
+    ctxvault get new-1 > /dev/null 2>&1
+    assert_status "get of a row still kept" 0 $?
+    # the context API, through store
+    serve_store || return
+    api '{"op":"context.load","id":"ctx-old"}'
+    assertEquals "context.load of an expired context ($REPLY)" not_found "$(reply '$.code')"
+    api '{"op":"context.list","user":"alice"}'
+    assertEquals "context.list ($REPLY)" 0 "$(echo "$REPLY" | jq '.contexts | length')"
+    api '{"op":"interactions.query","user":"alice","limit":10}'
+    assertEquals "interactions.query ($REPLY)" '["new-1"]' "$(echo "$REPLY" | jq -c '[.events[].id]')"
+    api '{"op":"profile.get","user":"alice"}'
+    assertEquals "profile.get: the profile in force ($REPLY)" private "$(reply '$.profile.privacy_level')"
+    # the export: everything held, the expired rows marked
+    ctxvault export --user alice --format json -o "$TEST_TMP/export.json" 2> "$TEST_TMP/export.err"
+    assert_status export 0 $?
+    assertEquals "rows exported" 4 "$(jq '[.events[][]] | length' "$TEST_TMP/export.json")"
+    assertEquals "rows exported as expired, pending deletion" '["ctx-old","old-1"]' \
+        "$(jq -c '[.events[][] | select(.stored.expired) | .event.id] | sort' "$TEST_TMP/export.json")"
+    assertEquals "old-1's expiry" 2026-12-01T00:00:01.000Z \
+        "$(jq -r '.events.interaction[] | select(.event.id == "old-1") | .stored.expires_at' "$TEST_TMP/export.json")"
+    unset CTXVAULT_NOW
+}
+
 test_profile_get_and_db_size() {
     gen "$TEST_TMP/in.ndjson" -n 2000 -s 92 -u 4 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
     pipeline "$TEST_TMP/in.ndjson"

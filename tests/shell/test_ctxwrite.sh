@@ -96,6 +96,7 @@ test_a_save_survives_a_sigkill_right_after_its_reply() {
 }
 
 test_interactions_save_stores_the_good_and_reports_the_bad() {
+    data_clock
     metrics_start
     serve_store || return
     api '{"op":"interactions.save","user":"dave","events":[

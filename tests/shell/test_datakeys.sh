@@ -61,7 +61,7 @@ test_an_erasure_destroys_the_users_key_and_old_backups_stay_unreadable() {
     assertTrue "the backup still holds user-00001's rows" "[ -s '$TEST_TMP/u1.after' ]"
     assert_no_grep "$TEST_TMP/u1.after" 'Felix Santos' "an erased user's field was read from an old backup"
     assert_grep "$TEST_TMP/u1.after" '"display_name":"enc:d' "the field should stay sealed"
-    CTXVAULT_HOME=$HOME2 ctxvault query --user user-00005 --limit 1000 --decrypt \
+    CTXVAULT_NOW=2026-11-01T00:50:00Z CTXVAULT_HOME=$HOME2 ctxvault query --user user-00005 --limit 1000 --decrypt \
         > "$TEST_TMP/u5.after" 2> /dev/null
     assert_grep "$TEST_TMP/u5.after" '"display_name":"Jade Nguyen"' "another user's field should still open"
     CTXVAULT_HOME=$HOME2 ctxvault verify > /dev/null 2> "$TEST_TMP/verify2.err"
@@ -73,7 +73,8 @@ test_an_ephemeral_users_hour_key_is_destroyed_when_the_hour_expires() {
     store_at 2026-11-01T00:30:00Z "$DATA/sample.ndjson"
     assertEquals "one hour key, for the hour of the events" "h:$((1793491200 / 3600))" \
         "$(keys_sql "SELECT owner FROM keys WHERE owner LIKE 'h:%'")"
-    ctxvault query --user user-00004 --limit 1000 --decrypt > "$TEST_TMP/u4.ndjson" 2> /dev/null
+    CTXVAULT_NOW=2026-11-01T00:30:00Z ctxvault query --user user-00004 --limit 1000 --decrypt \
+        > "$TEST_TMP/u4.ndjson" 2> /dev/null
     assert_grep "$TEST_TMP/u4.ndjson" '"display_name":"' "an ephemeral user's fields open while the hour lasts"
     assert_no_grep "$TEST_TMP/u4.ndjson" '"display_name":"enc:' "an ephemeral user's fields open while the hour lasts"
     CTXVAULT_NOW=2026-11-01T00:40:00Z ctxvault-backup create > /dev/null 2> "$TEST_TMP/create.err"
@@ -89,11 +90,12 @@ test_an_ephemeral_users_hour_key_is_destroyed_when_the_hour_expires() {
     assertEquals "the hour key is destroyed" 0 "$(keys_sql "SELECT COUNT(*) FROM keys WHERE owner LIKE 'h:%'")"
     # the copy taken in between no longer opens for the ephemeral users
     restore_elsewhere "$copy"
-    CTXVAULT_HOME=$HOME2 ctxvault query --user user-00004 --limit 1000 --decrypt \
+    # read as of the copy's hour: a read never returns a row past its expiry
+    CTXVAULT_NOW=2026-11-01T00:50:00Z CTXVAULT_HOME=$HOME2 ctxvault query --user user-00004 --limit 1000 --decrypt \
         > "$TEST_TMP/u4.after" 2> /dev/null
     assertTrue "the copy holds user-00004's rows" "[ -s '$TEST_TMP/u4.after' ]"
     assert_grep "$TEST_TMP/u4.after" '"display_name":"enc:d' "an expired hour's field should stay sealed"
-    CTXVAULT_HOME=$HOME2 ctxvault query --user user-00005 --limit 1000 --decrypt \
+    CTXVAULT_NOW=2026-11-01T00:50:00Z CTXVAULT_HOME=$HOME2 ctxvault query --user user-00005 --limit 1000 --decrypt \
         > "$TEST_TMP/u5.after" 2> /dev/null
     assert_grep "$TEST_TMP/u5.after" '"display_name":"Jade Nguyen"' "a private user's field should still open"
 }

@@ -59,6 +59,7 @@ test_delete_leaves_no_trace_in_the_file_or_the_wal() {
 }
 
 test_delete_through_the_running_store_leaves_no_trace() {
+    data_clock 2026-11-01T00:30:00Z # the sample's ephemeral users too
     store_sample
     serve_store || return
     pid=$SERVE_PID
@@ -79,6 +80,7 @@ test_delete_through_the_running_store_leaves_no_trace() {
 }
 
 test_delete_is_audited_without_personal_data() {
+    data_clock 2026-11-01T00:30:00Z # the sample's ephemeral users too
     store_sample
     traces_of user-00003 "$TEST_TMP/traces"
     ctxvault delete --user user-00003 > /dev/null 2>&1
@@ -176,6 +178,7 @@ test_delete_of_an_unknown_user_exits_66() {
 }
 
 test_rectify_corrects_a_field_under_the_policy_and_a_new_checksum() {
+    data_clock 2026-11-01T00:30:00Z # the sample's ephemeral users too
     store_sample
     id=$(ctxvault query --user user-00004 --kind profile --limit 1 | json_get '$.id')
     ctxvault rectify "$id" --set 'display_name=Corrected, "Name"' --set email=fixed@example.net \

@@ -67,8 +67,9 @@ test_json_round_trip_gives_back_every_field_of_every_event() {
               or $k[-2:] == ["device", "name"];
         def pseudonym: type == "string" and test("^hash:(v[0-9]+|d[A-Za-z0-9_-]{16}):[A-Za-z0-9_-]{22}$");
         def expected($s):
-            reduce (paths(type != "object" and type != "array") | select(hashed)) as $p
-                (.; if ($s | getpath($p) | pseudonym) then setpath($p; $s | getpath($p)) else . end)
+            reduce (paths(type != "object" and type != "array") | select(hashed)
+                    | select(. != ["user_id"])) as $p
+                (.; if ($s | getpath($p) | pseudonym) then setpath($p; {pseudonym: ($s | getpath($p))}) else . end)
             | reduce (paths | select(.[-1] == "location")) as $p
                 (.; setpath($p; $s | getpath($p)));
         ($st | map({key: .id, value: .}) | from_entries) as $stored
@@ -81,9 +82,16 @@ test_json_round_trip_gives_back_every_field_of_every_event() {
     assertEquals "jq exit status ($(head -c 300 "$TEST_TMP/jq.err"))" 0 $?
     assertEquals "problems: $(head -c 1500 "$TEST_TMP/problems")" 0 "$(wc -l < "$TEST_TMP/problems")"
 
-    # every hashed field really is a pseudonym, never the input's value
-    assertEquals "user_id of every exported event is the stored pseudonym" 0 \
-        "$(jq '[.events[][] | .event.user_id | select(test("^hash:v1:") | not)] | length' "$TEST_TMP/export.json")"
+    # the subject as the request named them, not the stored pseudonym; a
+    # field stored only as a pseudonym says so, never shows a bare hash
+    assertEquals "user_id of every exported event is the user's own id" 0 \
+        "$(jq --arg u "$u" '[.events[][] | .event.user_id | select(. != $u)] | length' "$TEST_TMP/export.json")"
+    assertEquals "the export's subject" "$u" "$(jq -r .user "$TEST_TMP/export.json")"
+    assertEquals "bare pseudonyms in the export" 0 \
+        "$(jq '[paths(type == "string") as $p | select($p[-1] != "pseudonym")
+                | select(getpath($p) | test("^hash:"))] | length' "$TEST_TMP/export.json")"
+    assertTrue "fields marked as pseudonyms" \
+        "[ $(jq '[.. | objects | select(has("pseudonym"))] | length' "$TEST_TMP/export.json") -gt 0 ]"
     assertEquals "events exported" "$n" "$(jq '[.events[][]] | length' "$TEST_TMP/export.json")"
     assertEquals "counts by kind" "$(user_counts "$u")" "$(jq -S -c .counts "$TEST_TMP/export.json")"
     assertEquals "events listed by kind" "$(user_counts "$u")" \

@@ -63,6 +63,7 @@ test_an_anonymous_users_rows_link_to_nothing() {
 }
 
 test_turning_anonymous_makes_the_stored_rows_anonymous_too() {
+    data_clock
     {
         printf '{"kind":"profile","userId":"cat","timestamp":"2026-11-01T00:00:00Z","privacyLevel":"private"}\n'
         rich 2026-11-01T10:17:23Z cat
@@ -145,6 +146,7 @@ test_a_profiles_privacy_policy_members_take_effect() {
 # user did not share stays sealed too. And no read opens a sealed value
 # for a caller who did not ask to decrypt (profile.get did, once).
 test_a_public_user_shares_what_the_policy_marks_shareable() {
+    data_clock
     for u in pia pat; do
         lvl=public
         [ "$u" = pat ] && lvl=private

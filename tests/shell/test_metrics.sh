@@ -7,6 +7,10 @@
 SUITE=metrics
 . "$CV_TOP/tests/shell/lib.sh"
 
+suite_tearDown() {
+    sv_kill_all
+}
+
 # settled WANT NAME [LABELS-REGEX]: the sample once it equals WANT, or as
 # it is after 5 s (a service reports every 200 ms here)
 settled() {
@@ -228,6 +232,52 @@ test_every_drop_and_rejection_is_counted_with_its_reason() {
     assert_status "client replaying the spool" 0 $?
     wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_spool_bytes_dropped_total{program=\"ctxvault-ingest\",mode=\"command\"} 14\$'" ||
         fail "the spool's dropped bytes: $(grep dropped "$TEST_TMP/metrics.txt")"
+}
+
+# every metric of the catalogue that a running program owns is served from
+# its start, at 0 until it moves: rate() and absence alerts need the series
+# before the first event
+test_a_fresh_supervised_pipeline_serves_every_metric_at_0() {
+    CTXVAULT_BIN=$CV_BIN
+    export CTXVAULT_BIN
+    unset CTXVAULT_SUPERVISORD_CONF
+    conf_set report_interval 200ms
+    PORT=$(free_port)
+    URL=http://127.0.0.1:$PORT
+    conf_set listen "127.0.0.1:$PORT"
+    sv_start || return
+    ctxvault-metrics --list > "$TEST_TMP/list"
+    for p in store ingest encrypt ttl-sweep scrub backup; do
+        wait_until 30 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_up{program=\"ctxvault-$p\",mode=\"service\"} 1\$'" ||
+            fail "ctxvault-$p never reported"
+    done
+    curl -s "$URL/metrics" > "$TEST_TMP/metrics.txt"
+    assertEquals "no event yet" 0 "$(rows)"
+    grep -o '^ctxvault_up{program="[a-z-]*"' "$TEST_TMP/metrics.txt" |
+        sed 's/.*="//; s/"$//' > "$TEST_TMP/up"
+    checked=0
+    while read -r name type owners help; do
+        for p in $(echo "$owners" | tr , ' '); do
+            grep -qx "$p" "$TEST_TMP/up" || continue
+            checked=$((checked + 1))
+            case $type in histogram) series=${name}_count ;; *) series=$name ;; esac
+            grep -q "^$series{program=\"$p\",mode=\"service\"[,}]" "$TEST_TMP/metrics.txt" ||
+                fail "$p does not serve $name before its first event"
+        done
+    done < "$TEST_TMP/list"
+    assertTrue "the catalogue's metrics were checked ($checked)" "[ $checked -ge 80 ]"
+    for name in ctxvault_wal_checkpoints_total ctxvault_ttl_records_deleted_total \
+        ctxvault_ttl_records_expired ctxvault_pii_fields_scrubbed_total \
+        ctxvault_recovery_attempts_total ctxvault_pii_scrubbing_duration_seconds_count \
+        ctxvault_ttl_cleanup_duration_seconds_count ctxvault_wal_checkpoint_duration_seconds_count; do
+        grep -q "^$name{" "$TEST_TMP/metrics.txt" || fail "$name is not served"
+    done
+    assertEquals "no crash to recover from: recovery attempts" 0 \
+        "$(sample ctxvault_recovery_attempts_total 'program="ctxvault-store"')"
+    assertEquals "no row deleted yet" 0 \
+        "$(sample ctxvault_ttl_records_deleted_total 'program="ctxvault-ttl-sweep"')"
+    assertEquals "no rejection yet" 0 "$(metric_sum ctxvault_events_rejected_total .)"
+    sv_kill_all
 }
 
 test_the_grafana_dashboard_queries_only_metrics_ctxvault_exports() {

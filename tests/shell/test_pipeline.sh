@@ -226,6 +226,7 @@ test_second_store_on_the_same_database_refuses_with_exit_75() {
 }
 
 test_query_sees_events_committed_by_a_running_store() {
+    data_clock
     event 1 u-live > "$TEST_TMP/in.ndjson"
     protect "$TEST_TMP/in.ndjson" "$TEST_TMP/enc.ndjson"
     store_start

@@ -113,6 +113,7 @@ test_query_decrypt_shows_the_search_text_again() {
 }
 
 test_query_without_decrypt_shows_envelopes_and_pseudonyms() {
+    data_clock
     IN=$TEST_TMP/in.ndjson
     gen "$IN" -n 500 -s 22 -u 5
     pipeline "$IN"
@@ -168,6 +169,7 @@ test_same_query_encrypts_to_different_envelopes() {
 }
 
 test_envelope_moved_to_another_event_does_not_decrypt() {
+    data_clock
     {
         event 1 u-bind interaction ',"id":"ev-one","query":"first secret words"'
         event 2 u-bind interaction ',"id":"ev-two","query":"second secret words"'

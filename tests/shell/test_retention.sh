@@ -10,6 +10,10 @@ SUITE=retention
 T0=2026-11-01T01:00:00Z   # when the first events arrive
 KINDS="snapshot trace interaction context replay audit experiment"
 
+suite_setUp() {
+    _sw= # no sweep yet: user_rows reads at the real time
+}
+
 # at TIME COMMAND...: run COMMAND with the clock fixed at TIME
 at() {
     _at=$1
@@ -29,9 +33,10 @@ kind_rows() {
     sql "SELECT count(*) FROM events WHERE kind = '$1'"
 }
 
-# user_rows U: rows stored for user U (looked up through ctxvault query)
+# user_rows U: rows stored for user U (looked up through ctxvault query,
+# at the last sweep's time: a read never returns a row past its expiry)
 user_rows() {
-    ctxvault query --user "$1" --limit 100000 | grep -c .
+    CTXVAULT_NOW=${_sw:-} ctxvault query --user "$1" --limit 100000 | grep -c .
 }
 
 # one event per kind at 2026-11-01T00:00:SS for USER, then the same a year
@@ -45,16 +50,20 @@ test_expired_rows_of_every_kind_go_in_one_sweep_and_the_rest_stays() {
     done
     event 30 user-old2 profile ',"retention_days":30' >> "$TEST_TMP/old.ndjson"
     sed 's/2026-11-01T/2027-11-25T/; s/user-old/user-new/' "$TEST_TMP/old.ndjson" > "$TEST_TMP/new.ndjson"
+    # user-old2's profile is superseded: its 30 days are over (the profile
+    # in force is kept until erased)
+    sed 's/2026-11-01T/2027-11-25T/' "$TEST_TMP/old.ndjson" | grep user-old2 >> "$TEST_TMP/new.ndjson"
     store_at "$T0" "$TEST_TMP/old.ndjson"
     store_at 2027-11-25T01:00:00Z "$TEST_TMP/new.ndjson"
-    assertEquals "rows before the sweep" 16 "$(rows)"
+    assertEquals "rows before the sweep" 17 "$(rows)"
 
     sweep 2027-11-26T00:00:00Z
     assert_status sweep 0 $?
-    assertEquals "rows after the sweep: the 8 new ones" 8 "$(rows)"
-    for k in $KINDS profile; do
+    assertEquals "rows after the sweep: the 9 new ones" 9 "$(rows)"
+    for k in $KINDS; do
         assertEquals "$k rows left (the new one)" 1 "$(kind_rows "$k")"
     done
+    assertEquals "profile rows left (the two new ones)" 2 "$(kind_rows profile)"
     assertEquals "old user's rows" 0 "$(user_rows user-old)"
     assertEquals "new user's rows" 7 "$(user_rows user-new)"
     assertEquals "deleted, as reported" 8 "$(json_get '$.deleted' < "$TEST_TMP/sweep.out")"
@@ -130,16 +139,64 @@ test_the_users_retention_choice_governs_their_interactions_within_caps() {
     assertEquals "user-90's rows on day 31" 3 "$(user_rows user-90)"
     # day 91: the 90-day user's purge
     sweep 2027-01-31T00:00:00Z
-    assertEquals "user-90's rows on day 91, profile included" 0 "$(user_rows user-90)"
+    assertEquals "user-90's rows on day 91: the profile in force only" 1 "$(user_rows user-90)"
     assertEquals "user-365's rows on day 91" 3 "$(user_rows user-365)"
-    # day 366: the 365-day user's purge, profile included
+    # day 366: the 365-day user's purge; the profile in force stays
     sweep 2027-11-02T00:00:00Z
-    assertEquals "user-365's rows on day 366" 0 "$(user_rows user-365)"
+    assertEquals "user-365's rows on day 366" 1 "$(user_rows user-365)"
+    assertEquals "user-365's row left is the profile" 1 \
+        "$(ctxvault query --user user-365 --kind profile | grep -c .)"
     # a year and more on, "forever" still has everything but the snapshot
     sweep 2029-01-01T00:00:00Z
     assertEquals "user-forever's rows" 3 "$(user_rows user-forever)"
     assertEquals "user-forever's interactions never expire" 1 \
         "$(sql "SELECT count(*) FROM events WHERE kind = 'interaction' AND expires_at IS NULL")"
+}
+
+# A user's profile history: the profile in force (their settings) is kept
+# until erased; each older profile goes when the user's retention says,
+# counted from its own time (the kind other's 30 days for a user who chose
+# nothing), whichever order the profiles arrive in
+# profile_ids U: the "seq" of each profile row of user U, oldest first
+profile_ids() {
+    ctxvault query --user "$1" --kind profile --limit 100 | grep -o '"seq":[0-9]*' |
+        sed 's/.*://' | sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+test_superseded_profiles_expire_and_the_profile_in_force_stays() {
+    {
+        for u in 90 none forever; do
+            case $u in
+            none) days='"privacy_level":"private"' ;;
+            *) days="\"retention_days\":\"$u\"" ;;
+            esac
+            [ $u = 90 ] && days='"retention_days":90'
+            printf '{"kind":"profile","user_id":"user-%s","ts":"2026-11-01T00:00:00Z","seq":1,%s}\n' "$u" "$days"
+            printf '{"kind":"profile","user_id":"user-%s","ts":"2026-12-01T00:00:00Z","seq":2,%s}\n' "$u" "$days"
+        done
+        # the newest first, then an older one arriving late
+        printf '{"kind":"profile","user_id":"user-late","ts":"2027-01-01T00:00:00Z","seq":3,"retention_days":90}\n'
+        printf '{"kind":"profile","user_id":"user-late","ts":"2026-11-01T00:00:00Z","seq":1,"retention_days":90}\n'
+    } > "$TEST_TMP/in.ndjson"
+    store_at 2027-01-02T00:00:00Z "$TEST_TMP/in.ndjson"
+    assertEquals "profile rows stored" 8 "$(rows "kind = 'profile'")"
+    assertEquals "profiles in force never expire" 4 \
+        "$(sql "SELECT count(*) FROM events e JOIN profiles p ON p.event_id = e.id WHERE e.expires_at IS NULL")"
+    # two months on: the 30 days of user-none's older profile are over
+    sweep 2027-01-03T00:00:00Z
+    assert_status sweep 0 $?
+    assertEquals "user-none's profiles" 2 "$(profile_ids user-none)"
+    # day 91 of the first profiles: user-90's and user-late's older ones go
+    sweep 2027-01-31T00:00:00Z
+    assertEquals "user-90's profiles" 2 "$(profile_ids user-90)"
+    assertEquals "user-late's profiles" 3 "$(profile_ids user-late)"
+    assertEquals "user-forever's profiles" "1 2" "$(profile_ids user-forever)"
+    # years on: every profile in force is there, and user-forever's history
+    sweep 2030-01-01T00:00:00Z
+    assertEquals "user-90's profile in force" 2 "$(profile_ids user-90)"
+    assertEquals "user-none's profile in force" 2 "$(profile_ids user-none)"
+    assertEquals "user-forever's profiles years on" "1 2" "$(profile_ids user-forever)"
+    ctxvault query --user user-90 --kind profile > "$TEST_TMP/q"
+    assertEquals "the profile in force is read back" 1 "$(grep -c . "$TEST_TMP/q")"
 }
 
 test_ephemeral_events_are_gone_after_an_hour() {

@@ -248,6 +248,7 @@ query_ts() {
 }
 
 test_query_returns_a_users_rows_newest_first() {
+    data_clock
     store_query_fixture
     got=$(query_ts --user u-q | tr '\n' ' ')
     want=$(i=12; while [ $i -ge 1 ]; do printf '2026-11-01T00:00:%02dZ ' $i; i=$((i - 1)); done)
@@ -256,6 +257,7 @@ test_query_returns_a_users_rows_newest_first() {
 }
 
 test_query_oldest_first_reverses_the_order() {
+    data_clock
     store_query_fixture
     got=$(query_ts --user u-q --oldest-first | tr '\n' ' ')
     want=$(i=1; while [ $i -le 12 ]; do printf '2026-11-01T00:00:%02dZ ' $i; i=$((i + 1)); done)
@@ -263,6 +265,7 @@ test_query_oldest_first_reverses_the_order() {
 }
 
 test_query_filters_by_kind_since_until_and_limit() {
+    data_clock
     store_query_fixture
     since=2026-11-01T00:00:03.500Z until=2026-11-01T00:00:10.500Z
     want=$(rows "user_id = '$P' AND kind = 'trace' AND ts >= 1793491203500 AND ts < 1793491210500")
@@ -279,6 +282,7 @@ test_query_filters_by_kind_since_until_and_limit() {
 }
 
 test_query_matches_sqlite_counts_on_generated_events() {
+    data_clock 2026-11-01T00:30:00Z # ephemeral users' rows too
     store_some 1000
     for u in user-00001 user-00004 user-00009; do
         p=$(ctxvault query --user $u --limit 1 | json_get '$.user_id')

@@ -79,8 +79,13 @@ TEST(retention_follows_kind_then_profile)
     CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='a'"), base + 30 * 86400000LL);
     CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='a2'"), base + 30 * 86400000LL);
     CHECK_INT(cvt_q(&f, "SELECT retention_days FROM profiles JOIN users USING(uid) WHERE user_id='u'"), 30);
-    /* the profile row itself is kept as long as the user's retention */
+    /* the profile in force is kept until erased; once superseded, as
+     * long as the user's retention, from its own time */
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p'"), -1);
+    CHECK_INT(cvt_store_add(&f, "{\"id\":\"p2\",\"kind\":\"profile\",\"user_id\":\"u\",\"ts\":\"2026-01-03T00:00:00Z\",\"retention_days\":30}"), 1);
+    CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p'"), base + 86400000LL + 30 * 86400000LL);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p2'"), -1);
     cvt_store_teardown(&f);
 }
 
@@ -124,9 +129,9 @@ TEST(a_users_own_retention_governs_within_each_kinds_cap)
     /* snapshots keep their short cap whatever the user chose */
     CHECK_INT(cvt_q(&f, "SELECT count(*) FROM events WHERE kind='snapshot' AND "
                         "expires_at = 1767225600000 + 7 * 86400000"), 5);
-    /* the profile itself: as long as the user's retention; forever: never */
+    /* the profile in force: until erased, whatever the user chose */
     CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='pf'"), -1);
-    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p365'"), base + 365 * day);
+    CHECK_INT(cvt_q(&f, "SELECT expires_at FROM events WHERE id='p365'"), -1);
     /* stored as chosen: -1 forever, NULL never chosen */
     CHECK_INT(cvt_q(&f, "SELECT retention_days FROM profiles JOIN users USING(uid) WHERE user_id='uf'"), -1);
     CHECK_INT(cvt_q(&f, "SELECT retention_days IS NULL FROM profiles JOIN users USING(uid) WHERE user_id='un'"), 1);
