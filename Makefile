@@ -8,6 +8,7 @@
 #   make bench      the throughput and latency figures
 #   make fuzz       every parser under libFuzzer (FUZZ_SECONDS each)
 #   make memcheck   valgrind over the unit tests and a pipeline run
+#   make coverage   line and branch coverage of lib/ and bin/ by the tests (gcovr)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -62,6 +63,8 @@ DEBS    = build-essential pkg-config libzmq3-dev libczmq-dev libjansson-dev \
 # Only `make fuzz` needs clang (libFuzzer comes with its compiler-rt).
 FUZZ_DEBS = clang
 BENCH_DEBS = syslog-ng-core syslog-ng-mod-sql libdbd-sqlite3 zstd
+# Only `make coverage` needs gcovr (the summary of gcc's gcov data).
+COV_DEBS = gcovr
 
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
            ctxvault-scrub ctxvault-backup ctxvault-metrics ctxvault-sync
@@ -79,7 +82,7 @@ FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood \
            $(BUILD)/cvclient-example $(BUILD)/cvctxload $(BUILD)/cvsynctool
 
-.PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers
+.PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers coverage
 all: $(BINS) $(TOOLS)
 
 programs: $(BINS) $(UNIT_BIN) $(TOOLS) $(FUZZ_REPLAY)
@@ -200,6 +203,18 @@ fuzz: fuzz-deps
 memcheck: deps all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory install-debs PKGLIST=valgrind
 	sh tools/memcheck.sh $(BUILD) $(BINDIR)
+
+# make coverage: the unit and shell tests on a gcov build (build/cov), then
+# line and branch coverage of lib/ and bin/, per file and in all
+coverage: deps
+	@$(MAKE) --no-print-directory install-debs PKGLIST="$(COV_DEBS)"
+	@find build/cov -name '*.gcda' -delete 2> /dev/null || true
+	$(MAKE) -j2 programs BUILD=build/cov BINDIR=build/cov/bin CFLAGS="-O0 -g --coverage" LDFLAGS=--coverage
+	@sh tests/run.sh --label coverage build/cov/bin build/cov/unit-tests build/cov > build/check-cov.log 2>&1; \
+	  tail -n 1 build/check-cov.log | sed 's/^/coverage run: /'
+	gcovr -r . build/cov --filter 'lib/' --filter 'bin/' --txt build/coverage.txt \
+	  --print-summary --sort-percentage > build/coverage-summary.txt
+	@cat build/coverage-summary.txt
 
 fuzz-deps: deps
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(FUZZ_DEBS)"

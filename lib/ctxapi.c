@@ -381,6 +381,18 @@ static void mark_decrypted(json_t *reply, const gather *g, bool *decrypted)
                         json_integer((json_int_t)g->undecryptable));
 }
 
+json_t *cv_ctx_user_uids(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                         const char *user, int64_t uids[CV_USER_UIDS_MAX],
+                         size_t *n)
+{
+    if (cv_inspect_user_uids(db, pol, kr, user, uids, CV_USER_UIDS_MAX, n))
+        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
+                            "store's log%s", "");
+    if (*n == 0)
+        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    return NULL;
+}
+
 /* The policy, when the asked-for user's privacy level is public and the
  * request does not decrypt: their reads show what [public] shares. */
 static const cv_policy *share_for(const cv_ctxapi *api, const cv_ctx_args *a)
@@ -415,14 +427,10 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
         return bad("\"id\" and \"name\" each name a context: give one%s", "");
     int64_t uids[CV_USER_UIDS_MAX];
     size_t nid = 0;
-    if (a->q.user) {
-        if (cv_inspect_user_uids(api->db, api->pol, api->kr, a->q.user, uids,
-                                 CV_USER_UIDS_MAX, &nid))
-            return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
-                                "store's log%s", "");
-        if (nid == 0)
-            return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
-    }
+    json_t *err;
+    if (a->q.user &&
+        (err = cv_ctx_user_uids(api->db, api->pol, api->kr, a->q.user, uids, &nid)))
+        return err;
     char sql[1024];
     size_t n = (size_t)snprintf(sql, sizeof sql,
         "SELECT seq, ts, kind, type, body FROM events "
@@ -448,12 +456,7 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
         g.rows = json_array();
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        cv_hit h = {.seq = sqlite3_column_int64(st, 0),
-                    .ts = sqlite3_column_int64(st, 1),
-                    .kind = (const char *)sqlite3_column_text(st, 2),
-                    .type = (const char *)sqlite3_column_text(st, 3),
-                    .body = (const char *)sqlite3_column_text(st, 4),
-                    .len = (size_t)sqlite3_column_bytes(st, 4)};
+        cv_hit h = cv_hit_of(st);
         gather_row(&g, &h);
     }
     sqlite3_finalize(st);
@@ -545,12 +548,10 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
 {
     int64_t uids[CV_USER_UIDS_MAX];
     size_t nid;
-    if (cv_inspect_user_uids(api->db, api->pol, api->kr, a->q.user, uids,
-                             CV_USER_UIDS_MAX, &nid))
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
-                            "store's log%s", "");
-    if (nid == 0)
-        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    json_t *err = cv_ctx_user_uids(api->db, api->pol, api->kr, a->q.user,
+                                   uids, &nid);
+    if (err)
+        return err;
     /* the profile row: under any of the user's numbers, the newest */
     char sql[1024];
     size_t n = (size_t)snprintf(sql, sizeof sql,
@@ -593,7 +594,7 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     a->q.limit = 1;
     gather g = {.api = api, .decrypt = a->decrypt, .tree = true,
                 .share = share_for(api, a)};
-    json_t *err = select_rows(api, &a->q, &g);
+    err = select_rows(api, &a->q, &g);
     if (err) {
         json_decref(profile);
         return err;

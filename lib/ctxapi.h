@@ -63,6 +63,11 @@ char *cv_ctx_reply_dump(json_t *reply);
 /* {"ok":false,"error":MESSAGE,"code":CODE}, the message made from fmt and
  * its one string argument. */
 json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg);
+/* The user's numbers (inspect.h), or an error reply: internal when the
+ * lookup failed, not_found when there is no such user. */
+json_t *cv_ctx_user_uids(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                         const char *user, int64_t uids[CV_USER_UIDS_MAX],
+                         size_t *n);
 
 /* Cursors: "c1.<ts>.<seq>", the last row a page returned (decimal ms and
  * seq); opaque to clients. decode: false when s is not one. */

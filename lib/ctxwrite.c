@@ -630,12 +630,9 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     cv_db *db = w->o.db;
     int64_t uids[CV_USER_UIDS_MAX];
     size_t nid;
-    if (cv_inspect_user_uids(db, w->o.pol, w->o.kr, user, uids,
-                             CV_USER_UIDS_MAX, &nid))
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
-                            "store's log%s", "");
-    if (nid == 0)
-        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+    json_t *uerr = cv_ctx_user_uids(db, w->o.pol, w->o.kr, user, uids, &nid);
+    if (uerr)
+        return uerr;
     char sql[1024];
     size_t n = (size_t)snprintf(sql, sizeof sql,
         "DELETE FROM events WHERE kind = 'context' AND uid IN (");

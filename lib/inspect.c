@@ -120,6 +120,16 @@ static int print_body(const cv_keyring *kr, const char *body, int len,
     return 0;
 }
 
+cv_hit cv_hit_of(sqlite3_stmt *st)
+{
+    return (cv_hit){.seq = sqlite3_column_int64(st, 0),
+                    .ts = sqlite3_column_int64(st, 1),
+                    .kind = (const char *)sqlite3_column_text(st, 2),
+                    .type = (const char *)sqlite3_column_text(st, 3),
+                    .body = (const char *)sqlite3_column_text(st, 4),
+                    .len = (size_t)sqlite3_column_bytes(st, 4)};
+}
+
 int cv_inspect_user_uids(cv_db *db, const cv_policy *pol,
                          const cv_keyring *kr, const char *user,
                          int64_t *uids, size_t max, size_t *n)
@@ -247,12 +257,7 @@ int cv_inspect_select(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
     sqlite3_bind_int64(st, b++, q->limit >= 0 ? q->limit : -1);
     int rc;
     while (!status && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cv_hit h = {.seq = sqlite3_column_int64(st, 0),
-                    .ts = sqlite3_column_int64(st, 1),
-                    .kind = (const char *)sqlite3_column_text(st, 2),
-                    .type = (const char *)sqlite3_column_text(st, 3),
-                    .body = (const char *)sqlite3_column_text(st, 4),
-                    .len = (size_t)sqlite3_column_bytes(st, 4)};
+        cv_hit h = cv_hit_of(st);
         status = fn(arg, &h);
     }
     if (!status && rc != SQLITE_DONE) {

@@ -58,6 +58,8 @@ typedef struct {
     size_t len;
 } cv_hit;
 typedef int (cv_hit_fn)(void *arg, const cv_hit *h);
+/* The hit of a row selected as "seq, ts, kind, type, body". */
+cv_hit cv_hit_of(sqlite3_stmt *st);
 /* The one query behind cv_inspect_query_each and the context API
  * (lib/ctxapi.h): rows of q->user matching kind, type, times and the
  * keyset cursor, in (ts, seq) order, at most q->limit. fn as above.

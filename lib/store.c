@@ -274,6 +274,26 @@ static int anonymise_stored(cv_store *s, int64_t uid, const cv_profile *prof)
     return result;
 }
 
+/* Write a row's expiry and scrub date (< 0: never) with upd, "UPDATE
+ * events SET expires_at = ?, scrub_after = ? WHERE seq = ?". */
+static int set_schedule(sqlite3_stmt *upd, int64_t seq, int64_t exp,
+                        int64_t scrub)
+{
+    sqlite3_reset(upd);
+    if (exp >= 0)
+        sqlite3_bind_int64(upd, 1, exp);
+    else
+        sqlite3_bind_null(upd, 1);
+    if (scrub >= 0)
+        sqlite3_bind_int64(upd, 2, scrub);
+    else
+        sqlite3_bind_null(upd, 2);
+    sqlite3_bind_int64(upd, 3, seq);
+    int rc = sqlite3_step(upd);
+    sqlite3_reset(upd);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* Recompute expires_at and scrub_after of every row of the user; rewrite
  * only the rows whose schedule changes. */
 static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
@@ -309,17 +329,7 @@ static int reschedule(cv_store *s, int64_t uid, const cv_profile *prof)
         scrub = cv_sooner(scrub, old_scrub);
         if (exp == old_exp && scrub == old_scrub)
             continue;
-        sqlite3_reset(upd);
-        if (exp >= 0)
-            sqlite3_bind_int64(upd, 1, exp);
-        else
-            sqlite3_bind_null(upd, 1);
-        if (scrub >= 0)
-            sqlite3_bind_int64(upd, 2, scrub);
-        else
-            sqlite3_bind_null(upd, 2);
-        sqlite3_bind_int64(upd, 3, sqlite3_column_int64(sel, 0));
-        if (sqlite3_step(upd) != SQLITE_DONE) {
+        if (set_schedule(upd, sqlite3_column_int64(sel, 0), exp, scrub) < 0) {
             sqlite3_reset(sel);
             return -1;
         }
@@ -383,21 +393,10 @@ static int profile_superseded(cv_store *s, int64_t uid, const char *event_id,
         int64_t old_exp = col_or_never(sel, 3), old_scrub = col_or_never(sel, 4);
         exp = cv_sooner(exp, old_exp);
         scrub = cv_sooner(scrub, old_scrub);
-        if (exp != old_exp || scrub != old_scrub) {
-            if (exp >= 0)
-                sqlite3_bind_int64(upd, 1, exp);
-            else
-                sqlite3_bind_null(upd, 1);
-            if (scrub >= 0)
-                sqlite3_bind_int64(upd, 2, scrub);
-            else
-                sqlite3_bind_null(upd, 2);
-            sqlite3_bind_int64(upd, 3, sqlite3_column_int64(sel, 0));
-            rc = sqlite3_step(upd) == SQLITE_DONE ? SQLITE_DONE : SQLITE_ERROR;
-            sqlite3_reset(upd);
-        } else {
-            rc = SQLITE_DONE;
-        }
+        rc = exp == old_exp && scrub == old_scrub
+                 ? SQLITE_DONE
+                 : set_schedule(upd, sqlite3_column_int64(sel, 0), exp, scrub) < 0
+                       ? SQLITE_ERROR : SQLITE_DONE;
     }
     sqlite3_reset(sel);
     return rc == SQLITE_DONE ? 0 : -1;
