@@ -2,7 +2,7 @@
 #
 #   make            build the programs (bin/) and the library
 #   make deps       install missing Debian packages (apt-get; sudo if not root)
-#   make check      every test, plain and under ASan+UBSan
+#   make check      every test, plain and under ASan+UBSan (installs nothing)
 #   make run        build, run the pipeline under supervisord (instance in ./var),
 #                   send the sample events, show them (KEEP=1 leaves it running)
 #   make bench      the throughput and latency figures
@@ -74,6 +74,7 @@ GEN_SRCS = $(BUILD)/gen/defaults.c
 LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/defaults.o
 LIBA     = $(BUILD)/libctxvault.a
 UNIT_SRCS = $(wildcard tests/unit/*.c)
+UNIT_OBJS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 UNIT_BIN = $(BUILD)/unit-tests
 # fuzz targets (fuzz/): each also linked with fuzz/replay.c, a program
 # that runs its corpus once, so make check keeps every crash found fixed
@@ -92,69 +93,90 @@ $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 	{ sh tools/embed.sh etc/ctxvault.conf cv_default_config_text; \
 	  sh tools/embed.sh etc/policy.conf cv_default_policy_text; } > $@.tmp && mv $@.tmp $@
 
+# Each object depends on the headers it includes, as the compiler lists
+# them (-MMD, into a .d file beside the object, or under $(BUILD)/dep for
+# a program compiled and linked in one step); -MP keeps a removed header
+# from breaking the build. Touching a header rebuilds only its includers.
+DEPFLAGS = -MMD -MP
+DEPFILES = $(wildcard $(BUILD)/lib/*.d $(BUILD)/gen/*.d $(BUILD)/tests/unit/*.d \
+           $(BUILD)/fuzz/*.d $(BUILD)/dep/*.d)
+-include $(DEPFILES)
+# for a program made from one source: its dependency file, named for it
+depof = $(DEPFLAGS) -MF $(BUILD)/dep/$(notdir $@).d -MT $@
+
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(say) "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
-$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
+$(BUILD)/lib/%.o: lib/%.c Makefile
 	@mkdir -p $(@D)
 	$(say) "  CC      $<$(if $(SAN), (asan))"
-	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
 	$(say) "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BINDIR)/%: bin/%.c $(LIBA) Makefile
-	@mkdir -p $(@D)
+	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-$(UNIT_BIN): $(UNIT_SRCS) $(wildcard tests/unit/*.h) $(LIBA)
+$(BUILD)/tests/unit/%.o: tests/unit/%.c Makefile
+	@mkdir -p $(@D)
+	$(say) "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(DEPFLAGS) -c -o $@ $<
+
+$(UNIT_BIN): $(UNIT_OBJS) $(LIBA)
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(UNIT_SRCS) $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(LIBA) $(LDLIBS)
 
 $(BUILD)/genevents: tests/tools/genevents.c
-	@mkdir -p $(@D)
+	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $<
 
 # test and bench tools that speak the wire protocol
-$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood: $(BUILD)/%: tests/tools/%.c tests/tools/acks.h $(LIBA)
-	@mkdir -p $(@D)
+$(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood: $(BUILD)/%: tests/tools/%.c $(LIBA)
+	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 # the client library's example: only lib/cvclient.h, linked as an
 # application links it
-$(BUILD)/cvclient-example: examples/cvclient-example.c lib/cvclient.h $(LIBA)
-	@mkdir -p $(@D)
+$(BUILD)/cvclient-example: examples/cvclient-example.c $(LIBA)
+	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 # the context API's load probe (make bench): like the example, only
 # lib/cvclient.h
-$(BUILD)/cvctxload: tests/tools/cvctxload.c lib/cvclient.h $(LIBA)
-	@mkdir -p $(@D)
+$(BUILD)/cvctxload: tests/tools/cvctxload.c $(LIBA)
+	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 # ctxvault-sync's seed and latency probe (tests and make bench)
 $(BUILD)/cvsynctool: tests/tools/cvsynctool.c $(LIBA)
-	@mkdir -p $(@D)
+	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-$(BUILD)/fuzz-replay-%: fuzz/fuzz_%.c fuzz/fuzzutil.c fuzz/replay.c $(wildcard fuzz/*.h) $(LIBA)
+# kept: the replay programs of make check and the fuzzers share them
+.PRECIOUS: $(BUILD)/fuzz/%.o
+$(BUILD)/fuzz/%.o: fuzz/%.c Makefile
 	@mkdir -p $(@D)
+	$(say) "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz-replay-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzzutil.o $(BUILD)/fuzz/replay.o $(LIBA)
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -o $@ $< fuzz/fuzzutil.c fuzz/replay.c $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
 
 # libFuzzer builds: clang, the library instrumented for coverage
-$(BUILD)/fuzz-%: fuzz/fuzz_%.c fuzz/fuzzutil.c $(wildcard fuzz/*.h) $(LIBA)
-	@mkdir -p $(@D)
+$(BUILD)/fuzz-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzzutil.o $(LIBA)
 	$(say) "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -fsanitize=fuzzer -o $@ $< fuzz/fuzzutil.c $(LIBA) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
 
 fuzzers: $(addprefix $(BUILD)/fuzz-,$(FUZZ_TARGETS))
 
@@ -176,7 +198,8 @@ install-debs:
 	fi
 
 # Every test, twice: a -Werror build, then an ASan+UBSan build. One summary.
-check: deps
+# It installs nothing: `make deps` does (.ci/run and `make run` call it).
+check:
 	$(MAKE) -j2 programs
 	$(MAKE) -j2 programs BUILD=build/asan BINDIR=build/asan/bin SAN=1
 	@sh tests/run.sh --label plain bin $(BUILD)/unit-tests $(BUILD) > build/check-plain.log 2>&1; \
