@@ -11,6 +11,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,11 +157,16 @@ char *cv_control_call_text(cv_control *c, const char *request, size_t len,
     return text;
 }
 
-json_t *cv_reply_error(int status, const char *fmt, const char *arg)
+json_t *cv_reply_error(const char *code, int status, const char *fmt, ...)
 {
     char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+    if (code)
+        json_object_set_new(r, "code", json_string(code));
     if (status)
         json_object_set_new(r, "status", json_integer(status));
     return r;

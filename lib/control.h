@@ -47,9 +47,20 @@ json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
  * timeout; the connection is kept for more calls when it answers. */
 cv_control *cv_control_find(const cv_config *cfg, int timeout_ms);
 
-/* The server's side: a failed request's reply, {"ok":false,"error":...},
- * the message made from fmt and its one string argument. status, when not
- * 0, is the sysexits status a command should exit with ("status"). */
-json_t *cv_reply_error(int status, const char *fmt, const char *arg);
+/* The error codes, as the replies and the metric label spell them. */
+#define CV_ERR_BAD_REQUEST "bad_request"
+#define CV_ERR_UNKNOWN_OP "unknown_op"
+#define CV_ERR_NOT_FOUND "not_found"
+#define CV_ERR_TOO_LARGE "too_large"
+#define CV_ERR_FORBIDDEN "forbidden"
+#define CV_ERR_INTERNAL "internal"
+
+/* The server's side, the one builder of a failed request's reply:
+ * {"ok":false,"error":MESSAGE}, the message made from fmt and its
+ * arguments. code, when not NULL, names the error's class ("code", one of
+ * CV_ERR_*); status, when not 0, is the sysexits status a command should
+ * exit with ("status"). */
+json_t *cv_reply_error(const char *code, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -38,13 +38,6 @@ bool cv_ctxapi_handles(const char *op)
     return op_index(op) >= 0;
 }
 
-json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
-    return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", code);
-}
-
 json_t *cv_ctx_time_json(int64_t ms)
 {
     if (ms < 0)
@@ -152,16 +145,14 @@ bool cv_ctx_time_arg(json_t *v, int64_t *ms)
            cv_time_parse(json_string_value(v), json_string_length(v), ms);
 }
 
-static json_t *bad(const char *fmt, const char *arg)
-{
-    return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
-}
+/* a bad request's reply (a macro, so each call's format is checked) */
+#define bad(...) cv_reply_error(CV_ERR_BAD_REQUEST, 0, __VA_ARGS__)
 
 /* An optional non-empty string member: NULL when absent or null. */
 json_t *cv_ctx_check_members(json_t *req, const char *const *members)
 {
     if (!json_is_object(req))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "a request is a JSON object%s", "");
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "a request is a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach(req, key, v) {
@@ -169,8 +160,8 @@ json_t *cv_ctx_check_members(json_t *req, const char *const *members)
         for (int i = 0; !known && members[i]; i++)
             known = strcmp(key, members[i]) == 0;
         if (!known)
-            return cv_ctx_error(CV_ERR_BAD_REQUEST,
-                                "unknown member \"%s\" for this op", key);
+            return cv_reply_error(CV_ERR_BAD_REQUEST, 0,
+                                  "unknown member \"%s\" for this op", key);
     }
     const char *actor;
     return cv_ctx_string_arg(req, "actor", &actor);
@@ -184,8 +175,8 @@ json_t *cv_ctx_string_arg(json_t *req, const char *name, const char **out)
         return NULL;
     if (!json_is_string(v) || json_string_length(v) == 0 ||
         strlen(json_string_value(v)) != json_string_length(v))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST,
-                            "\"%s\" must be a non-empty string", name);
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0,
+                              "\"%s\" must be a non-empty string", name);
     *out = json_string_value(v);
     return NULL;
 }
@@ -195,10 +186,10 @@ json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
     memset(a, 0, sizeof *a);
     a->q = (cv_query){.since = -1, .until = -1, .limit = CV_CTXAPI_LIMIT};
     if (!json_is_object(req))
-        return bad("a request is a JSON object%s", "");
+        return bad("a request is a JSON object");
     int k = op_index(json_string_value(json_object_get(req, "op")));
     if (k < 0)
-        return cv_ctx_error(CV_ERR_UNKNOWN_OP, "not a context API op%s", "");
+        return cv_reply_error(CV_ERR_UNKNOWN_OP, 0, "not a context API op");
     /* a member the op does not take is a mistake (a typo in "limit",
      * say) that would otherwise widen the answer silently */
     json_t *err = cv_ctx_check_members(req, ops[k].members);
@@ -211,19 +202,19 @@ json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
         return err;
     /* a context's id names it alone: the user is then a check, not a key */
     if (takes_user && !a->q.user && !a->id)
-        return bad("\"user\" is required, a non-empty string%s", "");
+        return bad("\"user\" is required, a non-empty string");
     if ((err = cv_ctx_string_arg(req, "name", &a->q.type)) ||
         (a->q.type == NULL && (err = cv_ctx_string_arg(req, "type", &a->q.type))))
         return err;
     if (!cv_ctx_time_arg(json_object_get(req, "since"), &a->q.since))
-        return bad("\"since\" must be an RFC 3339 time or ms since the epoch%s", "");
+        return bad("\"since\" must be an RFC 3339 time or ms since the epoch");
     if (!cv_ctx_time_arg(json_object_get(req, "until"), &a->q.until))
-        return bad("\"until\" must be an RFC 3339 time or ms since the epoch%s", "");
+        return bad("\"until\" must be an RFC 3339 time or ms since the epoch");
     json_t *v = json_object_get(req, "limit");
     if (v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return bad("\"limit\" must be a whole number from 1 (at most %s "
-                       "are returned)", CV_STR(CV_CTXAPI_LIMIT_MAX));
+            return bad("\"limit\" must be a whole number from 1 (at most %d "
+                       "are returned)", CV_CTXAPI_LIMIT_MAX);
         a->q.limit = json_integer_value(v);
         if (a->q.limit > CV_CTXAPI_LIMIT_MAX)
             a->q.limit = CV_CTXAPI_LIMIT_MAX;
@@ -233,12 +224,12 @@ json_t *cv_ctx_parse(json_t *req, cv_ctx_args *a)
         if (!json_is_string(v) ||
             !cv_ctx_cursor_decode(json_string_value(v), &a->q.after_ts,
                                   &a->q.after_seq))
-            return bad("\"cursor\" must be a cursor a reply gave%s", "");
+            return bad("\"cursor\" must be a cursor a reply gave");
         a->q.has_after = true;
     }
     v = json_object_get(req, "decrypt");
     if (v && !json_is_boolean(v))
-        return bad("\"decrypt\" must be true or false%s", "");
+        return bad("\"decrypt\" must be true or false");
     a->decrypt = json_is_true(v);
     return NULL;
 }
@@ -357,14 +348,14 @@ static json_t *select_rows(const cv_ctxapi *api, const cv_query *q, gather *g)
                                &known);
     if (rc) {
         gather_free(g);
-        return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (%s); see "
-                            "store's log", rc == EX_CONFIG
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "the query failed (%s); see "
+                              "store's log", rc == EX_CONFIG
                                 ? "the policy cannot look users up"
                                 : "the database could not be read");
     }
     if (!known) {
         gather_free(g);
-        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, "no such user");
     }
     return NULL;
 }
@@ -386,10 +377,10 @@ json_t *cv_ctx_user_uids(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                          size_t *n)
 {
     if (cv_inspect_user_uids(db, pol, kr, user, uids, CV_USER_UIDS_MAX, n))
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
-                            "store's log%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot look the user up; see "
+                              "store's log");
     if (*n == 0)
-        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, "no such user");
     return NULL;
 }
 
@@ -424,7 +415,7 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
                              bool *decrypted)
 {
     if (a->q.type)
-        return bad("\"id\" and \"name\" each name a context: give one%s", "");
+        return bad("\"id\" and \"name\" each name a context: give one");
     int64_t uids[CV_USER_UIDS_MAX];
     size_t nid = 0;
     json_t *err;
@@ -444,8 +435,8 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(cv_db_handle(api->db), sql, -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot read %s: %s", cv_db_path(api->db), cv_db_errmsg(api->db));
-        return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (the database "
-                            "could not be read); see store's log%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "the query failed (the database "
+                              "could not be read); see store's log");
     }
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, cv_now_ms()); /* past its expiry: gone */
@@ -463,16 +454,16 @@ static json_t *context_by_id(const cv_ctxapi *api, cv_ctx_args *a,
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         cv_err("cannot read %s: %s", cv_db_path(api->db), cv_db_errmsg(api->db));
         gather_free(&g);
-        return cv_ctx_error(CV_ERR_INTERNAL, "the query failed (the database "
-                            "could not be read); see store's log%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "the query failed (the database "
+                              "could not be read); see store's log");
     }
     if (g.n == 0) {
         gather_free(&g);
         /* another user's context is not found either: whether an id
          * exists is not told to whoever asks for a different user */
-        return cv_ctx_error(CV_ERR_NOT_FOUND, a->q.user
-                            ? "the user has no context with id '%s'"
-                            : "no context with id '%s'", a->id);
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, a->q.user
+                              ? "the user has no context with id '%s'"
+                              : "no context with id '%s'", a->id);
     }
     json_t *r = json_pack("{s:b}", "ok", 1);
     mark_decrypted(r, &g, decrypted);
@@ -493,10 +484,10 @@ static json_t *context_load(const cv_ctxapi *api, cv_ctx_args *a,
         return err;
     if (g.n == 0) {
         gather_free(&g);
-        return cv_ctx_error(CV_ERR_NOT_FOUND, a->q.type
-                            ? "the user has no context named '%s'"
-                            : "the user has no context%s",
-                            a->q.type ? a->q.type : "");
+        if (a->q.type)
+            return cv_reply_error(CV_ERR_NOT_FOUND, 0,
+                                  "the user has no context named '%s'", a->q.type);
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, "the user has no context");
     }
     json_t *r = json_pack("{s:b}", "ok", 1);
     mark_decrypted(r, &g, decrypted);
@@ -563,7 +554,7 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     if (sqlite3_prepare_v2(cv_db_handle(api->db), sql, -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot read profiles in %s: %s", cv_db_path(api->db),
                cv_db_errmsg(api->db));
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the profile%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the profile");
     }
     for (size_t i = 0; i < nid; i++)
         sqlite3_bind_int64(st, (int)i + 1, uids[i]);
@@ -587,7 +578,7 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         json_decref(profile);
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the profile%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the profile");
     }
     /* and the latest profile event, with its preferences */
     a->q.kind = "profile";
@@ -632,7 +623,7 @@ static json_t *db_size(const cv_ctxapi *api)
             "sum(length(id) + length(checksum) + coalesce(length(type), 0) + 48) "
             "FROM events GROUP BY kind ORDER BY kind", -1, &st, NULL) != SQLITE_OK) {
         cv_err("cannot read %s: %s", cv_db_path(api->db), cv_db_errmsg(api->db));
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the database%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the database");
     }
     json_t *kinds = json_object();
     int64_t total = 0;
@@ -674,19 +665,19 @@ json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
 {
     *decrypted = false;
     if (body_len > CV_CTXAPI_MAX_REQUEST)
-        return cv_ctx_error(CV_ERR_TOO_LARGE, "request longer than %s bytes",
-                            CV_STR(CV_CTXAPI_MAX_REQUEST));
+        return cv_reply_error(CV_ERR_TOO_LARGE, 0, "request longer than %d bytes",
+                              CV_CTXAPI_MAX_REQUEST);
     cv_ctx_args a;
     json_t *err = cv_ctx_parse(req, &a);
     if (err)
         return err;
     if (a.decrypt && !api->allow_decrypt)
-        return cv_ctx_error(CV_ERR_FORBIDDEN, "this control socket is read-only: "
-                            "it returns fields as stored ([pipeline] "
-                            "control_decrypt = no)%s", "");
+        return cv_reply_error(CV_ERR_FORBIDDEN, 0, "this control socket is read-only: "
+                              "it returns fields as stored ([pipeline] "
+                              "control_decrypt = no)");
     if (!api->db)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot open the database for "
-                            "reading%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
+                              "reading");
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!strcmp(op, "context.load"))
         return context_load(api, &a, decrypted);

@@ -13,6 +13,7 @@
 #ifndef CV_CTXAPI_H
 #define CV_CTXAPI_H
 
+#include "control.h"
 #include "db.h"
 #include "inspect.h"
 #include "keyring.h"
@@ -27,14 +28,6 @@
 #define CV_CTXAPI_MAX_REQUEST 1048576
 #define CV_CTXAPI_LIMIT 100   /* rows per reply by default */
 #define CV_CTXAPI_LIMIT_MAX 1000
-
-/* The error codes, as the replies and the metric label spell them. */
-#define CV_ERR_BAD_REQUEST "bad_request"
-#define CV_ERR_UNKNOWN_OP "unknown_op"
-#define CV_ERR_NOT_FOUND "not_found"
-#define CV_ERR_TOO_LARGE "too_large"
-#define CV_ERR_FORBIDDEN "forbidden"
-#define CV_ERR_INTERNAL "internal"
 
 typedef struct {
     cv_db *db;               /* a read-only connection */
@@ -60,9 +53,6 @@ void cv_ctx_set_raw(json_t *reply, const char *member, const char *text,
                     size_t len);
 char *cv_ctx_reply_dump(json_t *reply);
 
-/* {"ok":false,"error":MESSAGE,"code":CODE}, the message made from fmt and
- * its one string argument. */
-json_t *cv_ctx_error(const char *code, const char *fmt, const char *arg);
 /* The user's numbers (inspect.h), or an error reply: internal when the
  * lookup failed, not_found when there is no such user. */
 json_t *cv_ctx_user_uids(cv_db *db, const cv_policy *pol, const cv_keyring *kr,

@@ -17,10 +17,10 @@ json_t *cv_ctx_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
     int64_t all[CV_USER_UIDS_MAX];
     size_t n;
     if (cv_inspect_user_uids(db, pol, kr, user, all, CV_USER_UIDS_MAX, &n))
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot look the user up; see "
-                            "store's log%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot look the user up; see "
+                              "store's log");
     if (n == 0)
-        return cv_ctx_error(CV_ERR_NOT_FOUND, "no such user%s", "");
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, "no such user");
     /* the smallest: a user's first number stays theirs until erasure,
      * whatever key versions come after */
     *uid = all[0];
@@ -37,7 +37,7 @@ json_t *cv_ctx_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
 static json_t *db_error(cv_db *db, const char *what)
 {
     cv_err("cannot %s in %s: %s", what, cv_db_path(db), cv_db_errmsg(db));
-    return cv_ctx_error(CV_ERR_INTERNAL, "cannot %s; see store's log", what);
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot %s; see store's log", what);
 }
 
 /* --- stats for a period ------------------------------------------------ */
@@ -120,16 +120,16 @@ static json_t *stats(const cv_ctxops *o, json_t *req)
         return err;
     int64_t since, until;
     if (!cv_ctx_time_arg(json_object_get(req, "since"), &since))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "\"since\" must be an RFC 3339 "
-                            "time or ms since the epoch%s", "");
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "\"since\" must be an RFC 3339 "
+                              "time or ms since the epoch");
     if (!cv_ctx_time_arg(json_object_get(req, "until"), &until))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "\"until\" must be an RFC 3339 "
-                            "time or ms since the epoch%s", "");
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "\"until\" must be an RFC 3339 "
+                              "time or ms since the epoch");
     if (since < 0 && until < 0) {
         /* the reply of control API version 1, as it was */
         json_t *r = cv_inspect_stats_json(o->db);
         if (!r)
-            return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the database%s", "");
+            return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the database");
         json_object_set_new(r, "ok", json_true());
         return r;
     }
@@ -163,7 +163,7 @@ static json_t *meta(const cv_ctxops *o, json_t *req)
     c.puts = o->puts;
     json_t *cache = cv_mlcache_stats(o->db, cv_now_ms(), &c);
     if (!cache)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the cache table%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the cache table");
     return json_pack("{s:b, s:I, s:I, s:o, s:o, s:o}", "ok", 1,
         "schema_version", (json_int_t)cv_db_scalar(o->db,
             "SELECT value FROM meta WHERE key = 'schema_version'"),
@@ -184,8 +184,8 @@ json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!o->db)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot open the database for "
-                            "reading%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
+                              "reading");
     if (!strcmp(op, "stats"))
         return stats(o, req);
     if (!strcmp(op, "meta"))

@@ -93,16 +93,14 @@ const cv_ctxwrite_stats *cv_ctxwrite_stats_get(const cv_ctxwrite *w)
 
 /* --- the request -------------------------------------------------------- */
 
-static json_t *bad(const char *fmt, const char *arg)
-{
-    return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
-}
+/* a bad request's reply (a macro, so each call's format is checked) */
+#define bad(...) cv_reply_error(CV_ERR_BAD_REQUEST, 0, __VA_ARGS__)
 
 static json_t *need_user(json_t *req, const char **user)
 {
     json_t *err = cv_ctx_string_arg(req, "user", user);
     if (!err && !*user)
-        err = bad("\"user\" is required, a non-empty string%s", "");
+        err = bad("\"user\" is required, a non-empty string");
     return err;
 }
 
@@ -113,10 +111,10 @@ static json_t *fields_arg(json_t *req, bool required, json_t **fields)
     if (!*fields || json_is_null(*fields)) {
         *fields = NULL;
         return required ? bad("\"fields\" is required: an object of the "
-                              "context's members%s", "") : NULL;
+                              "context's members") : NULL;
     }
     if (!json_is_object(*fields))
-        return bad("\"fields\" must be an object%s", "");
+        return bad("\"fields\" must be an object");
     for (int m = 0; m < CV_MEMBER_COUNT; m++) {
         const char *key;
         if (member_of(*fields, (cv_member)m, &key))
@@ -214,8 +212,8 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
     int k = json_is_object(req)
                 ? op_index(json_string_value(json_object_get(req, "op"))) : -1;
     if (k < 0 || !ops[k].kind || !strcmp(ops[k].op, "interactions.save")) {
-        *err = cv_ctx_error(CV_ERR_UNKNOWN_OP, "not an op that saves one "
-                            "event%s", "");
+        *err = cv_reply_error(CV_ERR_UNKNOWN_OP, 0, "not an op that saves one "
+                              "event");
         return NULL;
     }
     bool profile = strcmp(ops[k].kind, "profile") == 0;
@@ -234,7 +232,7 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
         (*err = fields_arg(req, !profile, &fields)))
         goto out;
     if (!cv_ctx_time_arg(json_object_get(req, "ts"), &ts)) {
-        *err = bad("\"ts\" must be an RFC 3339 time or ms since the epoch%s", "");
+        *err = bad("\"ts\" must be an RFC 3339 time or ms since the epoch");
         goto out;
     }
     json_t *lvl = json_object_get(req, "privacy_level");
@@ -243,15 +241,15 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
     if (profile) {
         /* the values themselves are the validator's (cv_profile_from_fields) */
         if (lvl && !json_is_string(lvl) && !json_is_null(lvl))
-            *err = bad("\"privacy_level\" must be a string or null%s", "");
+            *err = bad("\"privacy_level\" must be a string or null");
         else if (days && !json_is_integer(days) && !json_is_null(days))
             *err = bad("\"retention_days\" must be a whole number of days or "
-                       "null (kept until erased)%s", "");
+                       "null (kept until erased)");
         else if (prefs && !json_is_object(prefs))
-            *err = bad("\"preferences\" must be an object%s", "");
+            *err = bad("\"preferences\" must be an object");
         else if (!lvl && !days && !prefs && !fields)
             *err = bad("nothing to set: give privacy_level, retention_days, "
-                       "preferences or fields%s", "");
+                       "preferences or fields");
         if (*err)
             goto out;
     }
@@ -337,7 +335,7 @@ static json_t *failed(cv_ctxwrite *w, const char *reason)
 {
     cv_store_rollback(w->o.store);
     cv_err("a context API write failed, nothing stored: %s", reason);
-    return cv_ctx_error(CV_ERR_INTERNAL, "nothing stored: %s", reason);
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing stored: %s", reason);
 }
 
 /* A context saved here is a change for the sync peers too, in the same
@@ -455,10 +453,10 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
         (err = cv_ctx_string_arg(req, "user", &user)))
         return err;
     if (!json_is_array(events) || json_array_size(events) == 0)
-        return bad("\"events\" is required: an array of interaction events%s", "");
+        return bad("\"events\" is required: an array of interaction events");
     if (json_array_size(events) > CV_CTXWRITE_BATCH_MAX)
-        return cv_ctx_error(CV_ERR_TOO_LARGE, "more than %s events in one "
-                            "request", CV_STR(CV_CTXWRITE_BATCH_MAX));
+        return cv_reply_error(CV_ERR_TOO_LARGE, 0, "more than %d events in one "
+                              "request", CV_CTXWRITE_BATCH_MAX);
     size_t n = json_array_size(events), nrej = 0;
     rejection *rej = cv_calloc(n, sizeof *rej);
     json_t *ids = json_array(), *r = NULL;
@@ -622,11 +620,11 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
         (err = cv_ctx_string_arg(req, "name", &name)))
         return err;
     if (all && !json_is_boolean(all))
-        return bad("\"all\" must be true or false%s", "");
+        return bad("\"all\" must be true or false");
     /* all of a user's contexts only when asked in so many words */
     if ((id != NULL) + (name != NULL) + json_is_true(all) != 1)
         return bad("say which contexts: \"id\", \"name\" or \"all\":true "
-                   "(exactly one)%s", "");
+                   "(exactly one)");
     cv_db *db = w->o.db;
     int64_t uids[CV_USER_UIDS_MAX];
     size_t nid;
@@ -640,8 +638,8 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     snprintf(sql + n, sizeof sql - n, ")%s", id ? " AND id = ?"
                                              : name ? " AND type = ?" : "");
     if (cv_db_begin(db) != SQLITE_OK)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot begin the deletion: %s",
-                            cv_db_errmsg(db));
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot begin the deletion: %s",
+                              cv_db_errmsg(db));
     sqlite3_stmt *st;
     char why[512], *id_name = NULL;
     if (id && w->o.sync)
@@ -661,16 +659,16 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
         sync_deleted(w, user, uids, nid, id_name, name, why, sizeof why) < 0) {
         free(id_name);
         cv_db_rollback(db);
-        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing deleted: %s", why);
     }
     free(id_name);
     id_name = NULL;
     if (deleted == 0) {
         cv_db_rollback(db);
-        return cv_ctx_error(CV_ERR_NOT_FOUND, id ? "the user has no context "
-                            "with id '%s'" : name ? "the user has no context "
-                            "named '%s'" : "the user has no context%s",
-                            id ? id : name ? name : "");
+        if (id || name)
+            return cv_reply_error(CV_ERR_NOT_FOUND, 0, "the user has no context %s '%s'",
+                                  id ? "with id" : "named", id ? id : name);
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, "the user has no context");
     }
     /* the audit entry holds neither the id nor the name: both are the
      * producer's and may say something about the user */
@@ -683,7 +681,7 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     json_decref(detail);
     if (rc < 0) {
         cv_db_rollback(db);
-        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing deleted: %s", why);
     }
     if (cv_db_commit(db) != SQLITE_OK)
         goto db_failed;
@@ -696,7 +694,7 @@ db_failed:
     snprintf(why, sizeof why, "%s", cv_db_errmsg(db));
     cv_db_rollback(db);
     cv_err("context.delete failed, nothing deleted: %s", why);
-    return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing deleted: %s", why);
 }
 
 /* --- for sync ------------------------------------------------------------ */
@@ -771,11 +769,11 @@ json_t *cv_ctxwrite_answer(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req,
                            size_t body_len)
 {
     if (body_len > CV_CTXAPI_MAX_REQUEST)
-        return cv_ctx_error(CV_ERR_TOO_LARGE, "request longer than %s bytes",
-                            CV_STR(CV_CTXAPI_MAX_REQUEST));
+        return cv_reply_error(CV_ERR_TOO_LARGE, 0, "request longer than %d bytes",
+                              CV_CTXAPI_MAX_REQUEST);
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!op || op_index(op) < 0)
-        return cv_ctx_error(CV_ERR_UNKNOWN_OP, "not a context API write%s", "");
+        return cv_reply_error(CV_ERR_UNKNOWN_OP, 0, "not a context API write");
     if (!strcmp(op, "context.save"))
         return context_save(w, req);
     if (!strcmp(op, "interactions.save"))
@@ -783,7 +781,7 @@ json_t *cv_ctxwrite_answer(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req,
     if (!strcmp(op, "context.delete"))
         return context_delete(w, req);
     if (!read || !read->db)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot open the database for "
-                            "reading%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
+                              "reading");
     return profile_set(w, read, req);
 }

@@ -27,17 +27,14 @@
 #define MAX_BATCH 100000
 
 /* A request refused: bad arguments, a reserved field (EX_DATAERR). */
-static json_t *fail(const char *fmt, const char *arg)
-{
-    return cv_reply_error(EX_DATAERR, fmt, arg);
-}
+#define fail(...) cv_reply_error(NULL, EX_DATAERR, __VA_ARGS__)
 
 json_t *cv_maint_db_fail(cv_maint *m, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
     cv_db_rollback(m->db);
-    return cv_reply_error(EX_IOERR, "%s", msg);
+    return cv_reply_error(NULL, EX_IOERR, "%s", msg);
 }
 
 /* An integer, or -1 for null (a time that is not set). */
@@ -90,7 +87,7 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
     int64_t now = int_arg(req, "now", cv_now_ms());
     int64_t batch = int_arg(req, "batch", 1000);
     if (batch < 1 || batch > MAX_BATCH)
-        return fail("\"batch\" must be from 1 to %s", "100000");
+        return fail("\"batch\" must be from 1 to %d", MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
         return cv_maint_db_fail(m, "cannot begin a sweep batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
@@ -178,7 +175,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
 {
     const char *user = json_string_value(json_object_get(req, "user"));
     if (!user || !*user)
-        return fail("erase needs \"user\", a non-empty string%s", "");
+        return fail("erase needs \"user\", a non-empty string");
     int64_t uids[CV_USER_UIDS_MAX];
     size_t n;
     char err[512];
@@ -196,7 +193,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     if (rc == EX_CONFIG) {
         cv_db_rollback(m->db);
         return fail("the policy neither keeps nor hashes user_id: cannot "
-                    "look up users%s", "");
+                    "look up users");
     }
     if (rc)
         return cv_maint_db_fail(m, "cannot look the user up");
@@ -323,18 +320,18 @@ static json_t *do_erasures_merge(cv_maint *m, json_t *req)
 {
     const char *from = json_string_value(json_object_get(req, "from"));
     if (!from || !*from)
-        return fail("erasures_merge needs \"from\", a database file%s", "");
+        return fail("erasures_merge needs \"from\", a database file");
     char err[512];
     int64_t users, rows;
     sqlite3 *h = cv_db_handle(m->db);
     if (cv_erasure_attach(h, from, err, sizeof err) < 0)
-        return cv_reply_error(EX_IOERR, "%s", err);
+        return cv_reply_error(NULL, EX_IOERR, "%s", err);
     json_t *failed = NULL;
     if (cv_db_begin(m->db) != SQLITE_OK) {
         failed = cv_maint_db_fail(m, "cannot begin");
     } else if (cv_erasure_reapply(h, m->kr, &users, &rows, err, sizeof err) < 0) {
         cv_db_rollback(m->db);
-        failed = cv_reply_error(EX_IOERR, "%s", err);
+        failed = cv_reply_error(NULL, EX_IOERR, "%s", err);
     } else if (cv_db_commit(m->db) != SQLITE_OK) {
         failed = cv_maint_db_fail(m, "cannot commit the erasures");
     }
@@ -395,9 +392,9 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     const char *id = json_string_value(json_object_get(req, "id"));
     json_t *set = json_object_get(req, "set");
     if (!id || !*id)
-        return fail("rectify needs \"id\", a non-empty string%s", "");
+        return fail("rectify needs \"id\", a non-empty string");
     if (!json_is_object(set) || json_object_size(set) == 0)
-        return fail("rectify needs \"set\", an object of path: value%s", "");
+        return fail("rectify needs \"set\", an object of path: value");
     const char *path;
     json_t *v;
     json_object_foreach(set, path, v) {
@@ -419,7 +416,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
         cv_db_rollback(m->db);
-        return cv_reply_error(EX_NOINPUT, "no event with id '%s'", id);
+        return cv_reply_error(NULL, EX_NOINPUT, "no event with id '%s'", id);
     }
     int64_t seq = sqlite3_column_int64(st, 0), ts = sqlite3_column_int64(st, 2);
     char *kind = cv_strdup((const char *)sqlite3_column_text(st, 1));
@@ -464,7 +461,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     uint8_t sum[CV_CHECKSUM_BYTES];
     if (!body || cv_row_checksum(m->kr, cv_keyring_primary(m->kr), id, user,
                                  kind, ts, body, strlen(body), sum) < 0) {
-        reply = fail("cannot checksum the corrected event%s", "");
+        reply = fail("cannot checksum the corrected event");
         goto out;
     }
     st = cv_db_stmt(m->db, "UPDATE events SET body = ?, checksum = ? WHERE seq = ?");
@@ -558,8 +555,8 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
     json_t *rows = json_object_get(req, "rows");
     int64_t now = int_arg(req, "now", cv_now_ms());
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
-        return fail("scrub needs \"rows\", an array of at most %s rows",
-                    "100000");
+        return fail("scrub needs \"rows\", an array of at most %d rows",
+                    MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
         return cv_maint_db_fail(m, "cannot begin a scrub batch");
     json_t *by_kind = json_object(), *conflicts = json_array(), *item;
@@ -580,9 +577,9 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
             !user || !sum_arg(json_array_get(item, 1), sum, &sumlen) ||
             !json_is_boolean(json_array_get(item, 6)) ||
             !body_arg(json_array_get(item, 8), blobs, nblobs, &body, &blen)) {
-            reply = fail("scrub row %s is not [seq, sum (hex), id, kind, user, "
+            reply = fail("scrub row %zu is not [seq, sum (hex), id, kind, user, "
                          "ts, moved, fields, body (a string or a blob's index; "
-                         "none: unchanged)]", "");
+                         "none: unchanged)]", i);
             goto rollback;
         }
         sqlite3_stmt *st;
@@ -590,7 +587,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
             if (cv_row_checksum(m->kr, cv_keyring_primary(m->kr), id, user,
                                 kind, json_integer_value(tsv), body, blen,
                                 new_sum) < 0) {
-                reply = fail("cannot checksum: no primary key%s", "");
+                reply = fail("cannot checksum: no primary key");
                 goto rollback;
             }
             /* a rule that rounded ts takes the row's schedule to the hour
@@ -686,7 +683,7 @@ static json_t *do_archive_delete(cv_maint *m, json_t *req)
 {
     json_t *rows = json_object_get(req, "rows");
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
-        return fail("archive_delete needs \"rows\", at most %s [seq, sum]", "100000");
+        return fail("archive_delete needs \"rows\", at most %d [seq, sum]", MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
         return cv_maint_db_fail(m, "cannot begin an archive batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
@@ -702,7 +699,7 @@ static json_t *do_archive_delete(cv_maint *m, json_t *req)
         json_t *seq = json_array_get(r, 0);
         if (!json_is_integer(seq) || !sum_arg(json_array_get(r, 1), sum, &len)) {
             cv_db_rollback(m->db);
-            return fail("archive row %s is not [seq, sum (hex)]", "");
+            return fail("archive row %zu is not [seq, sum (hex)]", i);
         }
         sqlite3_bind_int64(st, 1, json_integer_value(seq));
         sqlite3_bind_blob(st, 2, sum, (int)len, SQLITE_STATIC);
@@ -749,7 +746,7 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
     json_t *rows = json_object_get(req, "rows");
     int64_t now = int_arg(req, "now", cv_now_ms());
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
-        return fail("archive_restore needs \"rows\", at most %s", "100000");
+        return fail("archive_restore needs \"rows\", at most %d", MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
         return cv_maint_db_fail(m, "cannot begin an archive batch");
     int64_t restored = 0, dups = 0, expired = 0, erased = 0;
@@ -775,8 +772,8 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
             !body_arg(json_array_get(r, 9), blobs, nblobs, &row.body, &row.body_len) ||
             !row.body || !sum_arg(json_array_get(r, 10), sum, &sumlen)) {
             cv_db_rollback(m->db);
-            return fail("archive row %s is not [id, user, kind, type, ts, created, "
-                        "expires, scrub_after, scrubbed_at, body, sum]", "");
+            return fail("archive row %zu is not [id, user, kind, type, ts, created, "
+                        "expires, scrub_after, scrubbed_at, body, sum]", i);
         }
         if (row.expires_at >= 0 && row.expires_at <= now) {
             expired++;
@@ -813,9 +810,9 @@ static json_t *do_audit(cv_maint *m, json_t *req)
     const char *action = json_string_value(json_object_get(req, "action"));
     json_t *detail = json_object_get(req, "detail");
     if (!action || !*action)
-        return fail("audit needs \"action\", a non-empty string%s", "");
+        return fail("audit needs \"action\", a non-empty string");
     if (detail && !json_is_object(detail))
-        return fail("\"detail\" must be an object%s", "");
+        return fail("\"detail\" must be an object");
     cv_audit_entry e = {.actor = actor_of(req), .action = action,
                         .subject = json_string_value(json_object_get(req, "subject")),
                         .rows = int_arg(req, "rows", 0), .detail = detail};
@@ -836,16 +833,15 @@ static json_t *do_compact(cv_maint *m, json_t *req)
          json_integer_value(pv) < 1 || json_integer_value(pv) > 100000)) ||
         (tv && !json_is_null(tv) && (!json_is_integer(tv) ||
          json_integer_value(tv) < 1 || json_integer_value(tv) > 10000)))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "\"pages\" (per step) must be "
-                            "from 1 to 100000 and \"max_ms\" from 1 to %s",
-                            "10000");
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "\"pages\" (per step) must be "
+                              "from 1 to 100000 and \"max_ms\" from 1 to 10000");
     cv_db_compaction c;
     if (cv_db_compact_step(m->db, json_is_integer(pv) ? json_integer_value(pv) : 256,
                            json_is_integer(tv) ? json_integer_value(tv) : 50,
                            &c) < 0) {
         cv_err("db.compact: %s: %s", cv_db_path(m->db), cv_db_errmsg(m->db));
-        return cv_ctx_error(CV_ERR_INTERNAL, "incremental vacuum failed; see "
-                            "store's log%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "incremental vacuum failed; see "
+                              "store's log");
     }
     static const char *const modes[] = {"none", "full", "incremental"};
     json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",

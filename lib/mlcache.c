@@ -11,10 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *bad(const char *fmt, const char *arg)
-{
-    return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
-}
+/* a bad request's reply (a macro, so each call's format is checked) */
+#define bad(...) cv_reply_error(CV_ERR_BAD_REQUEST, 0, __VA_ARGS__)
 
 /* "ns", checked (NULL when absent): NULL or the error reply. */
 static json_t *check_ns(json_t *req, const char **ns)
@@ -22,8 +20,8 @@ static json_t *check_ns(json_t *req, const char **ns)
     json_t *err = cv_ctx_string_arg(req, "ns", ns);
     if (!err && *ns && (strlen(*ns) > CV_MLCACHE_NS_MAX ||
                  strspn(*ns, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(*ns)))
-        err = bad("\"ns\" must be 1 to %s of a-z, 0-9, '_', '.' or '-'",
-                  CV_STR(CV_MLCACHE_NS_MAX));
+        err = bad("\"ns\" must be 1 to %d of a-z, 0-9, '_', '.' or '-'",
+                  CV_MLCACHE_NS_MAX);
     return err;
 }
 
@@ -32,14 +30,14 @@ static json_t *ns_key(json_t *req, const char **ns, const char **key)
 {
     json_t *err = check_ns(req, ns);
     if (!err && !*ns)
-        err = bad("\"ns\" is required, a non-empty string%s", "");
+        err = bad("\"ns\" is required, a non-empty string");
     if (!err)
         err = cv_ctx_string_arg(req, "key", key);
     if (!err && !*key)
-        err = bad("\"key\" is required, a non-empty string%s", "");
+        err = bad("\"key\" is required, a non-empty string");
     if (!err && strlen(*key) > CV_MLCACHE_KEY_MAX)
-        err = cv_ctx_error(CV_ERR_TOO_LARGE, "\"key\" is longer than %s bytes",
-                           CV_STR(CV_MLCACHE_KEY_MAX));
+        err = cv_reply_error(CV_ERR_TOO_LARGE, 0, "\"key\" is longer than %d bytes",
+                             CV_MLCACHE_KEY_MAX);
     return err;
 }
 
@@ -57,18 +55,18 @@ json_t *cv_mlcache_put(cv_maint *m, json_t *req)
     json_t *value = json_object_get(req, "value");
     json_t *ttl = json_object_get(req, "ttl");
     if (!value)
-        return bad("\"value\" is required (any JSON)%s", "");
+        return bad("\"value\" is required (any JSON)");
     if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
         json_integer_value(ttl) > CV_MLCACHE_TTL_MAX)
-        return bad("\"ttl\" must be a whole number of seconds from 1 to %s",
-                   CV_STR(CV_MLCACHE_TTL_MAX));
+        return bad("\"ttl\" must be a whole number of seconds from 1 to %lld",
+                   CV_MLCACHE_TTL_MAX);
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot encode the value%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot encode the value");
     if (strlen(text) > CV_MLCACHE_VALUE_MAX) {
         free(text);
-        return cv_ctx_error(CV_ERR_TOO_LARGE, "\"value\" is longer than %s "
-                            "bytes as JSON", CV_STR(CV_MLCACHE_VALUE_MAX));
+        return cv_reply_error(CV_ERR_TOO_LARGE, 0, "\"value\" is longer than %d "
+                              "bytes as JSON", CV_MLCACHE_VALUE_MAX);
     }
     int64_t uid = -1;
     if (user && (err = cv_ctx_user_uid(m->db, m->pol, m->kr, user, &uid, NULL,
@@ -110,14 +108,14 @@ rollback:
            cv_db_errmsg(m->db));
     cv_db_rollback(m->db);
     free(text);
-    return cv_ctx_error(CV_ERR_INTERNAL, "cannot store the entry; see store's "
-                        "log%s", "");
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot store the entry; see store's "
+                          "log");
 dberr:
     free(text);
     cv_err("cannot begin a cache transaction in %s: %s", cv_db_path(m->db),
            cv_db_errmsg(m->db));
-    return cv_ctx_error(CV_ERR_INTERNAL, "cannot store the entry; see store's "
-                        "log%s", "");
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot store the entry; see store's "
+                          "log");
 }
 
 json_t *cv_mlcache_delete(cv_maint *m, json_t *req)
@@ -128,7 +126,7 @@ json_t *cv_mlcache_delete(cv_maint *m, json_t *req)
     if (!err)
         err = cv_ctx_string_arg(req, "user", &user);
     if (!err && !user)
-        err = bad("\"user\" is required, a non-empty string%s", "");
+        err = bad("\"user\" is required, a non-empty string");
     /* ns and key as cache.put checks them (null: absent); a key is only
      * one within a ns */
     if (!err)
@@ -152,7 +150,7 @@ json_t *cv_mlcache_delete(cv_maint *m, json_t *req)
     if (cv_db_begin(m->db) != SQLITE_OK) {
         snprintf(why, sizeof why, "%s", cv_db_errmsg(m->db));
         cv_err("cache.delete failed, nothing deleted: %s", why);
-        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing deleted: %s", why);
     }
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(cv_db_handle(m->db), sql, -1, &st, NULL) != SQLITE_OK)
@@ -171,10 +169,13 @@ json_t *cv_mlcache_delete(cv_maint *m, json_t *req)
     int64_t deleted = sqlite3_changes(cv_db_handle(m->db));
     if (deleted == 0) {
         cv_db_rollback(m->db);
-        return cv_ctx_error(CV_ERR_NOT_FOUND, key ? "the user has no cache "
-                            "entry %s with that key" : ns ? "the user has no "
-                            "cache entry in %s" : "the user has no cache entry%s",
-                            ns ? ns : "");
+        if (key)
+            return cv_reply_error(CV_ERR_NOT_FOUND, 0, "the user has no cache entry "
+                                  "%s with that key", ns ? ns : "");
+        if (ns)
+            return cv_reply_error(CV_ERR_NOT_FOUND, 0, "the user has no cache "
+                                  "entry in %s", ns);
+        return cv_reply_error(CV_ERR_NOT_FOUND, 0, "the user has no cache entry");
     }
     /* audited as context.delete is: the namespace is the application's
      * own word, the key may be personal (a user id, a query): neither */
@@ -188,7 +189,7 @@ json_t *cv_mlcache_delete(cv_maint *m, json_t *req)
     if (rc < 0) {
         cv_db_rollback(m->db);
         cv_err("cache.delete failed, nothing deleted: %s", why);
-        return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing deleted: %s", why);
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
         goto failed;
@@ -201,7 +202,7 @@ failed:
     snprintf(why, sizeof why, "%s", cv_db_errmsg(m->db));
     cv_db_rollback(m->db);
     cv_err("cache.delete failed, nothing deleted: %s", why);
-    return cv_ctx_error(CV_ERR_INTERNAL, "nothing deleted: %s", why);
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "nothing deleted: %s", why);
 }
 
 json_t *cv_mlcache_get(cv_db *db, json_t *req, cv_mlcache_counters *c)
@@ -219,8 +220,8 @@ json_t *cv_mlcache_get(cv_db *db, json_t *req, cv_mlcache_counters *c)
             " WHERE ns = ? AND key = ? AND expires_at > ?", -1, &st,
             NULL) != SQLITE_OK) {
         cv_err("cannot read the cache in %s: %s", cv_db_path(db), cv_db_errmsg(db));
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot read the cache; see "
-                            "store's log%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the cache; see "
+                              "store's log");
     }
     sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -245,8 +246,8 @@ json_t *cv_mlcache_get(cv_db *db, json_t *req, cv_mlcache_counters *c)
             c->misses++;
     } else {
         cv_err("cannot read the cache in %s: %s", cv_db_path(db), cv_db_errmsg(db));
-        r = cv_ctx_error(CV_ERR_INTERNAL, "cannot read the cache; see store's "
-                         "log%s", "");
+        r = cv_reply_error(CV_ERR_INTERNAL, 0, "cannot read the cache; see store's "
+                           "log");
     }
     sqlite3_finalize(st);
     return r;

@@ -209,7 +209,8 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
     int64_t after = json_is_integer(v) ? json_integer_value(v) : 0;
     int64_t batch = json_is_integer(b) ? json_integer_value(b) : 1000;
     if (batch < 1 || batch > MAX_BATCH)
-        return cv_reply_error(EX_DATAERR, "\"batch\" must be from 1 to %s", "100000");
+        return cv_reply_error(NULL, EX_DATAERR, "\"batch\" must be from 1 to %d",
+                              MAX_BATCH);
     uint32_t primary = cv_keyring_primary(m->kr);
     if (cv_db_begin(m->db) != SQLITE_OK)
         return cv_maint_db_fail(m, "cannot begin a rewrap batch");
@@ -270,7 +271,7 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
         if (cv_row_checksum(m->kr, primary, id, user, kind, ts, nb ? nb : body,
                             nb ? nlen : blen, p->sum) < 0) {
             sqlite3_reset(st);
-            reply = cv_reply_error(EX_SOFTWARE, "cannot checksum: no primary key%s", "");
+            reply = cv_reply_error(NULL, EX_SOFTWARE, "cannot checksum: no primary key");
             cv_db_rollback(m->db);
             goto out;
         }
@@ -321,7 +322,8 @@ json_t *cv_rewrap_batch(cv_maint *m, json_t *req)
     if (done && m->ds) {
         char why[512];
         if ((keys = cv_datakeys_rewrap(m->ds, why, sizeof why)) < 0) {
-            reply = cv_reply_error(EX_IOERR, "cannot rewrap the data keys: %s", why);
+            reply = cv_reply_error(NULL, EX_IOERR, "cannot rewrap the data keys: %s",
+                                   why);
             goto out;
         }
     }

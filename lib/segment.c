@@ -102,7 +102,7 @@ static json_t *internal(cv_db *db, const char *what)
 {
     cv_err("user.segment: cannot %s in %s: %s", what, cv_db_path(db),
            cv_db_errmsg(db));
-    return cv_ctx_error(CV_ERR_INTERNAL, "cannot %s; see store's log", what);
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot %s; see store's log", what);
 }
 
 static json_t *reply(const char *segment, int64_t computed_at, bool recomputed,
@@ -150,14 +150,14 @@ json_t *cv_segment_op(cv_maint *m, json_t *req)
     if (err)
         return err;
     if (!user)
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "\"user\" is required, a "
-                            "non-empty string%s", "");
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "\"user\" is required, a "
+                              "non-empty string");
     json_t *refresh = json_object_get(req, "refresh");
     if (refresh && !json_is_boolean(refresh) && !json_is_null(refresh))
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "\"refresh\" must be true or "
-                            "false%s", "");
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "\"refresh\" must be true or "
+                              "false");
     if (!m->cfg)
-        return cv_ctx_error(CV_ERR_INTERNAL, "no segment rules configured%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "no segment rules configured");
     const cv_segment_rules *r = &m->cfg->segments;
     int64_t uid, uids[CV_USER_UIDS_MAX];
     size_t n;

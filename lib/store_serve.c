@@ -412,20 +412,21 @@ static json_t *do_query(server *s, json_t *req)
     json_t *kind = json_object_get(req, "kind");
     json_t *limit = json_object_get(req, "limit");
     if (!json_is_string(user) || json_string_length(user) == 0)
-        return cv_reply_error(0, "query needs \"user\", a non-empty string%s", "");
+        return cv_reply_error(NULL, 0, "query needs \"user\", a non-empty string");
     q.user = json_string_value(user);
     if (kind && !json_is_null(kind)) {
         if (!json_is_string(kind))
-            return cv_reply_error(0, "\"kind\" must be a string%s", "");
+            return cv_reply_error(NULL, 0, "\"kind\" must be a string");
         q.kind = json_string_value(kind);
     }
     if (!cv_ctx_time_arg(json_object_get(req, "since"), &q.since))
-        return cv_reply_error(0, "\"since\" must be an RFC 3339 time or ms%s", "");
+        return cv_reply_error(NULL, 0, "\"since\" must be an RFC 3339 time or ms");
     if (!cv_ctx_time_arg(json_object_get(req, "until"), &q.until))
-        return cv_reply_error(0, "\"until\" must be an RFC 3339 time or ms%s", "");
+        return cv_reply_error(NULL, 0, "\"until\" must be an RFC 3339 time or ms");
     if (limit && !json_is_null(limit)) {
         if (!json_is_integer(limit) || json_integer_value(limit) < 0)
-            return cv_reply_error(0, "\"limit\" must be a number from 0 to %s", "1000");
+            return cv_reply_error(NULL, 0, "\"limit\" must be a number from 0 to %d",
+                                  QUERY_MAX);
         q.limit = json_integer_value(limit);
     }
     if (q.limit > QUERY_MAX)
@@ -433,15 +434,17 @@ static json_t *do_query(server *s, json_t *req)
     q.oldest_first = json_is_true(json_object_get(req, "oldest_first"));
     cv_db *db = reader(s);
     if (!db)
-        return cv_reply_error(0, "cannot open the database for reading%s", "");
+        return cv_reply_error(NULL, 0, "cannot open the database for reading");
     json_t *events = json_array();
     int rc = cv_inspect_query_each(db, s->svc->pol, s->svc->kr, &q, collect,
                                    events);
     if (rc) {
         json_decref(events);
-        return cv_reply_error(0, "query failed (status %s); see store's log",
-                           rc == EX_CONFIG ? "78: the policy cannot look up users"
-                                           : "74");
+        return rc == EX_CONFIG
+            ? cv_reply_error(NULL, 0, "query failed (status %d: the policy cannot "
+                             "look up users); see store's log", EX_CONFIG)
+            : cv_reply_error(NULL, 0, "query failed (status %d); see store's log",
+                             EX_IOERR);
     }
     return json_pack("{s:b, s:o}", "ok", 1, "events", events);
 }
@@ -475,9 +478,9 @@ static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
     json_decref(audit);
     if (!done || !json_is_true(json_object_get(done, "ok"))) {
         json_decref(reply);
-        reply = cv_ctx_error(CV_ERR_INTERNAL, "cannot record the decrypting read "
-                             "in the audit trail (%s); nothing decrypted returned",
-                             done ? json_string_value(json_object_get(done, "error"))
+        reply = cv_reply_error(CV_ERR_INTERNAL, 0, "cannot record the decrypting read "
+                               "in the audit trail (%s); nothing decrypted returned",
+                               done ? json_string_value(json_object_get(done, "error"))
                                   : "the open batch did not commit");
     }
     json_decref(done);
@@ -489,8 +492,8 @@ static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
 static json_t *do_ctxwrite(server *s, json_t *req, size_t body_len)
 {
     if (commit_batch(s) < 0)
-        return cv_ctx_error(CV_ERR_INTERNAL, "cannot commit the open batch "
-                            "first%s", "");
+        return cv_reply_error(CV_ERR_INTERNAL, 0, "cannot commit the open batch "
+                              "first");
     cv_ctxapi read = {.db = reader(s), .pol = s->svc->pol, .kr = s->svc->kr};
     json_t *reply = cv_ctxwrite_answer(s->write, &read, req, body_len);
     maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
@@ -634,18 +637,18 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
                           zmsg_t *rest)
 {
     if (!frame_is(ver, CV_WIRE_VERSION) || !body || zmsg_size(rest) > MAX_BLOBS)
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "not a %s request: expected "
-                            "[\"CTXV1\"][JSON][blob]...", CV_WIRE_VERSION);
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "not a %s request: expected "
+                              "[\"CTXV1\"][JSON][blob]...", CV_WIRE_VERSION);
     json_error_t je;
     json_t *req = json_loadb((const char *)zframe_data(body), zframe_size(body),
                              JSON_REJECT_DUPLICATES, &je);
     if (!req)
-        return cv_ctx_error(CV_ERR_BAD_REQUEST, "request is not valid JSON: %s",
-                            je.text);
+        return cv_reply_error(CV_ERR_BAD_REQUEST, 0, "request is not valid JSON: %s",
+                              je.text);
     json_t *reply;
     const char *op = json_string_value(json_object_get(req, "op"));
     if (!json_is_object(req) || !op) {
-        reply = cv_ctx_error(CV_ERR_BAD_REQUEST, "request has no \"op\"%s", "");
+        reply = cv_reply_error(CV_ERR_BAD_REQUEST, 0, "request has no \"op\"");
     } else if (strcmp(op, "ping") == 0) {
         reply = do_ping(s);
     } else if (cv_ctxops_handles(op)) { /* stats, meta, cache.get */
@@ -663,17 +666,17 @@ static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
         reply = do_ctxwrite(s, req, zframe_size(body));
     } else if (cv_syncops_handles(op)) {
         reply = commit_batch(s) < 0
-                    ? cv_ctx_error(CV_ERR_INTERNAL, "cannot commit the open "
-                                   "batch first%s", "")
+                    ? cv_reply_error(CV_ERR_INTERNAL, 0, "cannot commit the open "
+                                     "batch first")
                     : cv_syncops_answer(&s->syncops, req, zframe_size(body));
         /* a long sync applies page after page: keep the WAL bounded */
         maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
     } else if (!cv_maint_handles(op)) {
-        reply = cv_ctx_error(CV_ERR_UNKNOWN_OP, "unknown op '%s' (see "
-                             "doc/PROTOCOL.md)", op);
+        reply = cv_reply_error(CV_ERR_UNKNOWN_OP, 0, "unknown op '%s' (see "
+                               "doc/PROTOCOL.md)", op);
     } else if (commit_batch(s) < 0) {
         /* a change runs in its own transaction, after the open batch */
-        reply = cv_reply_error(0, "cannot commit the open batch first%s", "");
+        reply = cv_reply_error(NULL, 0, "cannot commit the open batch first");
     } else {
         reply = do_maint(s, req, rest);
         /* a long sweep must not grow the WAL without bound; checkpoint it

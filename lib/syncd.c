@@ -3,6 +3,7 @@
 #include "syncd.h"
 
 #include "backoff.h"
+#include "control.h"
 #include "cvclient.h"
 #include "jwalk.h"
 #include "metrics.h"
@@ -337,8 +338,8 @@ static int changes_for(cv_syncd *d, json_t *req, msg *r)
 /* Answer req with r (NULL: store could not answer). */
 static void reply(cv_syncd *d, zframe_t *ident, json_t *req, msg *r)
 {
-    json_t *a = r ? json_incref(r->j) : json_pack("{s:b, s:s}", "ok", 0, "error",
-                                                  "store cannot answer; try again");
+    json_t *a = r ? json_incref(r->j)
+                  : cv_reply_error(NULL, 0, "store cannot answer; try again");
     json_object_set(a, "id", json_object_get(req, "id"));
     send_json(d->srv, ident, a, r ? r->versions : NULL, r ? r->vlen : 0);
     json_decref(a);
@@ -424,7 +425,7 @@ static void serve_one(cv_syncd *d)
                               "knowledge", json_object_get(req, "knowledge"),
                               "from", who ? who : "?");
         if (!in.versions)
-            r.j = json_pack("{s:b, s:s}", "ok", 0, "error", "\"versions\" must be an array");
+            r.j = cv_reply_error(NULL, 0, "\"versions\" must be an array");
         else
             got = ask(d, q, in.versions, in.vlen, "applying a peer's versions", &r) == 0;
         json_decref(q);
@@ -437,8 +438,7 @@ static void serve_one(cv_syncd *d)
             d->local = json_incref(json_object_get(r.j, "knowledge"));
         }
     } else {
-        r.j = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op: expected "
-                        "hello, pull or push");
+        r.j = cv_reply_error(NULL, 0, "unknown op: expected hello, pull or push");
     }
     bool pushed = op && !strcmp(op, "push");
     reply(d, ident, req, got ? &r : NULL);

@@ -31,15 +31,13 @@ bool cv_syncops_handles(const char *op)
     return op_index(op) >= 0;
 }
 
-static json_t *bad(const char *fmt, const char *arg)
-{
-    return cv_ctx_error(CV_ERR_BAD_REQUEST, fmt, arg);
-}
+/* a bad request's reply (a macro, so each call's format is checked) */
+#define bad(...) cv_reply_error(CV_ERR_BAD_REQUEST, 0, __VA_ARGS__)
 
 static json_t *internal(const char *what, const char *why)
 {
     cv_err("sync: %s: %s", what, why);
-    return cv_ctx_error(CV_ERR_INTERNAL, "%s; see store's log", what);
+    return cv_reply_error(CV_ERR_INTERNAL, 0, "%s; see store's log", what);
 }
 
 static json_t *state(cv_syncops *o, json_t *req)
@@ -47,7 +45,7 @@ static json_t *state(cv_syncops *o, json_t *req)
     json_t *sum = json_object_get(req, "checksum");
     json_t *brief = json_object_get(req, "brief");
     if ((sum && !json_is_boolean(sum)) || (brief && !json_is_boolean(brief)))
-        return bad("\"checksum\" and \"brief\" must be true or false%s", "");
+        return bad("\"checksum\" and \"brief\" must be true or false");
     char err[512];
     /* brief: only what ctxvault-sync polls for, cheaply and often */
     json_t *r = json_is_true(brief)
@@ -91,12 +89,12 @@ static json_t *changes(cv_syncops *o, json_t *req)
         json_t *n = json_array_get(after, 1);
         if (json_array_size(after) != 2 || !adev || !cv_device_name_ok(adev) ||
             !json_is_integer(n))
-            return bad("\"after\" must be [DEVICE, COUNTER] or null%s", "");
+            return bad("\"after\" must be [DEVICE, COUNTER] or null");
         an = json_integer_value(n);
     }
     if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
                 json_integer_value(lim) > 10000))
-        return bad("\"limit\" must be a number from 1 to 10000%s", "");
+        return bad("\"limit\" must be a number from 1 to 10000");
     char why[512];
     json_t *r = cv_syncstore_changes(o->sync, &k, adev, an,
                                      lim ? (int)json_integer_value(lim) : 1000,
@@ -141,9 +139,9 @@ static json_t *apply(cv_syncops *o, json_t *req)
     json_t *kj = json_object_get(req, "knowledge");
     json_t *from = json_object_get(req, "from");
     if (!json_is_array(versions))
-        return bad("\"versions\" is required: an array of versions%s", "");
+        return bad("\"versions\" is required: an array of versions");
     if (from && !json_is_string(from))
-        return bad("\"from\" must be the peer's name%s", "");
+        return bad("\"from\" must be the peer's name");
     cv_vclock k;
     json_t *err = knowledge_arg(req, &k);
     if (err)
@@ -189,15 +187,15 @@ static json_t *conflicts(cv_syncops *o, json_t *req)
         return err;
     json_t *lim = json_object_get(req, "limit");
     if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 1))
-        return bad("\"limit\" must be a positive number%s", "");
+        return bad("\"limit\" must be a positive number");
     if (cv_syncstore_is_relay(o->sync))
-        return cv_ctx_error(CV_ERR_FORBIDDEN, "a relay cannot read the "
-                            "versions it holds; ask a device%s", "");
+        return cv_reply_error(CV_ERR_FORBIDDEN, 0, "a relay cannot read the "
+                              "versions it holds; ask a device");
     /* the siblings' fields are the saved ones, before the field policy */
     if (!o->allow_fields)
-        return cv_ctx_error(CV_ERR_FORBIDDEN, "the conflicts show contexts' "
-                            "fields in the clear: set [pipeline] "
-                            "control_decrypt = yes to allow it%s", "");
+        return cv_reply_error(CV_ERR_FORBIDDEN, 0, "the conflicts show contexts' "
+                              "fields in the clear: set [pipeline] "
+                              "control_decrypt = yes to allow it");
     char why[512];
     json_t *list = cv_syncstore_conflicts(o->sync, user,
                                           lim ? (int)json_integer_value(lim) : 100,
@@ -210,15 +208,15 @@ static json_t *conflicts(cv_syncops *o, json_t *req)
 json_t *cv_syncops_answer(cv_syncops *o, json_t *req, size_t body_len)
 {
     if (body_len > CV_SYNCOPS_MAX_REQUEST)
-        return cv_ctx_error(CV_ERR_TOO_LARGE, "request longer than %s bytes",
-                            "32 MiB");
+        return cv_reply_error(CV_ERR_TOO_LARGE, 0, "request longer than %s bytes",
+                              "32 MiB");
     const char *op = json_string_value(json_object_get(req, "op"));
     int k = op_index(op);
     if (k < 0)
-        return cv_ctx_error(CV_ERR_UNKNOWN_OP, "not a sync op%s", "");
+        return cv_reply_error(CV_ERR_UNKNOWN_OP, 0, "not a sync op");
     if (!o->sync)
-        return cv_ctx_error(CV_ERR_FORBIDDEN, "sync is off here: set [sync] "
-                            "device or relay in the config%s", "");
+        return cv_reply_error(CV_ERR_FORBIDDEN, 0, "sync is off here: set [sync] "
+                              "device or relay in the config");
     json_t *err = cv_ctx_check_members(req, ops[k].members);
     if (err)
         return err;

@@ -20,4 +20,24 @@ test_every_release_program_is_pie_with_full_relro_canaries_and_fortify() {
     done
 }
 
+# Objects depend on the headers they include, as the compiler lists them:
+# a header touched rebuilds its includers, not the whole library. (A dry
+# run over the plain build, which make check has just made.)
+test_a_touched_header_rebuilds_only_its_includers() {
+    _out=$(make -C "$TOP" -s -n -W lib/backoff.h build/plain/libctxvault.a 2>&1)
+    assertContains "backoff.c includes backoff.h: $_out" "$_out" "lib/backoff.c"
+    assertContains "syncd.c includes backoff.h: $_out" "$_out" "lib/syncd.c"
+    assertNotContains "db.c does not include backoff.h: $_out" "$_out" "lib/db.c"
+}
+
+# make check installs nothing: make deps does, and .ci/run calls it first.
+test_make_check_installs_no_packages() {
+    _out=$(make -C "$TOP" -n check 2>&1)
+    assertContains "a dry run of make check lists its builds" "$_out" "programs"
+    assertNotContains "make check calls apt-get: $_out" "$_out" "apt-get"
+    assertNotContains "make check calls install-debs" "$_out" "install-debs"
+    assertTrue ".ci/run calls make deps before make check" \
+        "grep -q '^make deps' '$TOP/.ci/run'"
+}
+
 . shunit2

@@ -155,6 +155,35 @@ TEST(oversize_and_forbidden_requests_are_refused_before_any_read)
     json_decref(req);
 }
 
+TEST(the_one_error_builder_formats_its_arguments_and_names_code_and_status)
+{
+    json_t *r = cv_reply_error(CV_ERR_TOO_LARGE, 0, "more than %d events in %s", 1000,
+                               "one request");
+    CHECK(json_is_false(json_object_get(r, "ok")));
+    CHECK_STR(json_string_value(json_object_get(r, "error")),
+              "more than 1000 events in one request");
+    CHECK_STR(json_string_value(json_object_get(r, "code")), "too_large");
+    CHECK(!json_object_get(r, "status"));
+    json_decref(r);
+    /* a maintenance op's reply: a sysexits status, no class */
+    r = cv_reply_error(NULL, 65, "archive row %zu is not [seq, sum (hex)]", (size_t)3);
+    CHECK_STR(json_string_value(json_object_get(r, "error")),
+              "archive row 3 is not [seq, sum (hex)]");
+    CHECK(!json_object_get(r, "code"));
+    CHECK(json_integer_value(json_object_get(r, "status")) == 65);
+    json_decref(r);
+    /* the limits in messages are the numbers, not their macros' text */
+    cv_ctxapi api = {0};
+    bool dec = false;
+    json_error_t je;
+    json_t *req = json_loads("{\"op\":\"context.load\",\"user\":\"u\"}", 0, &je);
+    r = cv_ctxapi_answer(&api, req, CV_CTXAPI_MAX_REQUEST + 1, &dec);
+    CHECK_STR(json_string_value(json_object_get(r, "error")),
+              "request longer than 1048576 bytes");
+    json_decref(r);
+    json_decref(req);
+}
+
 TEST(raw_members_are_spliced_into_the_printed_reply)
 {
     json_t *r = json_pack("{s:b, s:n}", "ok", 1, "cursor");
