@@ -1,4 +1,4 @@
-/* ctxapi.h - the context API's read side (issue 9) on store's control
+/* ctxapi.h - the context API's read side on store's control
  * socket: context.load, context.list, interactions.query, profile.get and
  * db.size (doc/PROTOCOL.md, "Context API").
  *

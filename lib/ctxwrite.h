@@ -1,4 +1,4 @@
-/* ctxwrite.h - the context API's write side (issue 9) on store's control
+/* ctxwrite.h - the context API's write side on store's control
  * socket: context.save, interactions.save, context.delete and profile.set
  * (doc/PROTOCOL.md, "Context API").
  *

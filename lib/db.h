@@ -1,10 +1,10 @@
 /* db.h - the event database: schema, pragmas, the single-writer lock,
  * recovery on open, and the statements every program shares.
  *
- * Only ctxvault-store opens it for writing (DESIGN §3): the writer holds an
- * exclusive flock on "<db>.lock", which names the holder, so a second
- * writer refuses with a message saying who has it. Everyone else opens
- * read-only connections. */
+ * Only ctxvault-store opens it for writing (doc/DESIGN.md §3): the writer
+ * holds an exclusive flock on "<db>.lock", which names the holder, so a
+ * second writer refuses with a message saying who has it. Everyone else
+ * opens read-only connections. */
 #ifndef CV_DB_H
 #define CV_DB_H
 

@@ -1,6 +1,7 @@
 /* export.h - everything held about one user, decrypted: the data subject's
- * copy (DESIGN §5, `ctxvault export`). It runs on a read-only connection,
- * beside a running store, and reads one snapshot of the database.
+ * copy (doc/DESIGN.md §4, `ctxvault export`). It runs on a read-only
+ * connection, beside a running store, and reads one snapshot of the
+ * database.
  *
  * JSON: one document,
  *   {"schema":"ctxvault-export/1","exported_at":RFC3339,"user":U,

@@ -2,9 +2,9 @@
  * a user, rectifying a field, scrubbing aged rows, appending to the audit
  * trail.
  *
- * Store is the only writer (DESIGN §3), so every change is a request (a
- * JSON object, doc/PROTOCOL.md) carried out by cv_maint_do on the
- * writer's connection: by the running store between its batches, or,
+ * Store is the only writer (doc/DESIGN.md §3), so every change is a
+ * request (a JSON object, doc/PROTOCOL.md) carried out by cv_maint_do on
+ * the writer's connection: by the running store between its batches, or,
  * when no store runs, by the command itself holding the writer lock for
  * its run. cv_maint_open picks: it takes the lock when it is free, and
  * asks the store over its control socket when it is not, so the same

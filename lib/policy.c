@@ -651,7 +651,7 @@ cv_policy *cv_policy_parse(const char *source, const char *text, int *problems)
         return NULL;
     }
     cv_policy *p = cv_calloc(1, sizeof *p);
-    /* what a policy that leaves these out gets: DESIGN §4 */
+    /* what a policy that leaves these out gets: doc/DESIGN.md §4 */
     p->other_keep = 30 * DAY_MS;
     p->other_cap = 30 * DAY_MS;
     p->other_scrub = 90 * DAY_MS;

@@ -1,4 +1,4 @@
-/* retention.c - the retention rules of DESIGN §4 in one place. */
+/* retention.c - the retention rules of doc/DESIGN.md §4 in one place. */
 #include "retention.h"
 
 #include "util.h"

@@ -1,7 +1,7 @@
 /* retention.h - when a row expires and when its personal data is scrubbed,
  * from the policy's kind defaults tightened by the user's profile
- * (DESIGN §4): a shorter retention wins, ephemeral keeps data an hour,
- * anonymous scrubs on arrival. */
+ * (doc/DESIGN.md §4): a shorter retention wins, ephemeral keeps data an
+ * hour, anonymous scrubs on arrival. */
 #ifndef CV_RETENTION_H
 #define CV_RETENTION_H
 

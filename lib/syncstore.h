@@ -1,5 +1,5 @@
 /* syncstore.h - the records that ctxvault-sync keeps in step between
- * instances (issue 10, doc/SYNC.md): one user's named context is one
+ * instances (doc/SYNC.md): one user's named context is one
  * record, and store keeps its current versions in sync_versions.
  *
  * Each version carries a version vector (device -> counter) and a "dot",

@@ -18,7 +18,7 @@ test_init_database_uses_wal_and_incremental_auto_vacuum() {
 }
 
 test_init_creates_policy_with_the_default_retention() {
-    # DESIGN.md section 4: the shipped defaults, in a readable file
+    # doc/DESIGN.md §4: the shipped defaults, in a readable file
     for rule in 'snapshot *= *7d' 'trace *= *30d' 'interaction *= *30d' \
         'replay *= *90d' 'audit *= *365d' 'email *= *hash' 'query *= *encrypt'; do
         assert_grep "$HOME_DIR/policy.conf" "^[^#]*$rule" "policy.conf should set $rule"

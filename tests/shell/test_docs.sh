@@ -1,0 +1,69 @@
+#!/bin/sh
+# test_docs.sh - the design is in the repository: doc/DESIGN.md has the
+# sections the code cites, names a layer for every module of lib/, and
+# nothing in the repository points at a design outside it.
+SUITE=docs
+. "$CV_TOP/tests/shell/lib.sh"
+
+DESIGN=$TOP/doc/DESIGN.md
+
+# the repository's text files: git's list when there is one, else the
+# tree without build output and instances
+repo_files() {
+    if git -C "$TOP" rev-parse > /dev/null 2>&1; then
+        git -C "$TOP" ls-files | sed "s|^|$TOP/|"
+    else
+        find "$TOP" \( -name .git -o -name build -o -name var \) -prune \
+            -o -type f -print
+    fi
+}
+
+# every "DESIGN §N" or "DESIGN.md §N" anywhere: one per line, FILE:LINE:REF
+design_refs() {
+    repo_files | tr '\n' '\0' | xargs -0 grep -InoE 'DESIGN(\.md)? §[0-9]+' \
+        2> /dev/null
+}
+
+test_design_has_numbered_sections_in_order() {
+    assertTrue "doc/DESIGN.md exists" "[ -s '$DESIGN' ]"
+    _n=$(grep -cE '^## §[0-9]+ ' "$DESIGN")
+    assertTrue "doc/DESIGN.md has numbered sections ($_n)" "[ $_n -ge 8 ]"
+    assertEquals "sections are numbered 1, 2, ... in order" \
+        "$(seq -s ' ' 1 "$_n")" \
+        "$(grep -oE '^## §[0-9]+' "$DESIGN" | sed 's/## §//' | tr '\n' ' ' | sed 's/ $//')"
+    assert_grep "$DESIGN" '^## §[0-9]+ Layers' "a section on the layers"
+}
+
+test_every_design_reference_names_a_section_that_exists() {
+    _refs=$(design_refs)
+    assertNotNull "the code cites doc/DESIGN.md" "$_refs"
+    _bad=$(printf '%s\n' "$_refs" | while IFS= read -r _r; do
+        _sec=${_r##*§}
+        grep -qE "^## §$_sec " "$DESIGN" || echo "$_r"
+    done)
+    assertNull "references to a section doc/DESIGN.md lacks: $_bad" "$_bad"
+}
+
+test_nothing_refers_to_a_design_outside_the_repository() {
+    _bad=$(repo_files | tr '\n' '\0' | xargs -0 grep -InE \
+        '\.\./shared|shared/DESIGN|issue [0-9]+|issue #[0-9]+' 2> /dev/null \
+        | grep -v '^[^:]*/test_docs\.sh:')
+    assertNull "references outside the repository: $_bad" "$_bad"
+}
+
+test_every_lib_module_has_a_layer() {
+    _layers=$(sed -n '/^## §[0-9]* Layers/,$p' "$DESIGN")
+    assertNotNull "the layers section" "$_layers"
+    for _f in "$TOP"/lib/*.c "$TOP"/lib/*.h; do
+        _m=$(basename "$_f")
+        _m=${_m%.[ch]}
+        printf '%s\n' "$_layers" | grep -qE "\`$_m(\.h)?\`" ||
+            fail "lib/$(basename "$_f") is in no layer of doc/DESIGN.md"
+    done
+}
+
+test_readme_links_the_design() {
+    assert_grep "$TOP/README.md" 'doc/DESIGN\.md' "README.md names doc/DESIGN.md"
+}
+
+. shunit2
