@@ -137,15 +137,9 @@ int cv_anon_apply(cv_anon *a, const char *user, const char *body, size_t len,
         json_decref(ev);
         return -1;
     }
-    /* the top-level members store reads stay (user_id is replaced below) */
-    json_t *keep = json_pack("{s:O*, s:O*, s:O*, s:O*}", "kind",
-                             json_object_get(ev, "kind"), "type",
-                             json_object_get(ev, "type"), "privacy_level",
-                             json_object_get(ev, "privacy_level"), "retention_days",
-                             json_object_get(ev, "retention_days"));
+    /* the members store reads are neither pseudonyms nor sealed, so they
+     * stay; user_id is one, and is replaced below */
     out->removed = strip(ev);
-    json_object_update(ev, keep);
-    json_decref(keep);
 
     out->ts = to_hour(ts);
     cv_anon_id(a, id, ts, out->id);

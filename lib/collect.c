@@ -444,22 +444,35 @@ json_t *cv_collect_health(cv_collect *c, int64_t now_ms)
                      "programs", progs);
 }
 
+/* Sums over the series of a report named name (every label set): their
+ * values (a histogram's count stands for its value), their sums and their
+ * counts; how many there were. */
+static int sum_series(json_t *report, const char *name, double *value,
+                      double *sum, double *count)
+{
+    int n = 0;
+    size_t k;
+    json_t *s;
+    *value = *sum = *count = 0;
+    json_array_foreach(json_object_get(report, "series"), k, s) {
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        if (!nm || strcmp(nm, name) != 0)
+            continue;
+        double c = (double)json_integer_value(json_object_get(s, "count"));
+        json_t *v = json_object_get(s, "value");
+        *value += json_is_number(v) ? json_number_value(v) : c;
+        *sum += json_number_value(json_object_get(s, "sum"));
+        *count += c;
+        n++;
+    }
+    return n;
+}
+
 /* The value of a series in a report (summed over its labels), or NAN. */
 static double value_of(json_t *report, const char *name)
 {
-    double v = NAN;
-    size_t k;
-    json_t *s;
-    json_array_foreach(json_object_get(report, "series"), k, s) {
-        const char *n = json_string_value(json_object_get(s, "name"));
-        if (!n || strcmp(n, name) != 0)
-            continue;
-        double x = json_is_number(json_object_get(s, "value"))
-                       ? json_number_value(json_object_get(s, "value"))
-                       : (double)json_integer_value(json_object_get(s, "count"));
-        v = isnan(v) ? x : v + x;
-    }
-    return v;
+    double v, sum, count;
+    return sum_series(report, name, &v, &sum, &count) ? v : NAN;
 }
 
 /* The newest report of a service, or NULL. */
@@ -474,16 +487,8 @@ static json_t *service_report(const cv_collect *c, const char *name)
 /* A histogram's average (sum / count over its labels), 0 with none. */
 static double average(json_t *report, const char *name)
 {
-    double sum = 0, count = 0;
-    size_t k;
-    json_t *s;
-    json_array_foreach(json_object_get(report, "series"), k, s) {
-        const char *n = json_string_value(json_object_get(s, "name"));
-        if (!n || strcmp(n, name) != 0)
-            continue;
-        sum += json_number_value(json_object_get(s, "sum"));
-        count += (double)json_integer_value(json_object_get(s, "count"));
-    }
+    double v, sum, count;
+    sum_series(report, name, &v, &sum, &count);
     return count > 0 ? sum / count : 0;
 }
 
