@@ -24,7 +24,7 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
 CFLAGS  ?= -O2 -g
 # the session extension (the replay journal) is in Debian's libsqlite3;
 # its declarations need these
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -I$(BUILD)/gen \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib -Iinclude -I$(BUILD)/gen \
           -fno-omit-frame-pointer -DSQLITE_ENABLE_SESSION \
           -DSQLITE_ENABLE_PREUPDATE_HOOK
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lczmq -lzmq -ljansson -lsodium -lsqlite3 -lzstd -lmicrohttpd) -lpthread -lm
@@ -69,7 +69,7 @@ COV_DEBS = gcovr
 PROGRAMS = ctxvault ctxvault-ingest ctxvault-encrypt ctxvault-store ctxvault-ttl-sweep \
            ctxvault-scrub ctxvault-backup ctxvault-metrics ctxvault-sync
 BINS     = $(addprefix $(BINDIR)/,$(PROGRAMS))
-LIB_SRCS = $(wildcard lib/*.c)
+LIB_SRCS = $(wildcard lib/*/*.c)
 GEN_SRCS = $(BUILD)/gen/defaults.c
 LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/defaults.o
 LIBA     = $(BUILD)/libctxvault.a
@@ -98,7 +98,7 @@ $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 # a program compiled and linked in one step); -MP keeps a removed header
 # from breaking the build. Touching a header rebuilds only its includers.
 DEPFLAGS = -MMD -MP
-DEPFILES = $(wildcard $(BUILD)/lib/*.d $(BUILD)/gen/*.d $(BUILD)/tests/unit/*.d \
+DEPFILES = $(wildcard $(BUILD)/lib/*/*.d $(BUILD)/gen/*.d $(BUILD)/tests/unit/*.d \
            $(BUILD)/fuzz/*.d $(BUILD)/dep/*.d)
 -include $(DEPFILES)
 # for a program made from one source: its dependency file, named for it
@@ -142,7 +142,7 @@ $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood: $(BUILD)
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-# the client library's example: only lib/cvclient.h, linked as an
+# the client library's example: only include/ctxvault/cvclient.h, linked as an
 # application links it
 $(BUILD)/cvclient-example: examples/cvclient-example.c $(LIBA)
 	@mkdir -p $(@D) $(BUILD)/dep
@@ -150,7 +150,7 @@ $(BUILD)/cvclient-example: examples/cvclient-example.c $(LIBA)
 	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 # the context API's load probe (make bench): like the example, only
-# lib/cvclient.h
+# include/ctxvault/cvclient.h
 $(BUILD)/cvctxload: tests/tools/cvctxload.c $(LIBA)
 	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
@@ -247,6 +247,8 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/ctxvault
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(DESTDIR)$(PREFIX)/include/ctxvault
+	install -m 0644 include/ctxvault/cvclient.h $(DESTDIR)$(PREFIX)/include/ctxvault/
 	install -m 0644 etc/ctxvault.conf etc/policy.conf $(DESTDIR)$(PREFIX)/share/ctxvault/
 	install -d $(DESTDIR)$(PREFIX)/share/ctxvault/etc $(DESTDIR)$(PREFIX)/share/ctxvault/pipelines
 	install -m 0644 etc/supervisord.conf $(DESTDIR)$(PREFIX)/share/ctxvault/etc/

@@ -2,16 +2,16 @@
  * restore. A backup is a consistent snapshot taken while writers go on,
  * compressed and sealed under the keyring; it counts only once it has been
  * decrypted into a temporary file and checked row by row. */
-#include "archive.h"
-#include "backup.h"
-#include "config.h"
-#include "fieldcrypt.h"
-#include "keyring.h"
-#include "metrics.h"
-#include "schedule.h"
-#include "sock.h"
-#include "timefmt.h"
-#include "util.h"
+#include "storage/archive.h"
+#include "storage/backup.h"
+#include "base/config.h"
+#include "crypto/fieldcrypt.h"
+#include "crypto/keyring.h"
+#include "net/metrics.h"
+#include "ops/program.h"
+#include "net/sock.h"
+#include "base/time.h"
+#include "base/util.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -295,7 +295,7 @@ int main(int argc, char **argv)
         if (!quiet)
             cv_info("backing up every %lld s into %s", (long long)(every / 1000),
                     cfg.backup_dir);
-        status = cv_serve_every(every, tick, &s, s.m);
+        status = cv_program_serve_every(every, tick, &s, s.m);
         if (!quiet && !status)
             cv_info("stopped");
     } else if (!strcmp(cmd, "prune"))

@@ -1,17 +1,17 @@
 /* ctxvault-encrypt - apply the field policy to NDJSON events: encrypt,
  * pseudonymise, generalise, round, drop. A line it cannot process is
  * dead-lettered, never passed on: nothing leaves this filter unprotected. */
-#include "config.h"
-#include "datakeys.h"
-#include "deadletter.h"
-#include "encrypt_serve.h"
-#include "fieldcrypt.h"
-#include "keyring.h"
-#include "ndjson.h"
-#include "policy.h"
-#include "protect.h"
-#include "sock.h"
-#include "util.h"
+#include "base/config.h"
+#include "crypto/datakeys.h"
+#include "net/deadletter.h"
+#include "net/encrypt_serve.h"
+#include "crypto/fieldcrypt.h"
+#include "crypto/keyring.h"
+#include "base/ndjson.h"
+#include "privacy/policy.h"
+#include "privacy/fieldpolicy.h"
+#include "net/sock.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -67,7 +67,7 @@ static int flush_out(filter *f)
     char err[512];
     if (f->len == 0)
         return 0;
-    if (cv_protect_commit(f->pr, err, sizeof err) < 0) {
+    if (cv_fieldpolicy_commit(f->pr, err, sizeof err) < 0) {
         cv_err("cannot make the data keys durable, so %zu bytes of protected "
                "events were not written: %s", f->len, err);
         return EX_TEMPFAIL;
@@ -87,7 +87,7 @@ static int process(filter *f, uint64_t lineno, const char *line, size_t len)
     char reason[512], id[8];
     const char *out;
     size_t n;
-    int rc = cv_protect_line(f->pr, line, len, &out, &n, id, sizeof id,
+    int rc = cv_fieldpolicy_line(f->pr, line, len, &out, &n, id, sizeof id,
                              reason, sizeof reason);
     if (rc == 2) {
         cv_err("stdin:%llu: %s", (unsigned long long)lineno, reason);
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
     }
     if (ds)
         cv_datakeys_attach(ds, kr);
-    f.pr = cv_protect_new(policy, kr, ds);
+    f.pr = cv_fieldpolicy_new(policy, kr, ds);
     f.dl = cv_deadletter_open(cfg.deadletter_dir, "encrypt", kr);
     if (!f.dl) {
         cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
@@ -304,7 +304,7 @@ out:
     if (serve)
         cv_sock_shutdown();
     cv_deadletter_close(&f.dl);
-    cv_protect_destroy(&f.pr);
+    cv_fieldpolicy_destroy(&f.pr);
     free(f.out);
     cv_datakeys_destroy(&ds);
     cv_policy_destroy(&policy);

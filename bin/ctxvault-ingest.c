@@ -5,18 +5,18 @@
  * Three ways to pass events on: --stdout (a filter), the default client
  * mode (into the running pipeline, waiting until store has them), and
  * --serve (a service taking producers' events on a socket). The last two
- * spool every event before sending it: lib/ingest.c, lib/sender.c. */
-#include "config.h"
-#include "deadletter.h"
-#include "event.h"
-#include "fieldcrypt.h"
-#include "ingest.h"
-#include "metrics.h"
-#include "keyring.h"
-#include "ndjson.h"
-#include "progress.h"
-#include "sock.h"
-#include "util.h"
+ * spool every event before sending it: lib/net/ingest.c, lib/net/sender.c. */
+#include "base/config.h"
+#include "net/deadletter.h"
+#include "base/event.h"
+#include "crypto/fieldcrypt.h"
+#include "net/ingest.h"
+#include "net/metrics.h"
+#include "crypto/keyring.h"
+#include "base/ndjson.h"
+#include "base/progress.h"
+#include "net/sock.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -254,7 +254,7 @@ int main(int argc, char **argv)
     cv_progress_init(&in.progress, "ingest");
 
     bool missing = false;
-    int status = cv_each_input(argv + optind, argc - optind, ingest_fd_cb, &in,
+    int status = cv_ndjson_each_input(argv + optind, argc - optind, ingest_fd_cb, &in,
                                &missing);
     cv_progress_done(&in.progress);
     if (fflush(stdout) != 0 && !status) {

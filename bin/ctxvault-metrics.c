@@ -3,13 +3,13 @@
  * over HTTP (libmicrohttpd) on loopback unless told otherwise, and as a
  * node_exporter textfile when asked. It only listens: a program never
  * waits for it, and its absence loses nothing but the figures. */
-#include "collect.h"
-#include "config.h"
-#include "instance.h"
-#include "metrics.h"
-#include "sock.h"
-#include "util.h"
-#include "wire.h"
+#include "net/collect.h"
+#include "base/config.h"
+#include "ops/instance.h"
+#include "net/metrics.h"
+#include "net/sock.h"
+#include "base/util.h"
+#include "net/wire.h"
 
 #include <czmq.h>
 #include <errno.h>

@@ -4,11 +4,11 @@
  * custom data and sealed personal fields. New bodies go to store as
  * conditional updates, batch by batch, each with an entry in the audit
  * trail; a row changed meanwhile is read again, never overwritten. */
-#include "policy.h"
-#include "metrics.h"
-#include "schedule.h"
-#include "scrub.h"
-#include "util.h"
+#include "privacy/policy.h"
+#include "net/metrics.h"
+#include "ops/program.h"
+#include "ops/scrub.h"
+#include "base/util.h"
 
 #include <stdio.h>
 

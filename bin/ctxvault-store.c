@@ -1,18 +1,18 @@
 /* ctxvault-store - the only writer of the database. Reads events on stdin
  * and commits them in batches (N events or T ms, whichever comes first),
  * idempotent on id. Exits 0 once everything read is committed. */
-#include "config.h"
-#include "datakeys.h"
-#include "db.h"
-#include "deadletter.h"
-#include "fieldcrypt.h"
-#include "keyring.h"
-#include "lineread.h"
-#include "policy.h"
-#include "progress.h"
-#include "store.h"
-#include "store_serve.h"
-#include "util.h"
+#include "base/config.h"
+#include "crypto/datakeys.h"
+#include "storage/db.h"
+#include "net/deadletter.h"
+#include "crypto/fieldcrypt.h"
+#include "crypto/keyring.h"
+#include "base/lineread.h"
+#include "privacy/policy.h"
+#include "base/progress.h"
+#include "storage/store.h"
+#include "serve/store_serve.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     cv_recovery rec;
     /* The service must be ready at once after a crash: it checks the whole
      * file beside its work and withholds acks until that passes (see
-     * lib/dbcheck.h). The filter checks first, as it always did. */
+     * lib/storage/dbcheck.h). The filter checks first, as it always did. */
     db = serve ? cv_db_open_writer_fast(&cfg, "ctxvault-store", &rec, &status,
                                         err, sizeof err)
                : cv_db_open_writer(&cfg, "ctxvault-store", &rec, &status, err,

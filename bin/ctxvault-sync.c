@@ -7,10 +7,10 @@
  * sends them the ones theirs lacks, applying everything through store.
  * Payloads are sealed end to end with the group's key: a relay stores and
  * forwards what it cannot read. */
-#include "config.h"
-#include "sock.h"
-#include "syncd.h"
-#include "util.h"
+#include "base/config.h"
+#include "net/sock.h"
+#include "sync/syncd.h"
+#include "base/util.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -2,10 +2,10 @@
  * small transactions through the running store (or under the writer lock
  * when none runs), so writers are never held up for long; each run ends
  * with the files compacted and an entry in the audit trail. */
-#include "metrics.h"
-#include "schedule.h"
-#include "sweep.h"
-#include "util.h"
+#include "net/metrics.h"
+#include "ops/program.h"
+#include "ops/sweep.h"
+#include "base/util.h"
 
 #include <stdio.h>
 

@@ -1,29 +1,29 @@
 /* ctxvault - the operator's command: create an instance, read what is
  * stored, check it, and check the configuration. */
-#include "config.h"
-#include "datakeys.h"
-#include "audit.h"
-#include "collect.h"
-#include "control.h"
-#include "ctxops.h"
-#include "cvclient.h"
-#include "db.h"
-#include "deadletter.h"
-#include "export.h"
-#include "fieldcrypt.h"
-#include "health.h"
-#include "inspect.h"
-#include "instance.h"
-#include "journal.h"
-#include "keyring.h"
-#include "maint.h"
-#include "policy.h"
-#include "progress.h"
-#include "rewrap.h"
-#include "scrub.h"
-#include "timefmt.h"
-#include "synckeys.h"
-#include "util.h"
+#include "base/config.h"
+#include "crypto/datakeys.h"
+#include "storage/audit.h"
+#include "net/collect.h"
+#include "net/control.h"
+#include "ctx/ctxops.h"
+#include "ctxvault/cvclient.h"
+#include "storage/db.h"
+#include "net/deadletter.h"
+#include "ops/export.h"
+#include "crypto/fieldcrypt.h"
+#include "net/health.h"
+#include "ops/query.h"
+#include "ops/instance.h"
+#include "storage/journal.h"
+#include "crypto/keyring.h"
+#include "ops/maint.h"
+#include "privacy/policy.h"
+#include "base/progress.h"
+#include "ops/rewrap.h"
+#include "ops/scrub.h"
+#include "base/time.h"
+#include "net/synckeys.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -317,7 +317,7 @@ static int cmd_query(ctx *c, int argc, char **argv)
         return EX_USAGE;
     }
     int rc = open_reader(c, true);
-    return rc ? rc : cv_inspect_query(c->db, c->pol, c->kr, &q, stdout);
+    return rc ? rc : cv_query_query(c->db, c->pol, c->kr, &q, stdout);
 }
 
 /* Send one change request (through store, or under the writer lock when
@@ -452,7 +452,7 @@ static int cmd_verify(ctx *c, int argc, char **argv)
     int rc = open_reader(c, scrub);
     if (rc)
         return rc;
-    rc = cv_inspect_verify(c->db, c->kr, stdout);
+    rc = cv_query_verify(c->db, c->kr, stdout);
     if (scrub) {
         int src = cv_scrub_verify(c->db, c->pol, c->kr, cv_now_ms(), stdout);
         rc = rc ? rc : src;
@@ -552,7 +552,7 @@ static int cmd_get(ctx *c, int argc, char **argv)
         return EX_USAGE;
     }
     int rc = open_reader(c, false);
-    return rc ? rc : cv_inspect_get(c->db, c->kr, id, decrypt, stdout);
+    return rc ? rc : cv_query_get(c->db, c->kr, id, decrypt, stdout);
 }
 
 static int cmd_config(ctx *c, int argc, char **argv)
@@ -622,7 +622,7 @@ static int print_stats(ctx *c, json_t *stats)
         json_object_set_new(stats, "journal", json_pack("{s:I, s:I, s:i, s:I}",
             "first_batch", (json_int_t)j.first, "last_batch", (json_int_t)j.last,
             "segments", j.segments, "bytes", (json_int_t)j.bytes));
-    int rc = cv_inspect_stats_print(stats, stdout);
+    int rc = cv_query_stats_print(stats, stdout);
     json_decref(stats);
     return rc;
 }
@@ -651,19 +651,19 @@ static int cmd_passphrase(ctx *c, const char *what)
                      "passphrase set)", path);
         return EX_DATAERR;
     }
-    if (!set && !(old = cv_passphrase_read(STDIN_FILENO, "current passphrase: ",
+    if (!set && !(old = cv_keyring_passphrase_read(STDIN_FILENO, "current passphrase: ",
                                            err, sizeof err))) {
         cv_err("current passphrase: %s", err);
         goto out;
     }
     if (!remove) {
-        if (!(pass = cv_passphrase_read(STDIN_FILENO, "new passphrase: ", err,
+        if (!(pass = cv_keyring_passphrase_read(STDIN_FILENO, "new passphrase: ", err,
                                         sizeof err))) {
             cv_err("new passphrase: %s", err);
             goto out;
         }
         if (isatty(STDIN_FILENO)) {
-            again = cv_passphrase_read(STDIN_FILENO, "new passphrase again: ",
+            again = cv_keyring_passphrase_read(STDIN_FILENO, "new passphrase again: ",
                                        err, sizeof err);
             if (!again || strcmp(pass, again) != 0) {
                 cv_err("the new passphrase was not typed the same twice; "
@@ -694,9 +694,9 @@ static int cmd_passphrase(ctx *c, const char *what)
                 c->cfg.config_file ? c->cfg.config_file : "ctxvault.conf");
     rc = fflush(stdout) == EOF ? EX_IOERR : 0;
 out:
-    cv_passphrase_free(&old);
-    cv_passphrase_free(&pass);
-    cv_passphrase_free(&again);
+    cv_keyring_passphrase_free(&old);
+    cv_keyring_passphrase_free(&pass);
+    cv_keyring_passphrase_free(&again);
     return rc;
 }
 
@@ -936,7 +936,7 @@ static int cmd_keys(ctx *c, int argc, char **argv)
     return rc;
 }
 
-/* --- the context API, through the client library (lib/cvclient.h) ---- */
+/* --- the context API, through the client library (include/ctxvault/cvclient.h) ---- */
 
 static cv_client *client_open(ctx *c)
 {
@@ -1522,7 +1522,7 @@ static int cmd_status(ctx *c, int argc, char **argv)
 }
 
 /* Ask the running store when one answers, else read the file (the same
- * code store runs, lib/ctxops.c). */
+ * code store runs, lib/ctx/ctxops.c). */
 static int cmd_stats(ctx *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1566,7 +1566,7 @@ static int cmd_stats(ctx *c, int argc, char **argv)
     }
     int rc = 0;
     if (!reply && !(rc = open_reader(c, false))) {
-        cv_mlcache_counters none = {0};
+        cv_modelcache_counters none = {0};
         cv_ctxops ops = {.db = c->db, .cache = &none};
         reply = cv_ctxops_answer(&ops, req);
     }
@@ -1581,7 +1581,7 @@ static int cmd_stats(ctx *c, int argc, char **argv)
     json_object_del(reply, "ok");
     if (!period)
         return print_stats(c, reply);
-    rc = cv_inspect_stats_print(reply, stdout);
+    rc = cv_query_stats_print(reply, stdout);
     json_decref(reply);
     return rc;
 }
@@ -1651,9 +1651,9 @@ static int cmd_cache(ctx *c, int argc, char **argv)
         case 'k': key = optarg; break;
         case 'u': user = optarg; break;
         case 't':
-            if (!cv_parse_int(optarg, 1, CV_MLCACHE_TTL_MAX, &ttl)) {
+            if (!cv_parse_int(optarg, 1, CV_MODELCACHE_TTL_MAX, &ttl)) {
                 cv_err("--ttl '%s' is not a number of seconds from 1 to %lld",
-                       optarg, (long long)CV_MLCACHE_TTL_MAX);
+                       optarg, (long long)CV_MODELCACHE_TTL_MAX);
                 return EX_USAGE;
             }
             break;

@@ -1,5 +1,5 @@
 /* cvclient-example - page through a user's interactions with the client
- * library (lib/cvclient.h): no ZeroMQ, JSON library or SQLite here.
+ * library (include/ctxvault/cvclient.h): no ZeroMQ, JSON library or SQLite here.
  *
  *   cvclient-example [--home DIR] [--page N] [--type T] USER
  *   cvclient-example [--home DIR] --save NAME FIELDS-JSON USER
@@ -10,7 +10,7 @@
  * that name back and prints it (as stored: sealed fields stay sealed).
  * Exit status: 0, 66 no such user, 69 no store answering, 65 another
  * refusal. */
-#include "cvclient.h"
+#include "ctxvault/cvclient.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
-/* fuzz_backup.c - the backup reader (lib/snapshot.c) fed truncated or
+/* fuzz_backup.c - the backup reader (lib/storage/snapshot.c) fed truncated or
  * altered streams: a sealed backup of a small database is made once, and
  * each input says where to cut it and which bytes to flip. An altered
  * backup must be refused; only the untouched one unpacks and checks. */
 #include "fuzzutil.h"
 
-#include "db.h"
-#include "snapshot.h"
-#include "util.h"
+#include "storage/db.h"
+#include "storage/snapshot.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <jansson.h>

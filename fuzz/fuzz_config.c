@@ -1,10 +1,10 @@
-/* fuzz_config.c - the config and policy loaders (lib/config.c,
- * lib/policy.c, lib/ini.c) on any text: problems are reported, never a
+/* fuzz_config.c - the config and policy loaders (lib/base/config.c,
+ * lib/privacy/policy.c, lib/base/ini.c) on any text: problems are reported, never a
  * crash. Their reports go to stderr (make fuzz closes it). */
 #include "fuzzutil.h"
 
-#include "config.h"
-#include "policy.h"
+#include "base/config.h"
+#include "privacy/policy.h"
 
 #include <stdlib.h>
 

@@ -3,9 +3,9 @@
  * sealed under this keyring may open. */
 #include "fuzzutil.h"
 
-#include "fieldcrypt.h"
-#include "rewrap.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "ops/rewrap.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 
@@ -15,14 +15,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = fuzz_text(data, size), *plain = NULL, err[256];
     size_t len;
     uint32_t version;
-    cv_is_envelope(s);
-    cv_is_pseudonym(s);
+    cv_fieldcrypt_is_envelope(s);
+    cv_fieldcrypt_is_pseudonym(s);
     cv_envelope_classify(kr, s, size, &version);
-    if (cv_unseal(kr, s, "event-1", "device.name", &plain, &len, err, sizeof err) == 0)
+    if (cv_fieldcrypt_unseal(kr, s, "event-1", "device.name", &plain, &len, err, sizeof err) == 0)
         abort(); /* forged: the fuzzer cannot know the key */
-    if (cv_is_sealed_record(data, size) && size >= CV_SEALED_OVERHEAD) {
+    if (cv_fieldcrypt_is_sealed_record(data, size) && size >= CV_SEALED_OVERHEAD) {
         uint8_t *out = cv_malloc(size - CV_SEALED_OVERHEAD + 1);
-        if (cv_open_record(kr, "spool", data, size, out) == 0)
+        if (cv_fieldcrypt_open_record(kr, "spool", data, size, out) == 0)
             abort();
         free(out);
     }

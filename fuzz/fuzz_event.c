@@ -1,9 +1,9 @@
-/* fuzz_event.c - the event validator and normaliser (lib/event.c): any
+/* fuzz_event.c - the event validator and normaliser (lib/base/event.c): any
  * bytes give an event or a reason, and an accepted event is accepted
  * again unchanged (normalising is idempotent). */
 #include "fuzzutil.h"
 
-#include "event.h"
+#include "base/event.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* fuzz_journal.c - the journal reader (lib/journal.c) and its replay
+/* fuzz_journal.c - the journal reader (lib/storage/journal.c) and its replay
  * into SQLite: records whose payloads are the input's (patchsets or
  * not) are appended, the segment is damaged, and the journal is opened
  * and replayed into an empty database (SQLite's changeset reader gets
@@ -6,9 +6,9 @@
 #include "fuzzutil.h"
 #include "records.h"
 
-#include "db.h"
-#include "journal.h"
-#include "util.h"
+#include "storage/db.h"
+#include "storage/journal.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

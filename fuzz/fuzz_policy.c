@@ -1,11 +1,11 @@
-/* fuzz_policy.c - the field-policy engine (lib/policy.c) on event text:
+/* fuzz_policy.c - the field-policy engine (lib/privacy/policy.c) on event text:
  * the shipped policy applied to any bytes, then the scrub rules applied to
  * what came out. Neither may crash, and for an input without duplicate
  * keys (encrypt refuses those first, as cv_policy_apply_text asks) what
  * apply passes on must be a JSON object. */
 #include "fuzzutil.h"
 
-#include "policy.h"
+#include "privacy/policy.h"
 
 #include <jansson.h>
 #include <stdlib.h>

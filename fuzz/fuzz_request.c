@@ -4,7 +4,7 @@
  * "internal"; the answer is always an object with "ok". */
 #include "fuzzutil.h"
 
-#include "ctxapi.h"
+#include "ctx/ctxapi.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -15,11 +15,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *req = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     char *s = fuzz_text(data, size);
     int64_t ts, seq;
-    cv_ctx_cursor_decode(s, &ts, &seq);
+    cv_ctxapi_cursor_decode(s, &ts, &seq);
     free(s);
     if (!req)
         return 0;
-    cv_ctx_time_arg(json_object_get(req, "since"), &ts);
+    cv_ctxapi_time_arg(json_object_get(req, "since"), &ts);
     const char *op = json_string_value(json_object_get(req, "op"));
     if (json_is_object(req) && op && cv_ctxapi_handles(op)) {
         cv_ctxapi api = {.db = NULL};

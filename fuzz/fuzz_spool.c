@@ -1,12 +1,12 @@
-/* fuzz_spool.c - ingest's spool reader (lib/spool.c): records are
+/* fuzz_spool.c - ingest's spool reader (lib/storage/spool.c): records are
  * written and synced, the segment is damaged as the input says, and the
  * spool is opened and replayed. A damaged record ends its segment: what
  * replays is always a prefix of what was written, byte for byte. */
 #include "fuzzutil.h"
 #include "records.h"
 
-#include "spool.h"
-#include "util.h"
+#include "storage/spool.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

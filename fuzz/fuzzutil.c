@@ -2,8 +2,8 @@
  * targets (fuzzutil.h). */
 #include "fuzzutil.h"
 
-#include "fieldcrypt.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
 #ifndef CV_FUZZUTIL_H
 #define CV_FUZZUTIL_H
 
-#include "keyring.h"
+#include "crypto/keyring.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -443,7 +443,7 @@ bench_sync() {
 # (1,000: each has about 95 contexts and 580 interactions, so a query of
 # 100 rows is a full page), stored by the filter pipeline; then the
 # supervised pipeline, and cvctxload (tests/tools/cvctxload.c, a C client
-# on lib/cvclient.h, one connection per thread) times each request from
+# on include/ctxvault/cvclient.h, one connection per thread) times each request from
 # the call to its last event handed out, for users drawn at random:
 # BENCH_CTXAPI_REQUESTS (10,000) context.load of the latest context, then
 # as many interactions.query of 100 rows, one client each. Then the ingest

@@ -24,10 +24,10 @@ test_every_release_program_is_pie_with_full_relro_canaries_and_fortify() {
 # a header touched rebuilds its includers, not the whole library. (A dry
 # run over the plain build, which make check has just made.)
 test_a_touched_header_rebuilds_only_its_includers() {
-    _out=$(make -C "$TOP" -s -n -W lib/backoff.h build/plain/libctxvault.a 2>&1)
-    assertContains "backoff.c includes backoff.h: $_out" "$_out" "lib/backoff.c"
-    assertContains "syncd.c includes backoff.h: $_out" "$_out" "lib/syncd.c"
-    assertNotContains "db.c does not include backoff.h: $_out" "$_out" "lib/db.c"
+    _out=$(make -C "$TOP" -s -n -W lib/base/backoff.h build/plain/libctxvault.a 2>&1)
+    assertContains "backoff.c includes backoff.h: $_out" "$_out" "lib/base/backoff.c"
+    assertContains "syncd.c includes backoff.h: $_out" "$_out" "lib/sync/syncd.c"
+    assertNotContains "db.c does not include backoff.h: $_out" "$_out" "lib/storage/db.c"
 }
 
 # make check installs nothing: make deps does, and .ci/run calls it first.

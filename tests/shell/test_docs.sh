@@ -51,14 +51,22 @@ test_nothing_refers_to_a_design_outside_the_repository() {
     assertNull "references outside the repository: $_bad" "$_bad"
 }
 
-test_every_lib_module_has_a_layer() {
-    _layers=$(sed -n '/^## §[0-9]* Layers/,$p' "$DESIGN")
+test_every_lib_folder_and_module_is_in_the_layers_section() {
+    _layers=$(sed -n '/^## §[0-9]* Layers/,/^## §/p' "$DESIGN")
     assertNotNull "the layers section" "$_layers"
-    for _f in "$TOP"/lib/*.c "$TOP"/lib/*.h; do
-        _m=$(basename "$_f")
-        _m=${_m%.[ch]}
-        printf '%s\n' "$_layers" | grep -qE "\`$_m(\.h)?\`" ||
-            fail "lib/$(basename "$_f") is in no layer of doc/DESIGN.md"
+    for _d in "$TOP"/lib/*/; do
+        _l=$(basename "$_d")
+        printf '%s\n' "$_layers" | grep -qE "\`$_l/?\`" ||
+            fail "lib/$_l/ is not described in doc/DESIGN.md §8"
+        grep -qx "$_l" "$TOP/lib/LAYERS" ||
+            fail "lib/$_l/ is not in lib/LAYERS"
+        for _f in "$_d"*.c "$_d"*.h; do
+            [ -e "$_f" ] || continue
+            _m=$(basename "$_f")
+            _m=${_m%.[ch]}
+            printf '%s\n' "$_layers" | grep -qE "\`$_m(\.[ch])?\`" ||
+                fail "lib/$_l/$(basename "$_f") is in no layer of doc/DESIGN.md"
+        done
     done
 }
 

@@ -29,7 +29,7 @@ assert_sysexits() {
     fi
 }
 
-# spool_records: the records in the instance's spools (lib/spool.h: an
+# spool_records: the records in the instance's spools (lib/storage/spool.h: an
 # 8-byte magic, then u32 length, 8-byte checksum, payload per record)
 spool_records() {
     python3 -c '

@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_sockets.sh - encrypt --serve and store --serve on sockets: events
-# sent per lib/wire.h are protected, committed, and acknowledged after
+# sent per lib/net/wire.h are protected, committed, and acknowledged after
 # COMMIT; duplicates are acknowledged, not stored twice; rejections are
 # NAKed; the control socket answers; SIGTERM drains; CURVE over tcp keeps
 # out a client whose key the servers do not know.

@@ -7,7 +7,7 @@
 #ifndef CVT_ACKS_H
 #define CVT_ACKS_H
 
-#include "wire.h"
+#include "net/wire.h"
 
 #include <czmq.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* cvctxload.c - a bench probe for the context API: K client threads, each
- * with its own connection (lib/cvclient.h, as an application links it),
+ * with its own connection (include/ctxvault/cvclient.h, as an application links it),
  * send context.load and/or interactions.query requests to a running store
  * and time each one, from the call to the last event of the reply handed
  * out (the client library's parsing included).
@@ -26,7 +26,7 @@
  * and failed count the calls that store refused or that got no answer,
  * with the first error on stderr). Exit 0 when every request succeeded,
  * 1 when some did not, 64 usage, 69 no connection. */
-#include "cvclient.h"
+#include "ctxvault/cvclient.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -10,10 +10,10 @@
  *
  * Prints "sent N" on stdout once the requests are sent. Exit 0, or 69
  * when the socket cannot be made or a send times out (10 s). */
-#include "config.h"
-#include "sock.h"
-#include "util.h"
-#include "wire.h"
+#include "base/config.h"
+#include "net/sock.h"
+#include "base/util.h"
+#include "net/wire.h"
 
 #include <czmq.h>
 #include <getopt.h>

@@ -11,11 +11,11 @@
  * (default 1000), for S seconds (default 10) or until FILE ends. Prints
  * "sent N acked A p50 X p99 Y max Z" (milliseconds) on stdout. Exit 0,
  * 1 when some acks never came, 64 usage, 66 no input, 69 sockets. */
-#include "config.h"
-#include "jscan.h"
-#include "sock.h"
-#include "util.h"
-#include "wire.h"
+#include "base/config.h"
+#include "base/jscan.h"
+#include "net/sock.h"
+#include "base/util.h"
+#include "net/wire.h"
 
 #include "acks.h"
 
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
         char err[128], id[256];
         size_t l = (size_t)(nl - p);
         if (l == 0 || cv_jscan_object(p, l, 64, false, &f, 1, err, sizeof err) < 0 ||
-            !cv_jfield_string(&f, id, sizeof id) || !*id)
+            !cv_jscan_field_string(&f, id, sizeof id) || !*id)
             continue;
         items[n] = (item){.line = p, .len = l, .lat_us = -1};
         if (zhash_insert(ids, id, &items[n]) == 0)

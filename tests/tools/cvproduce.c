@@ -20,11 +20,11 @@
  * stdout. Exit 0 when every batch was answered (and nothing rejected),
  * 65 when lines were rejected, 1 at the timeout (default 600 s), 64 usage,
  * 66 no input, 69 sockets. */
-#include "config.h"
-#include "control.h"
-#include "sock.h"
-#include "util.h"
-#include "wire.h"
+#include "base/config.h"
+#include "net/control.h"
+#include "net/sock.h"
+#include "base/util.h"
+#include "net/wire.h"
 
 #include <czmq.h>
 #include <getopt.h>

@@ -12,11 +12,11 @@
  * an ACK or a NAK, 1 when some are missing at the timeout, 64 usage, 66 no
  * input, 69 sockets. --bad-key uses a client key the servers do not know
  * (CURVE endpoints); --garbage sends N malformed messages first. */
-#include "config.h"
-#include "jscan.h"
-#include "sock.h"
-#include "util.h"
-#include "wire.h"
+#include "base/config.h"
+#include "base/jscan.h"
+#include "net/sock.h"
+#include "base/util.h"
+#include "net/wire.h"
 
 #include "acks.h"
 
@@ -40,7 +40,7 @@ static void id_of(const item *x, char *id, size_t cap)
     char err[128];
     *id = '\0';
     if (cv_jscan_object(x->line, x->len, 64, false, &f, 1, err, sizeof err) >= 0)
-        cv_jfield_string(&f, id, cap);
+        cv_jscan_field_string(&f, id, cap);
 }
 
 static zsock_t *connect_bad_key(const cv_config *cfg, int type, const char *ep)
@@ -161,7 +161,7 @@ int main(int argc, char **argv)
         cv_jfield f = {.name = "id"};
         char err[128], id[256];
         if (cv_jscan_object(p, l, 64, false, &f, 1, err, sizeof err) < 0 ||
-            !cv_jfield_string(&f, id, sizeof id) || !*id) {
+            !cv_jscan_field_string(&f, id, sizeof id) || !*id) {
             fprintf(stderr, "cvsend: %s: a line without an \"id\" (skipped)\n",
                     argv[optind]);
             continue;

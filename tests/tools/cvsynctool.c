@@ -2,7 +2,7 @@
  *
  *   cvsynctool seed --home DIR --records N [--users U] [--round R]
  *       N local changes on a device whose store is not running, in one
- *       transaction under the writer lock, through lib/syncstore.h as
+ *       transaction under the writer lock, through lib/storage/syncstore.h as
  *       store makes them: record i is user-(i mod U) (default 1000)'s
  *       context "ctx-(i / U)", with fields that change with R (default 1).
  *       Only the sync records are written (no context rows): what a peer
@@ -15,13 +15,13 @@
  *       "p90_ms","p99_ms","max_ms","lost"} (lost: not seen within 10 s).
  *
  * Exit 0, 1 when something failed, 64 usage. */
-#include "config.h"
-#include "cvclient.h"
-#include "db.h"
-#include "policy.h"
-#include "synckeys.h"
-#include "syncstore.h"
-#include "util.h"
+#include "base/config.h"
+#include "ctxvault/cvclient.h"
+#include "storage/db.h"
+#include "privacy/policy.h"
+#include "net/synckeys.h"
+#include "storage/syncstore.h"
+#include "base/util.h"
 
 #include <getopt.h>
 #include <jansson.h>

@@ -2,8 +2,8 @@
 #include "fixtures.h"
 
 #include "harness.h"
-#include "fieldcrypt.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

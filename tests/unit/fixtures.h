@@ -2,11 +2,11 @@
 #ifndef CVT_FIXTURES_H
 #define CVT_FIXTURES_H
 
-#include "config.h"
-#include "db.h"
-#include "keyring.h"
-#include "policy.h"
-#include "store.h"
+#include "base/config.h"
+#include "storage/db.h"
+#include "crypto/keyring.h"
+#include "privacy/policy.h"
+#include "storage/store.h"
 
 #include <stdint.h>
 

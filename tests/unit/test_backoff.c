@@ -1,8 +1,8 @@
-/* test_backoff.c - retry back-off (lib/backoff.h): bounds, doubling,
+/* test_backoff.c - retry back-off (lib/base/backoff.h): bounds, doubling,
  * reset, and jitter. */
 #include "harness.h"
 
-#include "backoff.h"
+#include "base/backoff.h"
 
 /* The upper bound of attempt n's delay, as documented. */
 static int64_t upper_of(int64_t min, int64_t max, int n)

@@ -1,21 +1,21 @@
 /* test_ctxapi.c - the context API's cursors and request checking
- * (lib/ctxapi.h), without a store. */
+ * (lib/ctx/ctxapi.h), without a store. */
 #include "harness.h"
 
-#include "ctxapi.h"
+#include "ctx/ctxapi.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The reply cv_ctx_parse gives for text: NULL when accepted. */
+/* The reply cv_ctxapi_parse gives for text: NULL when accepted. */
 static json_t *parse(const char *text, cv_ctx_args *a)
 {
     json_error_t je;
     json_t *req = json_loads(text, 0, &je);
     if (!req)
         return json_pack("{s:s}", "code", "test: not JSON");
-    json_t *r = cv_ctx_parse(req, a);
+    json_t *r = cv_ctxapi_parse(req, a);
     json_decref(req);
     return r;
 }
@@ -45,8 +45,8 @@ TEST(a_cursor_decodes_to_what_was_encoded)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char c[CV_CURSOR_MAX];
         int64_t ts = -1, seq = -1;
-        cv_ctx_cursor_encode(cases[i][0], cases[i][1], c);
-        CHECK(cv_ctx_cursor_decode(c, &ts, &seq));
+        cv_ctxapi_cursor_encode(cases[i][0], cases[i][1], c);
+        CHECK(cv_ctxapi_cursor_decode(c, &ts, &seq));
         CHECK_INT(ts, cases[i][0]);
         CHECK_INT(seq, cases[i][1]);
     }
@@ -60,11 +60,11 @@ TEST(a_cursor_that_no_reply_gave_is_refused)
         "c1.1234567890123456789.1", "c1.1.99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int64_t ts, seq;
-        if (cv_ctx_cursor_decode(bad[i], &ts, &seq))
+        if (cv_ctxapi_cursor_decode(bad[i], &ts, &seq))
             cvt_fail(__FILE__, __LINE__, "cursor \"%s\" was accepted", bad[i]);
     }
     int64_t ts, seq;
-    CHECK(!cv_ctx_cursor_decode(NULL, &ts, &seq));
+    CHECK(!cv_ctxapi_cursor_decode(NULL, &ts, &seq));
 }
 
 TEST(requests_are_checked_member_by_member)
@@ -127,7 +127,7 @@ TEST(arguments_come_out_with_their_defaults_and_caps)
     /* context.load's name is matched against the event's type */
     json_error_t je;
     json_t *req = json_loads("{\"op\":\"context.load\",\"user\":\"u\",\"name\":\"weekly\"}", 0, &je);
-    r = cv_ctx_parse(req, &a);
+    r = cv_ctxapi_parse(req, &a);
     CHECK(r == NULL);
     CHECK_STR(a.q.type, "weekly");
     json_decref(req);
@@ -157,7 +157,7 @@ TEST(oversize_and_forbidden_requests_are_refused_before_any_read)
 
 TEST(the_one_error_builder_formats_its_arguments_and_names_code_and_status)
 {
-    json_t *r = cv_reply_error(CV_ERR_TOO_LARGE, 0, "more than %d events in %s", 1000,
+    json_t *r = cv_control_error(CV_ERR_TOO_LARGE, 0, "more than %d events in %s", 1000,
                                "one request");
     CHECK(json_is_false(json_object_get(r, "ok")));
     CHECK_STR(json_string_value(json_object_get(r, "error")),
@@ -166,7 +166,7 @@ TEST(the_one_error_builder_formats_its_arguments_and_names_code_and_status)
     CHECK(!json_object_get(r, "status"));
     json_decref(r);
     /* a maintenance op's reply: a sysexits status, no class */
-    r = cv_reply_error(NULL, 65, "archive row %zu is not [seq, sum (hex)]", (size_t)3);
+    r = cv_control_error(NULL, 65, "archive row %zu is not [seq, sum (hex)]", (size_t)3);
     CHECK_STR(json_string_value(json_object_get(r, "error")),
               "archive row 3 is not [seq, sum (hex)]");
     CHECK(!json_object_get(r, "code"));
@@ -187,8 +187,8 @@ TEST(the_one_error_builder_formats_its_arguments_and_names_code_and_status)
 TEST(raw_members_are_spliced_into_the_printed_reply)
 {
     json_t *r = json_pack("{s:b, s:n}", "ok", 1, "cursor");
-    cv_ctx_set_raw(r, "events", "[{\"a\":1},{\"b\":[2]}]", 19);
-    char *text = cv_ctx_reply_dump(r);
+    cv_ctxapi_set_raw(r, "events", "[{\"a\":1},{\"b\":[2]}]", 19);
+    char *text = cv_ctxapi_reply_dump(r);
     CHECK_STR(text, "{\"ok\":true,\"cursor\":null,\"events\":[{\"a\":1},{\"b\":[2]}]}");
     json_error_t je;
     json_t *back = json_loads(text, 0, &je);
@@ -198,8 +198,8 @@ TEST(raw_members_are_spliced_into_the_printed_reply)
     json_decref(r);
     /* alone in an object: no leading comma */
     r = json_object();
-    cv_ctx_set_raw(r, "context", "{\"x\":\"y\"}", 9);
-    text = cv_ctx_reply_dump(r);
+    cv_ctxapi_set_raw(r, "context", "{\"x\":\"y\"}", 9);
+    text = cv_ctxapi_reply_dump(r);
     CHECK_STR(text, "{\"context\":{\"x\":\"y\"}}");
     free(text);
     json_decref(r);

@@ -1,11 +1,11 @@
-/* test_ctxwrite.c - the context API's write side (lib/ctxwrite.h) on a
+/* test_ctxwrite.c - the context API's write side (lib/ctx/ctxwrite.h) on a
  * store without sockets: the event a request makes, the refusals, and
  * each op's rows. */
 #include "harness.h"
 #include "fixtures.h"
 
-#include "ctxwrite.h"
-#include "util.h"
+#include "ctx/ctxwrite.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdlib.h>

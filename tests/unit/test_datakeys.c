@@ -2,12 +2,12 @@
  * opens; sealing and opening through it; destroying a user's key and an
  * expired hour's; rewrapping under a new primary; a wrapped key moved to
  * another owner does not open. */
-#include "datakeys.h"
-#include "fieldcrypt.h"
+#include "crypto/datakeys.h"
+#include "crypto/fieldcrypt.h"
 #include "fixtures.h"
 #include "harness.h"
-#include "timefmt.h"
-#include "util.h"
+#include "base/time.h"
+#include "base/util.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -82,29 +82,29 @@ TEST(datakeys_seal_open_and_shred)
     cv_datakeys_attach(ds, kr);
     const cv_datakey *a = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK(a);
-    char *env = cv_seal_dk(a, "\"secret\"", 8, "ev1", "note", err, sizeof err);
+    char *env = cv_fieldcrypt_seal_dk(a, "\"secret\"", 8, "ev1", "note", err, sizeof err);
     CHECK(env && strncmp(env, "enc:d", 5) == 0);
-    CHECK(cv_is_envelope(env));
+    CHECK(cv_fieldcrypt_is_envelope(env));
     char ps[CV_PSEUDONYM_MAX];
-    CHECK_INT(cv_pseudonym_dk(a, "email", "a@x", 3, ps), 0);
-    CHECK(cv_is_pseudonym(ps) && strncmp(ps, "hash:d", 6) == 0);
+    CHECK_INT(cv_fieldcrypt_pseudonym_dk(a, "email", "a@x", 3, ps), 0);
+    CHECK(cv_fieldcrypt_is_pseudonym(ps) && strncmp(ps, "hash:d", 6) == 0);
     CHECK_INT(cv_datakeys_commit(ds, err, sizeof err), 0);
-    CHECK_INT(cv_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), 0);
+    CHECK_INT(cv_fieldcrypt_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), 0);
     CHECK_STR(plain, "\"secret\"");
     free(plain);
     plain = NULL;
     /* bound to its event and field, like any envelope */
-    CHECK_INT(cv_unseal(kr, env, "ev2", "note", &plain, &len, err, sizeof err), -1);
+    CHECK_INT(cv_fieldcrypt_unseal(kr, env, "ev2", "note", &plain, &len, err, sizeof err), -1);
 
     CHECK_INT(cv_datakeys_forget_user(ds, "alice", err, sizeof err), 1);
     CHECK_INT(cv_datakeys_forget_user(ds, "alice", err, sizeof err), 0);
-    CHECK_INT(cv_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), -1);
+    CHECK_INT(cv_fieldcrypt_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), -1);
     CHECK(strstr(err, "was destroyed"));
     /* a new key for a returning user: the old envelope stays shut */
     const cv_datakey *a2 = cv_datakeys_for_user(ds, "alice", 5, NULL, err, sizeof err);
     CHECK(a2);
     CHECK_INT(cv_datakeys_commit(ds, err, sizeof err), 0);
-    CHECK_INT(cv_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), -1);
+    CHECK_INT(cv_fieldcrypt_unseal(kr, env, "ev1", "note", &plain, &len, err, sizeof err), -1);
     free(env);
     cv_datakeys_destroy(&ds);
     cv_keyring_destroy(&kr);

@@ -1,9 +1,9 @@
 /* test_event.c - the scanner, event validation and normalisation, time. */
 #include "harness.h"
 
-#include "event.h"
-#include "jscan.h"
-#include "timefmt.h"
+#include "base/event.h"
+#include "base/jscan.h"
+#include "base/time.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +25,10 @@ TEST(jscan_extracts_top_level_members_only)
     char err[128], buf[32];
     CHECK_INT(cv_jscan_object(t, strlen(t), 64, true, f, 2, err, sizeof err), 0);
     CHECK_INT(f[0].type, CV_JS_STRING);
-    CHECK(cv_jfield_string(&f[0], buf, sizeof buf));
+    CHECK(cv_jscan_field_string(&f[0], buf, sizeof buf));
     CHECK_STR(buf, "click");
     CHECK(f[1].escaped);
-    CHECK(cv_jfield_string(&f[1], buf, sizeof buf));
+    CHECK(cv_jscan_field_string(&f[1], buf, sizeof buf));
     CHECK_STR(buf, "u\xc3\xa9");
 }
 

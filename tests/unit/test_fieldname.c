@@ -4,10 +4,10 @@
 #include "harness.h"
 #include "fixtures.h"
 
-#include "event.h"
-#include "fieldname.h"
-#include "jscan.h"
-#include "policy.h"
+#include "base/event.h"
+#include "base/fieldname.h"
+#include "base/jscan.h"
+#include "privacy/policy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,16 +53,16 @@ TEST(names_fold_case_underscores_and_dashes)
 
 TEST(reserved_members_are_found_by_any_spelling_and_alias)
 {
-    CHECK_INT(cv_member_of("userId", 6), CV_MEMBER_USER);
-    CHECK_INT(cv_member_of("USER-ID", 7), CV_MEMBER_USER);
-    CHECK_INT(cv_member_of("timestamp", 9), CV_MEMBER_TS);
-    CHECK_INT(cv_member_of("Ts", 2), CV_MEMBER_TS);
-    CHECK_INT(cv_member_of("privacyLevel", 12), CV_MEMBER_LEVEL);
-    CHECK_INT(cv_member_of("dataRetentionDays", 17), CV_MEMBER_DAYS);
-    CHECK_INT(cv_member_of("retentionDays", 13), CV_MEMBER_DAYS);
-    CHECK_INT(cv_member_of("user", 4), -1);
-    CHECK_INT(cv_member_of("timestamps", 10), -1);
-    CHECK_STR(cv_member_name(CV_MEMBER_DAYS), "retention_days");
+    CHECK_INT(cv_fieldname_of("userId", 6), CV_MEMBER_USER);
+    CHECK_INT(cv_fieldname_of("USER-ID", 7), CV_MEMBER_USER);
+    CHECK_INT(cv_fieldname_of("timestamp", 9), CV_MEMBER_TS);
+    CHECK_INT(cv_fieldname_of("Ts", 2), CV_MEMBER_TS);
+    CHECK_INT(cv_fieldname_of("privacyLevel", 12), CV_MEMBER_LEVEL);
+    CHECK_INT(cv_fieldname_of("dataRetentionDays", 17), CV_MEMBER_DAYS);
+    CHECK_INT(cv_fieldname_of("retentionDays", 13), CV_MEMBER_DAYS);
+    CHECK_INT(cv_fieldname_of("user", 4), -1);
+    CHECK_INT(cv_fieldname_of("timestamps", 10), -1);
+    CHECK_STR(cv_fieldname_member(CV_MEMBER_DAYS), "retention_days");
 }
 
 TEST(jscan_keeps_a_second_spelling_apart_when_asked)

@@ -4,10 +4,10 @@
 #include "fixtures.h"
 #include "harness.h"
 
-#include "db.h"
-#include "journal.h"
-#include "store.h"
-#include "util.h"
+#include "storage/db.h"
+#include "storage/journal.h"
+#include "storage/store.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <signal.h>

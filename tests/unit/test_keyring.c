@@ -1,8 +1,8 @@
 /* test_keyring.c - keyring files: creation, loading, refusals, subkeys. */
 #include "harness.h"
 
-#include "keyring.h"
-#include "util.h"
+#include "crypto/keyring.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -458,16 +458,16 @@ TEST(keyring_passphrase_read_lines)
     const char *in = "old one\r\nnew one\n\n";
     CHECK(write(p[1], in, strlen(in)) == (ssize_t)strlen(in));
     close(p[1]);
-    char *a = cv_passphrase_read(p[0], "x: ", err, sizeof err);
-    char *b = cv_passphrase_read(p[0], "x: ", err, sizeof err);
+    char *a = cv_keyring_passphrase_read(p[0], "x: ", err, sizeof err);
+    char *b = cv_keyring_passphrase_read(p[0], "x: ", err, sizeof err);
     CHECK_STR(a, "old one");
     CHECK_STR(b, "new one");
-    CHECK(cv_passphrase_read(p[0], NULL, err, sizeof err) == NULL);
+    CHECK(cv_keyring_passphrase_read(p[0], NULL, err, sizeof err) == NULL);
     CHECK(strstr(err, "empty") != NULL);
-    CHECK(cv_passphrase_read(p[0], NULL, err, sizeof err) == NULL);
+    CHECK(cv_keyring_passphrase_read(p[0], NULL, err, sizeof err) == NULL);
     CHECK(strstr(err, "end of input") != NULL);
-    cv_passphrase_free(&a);
-    cv_passphrase_free(&b);
+    cv_keyring_passphrase_free(&a);
+    cv_keyring_passphrase_free(&b);
     CHECK(a == NULL);
     close(p[0]);
 }

@@ -3,10 +3,10 @@
 #include "fixtures.h"
 #include "harness.h"
 
-#include "collect.h"
-#include "event.h"
-#include "metrics.h"
-#include "util.h"
+#include "net/collect.h"
+#include "base/event.h"
+#include "net/metrics.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -33,8 +33,8 @@ TEST(the_catalogue_names_follow_prometheus_style)
             CHECK(d->bounds ? ends_with(d->name, "_events")
                             : ends_with(d->name, "_seconds"));
         for (int b = 1; b < CV_BUCKETS; b++)
-            CHECK(cv_metric_bounds(d)[b] > cv_metric_bounds(d)[b - 1]);
-        CHECK(cv_metric_find(d->name) == d); /* no name twice */
+            CHECK(cv_metrics_bounds(d)[b] > cv_metrics_bounds(d)[b - 1]);
+        CHECK(cv_metrics_find(d->name) == d); /* no name twice */
     }
     CHECK(n > 30);
     /* the P2.4 plan's, every one */
@@ -47,7 +47,7 @@ TEST(the_catalogue_names_follow_prometheus_style)
         "ctxvault_recovery_attempts_total", "ctxvault_recovery_duration_seconds",
         "ctxvault_recovery_transactions_replayed"};
     for (size_t i = 0; i < sizeof seed / sizeof *seed; i++)
-        CHECK(cv_metric_find(seed[i]) != NULL);
+        CHECK(cv_metrics_find(seed[i]) != NULL);
 }
 
 /* Every reason ingest gives a bad line maps to a class of its own. */
@@ -75,14 +75,14 @@ TEST(every_rejection_reason_has_a_class)
                                     &out, &n, reason, sizeof reason);
         free(out);
         CHECK_INT(rc, -1);
-        CHECK_STR(cv_reject_class(reason), bad[i].cls);
+        CHECK_STR(cv_metrics_reject_class(reason), bad[i].cls);
     }
-    CHECK_STR(cv_reject_class("line longer than 1048576 bytes"), "too_long");
-    CHECK_STR(cv_reject_class("NUL byte in line"), "nul_byte");
-    CHECK_STR(cv_reject_class("\"user_id\" is not pseudonymised: events must "
+    CHECK_STR(cv_metrics_reject_class("line longer than 1048576 bytes"), "too_long");
+    CHECK_STR(cv_metrics_reject_class("NUL byte in line"), "nul_byte");
+    CHECK_STR(cv_metrics_reject_class("\"user_id\" is not pseudonymised: events must "
                               "pass through ctxvault-encrypt before store"),
               "not_protected");
-    CHECK_STR(cv_reject_class("something new"), "invalid_event");
+    CHECK_STR(cv_metrics_reject_class("something new"), "invalid_event");
 }
 
 TEST(a_report_renders_as_prometheus_text)

@@ -3,9 +3,9 @@
 #include "fixtures.h"
 #include "harness.h"
 
-#include "fieldcrypt.h"
-#include "policy.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "privacy/policy.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -218,9 +218,9 @@ TEST(policy_arrays_are_transparent)
                       "\"secret\":[1,2,3],\"gone\":[1]}");
     json_t *j = cvt_json(out);
     char pa[CV_PSEUDONYM_MAX], pb[CV_PSEUDONYM_MAX], p7[CV_PSEUDONYM_MAX];
-    cv_pseudonym(kr, 1, "email", "a@x", 3, pa);
-    cv_pseudonym(kr, 1, "email", "b@x", 3, pb);
-    cv_pseudonym(kr, 1, "email", "7", 1, p7);
+    cv_fieldcrypt_pseudonym(kr, 1, "email", "a@x", 3, pa);
+    cv_fieldcrypt_pseudonym(kr, 1, "email", "b@x", 3, pb);
+    cv_fieldcrypt_pseudonym(kr, 1, "email", "7", 1, p7);
     json_t *people = json_object_get(j, "people");
     CHECK_STR(sget(json_array_get(people, 0), "email"), pa);
     CHECK_STR(sget(json_array_get(people, 1), "email"), pb);
@@ -237,10 +237,10 @@ TEST(policy_arrays_are_transparent)
               "**");
     /* encrypt takes the array whole; drop removes the member */
     const char *env = json_string_value(json_object_get(j, "secret"));
-    CHECK(env && cv_is_envelope(env));
+    CHECK(env && cv_fieldcrypt_is_envelope(env));
     char *plain, err[256];
     size_t len;
-    CHECK_INT(cv_unseal(kr, env, "e", "secret", &plain, &len, err, sizeof err),
+    CHECK_INT(cv_fieldcrypt_unseal(kr, env, "e", "secret", &plain, &len, err, sizeof err),
               0);
     CHECK_STR(plain, "[1,2,3]");
     free(plain);
@@ -280,13 +280,13 @@ TEST(policy_operators)
     char err[256], *plain;
     size_t len;
 
-    CHECK_INT(cv_unseal(kr, sget(j, "enc"), "ev9", "enc", &plain, &len, err,
+    CHECK_INT(cv_fieldcrypt_unseal(kr, sget(j, "enc"), "ev9", "enc", &plain, &len, err,
                         sizeof err), 0);
     CHECK_STR(plain, "{\"a\":[1,true,null]}");
     free(plain);
 
     char ps[CV_PSEUDONYM_MAX];
-    cv_pseudonym(kr, 1, "thing", "42", 2, ps);
+    cv_fieldcrypt_pseudonym(kr, 1, "thing", "42", 2, ps);
     CHECK_STR(sget(j, "h"), ps);
 
     json_t *g = json_object_get(j, "g");
@@ -351,9 +351,9 @@ TEST(policy_reserved_members_untouched)
     CHECK_STR(sget(j, "type"), "click");
     CHECK_INT(json_integer_value(json_object_get(j, "retention_days")), 30);
     CHECK_STR(sget(j, "user_id"), "u");
-    CHECK(cv_is_envelope(sget(j, "other")));
+    CHECK(cv_fieldcrypt_is_envelope(sget(j, "other")));
     /* the default reaches leaves: nested.id is not the reserved id */
-    CHECK(cv_is_envelope(sget(j, "nested.id")));
+    CHECK(cv_fieldcrypt_is_envelope(sget(j, "nested.id")));
     json_decref(j);
     free(out);
     cv_policy_destroy(&p);
@@ -400,19 +400,19 @@ TEST(policy_default_on_typical_event)
     CHECK(strstr(out, "Rivoli") == NULL);
     CHECK(strstr(out, "laptop") == NULL);
     json_t *j = cvt_json(out);
-    CHECK(cv_is_pseudonym(sget(j, "user_id")));
-    CHECK(cv_is_pseudonym(sget(j, "email")));
-    CHECK(cv_is_pseudonym(sget(j, "payload.contact.email")));
-    CHECK(cv_is_pseudonym(sget(j, "ip")));
-    CHECK(cv_is_pseudonym(sget(j, "device.device_id")));
-    CHECK(cv_is_pseudonym(sget(j, "device.name")));
+    CHECK(cv_fieldcrypt_is_pseudonym(sget(j, "user_id")));
+    CHECK(cv_fieldcrypt_is_pseudonym(sget(j, "email")));
+    CHECK(cv_fieldcrypt_is_pseudonym(sget(j, "payload.contact.email")));
+    CHECK(cv_fieldcrypt_is_pseudonym(sget(j, "ip")));
+    CHECK(cv_fieldcrypt_is_pseudonym(sget(j, "device.device_id")));
+    CHECK(cv_fieldcrypt_is_pseudonym(sget(j, "device.name")));
     CHECK_STR(sget(j, "device.os"), "linux");
     CHECK_STR(sget(j, "location.city"), "Paris");
     CHECK_STR(sget(j, "kind"), "interaction");
     CHECK_STR(sget(j, "ts"), "2026-11-22T10:04:05.123Z");
     char err[256], *plain;
     size_t len;
-    CHECK_INT(cv_unseal(kr, sget(j, "payload.search.query"), "ev-42",
+    CHECK_INT(cv_fieldcrypt_unseal(kr, sget(j, "payload.search.query"), "ev-42",
                         "payload.search.query", &plain, &len, err, sizeof err),
               0);
     CHECK_STR(plain, "\"divorce lawyer\"");
@@ -421,7 +421,7 @@ TEST(policy_default_on_typical_event)
     const char *t = json_string_value(
         json_object_get(json_array_get(json_object_get(j, "results"), 0),
                         "text"));
-    CHECK_INT(cv_unseal(kr, t, "ev-42", "results.text", &plain, &len, err,
+    CHECK_INT(cv_fieldcrypt_unseal(kr, t, "ev-42", "results.text", &plain, &len, err,
                         sizeof err), 0);
     CHECK_STR(plain, "\"hello\"");
     free(plain);

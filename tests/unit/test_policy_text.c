@@ -6,9 +6,9 @@
 #include "fixtures.h"
 #include "harness.h"
 
-#include "fieldcrypt.h"
-#include "policy.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "privacy/policy.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -77,7 +77,7 @@ typedef struct {
 static bool open_env(cmp *c, const char *env, char **plain, size_t *len)
 {
     char err[256];
-    if (cv_unseal(c->kr, env, c->id, c->path, plain, len, err, sizeof err) <
+    if (cv_fieldcrypt_unseal(c->kr, env, c->id, c->path, plain, len, err, sizeof err) <
         0) {
         snprintf(c->why, sizeof c->why, "at '%.200s': cannot unseal: %s", c->path,
                  err);
@@ -91,8 +91,8 @@ static bool open_env(cmp *c, const char *env, char **plain, size_t *len)
 static bool same(cmp *c, json_t *a, json_t *b)
 {
     if (json_is_string(a) && json_is_string(b) &&
-        cv_is_envelope(json_string_value(a)) &&
-        cv_is_envelope(json_string_value(b))) {
+        cv_fieldcrypt_is_envelope(json_string_value(a)) &&
+        cv_fieldcrypt_is_envelope(json_string_value(b))) {
         char *pa, *pb;
         size_t la, lb;
         if (!open_env(c, json_string_value(a), &pa, &la))
@@ -705,7 +705,7 @@ TEST(policy_text_untouched_bytes)
     CHECK(j != NULL);
     char *plaintext;
     size_t len;
-    CHECK_INT(cv_unseal(kr, json_string_value(json_object_get(j, "query")),
+    CHECK_INT(cv_fieldcrypt_unseal(kr, json_string_value(json_object_get(j, "query")),
                         "e2", "query", &plaintext, &len, err, sizeof err), 0);
     CHECK_STR(plaintext, "\"q\"");
     free(plaintext);
@@ -758,8 +758,8 @@ TEST(policy_text_reserved_members_untouched)
     CHECK(j != NULL);
     /* the default reaches leaves: nested.id is not the reserved id */
     json_t *nested = json_object_get(j, "nested");
-    CHECK(cv_is_envelope(json_string_value(json_object_get(nested, "id"))));
-    CHECK(cv_is_envelope(json_string_value(json_object_get(nested, "ts"))));
+    CHECK(cv_fieldcrypt_is_envelope(json_string_value(json_object_get(nested, "id"))));
+    CHECK(cv_fieldcrypt_is_envelope(json_string_value(json_object_get(nested, "ts"))));
     json_decref(j);
     free(out);
 

@@ -2,10 +2,10 @@
  * body walk that rewrap and verify share. */
 #include "harness.h"
 
-#include "fieldcrypt.h"
-#include "keyring.h"
-#include "rewrap.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "crypto/keyring.h"
+#include "ops/rewrap.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +50,10 @@ TEST(rewrap_retire_refuses_to_decrypt_and_verify)
     CHECK_INT(cv_keyring_create(path, err, sizeof err), 0);
     cv_keyring *kr = cv_keyring_load(path, err, sizeof err);
     CHECK(kr);
-    char *env = cv_seal(kr, "\"v\"", 3, "e1", "a.b", err, sizeof err);
+    char *env = cv_fieldcrypt_seal(kr, "\"v\"", 3, "e1", "a.b", err, sizeof err);
     CHECK(env);
     uint8_t sum[CV_CHECKSUM_BYTES];
-    CHECK_INT(cv_row_checksum(kr, 1, "e1", "u", "k", 5, "{}", 2, sum), 0);
+    CHECK_INT(cv_fieldcrypt_row_checksum(kr, 1, "e1", "u", "k", 5, "{}", 2, sum), 0);
     uint32_t v, nv;
     CHECK_INT(cv_envelope_classify(kr, env, strlen(env), &v), CV_ENV_CURRENT);
     CHECK_INT(cv_keyring_retire(path, 1, err, sizeof err), -1); /* the primary */
@@ -73,12 +73,12 @@ TEST(rewrap_retire_refuses_to_decrypt_and_verify)
     CHECK_INT(cv_envelope_classify(kr, "enc:v1:hello", 12, &v), CV_ENV_NONE);
     char *plain = NULL;
     size_t len;
-    CHECK_INT(cv_unseal(kr, env, "e1", "a.b", &plain, &len, err, sizeof err), -1);
+    CHECK_INT(cv_fieldcrypt_unseal(kr, env, "e1", "a.b", &plain, &len, err, sizeof err), -1);
     CHECK_STR(err, "key version 1 is retired");
-    CHECK_INT(cv_row_checksum_check(kr, sum, sizeof sum, "e1", "u", "k", 5, "{}", 2), -2);
+    CHECK_INT(cv_fieldcrypt_row_checksum_check(kr, sum, sizeof sum, "e1", "u", "k", 5, "{}", 2), -2);
     /* pseudonyms still derive: lookups recognise old ones */
     char ps[CV_PSEUDONYM_MAX];
-    CHECK_INT(cv_pseudonym(kr, 1, "user_id", "u", 1, ps), 0);
+    CHECK_INT(cv_fieldcrypt_pseudonym(kr, 1, "user_id", "u", 1, ps), 0);
     free(env);
     free(path);
     cv_keyring_destroy(&kr);

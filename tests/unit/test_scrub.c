@@ -5,11 +5,11 @@
 #include "fixtures.h"
 #include "harness.h"
 
-#include "fieldcrypt.h"
-#include "maint.h"
-#include "policy.h"
-#include "scrub.h"
-#include "util.h"
+#include "crypto/fieldcrypt.h"
+#include "ops/maint.h"
+#include "privacy/policy.h"
+#include "ops/scrub.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +76,7 @@ static void note(void *ctx, const char *path, cv_op op)
 {
     notes *n = ctx;
     if (n->n < 32)
-        snprintf(n->paths[n->n++], 64, "%s=%s", path, cv_op_name(op));
+        snprintf(n->paths[n->n++], 64, "%s=%s", path, cv_policy_op_name(op));
 }
 
 static bool noted(const notes *n, const char *what)
@@ -94,7 +94,7 @@ TEST(scrub_operators_each_do_what_they_say)
     char err[256];
     json_t *ev = cvt_json(operators_event);
     CHECK_INT(cv_policy_apply(p, kr, NULL, ev, err, sizeof err), 0);
-    CHECK(cv_is_envelope(str(ev, "secret")));
+    CHECK(cv_fieldcrypt_is_envelope(str(ev, "secret")));
     char *sealed_keep = cv_strdup(str(ev, "sealed_keep"));
     notes n = {0};
     int changed = cv_policy_scrub(p, kr, "interaction", ev, note, &n, err,
@@ -102,8 +102,8 @@ TEST(scrub_operators_each_do_what_they_say)
     CHECK(changed > 0);
     CHECK_INT(changed, n.n);
     CHECK_STR(str(ev, "ts"), "2026-01-01T10:00:00.000Z");
-    CHECK(cv_is_pseudonym(str(ev, "email")));
-    CHECK(cv_is_pseudonym(json_string_value(
+    CHECK(cv_fieldcrypt_is_pseudonym(str(ev, "email")));
+    CHECK(cv_fieldcrypt_is_pseudonym(json_string_value(
         json_object_get(json_array_get(at(ev, "list"), 1), "email"))));
     /* generalise: city, region, country, coordinates to 1 place */
     CHECK_STR(str(ev, "loc.region"), "IDF");
@@ -124,7 +124,7 @@ TEST(scrub_operators_each_do_what_they_say)
     /* a sealed value named by a rule other than keep or encrypt goes */
     CHECK(at(ev, "secret") == NULL);
     CHECK_STR(str(ev, "sealed_keep"), sealed_keep);
-    CHECK(cv_is_envelope(str(ev, "plain")));
+    CHECK(cv_fieldcrypt_is_envelope(str(ev, "plain")));
     CHECK(str(ev, "user_id") && strcmp(str(ev, "user_id"), "u") == 0);
     CHECK(noted(&n, "secret=hash"));
     CHECK(noted(&n, "gone=drop"));
@@ -172,10 +172,10 @@ TEST(shipped_scrub_rules_on_a_typical_event)
     CHECK(at(ev, "location.lat") == NULL);
     CHECK(at(ev, "location.street") == NULL);
     CHECK(at(ev, "device.name") == NULL);
-    CHECK(cv_is_pseudonym(str(ev, "device.device_id")));
+    CHECK(cv_fieldcrypt_is_pseudonym(str(ev, "device.device_id")));
     CHECK_STR(str(ev, "device.os"), "linux");
     CHECK(at(ev, "payload.search.query") == NULL); /* was sealed */
-    CHECK(cv_is_pseudonym(str(ev, "payload.contact.email")));
+    CHECK(cv_fieldcrypt_is_pseudonym(str(ev, "payload.contact.email")));
     CHECK(json_object_get(json_array_get(at(ev, "results"), 0), "text") == NULL);
     char *text = json_dumps(ev, JSON_COMPACT);
     CHECK(strstr(text, "enc:") == NULL); /* nothing sealed is left */

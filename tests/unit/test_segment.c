@@ -1,9 +1,9 @@
-/* test_segment.c - user.segment's rules (lib/segment.h) and their
- * [segments] settings (lib/config.c), without a store. */
+/* test_segment.c - user.segment's rules (lib/ctx/segment.h) and their
+ * [segments] settings (lib/base/config.c), without a store. */
 #include "harness.h"
 
-#include "config.h"
-#include "segment.h"
+#include "base/config.h"
+#include "ctx/segment.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * acknowledged segments, torn and corrupt records, the lock. */
 #include "harness.h"
 
-#include "spool.h"
-#include "util.h"
+#include "storage/spool.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <fcntl.h>

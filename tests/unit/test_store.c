@@ -3,15 +3,15 @@
 #include "fixtures.h"
 #include "harness.h"
 
-#include "config.h"
-#include "db.h"
-#include "fieldcrypt.h"
-#include "keyring.h"
-#include "lineread.h"
-#include "policy.h"
-#include "retention.h"
-#include "store.h"
-#include "util.h"
+#include "base/config.h"
+#include "storage/db.h"
+#include "crypto/fieldcrypt.h"
+#include "crypto/keyring.h"
+#include "base/lineread.h"
+#include "privacy/policy.h"
+#include "privacy/retention.h"
+#include "storage/store.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
 /* test_syncauth.c - ctxvault-sync's pinned-key CURVE sockets
- * (lib/syncauth.h) over real tcp on 127.0.0.1: a pinned client is served
+ * (lib/net/syncauth.h) over real tcp on 127.0.0.1: a pinned client is served
  * and named, an unpinned one and one pinning the wrong server are not. */
 #include "harness.h"
 
-#include "config.h"
-#include "syncauth.h"
-#include "synckeys.h"
-#include "util.h"
+#include "base/config.h"
+#include "net/syncauth.h"
+#include "net/synckeys.h"
+#include "base/util.h"
 
 #include <czmq.h>
 #include <fcntl.h>

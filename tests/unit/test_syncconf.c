@@ -1,9 +1,9 @@
-/* test_syncconf.c - the [sync] settings (lib/config.c): defaults, peers
+/* test_syncconf.c - the [sync] settings (lib/base/config.c): defaults, peers
  * and allowed clients, and the problems reported for bad ones. */
 #include "harness.h"
 
-#include "config.h"
-#include "util.h"
+#include "base/config.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <stdio.h>

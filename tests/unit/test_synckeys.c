@@ -1,10 +1,10 @@
 /* test_synckeys.c - ctxvault-sync's certificate and end-to-end key
- * (lib/synckeys.h): made once, kept, and refused when unsafe or bad. */
+ * (lib/net/synckeys.h): made once, kept, and refused when unsafe or bad. */
 #include "harness.h"
 
-#include "config.h"
-#include "synckeys.h"
-#include "util.h"
+#include "base/config.h"
+#include "net/synckeys.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

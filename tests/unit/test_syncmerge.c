@@ -1,12 +1,12 @@
 /* test_syncmerge.c - the per-field merge of concurrent context versions
- * (lib/syncmerge.h): its rules, each rule's result and tie-breaks, and
- * the policy's [merge] section that holds the rules (lib/policy.c). */
+ * (lib/privacy/merge.h): its rules, each rule's result and tie-breaks, and
+ * the policy's [merge] section that holds the rules (lib/privacy/policy.c). */
 #include "fixtures.h"
 #include "harness.h"
 
-#include "policy.h"
-#include "syncmerge.h"
-#include "util.h"
+#include "privacy/policy.h"
+#include "privacy/merge.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <jansson.h>

@@ -1,15 +1,15 @@
 /* test_syncstore.c - sync records, their versions and views
- * (lib/syncstore.h), against real SQLite files: each instance (device or
+ * (lib/storage/syncstore.h), against real SQLite files: each instance (device or
  * relay) is a store of its own in a subdirectory of the test's directory,
  * and versions go between them as the wire JSON of changes() and apply(). */
 #include "fixtures.h"
 #include "harness.h"
 
-#include "db.h"
-#include "syncmerge.h"
-#include "syncstore.h"
-#include "util.h"
-#include "vclock.h"
+#include "storage/db.h"
+#include "privacy/merge.h"
+#include "storage/syncstore.h"
+#include "base/util.h"
+#include "storage/vclock.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -959,7 +959,7 @@ static json_t *forged(const unsigned char *key, const char *rid)
                         "\"name\":\"prefs\",\"user\":\"mallory\"}";
     /* bound as syncstore binds it: rid, dot, vector, clock, tombstone flag */
     char *ad = cv_fmt("cv-sync-1\n%s\nm\n1\n{\"m\":1}\n%llu\n0", rid,
-                      (unsigned long long)cv_hlc_make(T0, 0));
+                      (unsigned long long)cv_vclock_hlc_make(T0, 0));
     size_t len = strlen(plain);
     size_t plen = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + len +
                   crypto_aead_xchacha20poly1305_ietf_ABYTES;
@@ -974,7 +974,7 @@ static json_t *forged(const unsigned char *key, const char *rid)
     char *e = malloc(elen);
     sodium_bin2base64(e, elen, p, plen, sodium_base64_VARIANT_ORIGINAL);
     char hlc[24];
-    snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)cv_hlc_make(T0, 0));
+    snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)cv_vclock_hlc_make(T0, 0));
     json_t *v = json_pack("{s:s, s:[s,i], s:{s:i}, s:s, s:b, s:s}", "rid", rid,
                           "dot", "m", 1, "vv", "m", 1, "hlc", hlc,
                           "deleted", 0, "payload", e);

@@ -1,8 +1,8 @@
 /* test_vclock.c - version vectors (order, join, canonical text, parsing)
- * and the hybrid logical clock (lib/vclock.h). */
+ * and the hybrid logical clock (lib/storage/vclock.h). */
 #include "harness.h"
 
-#include "vclock.h"
+#include "storage/vclock.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -44,17 +44,17 @@ static const char *refusal(const char *text)
 
 TEST(vclock_device_names)
 {
-    CHECK(cv_device_name_ok("phone"));
-    CHECK(cv_device_name_ok("Laptop-2.home_x"));
-    CHECK(cv_device_name_ok("a"));
-    CHECK(cv_device_name_ok("abcdefghijklmnopqrstuvwxyz012345")); /* 32 */
-    CHECK(!cv_device_name_ok("abcdefghijklmnopqrstuvwxyz0123456"));
-    CHECK(!cv_device_name_ok(""));
-    CHECK(!cv_device_name_ok(NULL));
-    CHECK(!cv_device_name_ok("my phone"));
-    CHECK(!cv_device_name_ok("a/b"));
-    CHECK(!cv_device_name_ok("caf\xc3\xa9"));
-    CHECK(!cv_device_name_ok("a\"b"));
+    CHECK(cv_vclock_device_name_ok("phone"));
+    CHECK(cv_vclock_device_name_ok("Laptop-2.home_x"));
+    CHECK(cv_vclock_device_name_ok("a"));
+    CHECK(cv_vclock_device_name_ok("abcdefghijklmnopqrstuvwxyz012345")); /* 32 */
+    CHECK(!cv_vclock_device_name_ok("abcdefghijklmnopqrstuvwxyz0123456"));
+    CHECK(!cv_vclock_device_name_ok(""));
+    CHECK(!cv_vclock_device_name_ok(NULL));
+    CHECK(!cv_vclock_device_name_ok("my phone"));
+    CHECK(!cv_vclock_device_name_ok("a/b"));
+    CHECK(!cv_vclock_device_name_ok("caf\xc3\xa9"));
+    CHECK(!cv_vclock_device_name_ok("a\"b"));
 }
 
 TEST(vclock_set_get_and_keep_sorted)
@@ -119,8 +119,8 @@ TEST(vclock_compare_each_order)
     CHECK_INT(cv_vclock_compare(&e, &e2), CV_VC_EQUAL);
     CHECK_INT(cv_vclock_compare(&e, &a), CV_VC_BEFORE);
     CHECK_INT(cv_vclock_compare(&a, &e), CV_VC_AFTER);
-    CHECK_STR(cv_vc_order_name(CV_VC_CONCURRENT), "concurrent");
-    CHECK_STR(cv_vc_order_name(CV_VC_BEFORE), "before");
+    CHECK_STR(cv_vclock_order_name(CV_VC_CONCURRENT), "concurrent");
+    CHECK_STR(cv_vclock_order_name(CV_VC_BEFORE), "before");
 }
 
 TEST(vclock_join_is_the_pointwise_max)
@@ -273,83 +273,83 @@ TEST(vclock_json_round_trip)
 
 TEST(hlc_packs_ms_and_logical)
 {
-    uint64_t h = cv_hlc_make(T0, 7);
+    uint64_t h = cv_vclock_hlc_make(T0, 7);
     CHECK(h == ((uint64_t)T0 << 16 | 7));
-    CHECK_INT(cv_hlc_ms(h), T0);
+    CHECK_INT(cv_vclock_hlc_ms(h), T0);
     CHECK_INT(h & 0xffff, 7);
-    CHECK(cv_hlc_make(T0, 0x10005) == cv_hlc_make(T0, 5)); /* 16 bits */
-    CHECK(cv_hlc_make(-5, 1) == 1);
-    CHECK(cv_hlc_make(T0 + 1, 0) > cv_hlc_make(T0, 0xffff));
+    CHECK(cv_vclock_hlc_make(T0, 0x10005) == cv_vclock_hlc_make(T0, 5)); /* 16 bits */
+    CHECK(cv_vclock_hlc_make(-5, 1) == 1);
+    CHECK(cv_vclock_hlc_make(T0 + 1, 0) > cv_vclock_hlc_make(T0, 0xffff));
 }
 
 TEST(hlc_follows_the_wall_clock_and_stays_monotonic_when_it_goes_back)
 {
     cv_hlc c = {0};
-    uint64_t a = cv_hlc_now(&c, T0);
-    CHECK(a == cv_hlc_make(T0, 0));
-    uint64_t b = cv_hlc_now(&c, T0); /* same ms: the logical part */
-    CHECK(b == cv_hlc_make(T0, 1));
-    uint64_t d = cv_hlc_now(&c, T0 - 5000); /* the wall clock went back */
-    CHECK(d == cv_hlc_make(T0, 2));
-    uint64_t e = cv_hlc_now(&c, T0 - 4000);
-    CHECK(e == cv_hlc_make(T0, 3));
-    uint64_t f = cv_hlc_now(&c, T0 + 10); /* forward again: the wall clock */
-    CHECK(f == cv_hlc_make(T0 + 10, 0));
+    uint64_t a = cv_vclock_hlc_now(&c, T0);
+    CHECK(a == cv_vclock_hlc_make(T0, 0));
+    uint64_t b = cv_vclock_hlc_now(&c, T0); /* same ms: the logical part */
+    CHECK(b == cv_vclock_hlc_make(T0, 1));
+    uint64_t d = cv_vclock_hlc_now(&c, T0 - 5000); /* the wall clock went back */
+    CHECK(d == cv_vclock_hlc_make(T0, 2));
+    uint64_t e = cv_vclock_hlc_now(&c, T0 - 4000);
+    CHECK(e == cv_vclock_hlc_make(T0, 3));
+    uint64_t f = cv_vclock_hlc_now(&c, T0 + 10); /* forward again: the wall clock */
+    CHECK(f == cv_vclock_hlc_make(T0 + 10, 0));
     /* strictly increasing over a wall clock that jumps about */
     static const int64_t walls[] = {0, 3, -100, -100, 50, 49, 49, -1000, 51};
     uint64_t prev = f;
     for (size_t i = 0; i < sizeof walls / sizeof *walls; i++) {
-        uint64_t h = cv_hlc_now(&c, T0 + walls[i]);
+        uint64_t h = cv_vclock_hlc_now(&c, T0 + walls[i]);
         CHECK(h > prev);
         prev = h;
     }
-    CHECK(prev == cv_hlc_make(T0 + 51, 0));
+    CHECK(prev == cv_vclock_hlc_make(T0 + 51, 0));
 }
 
 TEST(hlc_logical_overflow_carries_into_the_ms)
 {
-    cv_hlc c = {cv_hlc_make(T0, 0xfffe)};
-    uint64_t a = cv_hlc_now(&c, T0);
-    CHECK(a == cv_hlc_make(T0, 0xffff));
-    uint64_t b = cv_hlc_now(&c, T0);
+    cv_hlc c = {cv_vclock_hlc_make(T0, 0xfffe)};
+    uint64_t a = cv_vclock_hlc_now(&c, T0);
+    CHECK(a == cv_vclock_hlc_make(T0, 0xffff));
+    uint64_t b = cv_vclock_hlc_now(&c, T0);
     CHECK(b > a);
-    CHECK_INT(cv_hlc_ms(b), T0 + 1);
+    CHECK_INT(cv_vclock_hlc_ms(b), T0 + 1);
     CHECK_INT(b & 0xffff, 0);
-    uint64_t d = cv_hlc_now(&c, T0 + 1); /* the wall clock caught up */
-    CHECK(d == cv_hlc_make(T0 + 1, 1));
+    uint64_t d = cv_vclock_hlc_now(&c, T0 + 1); /* the wall clock caught up */
+    CHECK(d == cv_vclock_hlc_make(T0 + 1, 1));
 }
 
 TEST(hlc_observe_makes_later_stamps_exceed_the_remote)
 {
     cv_hlc c = {0};
-    uint64_t a = cv_hlc_now(&c, T0);
-    uint64_t remote = cv_hlc_make(T0 + 2000, 5); /* 2 s ahead: fine */
-    CHECK_INT(cv_hlc_observe(&c, remote, T0), 0);
-    uint64_t b = cv_hlc_now(&c, T0);
+    uint64_t a = cv_vclock_hlc_now(&c, T0);
+    uint64_t remote = cv_vclock_hlc_make(T0 + 2000, 5); /* 2 s ahead: fine */
+    CHECK_INT(cv_vclock_hlc_observe(&c, remote, T0), 0);
+    uint64_t b = cv_vclock_hlc_now(&c, T0);
     CHECK(b > remote && b > a);
-    CHECK(b == cv_hlc_make(T0 + 2000, 6));
+    CHECK(b == cv_vclock_hlc_make(T0 + 2000, 6));
     /* an older remote changes nothing */
-    CHECK_INT(cv_hlc_observe(&c, cv_hlc_make(T0 - 9000, 0), T0), 0);
-    CHECK(cv_hlc_now(&c, T0) == cv_hlc_make(T0 + 2000, 7));
+    CHECK_INT(cv_vclock_hlc_observe(&c, cv_vclock_hlc_make(T0 - 9000, 0), T0), 0);
+    CHECK(cv_vclock_hlc_now(&c, T0) == cv_vclock_hlc_make(T0 + 2000, 7));
     /* exactly the allowed skew is fine; a ms more is reported */
-    CHECK_INT(cv_hlc_observe(&c, cv_hlc_make(T0 + CV_HLC_MAX_SKEW_MS, 0), T0),
+    CHECK_INT(cv_vclock_hlc_observe(&c, cv_vclock_hlc_make(T0 + CV_HLC_MAX_SKEW_MS, 0), T0),
               0);
-    CHECK_INT(cv_hlc_observe(&c, cv_hlc_make(T0 + CV_HLC_MAX_SKEW_MS + 1, 0),
+    CHECK_INT(cv_vclock_hlc_observe(&c, cv_vclock_hlc_make(T0 + CV_HLC_MAX_SKEW_MS + 1, 0),
                              T0), -1);
 }
 
 TEST(hlc_a_remote_far_in_the_future_is_still_observed)
 {
     cv_hlc c = {0};
-    uint64_t future = cv_hlc_make(T0 + 86400000, 3); /* a day ahead */
-    CHECK_INT(cv_hlc_observe(&c, future, T0), -1);
-    uint64_t a = cv_hlc_now(&c, T0);
+    uint64_t future = cv_vclock_hlc_make(T0 + 86400000, 3); /* a day ahead */
+    CHECK_INT(cv_vclock_hlc_observe(&c, future, T0), -1);
+    uint64_t a = cv_vclock_hlc_now(&c, T0);
     CHECK(a > future);
-    CHECK(a == cv_hlc_make(T0 + 86400000, 4));
+    CHECK(a == cv_vclock_hlc_make(T0 + 86400000, 4));
     /* once the wall clock passes it, stamps follow the wall clock again */
-    uint64_t b = cv_hlc_now(&c, T0 + 86400001);
-    CHECK(b == cv_hlc_make(T0 + 86400001, 0));
+    uint64_t b = cv_vclock_hlc_now(&c, T0 + 86400001);
+    CHECK(b == cv_vclock_hlc_make(T0 + 86400001, 0));
     /* a corrupt stamp at the very top: the clock saturates, never wraps */
-    CHECK_INT(cv_hlc_observe(&c, UINT64_MAX, T0), -1);
-    CHECK(cv_hlc_now(&c, T0) == UINT64_MAX);
+    CHECK_INT(cv_vclock_hlc_observe(&c, UINT64_MAX, T0), -1);
+    CHECK(cv_vclock_hlc_now(&c, T0) == UINT64_MAX);
 }

@@ -1,0 +1,66 @@
+/* control.h - asking the running store: a DEALER connected to the
+ * instance's control endpoint, one request at a time, each with a
+ * timeout (doc/PROTOCOL.md). */
+#ifndef CV_CONTROL_H
+#define CV_CONTROL_H
+
+#include "base/config.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct cv_control cv_control;
+
+/* Bytes carried beside a request's JSON, one frame each (scrub's bodies:
+ * no JSON escaping to pay for on either side). */
+typedef struct {
+    const void *data;
+    size_t len;
+} cv_blob;
+
+/* Connect (nothing is sent yet). NULL with a reason in err. */
+cv_control *cv_control_new(const cv_config *cfg, char *err, size_t errlen);
+void cv_control_destroy(cv_control **p);
+
+/* Send request and wait up to timeout_ms for the reply. The reply, or NULL
+ * with a reason in err (no store answered in time, or a broken reply). A
+ * reply {"ok":false,...} is returned as it is. */
+json_t *cv_control_call(cv_control *c, json_t *request, int timeout_ms,
+                        char *err, size_t errlen);
+/* The same with the request and the reply as text (a big one need not
+ * be parsed and printed again on the way): the reply, malloc'ed and
+ * NUL-terminated, its length in *reply_len; it is not checked to be JSON.
+ * NULL with a reason in err. */
+char *cv_control_call_text(cv_control *c, const char *request, size_t len,
+                           int timeout_ms, size_t *reply_len, char *err,
+                           size_t errlen);
+/* The call in two halves (with n blobs sent as frames after the JSON),
+ * so a client can prepare its next request while
+ * store answers this one (replies come in the order of the requests).
+ * send: 0, or -1 with a reason in err. */
+int cv_control_send(cv_control *c, json_t *request, const cv_blob *blobs,
+                    size_t n, int timeout_ms, char *err, size_t errlen);
+json_t *cv_control_recv(cv_control *c, int timeout_ms, char *err,
+                        size_t errlen);
+
+/* Is a store answering on the control endpoint? A ping with a short
+ * timeout; the connection is kept for more calls when it answers. */
+cv_control *cv_control_find(const cv_config *cfg, int timeout_ms);
+
+/* The error codes, as the replies and the metric label spell them. */
+#define CV_ERR_BAD_REQUEST "bad_request"
+#define CV_ERR_UNKNOWN_OP "unknown_op"
+#define CV_ERR_NOT_FOUND "not_found"
+#define CV_ERR_TOO_LARGE "too_large"
+#define CV_ERR_FORBIDDEN "forbidden"
+#define CV_ERR_INTERNAL "internal"
+
+/* The server's side, the one builder of a failed request's reply:
+ * {"ok":false,"error":MESSAGE}, the message made from fmt and its
+ * arguments. code, when not NULL, names the error's class ("code", one of
+ * CV_ERR_*); status, when not 0, is the sysexits status a command should
+ * exit with ("status"). */
+json_t *cv_control_error(const char *code, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
