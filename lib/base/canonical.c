@@ -1,4 +1,4 @@
-/* canon.c - canonical JSON for event ids, built on the jwalk tokenizer:
+/* canonical.c - canonical JSON for event ids, built on the jwalk tokenizer:
  * one pass, values rendered straight into the output, each object's
  * members sorted in place once its end is reached. */
 #include "base/canonical.h"

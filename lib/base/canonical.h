@@ -1,12 +1,12 @@
-/* canon.h - the canonical form of an event, which its derived id digests.
+/* canonical.h - the canonical form of an event, which its derived id digests.
  *
  * Two events that mean the same get the same text: insignificant space is
  * dropped, object members are sorted by name (bytewise, after decoding),
  * strings are re-escaped minimally (only '"', '\' and control characters,
  * as \uXXXX), and the top-level "ts" takes its normalised UTC form.
  * Numbers keep their text (1.5 and 1.50 stay different). */
-#ifndef CV_CANON_H
-#define CV_CANON_H
+#ifndef CV_CANONICAL_H
+#define CV_CANONICAL_H
 
 #include <stddef.h>
 

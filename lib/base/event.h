@@ -8,7 +8,7 @@
  * A missing id is a ULID-style 26-character string whose first 10
  * characters encode the event's time (time first, so the id index grows
  * at its end). For an event with a ts, the rest is 80 bits of keyed
- * BLAKE2b over its canonical form (canon.h: sorted members, minimal
+ * BLAKE2b over its canonical form (canonical.h: sorted members, minimal
  * escapes, ts normalised), so a re-send dedupes. An event with neither id
  * nor ts gets now_ms as its ts and 80 random bits: two identical such
  * lines are two events (two clicks), and a re-sent file is stored again.

@@ -1,4 +1,4 @@
-/* timefmt.c - a strict RFC 3339 parser (no locale, no strptime). */
+/* time.c - a strict RFC 3339 parser (no locale, no strptime). */
 #include "base/time.h"
 
 #include <stdio.h>

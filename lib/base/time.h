@@ -1,6 +1,6 @@
-/* timefmt.h - RFC 3339 timestamps <-> milliseconds since the epoch (UTC). */
-#ifndef CV_TIMEFMT_H
-#define CV_TIMEFMT_H
+/* time.h - RFC 3339 timestamps <-> milliseconds since the epoch (UTC). */
+#ifndef CV_TIME_H
+#define CV_TIME_H
 
 #include <stdbool.h>
 #include <stddef.h>

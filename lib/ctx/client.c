@@ -1,4 +1,4 @@
-/* cvclient.c - the context API's C client (cvclient.h), on cv_control. */
+/* client.c - the context API's C client (cvclient.h), on cv_control. */
 #include "ctxvault/cvclient.h"
 
 #include "base/config.h"

@@ -53,7 +53,7 @@ void cv_ctxapi_set_raw(json_t *reply, const char *member, const char *text,
                     size_t len);
 char *cv_ctxapi_reply_dump(json_t *reply);
 
-/* The user's numbers (inspect.h), or an error reply: internal when the
+/* The user's numbers (query.h), or an error reply: internal when the
  * lookup failed, not_found when there is no such user. */
 json_t *cv_ctxapi_user_uids(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                          const char *user, int64_t uids[CV_USER_UIDS_MAX],

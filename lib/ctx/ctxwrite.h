@@ -5,7 +5,7 @@
  * A write takes the path an ingested event takes, written once: the
  * request becomes an event line, ingest's validator checks it and gives
  * it its id (lib/base/event.h), encrypt's field policy protects it (lib/
- * protect.h, data keys committed before the row), and store's batch path
+ * fieldpolicy.h, data keys committed before the row), and store's batch path
  * adds it (lib/storage/store.h) in a transaction that is committed, and journaled,
  * before the reply goes out. So a saved context is stored, retained,
  * scrubbed and erased like any other event.

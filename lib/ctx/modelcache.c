@@ -1,4 +1,4 @@
-/* mlcache.c - model caches: cache.put, cache.get, expiry (mlcache.h). */
+/* modelcache.c - model caches: cache.put, cache.get, expiry (modelcache.h). */
 #include "ctx/modelcache.h"
 
 #include "storage/audit.h"

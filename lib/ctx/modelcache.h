@@ -1,4 +1,4 @@
-/* mlcache.h - model caches (prediction cache, embeddings, ...): JSON
+/* modelcache.h - model caches (prediction cache, embeddings, ...): JSON
  * values under a namespace and a key, each with its own expiry, in the
  * mlcache table (schema version 2, lib/storage/db.c).
  *

@@ -1,4 +1,4 @@
-/* schedule.c - a maintenance program's main. See schedule.h. */
+/* program.c - a maintenance program's main. See program.h. */
 #include "ops/program.h"
 
 #include "net/metrics.h"

@@ -1,9 +1,9 @@
-/* schedule.h - a maintenance program's life: options, configuration, one
+/* program.h - a maintenance program's life: options, configuration, one
  * run (for cron) or a run every interval until SIGTERM (supervised).
  * ctxvault-ttl-sweep and ctxvault-scrub are each a cv_program: a usage
  * text, a run and a summary; the rest is here. */
-#ifndef CV_SCHEDULE_H
-#define CV_SCHEDULE_H
+#ifndef CV_PROGRAM_H
+#define CV_PROGRAM_H
 
 #include "base/config.h"
 

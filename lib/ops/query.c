@@ -1,4 +1,4 @@
-/* inspect.c - query, get, stats and verify on a read-only connection. */
+/* query.c - query, get, stats and verify on a read-only connection. */
 #include "ops/query.h"
 
 #include "storage/audit.h"

@@ -1,4 +1,4 @@
-/* inspect.h - the read side for operators: query, get, stats, verify. All
+/* query.h - the read side for operators: query, get, stats, verify. All
  * of it runs on a read-only connection, beside a running store. */
 #ifndef CV_QUERY_H
 #define CV_QUERY_H

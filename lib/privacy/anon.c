@@ -1,4 +1,4 @@
-/* anonymise.c - the rows of an anonymous user (anonymise.h). */
+/* anon.c - the rows of an anonymous user (anon.h). */
 #include "privacy/anon.h"
 
 #include "crypto/fieldcrypt.h"

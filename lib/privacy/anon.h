@@ -1,4 +1,4 @@
-/* anonymise.h - the rows of an anonymous user: personal data removed, and
+/* anon.h - the rows of an anonymous user: personal data removed, and
  * nothing left that links them to each other or to the person.
  *
  * A user whose privacy level is "anonymous" asked that their data be kept
@@ -21,8 +21,8 @@
  *
  * By design such rows are no longer found by the user's id: the user's
  * profile (their settings) stays theirs, the rest is aggregate data. */
-#ifndef CV_ANONYMISE_H
-#define CV_ANONYMISE_H
+#ifndef CV_ANON_H
+#define CV_ANON_H
 
 #include "base/event.h"
 #include "crypto/keyring.h"

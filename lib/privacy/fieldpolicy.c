@@ -1,4 +1,4 @@
-/* protect.c - applying the field policy to one event line. */
+/* fieldpolicy.c - applying the field policy to one event line. */
 #include "privacy/fieldpolicy.h"
 
 #include "base/event.h"

@@ -1,4 +1,4 @@
-/* protect.h - the field policy applied to one event line: the check and
+/* fieldpolicy.h - the field policy applied to one event line: the check and
  * rewrite that ctxvault-encrypt does for every event, in its filter mode
  * and in its socket mode alike. Nothing leaves unprotected: a line that
  * cannot be processed is rejected with a reason. */

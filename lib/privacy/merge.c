@@ -1,5 +1,5 @@
-/* syncmerge.c - per-field merge of concurrent context versions
- * (syncmerge.h). */
+/* merge.c - per-field merge of concurrent context versions
+ * (merge.h). */
 #include "privacy/merge.h"
 
 #include "base/fieldname.h"

@@ -1,4 +1,4 @@
-/* syncmerge.h - merging concurrent versions of a user's context, field by
+/* merge.h - merging concurrent versions of a user's context, field by
  * field, for multi-device sync. Pure: no database, no sockets.
  *
  * Each top-level field of a context has a rule (the policy's [merge]
@@ -19,8 +19,8 @@
  * is not an array, or not a number. Only the versions that have a field
  * are its candidates: a missing field is not a deletion. The result does
  * not depend on the order of the versions. */
-#ifndef CV_SYNCMERGE_H
-#define CV_SYNCMERGE_H
+#ifndef CV_MERGE_H
+#define CV_MERGE_H
 
 #include <jansson.h>
 #include <stddef.h>

@@ -10,7 +10,7 @@
  * [merge]      FIELD = lww | union N | max | siblings
  *              default = RULE                     (how sync merges a
  *                                                  context's top-level
- *                                                  fields: syncmerge.h)
+ *                                                  fields: merge.h)
  * [fields]     PATTERN = OPERATOR [ARG]           (first match wins)
  *              default = OPERATOR [ARG]           (what no rule matches)
  *

@@ -29,7 +29,7 @@ struct cv_store {
      * rollback, so the totals are of what the database holds */
     uint64_t batch_inserted, batch_duplicates, batch_profiles, batch_arrival,
         batch_anonymised;
-    cv_anon *anon;               /* an anonymous user's rows: anonymise.h */
+    cv_anon *anon;               /* an anonymous user's rows: anon.h */
     char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
     int64_t last_uid;            /* its user's users.uid, or -1 */
     cv_scrub_buf scrubbed;       /* a body scrubbed on arrival */
@@ -176,7 +176,7 @@ static void round_schedule(cv_row *r);
 
 /* A user who turned anonymous: every row of theirs but the profile is
  * scrubbed (if it was not), anonymised and moved to its per-day pseudonym
- * (anonymise.h), in the open transaction, as if it had arrived so. */
+ * (anon.h), in the open transaction, as if it had arrived so. */
 static int anonymise_stored(cv_store *s, int64_t uid, const cv_profile *prof)
 {
     sqlite3_stmt *sel = cv_db_stmt(s->db,
@@ -565,7 +565,7 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
         s->batch_arrival++;
     }
     /* an anonymous user's row: no identifier left, the hour for a time,
-     * under a pseudonym of the day (anonymise.h); acknowledged under the
+     * under a pseudonym of the day (anon.h); acknowledged under the
      * id it came with, so the producer's resend still finds it */
     cv_anon_row an = {0};
     const char *row_user = user;

@@ -4,7 +4,7 @@
  * A version vector maps device names to counters (1 to 2^53): how many
  * writes of each device a version has seen. Two versions are ordered when
  * one vector is pointwise <= the other; otherwise they are concurrent and
- * must be merged (syncmerge.h). The vector is a sorted array in a fixed
+ * must be merged (merge.h). The vector is a sorted array in a fixed
  * struct, so it needs no allocation. Its canonical text is
  * {"a":3,"b":1}: keys sorted bytewise, no spaces, no zero counters.
  *

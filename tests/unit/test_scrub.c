@@ -390,7 +390,7 @@ TEST(an_anonymous_users_rows_are_scrubbed_on_arrival)
                             "\"ts\":\"2026-01-01T00:00:00Z\",\"custom\":\"kept\"}"), 1);
     CHECK_INT(cv_store_commit(f.st, err, sizeof err), 0);
     /* w's audit row is anonymised too: under a pseudonym of the day, with
-     * an id of its own (anonymise.h) */
+     * an id of its own (anon.h) */
     CHECK_INT(cvt_q(&f, "SELECT count(*) FROM events WHERE id='w1'"), 0);
     char *body = body_of(&f, "' OR uid IN (SELECT uid FROM users WHERE user_id LIKE 'anon:%') OR id = '");
     CHECK(body != NULL);
