@@ -222,6 +222,11 @@ test_erasing_a_user_removes_their_segment_and_cache_entries() {
     assertEquals "no segment for an erased user" not_found "$(reply '$.code')"
 }
 
+# compaction_begun FREE: the database has fewer free pages than FREE
+compaction_begun() {
+    [ "$(sql 'PRAGMA freelist_count')" -lt "$1" ]
+}
+
 test_compact_gives_free_pages_back_in_steps_while_the_pipeline_ingests() {
     gen "$TEST_TMP/in.ndjson" -n 20000 -s 72 -u 20 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
     pipeline "$TEST_TMP/in.ndjson"
@@ -235,18 +240,29 @@ test_compact_gives_free_pages_back_in_steps_while_the_pipeline_ingests() {
     # fewer new rows than were deleted: the file must still shrink
     gen "$TEST_TMP/more.ndjson" -n 3000 -s 73 -u 20 --start "$(date -u -d '1 days ago' +%FT00:00:00Z)"
     services_start
-    # compaction first, in small requests; the events come meanwhile
-    ctxvault compact --pages 4 --max-ms 1 > "$TEST_TMP/compact.json" 2> "$TEST_TMP/compact.err" &
+    # Compaction in small requests holds nothing between them, so events
+    # go through while it is under way. To make the overlap certain, not
+    # a race: pause the compacting client once it has begun (some pages
+    # given back, more to go), store the new events, then let it finish.
+    ctxvault compact --pages 1 --max-ms 1 > "$TEST_TMP/compact.json" 2> "$TEST_TMP/compact.err" &
     compact=$!
     bg_track $compact
-    ctxvault-ingest --timeout 120 "$TEST_TMP/more.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err" &
-    ingest=$!
-    bg_track $ingest
+    # polled without a pause: the whole compaction takes under a second
+    _tries=0
+    until compaction_begun "$free_before" || [ $_tries -ge 20000 ]; do
+        _tries=$((_tries + 1))
+    done
+    kill -STOP $compact
+    left=$(sql 'PRAGMA freelist_count')
+    assertTrue "compaction paused half-way ($left of $free_before pages left)" \
+        "[ $left -gt 0 ] && kill -0 $compact"
+    ctxvault-ingest --timeout 120 "$TEST_TMP/more.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 0 $?
+    wait_until 30 rows_at_least $((kept + $(grep -c . "$TEST_TMP/more.ndjson")))
+    during=$(rows)
+    kill -CONT $compact
     wait $compact
     assert_status compact 0 $?
-    during=$(rows)
-    wait $ingest
-    assert_status ingest 0 $?
     # (the inserts meanwhile reuse free pages too)
     reported=$(json_get '$.freelist_before' < "$TEST_TMP/compact.json")
     assertTrue "free pages found ($reported of $free_before)" \
