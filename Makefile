@@ -73,6 +73,9 @@ LIB_SRCS = $(wildcard lib/*/*.c)
 GEN_SRCS = $(BUILD)/gen/defaults.c
 LIB_OBJS = $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/gen/defaults.o
 LIBA     = $(BUILD)/libctxvault.a
+# ctxvault itself: a main with the command table, a file per area
+CLI_SRCS = $(wildcard bin/ctxvault_cmd/*.c)
+CLI_OBJS = $(patsubst bin/%.c,$(BUILD)/bin/%.o,$(CLI_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 UNIT_OBJS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 UNIT_BIN = $(BUILD)/unit-tests
@@ -99,7 +102,7 @@ $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 # from breaking the build. Touching a header rebuilds only its includers.
 DEPFLAGS = -MMD -MP
 DEPFILES = $(wildcard $(BUILD)/lib/*/*.d $(BUILD)/gen/*.d $(BUILD)/tests/unit/*.d \
-           $(BUILD)/fuzz/*.d $(BUILD)/dep/*.d)
+           $(BUILD)/fuzz/*.d $(BUILD)/dep/*.d $(BUILD)/bin/*/*.d)
 -include $(DEPFILES)
 # for a program made from one source: its dependency file, named for it
 depof = $(DEPFLAGS) -MF $(BUILD)/dep/$(notdir $@).d -MT $@
@@ -121,6 +124,16 @@ $(BINDIR)/%: bin/%.c $(LIBA) Makefile
 	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/bin/ctxvault_cmd/%.o: bin/ctxvault_cmd/%.c Makefile
+	@mkdir -p $(@D)
+	$(say) "  CC      $<$(if $(SAN), (asan))"
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BINDIR)/ctxvault: $(CLI_OBJS) $(LIBA)
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBA) $(LDLIBS)
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c Makefile
 	@mkdir -p $(@D)

@@ -1,11 +1,13 @@
-/* rewrap.c - re-seal old-version fields under the primary, check every
- * sealed field, count what still needs a version. See rewrap.h. */
+/* rewrap.c - re-seal old-version fields under the primary (a batch, and
+ * the run of batches), check every sealed field, count what still needs a
+ * version. See rewrap.h. */
 #include "ops/rewrap.h"
 
 #include "crypto/datakeys.h"
 #include "crypto/fieldcrypt.h"
 #include "storage/journal.h"
 #include "base/jwalk.h"
+#include "base/progress.h"
 #include "storage/snapshot.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -589,4 +591,74 @@ json_t *cv_key_uses(const cv_config *cfg, cv_db *db, cv_datakeys *ds,
                      "journal_batches", (json_int_t)jb, "deadletters",
                      (json_int_t)deadletters_needing(cfg->deadletter_dir, version),
                      "rewrapped", marked);
+}
+
+/* ---- the run: batches until done ----------------------------------------- */
+
+int cv_rewrap_run(cv_maint_session *s, int64_t batch, cv_rewrap_totals *t)
+{
+    char err[512];
+    int status = 0;
+    int64_t t0 = cv_mono_ms(), after = 0;
+    *t = (cv_rewrap_totals){0};
+    cv_progress pr;
+    cv_progress_init(&pr, "rewrap");
+    for (;;) {
+        /* clean: no row was skipped so far, so a done run may be marked */
+        json_t *req = json_pack("{s:s, s:I, s:I, s:b}", "op", "rewrap", "after",
+                                (json_int_t)after, "batch", (json_int_t)batch,
+                                "clean", t->skipped == 0);
+        json_t *r = cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err,
+                                "rewrap");
+        json_decref(req);
+        if (!r) {
+            status = EX_TEMPFAIL;
+            break;
+        }
+        t->examined += json_integer_value(json_object_get(r, "examined"));
+        t->rewrapped += json_integer_value(json_object_get(r, "rewrapped"));
+        t->fields += json_integer_value(json_object_get(r, "fields"));
+        t->skipped += json_integer_value(json_object_get(r, "skipped"));
+        t->data_keys += json_integer_value(json_object_get(r, "data_keys"));
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(r, "skipped_rows"), i, k)
+            cv_err("row %lld (event %s) left as it is: %s",
+                   (long long)json_integer_value(json_object_get(k, "seq")),
+                   json_string_value(json_object_get(k, "id")),
+                   json_string_value(json_object_get(k, "why")));
+        after = json_integer_value(json_object_get(r, "next"));
+        bool done = json_is_true(json_object_get(r, "done"));
+        json_decref(r);
+        char extra[64];
+        snprintf(extra, sizeof extra, "%lld rewrapped", (long long)t->rewrapped);
+        cv_progress_update(&pr, (uint64_t)t->examined, extra);
+        if (done)
+            break;
+    }
+    cv_progress_done(&pr);
+    t->ms = cv_mono_ms() - t0;
+    return status;
+}
+
+/* ---- rows per version, for keys list ------------------------------------- */
+
+void cv_rewrap_count_rows(cv_db *db, json_t *versions)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(cv_db_handle(db), "SELECT substr(checksum, 1, 1),"
+                           " count(*) FROM events GROUP BY 1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const uint8_t *v = sqlite3_column_blob(st, 0);
+        size_t i;
+        json_t *e;
+        json_array_foreach(versions, i, e)
+            if (v && sqlite3_column_bytes(st, 0) == 1 &&
+                json_integer_value(json_object_get(e, "version")) == v[0])
+                json_object_set_new(e, "rows", json_integer(
+                    sqlite3_column_int64(st, 1)));
+    }
+    sqlite3_finalize(st);
 }

@@ -66,6 +66,20 @@ int cv_body_fields(const char *body, size_t len, cv_field_fn fn, void *arg,
  * journal batch after which no row needs an older version. */
 json_t *cv_rewrap_batch(cv_maint *m, json_t *req);
 
+/* The totals of a rewrap run (ms: its wall time). */
+typedef struct {
+    int64_t examined, rewrapped, fields, skipped, data_keys, ms;
+} cv_rewrap_totals;
+
+/* ctxvault keys rewrap: "rewrap" requests of batch rows each through s,
+ * from the first row until store says done (store ingests between them),
+ * with progress on stderr when it is a terminal and each row left as it
+ * is logged ("row SEQ (event ID) left as it is: why"). Restartable: a run
+ * cut short leaves whole batches, and the next finds only what is left.
+ * 0, or EX_TEMPFAIL when a request failed (logged); *t gets the totals
+ * either way. */
+int cv_rewrap_run(cv_maint_session *s, int64_t batch, cv_rewrap_totals *t);
+
 /* verify's pass over sealed fields: every "enc:v" envelope of every row is
  * opened into wiped memory and dropped. Reports each failure on stderr
  * ("row SEQ (event ID): field PATH: unknown key version K" / "key version
@@ -82,5 +96,11 @@ int64_t cv_verify_envelopes(cv_db *db, const cv_keyring *kr,
  * err. */
 json_t *cv_key_uses(const cv_config *cfg, cv_db *db, cv_datakeys *ds,
                     uint32_t version, char *err, size_t errlen);
+
+/* ctxvault keys list: sets "rows" in each element of versions (the list
+ * cv_keyring_describe gives) to how many rows' checksums are under its
+ * "version", read in one pass by the checksum's first byte; an element
+ * with no rows (or when the table cannot be read) is left as it is. */
+void cv_rewrap_count_rows(cv_db *db, json_t *versions);
 
 #endif

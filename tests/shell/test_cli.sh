@@ -1,9 +1,10 @@
 #!/bin/sh
 # test_cli.sh - the command line says what it does: every program's --help
-# and every ctxvault command's help work, the exit statuses a program can
-# return are each listed once in its --help and the same in its man page,
-# a missing instance gets one message from every program, and the filter's
-# summary is printed on a first run too.
+# and every ctxvault command's help work (and its man page has the
+# command), the exit statuses a program can return are each listed once in
+# its --help and the same in its man page, a missing instance gets one
+# message from every program, and the filter's summary is printed on a
+# first run too.
 SUITE=cli
 . "$CV_TOP/tests/shell/lib.sh"
 
@@ -25,15 +26,22 @@ man_codes() {
     awk '/^\.SH EXIT STATUS/ { f = 1; next } /^\.SH/ { f = 0 } f' "$TOP/man/$1.1" | codes
 }
 
-# source_codes PROGRAM: the statuses its main source returns (EX_ names)
+# sources PROGRAM: its main's source files, bin/PROGRAM.c or, for ctxvault,
+# every file of bin/ctxvault_cmd/
+sources() {
+    ls "$TOP/bin/$1.c" "$TOP/bin/$1_cmd/"*.c 2> /dev/null
+}
+
+# source_codes PROGRAM: the statuses its main's sources return (EX_ names)
 source_codes() {
-    for _n in $(grep -o 'EX_[A-Z]*' "$TOP/bin/$1.c" | sort -u); do
+    for _n in $(cat $(sources "$1") | grep -o 'EX_[A-Z]*' | sort -u); do
         awk -v n="$_n" '$1 == "#define" && $2 == n { print $3 }' /usr/include/sysexits.h
     done | sort -n
 }
 
 test_every_program_lists_each_exit_status_once_and_as_its_man_page() {
     for p in $PROGRAMS; do
+        assertNotNull "the sources of $p" "$(sources "$p")"
         "$p" --help > "$TEST_TMP/$p.help" 2> "$TEST_TMP/$p.err"
         assert_status "$p --help" 0 $?
         help_codes "$TEST_TMP/$p.help" > "$TEST_TMP/$p.codes"
@@ -44,7 +52,7 @@ test_every_program_lists_each_exit_status_once_and_as_its_man_page() {
             "$(tr '\n' ' ' < "$TEST_TMP/$p.man")" "$(uniq "$TEST_TMP/$p.codes" | tr '\n' ' ')"
         for c in 0 64 $(source_codes "$p"); do
             grep -q "^$c\$" "$TEST_TMP/$p.codes" ||
-                fail "$p returns $c (bin/$p.c) but its --help does not list it"
+                fail "$p returns $c ($(sources "$p" | sed "s|^$TOP/||" | tr '\n' ' ' | sed 's/ $//')) but its --help does not list it"
         done
     done
 }
@@ -59,6 +67,8 @@ test_ctxvault_help_of_every_command() {
         CTXVAULT_HOME=$TEST_TMP/none ctxvault help "$c" > "$TEST_TMP/h.out" 2> "$TEST_TMP/h.err"
         assert_status "ctxvault help $c" 0 $?
         assert_grep "$TEST_TMP/h.out" "^  $c( |$)" "ctxvault help $c should show $c"
+        grep -q -E "^\.B (ctxvault )?$c( |\\\\|\$)" "$TOP/man/ctxvault.1" ||
+            fail "ctxvault $c has no entry in man/ctxvault.1"
         CTXVAULT_HOME=$TEST_TMP/none ctxvault "$c" --help > "$TEST_TMP/c.out" 2> "$TEST_TMP/c.err"
         assert_status "ctxvault $c --help" 0 $?
         assertEquals "ctxvault $c --help is ctxvault help $c" "$(cat "$TEST_TMP/h.out")" "$(cat "$TEST_TMP/c.out")"
