@@ -16,10 +16,10 @@
 #include "ops/instance.h"
 #include "storage/journal.h"
 #include "crypto/keyring.h"
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "privacy/policy.h"
 #include "base/progress.h"
-#include "ops/rewrap.h"
+#include "storage/sealcheck.h"
 #include "ops/scrub.h"
 #include "base/time.h"
 #include "net/synckeys.h"
@@ -328,14 +328,14 @@ static int change(ctx *c, json_t *req, json_t **reply_out)
 {
     int status = 0;
     char err[512];
-    char *actor = cv_maint_actor();
+    char *actor = cv_session_actor();
     json_object_set_new(req, "actor", json_string(actor));
     free(actor);
-    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
+    cv_session *s = cv_session_open(&c->cfg, "ctxvault", false, &status);
     if (!s)
         return status;
-    json_t *r = cv_maint_call(s, req, err, sizeof err);
-    cv_maint_close(&s);
+    json_t *r = cv_session_call(s, req, err, sizeof err);
+    cv_session_close(&s);
     if (!r) {
         cv_err("%s", err);
         return EX_TEMPFAIL;
@@ -718,7 +718,7 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
     }
     int status = 0;
     char err[512];
-    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
+    cv_session *s = cv_session_open(&c->cfg, "ctxvault", false, &status);
     if (!s)
         return status;
     int64_t datakeys = 0;
@@ -730,8 +730,8 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
         json_t *req = json_pack("{s:s, s:I, s:I, s:b}", "op", "rewrap", "after",
                                 (json_int_t)after, "batch", (json_int_t)batch,
                                 "clean", skipped == 0);
-        json_t *r = cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err,
-                                "rewrap");
+        json_t *r = cv_session_ok(cv_session_call(s, req, err, sizeof err), err,
+                                  "rewrap");
         json_decref(req);
         if (!r) {
             status = EX_TEMPFAIL;
@@ -759,7 +759,7 @@ static int keys_rewrap(ctx *c, int argc, char **argv)
             break;
     }
     cv_progress_done(&pr);
-    cv_maint_close(&s);
+    cv_session_close(&s);
     int64_t ms = cv_mono_ms() - t0;
     printf("{\"examined\":%lld,\"rewrapped\":%lld,\"fields\":%lld,"
            "\"skipped\":%lld,\"data_keys\":%lld,\"ms\":%lld,"
@@ -794,7 +794,8 @@ static int keys_retire(ctx *c, int argc, char **argv)
                (long long)v);
         return EX_DATAERR;
     }
-    json_t *uses = cv_key_uses(&c->cfg, c->db, c->ds, (uint32_t)v, err, sizeof err);
+    json_t *uses = cv_sealcheck_key_uses(&c->cfg, c->db, c->ds, (uint32_t)v, err,
+                                         sizeof err);
     if (!uses) {
         cv_err("%s", err);
         return EX_IOERR;
@@ -1723,7 +1724,7 @@ static int cmd_compact(ctx *c, int argc, char **argv)
         return EX_USAGE;
     }
     int status = 0;
-    cv_maint_session *s = cv_maint_open(&c->cfg, "ctxvault", false, &status);
+    cv_session *s = cv_session_open(&c->cfg, "ctxvault", false, &status);
     if (!s)
         return status;
     json_t *req = json_pack("{s:s}", "op", "db.compact");
@@ -1737,7 +1738,8 @@ static int cmd_compact(ctx *c, int argc, char **argv)
     json_t *last = NULL;
     for (bool more = true; more && !status && !cv_stop_requested;) {
         char err[512], extra[64];
-        json_t *r = cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err, "compact");
+        json_t *r = cv_session_ok(cv_session_call(s, req, err, sizeof err), err,
+                                  "compact");
         if (!r) {
             status = EX_SOFTWARE;
             break;
@@ -1759,7 +1761,7 @@ static int cmd_compact(ctx *c, int argc, char **argv)
     }
     cv_progress_done(&pr);
     json_decref(req);
-    cv_maint_close(&s);
+    cv_session_close(&s);
     if (last && !status) {
         const char *msg = json_string_value(json_object_get(last, "message"));
         json_t *out = json_pack("{s:O, s:I, s:I, s:O, s:I, s:O, s:I, s:I}",

@@ -11,7 +11,7 @@
 
 #include "storage/db.h"
 #include "crypto/keyring.h"
-#include "ctx/modelcache.h"
+#include "ops/modelcache.h"
 #include "privacy/policy.h"
 
 #include <jansson.h>
@@ -28,13 +28,5 @@ typedef struct {
 bool cv_ctxops_handles(const char *op);
 /* Always a reply object. */
 json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req);
-
-/* The user's smallest stored number (users.uid), the one user.segment and
- * cache.put key their rows by: NULL with *uid set, or the error reply
- * (not_found for a user with no rows, internal when the lookup fails).
- * uids/nuids (may be NULL) get every number of the user. */
-json_t *cv_ctxops_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
-                        const char *user, int64_t *uid, int64_t *uids,
-                        size_t *nuids);
 
 #endif

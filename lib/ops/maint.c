@@ -5,31 +5,27 @@
 #include "storage/audit.h"
 #include "crypto/datakeys.h"
 #include "net/control.h"
-#include "ctx/ctxapi.h"
-#include "ctx/ctxops.h"
 #include "privacy/erasure.h"
 #include "crypto/fieldcrypt.h"
 #include "ops/query.h"
-#include "ctx/modelcache.h"
+#include "ops/modelcache.h"
 #include "ops/rewrap.h"
-#include "ctx/segment.h"
+#include "ops/segment.h"
 #include "storage/store.h"
 #include "storage/syncstore.h"
 #include "base/util.h"
 
-#include <pwd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_BATCH 100000
 
 /* A request refused: bad arguments, a reserved field (EX_DATAERR). */
 #define fail(...) cv_control_error(NULL, EX_DATAERR, __VA_ARGS__)
 
-json_t *cv_maint_db_fail(cv_maint *m, const char *what)
+json_t *cv_maint_db_fail(cv_writer *m, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
@@ -55,21 +51,9 @@ static const char *actor_of(json_t *req)
     return a && *a ? a : "unknown";
 }
 
-/* Give back freed pages and empty the WAL, so deleted content lingers in
- * neither file. The checkpoint cannot finish while a reader holds an old
- * snapshot: then the WAL is emptied by a later checkpoint. */
-bool cv_maint_compact(cv_db *db)
+static bool compact(cv_writer *m)
 {
-    sqlite3 *h = cv_db_handle(db);
-    (void)sqlite3_exec(h, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
-    int log = -1, done = -1;
-    int rc = cv_db_checkpoint(db, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
-    return rc == SQLITE_OK;
-}
-
-static bool compact(cv_maint *m)
-{
-    return cv_maint_compact(m->db);
+    return cv_writer_compact(m->db);
 }
 
 /* ---- sweep ------------------------------------------------------------- */
@@ -82,7 +66,7 @@ static void incr_kind(json_t *by_kind, const char *kind)
 }
 
 
-static json_t *do_sweep(cv_maint *m, json_t *req)
+static json_t *do_sweep(cv_writer *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     int64_t batch = int_arg(req, "batch", 1000);
@@ -129,7 +113,7 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
                      n == batch || audit == batch || cache == batch);
 }
 
-static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
+static json_t *append_audit(cv_writer *m, const cv_audit_entry *e, int64_t now)
 {
     char err[512];
     if (cv_db_begin(m->db) != SQLITE_OK)
@@ -144,7 +128,7 @@ static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
     return NULL;
 }
 
-static json_t *do_sweep_done(cv_maint *m, json_t *req)
+static json_t *do_sweep_done(cv_writer *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     json_t *by_kind = json_object_get(req, "by_kind");
@@ -171,7 +155,7 @@ static json_t *do_sweep_done(cv_maint *m, json_t *req)
 
 /* ---- erase ------------------------------------------------------------- */
 
-static json_t *do_erase(cv_maint *m, json_t *req)
+static json_t *do_erase(cv_writer *m, json_t *req)
 {
     const char *user = json_string_value(json_object_get(req, "user"));
     if (!user || !*user)
@@ -285,7 +269,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     bool truncated = compact(m);
     /* the receipt an application can show the user */
     json_t *r = json_pack("{s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:b, s:b}",
-                          "user", user, "completed_at", cv_ctxapi_time_json(done_at),
+                          "user", user, "completed_at", cv_control_time_json(done_at),
                           "deleted", (json_int_t)deleted, "by_kind", by_kind,
                           "profiles", (json_int_t)counts[2],
                           "segments", (json_int_t)counts[3],
@@ -316,7 +300,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
 
 /* Tombstones of another database (the one a restore replaced): its
  * erasures stay done here. */
-static json_t *do_erasures_merge(cv_maint *m, json_t *req)
+static json_t *do_erasures_merge(cv_writer *m, json_t *req)
 {
     const char *from = json_string_value(json_object_get(req, "from"));
     if (!from || !*from)
@@ -387,7 +371,7 @@ static bool set_path(json_t *obj, const char *path, json_t *value)
     return ok;
 }
 
-static json_t *do_rectify(cv_maint *m, json_t *req)
+static json_t *do_rectify(cv_writer *m, json_t *req)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     json_t *set = json_object_get(req, "set");
@@ -549,7 +533,7 @@ static bool body_arg(json_t *b, const cv_blob *blobs, size_t nblobs,
  * covers the id, user, kind, ts and body scrub sends back), so a row
  * rectified, erased or scrubbed meanwhile is a conflict, left for scrub
  * to read again. The new checksum is store's own. */
-static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
+static json_t *do_scrub(cv_writer *m, json_t *req, const cv_blob *blobs,
                         size_t nblobs)
 {
     json_t *rows = json_object_get(req, "rows");
@@ -665,7 +649,7 @@ out:
     return reply;
 }
 
-static json_t *do_scrub_done(cv_maint *m, json_t *req)
+static json_t *do_scrub_done(cv_writer *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     bool truncated = compact(m);
@@ -679,7 +663,7 @@ static json_t *do_scrub_done(cv_maint *m, json_t *req)
 /* Rows an archive holds, deleted only while unchanged since it was taken:
  * a row rectified or scrubbed meanwhile stays (the archive's copy is then
  * the older one, and a restore of it finds the id already there). */
-static json_t *do_archive_delete(cv_maint *m, json_t *req)
+static json_t *do_archive_delete(cv_writer *m, json_t *req)
 {
     json_t *rows = json_object_get(req, "rows");
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
@@ -720,7 +704,7 @@ static json_t *do_archive_delete(cv_maint *m, json_t *req)
 }
 
 /* users.uid of a stored user id, added when new. -1 on error. */
-static int64_t uid_of(cv_maint *m, const char *user)
+static int64_t uid_of(cv_writer *m, const char *user)
 {
     sqlite3_stmt *ins = cv_db_stmt(m->db, "INSERT INTO users(user_id) VALUES(?)"
                                           " ON CONFLICT(user_id) DO NOTHING");
@@ -740,7 +724,7 @@ static int64_t uid_of(cv_maint *m, const char *user)
 /* Rows of an archive put back as they were stored, except those past
  * their retention (a sweep would take them again) and those of a user
  * erased after they were created (erasure.h). */
-static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs,
+static json_t *do_archive_restore(cv_writer *m, json_t *req, const cv_blob *blobs,
                                   size_t nblobs)
 {
     json_t *rows = json_object_get(req, "rows");
@@ -805,7 +789,7 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
 
 /* ---- audit ------------------------------------------------------------- */
 
-static json_t *do_audit(cv_maint *m, json_t *req)
+static json_t *do_audit(cv_writer *m, json_t *req)
 {
     const char *action = json_string_value(json_object_get(req, "action"));
     json_t *detail = json_object_get(req, "detail");
@@ -822,10 +806,10 @@ static json_t *do_audit(cv_maint *m, json_t *req)
 
 /* ---- db.compact --------------------------------------------------------- */
 
-static json_t *do_compact(cv_maint *m, json_t *req)
+static json_t *do_compact(cv_writer *m, json_t *req)
 {
     static const char *const members[] = {"pages", "max_ms", NULL};
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (err)
         return err;
     json_t *pv = json_object_get(req, "pages"), *tv = json_object_get(req, "max_ms");
@@ -876,12 +860,12 @@ bool cv_maint_handles(const char *op)
     return false;
 }
 
-json_t *cv_maint_do(cv_maint *m, json_t *req)
+json_t *cv_maint_do(cv_writer *m, json_t *req)
 {
     return cv_maint_do_blobs(m, req, NULL, 0);
 }
 
-json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
+json_t *cv_maint_do_blobs(cv_writer *m, json_t *req, const cv_blob *blobs,
                           size_t nblobs)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
@@ -918,146 +902,4 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
     if (strcmp(op, "db.compact") == 0)
         return do_compact(m, req);
     return NULL;
-}
-
-/* ---- sessions ---------------------------------------------------------- */
-
-struct cv_maint_session {
-    cv_maint m;          /* local: the writer's connection */
-    cv_keyring *kr;
-    cv_datakeys *ds;
-    cv_policy *pol;
-    cv_control *ctl;     /* remote: the running store */
-    json_t *reply;       /* local: the reply of the request sent */
-};
-
-cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
-                                bool via_store_only, int *status)
-{
-    char err[1024];
-    int code = 0, problems = 0;
-    cv_maint_session *s = cv_calloc(1, sizeof *s);
-    cv_recovery rec;
-    if (via_store_only) {
-        s->ctl = cv_control_find(cfg, 2000);
-        if (s->ctl)
-            return s;
-        cv_err("no store answers on %s: try again when it does", cfg->ep_control);
-        *status = EX_TEMPFAIL;
-        goto fail;
-    }
-    s->m.db = cv_db_open_writer_fast(cfg, program, &rec, &code, err, sizeof err);
-    if (!s->m.db && code == EX_TEMPFAIL) {
-        /* store holds the lock: ask it */
-        s->ctl = cv_control_find(cfg, 2000);
-        if (s->ctl)
-            return s;
-        cv_err("%s, and no store answers on %s: try again when it does",
-               err, cfg->ep_control);
-        *status = EX_TEMPFAIL;
-        goto fail;
-    }
-    if (!s->m.db) {
-        cv_err("%s", err);
-        *status = code;
-        goto fail;
-    }
-    s->kr = cv_keyring_load(cfg->keyring_file, err, sizeof err);
-    if (!s->kr) {
-        cv_err("%s", err);
-        *status = EX_CONFIG;
-        goto fail;
-    }
-    s->pol = cv_policy_load(cfg->policy_file, true, &problems);
-    if (!s->pol || problems) {
-        *status = EX_CONFIG;
-        goto fail;
-    }
-    s->ds = cv_datakeys_of_instance(cfg->datakeys_file, s->kr, true,
-                                    cv_policy_ephemeral_ms(s->pol));
-    if (!s->ds) {
-        *status = EX_CANTCREAT;
-        goto fail;
-    }
-    s->m.kr = s->kr;
-    s->m.cfg = cfg;
-    s->m.pol = s->pol;
-    s->m.ds = s->ds;
-    return s;
-fail:
-    cv_maint_close(&s);
-    return NULL;
-}
-
-json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
-                      size_t errlen)
-{
-    if (cv_maint_send_blobs(s, req, NULL, 0, err, errlen) < 0)
-        return NULL;
-    return cv_maint_recv(s, err, errlen);
-}
-
-json_t *cv_maint_ok(json_t *reply, const char *err, const char *who)
-{
-    if (!reply) {
-        cv_err("%s: %s", who, err);
-        return NULL;
-    }
-    if (!json_is_true(json_object_get(reply, "ok"))) {
-        cv_err("%s: %s", who, json_string_value(json_object_get(reply, "error")));
-        json_decref(reply);
-        return NULL;
-    }
-    return reply;
-}
-
-int cv_maint_send_blobs(cv_maint_session *s, json_t *req,
-                        const cv_blob *blobs, size_t n, char *err,
-                        size_t errlen)
-{
-    if (s->ctl)
-        return cv_control_send(s->ctl, req, blobs, n, 60000, err, errlen);
-    json_decref(s->reply);
-    s->reply = cv_maint_do_blobs(&s->m, req, blobs, n);
-    if (!s->reply) {
-        snprintf(err, errlen, "unknown request");
-        return -1;
-    }
-    return 0;
-}
-
-json_t *cv_maint_recv(cv_maint_session *s, char *err, size_t errlen)
-{
-    if (s->ctl)
-        return cv_control_recv(s->ctl, 60000, err, errlen);
-    json_t *r = s->reply;
-    s->reply = NULL;
-    if (!r)
-        snprintf(err, errlen, "no request was sent");
-    return r;
-}
-
-bool cv_maint_is_local(const cv_maint_session *s) { return s->ctl == NULL; }
-
-void cv_maint_close(cv_maint_session **p)
-{
-    cv_maint_session *s = *p;
-    if (!s)
-        return;
-    json_decref(s->reply);
-    cv_control_destroy(&s->ctl);
-    cv_db_close(&s->m.db);
-    cv_policy_destroy(&s->pol);
-    cv_datakeys_destroy(&s->ds);
-    cv_keyring_destroy(&s->kr);
-    free(s);
-    *p = NULL;
-}
-
-char *cv_maint_actor(void)
-{
-    const char *sudo = getenv("SUDO_USER");
-    struct passwd *pw = getpwuid(getuid());
-    return cv_fmt("%s (uid %u)%s%s", pw ? pw->pw_name : "?", (unsigned)getuid(),
-                  sudo ? " via sudo from " : "", sudo ? sudo : "");
 }
