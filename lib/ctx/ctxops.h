@@ -1,11 +1,13 @@
 /* ctxops.h - the context API's operational requests on store's control
  * socket (doc/PROTOCOL.md, "Context API"): stats for a period, meta and
- * cache.get, answered from the read-only connection; and the checks
- * every newer op shares (its members, its user).
+ * cache.get, answered from the read-only connection. The checks every
+ * newer op shares are net/control.h's (its members) and ops/query.h's
+ * (its user).
  *
  * The changes among them (user.segment, cache.put, db.compact) are
- * maintenance ops (lib/ops/maint.h): they run on the writer's connection,
- * between batches, in transactions of their own. */
+ * maintenance ops (lib/ops/maint.h, lib/ops/segment.h,
+ * lib/ops/modelcache.h): they run on the writer's connection, between
+ * batches, in transactions of their own. */
 #ifndef CV_CTXOPS_H
 #define CV_CTXOPS_H
 
