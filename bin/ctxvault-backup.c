@@ -2,8 +2,8 @@
  * restore. A backup is a consistent snapshot taken while writers go on,
  * compressed and sealed under the keyring; it counts only once it has been
  * decrypted into a temporary file and checked row by row. */
-#include "storage/archive.h"
-#include "storage/backup.h"
+#include "ops/archive.h"
+#include "ops/backup.h"
 #include "base/config.h"
 #include "crypto/fieldcrypt.h"
 #include "crypto/keyring.h"

@@ -7,7 +7,7 @@
 #include "net/encrypt_serve.h"
 #include "crypto/fieldcrypt.h"
 #include "crypto/keyring.h"
-#include "base/ndjson.h"
+#include "net/ndjson.h"
 #include "privacy/policy.h"
 #include "privacy/fieldpolicy.h"
 #include "net/sock.h"

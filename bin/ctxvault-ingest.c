@@ -13,7 +13,7 @@
 #include "net/ingest.h"
 #include "net/metrics.h"
 #include "crypto/keyring.h"
-#include "base/ndjson.h"
+#include "net/ndjson.h"
 #include "base/progress.h"
 #include "net/sock.h"
 #include "base/util.h"

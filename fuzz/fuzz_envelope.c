@@ -4,7 +4,7 @@
 #include "fuzzutil.h"
 
 #include "crypto/fieldcrypt.h"
-#include "ops/rewrap.h"
+#include "crypto/envcheck.h"
 #include "base/util.h"
 
 #include <stdlib.h>
@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t version;
     cv_fieldcrypt_is_envelope(s);
     cv_fieldcrypt_is_pseudonym(s);
-    cv_envelope_classify(kr, s, size, &version);
+    cv_envcheck_classify(kr, s, size, &version);
     if (cv_fieldcrypt_unseal(kr, s, "event-1", "device.name", &plain, &len, err, sizeof err) == 0)
         abort(); /* forged: the fuzzer cannot know the key */
     if (cv_fieldcrypt_is_sealed_record(data, size) && size >= CV_SEALED_OVERHEAD) {

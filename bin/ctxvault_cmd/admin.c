@@ -5,7 +5,7 @@
 #include "base/util.h"
 #include "net/collect.h"
 #include "net/deadletter.h"
-#include "ops/compact.h"
+#include "ops/stepped.h"
 #include "ops/instance.h"
 
 #include <getopt.h>
@@ -152,12 +152,12 @@ int cmd_compact(cmd_ctx *c, int argc, char **argv)
         return EX_USAGE;
     }
     int status = 0;
-    cv_maint_session *s = need_writer(c, &status);
+    cv_session *s = need_writer(c, &status);
     if (!s)
         return status;
-    cv_compact_totals t;
-    status = cv_compact_run(s, pages, max_ms, &t);
-    cv_maint_close(&s);
+    cv_stepped_compact_totals t;
+    status = cv_stepped_compact(s, pages, max_ms, &t);
+    cv_session_close(&s);
     if (status || !t.requests)
         return status;
     json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

@@ -50,27 +50,27 @@ int need_reader(cmd_ctx *c, bool need_policy)
     return 0;
 }
 
-cv_maint_session *need_writer(cmd_ctx *c, int *status)
+cv_session *need_writer(cmd_ctx *c, int *status)
 {
     if (!allowed(c, NEEDS_WRITER, "a writer session")) {
         *status = EX_SOFTWARE;
         return NULL;
     }
-    return cv_maint_open(&c->cfg, "ctxvault", false, status);
+    return cv_session_open(&c->cfg, "ctxvault", false, status);
 }
 
 int change(cmd_ctx *c, json_t *req, json_t **reply_out)
 {
     int status = 0;
     char err[512];
-    char *actor = cv_maint_actor();
+    char *actor = cv_session_actor();
     json_object_set_new(req, "actor", json_string(actor));
     free(actor);
-    cv_maint_session *s = need_writer(c, &status);
+    cv_session *s = need_writer(c, &status);
     if (!s)
         return status;
-    json_t *r = cv_maint_call(s, req, err, sizeof err);
-    cv_maint_close(&s);
+    json_t *r = cv_session_call(s, req, err, sizeof err);
+    cv_session_close(&s);
     if (!r) {
         cv_err("%s", err);
         return EX_TEMPFAIL;

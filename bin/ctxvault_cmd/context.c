@@ -4,7 +4,7 @@
 #include "ctxvault.h"
 
 #include "base/util.h"
-#include "ctx/modelcache.h"
+#include "ops/modelcache.h"
 
 #include <getopt.h>
 #include <stdio.h>

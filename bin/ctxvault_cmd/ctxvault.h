@@ -9,7 +9,7 @@
 #include "crypto/keyring.h"
 #include "ctxvault/cvclient.h"
 #include "net/control.h"
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "privacy/policy.h"
 #include "storage/db.h"
 
@@ -53,7 +53,7 @@ typedef int cmd_fn(cmd_ctx *c, int argc, char **argv);
  * connection into c; 0 or the exit status, the reason logged. */
 int need_reader(cmd_ctx *c, bool need_policy);
 /* A writer session; NULL with *status set, the reason logged. */
-cv_maint_session *need_writer(cmd_ctx *c, int *status);
+cv_session *need_writer(cmd_ctx *c, int *status);
 /* One change request with the actor added, through a session of its own;
  * its reply in *reply_out when ok, else the exit status, logged. */
 int change(cmd_ctx *c, json_t *req, json_t **reply_out);

@@ -3,6 +3,8 @@
 
 #include "base/util.h"
 #include "ops/rewrap.h"
+#include "ops/stepped.h"
+#include "storage/sealcheck.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -97,12 +99,12 @@ static int keys_rewrap(cmd_ctx *c, int argc, char **argv)
         return EX_USAGE;
     }
     int status = 0;
-    cv_maint_session *s = need_writer(c, &status);
+    cv_session *s = need_writer(c, &status);
     if (!s)
         return status;
-    cv_rewrap_totals t;
-    status = cv_rewrap_run(s, batch, &t);
-    cv_maint_close(&s);
+    cv_stepped_rewrap_totals t;
+    status = cv_stepped_rewrap(s, batch, &t);
+    cv_session_close(&s);
     printf("{\"examined\":%lld,\"rewrapped\":%lld,\"fields\":%lld,"
            "\"skipped\":%lld,\"data_keys\":%lld,\"ms\":%lld,"
            "\"rows_per_s\":%.0f,\"complete\":%s}\n",
@@ -137,7 +139,7 @@ static int keys_retire(cmd_ctx *c, int argc, char **argv)
                (long long)v);
         return EX_DATAERR;
     }
-    json_t *uses = cv_key_uses(&c->cfg, c->db, c->ds, (uint32_t)v, err, sizeof err);
+    json_t *uses = cv_sealcheck_key_uses(&c->cfg, c->db, c->ds, (uint32_t)v, err, sizeof err);
     if (!uses) {
         cv_err("%s", err);
         return EX_IOERR;

@@ -4,10 +4,11 @@
 #include "base/config.h"
 
 #include "base/ini.h"
-#include "crypto/keyring.h"
 #include "base/util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -637,8 +638,8 @@ int cv_config_load(cv_config *c, const char *home_opt, const char *file_opt)
     problems += check_plain_tcp(c, source);
     problems += check_sync(c, source);
     /* every program loads its config before its keyring: this one place
-     * tells the keyring where a passphrase comes from */
-    cv_keyring_set_key_command(c->key_command);
+     * says where a passphrase comes from */
+    cv_config_set_key_command(c->key_command);
     return problems;
 }
 
@@ -717,4 +718,36 @@ void cv_config_free(cv_config *c)
 int64_t cv_config_stage_max_line(const cv_config *c)
 {
     return c->max_line * 2 + 65536;
+}
+
+/* ---- the key command ---------------------------------------------------- */
+
+static pthread_mutex_t g_key_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *g_key_command;           /* the config's text; not a secret */
+static unsigned long g_key_changes;   /* the keyring drops a passphrase it
+                                         remembered under another count */
+
+void cv_config_set_key_command(const char *cmd)
+{
+    if (cmd && !*cmd)
+        cmd = NULL;
+    pthread_mutex_lock(&g_key_lock);
+    bool same = (!cmd && !g_key_command) ||
+                (cmd && g_key_command && strcmp(cmd, g_key_command) == 0);
+    if (!same) {
+        free(g_key_command);
+        g_key_command = cmd ? cv_strdup(cmd) : NULL;
+        g_key_changes++;
+    }
+    pthread_mutex_unlock(&g_key_lock);
+}
+
+unsigned long cv_config_key_command(char **cmd)
+{
+    pthread_mutex_lock(&g_key_lock);
+    if (cmd)
+        *cmd = g_key_command ? cv_strdup(g_key_command) : NULL;
+    unsigned long n = g_key_changes;
+    pthread_mutex_unlock(&g_key_lock);
+    return n;
 }

@@ -21,7 +21,7 @@ typedef struct {
     int64_t pause_ms;     /* between batches, so writers get their turn */
 } cv_schedule;
 
-/* The rules of user.segment ([segments]; lib/ctx/segment.h applies them). */
+/* The rules of user.segment ([segments]; lib/ops/segment.h applies them). */
 typedef struct {
     int64_t window_ms;        /* interactions are counted over this window */
     int64_t dormant_ms;       /* none for this long: dormant */
@@ -148,5 +148,14 @@ int64_t cv_config_stage_max_line(const cv_config *c);
 
 /* Only check a config file's text; reports problems. Used by config check. */
 int cv_config_check_text(const char *source, const char *text);
+
+/* Where a sealed keyring's passphrase comes from, process-wide: the
+ * [keys] key_command of the configuration loaded last (cv_config_load
+ * sets it; NULL or "": none). It is kept here, below the keyring, which
+ * asks for it when it needs a passphrase (crypto/keyring.h says how it is
+ * run). get: the number of times the command has changed, and, when cmd
+ * is not NULL, *cmd the command (malloc'ed; NULL: none). */
+void cv_config_set_key_command(const char *cmd);
+unsigned long cv_config_key_command(char **cmd);
 
 #endif

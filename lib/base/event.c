@@ -5,7 +5,7 @@
 #include "base/fieldname.h"
 #include "base/jscan.h"
 #include "base/jwalk.h"
-#include "privacy/retention.h"
+#include "base/profile.h"
 #include "base/time.h"
 #include "base/util.h"
 
@@ -269,7 +269,7 @@ int cv_event_normalise(const cv_event_rules *r, const char *line, size_t len,
      * about a mistake, not only in store */
     cv_profile prof;
     if (kind_len == 7 && memcmp(kind, "profile", 7) == 0 &&
-        cv_retention_profile_from_event(line, len, r->max_depth, &f[F_LEVEL], &f[F_DAYS],
+        cv_profile_from_event(line, len, r->max_depth, &f[F_LEVEL], &f[F_DAYS],
                               &prof, reason, rlen) < 0)
         return -1;
 

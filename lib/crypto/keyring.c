@@ -5,6 +5,7 @@
  * per protected field, hundreds of thousands of times a second. */
 #include "crypto/keyring.h"
 
+#include "base/config.h"
 #include "base/time.h"
 #include "base/util.h"
 
@@ -356,12 +357,14 @@ typedef struct {
 
 /* Process-wide: where a sealed keyring's passphrase comes from. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *g_key_command;           /* the config's text; not a secret */
 /* The passphrase that last opened a keyring (sodium_malloc), so a program
  * that loads the keyring twice asks once: a descriptor can be read only
  * once, and a key_command may prompt. The keys it opens sit in the same
  * process anyway. Dropped when it fails or the key_command changes. */
 static char *g_pass;
+static unsigned long g_pass_changes;  /* the key command's change count
+                                         (cv_config_key_command) g_pass
+                                         was remembered under */
 static unsigned long long g_opslimit; /* 0: the interactive limits */
 static size_t g_memlimit;
 
@@ -391,23 +394,13 @@ static void forget_passphrase(void)
 
 static void remember_passphrase(const char *pass)
 {
+    unsigned long changes = cv_config_key_command(NULL);
     pthread_mutex_lock(&g_lock);
-    if (!g_pass)
+    if (g_pass && g_pass_changes != changes)
+        cv_keyring_passphrase_free(&g_pass); /* the command changed since */
+    if (!g_pass) {
         g_pass = pass_dup(pass);
-    pthread_mutex_unlock(&g_lock);
-}
-
-void cv_keyring_set_key_command(const char *cmd)
-{
-    if (cmd && !*cmd)
-        cmd = NULL;
-    pthread_mutex_lock(&g_lock);
-    bool same = (!cmd && !g_key_command) ||
-                (cmd && g_key_command && strcmp(cmd, g_key_command) == 0);
-    if (!same) {
-        free(g_key_command);
-        g_key_command = cmd ? cv_strdup(cmd) : NULL;
-        cv_keyring_passphrase_free(&g_pass);
+        g_pass_changes = changes;
     }
     pthread_mutex_unlock(&g_lock);
 }
@@ -569,9 +562,12 @@ fail:
  * key_command. Never argv or the environment's values. */
 static char *source_passphrase(const char *path, char *err, size_t errlen)
 {
+    char *cmd;
+    unsigned long changes = cv_config_key_command(&cmd);
     pthread_mutex_lock(&g_lock);
+    if (g_pass && g_pass_changes != changes)
+        cv_keyring_passphrase_free(&g_pass); /* the command changed since */
     char *pass = g_pass ? pass_dup(g_pass) : NULL;
-    char *cmd = g_key_command ? cv_strdup(g_key_command) : NULL;
     pthread_mutex_unlock(&g_lock);
     const char *fdv = getenv("CTXVAULT_PASSPHRASE_FD");
     int64_t fd;

@@ -9,7 +9,7 @@
  * The file may be sealed under a passphrase (format 2: Argon2id, then
  * XChaCha20-Poly1305); loading and rotating open it transparently. The
  * passphrase comes from the descriptor named by CTXVAULT_PASSPHRASE_FD,
- * else from key_command (cv_keyring_set_key_command), never from argv. */
+ * else from key_command (cv_config_set_key_command), never from argv. */
 #ifndef CV_KEYRING_H
 #define CV_KEYRING_H
 
@@ -51,12 +51,11 @@ int cv_keyring_rotate(const char *path, uint32_t *version, char *err,
                       size_t errlen);
 
 /* Where a sealed keyring's passphrase comes from, process-wide: the
- * config's [keys] key_command (cv_config_load sets it; NULL or "": none),
- * run with /bin/sh -c, stdin /dev/null, its stdout's first line the
- * passphrase. CTXVAULT_PASSPHRASE_FD=N, when set, comes first: the first
- * line of descriptor N (a regular file is read from its start, so every
- * program of a pipeline can share it). */
-void cv_keyring_set_key_command(const char *cmd);
+ * config's [keys] key_command (cv_config_set_key_command, which
+ * cv_config_load calls), run with /bin/sh -c, stdin /dev/null, its
+ * stdout's first line the passphrase. CTXVAULT_PASSPHRASE_FD=N, when set,
+ * comes first: the first line of descriptor N (a regular file is read
+ * from its start, so every program of a pipeline can share it). */
 /* Argon2id's cost for passphrases set from now on; 0, 0: the interactive
  * limits (crypto_pwhash_OPSLIMIT/MEMLIMIT_INTERACTIVE: every program pays
  * it at each start). The file records what it was sealed with. */

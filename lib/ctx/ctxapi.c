@@ -38,15 +38,6 @@ bool cv_ctxapi_handles(const char *op)
     return op_index(op) >= 0;
 }
 
-json_t *cv_ctxapi_time_json(int64_t ms)
-{
-    if (ms < 0)
-        return json_null();
-    char t[40];
-    cv_time_format_ms(ms, t);
-    return json_string(t);
-}
-
 /* --- replies with text spliced in ------------------------------------- */
 
 /* A raw member is kept under its name behind this prefix until the reply
@@ -148,39 +139,6 @@ bool cv_ctxapi_time_arg(json_t *v, int64_t *ms)
 /* a bad request's reply (a macro, so each call's format is checked) */
 #define bad(...) cv_control_error(CV_ERR_BAD_REQUEST, 0, __VA_ARGS__)
 
-/* An optional non-empty string member: NULL when absent or null. */
-json_t *cv_ctxapi_check_members(json_t *req, const char *const *members)
-{
-    if (!json_is_object(req))
-        return cv_control_error(CV_ERR_BAD_REQUEST, 0, "a request is a JSON object");
-    const char *key;
-    json_t *v;
-    json_object_foreach(req, key, v) {
-        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
-        for (int i = 0; !known && members[i]; i++)
-            known = strcmp(key, members[i]) == 0;
-        if (!known)
-            return cv_control_error(CV_ERR_BAD_REQUEST, 0,
-                                  "unknown member \"%s\" for this op", key);
-    }
-    const char *actor;
-    return cv_ctxapi_string_arg(req, "actor", &actor);
-}
-
-json_t *cv_ctxapi_string_arg(json_t *req, const char *name, const char **out)
-{
-    json_t *v = json_object_get(req, name);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return NULL;
-    if (!json_is_string(v) || json_string_length(v) == 0 ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return cv_control_error(CV_ERR_BAD_REQUEST, 0,
-                              "\"%s\" must be a non-empty string", name);
-    *out = json_string_value(v);
-    return NULL;
-}
-
 json_t *cv_ctxapi_parse(json_t *req, cv_ctx_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -192,19 +150,19 @@ json_t *cv_ctxapi_parse(json_t *req, cv_ctx_args *a)
         return cv_control_error(CV_ERR_UNKNOWN_OP, 0, "not a context API op");
     /* a member the op does not take is a mistake (a typo in "limit",
      * say) that would otherwise widen the answer silently */
-    json_t *err = cv_ctxapi_check_members(req, ops[k].members);
+    json_t *err = cv_control_check_members(req, ops[k].members);
     if (err)
         return err;
     bool takes_user = ops[k].members[0] && !strcmp(ops[k].members[0], "user");
-    if ((err = cv_ctxapi_string_arg(req, "user", &a->q.user)))
+    if ((err = cv_control_string_arg(req, "user", &a->q.user)))
         return err;
-    if ((err = cv_ctxapi_string_arg(req, "id", &a->id)))
+    if ((err = cv_control_string_arg(req, "id", &a->id)))
         return err;
     /* a context's id names it alone: the user is then a check, not a key */
     if (takes_user && !a->q.user && !a->id)
         return bad("\"user\" is required, a non-empty string");
-    if ((err = cv_ctxapi_string_arg(req, "name", &a->q.type)) ||
-        (a->q.type == NULL && (err = cv_ctxapi_string_arg(req, "type", &a->q.type))))
+    if ((err = cv_control_string_arg(req, "name", &a->q.type)) ||
+        (a->q.type == NULL && (err = cv_control_string_arg(req, "type", &a->q.type))))
         return err;
     if (!cv_ctxapi_time_arg(json_object_get(req, "since"), &a->q.since))
         return bad("\"since\" must be an RFC 3339 time or ms since the epoch");

@@ -76,18 +76,6 @@ typedef struct {
 } cv_ctx_args;
 json_t *cv_ctxapi_parse(json_t *req, cv_ctx_args *a);
 
-/* NULL when every member of req other than "op" and "actor" is one of
- * members (NULL-terminated) and "actor", when there, a string; else the
- * bad_request reply naming the first that is not. */
-json_t *cv_ctxapi_check_members(json_t *req, const char *const *members);
-
-/* An optional member that must be a non-empty string without NUL: NULL
- * (with *out set, NULL when absent or null) or the bad_request reply. */
-json_t *cv_ctxapi_string_arg(json_t *req, const char *name, const char **out);
-
-/* ms since the epoch as RFC 3339 text; null when ms < 0 (never). */
-json_t *cv_ctxapi_time_json(int64_t ms);
-
 /* A time given as RFC 3339 text or ms since the epoch; absent or null:
  * -1. False when malformed. */
 bool cv_ctxapi_time_arg(json_t *v, int64_t *ms);

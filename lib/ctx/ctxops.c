@@ -10,30 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_t *cv_ctxops_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
-                        const char *user, int64_t *uid, int64_t *uids,
-                        size_t *nuids)
-{
-    int64_t all[CV_USER_UIDS_MAX];
-    size_t n;
-    if (cv_query_user_uids(db, pol, kr, user, all, CV_USER_UIDS_MAX, &n))
-        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot look the user up; see "
-                              "store's log");
-    if (n == 0)
-        return cv_control_error(CV_ERR_NOT_FOUND, 0, "no such user");
-    /* the smallest: a user's first number stays theirs until erasure,
-     * whatever key versions come after */
-    *uid = all[0];
-    for (size_t i = 1; i < n; i++)
-        if (all[i] < *uid)
-            *uid = all[i];
-    if (uids)
-        memcpy(uids, all, n * sizeof *all);
-    if (nuids)
-        *nuids = n;
-    return NULL;
-}
-
 static json_t *db_error(cv_db *db, const char *what)
 {
     cv_err("cannot %s in %s: %s", what, cv_db_path(db), cv_db_errmsg(db));
@@ -106,8 +82,8 @@ static json_t *period_stats(cv_db *db, int64_t since, int64_t until)
         return db_error(db, "count the period's users");
     }
     return json_pack("{s:b, s:{s:o, s:o}, s:I, s:I, s:I, s:o}", "ok", 1,
-                     "period", "since", cv_ctxapi_time_json(since), "until",
-                     cv_ctxapi_time_json(until), "events", (json_int_t)events,
+                     "period", "since", cv_control_time_json(since), "until",
+                     cv_control_time_json(until), "events", (json_int_t)events,
                      "bytes", (json_int_t)bytes, "active_users",
                      (json_int_t)active, "by_kind", kinds);
 }
@@ -115,7 +91,7 @@ static json_t *period_stats(cv_db *db, int64_t since, int64_t until)
 static json_t *stats(const cv_ctxops *o, json_t *req)
 {
     static const char *const members[] = {"since", "until", NULL};
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (err)
         return err;
     int64_t since, until;
@@ -156,7 +132,7 @@ static int64_t last_action(cv_db *db, const char *action)
 static json_t *meta(const cv_ctxops *o, json_t *req)
 {
     static const char *const members[] = {NULL};
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (err)
         return err;
     cv_modelcache_counters c = *o->cache;
@@ -169,8 +145,8 @@ static json_t *meta(const cv_ctxops *o, json_t *req)
             "SELECT value FROM meta WHERE key = 'schema_version'"),
         "journal_batch", (json_int_t)cv_db_scalar(o->db,
             "SELECT coalesce(max(value), 0) FROM meta WHERE key = 'journal_lsn'"),
-        "last_sweep", cv_ctxapi_time_json(last_action(o->db, "sweep")),
-        "last_backup", cv_ctxapi_time_json(last_action(o->db, "backup")),
+        "last_sweep", cv_control_time_json(last_action(o->db, "sweep")),
+        "last_backup", cv_control_time_json(last_action(o->db, "backup")),
         "cache", cache);
 }
 

@@ -1,17 +1,19 @@
 /* ctxops.h - the context API's operational requests on store's control
  * socket (doc/PROTOCOL.md, "Context API"): stats for a period, meta and
- * cache.get, answered from the read-only connection; and the checks
- * every newer op shares (its members, its user).
+ * cache.get, answered from the read-only connection. The checks every
+ * newer op shares are net/control.h's (its members) and ops/query.h's
+ * (its user).
  *
  * The changes among them (user.segment, cache.put, db.compact) are
- * maintenance ops (lib/ops/maint.h): they run on the writer's connection,
- * between batches, in transactions of their own. */
+ * maintenance ops (lib/ops/maint.h, lib/ops/segment.h,
+ * lib/ops/modelcache.h): they run on the writer's connection, between
+ * batches, in transactions of their own. */
 #ifndef CV_CTXOPS_H
 #define CV_CTXOPS_H
 
 #include "storage/db.h"
 #include "crypto/keyring.h"
-#include "ctx/modelcache.h"
+#include "ops/modelcache.h"
 #include "privacy/policy.h"
 
 #include <jansson.h>
@@ -28,13 +30,5 @@ typedef struct {
 bool cv_ctxops_handles(const char *op);
 /* Always a reply object. */
 json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req);
-
-/* The user's smallest stored number (users.uid), the one user.segment and
- * cache.put key their rows by: NULL with *uid set, or the error reply
- * (not_found for a user with no rows, internal when the lookup fails).
- * uids/nuids (may be NULL) get every number of the user. */
-json_t *cv_ctxops_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
-                        const char *user, int64_t *uid, int64_t *uids,
-                        size_t *nuids);
 
 #endif

@@ -5,7 +5,7 @@
 #include "base/event.h"
 #include "base/fieldname.h"
 #include "ops/query.h"
-#include "ops/maint.h"
+#include "storage/writer.h"
 #include "privacy/fieldpolicy.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -98,7 +98,7 @@ const cv_ctxwrite_stats *cv_ctxwrite_stats_get(const cv_ctxwrite *w)
 
 static json_t *need_user(json_t *req, const char **user)
 {
-    json_t *err = cv_ctxapi_string_arg(req, "user", user);
+    json_t *err = cv_control_string_arg(req, "user", user);
     if (!err && !*user)
         err = bad("\"user\" is required, a non-empty string");
     return err;
@@ -225,10 +225,10 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
         return NULL;
     req = lifted;
     json_t *ev = NULL;
-    if ((*err = cv_ctxapi_check_members(req, ops[k].members)) ||
+    if ((*err = cv_control_check_members(req, ops[k].members)) ||
         (*err = need_user(req, &user)) ||
-        (*err = cv_ctxapi_string_arg(req, "name", &name)) ||
-        (*err = cv_ctxapi_string_arg(req, "id", &id)) ||
+        (*err = cv_control_string_arg(req, "name", &name)) ||
+        (*err = cv_control_string_arg(req, "id", &id)) ||
         (*err = fields_arg(req, !profile, &fields)))
         goto out;
     if (!cv_ctxapi_time_arg(json_object_get(req, "ts"), &ts)) {
@@ -239,7 +239,7 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
     json_t *days = json_object_get(req, "retention_days");
     json_t *prefs = json_object_get(req, "preferences");
     if (profile) {
-        /* the values themselves are the validator's (cv_retention_profile_from_fields) */
+        /* the values themselves are the validator's (cv_profile_from_fields) */
         if (lvl && !json_is_string(lvl) && !json_is_null(lvl))
             *err = bad("\"privacy_level\" must be a string or null");
         else if (days && !json_is_integer(days) && !json_is_null(days))
@@ -449,8 +449,9 @@ static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
     json_t *err;
     const char *user;
     json_t *events = json_object_get(req, "events");
-    if ((err = cv_ctxapi_check_members(req, ops[op_index("interactions.save")].members)) ||
-        (err = cv_ctxapi_string_arg(req, "user", &user)))
+    if ((err = cv_control_check_members(req,
+                                        ops[op_index("interactions.save")].members)) ||
+        (err = cv_control_string_arg(req, "user", &user)))
         return err;
     if (!json_is_array(events) || json_array_size(events) == 0)
         return bad("\"events\" is required: an array of interaction events");
@@ -614,10 +615,10 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
     json_t *err;
     const char *user, *id, *name;
     json_t *all = json_object_get(req, "all");
-    if ((err = cv_ctxapi_check_members(req, ops[op_index("context.delete")].members)) ||
+    if ((err = cv_control_check_members(req, ops[op_index("context.delete")].members)) ||
         (err = need_user(req, &user)) ||
-        (err = cv_ctxapi_string_arg(req, "id", &id)) ||
-        (err = cv_ctxapi_string_arg(req, "name", &name)))
+        (err = cv_control_string_arg(req, "id", &id)) ||
+        (err = cv_control_string_arg(req, "name", &name)))
         return err;
     if (all && !json_is_boolean(all))
         return bad("\"all\" must be true or false");
@@ -687,7 +688,7 @@ static json_t *context_delete(cv_ctxwrite *w, json_t *req)
         goto db_failed;
     w->st.deleted += (uint64_t)deleted;
     /* what was deleted leaves the file and the WAL, as an erasure's does */
-    cv_maint_compact(db);
+    cv_writer_compact(db);
     return json_pack("{s:b, s:I}", "ok", 1, "deleted", (json_int_t)deleted);
 db_failed:
     free(id_name);

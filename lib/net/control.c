@@ -8,6 +8,7 @@
 #include "net/sock.h"
 #include "base/util.h"
 #include "net/wire.h"
+#include "base/time.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -190,4 +191,55 @@ cv_control *cv_control_find(const cv_config *cfg, int timeout_ms)
     if (!ok)
         cv_control_destroy(&c);
     return c;
+}
+
+/* ---- a request's members ---------------------------------------------- */
+
+json_t *cv_control_check_members(json_t *req, const char *const *members)
+{
+    if (!json_is_object(req))
+        return cv_control_error(CV_ERR_BAD_REQUEST, 0, "a request is a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        bool known = !strcmp(key, "op") || !strcmp(key, "actor");
+        for (int i = 0; !known && members[i]; i++)
+            known = strcmp(key, members[i]) == 0;
+        if (!known)
+            return cv_control_error(CV_ERR_BAD_REQUEST, 0,
+                                  "unknown member \"%s\" for this op", key);
+    }
+    const char *actor;
+    return cv_control_string_arg(req, "actor", &actor);
+}
+
+json_t *cv_control_string_arg(json_t *req, const char *name, const char **out)
+{
+    json_t *v = json_object_get(req, name);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return cv_control_error(CV_ERR_BAD_REQUEST, 0,
+                              "\"%s\" must be a non-empty string", name);
+    *out = json_string_value(v);
+    return NULL;
+}
+
+json_t *cv_control_time_json(int64_t ms)
+{
+    if (ms < 0)
+        return json_null();
+    char t[40];
+    cv_time_format_ms(ms, t);
+    return json_string(t);
+}
+
+json_t *cv_control_db_fail(cv_db *db, const char *what)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(db));
+    cv_db_rollback(db);
+    return cv_control_error(NULL, EX_IOERR, "%s", msg);
 }

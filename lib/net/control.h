@@ -5,6 +5,7 @@
 #define CV_CONTROL_H
 
 #include "base/config.h"
+#include "storage/db.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -62,5 +63,21 @@ cv_control *cv_control_find(const cv_config *cfg, int timeout_ms);
  * exit with ("status"). */
 json_t *cv_control_error(const char *code, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* NULL when every member of req other than "op" and "actor" is one of
+ * members (NULL-terminated) and "actor", when there, a string; else the
+ * bad_request reply naming the first that is not. */
+json_t *cv_control_check_members(json_t *req, const char *const *members);
+
+/* An optional member that must be a non-empty string without NUL: NULL
+ * (with *out set, NULL when absent or null) or the bad_request reply. */
+json_t *cv_control_string_arg(json_t *req, const char *name, const char **out);
+
+/* ms since the epoch as RFC 3339 text; null when ms < 0 (never). */
+json_t *cv_control_time_json(int64_t ms);
+
+/* The database failed: roll db's transaction back, and the reply that
+ * says why ("WHAT: sqlite's message", EX_IOERR). */
+json_t *cv_control_db_fail(cv_db *db, const char *what);
 
 #endif

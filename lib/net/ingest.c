@@ -3,7 +3,7 @@
 
 #include "base/lineread.h"
 #include "net/metrics.h"
-#include "base/ndjson.h"
+#include "net/ndjson.h"
 #include "base/progress.h"
 #include "net/sender.h"
 #include "net/sock.h"

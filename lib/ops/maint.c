@@ -5,37 +5,25 @@
 #include "storage/audit.h"
 #include "crypto/datakeys.h"
 #include "net/control.h"
-#include "ctx/ctxapi.h"
-#include "ctx/ctxops.h"
 #include "privacy/erasure.h"
 #include "crypto/fieldcrypt.h"
 #include "ops/query.h"
-#include "ctx/modelcache.h"
+#include "ops/modelcache.h"
 #include "ops/rewrap.h"
-#include "ctx/segment.h"
+#include "ops/segment.h"
 #include "storage/store.h"
 #include "storage/syncstore.h"
 #include "base/util.h"
 
-#include <pwd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_BATCH 100000
 
 /* A request refused: bad arguments, a reserved field (EX_DATAERR). */
 #define fail(...) cv_control_error(NULL, EX_DATAERR, __VA_ARGS__)
-
-json_t *cv_maint_db_fail(cv_maint *m, const char *what)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s: %s", what, cv_db_errmsg(m->db));
-    cv_db_rollback(m->db);
-    return cv_control_error(NULL, EX_IOERR, "%s", msg);
-}
 
 /* An integer, or -1 for null (a time that is not set). */
 static int64_t int_or(json_t *v)
@@ -55,21 +43,9 @@ static const char *actor_of(json_t *req)
     return a && *a ? a : "unknown";
 }
 
-/* Give back freed pages and empty the WAL, so deleted content lingers in
- * neither file. The checkpoint cannot finish while a reader holds an old
- * snapshot: then the WAL is emptied by a later checkpoint. */
-bool cv_maint_compact(cv_db *db)
+static bool compact(cv_writer *m)
 {
-    sqlite3 *h = cv_db_handle(db);
-    (void)sqlite3_exec(h, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
-    int log = -1, done = -1;
-    int rc = cv_db_checkpoint(db, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
-    return rc == SQLITE_OK;
-}
-
-static bool compact(cv_maint *m)
-{
-    return cv_maint_compact(m->db);
+    return cv_writer_compact(m->db);
 }
 
 /* ---- sweep ------------------------------------------------------------- */
@@ -82,19 +58,19 @@ static void incr_kind(json_t *by_kind, const char *kind)
 }
 
 
-static json_t *do_sweep(cv_maint *m, json_t *req)
+static json_t *do_sweep(cv_writer *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     int64_t batch = int_arg(req, "batch", 1000);
     if (batch < 1 || batch > MAX_BATCH)
         return fail("\"batch\" must be from 1 to %d", MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin a sweep batch");
+        return cv_control_db_fail(m->db, "cannot begin a sweep batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
         " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING kind");
     if (!st)
-        return cv_maint_db_fail(m, "cannot prepare the sweep");
+        return cv_control_db_fail(m->db, "cannot prepare the sweep");
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, batch);
     json_t *by_kind = json_object();
@@ -107,20 +83,20 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         json_decref(by_kind);
-        return cv_maint_db_fail(m, "sweep failed");
+        return cv_control_db_fail(m->db, "sweep failed");
     }
     /* model cache entries past their ttl go with the rows */
     int64_t cache = cv_modelcache_expire(m->db, now, batch);
     if (cache < 0) {
         json_decref(by_kind);
-        return cv_maint_db_fail(m, "cannot delete expired cache entries");
+        return cv_control_db_fail(m->db, "cannot delete expired cache entries");
     }
     char err[512];
     int64_t audit = cv_audit_expire(m->db, m->kr, now, batch, err, sizeof err);
     if (audit < 0 || cv_db_commit(m->db) != SQLITE_OK) {
         json_decref(by_kind);
         return audit < 0 ? (cv_db_rollback(m->db), fail("%s", err))
-                         : cv_maint_db_fail(m, "cannot commit a sweep batch");
+                         : cv_control_db_fail(m->db, "cannot commit a sweep batch");
     }
     m->deleted += (uint64_t)n;
     return json_pack("{s:b, s:I, s:o, s:I, s:I, s:b}", "ok", 1, "deleted",
@@ -129,22 +105,22 @@ static json_t *do_sweep(cv_maint *m, json_t *req)
                      n == batch || audit == batch || cache == batch);
 }
 
-static json_t *append_audit(cv_maint *m, const cv_audit_entry *e, int64_t now)
+static json_t *append_audit(cv_writer *m, const cv_audit_entry *e, int64_t now)
 {
     char err[512];
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin");
+        return cv_control_db_fail(m->db, "cannot begin");
     if (cv_audit_append(m->db, m->kr, m->pol, now, e, err, sizeof err) < 0) {
         cv_db_rollback(m->db);
         return fail("%s", err);
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot commit the audit entry");
+        return cv_control_db_fail(m->db, "cannot commit the audit entry");
     m->audit_entries++;
     return NULL;
 }
 
-static json_t *do_sweep_done(cv_maint *m, json_t *req)
+static json_t *do_sweep_done(cv_writer *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     json_t *by_kind = json_object_get(req, "by_kind");
@@ -171,7 +147,7 @@ static json_t *do_sweep_done(cv_maint *m, json_t *req)
 
 /* ---- erase ------------------------------------------------------------- */
 
-static json_t *do_erase(cv_maint *m, json_t *req)
+static json_t *do_erase(cv_writer *m, json_t *req)
 {
     const char *user = json_string_value(json_object_get(req, "user"));
     if (!user || !*user)
@@ -187,7 +163,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     if (destroyed < 0)
         return fail("cannot destroy the user's data key: %s", err);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin the erasure");
+        return cv_control_db_fail(m->db, "cannot begin the erasure");
     int rc = cv_query_user_uids(m->db, m->pol, m->kr, user, uids,
                                   CV_USER_UIDS_MAX, &n);
     if (rc == EX_CONFIG) {
@@ -196,12 +172,12 @@ static json_t *do_erase(cv_maint *m, json_t *req)
                     "look up users");
     }
     if (rc)
-        return cv_maint_db_fail(m, "cannot look the user up");
+        return cv_control_db_fail(m->db, "cannot look the user up");
     int64_t now = cv_now_ms();
     for (size_t i = 0; i < n; i++) { /* the tombstone first: it needs the id */
         sqlite3_stmt *st = cv_db_stmt(m->db, "SELECT user_id FROM users WHERE uid = ?");
         if (!st)
-            return cv_maint_db_fail(m, "cannot prepare the erasure");
+            return cv_control_db_fail(m->db, "cannot prepare the erasure");
         sqlite3_bind_int64(st, 1, uids[i]);
         int src = sqlite3_step(st);
         int trc = src == SQLITE_ROW
@@ -210,7 +186,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
                       : 0;
         sqlite3_reset(st);
         if ((src != SQLITE_ROW && src != SQLITE_DONE) || trc < 0)
-            return cv_maint_db_fail(m, "cannot record the erasure");
+            return cv_control_db_fail(m->db, "cannot record the erasure");
     }
     /* the user's synced contexts: tombstones for the peers, which replace
      * the sealed versions here */
@@ -235,7 +211,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
                                              "WHERE uid = ? GROUP BY kind");
         if (!st) {
             json_decref(by_kind);
-            return cv_maint_db_fail(m, "cannot prepare the erasure");
+            return cv_control_db_fail(m->db, "cannot prepare the erasure");
         }
         sqlite3_bind_int64(st, 1, uids[i]);
         while (sqlite3_step(st) == SQLITE_ROW) {
@@ -252,12 +228,12 @@ static json_t *do_erase(cv_maint *m, json_t *req)
         for (int k = 0; k < (int)(sizeof sql / sizeof *sql); k++) {
             sqlite3_stmt *st = cv_db_stmt(m->db, sql[k]);
             if (!st)
-                return cv_maint_db_fail(m, "cannot prepare the erasure");
+                return cv_control_db_fail(m->db, "cannot prepare the erasure");
             sqlite3_bind_int64(st, 1, uids[i]);
             if (sqlite3_step(st) != SQLITE_DONE) {
                 sqlite3_reset(st);
                 json_decref(by_kind);
-                return cv_maint_db_fail(m, "erasure failed");
+                return cv_control_db_fail(m->db, "erasure failed");
             }
             sqlite3_reset(st);
             counts[k] += sqlite3_changes(cv_db_handle(m->db));
@@ -274,7 +250,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     int64_t audit_id = cv_db_scalar(m->db, "SELECT max(seq) FROM audit");
     if (cv_db_commit(m->db) != SQLITE_OK) {
         json_decref(by_kind);
-        return cv_maint_db_fail(m, "cannot commit the erasure");
+        return cv_control_db_fail(m->db, "cannot commit the erasure");
     }
     int64_t done_at = cv_now_ms();
     m->deleted += (uint64_t)deleted;
@@ -285,7 +261,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
     bool truncated = compact(m);
     /* the receipt an application can show the user */
     json_t *r = json_pack("{s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:b, s:b}",
-                          "user", user, "completed_at", cv_ctxapi_time_json(done_at),
+                          "user", user, "completed_at", cv_control_time_json(done_at),
                           "deleted", (json_int_t)deleted, "by_kind", by_kind,
                           "profiles", (json_int_t)counts[2],
                           "segments", (json_int_t)counts[3],
@@ -316,7 +292,7 @@ static json_t *do_erase(cv_maint *m, json_t *req)
 
 /* Tombstones of another database (the one a restore replaced): its
  * erasures stay done here. */
-static json_t *do_erasures_merge(cv_maint *m, json_t *req)
+static json_t *do_erasures_merge(cv_writer *m, json_t *req)
 {
     const char *from = json_string_value(json_object_get(req, "from"));
     if (!from || !*from)
@@ -328,12 +304,12 @@ static json_t *do_erasures_merge(cv_maint *m, json_t *req)
         return cv_control_error(NULL, EX_IOERR, "%s", err);
     json_t *failed = NULL;
     if (cv_db_begin(m->db) != SQLITE_OK) {
-        failed = cv_maint_db_fail(m, "cannot begin");
+        failed = cv_control_db_fail(m->db, "cannot begin");
     } else if (cv_erasure_reapply(h, m->kr, &users, &rows, err, sizeof err) < 0) {
         cv_db_rollback(m->db);
         failed = cv_control_error(NULL, EX_IOERR, "%s", err);
     } else if (cv_db_commit(m->db) != SQLITE_OK) {
-        failed = cv_maint_db_fail(m, "cannot commit the erasures");
+        failed = cv_control_db_fail(m->db, "cannot commit the erasures");
     }
     cv_erasure_detach(h);
     if (failed)
@@ -387,7 +363,7 @@ static bool set_path(json_t *obj, const char *path, json_t *value)
     return ok;
 }
 
-static json_t *do_rectify(cv_maint *m, json_t *req)
+static json_t *do_rectify(cv_writer *m, json_t *req)
 {
     const char *id = json_string_value(json_object_get(req, "id"));
     json_t *set = json_object_get(req, "set");
@@ -406,12 +382,12 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
                         "delete and resend) to change it", path);
     }
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin the rectification");
+        return cv_control_db_fail(m->db, "cannot begin the rectification");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "SELECT e.seq, e.kind, e.ts, e.body, u.user_id, e.scrubbed_at IS NOT NULL"
         " FROM events e JOIN users u ON u.uid = e.uid WHERE e.id = ?");
     if (!st)
-        return cv_maint_db_fail(m, "cannot prepare the rectification");
+        return cv_control_db_fail(m->db, "cannot prepare the rectification");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -466,7 +442,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     }
     st = cv_db_stmt(m->db, "UPDATE events SET body = ?, checksum = ? WHERE seq = ?");
     if (!st) {
-        reply = cv_maint_db_fail(m, "cannot prepare the update");
+        reply = cv_control_db_fail(m->db, "cannot prepare the update");
         goto out_rolledback;
     }
     sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
@@ -475,7 +451,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        reply = cv_maint_db_fail(m, "cannot update the event");
+        reply = cv_control_db_fail(m->db, "cannot update the event");
         goto out_rolledback;
     }
     json_t *detail = json_pack("{s:s, s:s, s:O}", "id", id, "kind", kind,
@@ -489,7 +465,7 @@ static json_t *do_rectify(cv_maint *m, json_t *req)
         goto out;
     }
     if (cv_db_commit(m->db) != SQLITE_OK) {
-        reply = cv_maint_db_fail(m, "cannot commit the rectification");
+        reply = cv_control_db_fail(m->db, "cannot commit the rectification");
         goto out_rolledback;
     }
     m->rectified++;
@@ -549,7 +525,7 @@ static bool body_arg(json_t *b, const cv_blob *blobs, size_t nblobs,
  * covers the id, user, kind, ts and body scrub sends back), so a row
  * rectified, erased or scrubbed meanwhile is a conflict, left for scrub
  * to read again. The new checksum is store's own. */
-static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
+static json_t *do_scrub(cv_writer *m, json_t *req, const cv_blob *blobs,
                         size_t nblobs)
 {
     json_t *rows = json_object_get(req, "rows");
@@ -558,7 +534,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         return fail("scrub needs \"rows\", an array of at most %d rows",
                     MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin a scrub batch");
+        return cv_control_db_fail(m->db, "cannot begin a scrub batch");
     json_t *by_kind = json_object(), *conflicts = json_array(), *item;
     json_t *reply = NULL;
     int64_t n = 0, fields = 0;
@@ -610,7 +586,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
                 " AND checksum = ?6 AND scrubbed_at IS NULL");
         }
         if (!st) {
-            reply = cv_maint_db_fail(m, "cannot prepare the scrub");
+            reply = cv_control_db_fail(m->db, "cannot prepare the scrub");
             goto out;
         }
         sqlite3_bind_int64(st, 1, now);
@@ -624,7 +600,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) {
-            reply = cv_maint_db_fail(m, "scrub batch failed");
+            reply = cv_control_db_fail(m->db, "scrub batch failed");
             goto out;
         }
         if (sqlite3_changes(cv_db_handle(m->db)) == 0) {
@@ -649,7 +625,7 @@ static json_t *do_scrub(cv_maint *m, json_t *req, const cv_blob *blobs,
         goto rollback;
     }
     if (cv_db_commit(m->db) != SQLITE_OK) {
-        reply = cv_maint_db_fail(m, "cannot commit a scrub batch");
+        reply = cv_control_db_fail(m->db, "cannot commit a scrub batch");
         goto out;
     }
     m->scrubbed += (uint64_t)n;
@@ -665,7 +641,7 @@ out:
     return reply;
 }
 
-static json_t *do_scrub_done(cv_maint *m, json_t *req)
+static json_t *do_scrub_done(cv_writer *m, json_t *req)
 {
     int64_t now = int_arg(req, "now", cv_now_ms());
     bool truncated = compact(m);
@@ -679,17 +655,17 @@ static json_t *do_scrub_done(cv_maint *m, json_t *req)
 /* Rows an archive holds, deleted only while unchanged since it was taken:
  * a row rectified or scrubbed meanwhile stays (the archive's copy is then
  * the older one, and a restore of it finds the id already there). */
-static json_t *do_archive_delete(cv_maint *m, json_t *req)
+static json_t *do_archive_delete(cv_writer *m, json_t *req)
 {
     json_t *rows = json_object_get(req, "rows");
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
         return fail("archive_delete needs \"rows\", at most %d [seq, sum]", MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin an archive batch");
+        return cv_control_db_fail(m->db, "cannot begin an archive batch");
     sqlite3_stmt *st = cv_db_stmt(m->db,
         "DELETE FROM events WHERE seq = ? AND checksum = ?");
     if (!st)
-        return cv_maint_db_fail(m, "cannot prepare the deletion");
+        return cv_control_db_fail(m->db, "cannot prepare the deletion");
     int64_t deleted = 0, changed = 0;
     size_t i;
     json_t *r;
@@ -706,21 +682,21 @@ static json_t *do_archive_delete(cv_maint *m, json_t *req)
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-            return cv_maint_db_fail(m, "archive deletion failed");
+            return cv_control_db_fail(m->db, "archive deletion failed");
         if (sqlite3_changes(cv_db_handle(m->db)))
             deleted++;
         else
             changed++;
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot commit an archive batch");
+        return cv_control_db_fail(m->db, "cannot commit an archive batch");
     m->deleted += (uint64_t)deleted;
     return json_pack("{s:b, s:I, s:I}", "ok", 1, "deleted", (json_int_t)deleted,
                      "changed", (json_int_t)changed);
 }
 
 /* users.uid of a stored user id, added when new. -1 on error. */
-static int64_t uid_of(cv_maint *m, const char *user)
+static int64_t uid_of(cv_writer *m, const char *user)
 {
     sqlite3_stmt *ins = cv_db_stmt(m->db, "INSERT INTO users(user_id) VALUES(?)"
                                           " ON CONFLICT(user_id) DO NOTHING");
@@ -740,7 +716,7 @@ static int64_t uid_of(cv_maint *m, const char *user)
 /* Rows of an archive put back as they were stored, except those past
  * their retention (a sweep would take them again) and those of a user
  * erased after they were created (erasure.h). */
-static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs,
+static json_t *do_archive_restore(cv_writer *m, json_t *req, const cv_blob *blobs,
                                   size_t nblobs)
 {
     json_t *rows = json_object_get(req, "rows");
@@ -748,7 +724,7 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
     if (!json_is_array(rows) || json_array_size(rows) > MAX_BATCH)
         return fail("archive_restore needs \"rows\", at most %d", MAX_BATCH);
     if (cv_db_begin(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot begin an archive batch");
+        return cv_control_db_fail(m->db, "cannot begin an archive batch");
     int64_t restored = 0, dups = 0, expired = 0, erased = 0;
     size_t i;
     json_t *r;
@@ -787,17 +763,17 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
         row.checksum = sum;
         row.checksum_len = sumlen;
         if ((row.uid = uid_of(m, user)) < 0)
-            return cv_maint_db_fail(m, "cannot add the row's user");
+            return cv_control_db_fail(m->db, "cannot add the row's user");
         int rc = cv_db_insert(m->db, &row);
         if (rc < 0)
-            return cv_maint_db_fail(m, "cannot put a row back");
+            return cv_control_db_fail(m->db, "cannot put a row back");
         if (rc)
             restored++;
         else
             dups++;
     }
     if (cv_db_commit(m->db) != SQLITE_OK)
-        return cv_maint_db_fail(m, "cannot commit an archive batch");
+        return cv_control_db_fail(m->db, "cannot commit an archive batch");
     return json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", 1, "restored",
                      (json_int_t)restored, "duplicates", (json_int_t)dups,
                      "expired", (json_int_t)expired, "erased", (json_int_t)erased);
@@ -805,7 +781,7 @@ static json_t *do_archive_restore(cv_maint *m, json_t *req, const cv_blob *blobs
 
 /* ---- audit ------------------------------------------------------------- */
 
-static json_t *do_audit(cv_maint *m, json_t *req)
+static json_t *do_audit(cv_writer *m, json_t *req)
 {
     const char *action = json_string_value(json_object_get(req, "action"));
     json_t *detail = json_object_get(req, "detail");
@@ -822,10 +798,10 @@ static json_t *do_audit(cv_maint *m, json_t *req)
 
 /* ---- db.compact --------------------------------------------------------- */
 
-static json_t *do_compact(cv_maint *m, json_t *req)
+static json_t *do_compact(cv_writer *m, json_t *req)
 {
     static const char *const members[] = {"pages", "max_ms", NULL};
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (err)
         return err;
     json_t *pv = json_object_get(req, "pages"), *tv = json_object_get(req, "max_ms");
@@ -876,12 +852,12 @@ bool cv_maint_handles(const char *op)
     return false;
 }
 
-json_t *cv_maint_do(cv_maint *m, json_t *req)
+json_t *cv_maint_do(cv_writer *m, json_t *req)
 {
     return cv_maint_do_blobs(m, req, NULL, 0);
 }
 
-json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
+json_t *cv_maint_do_blobs(cv_writer *m, json_t *req, const cv_blob *blobs,
                           size_t nblobs)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
@@ -918,146 +894,4 @@ json_t *cv_maint_do_blobs(cv_maint *m, json_t *req, const cv_blob *blobs,
     if (strcmp(op, "db.compact") == 0)
         return do_compact(m, req);
     return NULL;
-}
-
-/* ---- sessions ---------------------------------------------------------- */
-
-struct cv_maint_session {
-    cv_maint m;          /* local: the writer's connection */
-    cv_keyring *kr;
-    cv_datakeys *ds;
-    cv_policy *pol;
-    cv_control *ctl;     /* remote: the running store */
-    json_t *reply;       /* local: the reply of the request sent */
-};
-
-cv_maint_session *cv_maint_open(const cv_config *cfg, const char *program,
-                                bool via_store_only, int *status)
-{
-    char err[1024];
-    int code = 0, problems = 0;
-    cv_maint_session *s = cv_calloc(1, sizeof *s);
-    cv_recovery rec;
-    if (via_store_only) {
-        s->ctl = cv_control_find(cfg, 2000);
-        if (s->ctl)
-            return s;
-        cv_err("no store answers on %s: try again when it does", cfg->ep_control);
-        *status = EX_TEMPFAIL;
-        goto fail;
-    }
-    s->m.db = cv_db_open_writer_fast(cfg, program, &rec, &code, err, sizeof err);
-    if (!s->m.db && code == EX_TEMPFAIL) {
-        /* store holds the lock: ask it */
-        s->ctl = cv_control_find(cfg, 2000);
-        if (s->ctl)
-            return s;
-        cv_err("%s, and no store answers on %s: try again when it does",
-               err, cfg->ep_control);
-        *status = EX_TEMPFAIL;
-        goto fail;
-    }
-    if (!s->m.db) {
-        cv_err("%s", err);
-        *status = code;
-        goto fail;
-    }
-    s->kr = cv_keyring_load(cfg->keyring_file, err, sizeof err);
-    if (!s->kr) {
-        cv_err("%s", err);
-        *status = EX_CONFIG;
-        goto fail;
-    }
-    s->pol = cv_policy_load(cfg->policy_file, true, &problems);
-    if (!s->pol || problems) {
-        *status = EX_CONFIG;
-        goto fail;
-    }
-    s->ds = cv_datakeys_of_instance(cfg->datakeys_file, s->kr, true,
-                                    cv_policy_ephemeral_ms(s->pol));
-    if (!s->ds) {
-        *status = EX_CANTCREAT;
-        goto fail;
-    }
-    s->m.kr = s->kr;
-    s->m.cfg = cfg;
-    s->m.pol = s->pol;
-    s->m.ds = s->ds;
-    return s;
-fail:
-    cv_maint_close(&s);
-    return NULL;
-}
-
-json_t *cv_maint_call(cv_maint_session *s, json_t *req, char *err,
-                      size_t errlen)
-{
-    if (cv_maint_send_blobs(s, req, NULL, 0, err, errlen) < 0)
-        return NULL;
-    return cv_maint_recv(s, err, errlen);
-}
-
-json_t *cv_maint_ok(json_t *reply, const char *err, const char *who)
-{
-    if (!reply) {
-        cv_err("%s: %s", who, err);
-        return NULL;
-    }
-    if (!json_is_true(json_object_get(reply, "ok"))) {
-        cv_err("%s: %s", who, json_string_value(json_object_get(reply, "error")));
-        json_decref(reply);
-        return NULL;
-    }
-    return reply;
-}
-
-int cv_maint_send_blobs(cv_maint_session *s, json_t *req,
-                        const cv_blob *blobs, size_t n, char *err,
-                        size_t errlen)
-{
-    if (s->ctl)
-        return cv_control_send(s->ctl, req, blobs, n, 60000, err, errlen);
-    json_decref(s->reply);
-    s->reply = cv_maint_do_blobs(&s->m, req, blobs, n);
-    if (!s->reply) {
-        snprintf(err, errlen, "unknown request");
-        return -1;
-    }
-    return 0;
-}
-
-json_t *cv_maint_recv(cv_maint_session *s, char *err, size_t errlen)
-{
-    if (s->ctl)
-        return cv_control_recv(s->ctl, 60000, err, errlen);
-    json_t *r = s->reply;
-    s->reply = NULL;
-    if (!r)
-        snprintf(err, errlen, "no request was sent");
-    return r;
-}
-
-bool cv_maint_is_local(const cv_maint_session *s) { return s->ctl == NULL; }
-
-void cv_maint_close(cv_maint_session **p)
-{
-    cv_maint_session *s = *p;
-    if (!s)
-        return;
-    json_decref(s->reply);
-    cv_control_destroy(&s->ctl);
-    cv_db_close(&s->m.db);
-    cv_policy_destroy(&s->pol);
-    cv_datakeys_destroy(&s->ds);
-    cv_keyring_destroy(&s->kr);
-    free(s);
-    *p = NULL;
-}
-
-char *cv_maint_actor(void)
-{
-    const char *sudo = getenv("SUDO_USER");
-    struct passwd *pw = getpwuid(getuid());
-    return cv_fmt("%s (uid %u)%s%s", pw ? pw->pw_name : "?", (unsigned)getuid(),
-                  sudo ? " via sudo from " : "", sudo ? sudo : "");
 }

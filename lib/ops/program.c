@@ -5,7 +5,7 @@
 #include "net/sock.h"
 
 #include "crypto/fieldcrypt.h"
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "base/util.h"
 
 #include <getopt.h>
@@ -166,7 +166,7 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
         status = EX_SOFTWARE;
         goto out;
     }
-    char *who = cv_maint_actor();
+    char *who = cv_session_actor();
     actor = cv_fmt("%s, %s", p->name, who);
     free(who);
     o.actor = actor;

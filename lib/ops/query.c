@@ -4,7 +4,8 @@
 #include "storage/audit.h"
 
 #include "crypto/fieldcrypt.h"
-#include "ops/rewrap.h"
+#include "net/control.h"
+#include "storage/sealcheck.h"
 #include "base/time.h"
 #include "base/util.h"
 
@@ -457,7 +458,7 @@ int cv_query_verify(cv_db *db, const cv_keyring *kr, FILE *out)
             problems ? "integrity_check FAILED" : "integrity ok",
             (long long)rows, (long long)bad);
     /* every sealed field opens (into wiped memory, then dropped) */
-    int64_t fields = 0, sealed_bad = cv_verify_envelopes(db, kr, 1000, &fields);
+    int64_t fields = 0, sealed_bad = cv_sealcheck_verify(db, kr, 1000, &fields);
     if (sealed_bad < 0) {
         problems++;
         sealed_bad = 0;
@@ -471,4 +472,28 @@ int cv_query_verify(cv_db *db, const cv_keyring *kr, FILE *out)
     if (problems || bad || sealed_bad || audit)
         status = EX_DATAERR;
     return status;
+}
+
+json_t *cv_query_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                        const char *user, int64_t *uid, int64_t *uids,
+                        size_t *nuids)
+{
+    int64_t all[CV_USER_UIDS_MAX];
+    size_t n;
+    if (cv_query_user_uids(db, pol, kr, user, all, CV_USER_UIDS_MAX, &n))
+        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot look the user up; see "
+                              "store's log");
+    if (n == 0)
+        return cv_control_error(CV_ERR_NOT_FOUND, 0, "no such user");
+    /* the smallest: a user's first number stays theirs until erasure,
+     * whatever key versions come after */
+    *uid = all[0];
+    for (size_t i = 1; i < n; i++)
+        if (all[i] < *uid)
+            *uid = all[i];
+    if (uids)
+        memcpy(uids, all, n * sizeof *all);
+    if (nuids)
+        *nuids = n;
+    return NULL;
 }

@@ -91,4 +91,12 @@ typedef bool cv_query_reveal_filter(void *ctx, const char *path);
 int cv_query_reveal_only(const cv_keyring *kr, json_t *event, int *failed,
                    cv_query_reveal_filter *want, void *ctx);
 
+/* The user's smallest stored number (users.uid), the one user.segment and
+ * cache.put key their rows by: NULL with *uid set, or the error reply
+ * (not_found for a user with no rows, internal when the lookup fails).
+ * uids/nuids (may be NULL) get every number of the user. */
+json_t *cv_query_user_uid(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
+                        const char *user, int64_t *uid, int64_t *uids,
+                        size_t *nuids);
+
 #endif

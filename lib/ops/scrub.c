@@ -1,9 +1,8 @@
-/* scrub.c - one run of ctxvault-scrub, the body transform it shares with
- * store, and the completeness check of `ctxvault verify --scrub`. See
- * scrub.h. */
+/* scrub.c - one run of ctxvault-scrub, and the completeness check of
+ * `ctxvault verify --scrub`. See scrub.h. */
 #include "ops/scrub.h"
 
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "base/progress.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -13,16 +12,6 @@
 #include <string.h>
 
 #define MAX_PASSES 3 /* rows changed under a pass are retried this often */
-
-int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
-                  const char *kind, const char *body, size_t len,
-                  cv_scrub_buf *out, int64_t *ts, cv_policy_scrub_note *note,
-                  void *ctx, char *err, size_t errlen)
-{
-    return cv_policy_scrub_text(pol, kr, kind, body, len, note, ctx,
-                                &out->text, &out->len, &out->cap, ts, err,
-                                errlen);
-}
 
 /* ---- what changed, per row and in total --------------------------------- */
 
@@ -119,13 +108,13 @@ typedef struct {
     cv_keyring *kr;
     cv_policy *pol;
     cv_db *reader;
-    cv_maint_session *s;  /* NULL in a dry run */
+    cv_session *s;  /* NULL in a dry run */
     int64_t now;
     int64_t after_due, after_seq; /* the cursor: (scrub_after, seq) */
     tally t;
     int64_t conflicts, failed;
     int pass_no;          /* rows that fail are named in the first pass */
-    cv_scrub_buf buf;     /* a scrubbed body */
+    cv_policy_scrub_buf buf;     /* a scrubbed body */
     batch b[2];           /* one read while store applies the other */
 } run;
 
@@ -201,8 +190,8 @@ static void take_row(run *r, batch *b, sqlite3_stmt *st)
     rn->kind = cv_strdup(kind ? kind : "");
     char err[512];
     int64_t old_ts = sqlite3_column_int64(st, 6), ts = old_ts;
-    int changed = cv_scrub_body(r->pol, r->kr, rn->kind, body ? body : "", blen,
-                                &r->buf, &ts, note_field, rn, err, sizeof err);
+    int changed = cv_policy_scrub_body(r->pol, r->kr, rn->kind, body ? body : "", blen,
+                                       &r->buf, &ts, note_field, rn, err, sizeof err);
     if (changed < 0) {
         if (r->pass_no == 0) {
             cv_err("row %lld (id %s): cannot scrub: %s", (long long)seq,
@@ -275,7 +264,7 @@ static int send_batch(run *r, batch *b)
     json_t *req = json_pack("{s:s, s:I, s:O, s:s}", "op", "scrub", "now",
                             (json_int_t)r->now, "rows", b->items, "actor",
                             r->o->actor);
-    int rc = cv_maint_send_blobs(r->s, req, blobs, b->nblobs, err, sizeof err);
+    int rc = cv_session_send_blobs(r->s, req, blobs, b->nblobs, err, sizeof err);
     json_decref(req);
     free(blobs);
     if (rc < 0)
@@ -288,7 +277,8 @@ static int send_batch(run *r, batch *b)
 static int finish_batch(run *r, batch *b)
 {
     char err[512];
-    json_t *reply = cv_maint_ok(cv_maint_recv(r->s, err, sizeof err), err, "scrub");
+    json_t *reply = cv_session_ok(cv_session_recv(r->s, err, sizeof err), err,
+                                  "scrub");
     if (!reply)
         return -1;
     json_t *conflicts = json_object_get(reply, "conflicts");
@@ -398,7 +388,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
     if (status)
         goto out;
     if (!o->dry_run) {
-        r.s = cv_maint_open(cfg, "ctxvault-scrub", o->via_store_only, &status);
+        r.s = cv_session_open(cfg, "ctxvault-scrub", o->via_store_only, &status);
         if (!r.s)
             goto out;
     }
@@ -421,7 +411,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
         char err[512];
         json_t *req = json_pack("{s:s, s:I}", "op", "scrub_done", "now",
                                 (json_int_t)r.now);
-        done = cv_maint_ok(cv_maint_call(r.s, req, err, sizeof err), err, "scrub");
+        done = cv_session_ok(cv_session_call(r.s, req, err, sizeof err), err, "scrub");
         json_decref(req);
         if (!done && !status)
             status = EX_SOFTWARE;
@@ -444,7 +434,7 @@ int cv_scrub_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
         status = EX_DATAERR;
 out:
     json_decref(done);
-    cv_maint_close(&r.s);
+    cv_session_close(&r.s);
     cv_db_close(&r.reader);
     cv_keyring_destroy(&r.kr);
     cv_policy_destroy(&r.pol);
@@ -462,7 +452,7 @@ int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
                     int64_t now, FILE *out)
 {
     int64_t due = cv_db_scrub_due(db, now), checked = 0, bad = 0;
-    cv_scrub_buf buf = {0};
+    cv_policy_scrub_buf buf = {0};
     int status;
     if (due < 0)
         goto dberr;
@@ -481,9 +471,9 @@ int cv_scrub_verify(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
         row_notes rn = {0};
         char err[512];
         int64_t ts;
-        int n = cv_scrub_body(pol, kr, kind ? kind : "", body ? body : "",
-                              (size_t)sqlite3_column_bytes(st, 3), &buf, &ts,
-                              note_field, &rn, err, sizeof err);
+        int n = cv_policy_scrub_body(pol, kr, kind ? kind : "", body ? body : "",
+                                     (size_t)sqlite3_column_bytes(st, 3), &buf, &ts,
+                                     note_field, &rn, err, sizeof err);
         checked++;
         if (n != 0) {
             if (++bad <= 20) {

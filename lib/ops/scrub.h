@@ -9,10 +9,10 @@
  * Each batch is one transaction with its audit entry. A dry run only
  * reports, per kind, which fields of how many rows would change.
  *
- * The same body transform serves store (anonymous users' rows are
- * scrubbed on arrival) and `ctxvault verify --scrub`, which checks that
- * nothing due is left and that every scrubbed row is a fixed point of the
- * rules. */
+ * The body transform is the policy's (cv_policy_scrub_body), which store
+ * shares (anonymous users' rows are scrubbed on arrival), as does
+ * `ctxvault verify --scrub` here, which checks that nothing due is left
+ * and that every scrubbed row is a fixed point of the rules. */
 #ifndef CV_SCRUB_H
 #define CV_SCRUB_H
 
@@ -25,23 +25,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-/* A scrubbed body: reused from row to row (start zeroed, free text). */
-typedef struct {
-    char *text;
-    size_t len, cap;
-} cv_scrub_buf;
-
-/* Scrub one stored body (JSON text of len bytes) of the given kind: the
- * number of fields changed (0: the body stays as it is), or -1 with a
- * reason in err. On a change, out holds the new body (NUL-terminated) and
- * *ts the row's ts as the body now has it (a rule may round it; otherwise
- * unchanged). note (may be NULL) is called per field changed. */
-int cv_scrub_body(const cv_policy *pol, const cv_keyring *kr,
-                  const char *kind, const char *body, size_t len,
-                  cv_scrub_buf *out, int64_t *ts, cv_policy_scrub_note *note,
-                  void *ctx, char *err, size_t errlen);
-
 
 /* Run once. *result gets a JSON object: scrubbed (or would_scrub),
  * by_kind {KIND: {rows, fields: {PATH: {op, rows}}}}, fields_by_operator,

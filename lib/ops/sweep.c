@@ -2,7 +2,7 @@
 #include "ops/sweep.h"
 
 #include "storage/db.h"
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "base/progress.h"
 #include "base/util.h"
 
@@ -65,12 +65,12 @@ out:
 }
 
 /* One request; the reply when ok, else NULL with the reason logged. */
-static json_t *call(cv_maint_session *s, json_t *req)
+static json_t *call(cv_session *s, json_t *req)
 {
     char err[512];
-    json_t *r = cv_maint_call(s, req, err, sizeof err);
+    json_t *r = cv_session_call(s, req, err, sizeof err);
     json_decref(req);
-    return cv_maint_ok(r, err, "sweep");
+    return cv_session_ok(r, err, "sweep");
 }
 
 int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
@@ -81,7 +81,7 @@ int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
         return dry_run(cfg, now, result);
 
     int status = 0;
-    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-ttl-sweep", o->via_store_only,
+    cv_session *s = cv_session_open(cfg, "ctxvault-ttl-sweep", o->via_store_only,
                                          &status);
     if (!s)
         return status;
@@ -127,6 +127,6 @@ int cv_sweep_run(const cv_config *cfg, const cv_run_opts *o, json_t **result)
         "complete", !status && !cv_stop_requested);
     json_decref(r);
     json_decref(by_kind);
-    cv_maint_close(&s);
+    cv_session_close(&s);
     return status;
 }

@@ -2013,6 +2013,17 @@ int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
                       errlen);
 }
 
+int cv_policy_scrub_body(const cv_policy *pol, const cv_keyring *kr,
+                         const char *kind, const char *body, size_t len,
+                         cv_policy_scrub_buf *out, int64_t *ts,
+                         cv_policy_scrub_note *note, void *ctx, char *err,
+                         size_t errlen)
+{
+    return cv_policy_scrub_text(pol, kr, kind, body, len, note, ctx,
+                                &out->text, &out->len, &out->cap, ts, err,
+                                errlen);
+}
+
 char *cv_policy_stored_value(const cv_policy *p, const cv_keyring *kr,
                              uint32_t version, const char *path,
                              const char *value)

@@ -119,6 +119,22 @@ int cv_policy_scrub_text(const cv_policy *p, const cv_keyring *kr,
                          cv_policy_scrub_note *note, void *ctx, char **out,
                          size_t *outlen, size_t *outcap, int64_t *ts,
                          char *err, size_t errlen);
+/* A scrubbed body: reused from row to row (start zeroed, free text). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} cv_policy_scrub_buf;
+
+/* Scrub one stored body (JSON text of len bytes) of the given kind: the
+ * number of fields changed (0: the body stays as it is), or -1 with a
+ * reason in err. On a change, out holds the new body (NUL-terminated) and
+ * *ts the row's ts as the body now has it (a rule may round it; otherwise
+ * unchanged). note (may be NULL) is called per field changed. */
+int cv_policy_scrub_body(const cv_policy *pol, const cv_keyring *kr,
+                         const char *kind, const char *body, size_t len,
+                         cv_policy_scrub_buf *out, int64_t *ts,
+                         cv_policy_scrub_note *note, void *ctx, char *err,
+                         size_t errlen);
 /* Does the policy have any scrub rule (or a scrub default other than
  * keep)? */
 bool cv_policy_scrubs(const cv_policy *p);

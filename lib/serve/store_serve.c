@@ -81,7 +81,7 @@ typedef struct {
     int64_t pause_until;
     bool check_ok;
     int64_t check_at_ms;    /* when the start check passed (wall clock) */
-    cv_maint maint;         /* sweep, erase, rectify, audit */
+    cv_writer maint;         /* sweep, erase, rectify, audit */
     cv_ctxwrite *write;     /* the context API's writes */
     cv_syncstore *sync;     /* sync records ([sync] device or relay) */
     cv_syncops syncops;
@@ -544,7 +544,18 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_db_size_bytes", NULL,
                    (double)cv_db_file_size(cv_db_path(s->svc->db)));
     cv_metrics_set(m, "ctxvault_journal_batch", NULL, (double)cv_db_journal_batch(s->svc->db));
-    cv_quota_report(s->quota, m);
+    cv_quota_figures qf;
+    if (cv_quota_report(s->quota, &qf)) {
+        cv_metrics_set(m, "ctxvault_storage_quota_bytes", NULL, (double)qf.quota);
+        cv_metrics_set(m, "ctxvault_storage_quota_used_bytes", NULL, (double)qf.used);
+        cv_metrics_set(m, "ctxvault_storage_quota_ratio", NULL, qf.ratio);
+        cv_metrics_set(m, "ctxvault_storage_quota_archives_total", NULL,
+                       (double)qf.archives);
+        cv_metrics_set(m, "ctxvault_storage_quota_archive_failures_total", NULL,
+                       (double)qf.archive_failures);
+        cv_metrics_set(m, "ctxvault_storage_quota_notify_failures_total", NULL,
+                       (double)qf.notify_failures);
+    }
     int64_t made = cv_keyring_created_ms(s->svc->kr, cv_keyring_primary(s->svc->kr));
     if (made >= 0)
         cv_metrics_set(m, "ctxvault_key_rotation_age_seconds", NULL,

@@ -94,7 +94,7 @@ static const char schema_sql[] =
     "  key   TEXT PRIMARY KEY,"
     "  value TEXT) WITHOUT ROWID;"
     /* schema version 2 */
-    /* user.segment's results (lib/ctx/segment.h), one per user: the segment,
+    /* user.segment's results (lib/ops/segment.h), one per user: the segment,
      * what it was computed from, and when */
     "CREATE TABLE IF NOT EXISTS segments ("
     "  uid         INTEGER PRIMARY KEY,"  /* the user's smallest users.uid */
@@ -102,7 +102,7 @@ static const char schema_sql[] =
     "  inputs      TEXT NOT NULL,"        /* JSON: counts, times, rules */
     "  last_seq    INTEGER NOT NULL,"     /* the newest interaction counted */
     "  computed_at INTEGER NOT NULL);"
-    /* model caches (lib/ctx/modelcache.h): JSON values with their own expiry */
+    /* model caches (lib/ops/modelcache.h): JSON values with their own expiry */
     "CREATE TABLE IF NOT EXISTS mlcache ("
     "  ns         TEXT NOT NULL,"
     "  key        TEXT NOT NULL,"

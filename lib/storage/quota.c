@@ -339,19 +339,15 @@ void cv_quota_clear(cv_quota *q)
     notify(q, "quota_cleared", -1);
 }
 
-void cv_quota_report(cv_quota *q, cv_metrics *m)
+bool cv_quota_report(const cv_quota *q, cv_quota_figures *f)
 {
     if (!q)
-        return;
-    cv_metrics_set(m, "ctxvault_storage_quota_bytes", NULL, (double)q->cfg->quota);
-    cv_metrics_set(m, "ctxvault_storage_quota_used_bytes", NULL, (double)q->used);
-    cv_metrics_set(m, "ctxvault_storage_quota_ratio", NULL, ratio(q));
-    cv_metrics_set(m, "ctxvault_storage_quota_archives_total", NULL,
-                   (double)q->archives);
-    cv_metrics_set(m, "ctxvault_storage_quota_archive_failures_total", NULL,
-                   (double)q->archive_failures);
-    cv_metrics_set(m, "ctxvault_storage_quota_notify_failures_total", NULL,
-                   (double)q->notify_failures);
+        return false;
+    *f = (cv_quota_figures){.quota = q->cfg->quota, .used = q->used,
+                            .ratio = ratio(q), .archives = q->archives,
+                            .archive_failures = q->archive_failures,
+                            .notify_failures = q->notify_failures};
+    return true;
 }
 
 const char *cv_quota_reason(const cv_quota *q)

@@ -17,7 +17,6 @@
 
 #include "base/config.h"
 #include "storage/db.h"
-#include "net/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,9 +43,15 @@ void cv_quota_clear(cv_quota *q);
  * and start an archive when usage is at the threshold. Call often. */
 void cv_quota_poll(cv_quota *q, bool measure);
 
-/* The gauges and counters into m; the health reason (at or over the
- * threshold), or NULL. */
-void cv_quota_report(cv_quota *q, cv_metrics *m);
+/* The gauges and counters store's metrics show (store sets them: the
+ * metrics are of a higher layer). false, f untouched, when q is NULL. */
+typedef struct {
+    int64_t quota, used;  /* bytes */
+    double ratio;         /* used / quota; 0 with no quota */
+    uint64_t archives, archive_failures, notify_failures;
+} cv_quota_figures;
+bool cv_quota_report(const cv_quota *q, cv_quota_figures *f);
+/* The health reason (at or over the threshold), or NULL. */
 const char *cv_quota_reason(const cv_quota *q);
 
 #endif

@@ -6,7 +6,7 @@
 #include "base/jscan.h"
 #include "base/event.h"
 #include "privacy/retention.h"
-#include "ops/scrub.h"
+#include "privacy/policy.h"
 #include "base/time.h"
 #include "base/util.h"
 
@@ -32,7 +32,7 @@ struct cv_store {
     cv_anon *anon;               /* an anonymous user's rows: anon.h */
     char last_id[CV_ID_MAX + 1]; /* of the line last added, "" if none */
     int64_t last_uid;            /* its user's users.uid, or -1 */
-    cv_scrub_buf scrubbed;       /* a body scrubbed on arrival */
+    cv_policy_scrub_buf scrubbed;       /* a body scrubbed on arrival */
     /* Users whose profile changed in the open batch: their stored rows are
      * rescheduled once, at commit, however many profile events came. */
     struct {
@@ -136,7 +136,7 @@ static int user_get(cv_store *s, const char *user, int64_t *uid,
         out->was_anonymous = sqlite3_column_int(st, 4) != 0;
         const char *lvl = (const char *)sqlite3_column_text(st, 1);
         if (lvl)
-            cv_retention_privacy_parse(lvl, &out->privacy);
+            cv_profile_privacy_parse(lvl, &out->privacy);
         /* NULL: not chosen; -1: forever (profiles.retention_days) */
         if (sqlite3_column_type(st, 2) != SQLITE_NULL)
             out->retention_days = sqlite3_column_int64(st, 2) < 0
@@ -225,8 +225,8 @@ static int anonymise_stored(cv_store *s, int64_t uid, const cv_profile *prof)
         const char *b = body;
         size_t bl = blen;
         if (!scrubbed && cv_policy_scrubs(s->pol)) {
-            int k = cv_scrub_body(s->pol, s->kr, kind, body, blen, &s->scrubbed,
-                                  &ts, NULL, NULL, err, sizeof err);
+            int k = cv_policy_scrub_body(s->pol, s->kr, kind, body, blen, &s->scrubbed,
+                                         &ts, NULL, NULL, err, sizeof err);
             if (k > 0)
                 b = s->scrubbed.text, bl = s->scrubbed.len;
             else if (k < 0)
@@ -428,7 +428,7 @@ static int profile_apply(cv_store *s, const char *user, int64_t uid,
         return -1;
     sqlite3_bind_int64(st, 1, uid);
     if (p->privacy != CV_PRIVACY_UNSET)
-        sqlite3_bind_text(st, 2, cv_retention_privacy_name(p->privacy), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, cv_profile_privacy_name(p->privacy), -1, SQLITE_STATIC);
     if (p->retention_days != CV_DAYS_UNSET)
         sqlite3_bind_int64(st, 3, p->retention_days >= 0 ? p->retention_days : -1);
     sqlite3_bind_int64(st, 4, ts);
@@ -521,9 +521,8 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
 
     bool is_profile = strcmp(kind, "profile") == 0;
     cv_profile newp;
-    if (is_profile && cv_retention_profile_from_event(line, len, s->max_depth, &f[F_LEVEL],
-                                            &f[F_DAYS], &newp,
-                                             reason, rlen) < 0)
+    if (is_profile && cv_profile_from_event(line, len, s->max_depth, &f[F_LEVEL],
+                                            &f[F_DAYS], &newp, reason, rlen) < 0)
         return CV_STORE_REJECTED;
 
     if (cv_store_begin(s, reason, rlen) < 0)
@@ -551,8 +550,8 @@ int cv_store_add(cv_store *s, const char *line, size_t len, char *reason,
     if (row.scrub_after >= 0 && row.scrub_after <= now &&
         cv_policy_scrubs(s->pol)) {
         char serr[256];
-        int n = cv_scrub_body(s->pol, s->kr, kind, line, len, &s->scrubbed,
-                              &row.ts, NULL, NULL, serr, sizeof serr);
+        int n = cv_policy_scrub_body(s->pol, s->kr, kind, line, len, &s->scrubbed,
+                                     &row.ts, NULL, NULL, serr, sizeof serr);
         if (n < 0)
             return REJECT("cannot scrub on arrival: %s", serr);
         if (n > 0) {

@@ -182,7 +182,7 @@ static json_t *apply(cv_syncops *o, json_t *req)
 static json_t *conflicts(cv_syncops *o, json_t *req)
 {
     const char *user;
-    json_t *err = cv_ctxapi_string_arg(req, "user", &user);
+    json_t *err = cv_control_string_arg(req, "user", &user);
     if (err)
         return err;
     json_t *lim = json_object_get(req, "limit");
@@ -217,7 +217,7 @@ json_t *cv_syncops_answer(cv_syncops *o, json_t *req, size_t body_len)
     if (!o->sync)
         return cv_control_error(CV_ERR_FORBIDDEN, 0, "sync is off here: set [sync] "
                               "device or relay in the config");
-    json_t *err = cv_ctxapi_check_members(req, ops[k].members);
+    json_t *err = cv_control_check_members(req, ops[k].members);
     if (err)
         return err;
     switch (k) {

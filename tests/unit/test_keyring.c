@@ -1,6 +1,7 @@
 /* test_keyring.c - keyring files: creation, loading, refusals, subkeys. */
 #include "harness.h"
 
+#include "base/config.h"
 #include "crypto/keyring.h"
 #include "base/util.h"
 
@@ -264,16 +265,16 @@ TEST(keyring_passphrase_wraps_and_loads)
     }
     /* no source: a clear refusal that says what to set */
     unsetenv("CTXVAULT_PASSPHRASE_FD");
-    cv_keyring_set_key_command(NULL);
+    cv_config_set_key_command(NULL);
     errno = 0;
     CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
     CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
     CHECK(strstr(err, "is protected by a passphrase; set key_command or "
                       "CTXVAULT_PASSPHRASE_FD") != NULL);
-    cv_keyring_set_key_command("printf 'correct horse\\n'");
+    cv_config_set_key_command("printf 'correct horse\\n'");
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     /* the same keys through a descriptor, which comes first */
-    cv_keyring_set_key_command("exit 9");
+    cv_config_set_key_command("exit 9");
     char *pf = kr_path("pass");
     CHECK_INT(write_text(pf, "correct horse\nnext line\n", 0600), 0);
     FILE *f = fopen(pf, "r");
@@ -284,7 +285,7 @@ TEST(keyring_passphrase_wraps_and_loads)
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     /* a file is read from its start each time: another process (or a
      * forgotten passphrase) reads the same line */
-    cv_keyring_set_key_command("exit 8");
+    cv_config_set_key_command("exit 8");
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     fclose(f);
     unsetenv("CTXVAULT_PASSPHRASE_FD");
@@ -302,7 +303,7 @@ TEST(keyring_wrong_passphrase_and_failed_command)
     CHECK_INT(fresh(path, sub, id), 0);
     cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
     CHECK_INT(cv_keyring_passphrase_set(path, "right", err, sizeof err), 0);
-    cv_keyring_set_key_command("echo wrong");
+    cv_config_set_key_command("echo wrong");
     errno = 0;
     CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
     CHECK_INT(errno, CV_KEYRING_REJECTED);
@@ -311,18 +312,18 @@ TEST(keyring_wrong_passphrase_and_failed_command)
     free(want);
     CHECK(strstr(err, "wrong\n") == NULL);
     /* a command that fails: its status, and the key is unavailable */
-    cv_keyring_set_key_command("echo right; exit 3");
+    cv_config_set_key_command("echo right; exit 3");
     errno = 0;
     CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
     CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
     CHECK(strstr(err, "key_command 'echo right; exit 3' failed with exit "
                       "status 3") != NULL);
-    cv_keyring_set_key_command("true");
+    cv_config_set_key_command("true");
     CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
     CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
     CHECK(strstr(err, "printed nothing") != NULL);
     /* a remembered passphrase that stops working is forgotten */
-    cv_keyring_set_key_command("echo right");
+    cv_config_set_key_command("echo right");
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     CHECK_INT(cv_keyring_passphrase_change(path, "right", "other", err, sizeof err), 0);
     CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
@@ -338,7 +339,7 @@ TEST(keyring_altered_sealed_file_fails)
     CHECK_INT(fresh(path, sub, id), 0);
     cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
     CHECK_INT(cv_keyring_passphrase_set(path, "pw", err, sizeof err), 0);
-    cv_keyring_set_key_command("echo pw");
+    cv_config_set_key_command("echo pw");
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     size_t len;
     char *good = cv_read_file(path, 8192, &len);
@@ -385,10 +386,10 @@ TEST(keyring_rotate_keeps_the_seal)
     cv_keyring_set_kdf_limits(crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN);
     CHECK_INT(cv_keyring_passphrase_set(path, "pw", err, sizeof err), 0);
     uint32_t v = 0;
-    cv_keyring_set_key_command(NULL);
+    cv_config_set_key_command(NULL);
     CHECK_INT(cv_keyring_rotate(path, &v, err, sizeof err), -1);
     CHECK_INT(errno, CV_KEYRING_UNAVAILABLE);
-    cv_keyring_set_key_command("echo pw");
+    cv_config_set_key_command("echo pw");
     CHECK_INT(cv_keyring_rotate(path, &v, err, sizeof err), 0);
     CHECK_INT(v, 2);
     CHECK_INT(cv_keyring_file_protected(path, err, sizeof err), 1);
@@ -406,7 +407,7 @@ TEST(keyring_rotate_keeps_the_seal)
     /* the rotated keyring comes out plain again, all versions there */
     CHECK_INT(cv_keyring_passphrase_remove(path, "pw", err, sizeof err), 0);
     CHECK_INT(cv_keyring_file_protected(path, err, sizeof err), 0);
-    cv_keyring_set_key_command(NULL);
+    cv_config_set_key_command(NULL);
     kr = cv_keyring_load(path, err, sizeof err);
     CHECK(kr);
     CHECK_INT(cv_keyring_primary(kr), 3);
@@ -437,13 +438,13 @@ TEST(keyring_passphrase_change_and_remove)
     char *after = cv_read_file(path, 8192, &len2);
     CHECK(before && after && len1 == len2 && memcmp(before, after, len1) == 0);
     CHECK_INT(cv_keyring_passphrase_change(path, "one", "two", err, sizeof err), 0);
-    cv_keyring_set_key_command("echo one");
+    cv_config_set_key_command("echo one");
     CHECK(cv_keyring_load(path, err, sizeof err) == NULL);
-    cv_keyring_set_key_command("echo two");
+    cv_config_set_key_command("echo two");
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     CHECK_INT(cv_keyring_passphrase_remove(path, "one", err, sizeof err), -1);
     CHECK_INT(cv_keyring_passphrase_remove(path, "two", err, sizeof err), 0);
-    cv_keyring_set_key_command(NULL);
+    cv_config_set_key_command(NULL);
     CHECK_INT(same_keys(path, sub, id, err, sizeof err), 0);
     free(before);
     free(after);

@@ -4,7 +4,7 @@
 
 #include "crypto/fieldcrypt.h"
 #include "crypto/keyring.h"
-#include "ops/rewrap.h"
+#include "crypto/envcheck.h"
 #include "base/util.h"
 
 #include <stdlib.h>
@@ -30,7 +30,7 @@ TEST(rewrap_body_walk_paths_and_replacement)
     char *out = NULL, err[128];
     size_t len;
     seen[0] = '\0';
-    CHECK_INT(cv_body_fields(body, strlen(body), note, NULL, &out, &len, err,
+    CHECK_INT(cv_envcheck_fields(body, strlen(body), note, NULL, &out, &len, err,
                              sizeof err), 2);
     /* dotted below the top, arrays share their path, names unescaped */
     CHECK_STR(seen, "a.b=enc:v1;a.c=hash:v;a.c.de=enc:v2;f=enc:v1;");
@@ -39,7 +39,7 @@ TEST(rewrap_body_walk_paths_and_replacement)
                    "{\"d\\u0065\":\"enc:v2:r\"}]},\"e\":\"plain\",\"f\":\"X\"}");
     CHECK_INT((int)len, (int)strlen(out));
     free(out);
-    CHECK_INT(cv_body_fields("{\"a\":", 5, note, NULL, &out, &len, err,
+    CHECK_INT(cv_envcheck_fields("{\"a\":", 5, note, NULL, &out, &len, err,
                              sizeof err), -1);
 }
 
@@ -55,7 +55,7 @@ TEST(rewrap_retire_refuses_to_decrypt_and_verify)
     uint8_t sum[CV_CHECKSUM_BYTES];
     CHECK_INT(cv_fieldcrypt_row_checksum(kr, 1, "e1", "u", "k", 5, "{}", 2, sum), 0);
     uint32_t v, nv;
-    CHECK_INT(cv_envelope_classify(kr, env, strlen(env), &v), CV_ENV_CURRENT);
+    CHECK_INT(cv_envcheck_classify(kr, env, strlen(env), &v), CV_ENV_CURRENT);
     CHECK_INT(cv_keyring_retire(path, 1, err, sizeof err), -1); /* the primary */
     CHECK(strstr(err, "primary"));
     CHECK_INT(cv_keyring_rotate(path, &nv, err, sizeof err), 0);
@@ -66,11 +66,11 @@ TEST(rewrap_retire_refuses_to_decrypt_and_verify)
     CHECK(kr);
     CHECK(cv_keyring_retired(kr, 1));
     CHECK(!cv_keyring_retired(kr, 2));
-    CHECK_INT(cv_envelope_classify(kr, env, strlen(env), &v), CV_ENV_OLD);
+    CHECK_INT(cv_envcheck_classify(kr, env, strlen(env), &v), CV_ENV_OLD);
     CHECK_INT(v, 1);
-    CHECK_INT(cv_envelope_classify(kr, "hash:v1:x", 9, &v), CV_ENV_PSEUDONYM);
-    CHECK_INT(cv_envelope_classify(kr, "enc:d3:x", 8, &v), CV_ENV_DATAKEY);
-    CHECK_INT(cv_envelope_classify(kr, "enc:v1:hello", 12, &v), CV_ENV_NONE);
+    CHECK_INT(cv_envcheck_classify(kr, "hash:v1:x", 9, &v), CV_ENV_PSEUDONYM);
+    CHECK_INT(cv_envcheck_classify(kr, "enc:d3:x", 8, &v), CV_ENV_DATAKEY);
+    CHECK_INT(cv_envcheck_classify(kr, "enc:v1:hello", 12, &v), CV_ENV_NONE);
     char *plain = NULL;
     size_t len;
     CHECK_INT(cv_fieldcrypt_unseal(kr, env, "e1", "a.b", &plain, &len, err, sizeof err), -1);

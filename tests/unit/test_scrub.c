@@ -219,7 +219,7 @@ static const char store_policy[] =
     "[fields]\nuser_id = keep\n"
     "[scrub fields]\n**.custom = drop\n**.email = hash email\n";
 
-static json_t *maint(cv_maint *m, const char *fmt, ...)
+static json_t *maint(cv_writer *m, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -245,12 +245,12 @@ static json_t *scrub_item(cvt_store *f, const char *id)
     if (sqlite3_prepare_v2(cv_db_handle(f->db), sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW) {
         char err[256];
-        cv_scrub_buf out = {0};
+        cv_policy_scrub_buf out = {0};
         int64_t ts = sqlite3_column_int64(st, 4), old_ts = ts;
         const char *kind = (const char *)sqlite3_column_text(st, 1);
         const char *body = (const char *)sqlite3_column_text(st, 2);
-        int n = cv_scrub_body(f->pol, f->kr, kind, body, strlen(body), &out,
-                              &ts, NULL, NULL, err, sizeof err);
+        int n = cv_policy_scrub_body(f->pol, f->kr, kind, body, strlen(body), &out,
+                                     &ts, NULL, NULL, err, sizeof err);
         item = json_pack("[I, s, s, s, s, I, b, i]", sqlite3_column_int64(st, 0),
                          (const char *)sqlite3_column_text(st, 3), id, kind,
                          (const char *)sqlite3_column_text(st, 5), ts,
@@ -298,7 +298,7 @@ TEST(a_rectification_between_read_and_write_wins_and_is_scrubbed_later)
                            "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
                            "\"ts\":\"2026-01-01T00:00:00Z\",\"page\":\"/old\","
                            "\"email\":\"u@example.com\",\"custom\":{\"c\":1}}"), 0);
-    cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
+    cv_writer m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
 
     json_t *item = scrub_item(&f, "a1"); /* scrub reads */
     CHECK(item != NULL);
@@ -359,7 +359,7 @@ TEST(an_erasure_between_read_and_write_wins)
     CHECK_INT(one_aged_row(&f, store_policy, "2026-01-01T00:00:00Z",
                            "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
                            "\"ts\":\"2026-01-01T00:00:00Z\",\"custom\":1}"), 0);
-    cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
+    cv_writer m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
     json_t *item = scrub_item(&f, "a1");
     json_t *r = maint(&m, "{s:s, s:s, s:s}", "op", "erase", "user", "u",
                       "actor", "test");
@@ -419,7 +419,7 @@ TEST(a_ts_rule_takes_the_rows_time_and_schedule_to_the_hour)
                            "{\"id\":\"a1\",\"kind\":\"audit\",\"user_id\":\"u\","
                            "\"ts\":\"2026-01-01T10:23:45.678Z\"}"), 0);
     CHECK(cvt_q(&f, "SELECT ts % 3600000 FROM events") != 0);
-    cv_maint m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
+    cv_writer m = {.db = f.db, .kr = f.kr, .pol = f.pol, .store = f.st};
     json_t *item = scrub_item(&f, "a1");
     json_t *r = maint(&m, "{s:s, s:[O], s:s}", "op", "scrub", "rows", item,
                       "actor", "test");

@@ -1,9 +1,9 @@
-/* test_segment.c - user.segment's rules (lib/ctx/segment.h) and their
+/* test_segment.c - user.segment's rules (lib/ops/segment.h) and their
  * [segments] settings (lib/base/config.c), without a store. */
 #include "harness.h"
 
 #include "base/config.h"
-#include "ctx/segment.h"
+#include "ops/segment.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
 #define CV_MODELCACHE_H
 
 #include "storage/db.h"
-#include "ops/maint.h"
+#include "storage/writer.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -27,11 +27,11 @@ typedef struct {
 
 /* cache.put {"ns","key","value","ttl","user"?} on the writer's
  * connection; counted in m->cache_puts. */
-json_t *cv_modelcache_put(cv_maint *m, json_t *req);
+json_t *cv_modelcache_put(cv_writer *m, json_t *req);
 /* cache.delete {"user","ns"?,"key"?} on the writer's connection: the
  * user's entries (one key of a ns, a ns, or all), in one transaction with
  * an audit entry (cache-delete); counted in m->cache_deleted. */
-json_t *cv_modelcache_delete(cv_maint *m, json_t *req);
+json_t *cv_modelcache_delete(cv_writer *m, json_t *req);
 /* cache.get {"ns","key"} on a reader: {"ok":true,"hit":bool,...}. */
 json_t *cv_modelcache_get(cv_db *db, json_t *req, cv_modelcache_counters *c);
 /* Delete at most batch entries expired at now, in the caller's

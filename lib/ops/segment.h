@@ -19,7 +19,7 @@
 #define CV_SEGMENT_H
 
 #include "base/config.h"
-#include "ops/maint.h"
+#include "storage/writer.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -41,6 +41,6 @@ json_t *cv_segment_rules_json(const cv_segment_rules *r);
 
 /* user.segment {"user":U,"refresh":bool?} on the writer's connection:
  * {"ok":true,"segment":S,"computed_at":T,"recomputed":bool,"inputs":{}}. */
-json_t *cv_segment_op(cv_maint *m, json_t *req);
+json_t *cv_segment_op(cv_writer *m, json_t *req);
 
 #endif

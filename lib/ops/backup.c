@@ -1,12 +1,12 @@
 /* backup.c - take, check, list, prune and restore encrypted backups. See
  * backup.h for the file format. */
-#include "storage/backup.h"
+#include "ops/backup.h"
 
 #include "storage/db.h"
 #include "privacy/erasure.h"
 #include "crypto/fieldcrypt.h"
 #include "storage/journal.h"
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "storage/snapshot.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -125,13 +125,13 @@ void cv_backup_audit(const cv_config *cfg, const char *action, const char *path,
 {
     int status = 0;
     char err[512];
-    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-backup", false, &status);
+    cv_session *s = cv_session_open(cfg, "ctxvault-backup", false, &status);
     if (!s) {
         cv_warn("the audit trail did not get the %s of %s", action, path);
         return;
     }
     const char *base = strrchr(path, '/');
-    char *actor = cv_maint_actor();
+    char *actor = cv_session_actor();
     json_t *req = json_pack("{s:s, s:s, s:n, s:I, s:{s:s}, s:s}", "op", "audit",
                             "action", action, "subject", "rows", (json_int_t)rows,
                             "detail", "backup", base ? base + 1 : path,
@@ -139,13 +139,13 @@ void cv_backup_audit(const cv_config *cfg, const char *action, const char *path,
     if (failure)
         json_object_set_new(json_object_get(req, "detail"), "failure",
                             json_string(failure));
-    json_t *r = cv_maint_call(s, req, err, sizeof err);
+    json_t *r = cv_session_call(s, req, err, sizeof err);
     if (!r || !json_is_true(json_object_get(r, "ok")))
         cv_warn("the audit trail did not get the %s of %s", action, path);
     json_decref(r);
     json_decref(req);
     free(actor);
-    cv_maint_close(&s);
+    cv_session_close(&s);
 }
 
 /* ---- create ----------------------------------------------------------- */
@@ -501,10 +501,10 @@ static void carry_erasures(const cv_config *cfg, const char *replaced,
         return;
     int status = 0;
     char err[512];
-    cv_maint_session *s = cv_maint_open(cfg, "ctxvault-backup", false, &status);
+    cv_session *s = cv_session_open(cfg, "ctxvault-backup", false, &status);
     json_t *req = json_pack("{s:s, s:s}", "op", "erasures_merge", "from", replaced);
-    json_t *r = s ? cv_maint_ok(cv_maint_call(s, req, err, sizeof err), err,
-                                "carrying erasures over") : NULL;
+    json_t *r = s ? cv_session_ok(cv_session_call(s, req, err, sizeof err), err,
+                                  "carrying erasures over") : NULL;
     if (r)
         json_object_set_new(result, "erasures_carried",
                             json_pack("{s:O, s:O}", "users", json_object_get(r, "users"),
@@ -515,7 +515,7 @@ static void carry_erasures(const cv_config *cfg, const char *replaced,
                 "after the backup and repeat them");
     json_decref(r);
     json_decref(req);
-    cv_maint_close(&s);
+    cv_session_close(&s);
 }
 
 static int fsync_path(const char *path)

@@ -1,10 +1,10 @@
 /* archive.c - old rows moved into a sealed file, verified, then deleted
  * through store; and put back (archive.h). */
-#include "storage/archive.h"
+#include "ops/archive.h"
 
-#include "storage/backup.h"
+#include "ops/backup.h"
 #include "storage/db.h"
-#include "ops/maint.h"
+#include "ops/session.h"
 #include "storage/snapshot.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -121,7 +121,7 @@ out:
 typedef struct {
     sqlite3 *h;
     sqlite3_stmt *st;
-    cv_maint_session *s;
+    cv_session *s;
 } feed;
 
 static int feed_open(feed *f, const cv_config *cfg, const char *program,
@@ -129,7 +129,7 @@ static int feed_open(feed *f, const cv_config *cfg, const char *program,
 {
     int status = 0;
     memset(f, 0, sizeof *f);
-    if (!(f->s = cv_maint_open(cfg, program, false, &status)))
+    if (!(f->s = cv_session_open(cfg, program, false, &status)))
         return status;
     if (sqlite3_open_v2(snap, &f->h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(f->h, sql, -1, &f->st, NULL) != SQLITE_OK) {
@@ -144,7 +144,7 @@ static void feed_close(feed *f)
     sqlite3_finalize(f->st);
     if (f->h)
         sqlite3_close(f->h);
-    cv_maint_close(&f->s);
+    cv_session_close(&f->s);
 }
 
 /* Ask store to delete the archived rows, BATCH at a time. */
@@ -164,8 +164,8 @@ static int delete_rows(const cv_config *cfg, const char *snap, int64_t *deleted,
                 (const char *)sqlite3_column_text(f.st, 1)));
         json_t *req = json_pack("{s:s, s:o}", "op", "archive_delete", "rows", rows);
         json_t *r = json_array_size(rows)
-                        ? cv_maint_ok(cv_maint_call(f.s, req, err, sizeof err), err,
-                                      "deleting archived rows")
+                        ? cv_session_ok(cv_session_call(f.s, req, err, sizeof err),
+                                        err, "deleting archived rows")
                         : json_object();
         if (!r)
             status = EX_IOERR;
@@ -316,9 +316,9 @@ static int put_back(const cv_config *cfg, const char *snap, json_t *counts)
         json_t *req = json_pack("{s:s, s:I, s:O}", "op", "archive_restore", "now",
                                 (json_int_t)cv_now_ms(), "rows", b.rows);
         json_t *r = NULL;
-        if (cv_maint_send_blobs(f.s, req, b.blobs, b.n, err, sizeof err) == 0)
-            r = cv_maint_recv(f.s, err, sizeof err);
-        r = cv_maint_ok(r, err, "putting archived rows back");
+        if (cv_session_send_blobs(f.s, req, b.blobs, b.n, err, sizeof err) == 0)
+            r = cv_session_recv(f.s, err, sizeof err);
+        r = cv_session_ok(r, err, "putting archived rows back");
         if (!r)
             status = EX_IOERR;
         for (size_t i = 0; r && i < sizeof keys / sizeof *keys; i++)

@@ -1,8 +1,7 @@
 /* segment.c - user.segment (segment.h). */
-#include "ctx/segment.h"
+#include "ops/segment.h"
 
-#include "ctx/ctxapi.h"
-#include "ctx/ctxops.h"
+#include "net/control.h"
 #include "ops/query.h"
 #include "base/time.h"
 #include "base/util.h"
@@ -109,7 +108,7 @@ static json_t *reply(const char *segment, int64_t computed_at, bool recomputed,
                      json_t *inputs)
 {
     return json_pack("{s:b, s:s, s:o, s:b, s:O}", "ok", 1, "segment", segment,
-                     "computed_at", cv_ctxapi_time_json(computed_at), "recomputed",
+                     "computed_at", cv_control_time_json(computed_at), "recomputed",
                      recomputed, "inputs", inputs);
 }
 
@@ -140,13 +139,13 @@ static json_t *stored_if_fresh(cv_db *db, int64_t uid, int64_t now,
     return out;
 }
 
-json_t *cv_segment_op(cv_maint *m, json_t *req)
+json_t *cv_segment_op(cv_writer *m, json_t *req)
 {
     static const char *const members[] = {"user", "refresh", NULL};
     const char *user;
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (!err)
-        err = cv_ctxapi_string_arg(req, "user", &user);
+        err = cv_control_string_arg(req, "user", &user);
     if (err)
         return err;
     if (!user)
@@ -161,7 +160,7 @@ json_t *cv_segment_op(cv_maint *m, json_t *req)
     const cv_segment_rules *r = &m->cfg->segments;
     int64_t uid, uids[CV_USER_UIDS_MAX];
     size_t n;
-    if ((err = cv_ctxops_user_uid(m->db, m->pol, m->kr, user, &uid, uids, &n)))
+    if ((err = cv_query_user_uid(m->db, m->pol, m->kr, user, &uid, uids, &n)))
         return err;
     cv_segment_inputs in = {.now = cv_now_ms()};
     json_t *rules = cv_segment_rules_json(r);
@@ -184,8 +183,8 @@ json_t *cv_segment_op(cv_maint *m, json_t *req)
     json_t *inputs = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}",
         "interactions", (json_int_t)in.interactions,
         "types", (json_int_t)in.types,
-        "first_interaction", cv_ctxapi_time_json(in.first_ts),
-        "last_interaction", cv_ctxapi_time_json(in.last_ts),
+        "first_interaction", cv_control_time_json(in.first_ts),
+        "last_interaction", cv_control_time_json(in.last_ts),
         "since_last_ms", in.last_ts < 0 ? json_null()
                                         : json_integer(in.now - in.last_ts),
         "rules", rules);

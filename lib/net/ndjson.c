@@ -1,5 +1,5 @@
 /* ndjson.c - the shared NDJSON read loop. */
-#include "base/ndjson.h"
+#include "net/ndjson.h"
 
 #include "base/lineread.h"
 #include "base/util.h"

@@ -1,9 +1,9 @@
 /* modelcache.c - model caches: cache.put, cache.get, expiry (modelcache.h). */
-#include "ctx/modelcache.h"
+#include "ops/modelcache.h"
 
 #include "storage/audit.h"
-#include "ctx/ctxapi.h"
-#include "ctx/ctxops.h"
+#include "net/control.h"
+#include "ops/query.h"
 #include "base/time.h"
 #include "base/util.h"
 
@@ -17,7 +17,7 @@
 /* "ns", checked (NULL when absent): NULL or the error reply. */
 static json_t *check_ns(json_t *req, const char **ns)
 {
-    json_t *err = cv_ctxapi_string_arg(req, "ns", ns);
+    json_t *err = cv_control_string_arg(req, "ns", ns);
     if (!err && *ns && (strlen(*ns) > CV_MODELCACHE_NS_MAX ||
                  strspn(*ns, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(*ns)))
         err = bad("\"ns\" must be 1 to %d of a-z, 0-9, '_', '.' or '-'",
@@ -32,7 +32,7 @@ static json_t *ns_key(json_t *req, const char **ns, const char **key)
     if (!err && !*ns)
         err = bad("\"ns\" is required, a non-empty string");
     if (!err)
-        err = cv_ctxapi_string_arg(req, "key", key);
+        err = cv_control_string_arg(req, "key", key);
     if (!err && !*key)
         err = bad("\"key\" is required, a non-empty string");
     if (!err && strlen(*key) > CV_MODELCACHE_KEY_MAX)
@@ -41,15 +41,15 @@ static json_t *ns_key(json_t *req, const char **ns, const char **key)
     return err;
 }
 
-json_t *cv_modelcache_put(cv_maint *m, json_t *req)
+json_t *cv_modelcache_put(cv_writer *m, json_t *req)
 {
     static const char *const members[] = {"ns", "key", "value", "ttl", "user", NULL};
     const char *ns, *key, *user;
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (!err)
         err = ns_key(req, &ns, &key);
     if (!err)
-        err = cv_ctxapi_string_arg(req, "user", &user);
+        err = cv_control_string_arg(req, "user", &user);
     if (err)
         return err;
     json_t *value = json_object_get(req, "value");
@@ -69,7 +69,7 @@ json_t *cv_modelcache_put(cv_maint *m, json_t *req)
                               "bytes as JSON", CV_MODELCACHE_VALUE_MAX);
     }
     int64_t uid = -1;
-    if (user && (err = cv_ctxops_user_uid(m->db, m->pol, m->kr, user, &uid, NULL,
+    if (user && (err = cv_query_user_uid(m->db, m->pol, m->kr, user, &uid, NULL,
                                        NULL))) {
         free(text);
         return err;
@@ -102,7 +102,7 @@ json_t *cv_modelcache_put(cv_maint *m, json_t *req)
         goto rollback;
     free(text);
     m->cache_puts++;
-    return json_pack("{s:b, s:o}", "ok", 1, "expires_at", cv_ctxapi_time_json(expires));
+    return json_pack("{s:b, s:o}", "ok", 1, "expires_at", cv_control_time_json(expires));
 rollback:
     cv_err("cannot put a cache entry in %s: %s", cv_db_path(m->db),
            cv_db_errmsg(m->db));
@@ -118,19 +118,19 @@ dberr:
                           "log");
 }
 
-json_t *cv_modelcache_delete(cv_maint *m, json_t *req)
+json_t *cv_modelcache_delete(cv_writer *m, json_t *req)
 {
     static const char *const members[] = {"user", "ns", "key", NULL};
     const char *user, *ns = NULL, *key = NULL;
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (!err)
-        err = cv_ctxapi_string_arg(req, "user", &user);
+        err = cv_control_string_arg(req, "user", &user);
     if (!err && !user)
         err = bad("\"user\" is required, a non-empty string");
     /* ns and key as cache.put checks them (null: absent); a key is only
      * one within a ns */
     if (!err)
-        err = cv_ctxapi_string_arg(req, "key", &key);
+        err = cv_control_string_arg(req, "key", &key);
     if (!err)
         err = key ? ns_key(req, &ns, &key) : check_ns(req, &ns);
     if (err)
@@ -139,7 +139,7 @@ json_t *cv_modelcache_delete(cv_maint *m, json_t *req)
      * under any of them */
     int64_t uid, uids[CV_USER_UIDS_MAX];
     size_t nid = 0;
-    if ((err = cv_ctxops_user_uid(m->db, m->pol, m->kr, user, &uid, uids, &nid)))
+    if ((err = cv_query_user_uid(m->db, m->pol, m->kr, user, &uid, uids, &nid)))
         return err;
     char sql[1024];
     size_t n = (size_t)snprintf(sql, sizeof sql, "DELETE FROM mlcache WHERE uid IN (");
@@ -196,7 +196,7 @@ json_t *cv_modelcache_delete(cv_maint *m, json_t *req)
     m->audit_entries++;
     m->cache_deleted += (uint64_t)deleted;
     /* what was deleted leaves the file and the WAL, as an erasure's does */
-    cv_maint_compact(m->db);
+    cv_writer_compact(m->db);
     return json_pack("{s:b, s:I}", "ok", 1, "deleted", (json_int_t)deleted);
 failed:
     snprintf(why, sizeof why, "%s", cv_db_errmsg(m->db));
@@ -209,7 +209,7 @@ json_t *cv_modelcache_get(cv_db *db, json_t *req, cv_modelcache_counters *c)
 {
     static const char *const members[] = {"ns", "key", NULL};
     const char *ns, *key;
-    json_t *err = cv_ctxapi_check_members(req, members);
+    json_t *err = cv_control_check_members(req, members);
     if (!err)
         err = ns_key(req, &ns, &key);
     if (err)
@@ -235,8 +235,8 @@ json_t *cv_modelcache_get(cv_db *db, json_t *req, cv_modelcache_counters *c)
                                JSON_DECODE_ANY, &je);
         r = json_pack("{s:b, s:b, s:o, s:o, s:o}", "ok", 1, "hit", 1, "value",
                       v ? v : json_null(), "created_at",
-                      cv_ctxapi_time_json(sqlite3_column_int64(st, 1)), "expires_at",
-                      cv_ctxapi_time_json(sqlite3_column_int64(st, 2)));
+                      cv_control_time_json(sqlite3_column_int64(st, 1)), "expires_at",
+                      cv_control_time_json(sqlite3_column_int64(st, 2)));
         if (c)
             c->hits++;
     } else if (rc == SQLITE_DONE) {
