@@ -72,8 +72,9 @@ typedef struct {
  *               "rewrapped":N,"fields":N,"checksums":N,"skipped":N,
  *               "skipped_rows":[...],"next":SEQ,"done":bool} (rewrap.h) */
 json_t *cv_maint_do(cv_maint *m, json_t *req);
-/* Is op one that cv_maint_do carries out? */
-bool cv_maint_handles(const char *op);
+/* The ops cv_maint_do carries out (net/control.h); their state is a
+ * cv_maint on the writer's connection, with no batch open. */
+extern const cv_control_family cv_maint_family;
 /* After a deletion: give freed pages back and empty the WAL (truncating
  * checkpoint), so deleted content lingers in neither file. False when a
  * reader's snapshot kept the WAL. */
