@@ -101,8 +101,11 @@ $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 # a program compiled and linked in one step); -MP keeps a removed header
 # from breaking the build. Touching a header rebuilds only its includers.
 DEPFLAGS = -MMD -MP
-DEPFILES = $(wildcard $(BUILD)/lib/*/*.d $(BUILD)/gen/*.d $(BUILD)/tests/unit/*.d \
-           $(BUILD)/fuzz/*.d $(BUILD)/dep/*.d $(BUILD)/bin/*/*.d)
+# (dep/ctxvault.d is left from when ctxvault was one source, bin/ctxvault.c:
+# ignored, or a tree built before would look for that file)
+DEPFILES = $(filter-out $(BUILD)/dep/ctxvault.d, \
+           $(wildcard $(BUILD)/lib/*/*.d $(BUILD)/gen/*.d $(BUILD)/tests/unit/*.d \
+           $(BUILD)/fuzz/*.d $(BUILD)/dep/*.d $(BUILD)/bin/*/*.d))
 -include $(DEPFILES)
 # for a program made from one source: its dependency file, named for it
 depof = $(DEPFLAGS) -MF $(BUILD)/dep/$(notdir $@).d -MT $@

@@ -26,6 +26,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: ctxvault-store [--db PATH] [--home DIR] [-c FILE] [--serve]\n"
+        "       ctxvault-store --ops\n"
         "\n"
         "Commit the events read on stdin to the database, in batches,\n"
         "storing each id once. The only program that writes the database.\n"
@@ -37,6 +38,8 @@ static void usage(FILE *f)
         "  --db PATH     the database (default: the instance's)\n"
         "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
         "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
+        "  --ops         list the control ops --serve answers, one a line:\n"
+        "                the name and its kind (read, write or admin)\n"
         "  -q, --quiet   no summary on stderr\n"
         "  -h, --help    this help\n"
         "  -V, --version the version\n"
@@ -57,12 +60,13 @@ int main(int argc, char **argv)
         {"home", required_argument, NULL, 'H'},
         {"quiet", no_argument, NULL, 'q'},
         {"serve", no_argument, NULL, 'S'},
+        {"ops", no_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *conf = NULL, *dbpath = NULL;
-    bool quiet = false, serve = false;
+    bool quiet = false, serve = false, list_ops = false;
     int64_t started = cv_mono_ms();
     int c;
 
@@ -76,6 +80,7 @@ int main(int argc, char **argv)
         case 'c': conf = optarg; break;
         case 'q': quiet = true; break;
         case 'S': serve = true; break;
+        case 'O': list_ops = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ctxvault-store %s\n", CV_VERSION); return 0;
         default: usage(stderr); return EX_USAGE;
@@ -84,6 +89,12 @@ int main(int argc, char **argv)
     if (optind != argc) {
         usage(stderr);
         return EX_USAGE;
+    }
+    if (list_ops) {
+        const cv_control_op *o;
+        for (size_t i = 0; (o = cv_store_serve_op(i)); i++)
+            printf("%s\t%s\n", o->name, cv_control_kind_name(o->kind));
+        return fflush(stdout) == 0 ? 0 : EX_IOERR;
     }
 
     int status = EX_CONFIG, problems = 0;

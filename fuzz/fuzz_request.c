@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     cv_ctxapi_time_arg(json_object_get(req, "since"), &ts);
     const char *op = json_string_value(json_object_get(req, "op"));
-    if (json_is_object(req) && op && cv_ctxapi_handles(op)) {
+    if (json_is_object(req) && cv_control_find_op(&cv_ctxapi_family, op)) {
         cv_ctxapi api = {.db = NULL};
         bool decrypted;
         json_t *reply = cv_ctxapi_answer(&api, req, size, &decrypted);

@@ -11,32 +11,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The ops, and the members each takes besides "op" and "actor". */
-static const struct {
-    const char *op;
+/* An op of the read side: its reader, and the members it takes besides
+ * "op" and "actor" (the row's spec). */
+typedef json_t *read_fn(const cv_ctxapi *api, cv_ctx_args *a, bool *decrypted);
+typedef struct {
+    read_fn *fn;
     const char *members[8];
-} ops[] = {
-    {"context.load", {"user", "name", "id", "decrypt", NULL}},
-    {"context.list", {"user", "limit", "decrypt", NULL}},
-    {"interactions.query",
-     {"user", "since", "until", "type", "limit", "cursor", "decrypt", NULL}},
-    {"profile.get", {"user", "decrypt", NULL}},
-    {"db.size", {NULL}},
+} read_op;
+
+static cv_control_handler answer;
+static read_fn context_load, context_list, interactions_query, profile_get,
+    db_size;
+
+static const cv_control_op ops[] = {
+    {"context.load", CV_CONTROL_READ, answer,
+     &(const read_op){context_load, {"user", "name", "id", "decrypt", NULL}}},
+    {"context.list", CV_CONTROL_READ, answer,
+     &(const read_op){context_list, {"user", "limit", "decrypt", NULL}}},
+    {"interactions.query", CV_CONTROL_READ, answer,
+     &(const read_op){interactions_query, {"user", "since", "until", "type",
+                                           "limit", "cursor", "decrypt", NULL}}},
+    {"profile.get", CV_CONTROL_READ, answer,
+     &(const read_op){profile_get, {"user", "decrypt", NULL}}},
+    {"db.size", CV_CONTROL_READ, answer, &(const read_op){db_size, {NULL}}},
+    {NULL, 0, NULL, NULL},
 };
-#define NOPS (sizeof ops / sizeof *ops)
 
-static int op_index(const char *op)
-{
-    for (size_t i = 0; op && i < NOPS; i++)
-        if (strcmp(op, ops[i].op) == 0)
-            return (int)i;
-    return -1;
-}
-
-bool cv_ctxapi_handles(const char *op)
-{
-    return op_index(op) >= 0;
-}
+const cv_control_family cv_ctxapi_family = {ops, CV_CTXAPI_MAX_REQUEST};
 
 /* --- replies with text spliced in ------------------------------------- */
 
@@ -145,15 +146,17 @@ json_t *cv_ctxapi_parse(json_t *req, cv_ctx_args *a)
     a->q = (cv_query){.since = -1, .until = -1, .limit = CV_CTXAPI_LIMIT};
     if (!json_is_object(req))
         return bad("a request is a JSON object");
-    int k = op_index(json_string_value(json_object_get(req, "op")));
-    if (k < 0)
+    const cv_control_op *o = cv_control_find_op(
+        &cv_ctxapi_family, json_string_value(json_object_get(req, "op")));
+    if (!o)
         return cv_control_error(CV_ERR_UNKNOWN_OP, 0, "not a context API op");
+    const char *const *members = ((const read_op *)o->spec)->members;
     /* a member the op does not take is a mistake (a typo in "limit",
      * say) that would otherwise widen the answer silently */
-    json_t *err = cv_control_check_members(req, ops[k].members);
+    json_t *err = cv_control_check_members(req, members);
     if (err)
         return err;
-    bool takes_user = ops[k].members[0] && !strcmp(ops[k].members[0], "user");
+    bool takes_user = members[0] && !strcmp(members[0], "user");
     if ((err = cv_control_string_arg(req, "user", &a->q.user)))
         return err;
     if ((err = cv_control_string_arg(req, "id", &a->id)))
@@ -572,8 +575,10 @@ static json_t *profile_get(const cv_ctxapi *api, cv_ctx_args *a,
 /* Rows and bytes by kind (a scan of the table: an estimate of what each
  * kind costs, not a page count), the tables' and indexes' bytes from
  * dbstat when SQLite has it, and the files. */
-static json_t *db_size(const cv_ctxapi *api)
+static json_t *db_size(const cv_ctxapi *api, cv_ctx_args *a, bool *decrypted)
 {
+    (void)a;
+    (void)decrypted;
     sqlite3 *h = cv_db_handle(api->db);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h,
@@ -618,15 +623,12 @@ static json_t *db_size(const cv_ctxapi *api)
     return r;
 }
 
-json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
-                         bool *decrypted)
+/* A row's handler: the checks every op shares, then its reader. */
+static json_t *answer(void *state, cv_control_request *r)
 {
-    *decrypted = false;
-    if (body_len > CV_CTXAPI_MAX_REQUEST)
-        return cv_control_error(CV_ERR_TOO_LARGE, 0, "request longer than %d bytes",
-                              CV_CTXAPI_MAX_REQUEST);
+    const cv_ctxapi *api = state;
     cv_ctx_args a;
-    json_t *err = cv_ctxapi_parse(req, &a);
+    json_t *err = cv_ctxapi_parse(r->req, &a);
     if (err)
         return err;
     if (a.decrypt && !api->allow_decrypt)
@@ -636,14 +638,14 @@ json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
     if (!api->db)
         return cv_control_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
                               "reading");
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!strcmp(op, "context.load"))
-        return context_load(api, &a, decrypted);
-    if (!strcmp(op, "context.list"))
-        return context_list(api, &a, decrypted);
-    if (!strcmp(op, "interactions.query"))
-        return interactions_query(api, &a, decrypted);
-    if (!strcmp(op, "profile.get"))
-        return profile_get(api, &a, decrypted);
-    return db_size(api);
+    return ((const read_op *)r->op->spec)->fn(api, &a, &r->decrypted);
+}
+
+json_t *cv_ctxapi_answer(const cv_ctxapi *api, json_t *req, size_t body_len,
+                         bool *decrypted)
+{
+    cv_control_request r = {.req = req, .len = body_len};
+    json_t *reply = cv_control_answer(&cv_ctxapi_family, (void *)api, &r);
+    *decrypted = r.decrypted;
+    return reply;
 }

@@ -36,8 +36,9 @@ typedef struct {
     bool allow_decrypt;      /* [pipeline] control_decrypt */
 } cv_ctxapi;
 
-/* Is op one of the context API's? */
-bool cv_ctxapi_handles(const char *op);
+/* The read side's ops (net/control.h); their state is a cv_ctxapi, and
+ * a handler sets the request's decrypted. */
+extern const cv_control_family cv_ctxapi_family;
 
 /* Answer req (its "op" one of ours; body_len the size of its JSON text).
  * Always a reply object. *decrypted is set when the reply holds

@@ -150,21 +150,44 @@ static json_t *meta(const cv_ctxops *o, json_t *req)
         "cache", cache);
 }
 
-bool cv_ctxops_handles(const char *op)
+/* The rows' handlers: each reads through o's connection. */
+static json_t *ready(const cv_ctxops *o)
 {
-    return op && (!strcmp(op, "stats") || !strcmp(op, "meta") ||
-                  !strcmp(op, "cache.get"));
+    return o->db ? NULL
+                 : cv_control_error(CV_ERR_INTERNAL, 0, "cannot open the "
+                                    "database for reading");
 }
+
+static json_t *op_stats(void *state, cv_control_request *r)
+{
+    json_t *err = ready(state);
+    return err ? err : stats(state, r->req);
+}
+
+static json_t *op_meta(void *state, cv_control_request *r)
+{
+    json_t *err = ready(state);
+    return err ? err : meta(state, r->req);
+}
+
+static json_t *op_cache_get(void *state, cv_control_request *r)
+{
+    const cv_ctxops *o = state;
+    json_t *err = ready(o);
+    return err ? err : cv_modelcache_get(o->db, r->req, o->cache);
+}
+
+static const cv_control_op ops[] = {
+    {"stats", CV_CONTROL_READ, op_stats, NULL},
+    {"meta", CV_CONTROL_READ, op_meta, NULL},
+    {"cache.get", CV_CONTROL_READ, op_cache_get, NULL},
+    {NULL, 0, NULL, NULL},
+};
+
+const cv_control_family cv_ctxops_family = {ops, 0};
 
 json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req)
 {
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!o->db)
-        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
-                              "reading");
-    if (!strcmp(op, "stats"))
-        return stats(o, req);
-    if (!strcmp(op, "meta"))
-        return meta(o, req);
-    return cv_modelcache_get(o->db, req, o->cache);
+    cv_control_request r = {.req = req};
+    return cv_control_answer(&cv_ctxops_family, (void *)o, &r);
 }

@@ -11,6 +11,7 @@
 #ifndef CV_CTXOPS_H
 #define CV_CTXOPS_H
 
+#include "net/control.h"
 #include "storage/db.h"
 #include "crypto/keyring.h"
 #include "ops/modelcache.h"
@@ -26,9 +27,9 @@ typedef struct {
     uint64_t puts;                 /* cache.put's, for meta */
 } cv_ctxops;
 
-/* Is op one that cv_ctxops_answer answers? ("stats" too.) */
-bool cv_ctxops_handles(const char *op);
-/* Always a reply object. */
+/* stats, meta and cache.get (net/control.h); their state is a cv_ctxops. */
+extern const cv_control_family cv_ctxops_family;
+/* One of them; always a reply object. */
 json_t *cv_ctxops_answer(const cv_ctxops *o, json_t *req);
 
 #endif

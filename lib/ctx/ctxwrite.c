@@ -21,20 +21,32 @@ struct cv_ctxwrite {
     cv_ctxwrite_stats st;
 };
 
-/* The ops, and the members each takes besides "op" and "actor". */
-static const struct {
-    const char *op;
-    const char *kind;        /* of the event it stores, or NULL */
+/* An op of the write side (its row's spec): the kind of the one event
+ * its request describes (NULL: none; interactions.save's events carry
+ * their own), and the members it takes besides "op" and "actor". */
+typedef struct {
+    const char *kind;
     const char *members[8];
-} ops[] = {
-    {"context.save", "context", {"user", "name", "id", "ts", "fields", NULL}},
-    {"interactions.save", "interaction", {"user", "events", NULL}},
-    {"context.delete", NULL, {"user", "id", "name", "all", NULL}},
-    {"profile.set", "profile",
-     {"user", "id", "ts", "privacy_level", "retention_days", "preferences",
-      "fields", NULL}},
+} write_op;
+
+static cv_control_handler op_context_save, op_interactions_save,
+    op_context_delete, op_profile_set;
+
+static const cv_control_op ops[] = {
+    {"context.save", CV_CONTROL_WRITE, op_context_save,
+     &(const write_op){"context", {"user", "name", "id", "ts", "fields", NULL}}},
+    {"interactions.save", CV_CONTROL_WRITE, op_interactions_save,
+     &(const write_op){NULL, {"user", "events", NULL}}},
+    {"context.delete", CV_CONTROL_WRITE, op_context_delete,
+     &(const write_op){NULL, {"user", "id", "name", "all", NULL}}},
+    {"profile.set", CV_CONTROL_WRITE, op_profile_set,
+     &(const write_op){"profile", {"user", "id", "ts", "privacy_level",
+                                   "retention_days", "preferences", "fields",
+                                   NULL}}},
+    {NULL, 0, NULL, NULL},
 };
-#define NOPS (sizeof ops / sizeof *ops)
+
+const cv_control_family cv_ctxwrite_family = {ops, CV_CTXAPI_MAX_REQUEST};
 
 /* The member of o that names the reserved member m, however it is
  * spelled (fieldname.h), or NULL; its key in *key. */
@@ -50,19 +62,6 @@ static json_t *member_of(json_t *o, cv_member m, const char **key)
         }
     }
     return NULL;
-}
-
-static int op_index(const char *op)
-{
-    for (size_t i = 0; op && i < NOPS; i++)
-        if (strcmp(op, ops[i].op) == 0)
-            return (int)i;
-    return -1;
-}
-
-bool cv_ctxwrite_handles(const char *op)
-{
-    return op_index(op) >= 0;
 }
 
 cv_ctxwrite *cv_ctxwrite_new(const cv_ctxwrite_opts *o)
@@ -209,23 +208,24 @@ done:;
 json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
 {
     *err = NULL;
-    int k = json_is_object(req)
-                ? op_index(json_string_value(json_object_get(req, "op"))) : -1;
-    if (k < 0 || !ops[k].kind || !strcmp(ops[k].op, "interactions.save")) {
+    const cv_control_op *o = cv_control_find_op(
+        &cv_ctxwrite_family, json_string_value(json_object_get(req, "op")));
+    const write_op *op = o ? o->spec : NULL;
+    if (!op || !op->kind) {
         *err = cv_control_error(CV_ERR_UNKNOWN_OP, 0, "not an op that saves one "
                               "event");
         return NULL;
     }
-    bool profile = strcmp(ops[k].kind, "profile") == 0;
+    bool profile = strcmp(op->kind, "profile") == 0;
     const char *user, *name, *id;
     json_t *fields;
     int64_t ts;
-    json_t *lifted = lift_members(req, ops[k].kind, err);
+    json_t *lifted = lift_members(req, op->kind, err);
     if (!lifted)
         return NULL;
     req = lifted;
     json_t *ev = NULL;
-    if ((*err = cv_control_check_members(req, ops[k].members)) ||
+    if ((*err = cv_control_check_members(req, op->members)) ||
         (*err = need_user(req, &user)) ||
         (*err = cv_control_string_arg(req, "name", &name)) ||
         (*err = cv_control_string_arg(req, "id", &id)) ||
@@ -263,7 +263,7 @@ json_t *cv_ctxwrite_event(json_t *req, int64_t now_ms, json_t **err)
     if (id)
         json_object_set_new(ev, "id", json_string(id));
     json_object_set_new(ev, "ts", json_string(tsbuf));
-    json_object_set_new(ev, "kind", json_string(ops[k].kind));
+    json_object_set_new(ev, "kind", json_string(op->kind));
     if (name)
         json_object_set_new(ev, "type", json_string(name));
     json_object_set_new(ev, "user_id", json_string(user));
@@ -444,13 +444,13 @@ typedef struct {
     char *raw;
 } rejection;
 
-static json_t *interactions_save(cv_ctxwrite *w, json_t *req)
+static json_t *interactions_save(cv_ctxwrite *w, const write_op *op,
+                                 json_t *req)
 {
     json_t *err;
     const char *user;
     json_t *events = json_object_get(req, "events");
-    if ((err = cv_control_check_members(req,
-                                        ops[op_index("interactions.save")].members)) ||
+    if ((err = cv_control_check_members(req, op->members)) ||
         (err = cv_control_string_arg(req, "user", &user)))
         return err;
     if (!json_is_array(events) || json_array_size(events) == 0)
@@ -610,12 +610,13 @@ static int sync_deleted(cv_ctxwrite *w, const char *user, const int64_t *uids,
 
 /* Delete the user's contexts: one id, every version of a name, or all,
  * in one journaled transaction with its audit entry. */
-static json_t *context_delete(cv_ctxwrite *w, json_t *req)
+static json_t *context_delete(cv_ctxwrite *w, const write_op *op,
+                              json_t *req)
 {
     json_t *err;
     const char *user, *id, *name;
     json_t *all = json_object_get(req, "all");
-    if ((err = cv_control_check_members(req, ops[op_index("context.delete")].members)) ||
+    if ((err = cv_control_check_members(req, op->members)) ||
         (err = need_user(req, &user)) ||
         (err = cv_control_string_arg(req, "id", &id)) ||
         (err = cv_control_string_arg(req, "name", &name)))
@@ -766,23 +767,37 @@ void cv_ctxwrite_rollback(cv_ctxwrite *w)
     cv_store_rollback(w->o.store);
 }
 
+/* The rows' handlers: the state is a cv_ctxwrite_state. */
+static json_t *op_context_save(void *state, cv_control_request *r)
+{
+    return context_save(((cv_ctxwrite_state *)state)->w, r->req);
+}
+
+static json_t *op_interactions_save(void *state, cv_control_request *r)
+{
+    return interactions_save(((cv_ctxwrite_state *)state)->w, r->op->spec,
+                             r->req);
+}
+
+static json_t *op_context_delete(void *state, cv_control_request *r)
+{
+    return context_delete(((cv_ctxwrite_state *)state)->w, r->op->spec,
+                          r->req);
+}
+
+static json_t *op_profile_set(void *state, cv_control_request *r)
+{
+    cv_ctxwrite_state *st = state;
+    if (!st->read || !st->read->db)
+        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
+                              "reading");
+    return profile_set(st->w, st->read, r->req);
+}
+
 json_t *cv_ctxwrite_answer(cv_ctxwrite *w, const cv_ctxapi *read, json_t *req,
                            size_t body_len)
 {
-    if (body_len > CV_CTXAPI_MAX_REQUEST)
-        return cv_control_error(CV_ERR_TOO_LARGE, 0, "request longer than %d bytes",
-                              CV_CTXAPI_MAX_REQUEST);
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!op || op_index(op) < 0)
-        return cv_control_error(CV_ERR_UNKNOWN_OP, 0, "not a context API write");
-    if (!strcmp(op, "context.save"))
-        return context_save(w, req);
-    if (!strcmp(op, "interactions.save"))
-        return interactions_save(w, req);
-    if (!strcmp(op, "context.delete"))
-        return context_delete(w, req);
-    if (!read || !read->db)
-        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot open the database for "
-                              "reading");
-    return profile_set(w, read, req);
+    cv_ctxwrite_state st = {.w = w, .read = read};
+    cv_control_request r = {.req = req, .len = body_len};
+    return cv_control_answer(&cv_ctxwrite_family, &st, &r);
 }

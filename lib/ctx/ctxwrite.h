@@ -51,8 +51,13 @@ typedef struct {
 cv_ctxwrite *cv_ctxwrite_new(const cv_ctxwrite_opts *o);
 void cv_ctxwrite_destroy(cv_ctxwrite **p);
 
-/* Is op one of the write side's? */
-bool cv_ctxwrite_handles(const char *op);
+/* The write side's ops (net/control.h), with their state: the writer,
+ * and the read side profile.set answers with (committed data). */
+typedef struct {
+    cv_ctxwrite *w;
+    const cv_ctxapi *read;
+} cv_ctxwrite_state;
+extern const cv_control_family cv_ctxwrite_family;
 
 /* Carry out req (its "op" one of ours; body_len the size of its JSON
  * text), with no batch open on the writer. read answers profile.set's

@@ -173,6 +173,49 @@ json_t *cv_control_error(const char *code, int status, const char *fmt, ...)
     return r;
 }
 
+const char *cv_control_kind_name(cv_control_kind k)
+{
+    switch (k) {
+    case CV_CONTROL_READ: return "read";
+    case CV_CONTROL_WRITE: return "write";
+    case CV_CONTROL_ADMIN: return "admin";
+    }
+    return "?";
+}
+
+const cv_control_op *cv_control_find_op(const cv_control_family *f,
+                                        const char *name)
+{
+    for (const cv_control_op *o = f->ops; name && o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            return o;
+    return NULL;
+}
+
+json_t *cv_control_run(const cv_control_family *f, void *state,
+                       cv_control_request *r)
+{
+    if (f->max_request && r->len > f->max_request)
+        return cv_control_error(CV_ERR_TOO_LARGE, 0, "request longer than %zu "
+                                "bytes", f->max_request);
+    return r->op->fn(state, r);
+}
+
+json_t *cv_control_answer(const cv_control_family *f, void *state,
+                          cv_control_request *r)
+{
+    const char *name = json_string_value(json_object_get(r->req, "op"));
+    /* the limit first: an oversized request is refused before it is read */
+    if (f->max_request && r->len > f->max_request)
+        return cv_control_error(CV_ERR_TOO_LARGE, 0, "request longer than %zu "
+                                "bytes", f->max_request);
+    r->op = cv_control_find_op(f, name);
+    if (!r->op)
+        return cv_control_error(CV_ERR_UNKNOWN_OP, 0, "unknown op '%s'",
+                                name ? name : "");
+    return r->op->fn(state, r);
+}
+
 cv_control *cv_control_find(const cv_config *cfg, int timeout_ms)
 {
     char err[512];

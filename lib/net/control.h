@@ -1,6 +1,7 @@
 /* control.h - asking the running store: a DEALER connected to the
  * instance's control endpoint, one request at a time, each with a
- * timeout (doc/PROTOCOL.md). */
+ * timeout (doc/PROTOCOL.md); and, for the server's side, the replies of
+ * refusals and the rows of its op table. */
 #ifndef CV_CONTROL_H
 #define CV_CONTROL_H
 
@@ -8,6 +9,7 @@
 #include "storage/db.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct cv_control cv_control;
@@ -79,5 +81,68 @@ json_t *cv_control_time_json(int64_t ms);
 /* The database failed: roll db's transaction back, and the reply that
  * says why ("WHAT: sqlite's message", EX_IOERR). */
 json_t *cv_control_db_fail(cv_db *db, const char *what);
+
+/* --- the server's ops: a row per op, a family per handler module --- */
+
+/* Each family of handlers (ops/maint.c, ctx/ctxapi.c, ...) exports its
+ * rows beside its handlers; store's table (serve/store_serve.c) composes
+ * the families, and drives the dispatch, the op list of ctxvault-store
+ * --ops (which doc/PROTOCOL.md must match) and the metric labels. */
+
+/* What an op does to stored data (doc/PROTOCOL.md, "The ops"): the
+ * column a client's permissions are granted by. */
+typedef enum {
+    CV_CONTROL_READ,  /* changes nothing stored */
+    CV_CONTROL_WRITE, /* stores or changes user data, as an application does */
+    CV_CONTROL_ADMIN, /* maintenance and data governance: sweep, scrub,
+                         erase, rectify, rewrap, archives, compaction, audit */
+} cv_control_kind;
+
+/* "read", "write" or "admin". */
+const char *cv_control_kind_name(cv_control_kind k);
+
+typedef struct cv_control_op cv_control_op;
+
+/* One request to carry out. */
+typedef struct {
+    const cv_control_op *op;  /* its row */
+    json_t *req;              /* the request; its "op" is op's name */
+    size_t len;               /* the size of its JSON text */
+    const cv_blob *blobs;     /* the frames after the JSON */
+    size_t nblobs;
+    bool decrypted;           /* set by a handler whose reply holds
+                                 decrypted fields: the server records
+                                 that in the audit trail first */
+} cv_control_request;
+
+/* A handler: state is its family's (a cv_writer, a cv_ctxapi, ...).
+ * Always a reply. */
+typedef json_t *cv_control_handler(void *state, cv_control_request *r);
+
+struct cv_control_op {
+    const char *name;         /* the "op" of its requests */
+    cv_control_kind kind;
+    cv_control_handler *fn;
+    const void *spec;         /* the family's own data on the op (the
+                                 members it takes ...), or NULL */
+};
+
+typedef struct {
+    const cv_control_op *ops; /* ending with a NULL name */
+    size_t max_request;       /* bytes of JSON its requests may have
+                                 (0: no limit); more: too_large */
+} cv_control_family;
+
+/* f's row named name, or NULL. */
+const cv_control_op *cv_control_find_op(const cv_control_family *f,
+                                        const char *name);
+/* Carry out r (its op one of f's rows) with state: too_large past f's
+ * limit, else the row's reply. */
+json_t *cv_control_run(const cv_control_family *f, void *state,
+                       cv_control_request *r);
+/* The same for a request of f whose row is not looked up yet (r->op is
+ * set here): unknown_op when f has none of that name. */
+json_t *cv_control_answer(const cv_control_family *f, void *state,
+                          cv_control_request *r);
 
 #endif

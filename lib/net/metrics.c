@@ -73,7 +73,7 @@ const cv_metric_def cv_metric_defs[] = {
     {"ctxvault_commit_batch_size_events", H, "Events per transaction store committed.", batch_bounds, ST, NULL},
     {"ctxvault_commit_failures_total", C, "Commits that failed and were rolled back (nothing acknowledged).", NULL, ST, NULL},
     {"ctxvault_messages_malformed_total", C, "Messages dropped as malformed, by program.", NULL, EN " " ST, NULL},
-    {"ctxvault_requests_total", C, "Control requests store answered, by op.", NULL, ST, NULL},
+    {"ctxvault_requests_total", C, "Control requests store answered, by op (other: a request that names no op store has).", NULL, ST, ""},
     {"ctxvault_control_errors_total", C, "Control requests store refused or failed, by code (other: an op without codes).", NULL, ST, NULL},
     {"ctxvault_ack_latency_seconds", H, "Time from ingest's send to store's acknowledgement.", NULL, IN, NULL},
     {"ctxvault_query_latency_seconds", H, "Time store took to answer a query.", NULL, ST, NULL},

@@ -840,17 +840,51 @@ static json_t *do_compact(cv_writer *m, json_t *req)
     return r;
 }
 
-bool cv_maint_handles(const char *op)
-{
-    static const char *const names[] = {"sweep", "sweep_done", "erase",
-        "erasures_merge", "rectify", "audit", "scrub", "scrub_done",
-        "archive_delete", "archive_restore", "rewrap", "user.segment",
-        "cache.put", "cache.delete", "db.compact", NULL};
-    for (int i = 0; op && names[i]; i++)
-        if (strcmp(op, names[i]) == 0)
-            return true;
-    return false;
-}
+/* The rows' handlers: each hands the request to its carrier. */
+#define ON(name, call)                                          \
+    static json_t *name(void *m, cv_control_request *r)         \
+    {                                                           \
+        return call;                                            \
+    }
+ON(op_sweep, do_sweep(m, r->req))
+ON(op_sweep_done, do_sweep_done(m, r->req))
+ON(op_erase, do_erase(m, r->req))
+ON(op_erasures_merge, do_erasures_merge(m, r->req))
+ON(op_rectify, do_rectify(m, r->req))
+ON(op_audit, do_audit(m, r->req))
+ON(op_scrub, do_scrub(m, r->req, r->blobs, r->nblobs))
+ON(op_scrub_done, do_scrub_done(m, r->req))
+ON(op_archive_delete, do_archive_delete(m, r->req))
+ON(op_archive_restore, do_archive_restore(m, r->req, r->blobs, r->nblobs))
+ON(op_rewrap, cv_rewrap_batch(m, r->req))
+ON(op_segment, cv_segment_op(m, r->req))
+ON(op_cache_put, cv_modelcache_put(m, r->req))
+ON(op_cache_delete, cv_modelcache_delete(m, r->req))
+ON(op_compact, do_compact(m, r->req))
+#undef ON
+
+/* user.segment and the cache's changes store what an application asks
+ * for (write); the rest keep the store as a whole (admin) */
+static const cv_control_op ops[] = {
+    {"sweep", CV_CONTROL_ADMIN, op_sweep, NULL},
+    {"sweep_done", CV_CONTROL_ADMIN, op_sweep_done, NULL},
+    {"erase", CV_CONTROL_ADMIN, op_erase, NULL},
+    {"erasures_merge", CV_CONTROL_ADMIN, op_erasures_merge, NULL},
+    {"rectify", CV_CONTROL_ADMIN, op_rectify, NULL},
+    {"audit", CV_CONTROL_ADMIN, op_audit, NULL},
+    {"scrub", CV_CONTROL_ADMIN, op_scrub, NULL},
+    {"scrub_done", CV_CONTROL_ADMIN, op_scrub_done, NULL},
+    {"archive_delete", CV_CONTROL_ADMIN, op_archive_delete, NULL},
+    {"archive_restore", CV_CONTROL_ADMIN, op_archive_restore, NULL},
+    {"rewrap", CV_CONTROL_ADMIN, op_rewrap, NULL},
+    {"db.compact", CV_CONTROL_ADMIN, op_compact, NULL},
+    {"user.segment", CV_CONTROL_WRITE, op_segment, NULL},
+    {"cache.put", CV_CONTROL_WRITE, op_cache_put, NULL},
+    {"cache.delete", CV_CONTROL_WRITE, op_cache_delete, NULL},
+    {NULL, 0, NULL, NULL},
+};
+
+const cv_control_family cv_maint_family = {ops, 0};
 
 json_t *cv_maint_do(cv_writer *m, json_t *req)
 {
@@ -860,38 +894,9 @@ json_t *cv_maint_do(cv_writer *m, json_t *req)
 json_t *cv_maint_do_blobs(cv_writer *m, json_t *req, const cv_blob *blobs,
                           size_t nblobs)
 {
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!op)
-        return NULL;
-    if (strcmp(op, "sweep") == 0)
-        return do_sweep(m, req);
-    if (strcmp(op, "sweep_done") == 0)
-        return do_sweep_done(m, req);
-    if (strcmp(op, "erase") == 0)
-        return do_erase(m, req);
-    if (strcmp(op, "erasures_merge") == 0)
-        return do_erasures_merge(m, req);
-    if (strcmp(op, "rectify") == 0)
-        return do_rectify(m, req);
-    if (strcmp(op, "audit") == 0)
-        return do_audit(m, req);
-    if (strcmp(op, "scrub") == 0)
-        return do_scrub(m, req, blobs, nblobs);
-    if (strcmp(op, "scrub_done") == 0)
-        return do_scrub_done(m, req);
-    if (strcmp(op, "archive_delete") == 0)
-        return do_archive_delete(m, req);
-    if (strcmp(op, "archive_restore") == 0)
-        return do_archive_restore(m, req, blobs, nblobs);
-    if (strcmp(op, "rewrap") == 0)
-        return cv_rewrap_batch(m, req);
-    if (strcmp(op, "user.segment") == 0)
-        return cv_segment_op(m, req);
-    if (strcmp(op, "cache.put") == 0)
-        return cv_modelcache_put(m, req);
-    if (strcmp(op, "cache.delete") == 0)
-        return cv_modelcache_delete(m, req);
-    if (strcmp(op, "db.compact") == 0)
-        return do_compact(m, req);
-    return NULL;
+    cv_control_request r = {
+        .op = cv_control_find_op(&cv_maint_family,
+                                 json_string_value(json_object_get(req, "op"))),
+        .req = req, .blobs = blobs, .nblobs = nblobs};
+    return r.op ? cv_control_run(&cv_maint_family, m, &r) : NULL;
 }

@@ -51,8 +51,9 @@
  *               "rewrapped":N,"fields":N,"checksums":N,"skipped":N,
  *               "skipped_rows":[...],"next":SEQ,"done":bool} (rewrap.h) */
 json_t *cv_maint_do(cv_writer *m, json_t *req);
-/* Is op one that cv_maint_do carries out? */
-bool cv_maint_handles(const char *op);
+/* The ops cv_maint_do carries out (net/control.h); their state is a
+ * cv_writer on the writer's connection, with no batch open. */
+extern const cv_control_family cv_maint_family;
 /* The same, with the blobs that came with the request (frames after its
  * JSON): a scrub row's "body" may be the index of one. */
 json_t *cv_maint_do_blobs(cv_writer *m, json_t *req, const cv_blob *blobs,

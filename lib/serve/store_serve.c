@@ -85,6 +85,10 @@ typedef struct {
     cv_ctxwrite *write;     /* the context API's writes */
     cv_syncstore *sync;     /* sync records ([sync] device or relay) */
     cv_syncops syncops;
+    cv_ctxops ctxops;       /* stats, meta, cache.get */
+    cv_ctxapi api;          /* the context API's reads */
+    cv_ctxapi wread;        /* profile.set's read, never decrypting */
+    cv_ctxwrite_state wstate;
     cv_modelcache_counters cache; /* cache.get's hits and misses */
     int wal_frames;         /* in the WAL after the last commit */
     uint64_t messages, malformed, acked, naked, commit_failures, requests,
@@ -449,20 +453,11 @@ static json_t *do_query(server *s, json_t *req)
     return json_pack("{s:b, s:o}", "ok", 1, "events", events);
 }
 
-/* A context API request (lib/ctx/ctxapi.h). A decrypting reply is recorded
- * in the audit trail first (the maint path's audit op, in a transaction
- * of its own after the open batch); no entry, no decrypted reply. */
-static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
+/* A reply holding decrypted fields (lib/ctx/ctxapi.h) is recorded in the
+ * audit trail first (the maint path's audit op, in a transaction of its
+ * own after the open batch); no entry, no decrypted reply. */
+static json_t *audit_decrypted(server *s, json_t *req, json_t *reply)
 {
-    cv_ctxapi api = {.db = reader(s), .pol = s->svc->pol, .kr = s->svc->kr,
-                     .allow_decrypt = s->cfg->control_decrypt};
-    bool decrypted = false;
-    double t0 = cv_mono_s(); /* most answers take well under a ms */
-    json_t *reply = cv_ctxapi_answer(&api, req, body_len, &decrypted);
-    cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
-                       cv_mono_s() - t0);
-    if (!decrypted)
-        return reply;
     json_t *rows = json_object_get(reply, "events");
     if (!rows)
         rows = json_object_get(reply, "contexts");
@@ -484,19 +479,6 @@ static json_t *do_ctxapi(server *s, json_t *req, size_t body_len)
                                   : "the open batch did not commit");
     }
     json_decref(done);
-    return reply;
-}
-
-/* A context API write (lib/ctx/ctxwrite.h): after the open batch, like a
- * change, so it keeps its place among the events before it. */
-static json_t *do_ctxwrite(server *s, json_t *req, size_t body_len)
-{
-    if (commit_batch(s) < 0)
-        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot commit the open batch "
-                              "first");
-    cv_ctxapi read = {.db = reader(s), .pol = s->svc->pol, .kr = s->svc->kr};
-    json_t *reply = cv_ctxwrite_answer(s->write, &read, req, body_len);
-    maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
     return reply;
 }
 
@@ -525,7 +507,6 @@ static void report(server *s, bool final)
     cv_metrics_set(m, "ctxvault_commit_batches_total", NULL, (double)st->batches);
     cv_metrics_set(m, "ctxvault_commit_failures_total", NULL, (double)s->commit_failures);
     cv_metrics_set(m, "ctxvault_messages_malformed_total", NULL, (double)s->malformed);
-    cv_metrics_set(m, "ctxvault_requests_total", NULL, (double)s->requests);
     cv_metrics_set(m, "ctxvault_cache_lookups_total", "result=hit", (double)s->cache.hits);
     cv_metrics_set(m, "ctxvault_cache_lookups_total", "result=miss", (double)s->cache.misses);
     cv_metrics_set(m, "ctxvault_cache_puts_total", NULL, (double)s->maint.cache_puts);
@@ -630,69 +611,172 @@ static json_t *do_ping(server *s)
     return r;
 }
 
+/* --- the op table -------------------------------------------------------- */
+
+static json_t *op_ping(void *s, cv_control_request *r)
+{
+    (void)r;
+    return do_ping(s);
+}
+
+static json_t *op_query(void *s, cv_control_request *r)
+{
+    return do_query(s, r->req);
+}
+
+/* store's own: ping, and query (timed, with the reads) */
+static const cv_control_family status_family = {
+    (const cv_control_op[]){{"ping", CV_CONTROL_READ, op_ping, NULL},
+                            {NULL, 0, NULL, NULL}}, 0};
+static const cv_control_family query_family = {
+    (const cv_control_op[]){{"query", CV_CONTROL_READ, op_query, NULL},
+                            {NULL, 0, NULL, NULL}}, 0};
+
+/* Each family's state, ready for a request: the reads get the read-only
+ * connection, opened on first need. */
+static void *server_state(server *s) { return s; }
+static void *maint_state(server *s) { return &s->maint; }
+static void *syncops_state(server *s) { return &s->syncops; }
+
+static void *ctxops_state(server *s)
+{
+    s->ctxops.db = reader(s);
+    s->ctxops.puts = s->maint.cache_puts;
+    return &s->ctxops;
+}
+
+static void *ctxapi_state(server *s)
+{
+    s->api.db = reader(s);
+    return &s->api;
+}
+
+static void *ctxwrite_state(server *s)
+{
+    s->wread.db = reader(s);
+    return &s->wstate;
+}
+
+/* How store runs a family's ops. */
+enum {
+    WRITER = 1,      /* on the writer, after the open batch commits */
+    TIMED = 2,       /* into ctxvault_query_latency_seconds */
+    CHECKPOINT = 4,  /* then a checkpoint once the WAL is at its limit */
+    STEPS = 8,       /* then one at a tenth of it: a long sweep must not
+                        grow the WAL without bound, and small steps are
+                        short pauses for the events waiting */
+};
+
+typedef struct {
+    const cv_control_family *f;
+    void *(*state)(server *s);
+    unsigned how;
+} family;
+
+/* Every op store answers, each in one family: what dispatches a
+ * request, what ctxvault-store --ops lists (doc/PROTOCOL.md, "The ops",
+ * must match it: test_docs.sh) and the op labels of
+ * ctxvault_requests_total. */
+static const family families[] = {
+    {&status_family, server_state, 0},
+    {&query_family, server_state, TIMED},
+    {&cv_ctxops_family, ctxops_state, 0},
+    {&cv_ctxapi_family, ctxapi_state, TIMED},
+    {&cv_ctxwrite_family, ctxwrite_state, WRITER | CHECKPOINT},
+    /* a long sync applies page after page: keep the WAL bounded */
+    {&cv_syncops_family, syncops_state, WRITER | CHECKPOINT},
+    {&cv_maint_family, maint_state, WRITER | STEPS},
+};
+#define NFAMILIES (sizeof families / sizeof *families)
+
+const cv_control_op *cv_store_serve_op(size_t i)
+{
+    for (size_t k = 0; k < NFAMILIES; k++)
+        for (const cv_control_op *o = families[k].f->ops; o->name; o++)
+            if (i-- == 0)
+                return o;
+    return NULL;
+}
+
+static const cv_control_op *find_op(const char *name, const family **in)
+{
+    for (size_t k = 0; name && k < NFAMILIES; k++) {
+        const cv_control_op *o = cv_control_find_op(families[k].f, name);
+        if (o) {
+            *in = &families[k];
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* Count n requests under op; "other" for those that name none of the
+ * table's, so the series stay the table's. */
+static void count_request(server *s, const cv_control_op *op, double n)
+{
+    char label[96];
+    snprintf(label, sizeof label, "op=%s", op ? op->name : "other");
+    cv_metrics_add(s->mx, "ctxvault_requests_total", label, n);
+}
+
 /* The frames after a request's JSON, as blobs (at most a batch's rows). */
 #define MAX_BLOBS 100000
 
-static json_t *do_maint(server *s, json_t *req, zmsg_t *rest)
+static json_t *run_op(server *s, const family *fam, cv_control_request *r)
 {
-    size_t n = zmsg_size(rest), i = 0;
-    cv_blob *blobs = n ? cv_malloc(n * sizeof *blobs) : NULL;
-    for (zframe_t *f = zmsg_first(rest); f; f = zmsg_next(rest), i++)
-        blobs[i] = (cv_blob){zframe_data(f), zframe_size(f)};
-    json_t *reply = cv_maint_do_blobs(&s->maint, req, blobs, n);
-    free(blobs);
+    /* a change runs in its own transaction, after the open batch */
+    if ((fam->how & WRITER) && commit_batch(s) < 0)
+        return cv_control_error(CV_ERR_INTERNAL, 0, "cannot commit the open "
+                                "batch first");
+    double t0 = cv_mono_s();
+    json_t *reply = cv_control_run(fam->f, fam->state(s), r);
+    if (fam->how & TIMED)
+        cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
+                           cv_mono_s() - t0);
+    if (r->decrypted)
+        reply = audit_decrypted(s, r->req, reply);
+    if (fam->how & CHECKPOINT)
+        maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
+    else if (fam->how & STEPS)
+        maybe_checkpoint(s, s->cfg->wal_autocheckpoint / 10);
     return reply;
 }
 
 static json_t *answer_req(server *s, zframe_t *ver, zframe_t *body,
                           zmsg_t *rest)
 {
-    if (!frame_is(ver, CV_WIRE_VERSION) || !body || zmsg_size(rest) > MAX_BLOBS)
+    if (!frame_is(ver, CV_WIRE_VERSION) || !body || zmsg_size(rest) > MAX_BLOBS) {
+        count_request(s, NULL, 1);
         return cv_control_error(CV_ERR_BAD_REQUEST, 0, "not a %s request: expected "
                               "[\"CTXV1\"][JSON][blob]...", CV_WIRE_VERSION);
+    }
     json_error_t je;
     json_t *req = json_loadb((const char *)zframe_data(body), zframe_size(body),
                              JSON_REJECT_DUPLICATES, &je);
-    if (!req)
+    if (!req) {
+        count_request(s, NULL, 1);
         return cv_control_error(CV_ERR_BAD_REQUEST, 0, "request is not valid JSON: %s",
                               je.text);
+    }
     json_t *reply;
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (!json_is_object(req) || !op) {
+    const char *name = json_string_value(json_object_get(req, "op"));
+    const family *fam = NULL;
+    const cv_control_op *op = json_is_object(req) ? find_op(name, &fam) : NULL;
+    count_request(s, op, 1);
+    if (!json_is_object(req) || !name) {
         reply = cv_control_error(CV_ERR_BAD_REQUEST, 0, "request has no \"op\"");
-    } else if (strcmp(op, "ping") == 0) {
-        reply = do_ping(s);
-    } else if (cv_ctxops_handles(op)) { /* stats, meta, cache.get */
-        cv_ctxops o = {.db = reader(s), .cache = &s->cache,
-                       .puts = s->maint.cache_puts};
-        reply = cv_ctxops_answer(&o, req);
-    } else if (strcmp(op, "query") == 0) {
-        double t0 = cv_mono_s();
-        reply = do_query(s, req);
-        cv_metrics_observe(s->mx, "ctxvault_query_latency_seconds", NULL,
-                           cv_mono_s() - t0);
-    } else if (cv_ctxapi_handles(op)) {
-        reply = do_ctxapi(s, req, zframe_size(body));
-    } else if (cv_ctxwrite_handles(op)) {
-        reply = do_ctxwrite(s, req, zframe_size(body));
-    } else if (cv_syncops_handles(op)) {
-        reply = commit_batch(s) < 0
-                    ? cv_control_error(CV_ERR_INTERNAL, 0, "cannot commit the open "
-                                     "batch first")
-                    : cv_syncops_answer(&s->syncops, req, zframe_size(body));
-        /* a long sync applies page after page: keep the WAL bounded */
-        maybe_checkpoint(s, s->cfg->wal_autocheckpoint);
-    } else if (!cv_maint_handles(op)) {
+    } else if (!op) {
         reply = cv_control_error(CV_ERR_UNKNOWN_OP, 0, "unknown op '%s' (see "
-                               "doc/PROTOCOL.md)", op);
-    } else if (commit_batch(s) < 0) {
-        /* a change runs in its own transaction, after the open batch */
-        reply = cv_control_error(NULL, 0, "cannot commit the open batch first");
+                               "doc/PROTOCOL.md)", name);
     } else {
-        reply = do_maint(s, req, rest);
-        /* a long sweep must not grow the WAL without bound; checkpoint it
-         * in small steps, each a short pause for the events waiting */
-        maybe_checkpoint(s, s->cfg->wal_autocheckpoint / 10);
+        size_t n = zmsg_size(rest), i = 0;
+        cv_blob *blobs = n ? cv_malloc(n * sizeof *blobs) : NULL;
+        for (zframe_t *f = zmsg_first(rest); f; f = zmsg_next(rest), i++)
+            blobs[i] = (cv_blob){zframe_data(f), zframe_size(f)};
+        cv_control_request r = {.op = op, .req = req, .len = zframe_size(body),
+                                .blobs = blobs, .nblobs = n};
+        reply = run_op(s, fam, &r);
+        free(blobs);
     }
     json_decref(req);
     return reply;
@@ -871,6 +955,11 @@ int cv_store_serve(cv_store_service *svc)
                              .device = cfg->sync_device,
                              .allow_fields = cfg->control_decrypt};
     s.maint.sync = cfg->sync_device ? s.sync : NULL;
+    s.ctxops = (cv_ctxops){.cache = &s.cache};
+    s.api = (cv_ctxapi){.pol = svc->pol, .kr = svc->kr,
+                        .allow_decrypt = cfg->control_decrypt};
+    s.wread = (cv_ctxapi){.pol = svc->pol, .kr = svc->kr};
+    s.wstate = (cv_ctxwrite_state){.w = s.write, .read = &s.wread};
     cv_sock_init();
     s.mx = cv_metrics_new(cfg, "ctxvault-store", true);
     s.quota = cv_quota_new(cfg, svc->db, svc->quiet);
@@ -885,6 +974,9 @@ int cv_store_serve(cv_store_service *svc)
                    (double)(rec->wal_commits + rec->replayed));
     /* every metric from the start, at 0 until it moves */
     cv_metrics_add(s.mx, "ctxvault_wal_checkpoints_total", NULL, 0);
+    for (size_t i = 0; cv_store_serve_op(i); i++)
+        count_request(&s, cv_store_serve_op(i), 0);
+    count_request(&s, NULL, 0);
     cv_metrics_set(s.mx, "ctxvault_checksum_rows_checked_total", NULL, 0);
     cv_metrics_set(s.mx, "ctxvault_checksum_mismatches_total", NULL, 0);
     cv_metrics_set(s.mx, "ctxvault_checksum_pass_last_completion_timestamp_seconds",

@@ -7,29 +7,30 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct {
-    const char *op;
+/* A sync op (its row's spec): what carries it out, and the members it
+ * takes besides "op" and "actor". */
+typedef json_t *sync_fn(cv_syncops *o, json_t *req);
+typedef struct {
+    sync_fn *fn;
     const char *members[6];
-} ops[] = {
-    {"sync.state", {"checksum", "brief", NULL}},
-    {"sync.changes", {"knowledge", "after", "limit", NULL}},
-    {"sync.apply", {"versions", "knowledge", "from", NULL}},
-    {"sync.conflicts", {"user", "limit", NULL}},
+} sync_op;
+
+static cv_control_handler answer;
+static sync_fn state, changes, apply, conflicts;
+
+static const cv_control_op ops[] = {
+    {"sync.state", CV_CONTROL_READ, answer,
+     &(const sync_op){state, {"checksum", "brief", NULL}}},
+    {"sync.changes", CV_CONTROL_READ, answer,
+     &(const sync_op){changes, {"knowledge", "after", "limit", NULL}}},
+    {"sync.apply", CV_CONTROL_WRITE, answer,
+     &(const sync_op){apply, {"versions", "knowledge", "from", NULL}}},
+    {"sync.conflicts", CV_CONTROL_READ, answer,
+     &(const sync_op){conflicts, {"user", "limit", NULL}}},
+    {NULL, 0, NULL, NULL},
 };
-#define NOPS (sizeof ops / sizeof *ops)
 
-static int op_index(const char *op)
-{
-    for (size_t i = 0; op && i < NOPS; i++)
-        if (!strcmp(op, ops[i].op))
-            return (int)i;
-    return -1;
-}
-
-bool cv_syncops_handles(const char *op)
-{
-    return op_index(op) >= 0;
-}
+const cv_control_family cv_syncops_family = {ops, CV_SYNCOPS_MAX_REQUEST};
 
 /* a bad request's reply (a macro, so each call's format is checked) */
 #define bad(...) cv_control_error(CV_ERR_BAD_REQUEST, 0, __VA_ARGS__)
@@ -205,25 +206,20 @@ static json_t *conflicts(cv_syncops *o, json_t *req)
     return json_pack("{s:b, s:o}", "ok", 1, "conflicts", list);
 }
 
-json_t *cv_syncops_answer(cv_syncops *o, json_t *req, size_t body_len)
+/* A row's handler: the checks every sync op shares, then its own. */
+static json_t *answer(void *arg, cv_control_request *r)
 {
-    if (body_len > CV_SYNCOPS_MAX_REQUEST)
-        return cv_control_error(CV_ERR_TOO_LARGE, 0, "request longer than %s bytes",
-                              "32 MiB");
-    const char *op = json_string_value(json_object_get(req, "op"));
-    int k = op_index(op);
-    if (k < 0)
-        return cv_control_error(CV_ERR_UNKNOWN_OP, 0, "not a sync op");
+    cv_syncops *o = arg;
+    const sync_op *op = r->op->spec;
     if (!o->sync)
         return cv_control_error(CV_ERR_FORBIDDEN, 0, "sync is off here: set [sync] "
                               "device or relay in the config");
-    json_t *err = cv_control_check_members(req, ops[k].members);
-    if (err)
-        return err;
-    switch (k) {
-    case 0: return state(o, req);
-    case 1: return changes(o, req);
-    case 2: return apply(o, req);
-    default: return conflicts(o, req);
-    }
+    json_t *err = cv_control_check_members(r->req, op->members);
+    return err ? err : op->fn(o, r->req);
+}
+
+json_t *cv_syncops_answer(cv_syncops *o, json_t *req, size_t body_len)
+{
+    cv_control_request r = {.req = req, .len = body_len};
+    return cv_control_answer(&cv_syncops_family, o, &r);
 }

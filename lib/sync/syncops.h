@@ -32,8 +32,9 @@ typedef struct {
     uint64_t views_rejected;  /* contexts a version's fields did not make */
 } cv_syncops;
 
-bool cv_syncops_handles(const char *op);
-/* Always a reply; the caller has committed its open batch. */
+/* The sync ops (net/control.h); their state is a cv_syncops. */
+extern const cv_control_family cv_syncops_family;
+/* One of them; always a reply; the caller has committed its open batch. */
 json_t *cv_syncops_answer(cv_syncops *o, json_t *req, size_t body_len);
 
 #endif

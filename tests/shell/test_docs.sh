@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_docs.sh - the design is in the repository: doc/DESIGN.md has the
 # sections the code cites, names a layer for every module of lib/, and
-# nothing in the repository points at a design outside it.
+# nothing in the repository points at a design outside it; and
+# doc/PROTOCOL.md lists the control ops of store's table, no more.
 SUITE=docs
 . "$CV_TOP/tests/shell/lib.sh"
 
@@ -68,6 +69,31 @@ test_every_lib_folder_and_module_is_in_the_layers_section() {
                 fail "lib/$_l/$(basename "$_f") is in no layer of doc/DESIGN.md"
         done
     done
+}
+
+# the ops doc/PROTOCOL.md's "The ops" lists: "NAME KIND" a line
+protocol_ops() {
+    sed -n '/^### The ops/,/^##/p' "$TOP/doc/PROTOCOL.md" |
+        sed -n 's/^| `\([^`]*\)` | \([a-z]*\) |.*/\1 \2/p'
+}
+
+test_protocol_lists_the_ops_of_stores_table_with_their_kinds() {
+    protocol_ops > "$TEST_TMP/doc"
+    ctxvault-store --ops > "$TEST_TMP/ops"
+    assertEquals "ctxvault-store --ops exits 0" 0 $?
+    tr '\t' ' ' < "$TEST_TMP/ops" | sort > "$TEST_TMP/table"
+    sort "$TEST_TMP/doc" > "$TEST_TMP/listed"
+    assertTrue "doc/PROTOCOL.md lists ops under \"### The ops\"" \
+        "[ -s '$TEST_TMP/listed' ]"
+    assertTrue "ctxvault-store --ops lists ops" "[ -s '$TEST_TMP/table' ]"
+    assertNull "ops listed twice in doc/PROTOCOL.md: $(uniq -d "$TEST_TMP/listed")" \
+        "$(uniq -d "$TEST_TMP/listed")"
+    _undoc=$(comm -23 "$TEST_TMP/table" "$TEST_TMP/listed" | tr '\n' ';')
+    assertNull "ops of store's table not in doc/PROTOCOL.md (or of another kind there): $_undoc" \
+        "$_undoc"
+    _gone=$(comm -13 "$TEST_TMP/table" "$TEST_TMP/listed" | tr '\n' ';')
+    assertNull "ops doc/PROTOCOL.md lists that store does not answer (or not with that kind): $_gone" \
+        "$_gone"
 }
 
 test_readme_links_the_design() {

@@ -79,6 +79,32 @@ test_the_pipelines_figures_are_served_as_prometheus_text() {
     assert_grep "$TEST_TMP/status.txt" '^ctxvault-ingest +command +done, .*spooled 0'
 }
 
+test_store_counts_requests_by_the_ops_of_its_table_each_from_0() {
+    metrics_start --expect "ctxvault-store"
+    services_start
+    wait_until 5 sh -c "curl -s '$URL/metrics' | grep -q '^ctxvault_requests_total{.*op=\"other\"}'" ||
+        fail "store's requests never reported: $(curl -s "$URL/metrics" | grep requests_total)"
+    curl -s "$URL/metrics" | grep '^ctxvault_requests_total{' > "$TEST_TMP/before"
+    ctxvault-store --ops | cut -f1 > "$TEST_TMP/ops"
+    assertTrue "ctxvault-store --ops lists the ops" "[ -s '$TEST_TMP/ops' ]"
+    while read -r op; do
+        grep -q "^ctxvault_requests_total{program=\"ctxvault-store\",mode=\"service\",op=\"$op\"} 0\$" \
+            "$TEST_TMP/before" || fail "no series at 0 for $op: $(grep "op=\"$op\"" "$TEST_TMP/before")"
+    done < "$TEST_TMP/ops"
+    assertEquals "a series per op and one for the rest, no more" \
+        $(($(grep -c . "$TEST_TMP/ops") + 1)) "$(grep -c . "$TEST_TMP/before")"
+    api '{"op":"db.size"}'
+    api '{"op":"db.size"}'
+    api '{"op":"no.such.op"}'
+    assertEquals "db.size counted under its op" 2 \
+        "$(settled 2 ctxvault_requests_total 'op="db.size"')"
+    assertEquals "an unknown op under other, not its name" 1 \
+        "$(settled 1 ctxvault_requests_total 'op="other"')"
+    assertNull "no series for the unknown op's name" \
+        "$(curl -s "$URL/metrics" | grep '^ctxvault_requests_total{.*no\.such')"
+    assertEquals "stats not asked" 0 "$(sample ctxvault_requests_total 'op="stats"')"
+}
+
 test_health_turns_degraded_when_a_service_goes_silent_or_stops() {
     metrics_start --expect "ctxvault-store ctxvault-encrypt"
     services_start
