@@ -1,4 +1,5 @@
-/* ingest.c - client and service modes of ctxvault-ingest. See ingest.h. */
+/* ingest.c - ctxvault-ingest: its client and service modes, its --stdout
+ * filter, and the choice between them. See ingest.h. */
 #include "net/ingest.h"
 
 #include "crypto/keyring.h"

@@ -1,5 +1,6 @@
-/* ingest.h - ctxvault-ingest's two socket modes, on top of the sender
- * (spool, window, acks):
+/* ingest.h - ctxvault-ingest: the --stdout filter (each line validated
+ * and given an id, or dead-lettered) and two socket modes, on top of the
+ * sender (spool, window, acks):
  *
  *   client   read FILEs or stdin, validate each line as the --stdout filter
  *            does, send the accepted events into the running pipeline and

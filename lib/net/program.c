@@ -153,11 +153,9 @@ int cv_program_main(const cv_program *p, int argc, char **argv)
         return status;
     if (p->check)
         status = p->check(&e, p->args);
-    else if (e.argc > 0) {
+    else if ((status = e.argc > 0 ? EX_USAGE : 0) != 0)
         p->usage(stderr);
-        status = EX_USAGE;
-    }
-    if (status > 0)
+    if (status)
         return status;
     if (cv_config_load_instance(&e.cfg, home, e.conf))
         status = EX_CONFIG;
