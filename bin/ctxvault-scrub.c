@@ -6,7 +6,7 @@
  * trail; a row changed meanwhile is read again, never overwritten. */
 #include "privacy/policy.h"
 #include "net/metrics.h"
-#include "ops/program.h"
+#include "ops/maintprog.h"
 #include "ops/scrub.h"
 #include "base/util.h"
 
@@ -25,19 +25,10 @@ static void usage(FILE *f)
         "runs). Each run prints one JSON line on stdout: rows scrubbed, per\n"
         "kind the fields changed and in how many rows, fields per operator,\n"
         "conflicts (rows changed meanwhile, retried), milliseconds, rows/s,\n"
-        "and the backlog (rows due but not scrubbed).\n"
-        "\n"
-        "  --once           one run, then exit\n"
-        "  --dry-run        report what would change, per kind; change nothing\n"
-        "  --interval D     between runs of the service (default 1d); the\n"
-        "                   first run is one interval after the start\n"
-        "  --batch N        rows per transaction (default 1000)\n"
-        "  --pause D        between transactions (default 1ms)\n"
-        "  --home DIR       the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
-        "  -c FILE          configuration file (default HOME/ctxvault.conf)\n"
-        "  -q, --quiet      no summary on stderr\n"
-        "  -h, --help       this help\n"
-        "  -V, --version    the version\n"
+        "and the backlog (rows due but not scrubbed).\n");
+    cv_maintprog_usage_options(
+        f, "report what would change, per kind; change nothing", "1d");
+    fprintf(f,
         "\n"
         "Exit status: 0 done (or stopped by SIGTERM), 64 usage, 65 a row\n"
         "could not be scrubbed (named on stderr), 70 store refused a request,\n"
@@ -92,10 +83,10 @@ static void report(cv_metrics *m, json_t *r)
 
 int main(int argc, char **argv)
 {
-    static const cv_program scrub = {
+    static const cv_maintprog scrub = {
         .name = "ctxvault-scrub", .doing = "scrubbing", .usage = usage,
         .schedule = schedule, .check = check_policy, .run = cv_scrub_run,
         .summary = summary, .report = report,
     };
-    return cv_program_main(&scrub, argc, argv);
+    return cv_maintprog_main(&scrub, argc, argv);
 }

@@ -1,26 +1,13 @@
 /* ctxvault-store - the only writer of the database. Reads events on stdin
  * and commits them in batches (N events or T ms, whichever comes first),
  * idempotent on id. Exits 0 once everything read is committed. */
-#include "base/config.h"
-#include "crypto/datakeys.h"
-#include "storage/db.h"
-#include "net/deadletter.h"
-#include "crypto/fieldcrypt.h"
-#include "crypto/keyring.h"
-#include "base/lineread.h"
-#include "privacy/policy.h"
-#include "base/progress.h"
-#include "storage/store.h"
+#include "net/program.h"
 #include "serve/store_serve.h"
-#include "base/util.h"
+#include "serve/storeprog.h"
 
-#include <errno.h>
-#include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sysexits.h>
 
 static void usage(FILE *f)
 {
@@ -36,13 +23,10 @@ static void usage(FILE *f)
         "\n"
         "  --serve       socket mode: [pipeline] store, acks, control\n"
         "  --db PATH     the database (default: the instance's)\n"
-        "  --home DIR    the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
-        "  -c FILE       configuration file (default HOME/ctxvault.conf)\n"
         "  --ops         list the control ops --serve answers, one a line:\n"
-        "                the name and its kind (read, write or admin)\n"
-        "  -q, --quiet   no summary on stderr\n"
-        "  -h, --help    this help\n"
-        "  -V, --version the version\n"
+        "                the name and its kind (read, write or admin)\n");
+    cv_program_usage_common(f, 14, "no summary on stderr");
+    fprintf(f,
         "\n"
         "Exit status: 0 all committed (or --serve stopped by SIGTERM), 64\n"
         "usage, 65 some lines rejected or a corrupt database, 66 the\n"
@@ -53,244 +37,29 @@ static void usage(FILE *f)
         "configuration problem.\n");
 }
 
+/* --ops: store's op table, which doc/PROTOCOL.md must match; needs no
+ * instance */
+static int list_ops(void)
+{
+    const cv_control_op *o;
+    for (size_t i = 0; (o = cv_store_serve_op(i)); i++)
+        printf("%s\t%s\n", o->name, cv_control_kind_name(o->kind));
+    return fflush(stdout) == 0 ? 0 : EX_IOERR;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"home", required_argument, NULL, 'H'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"serve", no_argument, NULL, 'S'},
-        {"ops", no_argument, NULL, 'O'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+    if (argc == 2 && strcmp(argv[1], "--ops") == 0)
+        return list_ops();
+    static cv_storeprog_args a;
+    static const cv_program_opt opts[] = {
+        CV_PROGRAM_STR("db", &a.dbpath),
+        CV_PROGRAM_FLAG("serve", &a.serve),
+        CV_PROGRAM_END,
     };
-    const char *home = NULL, *conf = NULL, *dbpath = NULL;
-    bool quiet = false, serve = false, list_ops = false;
-    int64_t started = cv_mono_ms();
-    int c;
-
-    umask(077);
-    cv_log_init(argv[0]);
-    cv_install_signals(); /* first: a stop may come at any moment */
-    while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': dbpath = optarg; break;
-        case 'H': home = optarg; break;
-        case 'c': conf = optarg; break;
-        case 'q': quiet = true; break;
-        case 'S': serve = true; break;
-        case 'O': list_ops = true; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("ctxvault-store %s\n", CV_VERSION); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return EX_USAGE;
-    }
-    if (list_ops) {
-        const cv_control_op *o;
-        for (size_t i = 0; (o = cv_store_serve_op(i)); i++)
-            printf("%s\t%s\n", o->name, cv_control_kind_name(o->kind));
-        return fflush(stdout) == 0 ? 0 : EX_IOERR;
-    }
-
-    int status = EX_CONFIG, problems = 0;
-    char err[1024];
-    cv_config cfg;
-    cv_keyring *kr = NULL;
-    cv_datakeys *ds = NULL;
-    cv_policy *pol = NULL;
-    cv_db *db = NULL;
-    cv_store *st = NULL;
-    cv_deadletter *dl = NULL;
-    cv_lineread *lr = NULL;
-    cv_dbcheck *check = NULL;
-
-    if (cv_config_load_instance(&cfg, home, conf) > 0)
-        goto out;
-    if (dbpath) {
-        free(cfg.db_file);
-        cfg.db_file = cv_strdup(dbpath);
-        /* another database has a journal of its own */
-        free(cfg.journal_dir);
-        cfg.journal_dir = cv_fmt("%s.journal", dbpath);
-    }
-    if (cv_fieldcrypt_init() < 0) {
-        cv_err("cannot initialise libsodium");
-        status = EX_SOFTWARE;
-        goto out;
-    }
-    kr = cv_keyring_load(cfg.keyring_file, err, sizeof err);
-    if (!kr) {
-        cv_err("%s", err);
-        goto out;
-    }
-    pol = cv_policy_load(cfg.policy_file, true, &problems);
-    if (!pol || problems)
-        goto out;
-    ds = cv_datakeys_of_instance(cfg.datakeys_file, kr, true,
-                                 cv_policy_ephemeral_ms(pol));
-    if (!ds)
-        goto out;
-    cv_recovery rec;
-    /* The service must be ready at once after a crash: it checks the whole
-     * file beside its work and withholds acks until that passes (see
-     * lib/storage/dbcheck.h). The filter checks first, as it always did. */
-    db = serve ? cv_db_open_writer_fast(&cfg, "ctxvault-store", &rec, &status,
-                                        err, sizeof err)
-               : cv_db_open_writer(&cfg, "ctxvault-store", &rec, &status, err,
-                                   sizeof err);
-    if (!db) {
-        cv_err("%s", err);
-        goto out;
-    }
-    if (rec.wal_present && !quiet)
-        cv_info("recovered %s: replayed a %lld-byte WAL and checkpointed it "
-                "in %lld ms", cfg.db_file, (long long)rec.wal_bytes,
-                (long long)rec.duration_ms);
-    dl = cv_deadletter_open(cfg.deadletter_dir, "store", kr);
-    if (!dl) {
-        cv_err("cannot open dead-letter file in %s: %s", cfg.deadletter_dir,
-               strerror(errno));
-        status = EX_CANTCREAT;
-        goto out;
-    }
-    st = cv_store_new(db, pol, kr, cfg.max_depth);
-    if (serve) {
-        check = cv_dbcheck_start(cfg.db_file, cfg.check_integrity,
-                                 cfg.check_checksums == CV_CHECKSUMS_YES
-                                     ? kr : NULL);
-        if (!check) {
-            cv_err("cannot start the database check: %s", strerror(errno));
-            status = EX_OSERR;
-            goto out;
-        }
-        cv_store_service svc = {.cfg = &cfg, .db = db, .store = st, .pol = pol,
-                                .kr = kr, .ds = ds, .dl = dl, .check = check,
-                                .started_ms = started, .recovery = rec,
-                                .quiet = quiet};
-        status = cv_store_serve(&svc);
-        check = svc.check;
-        goto out;
-    }
-    /* the filter ends soon: it checks before it writes, or not at all */
-    if (cfg.check_checksums == CV_CHECKSUMS_YES) {
-        int64_t rows, bad = cv_db_check_checksums(db, kr, 10, &rows);
-        if (bad != 0) {
-            cv_err("database %s: %s; refusing to write to it: run 'ctxvault "
-                   "verify', and restore it with 'ctxvault-backup restore'",
-                   cfg.db_file, bad < 0 ? "cannot read its rows"
-                                        : "rows fail their checksum");
-            status = EX_DATAERR;
-            goto out;
-        }
-    }
-    cv_grow_pipe(0);
-    lr = cv_lineread_new(0, (size_t)cv_config_stage_max_line(&cfg));
-
-    cv_progress progress;
-    cv_progress_init(&progress, "store");
-    int64_t deadline = 0;
-    bool eof = false;
-    status = 0;
-    while (!eof && !status) {
-        if (cv_stop_requested)
-            break;
-        /* wait for input, but no longer than the open batch may wait */
-        int timeout = -1;
-        if (cv_store_pending(st)) {
-            int64_t left = deadline - cv_mono_ms();
-            timeout = left > 0 ? (int)left : 0;
-        }
-        struct pollfd pfd = {.fd = 0, .events = POLLIN};
-        int pr = poll(&pfd, 1, timeout);
-        if (pr < 0 && errno != EINTR) {
-            cv_err("poll failed: %s", strerror(errno));
-            status = EX_OSERR;
-            break;
-        }
-        if (pr > 0) {
-            int fr = cv_lineread_fill(lr);
-            if (fr < 0 && !cv_stop_requested) {
-                cv_err("cannot read stdin: %s", strerror(errno));
-                status = EX_IOERR;
-            }
-        }
-        const char *line;
-        size_t len;
-        int rc;
-        while (!status && (rc = cv_lineread_next(lr, &line, &len, true)) != CV_LR_AGAIN) {
-            if (rc == CV_LR_EOF) {
-                eof = true;
-                break;
-            }
-            uint64_t lineno = cv_lineread_lineno(lr);
-            if (rc == CV_LR_TOOLONG) {
-                snprintf(err, sizeof err, "line longer than %lld bytes",
-                         (long long)cv_config_stage_max_line(&cfg));
-                cv_deadletter_put(dl, "stdin", lineno, err, line, len, true);
-                continue;
-            }
-            if (len == 0 || strspn(line, " \t") == len)
-                continue;
-            bool opened = cv_store_pending(st) == 0;
-            int r = cv_store_add(st, line, len, err, sizeof err);
-            if (r == CV_STORE_REJECTED) {
-                cv_deadletter_put(dl, "stdin", lineno, err, line, len, false);
-            } else if (r == CV_STORE_FAILED) {
-                cv_err("stdin:%llu: %s", (unsigned long long)lineno, err);
-                cv_store_rollback(st);
-                status = EX_IOERR;
-            } else if (opened) {
-                deadline = cv_mono_ms() + cfg.batch_ms;
-            }
-            if (!status && cv_store_pending(st) >= (size_t)cfg.batch_size &&
-                cv_store_commit(st, err, sizeof err) < 0) {
-                cv_err("%s", err);
-                cv_store_rollback(st);
-                status = EX_IOERR;
-            }
-        }
-        if (!status && cv_store_pending(st) &&
-            (eof || cv_stop_requested || cv_mono_ms() >= deadline) &&
-            cv_store_commit(st, err, sizeof err) < 0) {
-            cv_err("%s", err);
-            cv_store_rollback(st);
-            status = EX_IOERR;
-        }
-        const cv_store_stats *s = cv_store_stats_get(st);
-        cv_progress_update(&progress, s->inserted + s->duplicates, NULL);
-    }
-    cv_progress_done(&progress);
-    if (!status && cv_store_pending(st) && cv_store_commit(st, err, sizeof err) < 0) {
-        cv_err("%s", err);
-        cv_store_rollback(st);
-        status = EX_IOERR;
-    }
-    const cv_store_stats *s = cv_store_stats_get(st);
-    uint64_t rejected = cv_deadletter_count(dl);
-    /* every run, the first too: a silent success looked like nothing */
-    if (!quiet)
-        cv_info("%llu stored, %llu %s, %llu rejected%s%s",
-                (unsigned long long)s->inserted,
-                (unsigned long long)s->duplicates,
-                cv_plural((long long)s->duplicates, "duplicate", "duplicates"),
-                (unsigned long long)rejected, rejected ? "; see " : "",
-                rejected ? cv_deadletter_path(dl) : "");
-    if (!status && rejected)
-        status = EX_DATAERR;
-out:
-    cv_dbcheck_destroy(&check);
-    cv_lineread_destroy(&lr);
-    cv_store_destroy(&st);
-    cv_deadletter_close(&dl);
-    cv_db_close(&db);
-    cv_policy_destroy(&pol);
-    cv_datakeys_destroy(&ds);
-    cv_keyring_destroy(&kr);
-    cv_config_free(&cfg);
-    return status;
+    static const cv_program store = {
+        .name = "ctxvault-store", .usage = usage, .opts = opts,
+        .needs = CV_PROGRAM_NEEDS_KEYRING, .run = cv_storeprog_main, .args = &a,
+    };
+    return cv_program_main(&store, argc, argv);
 }

@@ -3,7 +3,7 @@
  * when none runs), so writers are never held up for long; each run ends
  * with the files compacted and an entry in the audit trail. */
 #include "net/metrics.h"
-#include "ops/program.h"
+#include "ops/maintprog.h"
 #include "ops/sweep.h"
 #include "base/util.h"
 
@@ -21,19 +21,10 @@ static void usage(FILE *f)
         "lock itself when no store runs). Each run prints one JSON line on stdout: rows deleted, per kind,\n"
         "audit entries expired, model cache entries expired (cache_expired),\n"
         "milliseconds, rows/s, and the backlog (rows\n"
-        "expired but not yet deleted).\n"
-        "\n"
-        "  --once           one run, then exit\n"
-        "  --dry-run        count what would go, per kind; change nothing\n"
-        "  --interval D     between runs of the service (default 1h); the\n"
-        "                   first run is one interval after the start\n"
-        "  --batch N        rows per transaction (default 1000)\n"
-        "  --pause D        between transactions (default 1ms)\n"
-        "  --home DIR       the instance (default $CTXVAULT_HOME or ~/.ctxvault)\n"
-        "  -c FILE          configuration file (default HOME/ctxvault.conf)\n"
-        "  -q, --quiet      no summary on stderr\n"
-        "  -h, --help       this help\n"
-        "  -V, --version    the version\n"
+        "expired but not yet deleted).\n");
+    cv_maintprog_usage_options(
+        f, "count what would go, per kind; change nothing", "1h");
+    fprintf(f,
         "\n"
         "Exit status: 0 done (or stopped by SIGTERM), 64 usage, 70 store\n"
         "refused a request, 74 I/O error, 75 the database is locked and no\n"
@@ -68,10 +59,10 @@ static void report(cv_metrics *m, json_t *r)
 
 int main(int argc, char **argv)
 {
-    static const cv_program sweep = {
+    static const cv_maintprog sweep = {
         .name = "ctxvault-ttl-sweep", .doing = "sweeping", .usage = usage,
         .schedule = schedule, .run = cv_sweep_run, .summary = summary,
         .report = report,
     };
-    return cv_program_main(&sweep, argc, argv);
+    return cv_maintprog_main(&sweep, argc, argv);
 }

@@ -1,6 +1,8 @@
-/* ingest.c - client and service modes of ctxvault-ingest. See ingest.h. */
+/* ingest.c - ctxvault-ingest: its client and service modes, its --stdout
+ * filter, and the choice between them. See ingest.h. */
 #include "net/ingest.h"
 
+#include "crypto/keyring.h"
 #include "base/lineread.h"
 #include "net/metrics.h"
 #include "net/ndjson.h"
@@ -511,5 +513,164 @@ int cv_ingest_serve(const cv_ingest_opts *o)
     }
     zsock_destroy(&router);
     cv_sender_destroy(&s);
+    return status;
+}
+
+bool cv_ingest_parse_seconds(const char *opt, const char *arg, void *target)
+{
+    int64_t n, *ms = target;
+    if (cv_parse_int(arg, 0, 86400 * 365, &n)) {
+        *ms = n * 1000;
+        return true;
+    }
+    if ((*ms = cv_parse_duration(arg)) >= 0)
+        return true;
+    cv_err("%s '%s' is not a number of seconds", opt, arg);
+    return false;
+}
+
+int cv_ingest_check(const cv_program_env *e, void *args)
+{
+    const cv_ingest_args *a = args;
+    const char *source = a->source, *kind = a->kind;
+    if (a->to_stdout && a->serve) {
+        cv_err("--stdout and --serve exclude each other");
+        return EX_USAGE;
+    }
+    if (a->serve && e->argc > 0) {
+        cv_err("--serve takes no files: producers send on the ingest socket");
+        return EX_USAGE;
+    }
+    if (source && (a->to_stdout || a->serve)) {
+        cv_err("--source is for client mode (--serve uses the config's source)");
+        return EX_USAGE;
+    }
+    if (source && (!*source || strlen(source) > 64 ||
+                   strspn(source, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789-_.") != strlen(source))) {
+        cv_err("--source '%s' must be 1 to 64 letters, digits, '-', '_' or '.'",
+               source);
+        return EX_USAGE;
+    }
+    if (kind && (!*kind || strlen(kind) > CV_KIND_MAX)) {
+        cv_err("--kind '%s' must be 1 to %d bytes", kind, CV_KIND_MAX);
+        return EX_USAGE;
+    }
+    if (kind && strcspn(kind, "\"\\") != strlen(kind)) {
+        cv_err("--kind '%s' may not hold quotes or backslashes", kind);
+        return EX_USAGE;
+    }
+    return 0;
+}
+
+/* The --stdout filter's state. */
+typedef struct {
+    cv_event_rules rules;
+    size_t max_line;
+    cv_deadletter *dl;
+    FILE *out;
+    uint64_t accepted;
+    cv_progress progress;
+} filter;
+
+/* One line: normalise it and write it out, or dead-letter it. */
+static int filter_line(void *arg, const char *source, uint64_t lineno,
+                       const char *line, size_t len)
+{
+    filter *in = arg;
+    char reason[256], *norm;
+    size_t nlen;
+    if (cv_event_normalise(&in->rules, line, len, cv_now_ms(), &norm, &nlen,
+                           reason, sizeof reason) < 0) {
+        cv_deadletter_put(in->dl, source, lineno, reason, line, len, false);
+        return 0;
+    }
+    norm[nlen] = '\n';
+    size_t w = fwrite(norm, 1, nlen + 1, in->out);
+    free(norm);
+    if (w != nlen + 1) {
+        cv_err("cannot write to stdout: %s", strerror(errno));
+        return EX_IOERR;
+    }
+    in->accepted++;
+    return 0;
+}
+
+static int filter_fd_cb(void *arg, int fd, const char *source)
+{
+    filter *in = arg;
+    return cv_ndjson_each(fd, source, in->max_line, in->dl, &in->progress,
+                          filter_line, in);
+}
+
+/* --stdout: every input's accepted lines to stdout. */
+static int run_filter(filter *in, bool quiet, char **files, int nfiles)
+{
+    static char outbuf[1 << 16];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    cv_grow_pipe(1);
+    cv_progress_init(&in->progress, "ingest");
+
+    bool missing = false;
+    int status = cv_ndjson_each_input(files, nfiles, filter_fd_cb, in, &missing);
+    cv_progress_done(&in->progress);
+    if (fflush(stdout) != 0 && !status) {
+        cv_err("cannot write to stdout: %s", strerror(errno));
+        status = EX_IOERR;
+    }
+    uint64_t rejected = cv_deadletter_count(in->dl);
+    if (rejected && !quiet)
+        cv_warn("%llu of %llu lines rejected; they are in %s",
+                (unsigned long long)rejected,
+                (unsigned long long)(in->accepted + rejected),
+                cv_deadletter_path(in->dl));
+    if (status)
+        return status;
+    if (missing)
+        return EX_NOINPUT;
+    return rejected ? EX_DATAERR : 0;
+}
+
+int cv_ingest_main(cv_program_env *e, void *args)
+{
+    const cv_ingest_args *a = args;
+    const cv_config *cfg = &e->cfg;
+    filter in = {
+        .rules = {.max_depth = cfg->max_depth, .id_key = cv_keyring_id_key(e->kr),
+                  .default_kind = a->kind},
+        .max_line = (size_t)cfg->max_line,
+        .out = stdout,
+    };
+    in.dl = cv_deadletter_open(cfg->deadletter_dir, "ingest", e->kr);
+    if (!in.dl) {
+        cv_err("cannot open dead-letter file in %s: %s", cfg->deadletter_dir,
+               strerror(errno));
+        return EX_CANTCREAT;
+    }
+    int status;
+    if (a->to_stdout) {
+        status = run_filter(&in, e->quiet, e->argv, e->argc);
+        cv_deadletter_close(&in.dl);
+        return status;
+    }
+    /* into the pipeline: spooled, sent, acknowledged */
+    cv_metrics *mx = cv_program_metrics(e, a->serve);
+    cv_deadletter_set_metrics(in.dl, mx);
+    char *client_source = cv_fmt("%s-client", cfg->source);
+    cv_ingest_opts o = {
+        .cfg = cfg,
+        .rules = in.rules,
+        .dl = in.dl,
+        .kr = e->kr,
+        .source = a->serve ? cfg->source : a->source ? a->source : client_source,
+        .timeout_ms = a->timeout_ms,
+        .drain_ms = a->drain_ms,
+        .quiet = e->quiet,
+        .mx = mx,
+    };
+    status = a->serve ? cv_ingest_serve(&o)
+                      : cv_ingest_client(&o, e->argv, e->argc);
+    free(client_source);
+    cv_deadletter_close(&in.dl);
     return status;
 }

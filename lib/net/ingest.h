@@ -1,5 +1,6 @@
-/* ingest.h - ctxvault-ingest's two socket modes, on top of the sender
- * (spool, window, acks):
+/* ingest.h - ctxvault-ingest: the --stdout filter (each line validated
+ * and given an id, or dead-lettered) and two socket modes, on top of the
+ * sender (spool, window, acks):
  *
  *   client   read FILEs or stdin, validate each line as the --stdout filter
  *            does, send the accepted events into the running pipeline and
@@ -17,6 +18,7 @@
 #include "base/config.h"
 #include "net/deadletter.h"
 #include "base/event.h"
+#include "net/program.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,5 +45,21 @@ int cv_ingest_client(const cv_ingest_opts *o, char **files, int nfiles);
 /* Service mode: runs until SIGTERM/SIGINT, then drains. 0, or a sysexits
  * status when the spool or a socket fails. */
 int cv_ingest_serve(const cv_ingest_opts *o);
+
+/* ctxvault-ingest's own options. */
+typedef struct {
+    bool to_stdout, serve;
+    const char *source, *kind;
+    int64_t timeout_ms, drain_ms;
+} cv_ingest_args;
+
+/* --timeout, --drain: plain seconds, or a duration such as 500ms or 2m,
+ * into the int64_t target in ms (cv_program_opt's parse). */
+bool cv_ingest_parse_seconds(const char *opt, const char *arg, void *target);
+/* The options and the operands together (cv_program's check). */
+int cv_ingest_check(const cv_program_env *e, void *args);
+/* ctxvault-ingest's run (cv_program's, with the keyring): the --stdout
+ * filter, the client or the service. */
+int cv_ingest_main(cv_program_env *e, void *args);
 
 #endif

@@ -20,7 +20,7 @@
 #include "storage/db.h"
 #include "crypto/keyring.h"
 #include "privacy/policy.h"
-#include "ops/program.h"
+#include "ops/maintprog.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -6,7 +6,7 @@
 #define CV_SWEEP_H
 
 #include "base/config.h"
-#include "ops/program.h"
+#include "ops/maintprog.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -890,3 +890,34 @@ int cv_syncd_run(cv_syncd *d, bool once)
                     (unsigned long long)d->peers[i].failures);
     return status;
 }
+
+int cv_syncd_main(cv_program_env *e, void *args)
+{
+    const cv_syncd_args *a = args;
+    int status;
+    if (!e->cfg.sync_device && !e->cfg.sync_relay) {
+        /* one program list for every instance: an instance that does not
+         * sync runs this idle rather than a service that keeps failing */
+        if (a->once) {
+            cv_err("sync is off: set [sync] device (or relay = yes)");
+            return EX_CONFIG;
+        }
+        if (!e->quiet)
+            cv_info("sync is off ([sync] device and relay unset): idle");
+        while (!cv_stop_requested)
+            cv_nap_ms(1000);
+        return 0;
+    }
+    char err[512];
+    cv_program_sockets(e);
+    e->stopped_line = !a->once;
+    cv_syncd *d = cv_syncd_new(&e->cfg, e->conf, e->quiet, &status, err,
+                               sizeof err);
+    if (!d) {
+        cv_err("%s", err);
+        return status;
+    }
+    status = cv_syncd_run(d, a->once);
+    cv_syncd_destroy(&d);
+    return status;
+}

@@ -24,6 +24,7 @@
 #define CV_SYNCD_H
 
 #include "base/config.h"
+#include "net/program.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,5 +43,14 @@ void cv_syncd_destroy(cv_syncd **p);
  * has been pulled from and pushed to once with nothing left (then 0, or
  * EX_UNAVAILABLE when a peer failed). A sysexits status. */
 int cv_syncd_run(cv_syncd *d, bool once);
+
+/* ctxvault-sync's own options. */
+typedef struct {
+    bool once;
+} cv_syncd_args;
+
+/* ctxvault-sync's run (cv_program's): cv_syncd_run, or with sync off
+ * ([sync] device and relay unset) idle until SIGTERM (--once: EX_CONFIG). */
+int cv_syncd_main(cv_program_env *e, void *args);
 
 #endif

@@ -1,9 +1,9 @@
-/* program.h - a maintenance program's life: options, configuration, one
- * run (for cron) or a run every interval until SIGTERM (supervised).
- * ctxvault-ttl-sweep and ctxvault-scrub are each a cv_program: a usage
+/* maintprog.h - a maintenance program: one run (for cron) or a run every
+ * interval until SIGTERM (supervised), on net/program's skeleton.
+ * ctxvault-ttl-sweep and ctxvault-scrub are each a cv_maintprog: a usage
  * text, a run and a summary; the rest is here. */
-#ifndef CV_PROGRAM_H
-#define CV_PROGRAM_H
+#ifndef CV_MAINTPROG_H
+#define CV_MAINTPROG_H
 
 #include "base/config.h"
 
@@ -37,22 +37,19 @@ typedef struct {
     void (*summary)(json_t *result);
     /* a run's result into the program's metrics (not for dry runs) */
     void (*report)(struct cv_metrics *m, json_t *result);
-} cv_program;
+} cv_maintprog;
+
+/* The usage text's options, from the blank line before them: --once,
+ * --dry-run (what it does), --interval (its default), --batch, --pause
+ * and cv_program_usage_common's. */
+void cv_maintprog_usage_options(FILE *f, const char *dry_run,
+                                const char *interval_default);
 
 /* The program's main: --home, -c, --once, --dry-run, --interval, --batch,
  * --pause, -q, --help, --version. As a service (neither --once nor
- * --dry-run) it runs every interval, the first one interval after the
- * start (a restart loop must not become a run loop), always through
- * store; a run that finds no store (EX_TEMPFAIL) is tried again in 5 s,
- * one that fails (EX_SOFTWARE, EX_IOERR) at the next tick, and any other
- * failure (configuration) ends the service with its status. */
-int cv_program_main(const cv_program *p, int argc, char **argv);
-
-/* The service's loop alone: run(ctx) every interval_ms until SIGTERM, as
- * above, publishing m (may be NULL) every report interval meanwhile, so
- * a service with a daily run is not taken for a silent one. 0, or the
- * status of a run that retrying will not help. */
-int cv_program_serve_every(int64_t interval_ms, int (*run)(void *ctx), void *ctx,
-                   struct cv_metrics *m);
+ * --dry-run) it runs every interval (cv_program_serve_every), always
+ * through store; a failure that retrying will not help (configuration)
+ * ends the service with its status. */
+int cv_maintprog_main(const cv_maintprog *p, int argc, char **argv);
 
 #endif
