@@ -99,10 +99,30 @@ test_every_program_refuses_an_unknown_option_and_a_stray_argument() {
     assert_grep "$TEST_TMP/err" "unknown command 'stray'"
 }
 
+test_ingest_refuses_options_that_exclude_each_other_or_are_malformed() {
+    event 1 u-i > "$TEST_TMP/ev"
+    kind65=$(printf 'k%.0s' $(seq 65))
+    for c in "--stdout --serve|--stdout and --serve exclude each other" \
+        "--serve $TEST_TMP/ev|--serve takes no files" \
+        "--stdout --source app $TEST_TMP/ev|--source is for client mode" \
+        "--source bad/name $TEST_TMP/ev|--source 'bad/name' must be 1 to 64 letters" \
+        "--kind $kind65 $TEST_TMP/ev|--kind '$kind65' must be 1 to 64 bytes" \
+        "--kind a\"b $TEST_TMP/ev|--kind 'a\"b' may not hold quotes" \
+        "--timeout soon $TEST_TMP/ev|--timeout 'soon' is not a number of seconds" \
+        "--drain 5y --serve|--drain '5y' is not a number of seconds"; do
+        # shellcheck disable=SC2086 # the words are the arguments
+        ctxvault-ingest ${c%%|*} > "$TEST_TMP/out" 2> "$TEST_TMP/err" < /dev/null
+        assertEquals "ctxvault-ingest ${c%%|*}" 64 $?
+        assert_grep "$TEST_TMP/err" "${c#*|}"
+    done
+    assertEquals "nothing spooled or stored" 0 "$(rows)"
+}
+
 test_a_damaged_keyring_stops_every_stage_before_it_stores() {
     event 1 u-k > "$TEST_TMP/ev"
     printf 'junk\n' > "$HOME_DIR/keys/keyring"
-    for p in ctxvault-encrypt ctxvault-store "ctxvault-ttl-sweep --once" \
+    for p in "ctxvault-ingest --stdout $TEST_TMP/ev" ctxvault-encrypt ctxvault-store \
+        "ctxvault-ttl-sweep --once" \
         "ctxvault-scrub --once" "ctxvault-backup create"; do
         # shellcheck disable=SC2086 # the words of p are the command
         $p < "$TEST_TMP/ev" > "$TEST_TMP/out" 2> "$TEST_TMP/err"
