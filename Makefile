@@ -239,7 +239,7 @@ coverage: deps
 	  tail -n 1 build/check-cov.log | sed 's/^/coverage run: /'
 	gcovr -r . build/cov --filter 'lib/' --filter 'bin/' --txt build/coverage.txt \
 	  --sort-percentage --json-summary build/coverage.json
-	@python3 tools/coverage.py build/coverage.json | tee build/coverage-summary.txt
+	@python3 tools/coverage.py build/coverage.json > build/coverage-summary.txt && cat build/coverage-summary.txt
 
 fuzz-deps: deps
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(FUZZ_DEBS)"
