@@ -8,7 +8,8 @@
 #   make bench      the throughput and latency figures
 #   make fuzz       every parser under libFuzzer (FUZZ_SECONDS each)
 #   make memcheck   valgrind over the unit tests and a pipeline run
-#   make coverage   line and branch coverage of lib/ and bin/ by the tests (gcovr)
+#   make coverage   line and branch coverage of lib/ and bin/ by the tests, per
+#                   folder (gcovr, tools/coverage.py)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -244,16 +245,17 @@ memcheck: deps all $(UNIT_BIN)
 	sh tools/memcheck.sh $(BUILD) $(BINDIR)
 
 # make coverage: the unit and shell tests on a gcov build (build/cov), then
-# line and branch coverage of lib/ and bin/, per file and in all
+# line and branch coverage of lib/ and bin/: per file in build/coverage.txt,
+# per folder of lib/, for bin/ and in all printed (tools/coverage.py)
 coverage: deps
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(COV_DEBS)"
 	@find build/cov -name '*.gcda' -delete 2> /dev/null || true
 	$(MAKE) -j2 programs BUILD=build/cov BINDIR=build/cov/bin CFLAGS="-O0 -g --coverage" LDFLAGS=--coverage
-	@sh tests/run.sh --label coverage build/cov/bin build/cov/unit-tests build/cov > build/check-cov.log 2>&1; \
+	@CV_STOP_GRACE=2 sh tests/run.sh --label coverage build/cov/bin build/cov/unit-tests build/cov > build/check-cov.log 2>&1; \
 	  tail -n 1 build/check-cov.log | sed 's/^/coverage run: /'
 	gcovr -r . build/cov --filter 'lib/' --filter 'bin/' --txt build/coverage.txt \
-	  --print-summary --sort-percentage > build/coverage-summary.txt
-	@cat build/coverage-summary.txt
+	  --sort-percentage --json-summary build/coverage.json
+	@python3 tools/coverage.py build/coverage.json > build/coverage-summary.txt && cat build/coverage-summary.txt
 
 fuzz-deps: deps
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(FUZZ_DEBS)"

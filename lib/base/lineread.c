@@ -20,7 +20,6 @@ struct cv_lineread {
     bool eof;
     bool skipping;          /* discarding the tail of an over-long line */
     uint64_t lineno;
-    uint64_t bytes;
 };
 
 cv_lineread *cv_lineread_new(int fd, size_t max_line)
@@ -43,7 +42,6 @@ void cv_lineread_destroy(cv_lineread **p)
 }
 
 uint64_t cv_lineread_lineno(const cv_lineread *lr) { return lr->lineno; }
-uint64_t cv_lineread_bytes(const cv_lineread *lr) { return lr->bytes; }
 
 int cv_lineread_fill(cv_lineread *lr)
 {
@@ -77,7 +75,6 @@ static int emit(cv_lineread *lr, size_t nl, const char **line, size_t *len,
 {
     char *s = lr->buf + lr->start;
     size_t n = nl - lr->start;
-    lr->bytes += n + (nl < lr->end ? 1 : 0);
     lr->start = nl < lr->end ? nl + 1 : nl;
     if (n > 0 && s[n - 1] == '\r')
         n--;
@@ -97,12 +94,10 @@ int cv_lineread_next(cv_lineread *lr, const char **line, size_t *len,
         if (lr->skipping) {
             char *nl = memchr(lr->buf + lr->start, '\n', lr->end - lr->start);
             if (nl) {
-                lr->bytes += (size_t)(nl - (lr->buf + lr->start)) + 1;
                 lr->start = (size_t)(nl - lr->buf) + 1;
                 lr->skipping = false;
                 continue;
             }
-            lr->bytes += lr->end - lr->start;
             lr->start = lr->end = 0;
         } else {
             char *nl = memchr(lr->buf + lr->start, '\n', lr->end - lr->start);

@@ -32,7 +32,5 @@ int cv_lineread_next(cv_lineread *lr, const char **line, size_t *len,
 int cv_lineread_fill(cv_lineread *lr);
 /* Number of the line last returned, counting from 1. */
 uint64_t cv_lineread_lineno(const cv_lineread *lr);
-/* Bytes consumed so far (for progress). */
-uint64_t cv_lineread_bytes(const cv_lineread *lr);
 
 #endif

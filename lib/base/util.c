@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 static const char *progname = "ctxvault";
-static bool verbose = true;
 volatile int cv_stop_requested;
 
 void cv_log_init(const char *name)
@@ -24,8 +23,6 @@ void cv_log_init(const char *name)
     progname = slash ? slash + 1 : name;
 }
 
-const char *cv_progname(void) { return progname; }
-void cv_set_verbose(bool on) { verbose = on; }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
@@ -44,8 +41,6 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 
 void cv_info(const char *fmt, ...)
 {
-    if (!verbose)
-        return;
     va_list ap;
     va_start(ap, fmt);
     vlog("", fmt, ap);

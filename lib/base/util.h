@@ -18,7 +18,6 @@
 
 /* Program name used as the prefix of every log line. */
 void cv_log_init(const char *progname);
-const char *cv_progname(void);
 
 /* err(3)-style logging to stderr: "prog: message". Messages are lowercase
  * and say what failed and why. Never pass key material to these. */
@@ -28,8 +27,6 @@ void cv_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Log and exit with a sysexits code. */
 void cv_die(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
-/* When false (default true), cv_info is silent. */
-void cv_set_verbose(bool on);
 
 /* Allocation that dies with EX_OSERR on failure. */
 void *cv_malloc(size_t n);

@@ -414,16 +414,6 @@ int cv_query_stats_print(json_t *stats, FILE *out)
                ? EX_IOERR : 0;
 }
 
-int cv_query_stats(cv_db *db, FILE *out)
-{
-    json_t *o = cv_query_stats_json(db);
-    if (!o)
-        return EX_IOERR;
-    int rc = cv_query_stats_print(o, out);
-    json_decref(o);
-    return rc;
-}
-
 int cv_query_verify(cv_db *db, const cv_keyring *kr, FILE *out)
 {
     int status = 0;

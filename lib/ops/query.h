@@ -72,11 +72,10 @@ int cv_query_select(cv_db *db, const cv_policy *pol, const cv_keyring *kr,
 int cv_query_get(cv_db *db, const cv_keyring *kr, const char *id,
                    bool decrypt, FILE *out);
 /* Counts by kind, sizes, WAL size, as one JSON object: built (NULL when
- * the database cannot be read, logged), printed as `ctxvault stats` prints
- * it, or both at once. */
+ * the database cannot be read, logged), or printed as `ctxvault stats`
+ * prints it. */
 json_t *cv_query_stats_json(cv_db *db);
 int cv_query_stats_print(json_t *stats, FILE *out);
-int cv_query_stats(cv_db *db, FILE *out);
 /* integrity_check, every row's checksum and the audit trail's chain;
  * names the bad rows and entries on stderr. 0 when all is well,
  * EX_DATAERR when anything is wrong. */

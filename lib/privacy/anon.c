@@ -82,11 +82,6 @@ void cv_anon_id(const cv_anon *a, const char *id, int64_t ts,
     cv_event_make_id(to_hour(ts), digest, out);
 }
 
-bool cv_anon_is_user(const char *user)
-{
-    return strncmp(user, "anon:", 5) == 0;
-}
-
 /* Remove every pseudonym and sealed value under v; their count. */
 static int strip(json_t *v)
 {

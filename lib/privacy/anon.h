@@ -56,7 +56,4 @@ int cv_anon_apply(cv_anon *a, const char *user, const char *body, size_t len,
 void cv_anon_id(const cv_anon *a, const char *id, int64_t ts,
                 char out[CV_ID_MAX + 1]);
 
-/* Is this a per-day pseudonym made here? */
-bool cv_anon_is_user(const char *user);
-
 #endif

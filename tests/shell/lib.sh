@@ -28,6 +28,11 @@ setUp() {
 }
 
 tearDown() {
+    # a coverage run stops the test's programs with SIGTERM first: one
+    # killed by SIGKILL never writes its gcov counts
+    if [ -n "${CV_STOP_GRACE:-}" ]; then
+        bg_stop_gently
+    fi
     # a suite's own clean-up first (suite_tearDown, when the suite has one:
     # test_supervised.sh stops supervisord and every program it started)
     if command -v suite_tearDown > /dev/null 2>&1; then
@@ -236,6 +241,36 @@ bg_cleanup() {
         wait "$_pid" 2> /dev/null
     done
     BG_PIDS=
+    return 0
+}
+
+# bg_stop_gently: SIGTERM to the background processes and supervisord
+# sessions of the test, then wait up to CV_STOP_GRACE seconds for them to
+# exit (bg_cleanup and sv_kill_all SIGKILL any left)
+bg_stop_gently() {
+    exec 8>&-
+    for _pid in $BG_PIDS; do
+        kill -TERM "$_pid" 2> /dev/null
+    done
+    for _sid in $SV_SIDS; do
+        case $_sid in '' | *[!0-9]* | 0 | 1) continue ;; esac
+        [ "$_sid" = "$(ps -o sid= -p $$ | tr -d ' ')" ] && continue
+        pkill -TERM -s "$_sid" 2> /dev/null
+    done
+    wait_until "$CV_STOP_GRACE" bg_gone
+}
+
+# bg_gone: no background process or supervisord session of the test runs
+# (a zombie, dead and not yet reaped, does not count)
+bg_gone() {
+    for _pid in $BG_PIDS; do
+        [ -n "$(ps -o stat= -p "$_pid" 2> /dev/null | grep -v '^ *Z')" ] && return 1
+    done
+    for _sid in $SV_SIDS; do
+        case $_sid in '' | *[!0-9]* | 0 | 1) continue ;; esac
+        [ "$_sid" = "$(ps -o sid= -p $$ | tr -d ' ')" ] && continue
+        sv_session_alive "$_sid" && return 1
+    done
     return 0
 }
 
