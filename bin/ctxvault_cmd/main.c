@@ -274,7 +274,9 @@ int main(int argc, char **argv)
         rc = EX_CONFIG;
     } else {
         rc = cmd->run(&c, argc, argv);
-        if (fflush(stdout) != 0 && !rc) {
+        /* a handler may have seen the failed write and said only 74 */
+        bool failed = fflush(stdout) != 0 || ferror(stdout);
+        if (failed && (!rc || rc == EX_IOERR)) {
             cv_err("cannot write to stdout");
             rc = EX_IOERR;
         }

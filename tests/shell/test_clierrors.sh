@@ -164,6 +164,7 @@ test_the_primary_key_cannot_be_retired_and_rotate_makes_a_new_one() {
     assert_status rot 0 $?
     assertEquals "the new primary" 2 "$(json_get '$.primary' < "$TEST_TMP/rot.out")"
     refused 65 'key version 2 is the primary' keys retire 2
+    refused 65 'key version 9 is not in the keyring' keys retire 9
 }
 
 test_an_empty_instance_verifies_and_lists_an_empty_audit() {
