@@ -16,6 +16,8 @@
  *       acknowledged: correct
  *   pcut-selftest torn DIR MARK              3 sectors (1536 bytes of 'x')
  *       written to DIR/torn and never synced
+ *   pcut-selftest stdio DIR MARK             DIR/stdio written through
+ *       stdio (which the shim does not see) and synced
  *   pcut-selftest hammer DIR N               two threads, each N writes
  *       of 100 bytes to a file of its own and a sync each 10 writes
  */
@@ -152,6 +154,12 @@ int main(int argc, char **argv)
         int fd = open_or_die(path("torn"), O_WRONLY);
         write_or_die(fd, buf, sizeof buf);
         close(fd);
+        ack();
+    } else if (strcmp(argv[1], "stdio") == 0) {
+        FILE *f = fopen(path("stdio"), "w");
+        if (!f || fputs("through stdio\n", f) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0)
+            die("stdio");
+        fclose(f);
         ack();
     } else if (strcmp(argv[1], "hammer") == 0) {
         hammer_n = atoi(argv[3]);
