@@ -87,10 +87,17 @@ FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood \
            $(BUILD)/cvclient-example $(BUILD)/cvctxload $(BUILD)/cvsynctool
 
+# the power-cut simulator (tests/powercut/README.md): the recording shim,
+# loaded into programs with LD_PRELOAD, and the programs it is tried on.
+# Never instrumented (SAN, --coverage, hardening): an ASan shim cannot be
+# preloaded into other programs, and it must change nothing they do.
+POWERCUT = $(BUILD)/powercut/shim.so $(BUILD)/powercut/pcut-selftest
+PCUT_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g
+
 .PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers coverage
 all: $(BINS) $(TOOLS)
 
-programs: $(BINS) $(UNIT_BIN) $(TOOLS) $(FUZZ_REPLAY)
+programs: $(BINS) $(UNIT_BIN) $(TOOLS) $(FUZZ_REPLAY) $(POWERCUT)
 
 $(BUILD)/gen/defaults.c: etc/ctxvault.conf etc/policy.conf tools/embed.sh
 	@mkdir -p $(@D)
@@ -178,6 +185,16 @@ $(BUILD)/cvsynctool: tests/tools/cvsynctool.c $(LIBA)
 	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/powercut/shim.so: tests/powercut/shim.c Makefile
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(PCUT_CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
+
+$(BUILD)/powercut/pcut-selftest: tests/powercut/selftest.c Makefile
+	@mkdir -p $(@D)
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(PCUT_CFLAGS) -o $@ $< -lpthread
 
 # kept: the replay programs of make check and the fuzzers share them
 .PRECIOUS: $(BUILD)/fuzz/%.o

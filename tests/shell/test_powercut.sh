@@ -1,0 +1,221 @@
+#!/bin/sh
+# test_powercut.sh - the power-cut simulator (tests/powercut/README.md):
+# the shim records what programs do to a directory, powercut.py makes the
+# states a power cut may leave. It must tell a correct sync pattern from a
+# premature acknowledgement (pcut-selftest's four), tear and drop unsynced
+# writes as the model says, keep every record of concurrent writers, and
+# replay a real pipeline: under synchronous = full no acknowledged event
+# is lost in any state; under normal it finds the window DURABILITY.md
+# describes.
+SUITE=powercut
+. "$CV_TOP/tests/shell/lib.sh"
+
+PCUT=$CV_BUILD/powercut
+PC="python3 $TOP/tests/powercut/powercut.py"
+# the programs of an ASan build take a preloaded library only with this
+# (the shim itself is never instrumented)
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+export ASAN_OPTIONS
+
+# shimmed CMD...: CMD under the shim, watching $ROOT, logging to $LOG,
+# writes to $MARK logged as acknowledgements
+shimmed() {
+    POWERCUT_ROOT=$ROOT POWERCUT_LOG=$LOG POWERCUT_MARK=$MARK \
+        LD_PRELOAD=$PCUT/shim.so "$@"
+}
+
+# selftest MODE: pcut-selftest MODE under the shim in a fresh directory
+# (data holding "old", log and torn empty), taken as the snapshot first
+selftest() {
+    ROOT=$TEST_TMP/root LOG=$TEST_TMP/log.bin MARK=$TEST_TMP/mark
+    mkdir -p "$ROOT"
+    printf 'old\n' > "$ROOT/data"
+    : > "$ROOT/log"
+    : > "$ROOT/torn"
+    $PC snapshot "$ROOT" "$TEST_TMP/snap" || fail "snapshot failed"
+    shimmed "$PCUT/pcut-selftest" "$1" "$ROOT" "$MARK" 2> "$TEST_TMP/selftest.err"
+    assertEquals "pcut-selftest $1 exits 0 under the shim: $(cat "$TEST_TMP/selftest.err")" 0 $?
+    assertEquals "it acknowledged once" ack "$(cat "$MARK")"
+}
+
+# explore CHECK [ARGS...]: every state after the acknowledgement, CHECK a
+# sh script run with the state's directory as $0; sets EXPLORE_RC,
+# VIOLATIONS and DISTINCT (states checked)
+explore() {
+    _check=$1
+    shift
+    $PC explore "$LOG" "$TEST_TMP/snap" --after-mark ack "$@" -- sh -c "$_check" \
+        > "$TEST_TMP/explore.out" 2> "$TEST_TMP/explore.err"
+    EXPLORE_RC=$?
+    _sum=$(tail -n 1 "$TEST_TMP/explore.out")
+    VIOLATIONS=$(echo "$_sum" | sed -n 's/.*, violations \([0-9]*\)$/\1/p')
+    DISTINCT=$(echo "$_sum" | sed -n 's/.*, distinct \([0-9]*\), .*/\1/p')
+    [ -n "$VIOLATIONS" ] && [ -n "$DISTINCT" ] ||
+        fail "explore gave no summary: $(cat "$TEST_TMP/explore.out" "$TEST_TMP/explore.err")"
+}
+
+NEW_DATA='grep -qx "new content" "$0/data"'
+RECORD='grep -qx "record 1" "$0/log"'
+
+test_a_rename_without_a_directory_sync_is_caught() {
+    selftest rename-nodirsync
+    assertEquals "the program itself worked" "new content" "$(cat "$ROOT/data")"
+    explore "$NEW_DATA"
+    assertEquals "explore exits 1: $(cat "$TEST_TMP/explore.out")" 1 "$EXPLORE_RC"
+    assertTrue "a state without the acknowledged data: $(cat "$TEST_TMP/explore.out")" \
+        "[ ${VIOLATIONS:-0} -ge 1 ]"
+    assert_grep "$TEST_TMP/explore.out" "^violation: cut [0-9]+ \(after record [0-9]+ pid [0-9]+ mark 'ack" \
+        "the cut right after the acknowledgement is one"
+}
+
+test_a_rename_and_a_directory_sync_before_the_ack_pass() {
+    selftest rename-dirsync
+    explore "$NEW_DATA"
+    assertEquals "explore exits 0: $(cat "$TEST_TMP/explore.out")" 0 "$EXPLORE_RC"
+    assertEquals "no violation" 0 "$VIOLATIONS"
+    # the unsynced work after the acknowledgement varies the states: the
+    # check saw more than one
+    assertTrue "distinct states checked: $DISTINCT" "[ ${DISTINCT:-0} -ge 3 ]"
+}
+
+test_an_ack_before_fdatasync_is_caught() {
+    selftest ack-before-sync
+    explore "$RECORD"
+    assertEquals "explore exits 1: $(cat "$TEST_TMP/explore.out")" 1 "$EXPLORE_RC"
+    assertTrue "a state without the record" "[ ${VIOLATIONS:-0} -ge 1 ]"
+}
+
+test_fdatasync_then_ack_passes() {
+    selftest sync-then-ack
+    explore "$RECORD"
+    assertEquals "explore exits 0: $(cat "$TEST_TMP/explore.out")" 0 "$EXPLORE_RC"
+    assertEquals "no violation" 0 "$VIOLATIONS"
+    assertTrue "distinct states checked: $DISTINCT" "[ ${DISTINCT:-0} -ge 3 ]"
+}
+
+# the state at the end has the record whatever the mode, and with the
+# cut before the sync, the drop mode has none: the sync is what keeps it
+test_a_cut_before_the_sync_loses_the_record_and_after_it_keeps_it() {
+    selftest sync-then-ack
+    $PC dump "$LOG" > "$TEST_TMP/dump.txt"
+    _sync=$(grep -m 1 ' fsync log ' "$TEST_TMP/dump.txt" | cut -d ' ' -f 1)
+    assertNotNull "the fdatasync is logged: $(cat "$TEST_TMP/dump.txt")" "$_sync"
+    $PC state "$LOG" "$TEST_TMP/snap" "$_sync" "$TEST_TMP/before" --mode drop
+    assertEquals "dropped before the sync" "" "$(cat "$TEST_TMP/before/log")"
+    $PC state "$LOG" "$TEST_TMP/snap" "$_sync" "$TEST_TMP/kept" --mode keep
+    assertEquals "kept before the sync" "record 1" "$(cat "$TEST_TMP/kept/log")"
+    $PC state "$LOG" "$TEST_TMP/snap" $((_sync + 1)) "$TEST_TMP/after" --mode drop
+    assertEquals "durable after it" "record 1" "$(cat "$TEST_TMP/after/log")"
+}
+
+test_an_unsynced_write_is_kept_dropped_or_torn_at_sector_boundaries() {
+    selftest torn
+    $PC state "$LOG" "$TEST_TMP/snap" end "$TEST_TMP/s" --mode drop
+    assertEquals "all dropped" 0 "$(wc -c < "$TEST_TMP/s/torn")"
+    $PC state "$LOG" "$TEST_TMP/snap" end "$TEST_TMP/s" --mode keep
+    assertEquals "all kept" 1536 "$(wc -c < "$TEST_TMP/s/torn")"
+    : > "$TEST_TMP/sizes"
+    for _seed in $(seq 1 30); do
+        $PC state "$LOG" "$TEST_TMP/snap" end "$TEST_TMP/s" --seed "$_seed"
+        wc -c < "$TEST_TMP/s/torn" >> "$TEST_TMP/sizes"
+        [ -z "$(tr -d x < "$TEST_TMP/s/torn")" ] || fail "seed $_seed: bytes never written"
+    done
+    _sizes=$(sort -n -u "$TEST_TMP/sizes" | tr '\n' ' ')
+    assertEquals "whole, none, or whole sectors" "0 512 1024 1536 " "$_sizes"
+}
+
+# a write the shim cannot see (stdio writes inside libc) is not silently
+# missing from the states: the sync of that file says so
+test_a_write_past_the_shim_is_reported() {
+    selftest stdio
+    assertEquals "the program wrote it" "through stdio" "$(cat "$ROOT/stdio")"
+    $PC dump "$LOG" > "$TEST_TMP/dump.txt"
+    assert_grep "$TEST_TMP/dump.txt" ' create stdio$' "fopen's creation is logged"
+    $PC state "$LOG" "$TEST_TMP/snap" end "$TEST_TMP/s" --mode keep 2> "$TEST_TMP/state.err"
+    assert_grep "$TEST_TMP/state.err" \
+        'warning: record [0-9]+: stdio has 14 bytes, the log accounts for 0: it was written in a way the shim does not see'
+}
+
+test_the_log_holds_every_write_of_concurrent_processes_and_threads() {
+    ROOT=$TEST_TMP/root LOG=$TEST_TMP/log.bin MARK=$TEST_TMP/mark
+    mkdir -p "$ROOT"
+    $PC snapshot "$ROOT" "$TEST_TMP/snap"
+    shimmed "$PCUT/pcut-selftest" hammer "$ROOT" 300 &
+    _p1=$!
+    shimmed "$PCUT/pcut-selftest" hammer "$ROOT" 300 &
+    _p2=$!
+    wait "$_p1"
+    assertEquals "first writer" 0 $?
+    wait "$_p2"
+    assertEquals "second writer" 0 $?
+    $PC dump "$LOG" > "$TEST_TMP/dump.txt" 2> "$TEST_TMP/dump.err"
+    assertEquals "the log reads whole: $(cat "$TEST_TMP/dump.err")" 0 $?
+    assertEquals "writes: 2 processes, 2 threads, 300 each" 1200 "$(grep -c ' write ' "$TEST_TMP/dump.txt")"
+    assertEquals "syncs" 120 "$(grep -c ' fsync ' "$TEST_TMP/dump.txt")"
+    assertEquals "files created" 4 "$(grep -c ' create ' "$TEST_TMP/dump.txt")"
+    # all kept at the end: what the programs left, byte for byte
+    $PC state "$LOG" "$TEST_TMP/snap" end "$TEST_TMP/s" --mode keep
+    _diff=$(diff -r "$ROOT" "$TEST_TMP/s" 2>&1)
+    assertEquals "the replay of everything is the directory" "" "$_diff"
+}
+
+# ---- a real pipeline -----------------------------------------------------
+
+# pipeline_under_shim SYNC N: N events sent by ctxvault-ingest (client)
+# through encrypt and store --serve, every program under the shim, with
+# [store] synchronous = SYNC; the acknowledgement marked once ingest
+# exited 0 (every event committed); then the services are stopped
+pipeline_under_shim() {
+    data_clock
+    conf_set synchronous "$1"
+    gen "$TEST_TMP/in.ndjson" -n "$2"
+    ROOT=$HOME_DIR LOG=$TEST_TMP/log.bin MARK=$TEST_TMP/mark
+    $PC snapshot "$ROOT" "$TEST_TMP/snap" || fail "snapshot failed"
+    POWERCUT_ROOT=$ROOT POWERCUT_LOG=$LOG LD_PRELOAD=$PCUT/shim.so
+    export POWERCUT_ROOT POWERCUT_LOG LD_PRELOAD
+    services_start
+    ctxvault-ingest --timeout 60 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    _rc=$?
+    unset POWERCUT_ROOT POWERCUT_LOG LD_PRELOAD
+    assert_status ingest 0 "$_rc"
+    $PC mark "$LOG" ack
+    kill -TERM "$STORE_PID" "$ENCRYPT_PID"
+    wait "$STORE_PID" "$ENCRYPT_PID"
+    assertEquals "stored" "$2" "$(sql 'SELECT COUNT(*) FROM events')"
+}
+
+# a state holds at least N events (its count appended to $TEST_TMP/counts)
+rows_check() {
+    echo "n=\$(sqlite3 \"\$0/data/ctxvault.db\" 'SELECT COUNT(*) FROM events' 2>&1)
+echo \"\$n\" >> '$TEST_TMP/counts'
+[ \"\$n\" -ge $1 ] 2> /dev/null"
+}
+
+test_no_acknowledged_event_is_lost_at_any_power_cut_under_synchronous_full() {
+    pipeline_under_shim full 40
+    $PC state "$LOG" "$TEST_TMP/snap" end "$TEST_TMP/s" --mode keep
+    assertEquals "the replay of everything holds every event" 40 \
+        "$(sqlite3 "$TEST_TMP/s/data/ctxvault.db" 'SELECT COUNT(*) FROM events')"
+    explore "$(rows_check 40)" --cuts sync --random 3
+    assertEquals "explore exits 0: $(head -c 1500 "$TEST_TMP/explore.out")" 0 "$EXPLORE_RC"
+    assertEquals "no state lacks an acknowledged event" 0 "$VIOLATIONS"
+    assertTrue "states checked: $DISTINCT" "[ ${DISTINCT:-0} -ge 10 ]"
+    # every file the pipeline synced has the size its logged writes make:
+    # nothing reached the disk past the shim (stdio, mmap)
+    assertEquals "no warning from the replay" "" "$(cat "$TEST_TMP/explore.err")"
+    rm -rf "$TEST_TMP/snap" "$TEST_TMP/s" "$LOG" # key material
+}
+
+test_the_window_of_synchronous_normal_is_found() {
+    pipeline_under_shim normal 40
+    explore "$(rows_check 40)" --cuts sync --random 3
+    assertEquals "explore exits 1: $(head -c 1500 "$TEST_TMP/explore.out")" 1 "$EXPLORE_RC"
+    # a cut right after the acknowledgement, the WAL unsynced: the
+    # database has none of the batch (DURABILITY.md, "The window")
+    assert_grep "$TEST_TMP/explore.out" "^violation: cut [0-9]+ \(after record [0-9]+ pid [0-9]+ mark 'ack'\), mode drop"
+    assertTrue "a state holds none of them: $(sort "$TEST_TMP/counts" | uniq -c)" \
+        "grep -q -x 0 '$TEST_TMP/counts'"
+    rm -rf "$TEST_TMP/snap" "$LOG"
+}
+
+. shunit2
