@@ -267,7 +267,7 @@ memcheck: deps all $(UNIT_BIN)
 coverage: deps
 	@$(MAKE) --no-print-directory install-debs PKGLIST="$(COV_DEBS)"
 	@find build/cov -name '*.gcda' -delete 2> /dev/null || true
-	$(MAKE) -j2 programs BUILD=build/cov BINDIR=build/cov/bin CFLAGS="-O0 -g --coverage" LDFLAGS=--coverage
+	$(MAKE) -j2 programs BUILD=build/cov BINDIR=build/cov/bin CFLAGS="-O0 -g --coverage -fprofile-update=atomic" LDFLAGS=--coverage
 	@CV_STOP_GRACE=2 sh tests/run.sh --label coverage build/cov/bin build/cov/unit-tests build/cov > build/check-cov.log 2>&1; \
 	  tail -n 1 build/check-cov.log | sed 's/^/coverage run: /'
 	gcovr -r . build/cov --filter 'lib/' --filter 'bin/' --txt build/coverage.txt \
