@@ -633,15 +633,23 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int(
 # COMMIT) under [store] synchronous = normal, journal (the default) and
 # full, BENCH_DUR_ROUNDS (3) times, interleaved (normal, journal, full,
 # normal, ...) so that other work on the machine weighs on each alike;
-# the median of each, and the ratios to normal. Run alone with
-# BENCH_ONLY=durability.
+# the median of each, and the ratios to normal; with each supervised run,
+# the batches it committed (one journal sync each under journal) and the
+# ack latency of a 1,000 events/s trickle after it (cvlatency, 4 s), where
+# a sync per commit weighs most. Run alone with BENCH_ONLY=durability.
 bench_durability() {
     _ev=$1
     _rounds=${BENCH_DUR_ROUNDS:-3}
     _modes="normal journal full"
     say "== durability: [store] synchronous = journal (the default) and full against normal," \
         "$_rounds rounds interleaved"
-    for _m in $_modes; do eval "dur_f_$_m= dur_s_$_m="; done
+    for _m in $_modes; do eval "dur_f_$_m= dur_s_$_m= dur_l_$_m="; done
+    # the trickle's events: new users, normalised as ingest sends them
+    new_home "$tmp/dur-probe-home"
+    "$GEN" -n 5000 -u 1000 -s 10 | sed 's/"user_id":"user-/"user_id":"probe-/' |
+        CTXVAULT_HOME=$tmp/dur-probe-home "$BIN/ctxvault-ingest" --stdout >"$tmp/dprobe.ndjson" 2>/dev/null ||
+        die "cannot make the latency probe's events"
+    rm -rf "$tmp/dur-probe-home"
     _r=1
     while [ "$_r" -le "$_rounds" ]; do
         for _m in $_modes; do
@@ -660,17 +668,22 @@ bench_durability() {
             _s=$(rate "$EVENTS" $(( $(now_ms) - _t0 )))
             check "du$_m.c" "ctxvault-ingest FILE (client) into the supervised pipeline, synchronous = $_m"
             _sr=$(rows "$h")
+            _sb=$(sqlite3 -readonly "$h/data/ctxvault.db" "SELECT value FROM meta WHERE key = 'journal_lsn'" 2>/dev/null)
+            _l=$("$LATENCY" --home "$h" --rate 1000 --seconds 4 "$tmp/dprobe.ndjson" 2>"$tmp/dlat.err") || :
+            _lp50=$(echo "$_l" | sed -n 's/.* p50 \([0-9.]*\) .*/\1/p')
+            _lp99=$(echo "$_l" | sed -n 's/.* p99 \([0-9.]*\) .*/\1/p')
             sv_down "$h"
             rm -rf "$h"
             [ "$_fr" = "$EVENTS" ] && [ "$_sr" = "$EVENTS" ] ||
                 say "  WARNING: $_m stored $_fr (filters) and $_sr (supervised) rows, expected $EVENTS"
-            say "  round $_r, synchronous = $_m: filters $_f events/s, supervised $_s events/s"
-            eval "dur_f_$_m=\"\$dur_f_$_m $_f\"; dur_s_$_m=\"\$dur_s_$_m $_s\""
+            say "  round $_r, synchronous = $_m: filters $_f events/s, supervised $_s events/s" \
+                "(${_sb:-?} batches); trickle ack p50 ${_lp50:-?} ms, p99 ${_lp99:-?} ms"
+            eval "dur_f_$_m=\"\$dur_f_$_m $_f\"; dur_s_$_m=\"\$dur_s_$_m $_s\"; dur_l_$_m=\"\$dur_l_$_m ${_lp99:-0}\""
         done
         _r=$((_r + 1))
     done
     for _m in $_modes; do
-        eval "dur_fm_$_m=\$(median \$dur_f_$_m); dur_sm_$_m=\$(median \$dur_s_$_m)"
+        eval "dur_fm_$_m=\$(median \$dur_f_$_m); dur_sm_$_m=\$(median \$dur_s_$_m); dur_lm_$_m=\$(median \$dur_l_$_m)"
     done
     # cost: how much lower the median rate is than normal's
     cost() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0) ? (1 - a / b) * 100 : 0 }'; }
@@ -684,6 +697,7 @@ bench_durability() {
     say "journal (the default) costs ${dur_fc_journal}% on the filter pipeline and ${dur_sc_journal}%" \
         "on the supervised one against normal (target <= 10%: $(verdict "$dur_fc_journal")," \
         "$(verdict "$dur_sc_journal")); full costs ${dur_fc_full}% and ${dur_sc_full}%"
+    say "trickle ack p99 (median of the rounds): normal $dur_lm_normal ms, journal $dur_lm_journal ms, full $dur_lm_full ms"
     say ""
 }
 

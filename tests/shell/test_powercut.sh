@@ -224,10 +224,11 @@ test_the_window_of_synchronous_normal_is_found() {
 
 # ---- the default: every acknowledgement, every cut ------------------------
 
-# numbered FILE FIRST N: N generated events with the ids pc-FIRST onwards
-# (zero-padded, so a check can tell which were acknowledged by their id)
+# numbered FILE FIRST N [USERS]: N generated events (of USERS users) with
+# the ids pc-FIRST onwards (zero-padded, so a check can tell which were
+# acknowledged by their id)
 numbered() {
-    "$GEN" --no-id -n "$3" -s "$2" | awk -v f="$2" \
+    "$GEN" --no-id -n "$3" -s "$2" ${4:+-u "$4"} | awk -v f="$2" \
         '{ printf "{\"id\":\"pc-%05d\",%s\n", f + NR - 1, substr($0, 2) }' > "$1"
 }
 
@@ -322,6 +323,69 @@ test_the_same_run_under_synchronous_normal_loses_acknowledged_events() {
     assertEquals "explore exits 1: $(head -c 1500 "$TEST_TMP/explore.out")" 1 "$EXPLORE_RC"
     assertTrue "a state lacks acknowledged events: $(head -c 1500 "$TEST_TMP/counts")" \
         "awk -F '[ |]' '\$2 > 0 && \$3 < \$2 { bad = 1 } END { exit !bad }' '$TEST_TMP/counts'"
+    rm -rf "$TEST_TMP/snap" "$LOG"
+}
+
+# erased_check USER-ID KIDS N: a restarted state (as recovered_check)
+# that the erasure reached before the cut (POWERCUT_LAST_MARK "erased")
+# holds no row of the stored USER-ID and none of the data keys KIDS (its
+# rows' keys, space-separated); before it, every acknowledged event is
+# there, the user's N rows all there or (the erasure under way) none
+erased_check() {
+    cat > "$TEST_TMP/erased.sh" << EOF
+state=\$1
+CTXVAULT_HOME=\$state ctxvault-store < /dev/null 2>> '$TEST_TMP/recover.err' || exit 1
+db=\$state/data/ctxvault.db
+rows=\$(sqlite3 "\$db" "SELECT COUNT(*) FROM events_v WHERE user_id = '$1'")
+keys=\$(sqlite3 "\$state/keys/datakeys.db" "SELECT COUNT(*) FROM keys WHERE id IN ('\$(echo $2 | sed "s/ /','/g")')")
+all=\$(sqlite3 "\$db" "SELECT COUNT(*) FROM events")
+echo "\$POWERCUT_CUT \$POWERCUT_LAST_MARK \$rows \$keys \$all" >> '$TEST_TMP/counts'
+case \$POWERCUT_LAST_MARK in
+erased) [ "\$rows" = 0 ] && [ "\$keys" = 0 ] ;;
+"acked 10") { [ "\$rows" = $3 ] && [ "\$all" = 10 ]; } || { [ "\$rows" = 0 ] && [ "\$all" = $((10 - $3)) ]; } ;;
+*) true ;;
+esac
+EOF
+    echo "sh '$TEST_TMP/erased.sh' \"\$0\""
+}
+
+# An erasure through the running store (ctxvault delete --user) that
+# replied ok stays done at every cut after it: the rows' deletion is
+# journaled and synced before the reply, the user's data key destroyed
+# (keys/datakeys.db, synchronous = FULL) before that; a restart replays
+# the erasure if the WAL lost it and brings back nothing
+test_an_erasure_that_replied_ok_stays_done_at_any_cut() {
+    data_clock
+    ROOT=$HOME_DIR LOG=$TEST_TMP/log.bin
+    numbered "$TEST_TMP/in.ndjson" 1 10 3
+    _user=$(head -n 1 "$TEST_TMP/in.ndjson" | json_get '$.user_id')
+    $PC snapshot "$ROOT" "$TEST_TMP/snap" || fail "snapshot failed"
+    POWERCUT_ROOT=$ROOT POWERCUT_LOG=$LOG LD_PRELOAD=$PCUT/shim.so
+    export POWERCUT_ROOT POWERCUT_LOG LD_PRELOAD
+    services_start
+    ctxvault-ingest --timeout 60 "$TEST_TMP/in.ndjson" > /dev/null 2> "$TEST_TMP/ingest.err"
+    assert_status ingest 0 $?
+    $PC mark "$LOG" "acked 10"
+    # the stored id and the data keys of the user's rows, read beside the
+    # run (not logged: a reader writes nothing durable)
+    _stored=$(env -u LD_PRELOAD ctxvault query --user "$_user" --limit 1 | json_get '$.user_id')
+    _kids=$(env -u LD_PRELOAD sqlite3 -readonly "$DB" "SELECT body FROM events_v WHERE user_id = '$_stored'" |
+        grep -o '"enc:d[^:]*' | cut -c7- | sort -u | tr '\n' ' ')
+    assertNotNull "the user has sealed fields: $_stored" "$_kids"
+    _n=$(env -u LD_PRELOAD sqlite3 -readonly "$DB" "SELECT COUNT(*) FROM events_v WHERE user_id = '$_stored'")
+    ctxvault delete --user "$_user" > /dev/null 2> "$TEST_TMP/delete.err"
+    assert_status delete 0 $?
+    $PC mark "$LOG" erased
+    kill -TERM "$STORE_PID" "$ENCRYPT_PID"
+    wait "$STORE_PID" "$ENCRYPT_PID"
+    unset POWERCUT_ROOT POWERCUT_LOG LD_PRELOAD
+    assertEquals "erased in the run" 0 "$(sql "SELECT COUNT(*) FROM events_v WHERE user_id = '$_stored'")"
+    EXPLORE_ALL=1 explore "$(erased_check "$_stored" "$_kids" "$_n")" --cuts all --random 1
+    assertEquals "explore exits 0: $(head -c 1500 "$TEST_TMP/explore.out") $(tail -n 5 "$TEST_TMP/recover.err")" \
+        0 "$EXPLORE_RC"
+    assertTrue "states after the erasure were checked" "grep -q '^[0-9]* erased 0 0 ' '$TEST_TMP/counts'"
+    assertTrue "and states before it, with the user's rows" \
+        "grep -q '^[0-9]* acked 10 $_n [1-9][0-9]* 10$' '$TEST_TMP/counts'"
     rm -rf "$TEST_TMP/snap" "$LOG"
 }
 
