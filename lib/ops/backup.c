@@ -174,8 +174,9 @@ static void prune_journal(const cv_config *cfg, json_t *manifest, json_t *result
     bool synced = (fsync_path(wal) == 0 || errno == ENOENT) &&
                   fsync_path(cfg->db_file) == 0;
     if (!synced)
-        cv_warn("cannot sync %s: %s; journal segments covered by the backup "
-                "stay in %s", wal, strerror(errno), cfg->journal_dir);
+        cv_warn("cannot sync the database %s: %s; journal segments covered "
+                "by the backup stay in %s", cfg->db_file, strerror(errno),
+                cfg->journal_dir);
     free(wal);
     if (synced && cv_journal_prune(cfg->journal_dir, lsn, &removed, &bytes) < 0)
         cv_warn("journal segments covered by the backup stay in %s",
