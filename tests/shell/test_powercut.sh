@@ -39,16 +39,15 @@ selftest() {
     assertEquals "it acknowledged once" ack "$(cat "$MARK")"
 }
 
-# explore CHECK [ARGS...]: every state after the acknowledgement (with
-# EXPLORE_ALL=1 every state of the run), CHECK a sh script run with the
-# state's directory as $0; sets EXPLORE_RC, VIOLATIONS and DISTINCT
-# (states checked)
+# explore CHECK [ARGS...]: every state after the mark "ack" (EXPLORE_AFTER
+# names another mark; with EXPLORE_ALL=1 every state of the run), CHECK a
+# sh script run with the state's directory as $0; sets EXPLORE_RC,
+# VIOLATIONS and DISTINCT (states checked)
 explore() {
     _check=$1
     shift
-    _from="--after-mark ack"
-    [ "${EXPLORE_ALL:-0}" = 1 ] && _from=
-    $PC explore "$LOG" "$TEST_TMP/snap" $_from "$@" -- sh -c "$_check" \
+    [ "${EXPLORE_ALL:-0}" = 1 ] || set -- --after-mark "${EXPLORE_AFTER:-ack}" "$@"
+    $PC explore "$LOG" "$TEST_TMP/snap" "$@" -- sh -c "$_check" \
         > "$TEST_TMP/explore.out" 2> "$TEST_TMP/explore.err"
     EXPLORE_RC=$?
     _sum=$(tail -n 1 "$TEST_TMP/explore.out")
@@ -326,11 +325,14 @@ test_the_same_run_under_synchronous_normal_loses_acknowledged_events() {
     rm -rf "$TEST_TMP/snap" "$LOG"
 }
 
-# erased_check USER-ID KIDS N: a restarted state (as recovered_check)
-# that the erasure reached before the cut (POWERCUT_LAST_MARK "erased")
-# holds no row of the stored USER-ID and none of the data keys KIDS (its
-# rows' keys, space-separated); before it, every acknowledged event is
-# there, the user's N rows all there or (the erasure under way) none
+# erased_check USER-ID KIDS N CONTEXTS: a restarted state (as
+# recovered_check) that the erasure reached before the cut
+# (POWERCUT_LAST_MARK "erased", or "saved" after it) holds no row of the
+# stored USER-ID and none of the data keys KIDS (its rows' keys,
+# space-separated); after "saved", CONTEXTS rows of kind context (the
+# saved one among them); before the erasure's reply, every acknowledged
+# event is there, the user's N rows all there or (the erasure under way)
+# none
 erased_check() {
     cat > "$TEST_TMP/erased.sh" << EOF
 state=\$1
@@ -339,9 +341,11 @@ db=\$state/data/ctxvault.db
 rows=\$(sqlite3 "\$db" "SELECT COUNT(*) FROM events_v WHERE user_id = '$1'")
 keys=\$(sqlite3 "\$state/keys/datakeys.db" "SELECT COUNT(*) FROM keys WHERE id IN ('\$(echo $2 | sed "s/ /','/g")')")
 all=\$(sqlite3 "\$db" "SELECT COUNT(*) FROM events")
-echo "\$POWERCUT_CUT \$POWERCUT_LAST_MARK \$rows \$keys \$all" >> '$TEST_TMP/counts'
+ctx=\$(sqlite3 "\$db" "SELECT COUNT(*) FROM events WHERE kind = 'context'")
+echo "\$POWERCUT_CUT \$POWERCUT_LAST_MARK \$rows \$keys \$all \$ctx" >> '$TEST_TMP/counts'
 case \$POWERCUT_LAST_MARK in
 erased) [ "\$rows" = 0 ] && [ "\$keys" = 0 ] ;;
+saved) [ "\$rows" = 0 ] && [ "\$keys" = 0 ] && [ "\$ctx" = $4 ] ;;
 "acked 10") { [ "\$rows" = $3 ] && [ "\$all" = 10 ]; } || { [ "\$rows" = 0 ] && [ "\$all" = $((10 - $3)) ]; } ;;
 *) true ;;
 esac
@@ -353,8 +357,9 @@ EOF
 # replied ok stays done at every cut after it: the rows' deletion is
 # journaled and synced before the reply, the user's data key destroyed
 # (keys/datakeys.db, synchronous = FULL) before that; a restart replays
-# the erasure if the WAL lost it and brings back nothing
-test_an_erasure_that_replied_ok_stays_done_at_any_cut() {
+# the erasure if the WAL lost it and brings back nothing. A context saved
+# after it (context.save, a control-API write) is there once it replied.
+test_an_erasure_and_a_context_save_that_replied_ok_survive_any_cut() {
     data_clock
     ROOT=$HOME_DIR LOG=$TEST_TMP/log.bin
     numbered "$TEST_TMP/in.ndjson" 1 10 3
@@ -376,16 +381,23 @@ test_an_erasure_that_replied_ok_stays_done_at_any_cut() {
     ctxvault delete --user "$_user" > /dev/null 2> "$TEST_TMP/delete.err"
     assert_status delete 0 $?
     $PC mark "$LOG" erased
+    _ctx=$(env -u LD_PRELOAD sqlite3 -readonly "$DB" "SELECT COUNT(*) FROM events WHERE kind = 'context'")
+    echo '{"note":"saved before the cut"}' |
+        ctxvault context save --user pc-saver --name app > /dev/null 2> "$TEST_TMP/save.err"
+    assert_status save 0 $?
+    $PC mark "$LOG" saved
     kill -TERM "$STORE_PID" "$ENCRYPT_PID"
     wait "$STORE_PID" "$ENCRYPT_PID"
     unset POWERCUT_ROOT POWERCUT_LOG LD_PRELOAD
     assertEquals "erased in the run" 0 "$(sql "SELECT COUNT(*) FROM events_v WHERE user_id = '$_stored'")"
-    EXPLORE_ALL=1 explore "$(erased_check "$_stored" "$_kids" "$_n")" --cuts all --random 1
+    # the cuts before are the first test's
+    EXPLORE_AFTER="acked 10" explore "$(erased_check "$_stored" "$_kids" "$_n" $((_ctx + 1)))" --cuts all --random 1
     assertEquals "explore exits 0: $(head -c 1500 "$TEST_TMP/explore.out") $(tail -n 5 "$TEST_TMP/recover.err")" \
         0 "$EXPLORE_RC"
     assertTrue "states after the erasure were checked" "grep -q '^[0-9]* erased 0 0 ' '$TEST_TMP/counts'"
-    assertTrue "and states before it, with the user's rows" \
-        "grep -q '^[0-9]* acked 10 $_n [1-9][0-9]* 10$' '$TEST_TMP/counts'"
+    assertTrue "and after the save" "grep -q '^[0-9]* saved 0 0 [0-9]* $((_ctx + 1))$' '$TEST_TMP/counts'"
+    assertTrue "and states before its reply, with the user's rows" \
+        "grep -q '^[0-9]* acked 10 $_n [1-9][0-9]* 10 ' '$TEST_TMP/counts'"
     rm -rf "$TEST_TMP/snap" "$LOG"
 }
 
