@@ -17,7 +17,8 @@
 # BENCH_CTXAPI_INGEST (200000), BENCH_ONLY=ctxapi only the context API's,
 # BENCH_SYNC_RECORDS (100000), BENCH_SYNC_PROBES (200), BENCH_ONLY=sync
 # only ctxvault-sync's, BENCH_SEED_EVENTS (BENCH_EVENTS), BENCH_ONLY=deny
-# only the deny-by-default figure.
+# only the deny-by-default figure, BENCH_DUR_ROUNDS (3), BENCH_ONLY=durability
+# only the cost of the power-safe default ([store] synchronous).
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -615,6 +616,91 @@ bench_deny() {
     say ""
 }
 
+# ---- durability: what the power-safe default costs ---------------------------
+
+# set_sync HOME MODE: [store] synchronous = MODE in HOME's configuration
+set_sync() {
+    sed -i "s/^synchronous[[:space:]]*=.*/synchronous = $2/" "$1/ctxvault.conf"
+    grep -q "^synchronous = $2\$" "$1/ctxvault.conf" || die "cannot set synchronous = $2 in $1"
+}
+
+# median N...: the middle value (the lower of the two middle ones)
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# bench_durability EVENTS-FILE: the same realistic events (genevents, the
+# shipped policy sealing its protected fields) through the filter pipeline
+# and through the supervised pipeline (ctxvault-ingest FILE, acked after
+# COMMIT) under [store] synchronous = normal, journal (the default) and
+# full, BENCH_DUR_ROUNDS (3) times, interleaved (normal, journal, full,
+# normal, ...) so that other work on the machine weighs on each alike;
+# the median of each, and the ratios to normal; with each supervised run,
+# the batches it committed (one journal sync each under journal) and the
+# ack latency of a 1,000 events/s trickle after it (cvlatency, 4 s), where
+# a sync per commit weighs most. Run alone with BENCH_ONLY=durability.
+bench_durability() {
+    _ev=$1
+    _rounds=${BENCH_DUR_ROUNDS:-3}
+    _modes="normal journal full"
+    say "== durability: [store] synchronous = journal (the default) and full against normal," \
+        "$_rounds rounds interleaved"
+    for _m in $_modes; do eval "dur_f_$_m= dur_s_$_m= dur_l_$_m="; done
+    # the trickle's events: new users, normalised as ingest sends them
+    new_home "$tmp/dur-probe-home"
+    "$GEN" -n 5000 -u 1000 -s 10 | sed 's/"user_id":"user-/"user_id":"probe-/' |
+        CTXVAULT_HOME=$tmp/dur-probe-home "$BIN/ctxvault-ingest" --stdout >"$tmp/dprobe.ndjson" 2>/dev/null ||
+        die "cannot make the latency probe's events"
+    rm -rf "$tmp/dur-probe-home"
+    _r=1
+    while [ "$_r" -le "$_rounds" ]; do
+        for _m in $_modes; do
+            h=$tmp/dur-home
+            new_home "$h"
+            set_sync "$h" "$_m"
+            pipeline "du$_m.f" "$h" "$_ev"
+            _f=$(rate "$EVENTS" "$ms")
+            _fr=$(rows "$h")
+            rm -rf "$h"
+            new_home "$h"
+            set_sync "$h" "$_m"
+            sv_up "$h"
+            _t0=$(now_ms)
+            client "du$_m.c" "$h" "$_ev"
+            _s=$(rate "$EVENTS" $(( $(now_ms) - _t0 )))
+            check "du$_m.c" "ctxvault-ingest FILE (client) into the supervised pipeline, synchronous = $_m"
+            _sr=$(rows "$h")
+            _sb=$(sqlite3 -readonly "$h/data/ctxvault.db" "SELECT value FROM meta WHERE key = 'journal_lsn'" 2>/dev/null)
+            _l=$("$LATENCY" --home "$h" --rate 1000 --seconds 4 "$tmp/dprobe.ndjson" 2>"$tmp/dlat.err") || :
+            _lp50=$(echo "$_l" | sed -n 's/.* p50 \([0-9.]*\) .*/\1/p')
+            _lp99=$(echo "$_l" | sed -n 's/.* p99 \([0-9.]*\) .*/\1/p')
+            sv_down "$h"
+            rm -rf "$h"
+            [ "$_fr" = "$EVENTS" ] && [ "$_sr" = "$EVENTS" ] ||
+                say "  WARNING: $_m stored $_fr (filters) and $_sr (supervised) rows, expected $EVENTS"
+            say "  round $_r, synchronous = $_m: filters $_f events/s, supervised $_s events/s" \
+                "(${_sb:-?} batches); trickle ack p50 ${_lp50:-?} ms, p99 ${_lp99:-?} ms"
+            eval "dur_f_$_m=\"\$dur_f_$_m $_f\"; dur_s_$_m=\"\$dur_s_$_m $_s\"; dur_l_$_m=\"\$dur_l_$_m ${_lp99:-0}\""
+        done
+        _r=$((_r + 1))
+    done
+    for _m in $_modes; do
+        eval "dur_fm_$_m=\$(median \$dur_f_$_m); dur_sm_$_m=\$(median \$dur_s_$_m); dur_lm_$_m=\$(median \$dur_l_$_m)"
+    done
+    # cost: how much lower the median rate is than normal's
+    cost() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0) ? (1 - a / b) * 100 : 0 }'; }
+    verdict() { awk -v c="$1" 'BEGIN { print (c <= 10) ? "ok" : "OVER" }'; }
+    dur_fc_journal=$(cost "$dur_fm_journal" "$dur_fm_normal")
+    dur_sc_journal=$(cost "$dur_sm_journal" "$dur_sm_normal")
+    dur_fc_full=$(cost "$dur_fm_full" "$dur_fm_normal")
+    dur_sc_full=$(cost "$dur_sm_full" "$dur_sm_normal")
+    say "medians: filters normal $dur_fm_normal, journal $dur_fm_journal, full $dur_fm_full events/s;" \
+        "supervised normal $dur_sm_normal, journal $dur_sm_journal, full $dur_sm_full events/s"
+    say "journal (the default) costs ${dur_fc_journal}% on the filter pipeline and ${dur_sc_journal}%" \
+        "on the supervised one against normal (target <= 10%: $(verdict "$dur_fc_journal")," \
+        "$(verdict "$dur_sc_journal")); full costs ${dur_fc_full}% and ${dur_sc_full}%"
+    say "trickle ack p99 (median of the rounds): normal $dur_lm_normal ms, journal $dur_lm_journal ms, full $dur_lm_full ms"
+    say ""
+}
+
 # ---- the machine ---------------------------------------------------------
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
@@ -646,6 +732,12 @@ if [ "${BENCH_ONLY:-}" = scrub ]; then
 fi
 if [ "${BENCH_ONLY:-}" = rewrap ]; then
     bench_rewrap
+    exit 0
+fi
+if [ "${BENCH_ONLY:-}" = durability ]; then
+    "$GEN" -n "$EVENTS" -u "$USERS" -s 1 >"$tmp/events.ndjson" || die "genevents failed"
+    say "$EVENTS events from $USERS users, $(( $(wc -c <"$tmp/events.ndjson") / EVENTS )) bytes a line on average"
+    bench_durability "$tmp/events.ndjson"
     exit 0
 fi
 if [ "${BENCH_ONLY:-}" = deny ]; then

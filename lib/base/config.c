@@ -165,11 +165,13 @@ static int handle(void *arg, const char *sec, const char *key,
     if (!strcmp(sec, "store")) {
         if (!strcmp(key, "synchronous")) {
             if (!strcmp(v, "normal"))
-                c->sync_full = false;
+                c->sync_mode = CV_SYNC_NORMAL;
+            else if (!strcmp(v, "journal"))
+                c->sync_mode = CV_SYNC_JOURNAL;
             else if (!strcmp(v, "full"))
-                c->sync_full = true;
+                c->sync_mode = CV_SYNC_FULL;
             else
-                return BAD("synchronous '%s' is not 'normal' or 'full'", v);
+                return BAD("synchronous '%s' is not 'journal', 'full' or 'normal'", v);
         } else if (!strcmp(key, "batch_size")) {
             if (!cv_parse_int(v, 1, 1000000, &n))
                 return BAD("batch_size '%s' is not a number from 1 to 1000000", v);

@@ -14,6 +14,16 @@ enum {
     CV_CHECKSUMS_BACKGROUND,  /* the service: beside its work, degrading health */
 };
 
+/* [store] synchronous: what a commit has made durable before store
+ * acknowledges it (DURABILITY.md). */
+enum {
+    CV_SYNC_NORMAL,   /* nothing: a power cut can lose the last commits */
+    CV_SYNC_JOURNAL,  /* the journal's record (fdatasync); the WAL is
+                         synced at checkpoints and a restart replays what
+                         it lost from the journal */
+    CV_SYNC_FULL,     /* the journal's record and the WAL (SQLite FULL) */
+};
+
 /* How a maintenance service runs: [sweep], [scrub]. */
 typedef struct {
     int64_t interval_ms;  /* between runs of the service */
@@ -62,7 +72,7 @@ typedef struct {
     int64_t max_line;     /* bytes */
     int max_depth;
     /* store */
-    bool sync_full;
+    int sync_mode;        /* CV_SYNC_* */
     int batch_size;
     int64_t batch_ms;
     bool commit_when_idle;/* socket mode: commit once no more events wait */

@@ -151,14 +151,34 @@ void cv_backup_audit(const cv_config *cfg, const char *action, const char *path,
 /* ---- create ----------------------------------------------------------- */
 
 
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 || fsync(fd) < 0 ? -1 : 0;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 /* A verified backup holds every batch up to its journal_lsn: the journal
- * segments it covers are no longer needed for a restore. */
+ * segments it covers are no longer needed for a restore. The database's
+ * WAL is synced first: under synchronous = journal a power cut may take
+ * back from it commits the backup saw, which only those segments replay
+ * (a database behind a pruned journal needs a restore to start). */
 static void prune_journal(const cv_config *cfg, json_t *manifest, json_t *result)
 {
-    int removed;
-    int64_t bytes;
+    int removed = 0;
+    int64_t bytes = 0;
     json_int_t lsn = json_integer_value(json_object_get(manifest, "journal_lsn"));
-    if (cv_journal_prune(cfg->journal_dir, lsn, &removed, &bytes) < 0)
+    char *wal = cv_fmt("%s-wal", cfg->db_file);
+    bool synced = (fsync_path(wal) == 0 || errno == ENOENT) &&
+                  fsync_path(cfg->db_file) == 0;
+    if (!synced)
+        cv_warn("cannot sync the database %s: %s; journal segments covered "
+                "by the backup stay in %s", cfg->db_file, strerror(errno),
+                cfg->journal_dir);
+    free(wal);
+    if (synced && cv_journal_prune(cfg->journal_dir, lsn, &removed, &bytes) < 0)
         cv_warn("journal segments covered by the backup stay in %s",
                 cfg->journal_dir);
     json_object_set_new(result, "journal_pruned",
@@ -516,15 +536,6 @@ static void carry_erasures(const cv_config *cfg, const char *replaced,
     json_decref(r);
     json_decref(req);
     cv_session_close(&s);
-}
-
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = fd < 0 || fsync(fd) < 0 ? -1 : 0;
-    if (fd >= 0)
-        close(fd);
-    return rc;
 }
 
 int cv_backup_restore(const cv_config *cfg, const cv_keyring *kr,

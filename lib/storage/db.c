@@ -618,7 +618,8 @@ static int open_journal(cv_db *db, const cv_config *cfg, cv_recovery *rec,
     }
     db->lsn = meta_int(db, "journal_lsn");
     db->journal = cv_journal_open(cfg->journal_dir, cfg->journal_segment,
-                                  cfg->sync_full, db->lsn, &code, err, errlen);
+                                  cfg->sync_mode != CV_SYNC_NORMAL, db->lsn,
+                                  &code, err, errlen);
     if (!db->journal)
         return code;
     if (cv_journal_last(db->journal) > db->lsn) {
@@ -640,6 +641,14 @@ static int open_journal(cv_db *db, const cv_config *cfg, cv_recovery *rec,
         db->lsn = r.last;
     }
     return 0;
+}
+
+/* Must the WAL be synced at each COMMIT? Under journal only when there
+ * is no journal to replay what a power cut takes from it. */
+static bool sync_wal(const cv_config *cfg)
+{
+    return cfg->sync_mode == CV_SYNC_FULL ||
+           (cfg->sync_mode == CV_SYNC_JOURNAL && !cfg->journal);
 }
 
 static cv_db *open_writer(const cv_config *cfg, const char *program,
@@ -710,7 +719,7 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         rc = exec(db, "PRAGMA journal_mode=OFF");
     if (rc == SQLITE_OK)
         rc = exec(db, cv_bench_no_durability() ? "PRAGMA synchronous=OFF"
-                      : cfg->sync_full         ? "PRAGMA synchronous=FULL"
+                      : sync_wal(cfg)          ? "PRAGMA synchronous=FULL"
                                                : "PRAGMA synchronous=NORMAL");
     if (rc == SQLITE_OK)
         rc = exec(db, "PRAGMA secure_delete=ON");

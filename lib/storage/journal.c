@@ -411,6 +411,10 @@ void cv_journal_undo(cv_journal *j)
         j->fresh_segment = true;
     } else {
         j->size = j->undo_size;
+        /* a batch whose COMMIT failed must not come back after a power
+         * cut as one the database lacks (a failed request done after all) */
+        if (j->sync_each)
+            (void)fdatasync(j->fd);
     }
     j->undo_size = 0;
     j->last--;

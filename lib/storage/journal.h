@@ -38,8 +38,11 @@ typedef struct cv_journal cv_journal;
  * removed. Records the database lacks are left for the caller to replay
  * (cv_journal_replay, as lib/storage/db.c does on open); when the journal ends
  * before db_lsn (it was deleted, or lost its tail
- * to a power cut), a warning says so and it goes on from db_lsn. NULL
- * with a reason; *code is the sysexits status. */
+ * to a power cut), a warning says so and it goes on from db_lsn. With
+ * sync_each, end syncs each record (fdatasync) before it returns, so a
+ * batch is durable before its COMMIT: the database's WAL then need not be
+ * (synchronous = journal). NULL with a reason; *code is the sysexits
+ * status. */
 cv_journal *cv_journal_open(const char *dir, int64_t segment_bytes,
                             bool sync_each, int64_t db_lsn, int *code,
                             char *err, size_t errlen);

@@ -399,10 +399,15 @@ def cmd_explore(log, snap, after_mark, cuts, nrandom, keep_failed, cmd):
     scratch = tempfile.mkdtemp(prefix='powercut.')
     try:
         k = 0
+        last_mark = ''
         for point in points:
             while k < point:
                 m.step(recs[k])
+                if recs[k].op == 'mark':
+                    last_mark = recs[k].data.decode('utf-8', 'replace').strip()
                 k += 1
+            # the check may ask what was acknowledged before this cut
+            env = dict(os.environ, POWERCUT_CUT=str(point), POWERCUT_LAST_MARK=last_mark)
             modes = [('drop', 0), ('keep', 0)] + [('random', s) for s in range(1, nrandom + 1)]
             for mode, seed in modes:
                 state = m.crash(mode, random.Random('%d/%d' % (point, seed)))
@@ -413,7 +418,7 @@ def cmd_explore(log, snap, after_mark, cuts, nrandom, keep_failed, cmd):
                 seen.add(d)
                 out = os.path.join(scratch, 'state')
                 write_state(state, out)
-                if subprocess.call(cmd + [out]) != 0:
+                if subprocess.call(cmd + [out], env=env) != 0:
                     violations += 1
                     if violations > 10:
                         continue  # counted, not each told

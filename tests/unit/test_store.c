@@ -286,6 +286,44 @@ TEST(config_problems_name_file_and_line)
     cv_config_free(&c);
 }
 
+/* each setting of [store] synchronous, and a value that is none */
+TEST(synchronous_takes_journal_full_or_normal)
+{
+    const char *dir = cvt_tmpdir();
+    char *path = cv_fmt("%s/sync.conf", dir);
+    const char *names[] = {"normal", "journal", "full"};
+    const int modes[] = {CV_SYNC_NORMAL, CV_SYNC_JOURNAL, CV_SYNC_FULL};
+    for (int i = 0; i < 3; i++) {
+        char *text = cv_fmt("[store]\nsynchronous = %s\n", names[i]);
+        CHECK_INT(cv_write_file_atomic(path, text, strlen(text), 0600, false), 0);
+        cv_config c;
+        CHECK_INT(cv_config_load(&c, dir, path), 0);
+        CHECK_INT(c.sync_mode, modes[i]);
+        cv_config_free(&c);
+        free(text);
+    }
+    const char *bad = "[store]\nsynchronous = off\n";
+    CHECK_INT(cv_write_file_atomic(path, bad, strlen(bad), 0600, false), 0);
+    char *errpath = cv_fmt("%s/err", dir);
+    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int saved = dup(2);
+    dup2(fd, 2);
+    cv_config c;
+    int problems = cv_config_load(&c, dir, path);
+    dup2(saved, 2);
+    close(fd);
+    close(saved);
+    CHECK_INT(problems, 1);
+    CHECK_INT(c.sync_mode, CV_SYNC_JOURNAL); /* the default stays */
+    size_t n;
+    char *msgs = cv_read_file(errpath, 1 << 16, &n);
+    CHECK(msgs && strstr(msgs, "synchronous 'off' is not 'journal', 'full' or 'normal'"));
+    free(msgs);
+    free(errpath);
+    free(path);
+    cv_config_free(&c);
+}
+
 TEST(shipped_config_is_the_builtin_default)
 {
     cv_config c;
@@ -293,7 +331,7 @@ TEST(shipped_config_is_the_builtin_default)
     CHECK_INT(c.max_line, 1 << 20);
     CHECK_INT(c.max_depth, 64);
     CHECK_INT(c.batch_size, 10000);
-    CHECK(!c.sync_full);
+    CHECK_INT(c.sync_mode, CV_SYNC_JOURNAL);
     cv_config_free(&c);
 }
 
