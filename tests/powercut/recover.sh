@@ -10,9 +10,9 @@
 #   sent          every id that may be stored (one a line, sorted)
 #   need.N        ids that must be there, each once, after step N (sorted)
 #   absent.N      ids that must be gone after step N (sorted)
-#   users         users whose events must all decrypt (ctxvault query)
 #   restore       when it exists: `ctxvault-backup restore` must work on
-#                 the recovered state and give the same ids back
+#                 the recovered state and give the same ids back (its
+#                 report in $W/restore.out)
 #   redo.N        when it exists: sourced after the restart, with S, N, W
 #                 ($W/ids: the ids then) and fail(): step N+1 was not
 #                 acknowledged, so it is done again, as an operator would
@@ -60,16 +60,11 @@ check_ids() {
     [ "$_odd" -eq 0 ] || fail "$1: $_odd rows never sent"
 }
 
+# verify: integrity, every row's keyed checksum, every sealed field opens
+# (a data key or keyring version lost makes a field unreadable), the audit
+# chain
 check_verify() {
     ctxvault verify > "$W/verify.out" 2>&1 || fail "$1: ctxvault verify failed: $(tail -c 600 "$W/verify.out")"
-}
-
-check_decrypt() {
-    [ -f "$E/users" ] || return 0
-    while read -r _u; do
-        ctxvault query --user "$_u" --decrypt --limit 100000 > "$W/q.out" 2> "$W/q.err" ||
-            fail "$1: query --decrypt of $_u failed: $(head -c 600 "$W/q.err")"
-    done < "$E/users"
 }
 
 # the restart: store opens the database (WAL recovery, quick_check, the
@@ -82,17 +77,14 @@ if [ -f "$E/redo.$N" ]; then
 fi
 check_verify "after the restart"
 check_ids "after the restart"
-check_decrypt "after the restart"
 
 if [ -f "$E/restore" ]; then
     cp "$W/ids" "$W/ids.before"
     ctxvault-backup restore > "$W/restore.out" 2> "$W/restore.err" ||
         fail "ctxvault-backup restore failed: $(tail -c 800 "$W/restore.err")"
-    check_verify "after a restore"
     check_ids "after a restore"
     cmp -s "$W/ids" "$W/ids.before" ||
         fail "a restore changed the ids: $(diff "$W/ids.before" "$W/ids" | head -n 4 | tr '\n' ' ')"
-    check_decrypt "after a restore"
 fi
 
 if [ -f "$E/hook" ]; then
