@@ -103,6 +103,11 @@ pc_end() {
     done
     cp "$E/held" "$E/sent"
     rm -rf "$TEST_TMP/at"
+    # the replay of the whole log is what the programs left: the shim saw
+    # every program (those supervisord started too)
+    sql 'SELECT id FROM events' | sort > "$TEST_TMP/live.ids"
+    assertTrue "the replay of the log holds the ids the database holds ($(wc -l < "$E/present.$STEP") and $(wc -l < "$TEST_TMP/live.ids"))" \
+        "cmp -s '$E/present.$STEP' '$TEST_TMP/live.ids'"
     _k=0
     while [ "$_k" -lt "$STEP" ]; do
         comm -12 "$E/present.$_k" "$E/present.$((_k + 1))" > "$E/need.$_k"
