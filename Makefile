@@ -10,6 +10,8 @@
 #   make memcheck   valgrind over the unit tests and a pipeline run
 #   make coverage   line and branch coverage of lib/ and bin/ by the tests, per
 #                   folder (gcovr, tools/coverage.py)
+#   make powercut   the power-cut cases with many more cuts and states
+#                   (POWERCUT_SEED, POWERCUT_POINTS, POWERCUT_STATES)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -94,7 +96,7 @@ TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlate
 POWERCUT = $(BUILD)/powercut/shim.so $(BUILD)/powercut/pcut-selftest
 PCUT_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g
 
-.PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers coverage
+.PHONY: all deps bench-deps fuzz-deps memcheck check run bench install clean programs fuzz fuzzers coverage powercut
 all: $(BINS) $(TOOLS)
 
 programs: $(BINS) $(UNIT_BIN) $(TOOLS) $(FUZZ_REPLAY) $(POWERCUT)
@@ -260,6 +262,29 @@ fuzz: fuzz-deps
 memcheck: deps all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory install-debs PKGLIST=valgrind
 	sh tools/memcheck.sh $(BUILD) $(BINDIR)
+
+# make powercut: tests/shell/test_powercut_cases.sh with POWERCUT_POINTS
+# (default 40) random cuts per case besides every sync point, each in
+# POWERCUT_STATES (4) random states besides "all dropped" and "all kept";
+# POWERCUT_SEED (default: a new one, printed) draws them. The suite's
+# output is in build/powercut.log; the last line sums every case but the
+# one meant to fail (synchronous = normal)
+powercut:
+	$(MAKE) -j2 programs
+	@seed=$${POWERCUT_SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; \
+	  echo "POWERCUT_SEED=$$seed (build/powercut.log)"; \
+	  : > build/powercut.tally; : > build/powercut.results; \
+	  POWERCUT_SEED=$$seed POWERCUT_POINTS=$${POWERCUT_POINTS:-40} \
+	  POWERCUT_STATES=$${POWERCUT_STATES:-4} POWERCUT_TALLY=$(CURDIR)/build/powercut.tally \
+	  CV_BIN=$(abspath $(BINDIR)) CV_BUILD=$(abspath $(BUILD)) CV_TOP=$(CURDIR) SHUNIT_COLOR=none \
+	  CV_RESULTS=$(CURDIR)/build/powercut.results \
+	  sh tests/shell/test_powercut_cases.sh > build/powercut.log 2>&1; rc=$$?; \
+	  sed -n 's/^FAIL /failed: /p' build/powercut.results; \
+	  [ -s build/powercut.results ] || { echo "the suite ran no case"; rc=1; }; \
+	  awk '{ c += $$1; s += $$2; l += $$3 } \
+	    END { printf "%d cut points, %d disk states, %d acknowledged events lost\n", c, s, l }' \
+	    build/powercut.tally; \
+	  exit $$rc
 
 # make coverage: the unit and shell tests on a gcov build (build/cov), then
 # line and branch coverage of lib/ and bin/: per file in build/coverage.txt,

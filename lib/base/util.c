@@ -219,6 +219,16 @@ char *cv_read_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
+int cv_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 int cv_fsync_dir_of(const char *path)
 {
     char *dir = cv_strdup(path);
@@ -229,12 +239,8 @@ int cv_fsync_dir_of(const char *path)
         *slash = '\0';
     else
         strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = cv_fsync_dir(dir);
     free(dir);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
     return rc;
 }
 

@@ -61,6 +61,9 @@ int cv_write_file_atomic(const char *path, const void *data, size_t len,
 /* mkdir -p with the given mode for every directory it creates; an existing
  * directory is chmod'ed to mode when fix_mode. 0 or -1 (errno). */
 int cv_mkdir_p(const char *path, int mode, bool fix_mode);
+/* fsync the directory dir itself, so the names created, renamed or
+ * removed in it last. 0, or -1 with errno. */
+int cv_fsync_dir(const char *dir);
 /* fsync the directory holding path. */
 int cv_fsync_dir_of(const char *path);
 

@@ -901,7 +901,10 @@ int cv_journal_cut(const char *dir, int64_t after_lsn, const char *aside_dir,
     }
     if (rc == 0)
         *moved = info.last - after_lsn;
-    cv_fsync_dir_of(dir);
+    /* the segments moved aside stay there, and out of dir, after a cut */
+    if (aside_dir)
+        cv_fsync_dir(aside_dir);
+    cv_fsync_dir(dir);
     free(l.first);
     return rc;
 }
@@ -929,7 +932,7 @@ int cv_journal_prune(const char *dir, int64_t covered_lsn, int *removed,
         free(p);
     }
     if (*removed)
-        cv_fsync_dir_of(dir);
+        cv_fsync_dir(dir);
     free(l.first);
     return rc;
 }

@@ -13,13 +13,19 @@ leave. tests/powercut/README.md describes the model.
                                      record index (records before it
                                      happened) or "end"
   powercut.py explore LOG SNAP [--after-mark TEXT] [--cuts all|sync]
-                      [--random N] [--keep-failed DIR] -- CMD...
+                      [--points N] [--random N] [--seed S]
+                      [--keep-failed DIR] -- CMD...
                                      every cut after the mark (or from the
-                                     start), each in the modes drop, keep
-                                     and N random ones; CMD STATE_DIR must
-                                     exit 0 for a state (distinct states
-                                     are checked once); exit 1 when one
-                                     did not
+                                     start; with --cuts sync, the syncs'
+                                     and N more drawn at random), each in
+                                     the modes drop, keep and N random
+                                     ones; CMD STATE_DIR must exit 0 for a
+                                     state (distinct states are checked
+                                     once); exit 1 when one did not. CMD
+                                     gets POWERCUT_CUT, POWERCUT_MODE,
+                                     POWERCUT_MARKS (the marks before the
+                                     cut) and POWERCUT_LAST_MARK (the
+                                     last one's text) in its environment
 """
 import bisect
 import fcntl
@@ -380,7 +386,7 @@ def cmd_state(log, snap, cut, out, mode, seed):
     write_state(m.crash(mode, random.Random(seed)), out)
 
 
-def cmd_explore(log, snap, after_mark, cuts, nrandom, keep_failed, cmd):
+def cmd_explore(log, snap, after_mark, cuts, npoints, nrandom, seed, keep_failed, cmd):
     recs = read_log(log)
     start = 0
     if after_mark is not None:
@@ -393,43 +399,55 @@ def cmd_explore(log, snap, after_mark, cuts, nrandom, keep_failed, cmd):
     for k in range(start, len(recs) + 1):
         if (cuts == 'all' or k in (start, len(recs)) or recs[k].op in ('fsync', 'syncall')):
             points.append(k)
+    # random cuts between the syncs: a state mid-way through a write
+    # sequence, which the sync cuts alone may not reach
+    others = sorted(set(range(start, len(recs) + 1)) - set(points))
+    rng = random.Random('points/%d' % seed)
+    points = sorted(points + rng.sample(others, min(npoints, len(others))))
     m = Model(snap)
+    marks = []  # the texts of the marks before the cut
     seen = set()
     nstates = violations = 0
     scratch = tempfile.mkdtemp(prefix='powercut.')
     try:
         k = 0
-        last_mark = ''
         for point in points:
             while k < point:
                 m.step(recs[k])
                 if recs[k].op == 'mark':
-                    last_mark = recs[k].data.decode('utf-8', 'replace').strip()
+                    marks.append(recs[k].data.decode('utf-8', 'replace').strip())
                 k += 1
-            # the check may ask what was acknowledged before this cut
-            env = dict(os.environ, POWERCUT_CUT=str(point), POWERCUT_LAST_MARK=last_mark)
+            env = dict(os.environ, POWERCUT_CUT=str(point), POWERCUT_MARKS=str(len(marks)),
+                       POWERCUT_LAST_MARK=marks[-1] if marks else '')
             modes = [('drop', 0), ('keep', 0)] + [('random', s) for s in range(1, nrandom + 1)]
-            for mode, seed in modes:
-                state = m.crash(mode, random.Random('%d/%d' % (point, seed)))
+            for mode, n in modes:
+                # seed 1 draws what this tool drew before it took a seed
+                state = m.crash(mode, random.Random(
+                    '%d/%d' % (point, n) if seed == 1 else '%d/%d/%d' % (seed, point, n)))
                 nstates += 1
-                d = digest(state)
+                # a state seen before is checked again only when more
+                # marks precede it: the check may ask more of it then
+                d = (digest(state), len(marks))
                 if d in seen:
                     continue
                 seen.add(d)
                 out = os.path.join(scratch, 'state')
                 write_state(state, out)
+                env['POWERCUT_MODE'] = mode if mode != 'random' else 'random %d' % n
+                sys.stdout.flush()
                 if subprocess.call(cmd + [out], env=env) != 0:
                     violations += 1
                     if violations > 10:
                         continue  # counted, not each told
                     after = recs[point - 1].describe() if point else 'nothing'
-                    print('violation: cut %d (after record %s), mode %s%s' % (
-                        point, after, mode, ' seed %d' % seed if mode == 'random' else ''))
+                    print('violation: cut %d (after record %s), mode %s%s (POWERCUT_SEED=%d)' % (
+                        point, after, mode, ' seed %d' % n if mode == 'random' else '', seed))
                     if keep_failed:
-                        dst = os.path.join(keep_failed, 'cut%d-%s%d' % (point, mode, seed))
+                        dst = os.path.join(keep_failed, 'cut%d-%s%d' % (point, mode, n))
                         shutil.copytree(out, dst)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    print('seed %d' % seed)
     print('cuts %d, states %d, distinct %d, violations %d' % (
         len(points), nstates, len(seen), violations))
     return 1 if violations else 0
@@ -459,7 +477,9 @@ def main(argv):
     p.add_argument('snap')
     p.add_argument('--after-mark')
     p.add_argument('--cuts', choices=('all', 'sync'), default='all')
+    p.add_argument('--points', type=int, default=0)
     p.add_argument('--random', type=int, default=8)
+    p.add_argument('--seed', type=int, default=1)
     p.add_argument('--keep-failed')
     check = []
     if '--' in argv:
@@ -478,8 +498,8 @@ def main(argv):
     else:
         if not check:
             ap.error('explore needs a check command after --')
-        return cmd_explore(a.log, a.snap, a.after_mark, a.cuts, a.random,
-                           a.keep_failed, check)
+        return cmd_explore(a.log, a.snap, a.after_mark, a.cuts, a.points, a.random,
+                           a.seed, a.keep_failed, check)
     return 0
 
 

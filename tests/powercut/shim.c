@@ -694,6 +694,13 @@ int syncfs(int fd)
 
 /* ---- names ----------------------------------------------------------- */
 
+/* a regular file or a directory: what holds data to lose (a socket, a
+ * FIFO or a symbolic link is never logged, as the snapshot skips them) */
+static int data_or_dir(const struct stat *st)
+{
+    return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode);
+}
+
 /* the path under the root of DIRFD/PATH into rel, or 0 */
 static int rel_of(int dirfd, const char *path, char *rel)
 {
@@ -726,7 +733,7 @@ int renameat2(int od, const char *op, int nd, const char *np, unsigned fl)
     errno = e0;
     int rc = real_renameat2(od, op, nd, np, fl), e = errno;
     /* a name moved out of the root is removed; one moved in appears */
-    if (rc == 0)
+    if (rc == 0 && !(known && !data_or_dir(&st)))
         put(lfd, OP_RENAME, 0, known ? st.st_ino : 0, 0, 0, in1 ? r1 : "",
             in2 ? r2 : "", NULL, 0, 0);
     log_unlock(lfd);
@@ -752,7 +759,7 @@ int linkat(int od, const char *op, int nd, const char *np, int fl)
     int lfd = log_lock();
     int rc = real_linkat(od, op, nd, np, fl), e = errno;
     struct stat st;
-    if (rc == 0 && fstatat(nd, np, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    if (rc == 0 && fstatat(nd, np, &st, AT_SYMLINK_NOFOLLOW) == 0 && data_or_dir(&st))
         put(lfd, OP_LINK, 0, st.st_ino, 0, 0, rel_of(od, op, r1) ? r1 : "", r2, NULL, 0,
             0);
     log_unlock(lfd);
@@ -775,7 +782,7 @@ int unlinkat(int dirfd, const char *path, int fl)
     int known = fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
     errno = e0;
     int rc = real_unlinkat(dirfd, path, fl), e = errno;
-    if (rc == 0)
+    if (rc == 0 && !(known && !data_or_dir(&st)))
         put(lfd, (fl & AT_REMOVEDIR) ? OP_RMDIR : OP_UNLINK, 0, known ? st.st_ino : 0, 0,
             0, rel, NULL, NULL, 0, 0);
     log_unlock(lfd);
