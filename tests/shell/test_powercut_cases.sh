@@ -116,9 +116,9 @@ pc_end() {
     cp "$E/present.$STEP" "$E/need.$STEP"
 }
 
-# pc_explore NAME: every cut of the run, each state checked by recover.sh;
-# sets VIOLATIONS, CUTS and DISTINCT, prints the case's figures, and adds
-# them to POWERCUT_TALLY (unless NAME is "-": a case meant to fail)
+# pc_explore NAME [meant-to-lose]: every cut of the run, each state checked
+# by recover.sh; sets VIOLATIONS, CUTS and DISTINCT, prints the case's
+# figures, and adds them to POWERCUT_TALLY (not a case meant to lose)
 pc_explore() {
     POWERCUT_SEED=$SEED $PC explore "$LOG" "$TEST_TMP/snap" --cuts sync \
         --points "$POINTS" --random "$STATES" --seed "$SEED" \
@@ -135,7 +135,7 @@ pc_explore() {
         return 1
     fi
     echo "  $1: $CUTS cut points, $DISTINCT disk states, $VIOLATIONS violations, $LOST acknowledged events lost (POWERCUT_SEED=$SEED, $(($(date +%s) - T0)) s)"
-    if [ "$1" != - ] && [ -n "${POWERCUT_TALLY:-}" ]; then
+    if [ -z "${2:-}" ] && [ -n "${POWERCUT_TALLY:-}" ]; then
         echo "$CUTS $DISTINCT $LOST" >> "$POWERCUT_TALLY"
     fi
 }
@@ -224,7 +224,7 @@ test_client_and_services_lose_no_acknowledged_event() {
 # the WAL is synced (DURABILITY.md, "The window")
 test_synchronous_normal_loses_acknowledged_events() {
     client_run 103 normal
-    pc_explore -
+    pc_explore normal meant-to-lose
     assertEquals "explore exits 1" 1 "$EXPLORE_RC"
     assert_grep "$TEST_TMP/explore.out" "acknowledged events missing" "a state lacks acknowledged events"
     assertTrue "acknowledged events lost: $LOST" "[ ${LOST:-0} -ge 1 ]"
