@@ -55,6 +55,7 @@ explore() {
     DISTINCT=$(echo "$_sum" | sed -n 's/.*, distinct \([0-9]*\), .*/\1/p')
     [ -n "$VIOLATIONS" ] && [ -n "$DISTINCT" ] ||
         fail "explore gave no summary: $(cat "$TEST_TMP/explore.out" "$TEST_TMP/explore.err")"
+    echo "  $(echo "$_sum" | sed -n 's/^cuts \([0-9]*\), .*/\1/p') cut points, $DISTINCT disk states, $VIOLATIONS violations"
 }
 
 NEW_DATA='grep -qx "new content" "$0/data"'

@@ -259,22 +259,30 @@ TEST(lineread_cuts_long_lines_and_strips_cr)
     close(p[0]);
 }
 
+/* cv_config_load with its messages on stderr captured in errpath, to be
+ * read back; the number of problems */
+static int load_quietly(cv_config *c, const char *dir, const char *path,
+                        const char *errpath)
+{
+    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int problems = cv_config_load(c, dir, path);
+    dup2(saved, 2);
+    close(fd);
+    close(saved);
+    return problems;
+}
+
 TEST(config_problems_name_file_and_line)
 {
     const char *dir = cvt_tmpdir();
     char *path = cv_fmt("%s/bad.conf", dir);
     const char *text = "[store]\nbatch_size = 10\nbatch_size = -3\n[nowhere]\nx = 1\n";
     CHECK_INT(cv_write_file_atomic(path, text, strlen(text), 0600, false), 0);
-    /* capture stderr to read the messages back */
     char *errpath = cv_fmt("%s/err", dir);
-    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int saved = dup(2);
-    dup2(fd, 2);
     cv_config c;
-    int problems = cv_config_load(&c, dir, path);
-    dup2(saved, 2);
-    close(fd);
-    CHECK_INT(problems, 2);
+    CHECK_INT(load_quietly(&c, dir, path, errpath), 2);
     CHECK_INT(c.batch_size, 10);
     size_t n;
     char *msgs = cv_read_file(errpath, 1 << 16, &n);
@@ -305,15 +313,8 @@ TEST(synchronous_takes_journal_full_or_normal)
     const char *bad = "[store]\nsynchronous = off\n";
     CHECK_INT(cv_write_file_atomic(path, bad, strlen(bad), 0600, false), 0);
     char *errpath = cv_fmt("%s/err", dir);
-    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int saved = dup(2);
-    dup2(fd, 2);
     cv_config c;
-    int problems = cv_config_load(&c, dir, path);
-    dup2(saved, 2);
-    close(fd);
-    close(saved);
-    CHECK_INT(problems, 1);
+    CHECK_INT(load_quietly(&c, dir, path, errpath), 1);
     CHECK_INT(c.sync_mode, CV_SYNC_JOURNAL); /* the default stays */
     size_t n;
     char *msgs = cv_read_file(errpath, 1 << 16, &n);
