@@ -121,17 +121,6 @@ static int keys_rewrap(cmd_ctx *c, int argc, char **argv)
     return status;
 }
 
-static bool has_version(const cv_keyring *kr, uint32_t version)
-{
-    json_t *all = cv_keyring_describe(kr), *e;
-    size_t i;
-    bool found = false;
-    json_array_foreach(all, i, e)
-        found |= json_integer_value(json_object_get(e, "version")) == version;
-    json_decref(all);
-    return found;
-}
-
 /* keys retire VERSION: refused (65) while anything still needs the
  * version to decrypt or verify; then marked retired in the keyring. */
 static int keys_retire(cmd_ctx *c, int argc, char **argv)
@@ -145,7 +134,7 @@ static int keys_retire(cmd_ctx *c, int argc, char **argv)
     int rc = need_reader(c, false);
     if (rc)
         return rc;
-    if (!has_version(c->kr, (uint32_t)v)) {
+    if (!cv_keyring_has(c->kr, (uint32_t)v)) {
         cv_err("key version %lld is not in the keyring (ctxvault keys list)",
                (long long)v);
         return EX_DATAERR;

@@ -1100,6 +1100,11 @@ int cv_keyring_retire(const char *path, uint32_t version, char *err,
     return rewrite_keyring(path, mark_retired, &version, err, errlen);
 }
 
+bool cv_keyring_has(const cv_keyring *kr, uint32_t version)
+{
+    return find_key(kr, version) != NULL;
+}
+
 bool cv_keyring_retired(const cv_keyring *kr, uint32_t version)
 {
     const key_entry *e = find_key(kr, version);

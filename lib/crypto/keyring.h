@@ -90,6 +90,8 @@ void cv_keyring_passphrase_free(char **p);
  * retire). 0, or -1 with a reason. */
 int cv_keyring_retire(const char *path, uint32_t version, char *err,
                       size_t errlen);
+/* Is version in the keyring (retired or not)? */
+bool cv_keyring_has(const cv_keyring *kr, uint32_t version);
 /* Is version in the keyring and retired? */
 bool cv_keyring_retired(const cv_keyring *kr, uint32_t version);
 /* The versions, never their keys: [{"version","created","status",
