@@ -7,8 +7,9 @@
 #           say which, the first error line of each (the cause), and the end
 #           of supervisord's log, and exit 1 with supervisord left running
 #           (stop ends it)
-#   stop    SIGTERM to supervisord: it stops the programs (ingest, then
-#           encrypt, then store; each drains and exits 0) and exits; waits
+#   stop    SIGTERM to supervisord: it stops the programs (a SIGTERM to
+#           each, ingest's first, then encrypt's and store's, without
+#           waiting in between; each drains and exits 0) and exits; waits
 #           for that. Exit status 0 only when every program exited 0.
 #   status  `supervisorctl status` (exit 0 when all are RUNNING, 3 when one
 #           is not, 4 when supervisord does not answer)

@@ -202,14 +202,51 @@ spool_files() {
     find "$HOME_DIR/spool" -type f ! -name lock 2> /dev/null
 }
 
+spool_empty() {
+    [ -z "$(spool_files)" ]
+}
+
+# ingest_stopped: the ingest service's report of its last stop
+ingest_stopped() {
+    grep 'ctxvault-ingest: stopped: ' "$HOME_DIR/run/ctxvault-ingest.log" 2> /dev/null | tail -n 1
+}
+
+# ingest_left: the events the ingest service left unacknowledged in its
+# spool when it last stopped (empty: no such report)
+ingest_left() {
+    ingest_stopped | sed -n 's/.*, \([0-9][0-9]*\) left in the spool$/\1/p'
+}
+
 # assert_stored_once N: after a clean stop, the N events are stored exactly
-# once, verify passes, nothing was dead-lettered, the spool is empty
+# once, verify passes, nothing was dead-lettered, the spool is empty.
+# Committed is not acknowledged: the service can still be waiting for the
+# acks of events it sent again (its replay after a SIGKILL, a producer's
+# resend) when the stop comes, and supervisord signals all the programs of
+# the group at once, so store stops without them and the service leaves
+# those events in its spool (DURABILITY.md). Only that is accepted, and
+# only as the design says: the next start replays them, store acknowledges
+# them without storing them again, and the spool empties.
 assert_stored_once() {
     assertEquals "rows" "$1" "$(rows)"
     assertEquals "distinct ids" "$1" "$(distinct_ids)"
     ctxvault verify > "$TEST_TMP/verify.out" 2> "$TEST_TMP/verify.err"
     assert_status verify 0 $?
-    assertEquals "spool segment files left (every event acknowledged)" "" "$(spool_files)"
+    _left=$(ingest_left)
+    if [ "${_left:-0}" -gt 0 ]; then
+        echo "  ($_left events were still unacknowledged at the stop; replayed on a restart)"
+        assertEquals "spool segment files left outside the service's spool" "" \
+            "$(spool_files | grep -v "^$HOME_DIR/spool/ingest/")"
+        # nothing new reaches the service now: its spool empties exactly
+        # when all it replays is acknowledged
+        sv_start || return
+        wait_until 60 spool_empty ||
+            fail "the replay of what the stop left was not acknowledged: $(spool_files) $(sv_logs)"
+        sv_stop_clean
+        assertEquals "rows after the replay" "$1" "$(rows)"
+        assertEquals "distinct ids after the replay" "$1" "$(distinct_ids)"
+    fi
+    assertEquals "spool segment files left (every event acknowledged; $(ingest_stopped))" \
+        "" "$(spool_files)"
     for _p in ingest encrypt store; do
         assertEquals "$_p dead letters" 0 "$(dl_count "$_p")"
     done
