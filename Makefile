@@ -87,7 +87,7 @@ UNIT_BIN = $(BUILD)/unit-tests
 FUZZ_TARGETS = event policy envelope config request spool journal backup
 FUZZ_REPLAY = $(addprefix $(BUILD)/fuzz-replay-,$(FUZZ_TARGETS))
 TOOLS    = $(BUILD)/genevents $(BUILD)/cvsend $(BUILD)/cvproduce $(BUILD)/cvlatency $(BUILD)/cvflood \
-           $(BUILD)/cvclient-example $(BUILD)/cvctxload $(BUILD)/cvsynctool
+           $(BUILD)/cvclient-example $(BUILD)/cvctxload $(BUILD)/cvclientcall $(BUILD)/cvsynctool
 
 # the power-cut simulator (tests/powercut/README.md): the recording shim,
 # loaded into programs with LD_PRELOAD, and the programs it is tried on.
@@ -178,6 +178,13 @@ $(BUILD)/cvclient-example: examples/cvclient-example.c $(LIBA)
 # the context API's load probe (make bench): like the example, only
 # include/ctxvault/cvclient.h
 $(BUILD)/cvctxload: tests/tools/cvctxload.c $(LIBA)
+	@mkdir -p $(@D) $(BUILD)/dep
+	$(say) "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+# the test driver for the client calls no other program makes: like the
+# example, only include/ctxvault/cvclient.h
+$(BUILD)/cvclientcall: tests/tools/cvclientcall.c $(LIBA)
 	@mkdir -p $(@D) $(BUILD)/dep
 	$(say) "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(depof) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

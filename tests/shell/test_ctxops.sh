@@ -6,9 +6,13 @@
 # inputs, staleness, refresh), erasure of segments and cache entries,
 # db.compact while the pipeline ingests, cache.put/cache.get with their
 # ttl, size bound and sweep, meta, and the upgrade of a database of the
-# previous schema version.
+# previous schema version. The client library's db.size, stats-for-a-period
+# and db.compact calls through cvclientcall (tests/tools/cvclientcall.c),
+# as an application makes them.
 SUITE=ctxops
 . "$CV_TOP/tests/shell/lib.sh"
+
+CALL=$CV_BUILD/cvclientcall
 
 # iact FILE USER N DAY [TYPES]: N interactions of USER appended to FILE,
 # on DAY (YYYY-MM-DD) one a second from midnight, their types cycling
@@ -309,6 +313,162 @@ test_compact_says_how_to_convert_a_database_without_incremental_vacuum() {
     assertEquals "pages 0" bad_request "$(reply '$.code')"
     api '{"op":"db.compact","steps":3}'
     assertEquals "an unknown member" bad_request "$(reply '$.code')"
+}
+
+# call NAME ARGS...: cvclientcall ARGS..., its stdout in $TEST_TMP/NAME.json
+# and stderr in $TEST_TMP/NAME.err; returns its status
+call() {
+    _c=$1
+    shift
+    "$CALL" --home "$HOME_DIR" "$@" > "$TEST_TMP/$_c.json" 2> "$TEST_TMP/$_c.err"
+}
+
+# called NAME PATH: a member of what call NAME printed
+called() {
+    json_get "$2" < "$TEST_TMP/$1.json"
+}
+
+# kind_rows: "KIND ROWS" a line, sorted, as sqlite3 counts them
+kind_rows() {
+    sql "SELECT kind || ' ' || count(*) FROM events GROUP BY kind" | sort
+}
+
+# called_kind_rows NAME: the same from the by_kind of db-size's reply NAME
+called_kind_rows() {
+    json_q "(SELECT group_concat(k.key || ' ' || json_extract(k.value, '\$.rows'), char(10))
+        FROM json_each(j, '\$.by_kind') k)" < "$TEST_TMP/$1.json" | sort
+}
+
+test_client_db_size_counts_the_rows_and_pages_sqlite_counts() {
+    gen "$TEST_TMP/in.ndjson" -n 3000 -s 76 -u 5 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
+    pipeline "$TEST_TMP/in.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    serve_store || return
+    call size db-size
+    assert_status size 0 $?
+    kind_rows > "$TEST_TMP/want"
+    called_kind_rows size > "$TEST_TMP/got"
+    assertTrue "several kinds ($(tr '\n' ' ' < "$TEST_TMP/want"))" \
+        "[ $(grep -c . "$TEST_TMP/want") -gt 2 ]"
+    assertTrue "rows by kind: $(diff "$TEST_TMP/want" "$TEST_TMP/got")" \
+        "cmp -s '$TEST_TMP/want' '$TEST_TMP/got'"
+    assertEquals "page_size" "$(sql 'PRAGMA page_size')" "$(called size '$.page_size')"
+    assertEquals "pages" "$(sql 'PRAGMA page_count')" "$(called size '$.pages')"
+    assertEquals "no free pages yet" 0 "$(called size '$.freelist_pages')"
+    # rows deleted beside store: the next reply follows the database
+    sql "DELETE FROM events WHERE kind = 'trace' OR (kind = 'interaction' AND seq % 3 = 0)"
+    call after db-size
+    assert_status after 0 $?
+    assertEquals "no trace rows left" "" "$(called after '$.by_kind.trace')"
+    kind_rows > "$TEST_TMP/want"
+    called_kind_rows after > "$TEST_TMP/got"
+    assertTrue "rows by kind after deleting: $(diff "$TEST_TMP/want" "$TEST_TMP/got")" \
+        "cmp -s '$TEST_TMP/want' '$TEST_TMP/got'"
+    free=$(sql 'PRAGMA freelist_count')
+    assertTrue "the deletes freed pages ($free)" "[ $free -gt 0 ]"
+    assertEquals "freelist_pages" "$free" "$(called after '$.freelist_pages')"
+    assertEquals "pages after" "$(sql 'PRAGMA page_count')" "$(called after '$.pages')"
+}
+
+test_client_stats_period_counts_what_sqlite_counts_and_refuses_a_bad_time() {
+    gen "$TEST_TMP/in.ndjson" -n 4000 -s 77 -u 6 --start "$(date -u -d '3 days ago' +%FT00:00:00Z)"
+    pipeline "$TEST_TMP/in.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    serve_store || return
+    d=$(date -u -d '3 days ago' +%F)
+    since=${d}T00:20:00Z
+    until=${d}T01:10:00Z
+    since_ms=$(date -u -d "$since" +%s)000
+    until_ms=$(date -u -d "$until" +%s)000
+    where="ts >= $since_ms AND ts < $until_ms"
+    inside=$(sql "SELECT count(*) FROM events WHERE $where")
+    assertTrue "the period holds some rows but not all ($inside)" \
+        "[ $inside -gt 100 ] && [ $inside -lt $(sql 'SELECT count(*) FROM events') ]"
+    call period stats-period "$since" "$until"
+    assert_status period 0 $?
+    assertEquals "events" "$inside" "$(called period '$.events')"
+    assertEquals "active users" "$(sql "SELECT count(DISTINCT uid) FROM events WHERE $where")" \
+        "$(called period '$.active_users')"
+    assertEquals "interactions" \
+        "$(sql "SELECT count(*) FROM events WHERE $where AND kind = 'interaction'")" \
+        "$(called period '$.by_kind.interaction.events')"
+    assertEquals "the period's start" "${d}T00:20:00.000Z" "$(called period '$.period.since')"
+    # each end left open
+    call from stats-period "$until" -
+    assert_status from 0 $?
+    assertEquals "since only" "$(sql "SELECT count(*) FROM events WHERE ts >= $until_ms")" \
+        "$(called from '$.events')"
+    assertEquals "no end" "" "$(called from '$.period.until')"
+    call before stats-period - "$since"
+    assert_status before 0 $?
+    assertEquals "until only" "$(sql "SELECT count(*) FROM events WHERE ts < $since_ms")" \
+        "$(called before '$.events')"
+    # a time that is none: refused, saying which
+    call bad stats-period nonsense -
+    assert_status bad 65 $?
+    assert_grep "$TEST_TMP/bad.err" '"since" must be an RFC 3339 time'
+    assert_grep "$TEST_TMP/bad.err" 'bad_request'
+    assertEquals "nothing on stdout" 0 "$(wc -c < "$TEST_TMP/bad.json")"
+    call badend stats-period "$since" 2026-13-45T99:00:00Z
+    assert_status badend 65 $?
+    assert_grep "$TEST_TMP/badend.err" '"until"'
+}
+
+test_client_compact_empties_the_freelist_in_steps_and_the_file_shrinks() {
+    gen "$TEST_TMP/in.ndjson" -n 8000 -s 78 -u 8 --start "$(date -u -d '2 days ago' +%FT00:00:00Z)"
+    pipeline "$TEST_TMP/in.ndjson"
+    assert_status store 0 "$STATUS_STORE"
+    sql "DELETE FROM events WHERE kind <> 'interaction' OR seq % 2 = 0"
+    free_before=$(sql 'PRAGMA freelist_count')
+    assertTrue "free pages to give back ($free_before)" "[ $free_before -gt 300 ]"
+    size_before=$(stat -c %s "$DB")
+    kept=$(sql 'SELECT count(*) FROM events')
+    serve_store || return
+    # small requests: several are needed; each says what it left
+    n=0
+    freed=0
+    more=1
+    while [ "$more" = 1 ] && [ $n -lt 1000 ]; do
+        n=$((n + 1))
+        call step compact 10 1
+        assert_status step 0 $? || return
+        freed=$((freed + $(called step '$.freed')))
+        left=$(called step '$.freelist_after')
+        assertEquals "request $n: the freelist it reports" "$(sql 'PRAGMA freelist_count')" "$left"
+        more=$(called step '$.more')
+        if [ "$more" = 1 ]; then
+            assertTrue "request $n freed pages and left some ($(cat "$TEST_TMP/step.json"))" \
+                "[ $(called step '$.freed') -gt 0 ] && [ $left -gt 0 ]"
+        fi
+    done
+    assertTrue "in several requests ($n)" "[ $n -gt 2 ]"
+    assertEquals "no more to do" 0 "$more"
+    assertEquals "freelist_count" 0 "$(sql 'PRAGMA freelist_count')"
+    assertEquals "every free page given back" "$free_before" "$freed"
+    assertEquals "the rows untouched" "$kept" "$(sql 'SELECT count(*) FROM events')"
+    # the passive checkpoint folds the shorter database back into its file
+    wait_until 10 eval '[ $(stat -c %s "$DB") -lt $size_before ]'
+    assertTrue "the file shrank ($size_before, now $(stat -c %s "$DB"))" \
+        "[ $(stat -c %s "$DB") -lt $size_before ]"
+    call again compact 0 0
+    assert_status again 0 $?
+    assertEquals "nothing left to free" 0 "$(called again '$.freed')"
+    assertEquals "done at once" 0 "$(called again '$.more')"
+}
+
+test_client_calls_with_no_store_exit_69_and_say_so() {
+    for args in db-size "stats-period - 2026-01-01T00:00:00Z" "compact 0 0"; do
+        # shellcheck disable=SC2086 # the call's words
+        call none --timeout 1000 $args
+        assert_status none 69 $?
+        assert_grep "$TEST_TMP/none.err" 'store did not answer|no store'
+        assert_grep "$TEST_TMP/none.err" '\(transport\)'
+        assertEquals "$args: nothing on stdout" 0 "$(wc -c < "$TEST_TMP/none.json")"
+    done
+    # a bad call is refused before anything is sent
+    "$CALL" --home "$HOME_DIR" compact many 1 2> "$TEST_TMP/usage.err"
+    assert_status usage 64 $?
+    assert_grep "$TEST_TMP/usage.err" 'usage: cvclientcall'
 }
 
 test_cache_entries_expire_are_bounded_and_swept() {
