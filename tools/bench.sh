@@ -18,7 +18,11 @@
 # BENCH_SYNC_RECORDS (100000), BENCH_SYNC_PROBES (200), BENCH_ONLY=sync
 # only ctxvault-sync's, BENCH_SEED_EVENTS (BENCH_EVENTS), BENCH_ONLY=deny
 # only the deny-by-default figure, BENCH_DUR_ROUNDS (3), BENCH_ONLY=durability
-# only the cost of the power-safe default ([store] synchronous).
+# only the cost of the power-safe default ([store] synchronous),
+# BENCH_ONLY=store only the write path: the pipelines, each filter alone and
+# syslog-ng on the same events, against the targets of store's speed;
+# BENCH_BASE_BIN=DIR also times an older build's ctxvault-store (DIR holds
+# its programs) on the same events, for the figure before a change.
 set -eu
 
 EVENTS=${BENCH_EVENTS:-200000}
@@ -27,7 +31,7 @@ QEVENTS=${BENCH_QUERY_EVENTS:-1000000}
 QUSERS=${BENCH_QUERY_USERS:-10000}
 QUERIES=${BENCH_QUERIES:-20}
 QUSER=user-00042
-RSS_TARGET_MIB=32
+RSS_TARGET_MIB=64
 QUERY_TARGET_MS=20
 STAGE_TIMEOUT=900           # seconds; a hung stage fails the run, loudly
 
@@ -877,7 +881,7 @@ if grep -q CTXVAULT_BENCH_NO_DURABILITY "$BIN/ctxvault-ingest" 2>/dev/null &&
     nd_rate=$(rate "$EVENTS" "$nd_ms")
     nd_state=$(awk -v d="$sv_ms" -v n="$nd_ms" 'BEGIN { printf "%+.1f%%", (n > 0) ? (d / n - 1) * 100 : 0 }')
     say "durability off: $EVENTS events in $nd_ms ms, $nd_rate events/s; the overhead of durability:" \
-        "$nd_state (target <= 5%: $(awk -v d="$sv_ms" -v n="$nd_ms" 'BEGIN { print (d <= n * 1.05) ? "ok" : "OVER" }'))"
+        "$nd_state (target <= 10%: $(awk -v d="$sv_ms" -v n="$nd_ms" 'BEGIN { print (d <= n * 1.10) ? "ok" : "OVER" }'))"
     sv_down "$nhome"
     rm -rf "$nhome"
 else
@@ -915,6 +919,15 @@ say "encrypt (file -> file):           $e_ms ms, $e_rate events/s, peak RSS $(mi
 
 before=$(rows "$solo")
 [ "$before" = 0 ] || say "  WARNING: the fresh instance already holds $before rows"
+# the same instance for an older build's store (BENCH_BASE_BIN, its bin/):
+# a database it makes itself, and the older defaults of the page cache
+if [ -n "${BENCH_BASE_BIN:-}" ]; then
+    rm -rf "$tmp/solo-base"
+    cp -a "$solo" "$tmp/solo-base"
+    rm -f "$tmp/solo-base/data/ctxvault.db"*
+    sed -i 's/^cache_size .*/cache_size = 14MiB/; s/^wal_autocheckpoint .*/wal_autocheckpoint = 10000/' \
+        "$tmp/solo-base/ctxvault.conf"
+fi
 t0=$(now_ms)
 CTXVAULT_HOME=$solo timed s "$BIN/ctxvault-store" <"$tmp/encrypted.ndjson" || :
 s_ms=$(( $(now_ms) - t0 ))
@@ -924,10 +937,19 @@ s_rows=$(rows "$solo")
 say "store   (file -> fresh database): $s_ms ms, $s_rate events/s, peak RSS $(mib "$(rss s)") MiB, $s_rows rows"
 say "  (normalised $(( $(wc -c <"$tmp/normalised.ndjson") / EVENTS )) B/event," \
     "encrypted $(( $(wc -c <"$tmp/encrypted.ndjson") / EVENTS )) B/event)"
+if [ -n "${BENCH_BASE_BIN:-}" ]; then
+    t0=$(now_ms)
+    CTXVAULT_HOME=$tmp/solo-base timed sb "$BENCH_BASE_BIN/ctxvault-store" <"$tmp/encrypted.ndjson" || :
+    sb_ms=$(( $(now_ms) - t0 ))
+    check sb "the older store alone"
+    say "store before ($BENCH_BASE_BIN, 14 MiB cache, its page size): $sb_ms ms," \
+        "$(rate "$EVENTS" "$sb_ms") events/s, peak RSS $(mib "$(rss sb)") MiB, $(rows "$tmp/solo-base") rows"
+    rm -rf "$tmp/solo-base"
+fi
 rm -rf "$solo" "$tmp/normalised.ndjson" "$tmp/encrypted.ndjson"
 say ""
 
-bench_deny "$events"
+[ "${BENCH_ONLY:-}" = store ] || bench_deny "$events"
 
 # ---- syslog-ng into SQLite, the same events --------------------------------
 
@@ -985,6 +1007,27 @@ EOF
     rm -rf "$sng"
 fi
 say ""
+
+# store_targets: the write path against syslog-ng on the same events, in
+# this run: the pipeline at least 1.2x, the supervised pipeline 1.0x, store
+# alone 100,000 rows/s
+store_targets() {
+    _vs() { awk -v a="$1" -v b="${sng_rate:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+    _ok() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "?" && r >= t) ? "ok" : "UNDER" }'; }
+    p_sng=$(_vs "$p_rate") sv_sng=$(_vs "$sv_rate")
+    printf '%-34s %s events/s, %sx syslog-ng (%s events/s, %s of %s stored)   target >= 1.2x: %s\n' \
+        "ingest | encrypt | store" "$p_rate" "$p_sng" "${sng_rate:-?}" "${sng_rows:-?}" "$EVENTS" "$(_ok "$p_sng" 1.2)"
+    printf '%-34s %s events/s, %sx syslog-ng   target >= 1.0x: %s\n' \
+        "supervised (ctxvault-ingest FILE)" "$sv_rate" "$sv_sng" "$(_ok "$sv_sng" 1.0)"
+    printf '%-34s %s rows/s   target >= 100000: %s\n' \
+        "store alone" "$s_rate" "$(_ok "$s_rate" 100000)"
+}
+
+if [ "${BENCH_ONLY:-}" = store ]; then
+    say "== summary: the write path ($EVENTS events from $USERS users, $(nproc) cores)"
+    store_targets
+    exit 0
+fi
 
 # ---- query latency on a million rows ---------------------------------------
 
@@ -1140,7 +1183,7 @@ sw_deleted=$(printf '%s' "$sw_json" | sed -n 's/.*"deleted":\([0-9]*\).*/\1/p')
 sw_inner=$(printf '%s' "$sw_json" | sed -n 's/.*"ms":\([0-9]*\).*/\1/p')
 sw_rate=$(rate "${sw_deleted:-0}" "${sw_inner:-1}")
 say "sweep: $sw_deleted rows deleted in $sw_inner ms through store: $sw_rate rows/s" \
-    "(target >= 200000: $(awk -v r="$sw_rate" 'BEGIN { print (r >= 200000) ? "ok" : "UNDER" }'));" \
+    "(target >= 1000000: $(awk -v r="$sw_rate" 'BEGIN { print (r >= 1000000) ? "ok" : "UNDER" }'));" \
     "$sw_ms ms with process start, the WAL truncated and the audit entry"
 say "  its output: $sw_json"
 say "ack latency during the sweep (1,000 events/s for 4 s): ${l_sweep:-failed}"
@@ -1175,6 +1218,7 @@ verdict_rss() {
 }
 row() { printf '%-34s %10s %9s %10s  %s\n' "$@"; }
 say "== summary ($EVENTS events, $(nproc) cores)"
+store_targets
 row "stage" "events/s" "stored" "peak RSS" "target"
 row "pipeline (ingest|encrypt|store)" "$p_rate" "$p_rows" "" ""
 row "supervised pipeline, ipc://" "$sv_rate" "$sv_rows" "" "${sv_ratio}x the filters (target >= 0.9x)"
@@ -1185,7 +1229,7 @@ for s in ingest encrypt store; do
         "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$k"); with encrypt stopped: $(mib "$kb") MiB, $(verdict_rss "$kb")"
 done
 row "  ctxvault-ingest FILE (client)" "" "" "$(mib "$(rss sv.client)") MiB" "<= $RSS_TARGET_MIB MiB: $(verdict_rss "$(rss sv.client)")"
-row "supervised, durability off" "${nd_rate:-}" "" "" "overhead of durability: $nd_state (target <= 5%)"
+row "supervised, durability off" "${nd_rate:-}" "" "" "overhead of durability: $nd_state (target <= 10%)"
 for s in ingest encrypt store; do
     k=$(rss "p.$s")
     row "  ctxvault-$s in the pipeline" "" "" "$(mib "$k") MiB" \
@@ -1206,9 +1250,9 @@ row "pipeline, $QEVENTS events" "$q_rate" "$q_rows" "" ""
 printf '%-34s ping answered %s ms after SIGKILL (%s ms after its respawn), a write acked after %s ms   target < 1000 ms: %s\n' \
     "store restart, $q_rows rows + WAL" "$r_ping" "$r_self" "$r_ms" \
     "$(awk -v m="$r_ping" 'BEGIN { print (m != "?" && m < 1000) ? "ok" : "OVER" }')"
-printf '%-34s %s rows/s (%s rows)   target >= 200000: %s\n' \
+printf '%-34s %s rows/s (%s rows)   target >= 1000000: %s\n' \
     "sweep, $w_rows rows" "$sw_rate" "$sw_deleted" \
-    "$(awk -v r="$sw_rate" 'BEGIN { print (r >= 200000) ? "ok" : "UNDER" }')"
+    "$(awk -v r="$sw_rate" 'BEGIN { print (r >= 1000000) ? "ok" : "UNDER" }')"
 printf '%-34s p99 %s ms with the sweep, %s ms without   target < 100 ms: %s\n' \
     "ack latency at 1,000 events/s" "${p99_sweep:-?}" "${p99_base:-?}" \
     "$(awk -v p="${p99_sweep:-1e9}" 'BEGIN { print (p < 100) ? "ok" : "OVER" }')"

@@ -63,7 +63,8 @@
 typedef struct {
     int src;        /* index into sources */
     bool nak;
-    char *text;     /* the id, or "<id>\t<reason>" */
+    size_t off;     /* of its text in texts: the id, or "<id>\t<reason>" */
+    size_t len;
 } ack;
 
 typedef struct {
@@ -73,6 +74,8 @@ typedef struct {
     cv_db *reader;          /* for control requests, opened on first need */
     ack *acks;
     size_t nacks, cap;
+    char *texts;            /* the acks' texts, one after another: no */
+    size_t tlen, tcap;      /* allocation per event */
     size_t committed;       /* acks[0, committed) are committed */
     size_t held_max;        /* stop reading with this many acks pending */
     char *sources[MAX_SOURCES];
@@ -142,17 +145,20 @@ static void add_ack(server *s, int src, bool nak, const char *text, size_t len)
         s->cap = s->cap ? s->cap * 2 : 1024;
         s->acks = cv_realloc(s->acks, s->cap * sizeof *s->acks);
     }
-    char *t = cv_malloc(len + 1);
-    memcpy(t, text, len);
-    t[len] = '\0';
-    s->acks[s->nacks++] = (ack){.src = src, .nak = nak, .text = t};
+    if (s->tlen + len > s->tcap) {
+        s->tcap = (s->tlen + len) * 2;
+        s->texts = cv_realloc(s->texts, s->tcap);
+    }
+    memcpy(s->texts + s->tlen, text, len);
+    s->acks[s->nacks++] = (ack){.src = src, .nak = nak, .off = s->tlen, .len = len};
+    s->tlen += len;
 }
 
 /* Forget acks[from, nacks), and the sources when no ack is left. */
 static void drop_acks(server *s, size_t from)
 {
-    for (size_t i = from; i < s->nacks; i++)
-        free(s->acks[i].text);
+    if (from < s->nacks)
+        s->tlen = s->acks[from].off;
     s->nacks = from;
     if (s->nacks == 0) {
         for (int i = 0; i < s->nsources; i++)
@@ -181,7 +187,7 @@ static void publish(server *s)
                     zmsg_addstr(m, CV_WIRE_VERSION);
                     zmsg_addstr(m, nak ? CV_WIRE_NAK : CV_WIRE_ACK);
                 }
-                zmsg_addstr(m, a->text);
+                zmsg_addmem(m, s->texts + a->off, a->len);
                 if (nak)
                     s->naked++;
                 else
@@ -194,10 +200,13 @@ static void publish(server *s)
         }
     }
     /* keep the open batch's acks, at the front */
-    for (size_t i = 0; i < n; i++)
-        free(s->acks[i].text);
+    size_t base = n < s->nacks ? s->acks[n].off : s->tlen;
+    memmove(s->texts, s->texts + base, s->tlen - base);
+    s->tlen -= base;
     memmove(s->acks, s->acks + n, (s->nacks - n) * sizeof *s->acks);
     s->nacks -= n;
+    for (size_t i = 0; i < s->nacks; i++)
+        s->acks[i].off -= base;
     s->committed = 0;
     if (s->nacks == 0)
         drop_acks(s, 0);
@@ -1080,6 +1089,7 @@ out:
     cv_db_on_checkpoint(svc->db, NULL, NULL);
     drop_acks(&s, 0);
     free(s.acks);
+    free(s.texts);
     cv_ctxwrite_destroy(&s.write);
     cv_syncstore_destroy(&s.sync);
     cv_db_close(&s.reader);

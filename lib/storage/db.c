@@ -24,6 +24,16 @@ struct cv_db {
     int lock_fd;
     cv_journal *journal;     /* NULL: not kept */
     sqlite3_session *sess;   /* records the open write transaction */
+    /* Events inserted by cv_db_insert go to the journal as a patchset of
+     * db.c's own making (journal.h says why), until another change to
+     * events makes the session track the table */
+    bool own_ok;             /* events has the columns own_row writes */
+    bool events_tracked;     /* the session records events */
+    bool own_step;           /* cv_db_insert's step: the session leaves it */
+    bool rec_open;           /* the batch's journal record is begun */
+    uint8_t *own;            /* rows not yet written to the record */
+    size_t own_len, own_cap;
+    int64_t own_rows;        /* in the batch */
     int64_t lsn;             /* the last batch committed */
     char *why;               /* a failure that is not SQLite's */
     cv_db_checkpoint_fn *ckpt_fn; /* told of every checkpoint */
@@ -353,6 +363,148 @@ static void end_session(cv_db *db)
         sqlite3session_delete(db->sess);
         db->sess = NULL;
     }
+    db->events_tracked = false;
+    db->own_len = 0;
+    db->own_rows = 0;
+}
+
+/* The session attaches a table on its first change, asking this first:
+ * cv_db_insert's rows are written by own_row instead, until any other
+ * change to events comes. */
+static int session_filter(void *arg, const char *tab)
+{
+    cv_db *db = arg;
+    if (db->own_step)
+        return 0;
+    if (strcmp(tab, "events") == 0)
+        db->events_tracked = true;
+    return 1;
+}
+
+static void own_put(cv_db *db, const void *p, size_t n)
+{
+    if (db->own_len + n > db->own_cap) {
+        db->own_cap = (db->own_len + n) * 2;
+        db->own = cv_realloc(db->own, db->own_cap);
+    }
+    memcpy(db->own + db->own_len, p, n);
+    db->own_len += n;
+}
+
+/* SQLite's varint (big-endian groups of 7 bits); lengths stay far below
+ * the 9-byte form */
+static void own_varint(cv_db *db, uint64_t v)
+{
+    uint8_t b[10];
+    int n = 0;
+    do {
+        b[n++] = (uint8_t)((v & 0x7f) | 0x80);
+        v >>= 7;
+    } while (v);
+    b[0] &= 0x7f;
+    for (int i = n - 1; i >= 0; i--)
+        own_put(db, &b[i], 1);
+}
+
+static void own_int(cv_db *db, int64_t v)
+{
+    uint8_t b[9] = {SQLITE_INTEGER};
+    for (int i = 0; i < 8; i++)
+        b[1 + i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+    own_put(db, b, sizeof b);
+}
+
+/* A time that may be "never" (< 0), stored as NULL. */
+static void own_when(cv_db *db, int64_t v)
+{
+    if (v < 0)
+        own_put(db, (uint8_t[]){SQLITE_NULL}, 1);
+    else
+        own_int(db, v);
+}
+
+static void own_bytes(cv_db *db, int type, const void *p, size_t n)
+{
+    if (!p) {
+        own_put(db, (uint8_t[]){SQLITE_NULL}, 1);
+        return;
+    }
+    own_put(db, (uint8_t[]){(uint8_t)type}, 1);
+    own_varint(db, n);
+    own_put(db, p, n);
+}
+
+/* Begin the batch's journal record, if not yet. */
+static int record_begin(cv_db *db)
+{
+    char err[512];
+    if (db->rec_open)
+        return 0;
+    if (cv_journal_begin(db->journal, db->lsn + 1, cv_now_ms(), err, sizeof err) < 0) {
+        free(db->why);
+        db->why = cv_strdup(err);
+        return -1;
+    }
+    db->rec_open = true;
+    return 0;
+}
+
+/* Hand the rows gathered to the record (a failed write is kept for its
+ * end, which takes the record back). */
+static int own_flush(cv_db *db)
+{
+    if (db->own_len == 0)
+        return 0;
+    if (record_begin(db) < 0)
+        return -1;
+    (void)cv_journal_write(db->journal, db->own, db->own_len);
+    db->own_len = 0;
+    return 0;
+}
+
+#define OWN_FLUSH (256 * 1024) /* bytes gathered before a write */
+
+/* Does events have the columns own_row writes, in its order? A file
+ * made otherwise is left to the session. */
+static bool own_columns(sqlite3 *h)
+{
+    static const char want[] = "seq,id,uid,kind,type,ts,created_at,"
+                               "expires_at,scrub_after,scrubbed_at,body,checksum";
+    sqlite3_stmt *st;
+    bool ok = false;
+    if (sqlite3_prepare_v2(h, "SELECT group_concat(name, ',') FROM"
+                           " (SELECT name FROM pragma_table_info('events') ORDER BY cid)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return false;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        ok = strcmp((const char *)sqlite3_column_text(st, 0), want) == 0;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* Row r, stored as seq, as a patchset INSERT. The header is the
+ * session's own for events (journal.h): its columns in table order, seq
+ * the key. */
+static int own_row(cv_db *db, const cv_row *r, int64_t seq)
+{
+    static const uint8_t head[] = {'P', 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                   'e', 'v', 'e', 'n', 't', 's', 0};
+    if (db->own_rows++ == 0)
+        own_put(db, head, sizeof head);
+    own_put(db, (uint8_t[]){SQLITE_INSERT, 0}, 2);
+    own_int(db, seq);
+    own_bytes(db, SQLITE_TEXT, r->id, strlen(r->id));
+    own_int(db, r->uid);
+    own_bytes(db, SQLITE_TEXT, r->kind, strlen(r->kind));
+    own_bytes(db, SQLITE_TEXT, r->type, r->type ? strlen(r->type) : 0);
+    own_int(db, r->ts);
+    own_int(db, r->created_at);
+    own_when(db, r->expires_at);
+    own_when(db, r->scrub_after);
+    own_when(db, r->scrubbed_at);
+    own_bytes(db, SQLITE_TEXT, r->body, r->body_len);
+    own_bytes(db, SQLITE_BLOB, r->checksum, r->checksum_len);
+    return db->own_len >= OWN_FLUSH ? own_flush(db) : 0;
 }
 
 int cv_db_begin(cv_db *db)
@@ -365,8 +517,10 @@ int cv_db_begin(cv_db *db)
     rc = sqlite3session_create(db->h, "main", &db->sess);
     /* every table, meta too (the audit chain's head); journal_lsn is set
      * after the patchset is taken, so replay sets it itself */
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        sqlite3session_table_filter(db->sess, session_filter, db);
         rc = sqlite3session_attach(db->sess, NULL);
+    }
     if (rc != SQLITE_OK) {
         end_session(db);
         (void)exec(db, "ROLLBACK");
@@ -389,13 +543,13 @@ static int journal_batch(cv_db *db)
     char err[512];
     int64_t lsn = db->lsn + 1;
     int rc = SQLITE_OK;
-    if (sqlite3session_isempty(db->sess)) {
+    bool none = sqlite3session_isempty(db->sess);
+    if (none && db->own_rows == 0) {
         end_session(db);
         return SQLITE_OK;
     }
-    if (cv_journal_begin(db->journal, lsn, cv_now_ms(), err, sizeof err) < 0) {
+    if (own_flush(db) < 0 || record_begin(db) < 0) {
         end_session(db);
-        db->why = cv_strdup(err);
         return SQLITE_IOERR;
     }
     /* SQLite streams 1 KiB pieces by default: a write each is too many */
@@ -404,12 +558,15 @@ static int journal_batch(cv_db *db)
         sqlite3session_config(SQLITE_SESSION_CONFIG_STRMSIZE, &piece);
         piece = 0;
     }
-    rc = sqlite3session_patchset_strm(db->sess, to_journal, db->journal);
+    if (!none)
+        rc = sqlite3session_patchset_strm(db->sess, to_journal, db->journal);
     end_session(db);
+    db->rec_open = false;
     if (rc != SQLITE_OK && !cv_journal_write_failed(db->journal)) {
         cv_journal_abort(db->journal); /* SQLite's failure: its message */
         return rc;
     }
+    cv_journal_set_time(db->journal, cv_now_ms());
     /* a write that failed (a full disk) is taken back by end, which says
      * why with the journal's path, not SQLite's "not an error" */
     int written = cv_journal_end(db->journal, err, sizeof err);
@@ -446,6 +603,10 @@ int cv_db_commit(cv_db *db)
 void cv_db_rollback(cv_db *db)
 {
     end_session(db);
+    if (db->rec_open) {
+        cv_journal_abort(db->journal);
+        db->rec_open = false;
+    }
     (void)exec(db, "ROLLBACK");
 }
 
@@ -491,6 +652,7 @@ int cv_db_lock(const char *dbpath, const char *program, int *fd_out,
 static void db_free(cv_db *db)
 {
     end_session(db);
+    free(db->own);
     cv_journal_destroy(&db->journal);
     free(db->why);
     for (int i = 0; i < db->ncache; i++)
@@ -697,8 +859,14 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
     sqlite3_extended_result_codes(db->h, 1);
     sqlite3_busy_timeout(db->h, cfg->busy_timeout_ms);
 
-    /* auto_vacuum only takes effect before the first table exists */
-    int rc = exec(db, "PRAGMA auto_vacuum=INCREMENTAL");
+    /* page size and auto_vacuum only take effect before the first table
+     * exists. 16 KiB pages: a row of ~750 bytes and its index entries
+     * dirty a quarter as many pages per batch as with 4 KiB, so the WAL
+     * and the checkpoint write fewer frames (DESIGN.md §9 has the
+     * figures); an older file keeps the size it was made with */
+    int rc = exec(db, "PRAGMA page_size=" CV_STR(CV_DB_PAGE_SIZE));
+    if (rc == SQLITE_OK)
+        rc = exec(db, "PRAGMA auto_vacuum=INCREMENTAL");
     if (rc == SQLITE_OK)
         rc = exec(db, "PRAGMA journal_mode=WAL");
     if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
@@ -745,6 +913,7 @@ static cv_db *open_writer(const cv_config *cfg, const char *program,
         }
         rc = cv_db_create_schema(db->h);
     }
+    db->own_ok = rc == SQLITE_OK && own_columns(db->h);
     if (rc == SQLITE_OK && version > 0 && version < CV_SCHEMA_VERSION)
         cv_info("upgraded database %s from schema version %lld to %d",
                 db->path, (long long)version, CV_SCHEMA_VERSION);
@@ -883,11 +1052,18 @@ int cv_db_insert(cv_db *db, const cv_row *r)
     sqlite3_bind_blob(st, 10, r->checksum, (int)r->checksum_len, SQLITE_STATIC);
     if (r->scrubbed_at >= 0)
         sqlite3_bind_int64(st, 11, r->scrubbed_at);
+    bool own = db->sess && db->own_ok && !db->events_tracked;
+    db->own_step = own;
     int rc = sqlite3_step(st);
+    db->own_step = false;
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return -1;
-    return sqlite3_changes(db->h) > 0 ? 1 : 0;
+    if (sqlite3_changes(db->h) == 0)
+        return 0;
+    if (own && own_row(db, r, sqlite3_last_insert_rowid(db->h)) < 0)
+        return -1;
+    return 1;
 }
 
 /* The columns both checks read, from the events with their users. */

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CV_DB_PAGE_SIZE 16384 /* of a new database (db.c) */
 #define CV_SCHEMA_VERSION 4   /* 2: segments, mlcache; 3: sync; 4: anon_past (db.c) */
 #define CV_STR_(x) #x
 #define CV_STR(x) CV_STR_(x)

@@ -383,6 +383,8 @@ int cv_journal_end(cv_journal *j, char *err, size_t errlen)
 
 bool cv_journal_write_failed(const cv_journal *j) { return j->rec_failed; }
 
+void cv_journal_set_time(cv_journal *j, int64_t at_ms) { j->rec_at = at_ms; }
+
 void cv_journal_abort(cv_journal *j)
 {
     if (j->fd >= 0 && ftruncate(j->fd, j->size) < 0)

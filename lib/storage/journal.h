@@ -6,6 +6,14 @@
  * session extension and appends its patchset here, numbered by a batch
  * number (lsn), before COMMIT; the same transaction stores that lsn in
  * meta.journal_lsn, so the database always says which batch it holds.
+ * Events inserted by cv_db_insert, the bulk of every batch, are not left
+ * to the session (which copies each row, then reads it back to write the
+ * patchset: a quarter of store's time): db.c writes them itself, in the
+ * same patchset format, as a block of INSERTs ahead of the session's
+ * patchset, streamed as the batch grows. It does so only until another
+ * change to events in the batch makes the session track that table;
+ * from then on the session records every change, so replaying the block
+ * then the patchset repeats the batch's order.
  * A patchset is the rows as stored (already sealed and pseudonymised);
  * a deletion names only the row's key, so an erasure leaves no personal
  * data in the journal of its own, and replaying it erases again.
@@ -61,6 +69,9 @@ int cv_journal_begin(cv_journal *j, int64_t lsn, int64_t at_ms, char *err,
 int cv_journal_write(cv_journal *j, const void *data, size_t n);
 int cv_journal_end(cv_journal *j, char *err, size_t errlen);
 void cv_journal_abort(cv_journal *j);
+/* The record begun commits at at_ms, not at its begin (a batch streamed
+ * while it was written). */
+void cv_journal_set_time(cv_journal *j, int64_t at_ms);
 /* Did a write of the record begun fail (ENOSPC, EIO)? Then end takes it
  * back and says why. */
 bool cv_journal_write_failed(const cv_journal *j);
