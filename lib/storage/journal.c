@@ -32,6 +32,7 @@ struct cv_journal {
     int64_t undo_size;         /* for cv_journal_undo */
     /* the record being written */
     int64_t rec_lsn, rec_at, rec_len;
+    int64_t rec_kicked;        /* bytes of it whose writeback is started */
     bool rec_failed;
     int rec_errno;
     crypto_generichash_state rec_hash;
@@ -321,9 +322,30 @@ int cv_journal_begin(cv_journal *j, int64_t lsn, int64_t at_ms, char *err,
     j->rec_lsn = lsn;
     j->rec_at = at_ms;
     j->rec_len = 0;
+    j->rec_kicked = 0;
     j->rec_failed = false;
     crypto_generichash_init(&j->rec_hash, NULL, 0, REC_SUM);
     return 0;
+}
+
+#define KICK_BYTES (1 << 20)
+
+/* A record synced before COMMIT: start the disk writing it while the
+ * batch still grows, so the sync at its end waits for the last MiB, not
+ * the whole record (a batch of 10,000 events is 7 MiB; waiting for all
+ * of it took a third of the pipeline's time). Only a hint: the sync
+ * still decides. */
+static void kick(cv_journal *j)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (!j->sync_each || j->rec_len - j->rec_kicked < KICK_BYTES)
+        return;
+    (void)sync_file_range(j->fd, j->size + REC_HEAD + j->rec_kicked,
+                          j->rec_len - j->rec_kicked, SYNC_FILE_RANGE_WRITE);
+    j->rec_kicked = j->rec_len;
+#else
+    (void)j;
+#endif
 }
 
 int cv_journal_write(cv_journal *j, const void *data, size_t n)
@@ -347,6 +369,7 @@ int cv_journal_write(cv_journal *j, const void *data, size_t n)
         off += w;
         j->rec_len += w;
     }
+    kick(j);
     return 0;
 }
 

@@ -48,8 +48,9 @@ typedef struct cv_journal cv_journal;
  * before db_lsn (it was deleted, or lost its tail
  * to a power cut), a warning says so and it goes on from db_lsn. With
  * sync_each, end syncs each record (fdatasync) before it returns, so a
- * batch is durable before its COMMIT: the database's WAL then need not be
- * (synchronous = journal). NULL with a reason; *code is the sysexits
+ * batch is durable before its COMMIT: the database's WAL then need not
+ * be (synchronous = journal). The disk is set writing each MiB of a
+ * record as it comes, so that sync waits for little. NULL with a reason; *code is the sysexits
  * status. */
 cv_journal *cv_journal_open(const char *dir, int64_t segment_bytes,
                             bool sync_each, int64_t db_lsn, int *code,
